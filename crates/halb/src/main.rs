@@ -1,1 +1,19 @@
-fn main() {}
+//! `halb`: the command-line front end and the daemon.
+//!
+//! `halb run` is the daemon: it loads the config, hands the table to the
+//! data plane, serves the control socket and reloads on SIGHUP. The other
+//! subcommands are clients of the control socket (`list`, `reload`) or
+//! stand alone (`check-config`, `demo`).
+
+mod cli;
+mod control;
+mod daemon;
+mod demo;
+mod diff;
+mod list;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    cli::main()
+}

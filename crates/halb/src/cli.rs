@@ -1,0 +1,141 @@
+//! Argument parsing and dispatch.
+
+use crate::{control, daemon, demo, list};
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Exit status for a config that does not validate (nothing was started).
+pub const EXIT_CONFIG: u8 = 2;
+
+#[derive(Parser)]
+#[command(
+    name = "halb",
+    version,
+    about = "High-availability layer-4 load balancer: LVS + ldirectord + keepalived in one program"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the director in the foreground with a config file.
+    Run {
+        /// The TOML config file.
+        #[arg(short, long)]
+        config: PathBuf,
+        /// Control socket, overriding the config's `control_socket`.
+        #[arg(long)]
+        socket: Option<PathBuf>,
+    },
+    /// Validate a config file: every error with file, line, column and key.
+    CheckConfig {
+        /// The TOML config file.
+        file: PathBuf,
+    },
+    /// List virtual services and real servers like `ipvsadm -L -n`.
+    List(ListArgs),
+    /// Ask the running daemon to re-read its config and apply the changes.
+    Reload {
+        #[arg(long)]
+        socket: Option<PathBuf>,
+    },
+    /// Run a self-contained demo on loopback: three HTTP back ends and a
+    /// weighted round-robin virtual service on 127.0.0.1:8080.
+    Demo {
+        #[arg(long)]
+        socket: Option<PathBuf>,
+    },
+}
+
+#[derive(Args)]
+pub struct ListArgs {
+    /// Counters: connections, packets and bytes (like `ipvsadm --stats`).
+    #[arg(long, group = "view")]
+    pub stats: bool,
+    /// Smoothed rates per second (like `ipvsadm --rate`).
+    #[arg(long, group = "view")]
+    pub rate: bool,
+    /// The connection table (like `ipvsadm -L -n -c`).
+    #[arg(short = 'c', long, group = "view")]
+    pub connections: bool,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+    /// Control socket of the daemon to ask.
+    #[arg(long)]
+    pub socket: Option<PathBuf>,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let result = match cli.command {
+        Command::Run { config, socket } => daemon::run_file(&config, socket),
+        Command::CheckConfig { file } => return check_config(&file),
+        Command::List(args) => list::run(&args),
+        Command::Reload { socket } => reload(socket),
+        Command::Demo { socket } => demo::run(socket),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("halb: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("HALB_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+fn check_config(file: &std::path::Path) -> ExitCode {
+    match halb_config::load(file) {
+        Ok(cfg) => {
+            let reals: usize = cfg.services.iter().map(|s| s.reals.len()).sum();
+            println!(
+                "{}: ok ({} virtual services, {} real servers)",
+                file.display(),
+                cfg.services.len(),
+                reals
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprint!("{}", errors.render());
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}
+
+fn reload(socket: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let socket = socket.unwrap_or_else(halb_config::default_control_socket);
+    match control::request(&socket, &control::Request::Reload)
+        .with_context(|| format!("asking the daemon at {}", socket.display()))?
+    {
+        control::Response::Reloaded { summary } => {
+            println!("{summary}");
+            Ok(ExitCode::SUCCESS)
+        }
+        control::Response::Rejected { message } => {
+            eprint!("{message}");
+            eprintln!("halb: reload rejected; the running config stays in force");
+            Ok(ExitCode::from(EXIT_CONFIG))
+        }
+        control::Response::Error { message } => {
+            eprintln!("halb: {message}");
+            Ok(ExitCode::FAILURE)
+        }
+        other => anyhow::bail!("unexpected answer from the daemon: {other:?}"),
+    }
+}

@@ -1,0 +1,121 @@
+//! The control socket: a Unix stream socket, owner-only (mode 0600), one
+//! JSON request line and one JSON response per connection.
+
+use anyhow::Context;
+use halb_table::{ConnectionInfo, ServiceStats};
+use serde::{Deserialize, Serialize};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Largest request line the daemon reads; requests are tiny.
+const MAX_REQUEST: u64 = 64 * 1024;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum Request {
+    Status,
+    Connections,
+    Reload,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Status {
+    pub version: String,
+    pub dataplane: String,
+    pub config: Option<PathBuf>,
+    pub uptime_secs: u64,
+    pub services: Vec<ServiceStats>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Response {
+    Status(Status),
+    Connections { connections: Vec<ConnectionInfo> },
+    Reloaded { summary: String },
+    /// The new config did not validate; the running one stays.
+    Rejected { message: String },
+    Error { message: String },
+}
+
+/// Send one request to the daemon and read its answer.
+pub fn request(socket: &Path, req: &Request) -> anyhow::Result<Response> {
+    let mut stream = UnixStream::connect(socket).with_context(|| {
+        format!(
+            "cannot reach the halb daemon at {} (is `halb run` or `halb demo` running? \
+             pass --socket PATH if it uses another control socket)",
+            socket.display()
+        )
+    })?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut line = serde_json::to_vec(req)?;
+    line.push(b'\n');
+    stream.write_all(&line)?;
+    let mut answer = String::new();
+    BufReader::new(stream).read_line(&mut answer)?;
+    serde_json::from_str(&answer).context("the daemon sent an answer halb cannot read")
+}
+
+/// Bind the control socket: create its directory (0700) if missing, replace
+/// a stale socket that nobody answers on, refuse to steal a live one.
+pub fn bind(path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
+    if let Some(dir) = path.parent() {
+        if !dir.as_os_str().is_empty() && !dir.exists() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating control socket directory {}", dir.display()))?;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+    }
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            anyhow::bail!(
+                "control socket path {} exists and is not a socket; remove it or choose another control_socket",
+                path.display()
+            );
+        }
+        if UnixStream::connect(path).is_ok() {
+            anyhow::bail!(
+                "another halb daemon is already listening on {}; stop it or choose another control_socket",
+                path.display()
+            );
+        }
+        std::fs::remove_file(path)?;
+    }
+    let listener = tokio::net::UnixListener::bind(path)
+        .with_context(|| format!("binding control socket {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+/// Serve one client: read one request line (bounded), answer with `handle`.
+pub async fn serve_one<F>(stream: tokio::net::UnixStream, handle: F)
+where
+    F: FnOnce(Request) -> Response,
+{
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+    let (rd, mut wr) = stream.into_split();
+    let mut line = String::new();
+    let mut rd = tokio::io::BufReader::new(rd.take(MAX_REQUEST));
+    let read = tokio::time::timeout(Duration::from_secs(10), rd.read_line(&mut line)).await;
+    let response = match read {
+        Ok(Ok(_)) => match serde_json::from_str::<Request>(&line) {
+            Ok(req) => handle(req),
+            Err(e) => Response::Error {
+                message: format!("bad control request: {e}"),
+            },
+        },
+        Ok(Err(e)) => Response::Error {
+            message: format!("reading control request: {e}"),
+        },
+        Err(_) => return,
+    };
+    let Ok(mut out) = serde_json::to_vec(&response) else {
+        return;
+    };
+    out.push(b'\n');
+    let _ = wr.write_all(&out).await;
+    let _ = wr.shutdown().await;
+}

@@ -1,0 +1,213 @@
+//! The daemon: config in, table to the data plane, control socket, signals.
+
+use crate::cli::EXIT_CONFIG;
+use crate::control::{self, Request, Response, Status};
+use crate::diff;
+use anyhow::Context;
+use halb_config::Config;
+use halb_proxy::{ProxyDataPlane, ProxyOptions};
+use halb_table::DataPlane;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::signal::unix::{signal, SignalKind};
+
+/// Where the running config came from, so a reload can read it again.
+#[derive(Debug, Clone)]
+pub enum Source {
+    File(PathBuf),
+    /// An embedded config (`halb demo`): reload has nothing to re-read.
+    Embedded(&'static str),
+}
+
+struct Daemon {
+    source: Source,
+    config: Config,
+    plane: Box<dyn DataPlane>,
+    started: Instant,
+}
+
+impl Daemon {
+    fn status(&self) -> Status {
+        Status {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            dataplane: self.plane.name().to_string(),
+            config: match &self.source {
+                Source::File(p) => Some(p.clone()),
+                Source::Embedded(_) => None,
+            },
+            uptime_secs: self.started.elapsed().as_secs(),
+            services: self.plane.stats(),
+        }
+    }
+
+    /// Re-read the config and apply it as a diff. A config that does not
+    /// validate changes nothing.
+    fn reload(&mut self) -> Response {
+        let new = match &self.source {
+            Source::File(path) => match halb_config::load(path) {
+                Ok(c) => c,
+                Err(errors) => {
+                    tracing::error!(
+                        "reload rejected, the running config stays:\n{}",
+                        errors.render()
+                    );
+                    return Response::Rejected {
+                        message: errors.render(),
+                    };
+                }
+            },
+            Source::Embedded(name) => {
+                return Response::Reloaded {
+                    summary: format!("running the embedded {name} config; nothing to re-read"),
+                }
+            }
+        };
+        if new.global.control_socket != self.config.global.control_socket
+            || new.global.workers != self.config.global.workers
+        {
+            tracing::warn!("control_socket and workers changes take effect at the next restart");
+        }
+        let old_table = self.config.to_table();
+        let new_table = new.to_table();
+        let changes = diff::describe(&old_table, &new_table);
+        let report = self.plane.apply(&new_table);
+        self.config = new;
+        for c in &changes {
+            tracing::info!("reload: {c}");
+        }
+        if report.is_ok() {
+            let summary = if changes.is_empty() {
+                "reloaded: no changes".to_string()
+            } else {
+                format!("reloaded: {}", changes.join("; "))
+            };
+            tracing::info!("{summary}");
+            Response::Reloaded { summary }
+        } else {
+            let message = report
+                .errors
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("\n");
+            tracing::error!("reload applied with errors: {message}");
+            Response::Error {
+                message: format!("reload applied, but: {message}"),
+            }
+        }
+    }
+
+    fn handle(&mut self, req: Request) -> Response {
+        match req {
+            Request::Status => Response::Status(self.status()),
+            Request::Connections => Response::Connections {
+                connections: self.plane.connections(),
+            },
+            Request::Reload => self.reload(),
+        }
+    }
+}
+
+/// `halb run --config FILE`.
+pub fn run_file(path: &Path, socket: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let config = match halb_config::load(path) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprint!("{}", errors.render());
+            eprintln!("halb: nothing was started");
+            return Ok(ExitCode::from(EXIT_CONFIG));
+        }
+    };
+    run(Source::File(path.to_path_buf()), config, socket, || {})
+}
+
+/// Run the daemon until SIGINT or SIGTERM. `ready` is called once the
+/// table is applied and the control socket listens.
+pub fn run(
+    source: Source,
+    mut config: Config,
+    socket: Option<PathBuf>,
+    ready: impl FnOnce(),
+) -> anyhow::Result<ExitCode> {
+    if let Some(s) = socket {
+        config.global.control_socket = s;
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the control runtime")?;
+    rt.block_on(async move {
+        let socket_path = config.global.control_socket.clone();
+        let mut plane = ProxyDataPlane::new(ProxyOptions {
+            workers: config.global.workers,
+            ..ProxyOptions::default()
+        })
+        .context("starting the userspace data plane")?;
+        let table = config.to_table();
+        let report = plane.apply(&table);
+        if !report.is_ok() {
+            for e in &report.errors {
+                eprintln!("halb: {e}");
+            }
+            anyhow::bail!("{} virtual service(s) could not start", report.errors.len());
+        }
+        let listener = control::bind(&socket_path)?;
+        let nservices = table.services.len();
+        let daemon = Arc::new(Mutex::new(Daemon {
+            source,
+            config,
+            plane: Box::new(plane),
+            started: Instant::now(),
+        }));
+        tracing::info!(
+            "halb {} running: {nservices} virtual service(s), control socket {}",
+            env!("CARGO_PKG_VERSION"),
+            socket_path.display()
+        );
+        ready();
+
+        let served = daemon.clone();
+        let control_task = tokio::spawn(async move {
+            loop {
+                match listener.accept().await {
+                    Ok((stream, _)) => {
+                        let d = served.clone();
+                        tokio::spawn(control::serve_one(stream, move |req| match d.lock() {
+                            Ok(mut d) => d.handle(req),
+                            Err(_) => Response::Error {
+                                message: "daemon state is poisoned".into(),
+                            },
+                        }));
+                    }
+                    Err(e) => {
+                        tracing::warn!("control socket accept: {e}");
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        });
+
+        let mut hup = signal(SignalKind::hangup())?;
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        loop {
+            tokio::select! {
+                _ = hup.recv() => {
+                    tracing::info!("SIGHUP: reloading");
+                    if let Ok(mut d) = daemon.lock() {
+                        d.reload();
+                    }
+                }
+                _ = term.recv() => { tracing::info!("SIGTERM: stopping"); break; }
+                _ = int.recv() => { tracing::info!("interrupted: stopping"); break; }
+            }
+        }
+        control_task.abort();
+        let _ = std::fs::remove_file(&socket_path);
+        // Dropping the data plane closes its listeners and stops its workers.
+        drop(daemon);
+        Ok(ExitCode::SUCCESS)
+    })
+}

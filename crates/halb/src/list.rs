@@ -1,0 +1,312 @@
+//! `halb list`: the running table in the layout of `ipvsadm -L -n`.
+
+use crate::cli::ListArgs;
+use crate::control::{self, Request, Response, Status};
+use halb_table::{ConnectionInfo, Persistence, Rates, ServiceStats};
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+pub fn run(args: &ListArgs) -> anyhow::Result<ExitCode> {
+    let socket = args
+        .socket
+        .clone()
+        .unwrap_or_else(halb_config::default_control_socket);
+    let req = if args.connections {
+        Request::Connections
+    } else {
+        Request::Status
+    };
+    let out = match control::request(&socket, &req)? {
+        Response::Status(status) if args.json => serde_json::to_string_pretty(&status)? + "\n",
+        Response::Connections { connections } if args.json => {
+            serde_json::to_string_pretty(&connections)? + "\n"
+        }
+        Response::Status(status) if args.stats => render_stats(&status),
+        Response::Status(status) if args.rate => render_rate(&status),
+        Response::Status(status) => render_table(&status),
+        Response::Connections { connections } => render_connections(&connections),
+        Response::Error { message } | Response::Rejected { message } => {
+            anyhow::bail!("the daemon answered: {message}")
+        }
+        other => anyhow::bail!("unexpected answer from the daemon: {other:?}"),
+    };
+    print!("{out}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn header(status: &Status) -> String {
+    let conns: u64 = status
+        .services
+        .iter()
+        .map(|s| s.counters.active + s.counters.inactive)
+        .sum();
+    format!(
+        "halb {} data plane {} (connections={conns})\n",
+        status.version, status.dataplane
+    )
+}
+
+/// `TCP  127.0.0.1:8080 wrr persistent 600 mask 255.255.255.0`, as
+/// ipvsadm's `print_service_entry`.
+fn service_line(s: &ServiceStats) -> String {
+    let mut line = format!(
+        "{}  {} {}",
+        s.protocol.ipvsadm_name(),
+        s.listen,
+        s.scheduler
+    );
+    if let Some(p) = &s.persistence {
+        let _ = write!(line, " persistent {}", p.timeout.as_secs());
+        if let Some(mask) = mask_text(p, s.listen) {
+            let _ = write!(line, " mask {mask}");
+        }
+    }
+    if let Some(f) = s.fallback {
+        let _ = write!(line, " fallback {f}");
+    }
+    line
+}
+
+fn mask_text(p: &Persistence, listen: SocketAddr) -> Option<String> {
+    match listen {
+        SocketAddr::V4(_) if p.prefix_v4 < 32 => {
+            let bits = u32::MAX.checked_shl(32 - u32::from(p.prefix_v4)).unwrap_or(0);
+            Some(std::net::Ipv4Addr::from(bits).to_string())
+        }
+        SocketAddr::V6(_) if p.prefix_v6 < 128 => Some(p.prefix_v6.to_string()),
+        _ => None,
+    }
+}
+
+/// `ipvsadm -L -n`.
+pub fn render_table(status: &Status) -> String {
+    let mut out = header(status);
+    out.push_str("Prot LocalAddress:Port Scheduler Flags\n");
+    out.push_str("  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n");
+    for s in &status.services {
+        out.push_str(&service_line(s));
+        out.push('\n');
+        for r in &s.reals {
+            let mut flags = String::new();
+            if r.overloaded {
+                flags.push_str(" overloaded");
+            }
+            if r.removed {
+                flags.push_str(" removed");
+            }
+            let _ = writeln!(
+                out,
+                "  -> {:<28} {:<7} {:<6} {:<10} {:<10}{}",
+                r.addr.to_string(),
+                r.forward.ipvsadm_name(),
+                r.weight,
+                r.counters.active,
+                r.counters.inactive,
+                flags.trim_end()
+            );
+        }
+    }
+    out.lines().map(|l| l.trim_end().to_string() + "\n").collect()
+}
+
+/// ipvsadm's `print_largenum`: exact below 100 million, then K, M, G, T.
+fn largenum(i: u64) -> String {
+    match i {
+        0..=99_999_999 => format!("{i:>9}"),
+        100_000_000..=999_999_999 => format!("{:>8}K", i / 1_000),
+        1_000_000_000..=99_999_999_999 => format!("{:>8}M", i / 1_000_000),
+        100_000_000_000..=99_999_999_999_999 => format!("{:>8}G", i / 1_000_000_000),
+        _ => format!("{:>8}T", i / 1_000_000_000_000),
+    }
+}
+
+fn numbers_table(status: &Status, titles: [&str; 5], row: impl Fn(&[u64; 5]) -> String, pick: impl Fn(&halb_table::Counters, &Rates) -> [u64; 5]) -> String {
+    let mut out = header(status);
+    let _ = write!(out, "{:<33}", "Prot LocalAddress:Port");
+    for t in titles {
+        let _ = write!(out, "{t:>9}");
+    }
+    out.push_str("\n  -> RemoteAddress:Port\n");
+    for s in &status.services {
+        let left = format!("{}  {}", s.protocol.ipvsadm_name(), s.listen);
+        let _ = writeln!(out, "{left:<33}{}", row(&pick(&s.counters, &s.rates)));
+        for r in &s.reals {
+            let left = format!("  -> {}", r.addr);
+            let _ = writeln!(out, "{left:<33}{}", row(&pick(&r.counters, &r.rates)));
+        }
+    }
+    out
+}
+
+/// `ipvsadm -L -n --stats`.
+pub fn render_stats(status: &Status) -> String {
+    numbers_table(
+        status,
+        ["Conns", "InPkts", "OutPkts", "InBytes", "OutBytes"],
+        |v| v.iter().map(|&n| largenum(n)).collect(),
+        |c, _| [c.conns, c.packets_in, c.packets_out, c.bytes_in, c.bytes_out],
+    )
+}
+
+/// `ipvsadm -L -n --rate`.
+pub fn render_rate(status: &Status) -> String {
+    numbers_table(
+        status,
+        ["CPS", "InPPS", "OutPPS", "InBPS", "OutBPS"],
+        |v| v.iter().map(|&n| largenum(n)).collect(),
+        |_, r| {
+            [r.cps, r.inpps, r.outpps, r.inbps, r.outbps].map(|x| x.round().max(0.0) as u64)
+        },
+    )
+}
+
+/// `ipvsadm -L -n -c`.
+pub fn render_connections(conns: &[ConnectionInfo]) -> String {
+    let mut out = String::from("halb connection entries\n");
+    let _ = writeln!(
+        out,
+        "{:<3} {:<6} {:<11} {:<22} {:<22} {:<22} {:>6} {:>12} {:>12}",
+        "pro", "expire", "state", "source", "virtual", "destination", "age", "bytes-in", "bytes-out"
+    );
+    for c in conns {
+        let exp = c.expires_ms / 1000;
+        let age = c.age_ms / 1000;
+        let _ = writeln!(
+            out,
+            "{:<3} {:02}:{:02}  {:<11} {:<22} {:<22} {:<22} {:>6} {:>12} {:>12}",
+            c.protocol.ipvsadm_name(),
+            exp / 60,
+            exp % 60,
+            c.state,
+            c.client.to_string(),
+            c.virtual_addr.to_string(),
+            c.real.to_string(),
+            format!("{}s", age),
+            c.bytes_in,
+            c.bytes_out
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use halb_table::{Counters, Forward, Protocol, RealStats, SchedulerKind};
+    use std::time::Duration;
+
+    fn status() -> Status {
+        let real = |port: u16, weight: u32, active: u64, inactive: u64, conns: u64| RealStats {
+            addr: ([127, 0, 0, 1], port).into(),
+            weight,
+            forward: Forward::Proxy,
+            overloaded: false,
+            removed: false,
+            counters: Counters {
+                conns,
+                active,
+                inactive,
+                bytes_in: conns * 80,
+                bytes_out: conns * 250_000_000,
+                packets_in: 0,
+                packets_out: 0,
+            },
+            rates: Rates {
+                cps: conns as f64 / 10.0,
+                inbps: 1234.4,
+                ..Rates::default()
+            },
+        };
+        let mut reals = vec![real(18081, 1, 1, 0, 10), real(18082, 2, 2, 1, 20), real(18083, 0, 3, 0, 30)];
+        reals[1].overloaded = true;
+        let mut web = ServiceStats {
+            name: "web".into(),
+            protocol: Protocol::Tcp,
+            listen: ([127, 0, 0, 1], 8080).into(),
+            scheduler: SchedulerKind::Wrr,
+            persistence: Some(Persistence {
+                timeout: Duration::from_secs(600),
+                prefix_v4: 24,
+                prefix_v6: 128,
+            }),
+            fallback: Some(([127, 0, 0, 1], 9999).into()),
+            fallback_conns: 0,
+            counters: Counters::default(),
+            rates: Rates::default(),
+            reals,
+        };
+        for r in &web.reals {
+            web.counters.add(&r.counters);
+        }
+        let dns = ServiceStats {
+            name: "dns".into(),
+            protocol: Protocol::Udp,
+            listen: "[::1]:5353".parse().unwrap(),
+            scheduler: SchedulerKind::Sh,
+            persistence: None,
+            fallback: None,
+            fallback_conns: 0,
+            counters: Counters::default(),
+            rates: Rates::default(),
+            reals: vec![RealStats {
+                addr: "[::1]:53".parse().unwrap(),
+                weight: 1,
+                forward: Forward::Proxy,
+                overloaded: false,
+                removed: true,
+                counters: Counters {
+                    packets_in: 5,
+                    packets_out: 5,
+                    ..Counters::default()
+                },
+                rates: Rates::default(),
+            }],
+        };
+        Status {
+            version: "0.1.0".into(),
+            dataplane: "proxy".into(),
+            config: None,
+            uptime_secs: 5,
+            services: vec![web, dns],
+        }
+    }
+
+    #[test]
+    fn table_layout() {
+        insta::assert_snapshot!(render_table(&status()));
+    }
+
+    #[test]
+    fn stats_layout() {
+        insta::assert_snapshot!(render_stats(&status()));
+    }
+
+    #[test]
+    fn rate_layout() {
+        insta::assert_snapshot!(render_rate(&status()));
+    }
+
+    #[test]
+    fn connections_layout() {
+        let c = ConnectionInfo {
+            protocol: Protocol::Tcp,
+            client: ([127, 0, 0, 1], 50000).into(),
+            virtual_addr: ([127, 0, 0, 1], 8080).into(),
+            real: ([127, 0, 0, 1], 18081).into(),
+            state: "ESTABLISHED".into(),
+            age_ms: 61_000,
+            expires_ms: 899_000,
+            bytes_in: 78,
+            bytes_out: 180,
+        };
+        insta::assert_snapshot!(render_connections(&[c]));
+    }
+
+    #[test]
+    fn largenum_matches_ipvsadm() {
+        assert_eq!(largenum(99_999_999), " 99999999");
+        assert_eq!(largenum(123_456_789), "  123456K");
+        assert_eq!(largenum(12_345_678_901), "   12345M");
+    }
+}
