@@ -1,0 +1,358 @@
+//! One virtual service's balancing state: real servers and their counts,
+//! the destination trash, and the wiring of scheduler, thresholds and
+//! persistence.
+
+use crate::hash::AddrMap;
+use crate::persistence::Templates;
+use crate::schedulers::{Ctx, Live, Scheduler};
+use crate::threshold;
+use crate::{Pick, RealState, Request};
+use halb_table::{SchedulerKind, VirtualService};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+/// One virtual service's balancing state.
+#[derive(Debug, Clone)]
+pub struct Pool {
+    /// The live real servers in table order, then the trash: removed ones
+    /// still carrying connections.
+    reals: Vec<RealState>,
+    /// How many of `reals` are live.
+    live: usize,
+    /// Per live real: the last non-zero weight it was given (the kernel's
+    /// `last_weight`).
+    last_weight: Vec<u32>,
+    /// Address to index in `reals`, live and trash.
+    index: AddrMap<usize>,
+    fallback: Option<SocketAddr>,
+    sched: Scheduler,
+    persistence: Option<Templates>,
+}
+
+impl Pool {
+    pub fn new(svc: &VirtualService) -> Self {
+        let index = AddrMap::default();
+        let sched = Scheduler::new(
+            svc.scheduler,
+            svc.flags,
+            &Live {
+                reals: &[],
+                last_weight: &[],
+                index: &index,
+            },
+        );
+        let mut p = Pool {
+            reals: Vec::new(),
+            live: 0,
+            last_weight: Vec::new(),
+            index,
+            fallback: None,
+            sched,
+            persistence: None,
+        };
+        p.update(svc);
+        p
+    }
+
+    /// Apply a changed service definition. Counts of real servers that stay
+    /// are kept; removed ones with connections linger (flagged `removed`)
+    /// until those end, as in the kernel's destination trash, and come back
+    /// with their counts if re-added. The scheduler may change kind; its
+    /// state is rebuilt when what it depends on changed (the real server
+    /// list, weights or flags). Persistence templates pointing at a real
+    /// server that left the table or became quiescent are dropped.
+    ///
+    /// A real server listed twice counts once, at its first position.
+    pub fn update(&mut self, svc: &VirtualService) {
+        let old_live: Vec<SocketAddr> = self.reals[..self.live]
+            .iter()
+            .map(|r| r.server.addr)
+            .collect();
+        let old_reals = std::mem::take(&mut self.reals);
+        let old_index = std::mem::take(&mut self.index);
+        let old_last_weight = std::mem::take(&mut self.last_weight);
+        let old_n_live = self.live;
+
+        let mut taken = vec![false; old_reals.len()];
+        let mut reals = Vec::with_capacity(svc.reals.len());
+        let mut last_weight = Vec::with_capacity(svc.reals.len());
+        let mut index = AddrMap::with_capacity_and_hasher(svc.reals.len(), Default::default());
+        for r in &svc.reals {
+            if index.contains_key(&r.addr) {
+                continue;
+            }
+            let mut state = RealState {
+                server: r.clone(),
+                active: 0,
+                inactive: 0,
+                overloaded: false,
+                removed: false,
+            };
+            let mut old_upper = 0;
+            // `__ip_vs_update_dest`: last_weight follows the weight unless
+            // an existing destination is set to 0; (re-)adding sets it.
+            let mut lw = r.weight;
+            if let Some(&i) = old_index.get(&r.addr) {
+                taken[i] = true;
+                let o = &old_reals[i];
+                state.active = o.active;
+                state.inactive = o.inactive;
+                state.overloaded = o.overloaded;
+                old_upper = o.server.upper_threshold;
+                if i < old_n_live && r.weight == 0 {
+                    lw = old_last_weight[i];
+                }
+            }
+            state.overloaded = threshold::on_update(
+                state.overloaded,
+                old_upper,
+                state.total(),
+                r.upper_threshold,
+                r.lower_threshold,
+            );
+            index.insert(r.addr, reals.len());
+            reals.push(state);
+            last_weight.push(lw);
+        }
+        let live = reals.len();
+        for (o, taken) in old_reals.into_iter().zip(taken) {
+            if taken || o.total() == 0 {
+                continue;
+            }
+            index.insert(o.server.addr, reals.len());
+            reals.push(RealState { removed: true, ..o });
+        }
+
+        let view = Live {
+            reals: &reals[..live],
+            last_weight: &last_weight,
+            index: &index,
+        };
+        if self.sched.kind() == svc.scheduler {
+            self.sched.update(svc.flags, &old_live, &view);
+        } else {
+            self.sched = Scheduler::new(svc.scheduler, svc.flags, &view);
+        }
+
+        match svc.persistence {
+            None => self.persistence = None,
+            Some(cfg) => {
+                let t = self.persistence.get_or_insert_with(|| Templates::new(cfg));
+                t.reconfigure(cfg);
+                t.retain_reals(|a| view.position(a).is_some_and(|i| reals[i].server.weight > 0));
+            }
+        }
+
+        self.reals = reals;
+        self.live = live;
+        self.last_weight = last_weight;
+        self.index = index;
+        self.fallback = svc.fallback;
+    }
+
+    /// Choose where a new connection goes and count it (inactive).
+    ///
+    /// With persistence, the client's template decides if its real server
+    /// is live, not quiescent, not overloaded and not excluded; otherwise
+    /// the scheduler decides and its choice becomes the template. Only when
+    /// no real server can take the connection is the fallback server
+    /// returned (not counted, no template), unless it is excluded too.
+    pub fn schedule(&mut self, req: &Request<'_>, now: Instant) -> Option<Pick> {
+        let Pool {
+            reals,
+            live,
+            index,
+            sched,
+            persistence,
+            fallback,
+            ..
+        } = self;
+        let ctx = Ctx {
+            reals: &reals[..*live],
+            exclude: req.exclude,
+        };
+        let chosen = match persistence {
+            None => sched.pick(&ctx, req, now),
+            Some(t) => {
+                let key = t.key(req.client.ip());
+                t.schedule(
+                    key,
+                    now,
+                    |a| {
+                        index
+                            .get(a)
+                            .copied()
+                            .filter(|&i| i < ctx.len() && ctx.available(i))
+                    },
+                    || {
+                        sched
+                            .pick(&ctx, req, now)
+                            .map(|i| (i, ctx.reals[i].server.addr))
+                    },
+                )
+            }
+        };
+        match chosen {
+            Some(i) => {
+                let r = &mut reals[i];
+                r.inactive = r.inactive.saturating_add(1);
+                reevaluate(r);
+                Some(Pick {
+                    addr: r.server.addr,
+                    fallback: false,
+                })
+            }
+            None => fallback
+                .filter(|f| !req.exclude.contains(f))
+                .map(|addr| Pick {
+                    addr,
+                    fallback: true,
+                }),
+        }
+    }
+
+    /// A connection to `pick` moved between inactive and active. A move out
+    /// of an empty count is ignored.
+    pub fn set_active(&mut self, pick: &Pick, active: bool) {
+        if pick.fallback {
+            return;
+        }
+        let Some(&i) = self.index.get(&pick.addr) else {
+            return;
+        };
+        let r = &mut self.reals[i];
+        if active {
+            if r.inactive == 0 {
+                return;
+            }
+            r.inactive -= 1;
+            r.active = r.active.saturating_add(1);
+        } else {
+            if r.active == 0 {
+                return;
+            }
+            r.active -= 1;
+            r.inactive = r.inactive.saturating_add(1);
+        }
+        reevaluate(r);
+    }
+
+    /// A connection ended (or its connect failed). `was_active` says which
+    /// count it was in. `client` finds its persistence template, whose
+    /// expiry starts when its last connection ends. A removed real server
+    /// leaves the trash with its last connection. Closing from an empty
+    /// count is ignored.
+    pub fn close(&mut self, pick: &Pick, was_active: bool, client: SocketAddr, now: Instant) {
+        if pick.fallback {
+            return;
+        }
+        let Some(&i) = self.index.get(&pick.addr) else {
+            return;
+        };
+        let r = &mut self.reals[i];
+        let count = if was_active {
+            &mut r.active
+        } else {
+            &mut r.inactive
+        };
+        if *count == 0 {
+            return;
+        }
+        *count -= 1;
+        reevaluate(r);
+        let gone = r.removed && r.total() == 0;
+        if let Some(t) = &mut self.persistence {
+            t.release(t.key(client.ip()), pick.addr, now);
+        }
+        if gone {
+            self.reals.remove(i);
+            self.index.remove(&pick.addr);
+            for (j, r) in self.reals.iter().enumerate().skip(i) {
+                self.index.insert(r.server.addr, j);
+            }
+        }
+    }
+
+    /// Drop expired persistence templates (and stale lblc/lblcr locality
+    /// entries); returns when to call again, `None` if nothing is pending.
+    /// A later [`Pool::close`] can make something pending: see
+    /// [`Pool::next_deadline`].
+    pub fn expire(&mut self, now: Instant) -> Option<Instant> {
+        self.sched.expire(now);
+        let t = self.persistence.as_mut().and_then(|t| t.expire(now));
+        min_opt(t, self.sched.next_deadline())
+    }
+
+    /// When [`Pool::expire`] should next run: never later than the next
+    /// expiry, possibly earlier (an early call is harmless and returns the
+    /// exact time).
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let t = self.persistence.as_ref().and_then(|t| t.next_deadline());
+        min_opt(t, self.sched.next_deadline())
+    }
+
+    /// Live state of every real server, table order first, then removed
+    /// ones still carrying connections.
+    pub fn reals(&self) -> &[RealState] {
+        &self.reals
+    }
+
+    /// The live state of one real server (table or trash).
+    pub fn real(&self, addr: &SocketAddr) -> Option<&RealState> {
+        self.index.get(addr).map(|&i| &self.reals[i])
+    }
+
+    /// Number of live persistence templates (expired ones count until
+    /// [`Pool::expire`] drops them).
+    pub fn persistence_entries(&self) -> usize {
+        self.persistence.as_ref().map_or(0, |t| t.len())
+    }
+
+    /// The real server `client`'s persistence template names at `now`, if
+    /// any (whether or not that server can take a connection right now).
+    pub fn persistent_real(&self, client: IpAddr, now: Instant) -> Option<SocketAddr> {
+        let t = self.persistence.as_ref()?;
+        t.current(t.key(client), now)
+    }
+
+    /// The scheduler in force.
+    pub fn scheduler(&self) -> SchedulerKind {
+        self.sched.kind()
+    }
+
+    /// The fallback server, used only while no real server can take a
+    /// connection.
+    pub fn fallback(&self) -> Option<SocketAddr> {
+        self.fallback
+    }
+
+    /// Open connections of `client`'s persistence key to `real` as the
+    /// templates count them.
+    #[cfg(test)]
+    pub(crate) fn template_count(&self, client: IpAddr, real: SocketAddr) -> u32 {
+        self.persistence
+            .as_ref()
+            .map_or(0, |t| t.counted(t.key(client), real))
+    }
+}
+
+#[inline]
+fn reevaluate(r: &mut RealState) {
+    r.overloaded = threshold::evaluate(
+        r.overloaded,
+        r.total(),
+        r.server.upper_threshold,
+        r.server.lower_threshold,
+    );
+}
+
+fn min_opt(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
+#[cfg(test)]
+mod tests;
