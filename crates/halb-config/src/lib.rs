@@ -1,39 +1,217 @@
-//! halb's configuration file. (Skeleton: being written.)
+//! halb's configuration file: one TOML file, specified in
+//! `docs/configuration.md`.
+//!
+//! [`parse`] walks the spanned TOML document by hand, so that it can check
+//! every key and value and report *all* problems in one pass, each with the
+//! file, line, column, key path, what was found, what was expected and how to
+//! fix it ([`ConfigError`]). A TOML syntax error stops the parse: it is
+//! reported alone, with its position.
+//!
+//! ```
+//! let cfg = halb_config::parse(
+//!     "[[virtual_service]]\nlisten = \"127.0.0.1:8080\"\n\
+//!      [[virtual_service.real_server]]\naddress = \"127.0.0.1:18081\"\n",
+//!     std::path::Path::new("halb.toml"),
+//! )
+//! .unwrap();
+//! assert_eq!(cfg.services[0].name, "tcp/127.0.0.1:8080");
+//!
+//! let err = halb_config::parse("[global]\nworkerz = 2\n", "halb.toml".as_ref()).unwrap_err();
+//! assert_eq!(err.errors[0].fix.as_deref(), Some("did you mean `workers`?"));
+//! ```
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
-use halb_table::VirtualService;
+mod diag;
+mod suggest;
+mod values;
+mod walk;
+
+pub use diag::{ConfigError, ConfigErrors};
+
+use halb_table::{OnDown, Table, VirtualService};
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Settings that apply to the whole daemon.
-#[derive(Debug, Clone, PartialEq)]
+/// Settings that apply to the whole daemon, and the defaults every virtual
+/// service inherits unless it sets its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Global {
     /// Where the control socket listens (`halb list`, `halb reload`).
     pub control_socket: PathBuf,
     /// Data-plane worker threads (0: one per CPU).
     pub workers: usize,
+    /// Where the read-only dashboard and JSON API listen; off when unset.
+    pub http_listen: Option<std::net::SocketAddr>,
+    /// Default: one TCP connect attempt to a real server.
+    pub connect_timeout: Duration,
+    /// Default: how many real servers one client connection may try.
+    pub connect_attempts: u32,
+    /// Default: TCP connection idle both ways (0: never).
+    pub idle_timeout: Duration,
+    /// Default: UDP flow idle timeout.
+    pub udp_timeout: Duration,
+    /// Default: what a real server that is down becomes.
+    pub on_down: OnDown,
+}
+
+impl Default for Global {
+    /// The documented defaults; the control socket from
+    /// [`default_control_socket`].
+    fn default() -> Self {
+        Global {
+            control_socket: default_control_socket(),
+            workers: 0,
+            http_listen: None,
+            connect_timeout: Duration::from_secs(3),
+            connect_attempts: 3,
+            idle_timeout: Duration::from_secs(15 * 60),
+            udp_timeout: Duration::from_secs(5 * 60),
+            on_down: OnDown::Quiescent,
+        }
+    }
 }
 
 /// A whole, valid configuration.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub global: Global,
+    /// In file order, every default applied.
     pub services: Vec<VirtualService>,
 }
 
-/// Every problem found in one file, in source order.
-#[derive(Debug, thiserror::Error)]
-#[error("{} error(s) in {}", .errors.len(), .file.display())]
-pub struct ConfigErrors {
-    pub file: PathBuf,
-    pub errors: Vec<String>,
+impl Config {
+    /// The desired data-plane state this configuration describes (before
+    /// health checks change any weight).
+    pub fn to_table(&self) -> Table {
+        Table {
+            services: self.services.clone(),
+        }
+    }
 }
 
+/// Where the control socket goes when `[global] control_socket` is not set:
+/// `/run/halb/halb.sock` as root, else `$XDG_RUNTIME_DIR/halb.sock` if that
+/// is set, else `/tmp/halb-$UID/halb.sock`.
 pub fn default_control_socket() -> PathBuf {
-    PathBuf::from("/run/halb/halb.sock")
+    control_socket_for(
+        nix::unistd::geteuid().as_raw(),
+        std::env::var_os("XDG_RUNTIME_DIR"),
+    )
 }
 
-pub fn parse(_src: &str, _file: &Path) -> Result<Config, ConfigErrors> {
-    let _ = Duration::ZERO;
-    unimplemented!("being written")
+fn control_socket_for(uid: u32, xdg_runtime_dir: Option<OsString>) -> PathBuf {
+    if uid == 0 {
+        return PathBuf::from("/run/halb/halb.sock");
+    }
+    match xdg_runtime_dir {
+        // A relative or empty value is invalid per the XDG spec: ignored.
+        Some(dir) if Path::new(&dir).is_absolute() => Path::new(&dir).join("halb.sock"),
+        _ => PathBuf::from(format!("/tmp/halb-{uid}/halb.sock")),
+    }
+}
+
+/// Parse and check a configuration. `file` names it in errors (it is not
+/// read). Every problem is reported, in source order.
+pub fn parse(src: &str, file: &Path) -> Result<Config, ConfigErrors> {
+    walk::check(src, file)
+}
+
+/// Read, parse and check a configuration file. A file that cannot be read
+/// is one error naming it.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        let fix = match e.kind() {
+            std::io::ErrorKind::NotFound => Some("check the path".to_owned()),
+            std::io::ErrorKind::PermissionDenied => Some(
+                "make the file readable by this user, or run halb as one who can read it"
+                    .to_owned(),
+            ),
+            _ if path.is_dir() => {
+                Some("this is a directory: give the path of the TOML file".to_owned())
+            }
+            _ => None,
+        };
+        ConfigErrors {
+            file: path.to_owned(),
+            errors: vec![ConfigError::whole_file(
+                path,
+                format!("cannot read the file: {e}"),
+                fix,
+            )],
+        }
+    })?;
+    match String::from_utf8(bytes) {
+        Ok(src) => parse(&src, path),
+        Err(e) => Err(not_utf8(path, e)),
+    }
+}
+
+/// A file that is not UTF-8: say where the first bad byte is.
+fn not_utf8(path: &Path, e: std::string::FromUtf8Error) -> ConfigErrors {
+    let at = e.utf8_error().valid_up_to();
+    let text = String::from_utf8_lossy(e.as_bytes());
+    let map = diag::SourceMap::new(&text);
+    let problem = diag::Problem::new(at..at + 1, "", "the file is not valid UTF-8")
+        .expected("a UTF-8 text file")
+        .fix("save the file as UTF-8");
+    ConfigErrors {
+        file: path.to_owned(),
+        errors: vec![map.place(path, problem)],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_socket_rule() {
+        assert_eq!(
+            control_socket_for(0, Some("/run/user/0".into())),
+            Path::new("/run/halb/halb.sock")
+        );
+        assert_eq!(
+            control_socket_for(1000, Some("/run/user/1000".into())),
+            Path::new("/run/user/1000/halb.sock")
+        );
+        assert_eq!(
+            control_socket_for(1000, None),
+            Path::new("/tmp/halb-1000/halb.sock")
+        );
+        assert_eq!(
+            control_socket_for(1000, Some("".into())),
+            Path::new("/tmp/halb-1000/halb.sock")
+        );
+        assert_eq!(
+            control_socket_for(1000, Some("relative".into())),
+            Path::new("/tmp/halb-1000/halb.sock")
+        );
+        let d = default_control_socket();
+        assert!(d.is_absolute() && d.ends_with("halb.sock"), "{d:?}");
+    }
+
+    #[test]
+    fn load_errors() {
+        let dir = std::env::temp_dir().join(format!("halb-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let missing = dir.join("missing.toml");
+        let e = load(&missing).unwrap_err();
+        assert_eq!(e.len(), 1);
+        assert_eq!(e.errors[0].file, missing);
+        assert_eq!(e.errors[0].line, 0);
+        assert!(e.render().contains("cannot read the file"), "{e}");
+        assert!(e.render().contains("missing.toml"), "{e}");
+
+        let bad = dir.join("bad.toml");
+        std::fs::write(&bad, b"[global]\nworkers = \"\xff\"\n").unwrap();
+        let e = load(&bad).unwrap_err();
+        assert_eq!((e.errors[0].line, e.errors[0].column), (2, 12));
+        assert!(e.errors[0].message.contains("UTF-8"));
+
+        let good = dir.join("good.toml");
+        std::fs::write(&good, "[global]\nworkers = 2\n").unwrap();
+        assert_eq!(load(&good).unwrap().global.workers, 2);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

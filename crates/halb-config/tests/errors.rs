@@ -1,0 +1,557 @@
+//! The rendered errors for bad configurations: what an operator sees.
+#![allow(clippy::unwrap_used)]
+
+use halb_config::{parse, ConfigErrors};
+use insta::assert_snapshot;
+use std::path::Path;
+
+fn errors(src: &str) -> ConfigErrors {
+    match parse(src, Path::new("halb.toml")) {
+        Ok(c) => panic!("expected errors, got {c:#?}"),
+        Err(e) => e,
+    }
+}
+
+fn render(src: &str) -> String {
+    let e = errors(src);
+    // Every error has a place inside the file and says how to fix it.
+    let lines = src.split('\n').count();
+    for err in &e {
+        assert!(err.line >= 1 && err.line <= lines, "{err:?}");
+        assert!(err.column >= 1 && err.end_column > err.column, "{err:?}");
+        assert!(err.expected.is_some() && err.fix.is_some(), "{err:?}");
+    }
+    e.render()
+}
+
+#[test]
+fn syntax_unclosed_string() {
+    assert_snapshot!(render(
+        r#"[[virtual_service]]
+listen = "127.0.0.1:80
+"#
+    ));
+}
+
+#[test]
+fn syntax_unquoted_value() {
+    assert_snapshot!(render(
+        r#"[[virtual_service]]
+listen = "127.0.0.1:80"
+scheduler = wrr
+"#
+    ));
+}
+
+#[test]
+fn syntax_bad_boolean() {
+    assert_snapshot!(render("[global]\nworkers = tru\n"));
+}
+
+#[test]
+fn syntax_duplicate_key() {
+    assert_snapshot!(render(
+        r#"[global]
+workers = 2
+connect_timeout = "1s"
+workers = 4
+"#
+    ));
+}
+
+#[test]
+fn syntax_duplicate_table() {
+    assert_snapshot!(render("[global]\nworkers = 2\n\n[global]\nworkers = 4\n"));
+}
+
+#[test]
+fn syntax_header_and_eof() {
+    assert_snapshot!(render("[global\nworkers = 2\n"));
+    assert_snapshot!("syntax_missing_value", render("[global]\nworkers ="));
+}
+
+#[test]
+fn syntax_sub_table_before_its_array() {
+    assert_snapshot!(render(
+        r#"[virtual_service.persistence]
+timeout = "5m"
+
+[[virtual_service]]
+listen = "127.0.0.1:80"
+"#
+    ));
+}
+
+#[test]
+fn unknown_key_with_suggestion() {
+    assert_snapshot!(render(
+        r#"[global]
+workerz = 2
+
+[[virtual_service]]
+listen = "127.0.0.1:80"
+schedular = "wrr"
+
+  [[virtual_service.real_server]]
+  adress = "127.0.0.1:8080"
+  wieght = 2
+  colour = "blue"
+"#
+    ));
+}
+
+#[test]
+fn unknown_key_in_the_wrong_table() {
+    assert_snapshot!(render(
+        r#"workers = 2
+
+[global]
+scheduler = "rr"
+
+[[virtual_services]]
+listen = "127.0.0.1:81"
+
+[[virtual_service]]
+address = "127.0.0.1:80"
+weight = 3
+sorry_server = "127.0.0.1:9999"
+port = 80
+
+  [[virtual_service.real_server]]
+  address = "127.0.0.1:8080"
+  port = 8080
+  scheduler = "rr"
+"#
+    ));
+}
+
+#[test]
+fn unknown_scheduler() {
+    assert_snapshot!(render(
+        r#"[[virtual_service]]
+name = "web"
+listen = "127.0.0.1:80"
+scheduler = "wrrr"
+
+[[virtual_service]]
+name = "dns"
+listen = "127.0.0.1:53"
+scheduler = "round-robin"
+protocol = "TCP"
+on_down = "drain"
+"#
+    ));
+}
+
+#[test]
+fn wrong_types() {
+    assert_snapshot!(render(
+        r#"[global]
+workers = true
+control_socket = 5
+connect_timeout = 1.5
+on_down = 0
+
+[[virtual_service]]
+name = "web"
+listen = 8080
+proxy_protocol = 2
+scheduler_flags = "fallback"
+persistence = true
+
+  [[virtual_service.real_server]]
+  address = "127.0.0.1:8080"
+  weight = "5"
+  upper_threshold = 1.0
+  lower_threshold = [1]
+"#
+    ));
+}
+
+#[test]
+fn weight_out_of_range() {
+    assert_snapshot!(render(
+        r#"[[virtual_service]]
+name = "web"
+listen = "127.0.0.1:80"
+
+  [[virtual_service.real_server]]
+  address = "127.0.0.1:8080"
+  weight = 70000
+
+  [[virtual_service.real_server]]
+  address = "127.0.0.1:8081"
+  weight = -1
+"#
+    ));
+}
+
+#[test]
+fn other_ranges() {
+    assert_snapshot!(render(
+        r#"[global]
+workers = 5000
+connect_attempts = 0
+
+[[virtual_service]]
+listen = "127.0.0.1:80"
+connect_attempts = 1000
+
+  [virtual_service.persistence]
+  prefix_v6 = 129
+
+  [[virtual_service.real_server]]
+  address = "127.0.0.1:8080"
+  upper_threshold = 5000000000
+"#
+    ));
+}
+
+#[test]
+fn bad_addresses() {
+    assert_snapshot!(render(
+        r#"[[virtual_service]]
+listen = "127.0.0.1"
+
+  [[virtual_service.real_server]]
+  address = "localhost:8080"
+
+  [[virtual_service.real_server]]
+  address = "10.0.0.300:80"
+
+  [[virtual_service.real_server]]
+  address = "10.0.0.1:0"
+
+  [[virtual_service.real_server]]
+  address = "10.0.0.1:99999"
+
+  [[virtual_service.real_server]]
+  address = "10.0.0.1:http"
+
+[[virtual_service]]
+listen = "::1:80"
+
+[[virtual_service]]
+listen = "2001:db8::1:443"
+
+[[virtual_service]]
+listen = "[::1]"
+
+[[virtual_service]]
+listen = "[127.0.0.1]:80"
+
+[[virtual_service]]
+listen = "tcp://127.0.0.1:80"
+
+[[virtual_service]]
+listen = ":80"
+"#
+    ));
+}
+
+#[test]
+fn mixed_families() {
+    assert_snapshot!(render(
+        r#"[[virtual_service]]
+name = "v6"
+listen = "[::]:80"
+fallback = "127.0.0.1:9999"
+
+  [[virtual_service.real_server]]
+  address = "[2001:db8::10]:80"
+
+  [[virtual_service.real_server]]
+  address = "192.0.2.10:80"
+"#
+    ));
+}
+
+#[test]
+fn duplicates() {
+    assert_snapshot!(render(
+        r#"[[virtual_service]]
+name = "web"
+listen = "127.0.0.1:80"
+
+  [[virtual_service.real_server]]
+  address = "127.0.0.1:8080"
+
+  [[virtual_service.real_server]]
+  address = "127.0.0.1:8081"
+
+  [[virtual_service.real_server]]
+  address = "127.0.0.1:8080"
+
+[[virtual_service]]
+name = "web"
+listen = "127.0.0.1:443"
+
+[[virtual_service]]
+name = "web-too"
+listen = "127.0.0.1:80"
+
+[[virtual_service]]
+listen = "127.0.0.1:80"
+protocol = "udp"
+
+[[virtual_service]]
+listen = "127.0.0.1:80"
+protocol = "udp"
+"#
+    ));
+}
+
+#[test]
+fn thresholds() {
+    assert_snapshot!(render(
+        r#"[[virtual_service]]
+name = "web"
+listen = "127.0.0.1:80"
+
+  [[virtual_service.real_server]]
+  address = "127.0.0.1:8080"
+  upper_threshold = 50
+  lower_threshold = 100
+
+  [[virtual_service.real_server]]
+  address = "127.0.0.1:8081"
+  upper_threshold = 50
+  lower_threshold = 50
+
+  [[virtual_service.real_server]]
+  address = "127.0.0.1:8082"
+  lower_threshold = 10
+"#
+    ));
+}
+
+#[test]
+fn scheduler_flags() {
+    assert_snapshot!(render(
+        r#"[[virtual_service]]
+name = "explicit"
+listen = "127.0.0.1:80"
+scheduler = "wrr"
+scheduler_flags = ["fallback"]
+
+[[virtual_service]]
+name = "default"
+listen = "127.0.0.1:81"
+scheduler_flags = ["port"]
+
+[[virtual_service]]
+name = "sh"
+listen = "127.0.0.1:82"
+scheduler = "sh"
+scheduler_flags = ["sh-fallback", "prot", "port", "port"]
+"#
+    ));
+}
+
+#[test]
+fn proxy_protocol() {
+    assert_snapshot!(render(
+        r#"[[virtual_service]]
+name = "dns"
+listen = "127.0.0.1:53"
+protocol = "udp"
+proxy_protocol = "v2"
+
+[[virtual_service]]
+name = "web"
+listen = "127.0.0.1:80"
+proxy_protocol = "v3"
+"#
+    ));
+}
+
+#[test]
+fn bad_durations() {
+    assert_snapshot!(render(
+        r#"[global]
+connect_timeout = "3 sec"
+idle_timeout = "1.5m"
+udp_timeout = "-1s"
+
+[[virtual_service]]
+listen = "127.0.0.1:80"
+connect_timeout = "3"
+idle_timeout = "1m30s"
+udp_timeout = "10x"
+
+[[virtual_service]]
+listen = "127.0.0.1:81"
+connect_timeout = 0
+udp_timeout = "500ms"
+idle_timeout = "400d"
+
+  [virtual_service.persistence]
+  timeout = "1500ms"
+"#
+    ));
+}
+
+#[test]
+fn bad_netmasks() {
+    assert_snapshot!(render(
+        r#"[[virtual_service]]
+listen = "127.0.0.1:80"
+persistence = { netmask = "255.0.255.0" }
+
+[[virtual_service]]
+listen = "127.0.0.1:81"
+persistence = { netmask = "24" }
+
+[[virtual_service]]
+listen = "127.0.0.1:82"
+persistence = { netmask = 33 }
+
+[[virtual_service]]
+listen = "127.0.0.1:83"
+persistence = { netmask = "ffff:ffff::", mask = 24 }
+"#
+    ));
+}
+
+#[test]
+fn structure() {
+    assert_snapshot!(render(
+        r#"[[global]]
+workers = 2
+
+[virtual_service]
+listen = "127.0.0.1:80"
+"#
+    ));
+    assert_snapshot!(
+        "structure_real_server",
+        render(
+            r#"[[virtual_service]]
+listen = "127.0.0.1:80"
+real_server = ["127.0.0.1:8080", { address = "127.0.0.1:8081" }, 3]
+
+[[virtual_service]]
+listen = "127.0.0.1:81"
+
+  [virtual_service.real_server]
+  address = "127.0.0.1:8080"
+
+[[real_server]]
+address = "127.0.0.1:8080"
+"#
+        )
+    );
+}
+
+#[test]
+fn missing_required_keys() {
+    assert_snapshot!(render(
+        r#"[[virtual_service]]
+name = "web"
+
+  [[virtual_service.real_server]]
+  weight = 2
+
+[[virtual_service]]  # no listen here either
+scheduler = "rr"
+"#
+    ));
+}
+
+#[test]
+fn names_sockets_and_loops() {
+    assert_snapshot!(render(
+        r#"[global]
+control_socket = "halb.sock"
+
+[[virtual_service]]
+name = ""
+listen = "127.0.0.1:80"
+
+[[virtual_service]]
+name = " web "
+listen = "127.0.0.1:81"
+fallback = "127.0.0.1:81"
+
+  [[virtual_service.real_server]]
+  address = "127.0.0.1:81"
+"#
+    ));
+}
+
+#[test]
+fn inline_tables_get_paths_too() {
+    assert_snapshot!(render(
+        r#"virtual_service = [
+  { name = "a", listen = "127.0.0.1:80", real_server = [{ address = "127.0.0.1:8080", weight = 1e3 }] },
+  { name = "b", listen = "127.0.0.1:81", scheduler = "lcc" },
+]
+"#
+    ));
+}
+
+/// Everything wrong at once: all of it reported, in file order.
+#[test]
+fn many_errors_in_one_file() {
+    let src = r#"# halb.toml
+[global]
+workers = -1
+on_down = "remov"
+
+[[virtual_service]]
+name = "web"
+listen = "127.0.0.1:8080"
+scheduler = "wrrr"
+scheduler_flags = ["fallback"]
+proxy_protocol = "v2"
+timeuot = "3s"
+
+  [virtual_service.persistence]
+  netmask = "255.255.0.255"
+
+  [[virtual_service.real_server]]
+  address = "[::1]:8081"
+  weight = 70000
+
+  [[virtual_service.real_server]]
+  address = "127.0.0.1:8082"
+  upper_threshold = 10
+  lower_threshold = 20
+
+[[virtual_service]]
+name = "web"
+listen = "127.0.0.1:8080"
+protocol = "udp"
+proxy_protocol = "v1"
+"#;
+    let e = errors(src);
+    assert_eq!(e.len(), 10, "{e}");
+    let lines: Vec<usize> = e.iter().map(|e| e.line).collect();
+    let mut sorted = lines.clone();
+    sorted.sort();
+    assert_eq!(lines, sorted);
+    assert_snapshot!(render(src));
+    assert!(e
+        .render_with_outcome("nothing was started")
+        .ends_with("halb: 10 errors in halb.toml; nothing was started\n"));
+}
+
+#[test]
+fn structured_fields() {
+    let e = errors(
+        "[[virtual_service]]\nname = \"web\"\nlisten = \"127.0.0.1:80\"\nscheduler = \"wrrr\"\n",
+    );
+    assert_eq!(e.len(), 1);
+    let err = &e.errors[0];
+    assert_eq!(err.file, Path::new("halb.toml"));
+    assert_eq!((err.line, err.column, err.end_column), (4, 13, 19));
+    assert_eq!(err.key, "virtual_service \"web\".scheduler");
+    assert_eq!(err.message, "unknown scheduler \"wrrr\"");
+    assert_eq!(
+        err.expected.as_deref(),
+        Some("one of rr, wrr, lc, wlc, sed, nq, sh, dh, lblc, lblcr, mh, fo, ovf")
+    );
+    assert_eq!(err.fix.as_deref(), Some("did you mean \"wrr\"?"));
+    assert_eq!(err.source_line.as_deref(), Some("scheduler = \"wrrr\""));
+    assert_eq!(e.summary(), "1 error in halb.toml");
+}

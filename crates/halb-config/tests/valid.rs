@@ -1,0 +1,282 @@
+//! Valid configurations and the model they yield.
+#![allow(clippy::unwrap_used)]
+
+use halb_config::{default_control_socket, parse, Config, Global};
+use halb_table::{
+    Forward, OnDown, Persistence, Protocol, ProxyProtocol, RealServer, SchedulerFlags,
+    SchedulerKind, VirtualService,
+};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+fn ok(src: &str) -> Config {
+    match parse(src, Path::new("halb.toml")) {
+        Ok(c) => c,
+        Err(e) => panic!("unexpected errors:\n{e}"),
+    }
+}
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+/// The example in docs/configuration.md, verbatim.
+fn docs_example() -> String {
+    let doc = include_str!("../../../docs/configuration.md");
+    let start = doc.find("```toml\n").unwrap() + "```toml\n".len();
+    let end = start + doc[start..].find("```").unwrap();
+    doc[start..end].to_owned()
+}
+
+#[test]
+fn docs_example_parses_to_the_model() {
+    let cfg = ok(&docs_example());
+    assert_eq!(
+        cfg.global,
+        Global {
+            control_socket: PathBuf::from("/run/halb/halb.sock"),
+            workers: 0,
+            http_listen: Some(addr("127.0.0.1:9090")),
+            connect_timeout: Duration::from_secs(3),
+            connect_attempts: 3,
+            idle_timeout: Duration::from_secs(15 * 60),
+            udp_timeout: Duration::from_secs(5 * 60),
+            on_down: OnDown::Quiescent,
+        }
+    );
+    let expected = VirtualService {
+        name: "web".into(),
+        listen: addr("127.0.0.1:8080"),
+        protocol: Protocol::Tcp,
+        scheduler: SchedulerKind::Sh,
+        flags: SchedulerFlags {
+            fallback: true,
+            port: true,
+        },
+        persistence: Some(Persistence {
+            timeout: Duration::from_secs(600),
+            prefix_v4: 24,
+            prefix_v6: 64,
+        }),
+        fallback: Some(addr("127.0.0.1:9999")),
+        on_down: OnDown::Remove,
+        proxy_protocol: Some(ProxyProtocol::V2),
+        connect_timeout: Duration::from_secs(1),
+        connect_attempts: 3,
+        idle_timeout: Duration::from_secs(15 * 60),
+        udp_timeout: Duration::from_secs(5 * 60),
+        reals: vec![RealServer {
+            addr: addr("127.0.0.1:18081"),
+            weight: 1,
+            upper_threshold: 100,
+            lower_threshold: 50,
+            forward: Forward::Proxy,
+        }],
+    };
+    assert_eq!(cfg.services, vec![expected]);
+    assert_eq!(cfg.to_table().services, cfg.services);
+}
+
+#[test]
+fn defaults_applied() {
+    let cfg = ok(r#"
+[[virtual_service]]
+listen = "10.0.0.1:80"
+
+  [[virtual_service.real_server]]
+  address = "10.0.1.1:8080"
+
+  [[virtual_service.real_server]]
+  address = "10.0.1.2:8080"
+  weight = 0
+"#);
+    assert_eq!(cfg.global.control_socket, default_control_socket());
+    assert_eq!(cfg.global.workers, 0);
+    let mut expected = VirtualService::new(
+        "tcp/10.0.0.1:80",
+        addr("10.0.0.1:80"),
+        Protocol::Tcp,
+        SchedulerKind::Wlc,
+    );
+    expected.reals = vec![
+        RealServer::new(addr("10.0.1.1:8080"), 1),
+        RealServer::new(addr("10.0.1.2:8080"), 0),
+    ];
+    assert_eq!(cfg.services, vec![expected]);
+    assert_eq!(cfg.services[0].reals[0].forward, Forward::Proxy);
+}
+
+#[test]
+fn empty_file_is_no_services() {
+    let cfg = ok("");
+    assert!(cfg.services.is_empty());
+    assert_eq!(cfg.global, Global::default());
+    assert!(cfg.to_table().services.is_empty());
+    let cfg = ok("# nothing yet\n[global]\n");
+    assert!(cfg.services.is_empty());
+}
+
+#[test]
+fn global_defaults_and_overrides() {
+    let cfg = ok(r#"
+[global]
+control_socket = "/tmp/x/halb.sock"
+workers = 4
+connect_timeout = "250ms"
+connect_attempts = 5
+idle_timeout = 0
+udp_timeout = "1m"
+on_down = "remove"
+
+[[virtual_service]]
+name = "inherits"
+listen = "10.0.0.1:53"
+protocol = "udp"
+
+[[virtual_service]]
+name = "overrides"
+listen = "10.0.0.1:80"
+connect_timeout = 2
+connect_attempts = 1
+idle_timeout = "1h"
+udp_timeout = "30s"
+on_down = "quiescent"
+"#);
+    assert_eq!(cfg.global.control_socket, Path::new("/tmp/x/halb.sock"));
+    assert_eq!(cfg.global.workers, 4);
+    assert_eq!(cfg.global.connect_timeout, Duration::from_millis(250));
+    assert_eq!(cfg.global.connect_attempts, 5);
+    assert_eq!(cfg.global.idle_timeout, Duration::ZERO);
+    assert_eq!(cfg.global.udp_timeout, Duration::from_secs(60));
+    assert_eq!(cfg.global.on_down, OnDown::Remove);
+
+    let a = &cfg.services[0];
+    assert_eq!(a.protocol, Protocol::Udp);
+    assert_eq!(a.connect_timeout, Duration::from_millis(250));
+    assert_eq!(a.connect_attempts, 5);
+    assert_eq!(a.idle_timeout, Duration::ZERO);
+    assert_eq!(a.udp_timeout, Duration::from_secs(60));
+    assert_eq!(a.on_down, OnDown::Remove);
+
+    let b = &cfg.services[1];
+    assert_eq!(b.connect_timeout, Duration::from_secs(2));
+    assert_eq!(b.connect_attempts, 1);
+    assert_eq!(b.idle_timeout, Duration::from_secs(3600));
+    assert_eq!(b.udp_timeout, Duration::from_secs(30));
+    assert_eq!(b.on_down, OnDown::Quiescent);
+}
+
+#[test]
+fn ipv6_listen() {
+    let cfg = ok(r#"
+[[virtual_service]]
+listen = "[::1]:8080"
+fallback = "[::1]:9999"
+scheduler = "mh"
+scheduler_flags = ["port"]
+persistence = { timeout = "1h", prefix_v6 = 48 }
+
+  [[virtual_service.real_server]]
+  address = "[2001:db8::10]:80"
+  weight = 65535
+
+  [[virtual_service.real_server]]
+  address = "[::ffff:192.0.2.1]:80"
+"#);
+    let s = &cfg.services[0];
+    assert_eq!(s.name, "tcp/[::1]:8080");
+    assert_eq!(s.listen, addr("[::1]:8080"));
+    assert_eq!(s.scheduler, SchedulerKind::Mh);
+    assert_eq!(
+        s.flags,
+        SchedulerFlags {
+            fallback: false,
+            port: true
+        }
+    );
+    assert_eq!(
+        s.persistence,
+        Some(Persistence {
+            timeout: Duration::from_secs(3600),
+            prefix_v4: 32,
+            prefix_v6: 48,
+        })
+    );
+    assert_eq!(s.reals[0].weight, 65535);
+    assert_eq!(s.reals.len(), 2);
+}
+
+#[test]
+fn every_scheduler_and_netmask_forms() {
+    for k in SchedulerKind::ALL {
+        let cfg = ok(&format!(
+            "[[virtual_service]]\nlisten = \"10.0.0.1:80\"\nscheduler = \"{k}\"\n"
+        ));
+        assert_eq!(cfg.services[0].scheduler, k);
+    }
+    for (mask, prefix) in [
+        ("24", 24),
+        ("\"255.255.255.0\"", 24),
+        ("0", 0),
+        ("\"255.255.255.255\"", 32),
+        ("17", 17),
+    ] {
+        let cfg = ok(&format!(
+            "[[virtual_service]]\nlisten = \"10.0.0.1:80\"\n[virtual_service.persistence]\nnetmask = {mask}\n"
+        ));
+        let p = cfg.services[0].persistence.unwrap();
+        assert_eq!(p.prefix_v4, prefix, "{mask}");
+        assert_eq!(p.timeout, Duration::from_secs(300));
+        assert_eq!(p.prefix_v6, 128);
+    }
+}
+
+#[test]
+fn inline_and_dotted_forms() {
+    let cfg = ok(r#"
+global = { workers = 2 }
+virtual_service = [
+  { name = "a", listen = "10.0.0.1:80", real_server = [{ address = "10.0.1.1:80", weight = 3 }] },
+  { name = "b", listen = "10.0.0.1:81", persistence.timeout = "10m" },
+]
+"#);
+    assert_eq!(cfg.global.workers, 2);
+    assert_eq!(cfg.services.len(), 2);
+    assert_eq!(cfg.services[0].reals[0].weight, 3);
+    assert_eq!(
+        cfg.services[1].persistence.unwrap().timeout,
+        Duration::from_secs(600)
+    );
+}
+
+#[test]
+fn thresholds_and_same_address_other_protocol() {
+    let cfg = ok(r#"
+[[virtual_service]]
+listen = "10.0.0.1:53"
+
+  [[virtual_service.real_server]]
+  address = "10.0.1.1:53"
+  upper_threshold = 100
+
+  [[virtual_service.real_server]]
+  address = "10.0.1.2:53"
+  upper_threshold = 100
+  lower_threshold = 99
+
+[[virtual_service]]
+listen = "10.0.0.1:53"
+protocol = "udp"
+"#);
+    assert_eq!(cfg.services[0].reals[0].upper_threshold, 100);
+    assert_eq!(cfg.services[0].reals[0].lower_threshold, 0);
+    assert_eq!(cfg.services[0].reals[1].lower_threshold, 99);
+    assert_eq!(cfg.services[1].name, "udp/10.0.0.1:53");
+}
+
+#[test]
+fn crlf_and_comments() {
+    let cfg = ok("# c\r\n[[virtual_service]] # svc\r\nlisten = \"10.0.0.1:80\" # here\r\n");
+    assert_eq!(cfg.services[0].listen, addr("10.0.0.1:80"));
+}
