@@ -129,7 +129,6 @@ fn reload(socket: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         }
         control::Response::Rejected { message } => {
             eprint!("{message}");
-            eprintln!("halb: reload rejected; the running config stays in force");
             Ok(ExitCode::from(EXIT_CONFIG))
         }
         control::Response::Error { message } => {

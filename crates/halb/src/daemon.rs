@@ -2,11 +2,12 @@
 
 use crate::cli::EXIT_CONFIG;
 use crate::control::{self, Request, Response, Status};
-use crate::diff;
+use crate::{diff, http};
 use anyhow::Context;
 use halb_config::Config;
 use halb_proxy::{ProxyDataPlane, ProxyOptions};
 use halb_table::DataPlane;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -54,7 +55,7 @@ impl Daemon {
                         errors.render()
                     );
                     return Response::Rejected {
-                        message: errors.render(),
+                        message: errors.render_with_outcome("the running config stays"),
                     };
                 }
             },
@@ -115,12 +116,12 @@ pub fn run_file(path: &Path, socket: Option<PathBuf>) -> anyhow::Result<ExitCode
     let config = match halb_config::load(path) {
         Ok(c) => c,
         Err(errors) => {
-            eprint!("{}", errors.render());
-            eprintln!("halb: nothing was started");
+            eprint!("{}", errors.render_with_outcome("nothing was started"));
             return Ok(ExitCode::from(EXIT_CONFIG));
         }
     };
-    run(Source::File(path.to_path_buf()), config, socket, || {})
+    let http = config.global.http_listen;
+    run(Source::File(path.to_path_buf()), config, socket, http, || {})
 }
 
 /// Run the daemon until SIGINT or SIGTERM. `ready` is called once the
@@ -129,6 +130,7 @@ pub fn run(
     source: Source,
     mut config: Config,
     socket: Option<PathBuf>,
+    http: Option<SocketAddr>,
     ready: impl FnOnce(),
 ) -> anyhow::Result<ExitCode> {
     if let Some(s) = socket {
@@ -154,6 +156,14 @@ pub fn run(
             anyhow::bail!("{} virtual service(s) could not start", report.errors.len());
         }
         let listener = control::bind(&socket_path)?;
+        let http_listener = match http {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("dashboard cannot listen on {addr}"))?,
+            ),
+            None => None,
+        };
         let nservices = table.services.len();
         let daemon = Arc::new(Mutex::new(Daemon {
             source,
@@ -167,6 +177,17 @@ pub fn run(
             socket_path.display()
         );
         ready();
+
+        let http_task = http_listener.map(|l| {
+            let d = daemon.clone();
+            let handler: http::Handler = Arc::new(move |req| match d.lock() {
+                Ok(mut d) => d.handle(req),
+                Err(_) => Response::Error {
+                    message: "daemon state is poisoned".into(),
+                },
+            });
+            tokio::spawn(http::serve(l, handler))
+        });
 
         let served = daemon.clone();
         let control_task = tokio::spawn(async move {
@@ -205,6 +226,9 @@ pub fn run(
             }
         }
         control_task.abort();
+        if let Some(t) = http_task {
+            t.abort();
+        }
         let _ = std::fs::remove_file(&socket_path);
         // Dropping the data plane closes its listeners and stops its workers.
         drop(daemon);

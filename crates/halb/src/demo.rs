@@ -39,6 +39,9 @@ scheduler = "wrr"
   weight = 3
 "#;
 
+/// Where the demo's dashboard listens.
+pub const DASHBOARD: &str = "127.0.0.1:9090";
+
 /// The demo back ends: (name, address).
 pub const BACKENDS: [(&str, &str); 3] = [
     ("backend-1", "127.0.0.1:18081"),
@@ -53,7 +56,8 @@ pub fn run(socket: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let socket_path = socket
         .clone()
         .unwrap_or_else(|| config.global.control_socket.clone());
-    let result = daemon::run(Source::Embedded("demo"), config, socket, || {
+    let http: SocketAddr = DASHBOARD.parse()?;
+    let result = daemon::run(Source::Embedded("demo"), config, socket, Some(http), || {
         print_banner(&socket_path);
     });
     drop(backends);
@@ -72,6 +76,7 @@ fn print_banner(socket: &Path) {
          \x20   -> backend-1   127.0.0.1:18081  weight 1\n\
          \x20   -> backend-2   127.0.0.1:18082  weight 2\n\
          \x20   -> backend-3   127.0.0.1:18083  weight 3\n\
+         \n  dashboard        http://{DASHBOARD}/  (JSON: /api/v1/status)\n\
          \nTry, in another terminal:\n\
          \x20 for i in $(seq 6); do curl -s http://127.0.0.1:8080/; done\n\
          \x20 {list}\n\

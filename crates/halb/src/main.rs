@@ -10,6 +10,7 @@ mod control;
 mod daemon;
 mod demo;
 mod diff;
+mod http;
 mod list;
 
 use std::process::ExitCode;

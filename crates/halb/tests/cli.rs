@@ -291,6 +291,16 @@ fn http_get(addr: &str) -> String {
     resp.rsplit("\r\n\r\n").next().unwrap().trim().to_string()
 }
 
+fn http_raw(addr: &str, path: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    resp
+}
+
 #[test]
 fn demo_spreads_by_weight_and_stops_on_ctrl_c() {
     let dir = tempdir("demo");
@@ -325,6 +335,17 @@ fn demo_spreads_by_weight_and_stops_on_ctrl_c() {
     );
     let table = String::from_utf8(d.list(&[]).stdout).unwrap();
     assert!(table.contains("TCP  127.0.0.1:8080 wrr"), "{table}");
+
+    // The dashboard and its JSON API.
+    let page = http_raw("127.0.0.1:9090", "/");
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(page.contains("/api/v1/status"), "{page}");
+    let api = http_raw("127.0.0.1:9090", "/api/v1/status");
+    let body = api.split("\r\n\r\n").nth(1).unwrap();
+    let status: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(status["services"][0]["listen"], "127.0.0.1:8080");
+    assert_eq!(status["services"][0]["counters"]["conns"], 12);
+    assert!(http_raw("127.0.0.1:9090", "/nope").starts_with("HTTP/1.1 404"));
 
     d.signal("-INT");
     assert!(d.wait_exit().success());
