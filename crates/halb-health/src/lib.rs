@@ -1,0 +1,25 @@
+//! Health checking, the first slice of issue 3.
+//!
+//! - [`spec`]: what a check is ([`CheckSpec`], [`ProbeSpec`]) and how its
+//!   timing defaults from global to virtual service to real server
+//!   ([`Params`], [`resolve`]).
+//! - [`engine`]: the sans-IO check engine: scheduling with spread, shared
+//!   probes, timeouts, rise/fall. No I/O, no clock: time comes in as `now`.
+//! - [`probe`]: the I/O shell's probes (tokio): tcp, http, external
+//!   command, behind the [`Prober`] trait; https with rustls.
+//! - [`driver`]: the tokio loop that runs the engine with a prober and
+//!   reports [`Event`]s; what the daemon embeds.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod driver;
+pub mod engine;
+pub mod probe;
+pub mod spec;
+
+pub use driver::{drive, Event};
+pub use engine::{Action, CheckId, CheckStatus, Engine, Health, ProbeId, ProbeOutcome};
+pub use probe::{NetProber, Prober};
+pub use spec::{
+    resolve, CheckSpec, ClientCert, ExternalSpec, HttpMethod, HttpSpec, InitialState, Params,
+    ProbeSpec, Timing, TlsSpec,
+};

@@ -1,0 +1,57 @@
+//! The probes: the I/O shell around the engine (tokio).
+//!
+//! [`run`] runs one probe for a [`CheckSpec`] and always returns by
+//! `spec.timing.timeout`: the whole probe (connect, write, every read, a
+//! child process) sits under one `tokio::time::timeout`, reads are
+//! bounded ([`http::MAX_RESPONSE`]), and a child process is killed with its
+//! process group when the timeout drops it. The engine enforces the same
+//! timeout on its side, so a probe that misbehaves still cannot stall it.
+
+pub mod external;
+pub mod http;
+pub mod tcp;
+pub mod tls;
+
+use crate::engine::ProbeOutcome;
+use crate::spec::{CheckSpec, ProbeSpec};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+/// A boxed, sendable future.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// Runs probes. The daemon uses [`NetProber`]; tests of the shell can use
+/// a scripted one.
+pub trait Prober: Send + Sync + 'static {
+    /// Runs the probe of `spec`; must end by `spec.timing.timeout`.
+    fn probe(&self, spec: Arc<CheckSpec>) -> BoxFuture<ProbeOutcome>;
+}
+
+/// The real probes, over the network and processes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NetProber;
+
+impl Prober for NetProber {
+    fn probe(&self, spec: Arc<CheckSpec>) -> BoxFuture<ProbeOutcome> {
+        Box::pin(async move { run(&spec).await })
+    }
+}
+
+/// Runs the probe of `spec`, bounded by its timeout.
+pub async fn run(spec: &CheckSpec) -> ProbeOutcome {
+    let timeout = spec.timing.timeout;
+    let probe = async {
+        match &spec.probe {
+            ProbeSpec::Tcp => tcp::probe(spec.target).await,
+            ProbeSpec::Http(http) => http::probe(spec.target, http).await,
+            ProbeSpec::External(ext) => external::probe(ext).await,
+            ProbeSpec::On => ProbeOutcome::up("forced on"),
+            ProbeSpec::Off => ProbeOutcome::down("forced off"),
+        }
+    };
+    match tokio::time::timeout(timeout, probe).await {
+        Ok(outcome) => outcome,
+        Err(_) => ProbeOutcome::down(format!("timed out after {timeout:?}")),
+    }
+}

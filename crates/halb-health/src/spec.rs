@@ -1,0 +1,305 @@
+//! What a check is: its target, its probe and its timing, and how the
+//! timing parameters default from the global level to the virtual service
+//! to the real server (as keepalived does).
+
+use std::net::SocketAddr;
+use std::ops::RangeInclusive;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// One check, fully resolved. Two checks with equal specs are the same
+/// probe: the engine runs it once and gives the result to both.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CheckSpec {
+    /// The address probed. Usually the real server, but may differ
+    /// (ldirectord `checkport`, keepalived `connect_ip`/`connect_port`).
+    pub target: SocketAddr,
+    pub probe: ProbeSpec,
+    pub timing: Timing,
+}
+
+/// Timing and thresholds of one check, resolved from [`Params`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Timing {
+    /// Time between the starts of two probes while the state is settled.
+    pub interval: Duration,
+    /// A probe that has not reported this long after its start has failed.
+    pub timeout: Duration,
+    /// Consecutive successes that bring a Down check Up (at least 1).
+    pub rise: u32,
+    /// Consecutive failures that bring an Up check Down (at least 1;
+    /// ldirectord `failurecount`, keepalived `retry`).
+    pub fall: u32,
+    /// Time between the starts of two probes while an Up check is
+    /// counting failures towards `fall` (keepalived `delay_before_retry`).
+    pub delay_before_retry: Duration,
+    /// The first probe is delayed by an extra, deterministic pseudo-random
+    /// fraction of this (keepalived `warmup`).
+    pub warmup: Duration,
+    /// The state before the first result.
+    pub initial: InitialState,
+}
+
+/// The state of a check before its first result (HAProxy's `init-state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum InitialState {
+    /// Up; `fall` failures take it Down (keepalived without `alpha`).
+    FullyUp,
+    /// Up, but the first failure takes it Down.
+    Up,
+    /// Down, but the first success takes it Up (ldirectord: a real server
+    /// joins the pool after its first successful check). The default:
+    /// no traffic to an unverified server, and no `rise × interval` wait
+    /// at start-up.
+    #[default]
+    Down,
+    /// Down; `rise` successes take it Up (keepalived with `alpha`).
+    FullyDown,
+}
+
+/// How to probe.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ProbeSpec {
+    /// TCP connect; up when the handshake completes.
+    Tcp,
+    /// HTTP/1.0 request over TCP.
+    Http(HttpSpec),
+    /// Run a command: exit 0 up, 1 down, 2..=255 up with weight `code - 2`
+    /// when `dynamic_weight` (keepalived MISC_CHECK `misc_dynamic`).
+    External(ExternalSpec),
+    /// Forced up (ldirectord `checktype = on`); never probed.
+    On,
+    /// Forced down (ldirectord `checktype = off`); never probed.
+    Off,
+}
+
+impl ProbeSpec {
+    /// The probe used when a check names no type, picked by the service
+    /// port as ldirectord does: 80 → HTTP `GET /` expecting 2xx, 443 → the
+    /// same over TLS without verification, anything else → TCP connect
+    /// (until the protocol probes for 3306, 5432, 6379, 53 and 25 exist).
+    pub fn default_for_port(port: u16) -> ProbeSpec {
+        match port {
+            80 => ProbeSpec::Http(HttpSpec::get("/")),
+            443 => ProbeSpec::Http(HttpSpec {
+                tls: Some(TlsSpec::default()),
+                ..HttpSpec::get("/")
+            }),
+            _ => ProbeSpec::Tcp,
+        }
+    }
+}
+
+/// GET or HEAD.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum HttpMethod {
+    #[default]
+    Get,
+    Head,
+}
+
+impl HttpMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpMethod::Get => "GET",
+            HttpMethod::Head => "HEAD",
+        }
+    }
+}
+
+/// An HTTP check.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HttpSpec {
+    pub method: HttpMethod,
+    /// Request target, e.g. `/health`.
+    pub path: String,
+    /// `Host` header (ldirectord `virtualhost`); the target address when
+    /// `None`.
+    pub host: Option<String>,
+    /// Accepted status codes; empty means `200..=299` (keepalived's default).
+    pub expect_status: Vec<RangeInclusive<u16>>,
+    /// The body must contain this.
+    pub body_contains: Option<String>,
+    /// MD5 of the whole body must be this (keepalived `digest`, as printed
+    /// by `genhash`).
+    pub body_md5: Option<[u8; 16]>,
+    /// HTTPS when set.
+    pub tls: Option<TlsSpec>,
+}
+
+/// TLS parameters of an HTTPS check.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct TlsSpec {
+    /// SNI, and the name verified. Defaults to [`HttpSpec::host`] without
+    /// its port, else the target's IP address (no SNI is sent for an IP).
+    pub server_name: Option<String>,
+    /// Verify the certificate chain and name. Off: any certificate is
+    /// accepted (the handshake signature is still checked).
+    pub verify: bool,
+    /// PEM trust anchors instead of the bundled Mozilla roots.
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate chain and private key (PEM files), for back ends
+    /// that require client authentication.
+    pub client_cert: Option<ClientCert>,
+}
+
+/// A client certificate: chain and key, PEM files.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ClientCert {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+}
+
+impl HttpSpec {
+    /// GET `path`, expecting 2xx.
+    pub fn get(path: impl Into<String>) -> Self {
+        HttpSpec {
+            method: HttpMethod::Get,
+            path: path.into(),
+            host: None,
+            expect_status: Vec::new(),
+            body_contains: None,
+            body_md5: None,
+            tls: None,
+        }
+    }
+
+    /// Whether `status` is accepted.
+    pub fn status_ok(&self, status: u16) -> bool {
+        if self.expect_status.is_empty() {
+            (200..=299).contains(&status)
+        } else {
+            self.expect_status.iter().any(|r| r.contains(&status))
+        }
+    }
+}
+
+/// An external command check.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ExternalSpec {
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    /// Exit codes 2..=255 mean up with weight `code - 2`; without it they
+    /// mean down.
+    pub dynamic_weight: bool,
+}
+
+/// Timing parameters at one level (global, virtual service, real server);
+/// `None` inherits from the level above.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Params {
+    pub interval: Option<Duration>,
+    pub timeout: Option<Duration>,
+    pub rise: Option<u32>,
+    pub fall: Option<u32>,
+    pub delay_before_retry: Option<Duration>,
+    pub warmup: Option<Duration>,
+    pub initial: Option<InitialState>,
+}
+
+/// Default interval (keepalived `delay_loop`, ldirectord `checkinterval`).
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
+/// Default probe timeout.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default `rise`.
+pub const DEFAULT_RISE: u32 = 1;
+/// Default `fall`.
+pub const DEFAULT_FALL: u32 = 1;
+
+/// Resolves real server over virtual service over global over the built-in
+/// defaults. `delay_before_retry` defaults to the resolved interval (so
+/// detection takes at most `fall × interval + timeout` when the timeout
+/// is at most the interval); `rise` and `fall` are at least 1; zero
+/// durations for `interval` are raised to 1 ms.
+pub fn resolve(global: &Params, service: &Params, real: &Params) -> Timing {
+    fn pick<T: Copy>(f: impl Fn(&Params) -> Option<T>, levels: [&Params; 3]) -> Option<T> {
+        levels.iter().rev().find_map(|p| f(p))
+    }
+    let levels = [global, service, real];
+    let interval = pick(|p| p.interval, levels)
+        .unwrap_or(DEFAULT_INTERVAL)
+        .max(Duration::from_millis(1));
+    Timing {
+        interval,
+        timeout: pick(|p| p.timeout, levels).unwrap_or(DEFAULT_TIMEOUT),
+        rise: pick(|p| p.rise, levels).unwrap_or(DEFAULT_RISE).max(1),
+        fall: pick(|p| p.fall, levels).unwrap_or(DEFAULT_FALL).max(1),
+        delay_before_retry: pick(|p| p.delay_before_retry, levels).unwrap_or(interval),
+        warmup: pick(|p| p.warmup, levels).unwrap_or(Duration::ZERO),
+        initial: pick(|p| p.initial, levels).unwrap_or_default(),
+    }
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        resolve(&Params::default(), &Params::default(), &Params::default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_level_defaults_the_next() {
+        let global = Params {
+            interval: Some(Duration::from_secs(2)),
+            rise: Some(3),
+            timeout: Some(Duration::from_secs(1)),
+            ..Params::default()
+        };
+        let service = Params {
+            rise: Some(2),
+            fall: Some(4),
+            ..Params::default()
+        };
+        let real = Params {
+            fall: Some(5),
+            warmup: Some(Duration::from_secs(7)),
+            ..Params::default()
+        };
+        let t = resolve(&global, &service, &real);
+        assert_eq!(t.interval, Duration::from_secs(2));
+        assert_eq!(t.timeout, Duration::from_secs(1));
+        assert_eq!(t.rise, 2);
+        assert_eq!(t.fall, 5);
+        assert_eq!(t.delay_before_retry, Duration::from_secs(2));
+        assert_eq!(t.warmup, Duration::from_secs(7));
+        assert_eq!(t.initial, InitialState::Down);
+    }
+
+    #[test]
+    fn defaults_and_clamps() {
+        let zero = Params {
+            interval: Some(Duration::ZERO),
+            rise: Some(0),
+            fall: Some(0),
+            ..Params::default()
+        };
+        let t = resolve(&Params::default(), &zero, &Params::default());
+        assert_eq!(t.interval, Duration::from_millis(1));
+        assert_eq!((t.rise, t.fall), (1, 1));
+        assert_eq!(Timing::default().interval, DEFAULT_INTERVAL);
+    }
+
+    #[test]
+    fn default_probe_by_port() {
+        assert_eq!(
+            ProbeSpec::default_for_port(80),
+            ProbeSpec::Http(HttpSpec::get("/"))
+        );
+        assert!(matches!(
+            ProbeSpec::default_for_port(443),
+            ProbeSpec::Http(HttpSpec { tls: Some(_), .. })
+        ));
+        assert_eq!(ProbeSpec::default_for_port(3306), ProbeSpec::Tcp);
+    }
+
+    #[test]
+    fn status_ranges() {
+        let mut h = HttpSpec::get("/");
+        assert!(h.status_ok(204) && !h.status_ok(301) && !h.status_ok(500));
+        h.expect_status = vec![200..=200, 300..=399];
+        assert!(h.status_ok(200) && h.status_ok(302) && !h.status_ok(204));
+    }
+}
