@@ -1,0 +1,684 @@
+//! One virtual router instance: the state machine of RFC 5798 §6.4
+//! (RFC 3768 §6.4 for VRRPv2), sans-IO.
+//!
+//! Inputs are method calls carrying `now`; outputs are [`Action`]s drained
+//! with [`Router::poll_action`] and one deadline, [`Router::poll_timeout`],
+//! at which the shell calls [`Router::handle_timeout`].
+//!
+//! # Beyond the RFC (keepalived behaviour)
+//!
+//! * **Fault** state: link down takes the instance out of the election
+//!   (a master removes its addresses); link up starts it again as at
+//!   startup (RFC 5798 §6.4.1).
+//! * **Preempt delay**: for `preempt_delay` after entering Backup, a
+//!   preempting backup still honours a lower-priority master (keepalived's
+//!   `preempt_delay`).
+//! * **Tracking**: [`Router::set_priority_delta`] shifts the priority,
+//!   clamped to 1..=254; an address owner (255) ignores it, as keepalived.
+//! * **Gratuitous ARP / unsolicited NA**: a burst on becoming master
+//!   (RFC 5798 §6.4.1 / §6.4.2 "broadcast a gratuitous ARP"), a second
+//!   burst after `delay`, then periodic refreshes (keepalived's
+//!   `garp_master_repeat`, `garp_master_delay`, `garp_master_refresh`). A
+//!   master that hears a lower-priority master (split brain healing)
+//!   discards the advert as the RFC says, but re-announces its addresses
+//!   (at most once per advert interval) so clients converge.
+//! * A master that receives a priority-0 advert sends an advert at once
+//!   (RFC 5798 §6.4.3).
+
+use std::collections::VecDeque;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+
+use crate::packet::{Addresses, Advert, Auth, Expected, Version, PRIORITY_OWNER, PRIORITY_RELEASE};
+
+/// Gratuitous ARP / unsolicited neighbour advertisement schedule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gratuitous {
+    /// Messages per burst on becoming master (`garp_master_repeat`).
+    pub repeat: u32,
+    /// Delay before the second burst (`garp_master_delay`); `None`: no
+    /// second burst.
+    pub delay: Option<Duration>,
+    /// Period of refresh bursts while master (`garp_master_refresh`).
+    pub refresh: Option<Duration>,
+    /// Messages per refresh burst (`garp_master_refresh_repeat`).
+    pub refresh_repeat: u32,
+    /// Re-announce when a lower-priority master is heard.
+    pub on_lower_priority: bool,
+}
+
+impl Default for Gratuitous {
+    /// keepalived's defaults: 5 now, 5 more after 5 s, no refresh.
+    fn default() -> Self {
+        Gratuitous {
+            repeat: 5,
+            delay: Some(Duration::from_secs(5)),
+            refresh: None,
+            refresh_repeat: 1,
+            on_lower_priority: true,
+        }
+    }
+}
+
+/// Configuration of one virtual router (RFC 5798 §6.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// VRID, 1..=255.
+    pub vrid: u8,
+    /// Protocol version.
+    pub version: Version,
+    /// Priority 1..=255; 255 is the address owner.
+    pub priority: u8,
+    /// Advertisement_Interval: v3 in centiseconds from 10 ms to 40.95 s;
+    /// v2 in whole seconds from 1 to 255 s.
+    pub advert_interval: Duration,
+    /// Preempt_Mode.
+    pub preempt: bool,
+    /// See the module documentation.
+    pub preempt_delay: Duration,
+    /// Accept_Mode (RFC 5798 §6.1): a non-owner master accepts packets
+    /// addressed to the virtual addresses. Passed on in
+    /// [`Action::AddAddresses`].
+    pub accept_mode: bool,
+    /// The primary address: the advert's source, the tie-breaker.
+    pub primary_address: IpAddr,
+    /// The virtual addresses (IPvX Address(es)), one family.
+    pub virtual_addresses: Vec<IpAddr>,
+    /// Unicast peers; empty: multicast. The engine does not use them: the
+    /// shell sends each [`Action::SendAdvert`] accordingly.
+    pub unicast_peers: Vec<IpAddr>,
+    /// v2 authentication; must be [`Auth::None`] for v3.
+    pub auth: Auth,
+    /// Gratuitous ARP / NA schedule.
+    pub gratuitous: Gratuitous,
+}
+
+impl Config {
+    /// A v3 configuration with defaults: 1 s interval, preempt on, no
+    /// preempt delay, accept mode off, multicast, keepalived's GARP
+    /// schedule.
+    pub fn new(
+        vrid: u8,
+        priority: u8,
+        primary_address: IpAddr,
+        virtual_addresses: Vec<IpAddr>,
+    ) -> Config {
+        Config {
+            vrid,
+            version: Version::V3,
+            priority,
+            advert_interval: Duration::from_secs(1),
+            preempt: true,
+            preempt_delay: Duration::ZERO,
+            accept_mode: false,
+            primary_address,
+            virtual_addresses,
+            unicast_peers: Vec::new(),
+            auth: Auth::None,
+            gratuitous: Gratuitous::default(),
+        }
+    }
+
+    /// Checks the ranges of RFC 5798 §5.2 / RFC 3768 §5.3.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.vrid == 0 {
+            return Err(ConfigError::Vrid);
+        }
+        if self.priority == 0 {
+            return Err(ConfigError::Priority);
+        }
+        let nanos = self.advert_interval.as_nanos();
+        let ok = match self.version {
+            Version::V2 => {
+                nanos % 1_000_000_000 == 0 && (1..=255).contains(&(nanos / 1_000_000_000))
+            }
+            Version::V3 => {
+                nanos % 10_000_000 == 0
+                    && (1..=u128::from(crate::packet::MAX_V3_INTERVAL_CS))
+                        .contains(&(nanos / 10_000_000))
+            }
+        };
+        if !ok {
+            return Err(ConfigError::Interval {
+                version: self.version,
+                interval: self.advert_interval,
+            });
+        }
+        if self.virtual_addresses.is_empty() {
+            return Err(ConfigError::NoAddresses);
+        }
+        if self.virtual_addresses.len() > 255 {
+            return Err(ConfigError::TooManyAddresses(self.virtual_addresses.len()));
+        }
+        let v6 = self.primary_address.is_ipv6();
+        if self.virtual_addresses.iter().any(|a| a.is_ipv6() != v6)
+            || self.unicast_peers.iter().any(|a| a.is_ipv6() != v6)
+        {
+            return Err(ConfigError::Family);
+        }
+        if self.version == Version::V2 && v6 {
+            return Err(ConfigError::V2Ipv6);
+        }
+        if self.version == Version::V3 && self.auth != Auth::None {
+            return Err(ConfigError::V3Auth);
+        }
+        Ok(())
+    }
+
+    fn interval_cs(&self) -> u16 {
+        // validate() bounds it to 25 500 cs.
+        (self.advert_interval.as_millis() / 10) as u16
+    }
+}
+
+/// A configuration [`Router::new`] refuses.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ConfigError {
+    /// VRID 0 is not valid (RFC 5798 §5.2.3: 1-255).
+    #[error("virtual router id must be 1..=255")]
+    Vrid,
+    /// Priority 0 is reserved for release (RFC 5798 §5.2.4).
+    #[error("priority must be 1..=255")]
+    Priority,
+    /// Interval outside the version's range or resolution.
+    #[error("advert interval {interval:?} not valid for VRRP{version:?} (v2: 1..255 whole seconds; v3: 10 ms..40.95 s in 10 ms steps)")]
+    Interval {
+        /// Protocol version.
+        version: Version,
+        /// Configured interval.
+        interval: Duration,
+    },
+    /// No virtual address.
+    #[error("at least one virtual address is needed")]
+    NoAddresses,
+    /// More than an advert carries.
+    #[error("{0} virtual addresses: at most 255")]
+    TooManyAddresses(usize),
+    /// Primary, virtual and peer addresses must share a family.
+    #[error("primary, virtual and peer addresses must be of one family")]
+    Family,
+    /// VRRPv2 is IPv4 only.
+    #[error("VRRPv2 is IPv4 only")]
+    V2Ipv6,
+    /// VRRPv3 has no authentication.
+    #[error("VRRPv3 has no authentication (RFC 5798 §9)")]
+    V3Auth,
+}
+
+/// Instance state (RFC 5798 §6.4, plus keepalived's Fault).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum State {
+    /// Not started, or shut down.
+    Initialize,
+    /// Monitoring the master.
+    Backup,
+    /// Forwarding for the virtual addresses.
+    Master,
+    /// Link down: out of the election.
+    Fault,
+}
+
+/// Why a state changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// Startup event, non-owner (RFC 5798 §6.4.1).
+    Startup,
+    /// Startup event with priority 255 (RFC 5798 §6.4.1).
+    AddressOwner,
+    /// Master_Down_Timer fired (RFC 5798 §6.4.2).
+    MasterDown,
+    /// A higher priority (or equal priority, greater address) advert
+    /// reached a master (RFC 5798 §6.4.3).
+    HigherPriority,
+    /// The link went down.
+    LinkDown,
+    /// The link came back.
+    LinkUp,
+    /// Shutdown event (RFC 5798 §6.4.2, §6.4.3).
+    Shutdown,
+    /// Another member of the sync group moved.
+    SyncGroup,
+}
+
+/// What the shell must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Send this advert (to the multicast group, or to each unicast peer),
+    /// from the primary address with TTL 255.
+    SendAdvert(Advert),
+    /// Configure the virtual addresses. `accept`: Accept_Mode, always true
+    /// for the address owner (RFC 5798 §6.1).
+    AddAddresses {
+        /// The virtual addresses.
+        addresses: Vec<IpAddr>,
+        /// Accept packets addressed to them.
+        accept: bool,
+    },
+    /// Remove the virtual addresses.
+    RemoveAddresses {
+        /// The virtual addresses.
+        addresses: Vec<IpAddr>,
+    },
+    /// Send `count` gratuitous ARPs (IPv4) or unsolicited neighbour
+    /// advertisements (IPv6) for each address.
+    SendGratuitous {
+        /// The virtual addresses.
+        addresses: Vec<IpAddr>,
+        /// Messages per address.
+        count: u32,
+    },
+    /// The state changed (for notify hooks, logs, `halb list`).
+    StateChange {
+        /// Old state.
+        from: State,
+        /// New state.
+        to: State,
+        /// Why.
+        reason: Reason,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GarpPhase {
+    Second,
+    Refresh,
+}
+
+/// One virtual router instance.
+#[derive(Debug)]
+pub struct Router {
+    config: Config,
+    addresses: Addresses,
+    state: State,
+    link_up: bool,
+    priority_delta: i32,
+    master_adver_interval: Duration,
+    adver_timer: Option<Instant>,
+    master_down_timer: Option<Instant>,
+    garp_timer: Option<(Instant, GarpPhase)>,
+    preempt_after: Option<Instant>,
+    last_lower_garp: Option<Instant>,
+    actions: VecDeque<Action>,
+}
+
+impl Router {
+    /// A new instance in Initialize, link assumed up.
+    pub fn new(config: Config) -> Result<Router, ConfigError> {
+        config.validate()?;
+        let addresses =
+            Addresses::from_ip_addrs(&config.virtual_addresses).ok_or(ConfigError::Family)?;
+        Ok(Router {
+            master_adver_interval: config.advert_interval,
+            config,
+            addresses,
+            state: State::Initialize,
+            link_up: true,
+            priority_delta: 0,
+            adver_timer: None,
+            master_down_timer: None,
+            garp_timer: None,
+            preempt_after: None,
+            last_lower_garp: None,
+            actions: VecDeque::new(),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Current state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// Whether the link is up.
+    pub fn is_link_up(&self) -> bool {
+        self.link_up
+    }
+
+    /// The priority in use: the configured one plus the tracking delta,
+    /// within 1..=254; 255 for an owner.
+    pub fn priority(&self) -> u8 {
+        if self.config.priority == PRIORITY_OWNER {
+            PRIORITY_OWNER
+        } else {
+            (i32::from(self.config.priority) + self.priority_delta).clamp(1, 254) as u8
+        }
+    }
+
+    fn is_owner(&self) -> bool {
+        self.config.priority == PRIORITY_OWNER
+    }
+
+    /// Master_Adver_Interval (RFC 5798 §6.1): learned from the master's
+    /// adverts in Backup (v3); the configured interval for v2.
+    pub fn master_adver_interval(&self) -> Duration {
+        self.master_adver_interval
+    }
+
+    /// Skew_Time (RFC 5798 §6.1): `((256 - Priority) *
+    /// Master_Adver_Interval) / 256`; v2 (RFC 3768 §6.1):
+    /// `(256 - Priority) / 256` seconds.
+    pub fn skew_time(&self) -> Duration {
+        let p = 256 - u32::from(self.priority());
+        match self.config.version {
+            Version::V3 => self.master_adver_interval * p / 256,
+            Version::V2 => Duration::from_secs(1) * p / 256,
+        }
+    }
+
+    /// Master_Down_Interval (RFC 5798 §6.1): `3 * Master_Adver_Interval +
+    /// Skew_Time`.
+    pub fn master_down_interval(&self) -> Duration {
+        3 * self.master_adver_interval + self.skew_time()
+    }
+
+    /// What [`crate::packet::decode`] should accept for this instance.
+    pub fn expected(&self) -> Expected {
+        Expected {
+            version: self.config.version,
+            vrid: self.config.vrid,
+            local_is_owner: self.is_owner(),
+            auth: self.config.auth.clone(),
+            interval_cs: self.config.interval_cs(),
+        }
+    }
+
+    /// The advert this router sends now, at `priority`.
+    pub fn advert(&self, priority: u8) -> Advert {
+        Advert {
+            version: self.config.version,
+            vrid: self.config.vrid,
+            priority,
+            interval_cs: self.config.interval_cs(),
+            auth: self.config.auth.clone(),
+            addresses: self.addresses.clone(),
+        }
+    }
+
+    /// Startup event (RFC 5798 §6.4.1). No effect unless in Initialize.
+    /// With the link down the instance goes to Fault.
+    pub fn start(&mut self, now: Instant) {
+        if self.state != State::Initialize {
+            return;
+        }
+        if !self.link_up {
+            self.set_state(State::Fault, Reason::LinkDown);
+            return;
+        }
+        self.startup(now, Reason::Startup);
+    }
+
+    fn startup(&mut self, now: Instant, reason: Reason) {
+        if self.is_owner() {
+            self.become_master(
+                now,
+                if reason == Reason::Startup {
+                    Reason::AddressOwner
+                } else {
+                    reason
+                },
+            );
+        } else {
+            self.master_adver_interval = self.config.advert_interval;
+            self.become_backup(now, reason);
+        }
+    }
+
+    /// Shutdown event (RFC 5798 §6.4.2, §6.4.3): a master sends a
+    /// priority-0 advert and removes its addresses; every state goes to
+    /// Initialize.
+    pub fn shutdown(&mut self, _now: Instant) {
+        if self.state == State::Master {
+            self.actions
+                .push_back(Action::SendAdvert(self.advert(PRIORITY_RELEASE)));
+            self.remove_addresses();
+        }
+        self.clear_timers();
+        if self.state != State::Initialize {
+            self.set_state(State::Initialize, Reason::Shutdown);
+        }
+    }
+
+    /// The interface went down: Backup and Master go to Fault (a master
+    /// removes its addresses first).
+    pub fn link_down(&mut self, _now: Instant) {
+        self.link_up = false;
+        if matches!(self.state, State::Backup | State::Master) {
+            self.enter_fault(Reason::LinkDown);
+        }
+    }
+
+    /// The interface came up: Fault starts again as at startup.
+    pub fn link_up(&mut self, now: Instant) {
+        self.link_up = true;
+        if self.state == State::Fault {
+            self.startup(now, Reason::LinkUp);
+        }
+    }
+
+    /// Tracking: the priority becomes the configured one plus `delta`
+    /// (clamped to 1..=254; no effect on an owner). It is used from the
+    /// next advert sent or received, as the RFC's election goes: a master
+    /// whose priority fell is preempted by a preempting backup after
+    /// Master_Down_Interval, a backup whose priority rose above the
+    /// master's preempts likewise.
+    pub fn set_priority_delta(&mut self, delta: i32) {
+        self.priority_delta = delta;
+    }
+
+    /// An advert that passed [`crate::packet::decode`], from `src` (the
+    /// IP source: the sender's primary address). RFC 5798 §6.4.2 (Backup)
+    /// and §6.4.3 (Master). Adverts for another VRID or version, from the
+    /// local primary address (multicast loop) or reaching an owner are
+    /// ignored.
+    pub fn handle_advert(&mut self, src: IpAddr, advert: &Advert, now: Instant) {
+        if advert.vrid != self.config.vrid
+            || advert.version != self.config.version
+            || self.is_owner()
+            || src == self.config.primary_address
+        {
+            return;
+        }
+        let local = self.priority();
+        match self.state {
+            State::Backup => {
+                if advert.priority == PRIORITY_RELEASE {
+                    // The master released: take over after Skew_Time.
+                    self.master_down_timer = Some(now + self.skew_time());
+                    return;
+                }
+                let deferred = self.preempt_after.is_some_and(|t| now < t);
+                if !self.config.preempt || advert.priority >= local || deferred {
+                    self.learn_interval(advert);
+                    self.master_down_timer = Some(now + self.master_down_interval());
+                }
+                // Else: preempt a lower-priority master: discard, and let
+                // Master_Down_Timer run out.
+            }
+            State::Master => {
+                if advert.priority == PRIORITY_RELEASE {
+                    self.send_advert(now);
+                } else if advert.priority > local
+                    || (advert.priority == local && src > self.config.primary_address)
+                {
+                    self.learn_interval(advert);
+                    self.become_backup(now, Reason::HigherPriority);
+                } else if self.config.gratuitous.on_lower_priority
+                    && self
+                        .last_lower_garp
+                        .map_or(true, |t| now >= t + self.config.advert_interval)
+                {
+                    // Discarded (RFC), but a split brain is healing:
+                    // re-announce so clients converge on us.
+                    self.last_lower_garp = Some(now);
+                    self.actions.push_back(Action::SendGratuitous {
+                        addresses: self.config.virtual_addresses.clone(),
+                        count: self.config.gratuitous.repeat,
+                    });
+                }
+            }
+            State::Initialize | State::Fault => {}
+        }
+    }
+
+    /// Fires the timers due at `now`: Adver_Timer (Master),
+    /// Master_Down_Timer (Backup), the gratuitous ARP schedule (Master).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        match self.state {
+            State::Backup => {
+                if self.master_down_timer.is_some_and(|t| t <= now) {
+                    self.become_master(now, Reason::MasterDown);
+                }
+            }
+            State::Master => {
+                if self.adver_timer.is_some_and(|t| t <= now) {
+                    self.send_advert(now);
+                }
+                if let Some((t, phase)) = self.garp_timer {
+                    if t <= now {
+                        let g = &self.config.gratuitous;
+                        let count = match phase {
+                            GarpPhase::Second => g.repeat,
+                            GarpPhase::Refresh => g.refresh_repeat,
+                        };
+                        self.garp_timer = g.refresh.map(|r| (now + r, GarpPhase::Refresh));
+                        self.actions.push_back(Action::SendGratuitous {
+                            addresses: self.config.virtual_addresses.clone(),
+                            count,
+                        });
+                    }
+                }
+            }
+            State::Initialize | State::Fault => {}
+        }
+    }
+
+    /// The next action for the shell, in order.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// When [`Router::handle_timeout`] must next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        [
+            self.adver_timer,
+            self.master_down_timer,
+            self.garp_timer.map(|(t, _)| t),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Sync group: become master now (from Backup only).
+    pub(crate) fn force_master(&mut self, now: Instant) {
+        if self.state == State::Backup {
+            self.become_master(now, Reason::SyncGroup);
+        }
+    }
+
+    /// Sync group: step down to Backup (from Master only).
+    pub(crate) fn force_backup(&mut self, now: Instant) {
+        if self.state == State::Master {
+            self.become_backup(now, Reason::SyncGroup);
+        }
+    }
+
+    /// Sync group: go to Fault (from Backup or Master).
+    pub(crate) fn force_fault(&mut self) {
+        if matches!(self.state, State::Backup | State::Master) {
+            self.enter_fault(Reason::SyncGroup);
+        }
+    }
+
+    /// Sync group: leave a Fault the group imposed, if the link is up.
+    pub(crate) fn release_fault(&mut self, now: Instant) {
+        if self.state == State::Fault && self.link_up {
+            self.startup(now, Reason::SyncGroup);
+        }
+    }
+
+    fn learn_interval(&mut self, advert: &Advert) {
+        if self.config.version == Version::V3 {
+            // An advertised 0 would make Master_Down_Interval 0: take the
+            // smallest interval instead.
+            let cs = u64::from(advert.interval_cs.max(1));
+            self.master_adver_interval = Duration::from_millis(cs * 10);
+        }
+    }
+
+    fn send_advert(&mut self, now: Instant) {
+        self.actions
+            .push_back(Action::SendAdvert(self.advert(self.priority())));
+        self.adver_timer = Some(now + self.config.advert_interval);
+    }
+
+    fn become_master(&mut self, now: Instant, reason: Reason) {
+        self.clear_timers();
+        self.set_state(State::Master, reason);
+        self.send_advert(now);
+        self.actions.push_back(Action::AddAddresses {
+            addresses: self.config.virtual_addresses.clone(),
+            accept: self.config.accept_mode || self.is_owner(),
+        });
+        let g = &self.config.gratuitous;
+        if g.repeat > 0 {
+            self.actions.push_back(Action::SendGratuitous {
+                addresses: self.config.virtual_addresses.clone(),
+                count: g.repeat,
+            });
+        }
+        self.garp_timer = match (g.delay, g.refresh) {
+            (Some(d), _) => Some((now + d, GarpPhase::Second)),
+            (None, Some(r)) => Some((now + r, GarpPhase::Refresh)),
+            (None, None) => None,
+        };
+        self.last_lower_garp = None;
+    }
+
+    fn become_backup(&mut self, now: Instant, reason: Reason) {
+        let was_master = self.state == State::Master;
+        self.clear_timers();
+        if was_master {
+            self.remove_addresses();
+        }
+        self.set_state(State::Backup, reason);
+        self.master_down_timer = Some(now + self.master_down_interval());
+        self.preempt_after = Some(now + self.config.preempt_delay);
+    }
+
+    fn enter_fault(&mut self, reason: Reason) {
+        if self.state == State::Master {
+            self.remove_addresses();
+        }
+        self.clear_timers();
+        self.set_state(State::Fault, reason);
+    }
+
+    fn remove_addresses(&mut self) {
+        self.actions.push_back(Action::RemoveAddresses {
+            addresses: self.config.virtual_addresses.clone(),
+        });
+    }
+
+    fn clear_timers(&mut self) {
+        self.adver_timer = None;
+        self.master_down_timer = None;
+        self.garp_timer = None;
+    }
+
+    fn set_state(&mut self, to: State, reason: Reason) {
+        let from = self.state;
+        self.state = to;
+        self.actions
+            .push_back(Action::StateChange { from, to, reason });
+    }
+}
+
+#[cfg(test)]
+mod tests;

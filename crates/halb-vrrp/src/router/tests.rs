@@ -1,0 +1,469 @@
+use super::*;
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn cfg(prio: u8) -> Config {
+    let mut c = Config::new(51, prio, ip("192.0.2.1"), vec![ip("192.0.2.100")]);
+    c.gratuitous.delay = None;
+    c
+}
+
+fn drain(r: &mut Router) -> Vec<Action> {
+    std::iter::from_fn(|| r.poll_action()).collect()
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn advert_from(prio: u8, interval_cs: u16) -> Advert {
+    Advert {
+        version: Version::V3,
+        vrid: 51,
+        priority: prio,
+        interval_cs,
+        auth: Auth::None,
+        addresses: Addresses::V4(vec!["192.0.2.100".parse().unwrap()]),
+    }
+}
+
+#[test]
+fn timer_formulas_rfc5798_6_1() {
+    let r = Router::new(cfg(100)).unwrap();
+    // Skew = (256 - 100) * 1 s / 256 = 609.375 ms.
+    assert_eq!(r.skew_time(), Duration::from_micros(609_375));
+    assert_eq!(r.master_down_interval(), Duration::from_micros(3_609_375));
+    let mut c = cfg(254);
+    c.advert_interval = ms(10);
+    let r = Router::new(c).unwrap();
+    // (256 - 254) * 10 ms / 256 = 78.125 us.
+    assert_eq!(r.skew_time(), Duration::from_nanos(78_125));
+    assert_eq!(r.master_down_interval(), Duration::from_nanos(30_078_125));
+}
+
+#[test]
+fn v2_skew_rfc3768_6_1() {
+    let mut c = cfg(100);
+    c.version = Version::V2;
+    c.advert_interval = Duration::from_secs(3);
+    c.auth = Auth::password("secret");
+    let r = Router::new(c).unwrap();
+    // v2: Skew = (256 - Priority) / 256 s, whatever the interval.
+    assert_eq!(r.skew_time(), Duration::from_micros(609_375));
+    assert_eq!(r.master_down_interval(), Duration::from_micros(9_609_375));
+    assert_eq!(r.expected().interval_cs, 300);
+}
+
+#[test]
+fn config_validation() {
+    let bad = |f: fn(&mut Config)| {
+        let mut c = cfg(100);
+        f(&mut c);
+        Router::new(c).unwrap_err()
+    };
+    assert_eq!(bad(|c| c.priority = 0), ConfigError::Priority);
+    assert_eq!(bad(|c| c.vrid = 0), ConfigError::Vrid);
+    assert!(matches!(
+        bad(|c| c.advert_interval = ms(15)),
+        ConfigError::Interval { .. }
+    ));
+    assert!(matches!(
+        bad(|c| c.advert_interval = ms(40_960)),
+        ConfigError::Interval { .. }
+    ));
+    assert!(matches!(
+        bad(|c| c.advert_interval = ms(0)),
+        ConfigError::Interval { .. }
+    ));
+    assert!(matches!(
+        bad(|c| {
+            c.version = Version::V2;
+            c.advert_interval = ms(1500)
+        }),
+        ConfigError::Interval { .. }
+    ));
+    assert_eq!(bad(|c| c.auth = Auth::password("x")), ConfigError::V3Auth);
+    assert_eq!(
+        bad(|c| c.virtual_addresses.push(ip("2001:db8::1"))),
+        ConfigError::Family
+    );
+    assert_eq!(
+        bad(|c| c.virtual_addresses.clear()),
+        ConfigError::NoAddresses
+    );
+    let mut c = cfg(100);
+    c.advert_interval = ms(10);
+    assert!(Router::new(c).is_ok());
+    let mut c = cfg(100);
+    c.advert_interval = ms(40_950);
+    assert!(Router::new(c).is_ok());
+}
+
+#[test]
+fn owner_is_master_at_once_and_ignores_adverts() {
+    let t0 = Instant::now();
+    let mut r = Router::new(cfg(255)).unwrap();
+    r.start(t0);
+    assert_eq!(r.state(), State::Master);
+    let a = drain(&mut r);
+    assert_eq!(
+        a[0],
+        Action::StateChange {
+            from: State::Initialize,
+            to: State::Master,
+            reason: Reason::AddressOwner
+        }
+    );
+    assert!(matches!(&a[1], Action::SendAdvert(ad) if ad.priority == 255));
+    assert_eq!(
+        a[2],
+        Action::AddAddresses {
+            addresses: vec![ip("192.0.2.100")],
+            accept: true
+        }
+    );
+    assert!(matches!(a[3], Action::SendGratuitous { count: 5, .. }));
+    assert!(r.expected().local_is_owner);
+    r.handle_advert(ip("192.0.2.2"), &advert_from(254, 100), t0);
+    assert_eq!(r.state(), State::Master);
+    // Tracking does not move an owner.
+    r.set_priority_delta(-100);
+    assert_eq!(r.priority(), 255);
+}
+
+#[test]
+fn backup_to_master_on_timer_then_adverts() {
+    let t0 = Instant::now();
+    let mut r = Router::new(cfg(100)).unwrap();
+    r.start(t0);
+    assert_eq!(r.state(), State::Backup);
+    let mdi = r.master_down_interval();
+    assert_eq!(r.poll_timeout(), Some(t0 + mdi));
+    drain(&mut r);
+    // Early call: nothing.
+    r.handle_timeout(t0 + mdi - ms(1));
+    assert_eq!(r.state(), State::Backup);
+    r.handle_timeout(t0 + mdi);
+    assert_eq!(r.state(), State::Master);
+    let a = drain(&mut r);
+    assert!(matches!(
+        a[0],
+        Action::StateChange {
+            reason: Reason::MasterDown,
+            ..
+        }
+    ));
+    assert!(matches!(&a[1], Action::SendAdvert(ad) if ad.priority == 100 && ad.interval_cs == 100));
+    assert!(matches!(a[2], Action::AddAddresses { accept: false, .. }));
+    let t1 = t0 + mdi;
+    assert_eq!(r.poll_timeout(), Some(t1 + Duration::from_secs(1)));
+    r.handle_timeout(t1 + Duration::from_secs(1));
+    assert!(matches!(&drain(&mut r)[..], [Action::SendAdvert(_)]));
+}
+
+#[test]
+fn backup_learns_master_adver_interval() {
+    let t0 = Instant::now();
+    let mut r = Router::new(cfg(100)).unwrap();
+    r.start(t0);
+    r.handle_advert(ip("192.0.2.2"), &advert_from(200, 10), t0);
+    assert_eq!(r.master_adver_interval(), ms(100));
+    // 3 * 100 ms + 156 * 100 ms / 256.
+    assert_eq!(
+        r.poll_timeout(),
+        Some(t0 + Duration::from_micros(360_937) + Duration::from_nanos(500))
+    );
+}
+
+#[test]
+fn priority_zero_sets_skew_time() {
+    let t0 = Instant::now();
+    let mut r = Router::new(cfg(100)).unwrap();
+    r.start(t0);
+    r.handle_advert(ip("192.0.2.2"), &advert_from(200, 100), t0);
+    r.handle_advert(ip("192.0.2.2"), &advert_from(0, 100), t0 + ms(500));
+    assert_eq!(r.poll_timeout(), Some(t0 + ms(500) + r.skew_time()));
+}
+
+#[test]
+fn preempt_and_nopreempt_in_backup() {
+    let t0 = Instant::now();
+    // Preempt: a lower-priority advert does not reset the timer.
+    let mut r = Router::new(cfg(100)).unwrap();
+    r.start(t0);
+    let first = r.poll_timeout();
+    r.handle_advert(ip("192.0.2.2"), &advert_from(50, 100), t0 + ms(100));
+    assert_eq!(r.poll_timeout(), first);
+    // Nopreempt: it does.
+    let mut c = cfg(100);
+    c.preempt = false;
+    let mut r = Router::new(c).unwrap();
+    r.start(t0);
+    r.handle_advert(ip("192.0.2.2"), &advert_from(50, 100), t0 + ms(100));
+    assert_eq!(
+        r.poll_timeout(),
+        Some(t0 + ms(100) + r.master_down_interval())
+    );
+    // Preempt delay: honoured until it elapses.
+    let mut c = cfg(100);
+    c.preempt_delay = Duration::from_secs(10);
+    let mut r = Router::new(c).unwrap();
+    r.start(t0);
+    r.handle_advert(ip("192.0.2.2"), &advert_from(50, 100), t0 + ms(9_000));
+    let reset = r.poll_timeout();
+    assert_eq!(reset, Some(t0 + ms(9_000) + r.master_down_interval()));
+    r.handle_advert(ip("192.0.2.2"), &advert_from(50, 100), t0 + ms(10_000));
+    assert_eq!(r.poll_timeout(), reset);
+}
+
+fn master(prio: u8, t0: Instant) -> Router {
+    let mut r = Router::new(cfg(prio)).unwrap();
+    r.start(t0);
+    let t = r.poll_timeout().unwrap();
+    r.handle_timeout(t);
+    assert_eq!(r.state(), State::Master);
+    drain(&mut r);
+    r
+}
+
+#[test]
+fn master_yields_to_higher_priority_and_address_tie() {
+    let t0 = Instant::now();
+    let mut r = master(100, t0);
+    let t = t0 + Duration::from_secs(5);
+    // Lower: discarded, but re-announced once per interval.
+    r.handle_advert(ip("192.0.2.200"), &advert_from(99, 100), t);
+    assert_eq!(r.state(), State::Master);
+    assert!(matches!(
+        &drain(&mut r)[..],
+        [Action::SendGratuitous { .. }]
+    ));
+    r.handle_advert(ip("192.0.2.200"), &advert_from(99, 100), t + ms(10));
+    assert!(drain(&mut r).is_empty());
+    // Equal priority, smaller address: discarded.
+    r.handle_advert(ip("192.0.2.0"), &advert_from(100, 100), t);
+    assert_eq!(r.state(), State::Master);
+    // Equal priority, greater address: Backup.
+    r.handle_advert(ip("192.0.2.2"), &advert_from(100, 50), t);
+    assert_eq!(r.state(), State::Backup);
+    let a = drain(&mut r);
+    assert!(matches!(a[0], Action::RemoveAddresses { .. }));
+    assert!(matches!(
+        a[1],
+        Action::StateChange {
+            from: State::Master,
+            to: State::Backup,
+            reason: Reason::HigherPriority
+        }
+    ));
+    assert_eq!(r.master_adver_interval(), ms(500));
+    // Own looped adverts are ignored.
+    let mut r = master(100, t0);
+    r.handle_advert(ip("192.0.2.1"), &advert_from(200, 100), t);
+    assert_eq!(r.state(), State::Master);
+}
+
+#[test]
+fn master_answers_priority_zero() {
+    let t0 = Instant::now();
+    let mut r = master(100, t0);
+    let t = t0 + Duration::from_secs(5);
+    r.handle_advert(ip("192.0.2.2"), &advert_from(0, 100), t);
+    assert!(matches!(&drain(&mut r)[..], [Action::SendAdvert(a)] if a.priority == 100));
+    assert_eq!(r.poll_timeout(), Some(t + Duration::from_secs(1)));
+}
+
+#[test]
+fn shutdown_as_master_releases() {
+    let t0 = Instant::now();
+    let mut r = master(100, t0);
+    r.shutdown(t0 + Duration::from_secs(5));
+    let a = drain(&mut r);
+    assert!(matches!(&a[0], Action::SendAdvert(ad) if ad.priority == 0));
+    assert!(matches!(a[1], Action::RemoveAddresses { .. }));
+    assert!(matches!(
+        a[2],
+        Action::StateChange {
+            to: State::Initialize,
+            reason: Reason::Shutdown,
+            ..
+        }
+    ));
+    assert_eq!(r.poll_timeout(), None);
+}
+
+#[test]
+fn link_down_and_up() {
+    let t0 = Instant::now();
+    let mut r = master(100, t0);
+    r.link_down(t0 + ms(1));
+    assert_eq!(r.state(), State::Fault);
+    let a = drain(&mut r);
+    assert!(matches!(a[0], Action::RemoveAddresses { .. }));
+    assert_eq!(r.poll_timeout(), None);
+    // Adverts and timers do nothing in Fault.
+    r.handle_advert(ip("192.0.2.2"), &advert_from(0, 100), t0 + ms(2));
+    r.handle_timeout(t0 + Duration::from_secs(100));
+    assert_eq!(r.state(), State::Fault);
+    r.link_up(t0 + ms(3));
+    assert_eq!(r.state(), State::Backup);
+    // Link down before start: start goes to Fault.
+    let mut r = Router::new(cfg(100)).unwrap();
+    r.link_down(t0);
+    r.start(t0);
+    assert_eq!(r.state(), State::Fault);
+}
+
+#[test]
+fn priority_delta_clamps() {
+    let mut r = Router::new(cfg(100)).unwrap();
+    r.set_priority_delta(-200);
+    assert_eq!(r.priority(), 1);
+    r.set_priority_delta(200);
+    assert_eq!(r.priority(), 254);
+    r.set_priority_delta(-30);
+    assert_eq!(r.priority(), 70);
+    assert_eq!(r.advert(r.priority()).priority, 70);
+}
+
+#[test]
+fn gratuitous_schedule() {
+    let t0 = Instant::now();
+    let mut c = cfg(255);
+    c.gratuitous = Gratuitous {
+        repeat: 3,
+        delay: Some(Duration::from_secs(5)),
+        refresh: Some(Duration::from_secs(60)),
+        refresh_repeat: 2,
+        on_lower_priority: true,
+    };
+    c.advert_interval = Duration::from_secs(10);
+    let mut r = Router::new(c).unwrap();
+    r.start(t0);
+    let garps = |a: Vec<Action>| -> Vec<u32> {
+        a.into_iter()
+            .filter_map(|a| match a {
+                Action::SendGratuitous { count, .. } => Some(count),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(garps(drain(&mut r)), [3]);
+    assert_eq!(r.poll_timeout(), Some(t0 + Duration::from_secs(5)));
+    r.handle_timeout(t0 + Duration::from_secs(5));
+    assert_eq!(garps(drain(&mut r)), [3]);
+    r.handle_timeout(t0 + Duration::from_secs(10));
+    assert_eq!(garps(drain(&mut r)), Vec::<u32>::new());
+    r.handle_timeout(t0 + Duration::from_secs(65));
+    assert_eq!(garps(drain(&mut r)), [2]);
+    assert!(r.poll_timeout() <= Some(t0 + Duration::from_secs(125)));
+}
+
+#[test]
+fn foreign_vrid_ignored() {
+    let t0 = Instant::now();
+    let mut r = Router::new(cfg(100)).unwrap();
+    r.start(t0);
+    let before = r.poll_timeout();
+    let mut a = advert_from(200, 100);
+    a.vrid = 52;
+    r.handle_advert(ip("192.0.2.2"), &a, t0 + ms(100));
+    assert_eq!(r.poll_timeout(), before);
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Input {
+        Start,
+        Advert { prio: u8, src_last: u8, cs: u16 },
+        LinkDown,
+        LinkUp,
+        Delta(i32),
+        Shutdown,
+        Wait(u16),
+    }
+
+    fn input() -> impl Strategy<Value = Input> {
+        prop_oneof![
+            1 => Just(Input::Start),
+            6 => (any::<u8>(), 1u8..4, 0u16..400).prop_map(|(prio, src_last, cs)| Input::Advert { prio, src_last, cs }),
+            1 => Just(Input::LinkDown),
+            1 => Just(Input::LinkUp),
+            1 => (-300i32..300).prop_map(Input::Delta),
+            1 => Just(Input::Shutdown),
+            6 => (0u16..5000).prop_map(Input::Wait),
+        ]
+    }
+
+    proptest! {
+        /// Whatever happens: addresses are configured exactly while
+        /// Master; a deadline exists exactly in Backup and Master, and it
+        /// is never in the past after handle_timeout; every StateChange
+        /// chains from the previous state; sent priorities are in range.
+        #[test]
+        fn invariants_hold(prio in 1u8..=255, preempt in any::<bool>(), inputs in prop::collection::vec(input(), 1..200)) {
+            let mut c = cfg(prio);
+            c.preempt = preempt;
+            c.advert_interval = ms(100);
+            c.gratuitous.refresh = Some(ms(700));
+            let mut r = Router::new(c).unwrap();
+            let mut now = Instant::now();
+            let mut holds = false;
+            let mut state = State::Initialize;
+            for i in inputs {
+                match i {
+                    Input::Start => r.start(now),
+                    Input::Advert { prio, src_last, cs } => {
+                        r.handle_advert(IpAddr::from([192, 0, 2, src_last]), &advert_from(prio, cs), now)
+                    }
+                    Input::LinkDown => r.link_down(now),
+                    Input::LinkUp => r.link_up(now),
+                    Input::Delta(d) => r.set_priority_delta(d),
+                    Input::Shutdown => r.shutdown(now),
+                    Input::Wait(m) => {
+                        now += ms(u64::from(m));
+                        while let Some(t) = r.poll_timeout() {
+                            if t > now {
+                                break;
+                            }
+                            r.handle_timeout(t);
+                            prop_assert!(r.poll_timeout().map_or(true, |n| n > t));
+                        }
+                    }
+                }
+                while let Some(a) = r.poll_action() {
+                    match a {
+                        Action::AddAddresses { .. } => {
+                            prop_assert!(!holds);
+                            holds = true;
+                        }
+                        Action::RemoveAddresses { .. } => {
+                            prop_assert!(holds);
+                            holds = false;
+                        }
+                        Action::StateChange { from, to, .. } => {
+                            prop_assert_eq!(from, state);
+                            prop_assert_ne!(from, to);
+                            state = to;
+                        }
+                        Action::SendAdvert(ad) => {
+                            prop_assert!(ad.priority == 0 || ad.priority == r.priority());
+                        }
+                        Action::SendGratuitous { .. } => prop_assert!(holds),
+                    }
+                }
+                prop_assert_eq!(state, r.state());
+                prop_assert_eq!(holds, r.state() == State::Master);
+                prop_assert_eq!(
+                    r.poll_timeout().is_some(),
+                    matches!(r.state(), State::Backup | State::Master)
+                );
+            }
+        }
+    }
+}
