@@ -1,1 +1,366 @@
-//! Userspace data plane (being written).
+//! The userspace data plane: a TCP full proxy and a UDP flow proxy with
+//! IPVS scheduling semantics.
+//!
+//! [`ProxyDataPlane`] owns `workers` threads, each running a current-thread
+//! tokio runtime (thread per core, like HAProxy's `nbthread`). Every
+//! virtual service gets one `SO_REUSEPORT` listening socket per worker, so
+//! the kernel spreads connections over the workers and a connection lives
+//! and dies on the worker that accepted it. The scheduler pool of a
+//! service is shared by its workers behind a mutex held only to schedule a
+//! connection and to account its life (established, half-closed, closed).
+//!
+//! TCP connections are relayed both ways by one future per connection,
+//! copying through a pooled buffer or, for bulk transfers, zero-copy with
+//! splice(2) through a pooled pipe ([`SpliceMode`]). UDP datagrams go
+//! through per-client flows, each with its own socket connected to its real
+//! server.
+//!
+//! Limits: a UDP service listening on a wildcard address answers from the
+//! address the kernel picks for the client (bind the VIP itself to be
+//! sure replies come from it); the PROXY header is sent on TCP only (a UDP
+//! server would take it for a datagram).
+//!
+//! Module map: `listener` (sockets and their options), `worker` (threads
+//! and per-worker pools), `tcp` (accept, connect with retries, PROXY
+//! header), `relay` (the byte pump), `splice` (pipes), `udp` (flows),
+//! `proxy_protocol`, `service` (pool and counters of one service), `sock`
+//! (registering sockets with tokio, the only `unsafe`),
+//! `stats` (per-worker counter shards), `registry` (connection table).
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+mod clock;
+mod listener;
+pub mod proxy_protocol;
+mod ratelimit;
+mod registry;
+mod relay;
+mod service;
+mod sock;
+mod splice;
+mod stats;
+mod tcp;
+mod udp;
+mod worker;
+
+pub use relay::SpliceMode;
+
+use halb_table::{
+    ApplyReport, ConnectionInfo, DataPlane, DataPlaneError, Protocol, ServiceKey, ServiceStats,
+    Table, VirtualService, ESTIMATOR_PERIOD,
+};
+use registry::Registry;
+use service::ServiceShared;
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use tokio::task::AbortHandle;
+use worker::{LocalConfig, Workers};
+
+/// How the data plane runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyOptions {
+    /// Worker threads; 0: one per available CPU.
+    pub workers: usize,
+    /// Copy, splice, or copy small exchanges and splice bulk ones.
+    pub splice: SpliceMode,
+    /// Size of a copy buffer (one per direction, only while bytes are in
+    /// flight).
+    pub buffer_size: usize,
+    /// Pipe capacity for splice (best effort, `F_SETPIPE_SZ`); 0: the
+    /// system default (64 KiB). Larger pipes mean fewer splice calls per
+    /// byte; pipes hold page references, not copies, and only while bytes
+    /// are in flight.
+    pub pipe_size: usize,
+    /// Listen backlog of every listening socket.
+    pub backlog: u32,
+    /// Raise the soft `RLIMIT_NOFILE` to the hard limit at start (a proxied
+    /// connection takes two descriptors, a spliced one up to four).
+    pub raise_nofile_limit: bool,
+}
+
+impl Default for ProxyOptions {
+    fn default() -> Self {
+        ProxyOptions {
+            workers: 0,
+            splice: SpliceMode::Auto,
+            buffer_size: 64 * 1024,
+            pipe_size: 256 * 1024,
+            backlog: 4096,
+            raise_nofile_limit: true,
+        }
+    }
+}
+
+/// One running virtual service.
+struct Service {
+    shared: Arc<ServiceShared>,
+    /// The listener task on each worker.
+    tasks: Vec<AbortHandle>,
+}
+
+impl Service {
+    /// Stop listening. Established TCP connections run to their end; UDP
+    /// flows end with the listener (their replies would have nowhere to go).
+    fn stop(&self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Expires persistence templates every second and samples the rate
+/// estimators every [`ESTIMATOR_PERIOD`].
+struct Timer {
+    stop: mpsc::Sender<()>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Timer {
+    fn start(services: Arc<Mutex<Vec<Arc<ServiceShared>>>>) -> io::Result<Timer> {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("halb-proxy-timer".into())
+            .spawn(move || {
+                let mut last_sample: Option<Instant> = None;
+                loop {
+                    match stopped.recv_timeout(Duration::from_secs(1)) {
+                        Err(mpsc::RecvTimeoutError::Timeout) => {}
+                        _ => return,
+                    }
+                    let now = Instant::now();
+                    let list: Vec<Arc<ServiceShared>> =
+                        services.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                    for s in &list {
+                        s.expire(now);
+                    }
+                    let due = last_sample
+                        .is_none_or(|t| now.saturating_duration_since(t) >= ESTIMATOR_PERIOD);
+                    if due {
+                        for s in &list {
+                            s.sample(now);
+                        }
+                        last_sample = Some(now);
+                    }
+                }
+            })?;
+        Ok(Timer {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Timer {
+    fn drop(&mut self) {
+        let _ = self.stop.send(());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The userspace data plane (see the crate documentation).
+pub struct ProxyDataPlane {
+    opts: ProxyOptions,
+    /// In table order.
+    services: Vec<Service>,
+    /// What the timer walks.
+    timer_list: Arc<Mutex<Vec<Arc<ServiceShared>>>>,
+    registry: Arc<Registry>,
+    timer: Option<Timer>,
+    workers: Option<Workers>,
+}
+
+enum Bound {
+    Tcp(std::net::TcpListener),
+    Udp(std::net::UdpSocket),
+}
+
+fn raise_nofile_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
+    if soft >= hard {
+        return;
+    }
+    if setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_err() {
+        // an infinite hard limit is capped by fs.nr_open
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard.min(1 << 20), hard);
+    }
+}
+
+impl ProxyDataPlane {
+    /// Start the worker threads; no service runs until [`DataPlane::apply`].
+    pub fn new(opts: ProxyOptions) -> io::Result<Self> {
+        let mut opts = opts;
+        if opts.workers == 0 {
+            opts.workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        }
+        opts.buffer_size = opts.buffer_size.clamp(1024, 16 << 20);
+        if opts.raise_nofile_limit {
+            raise_nofile_limit();
+        }
+        let workers = Workers::start(
+            opts.workers,
+            LocalConfig {
+                buffer_size: opts.buffer_size,
+                pipe_size: opts.pipe_size,
+                ..LocalConfig::default()
+            },
+        )?;
+        let timer_list = Arc::new(Mutex::new(Vec::new()));
+        let timer = Timer::start(timer_list.clone())?;
+        Ok(ProxyDataPlane {
+            registry: Arc::new(Registry::new(opts.workers)),
+            opts,
+            services: Vec::new(),
+            timer_list,
+            timer: Some(timer),
+            workers: Some(workers),
+        })
+    }
+
+    /// The options in force (`workers` resolved).
+    pub fn options(&self) -> &ProxyOptions {
+        &self.opts
+    }
+
+    fn bind(&self, svc: &VirtualService) -> io::Result<Vec<Bound>> {
+        let mut addr = svc.listen;
+        let backlog = i32::try_from(self.opts.backlog).unwrap_or(i32::MAX);
+        let mut out = Vec::with_capacity(self.opts.workers);
+        for _ in 0..self.opts.workers {
+            let b = match svc.protocol {
+                Protocol::Tcp => Bound::Tcp(listener::bind_tcp(addr, backlog)?),
+                Protocol::Udp => Bound::Udp(listener::bind_udp(addr)?),
+            };
+            if addr.port() == 0 {
+                // port 0: every worker on the port the first one got
+                let local = match &b {
+                    Bound::Tcp(l) => l.local_addr()?,
+                    Bound::Udp(u) => u.local_addr()?,
+                };
+                addr = SocketAddr::new(addr.ip(), local.port());
+            }
+            out.push(b);
+        }
+        Ok(out)
+    }
+
+    fn start(&self, svc: &VirtualService) -> Result<Service, DataPlaneError> {
+        let Some(workers) = self.workers.as_ref() else {
+            return Err(DataPlaneError::Other("data plane stopped".into()));
+        };
+        let bound = self.bind(svc).map_err(|source| DataPlaneError::Listen {
+            service: svc.name.clone(),
+            listen: svc.listen,
+            source,
+        })?;
+        if svc.protocol == Protocol::Udp && svc.proxy_protocol.is_some() {
+            tracing::warn!(service = %svc.name, "PROXY protocol is not sent on UDP services");
+        }
+        let shared = Arc::new(ServiceShared::new(svc, self.opts.workers));
+        let tasks = bound
+            .into_iter()
+            .enumerate()
+            .map(|(worker, b)| {
+                let h = workers.handle(worker);
+                match b {
+                    Bound::Tcp(l) => h
+                        .spawn(tcp::accept_loop(
+                            l,
+                            tcp::TcpCtx {
+                                svc: shared.clone(),
+                                registry: self.registry.clone(),
+                                worker,
+                                splice: self.opts.splice,
+                            },
+                        ))
+                        .abort_handle(),
+                    Bound::Udp(u) => h
+                        .spawn(udp::serve(
+                            u,
+                            udp::UdpCtx {
+                                svc: shared.clone(),
+                                registry: self.registry.clone(),
+                                worker,
+                            },
+                        ))
+                        .abort_handle(),
+                }
+            })
+            .collect();
+        tracing::info!(service = %svc.name, listen = %svc.listen, protocol = %svc.protocol, "virtual service started");
+        Ok(Service { shared, tasks })
+    }
+}
+
+impl DataPlane for ProxyDataPlane {
+    fn name(&self) -> &'static str {
+        "proxy"
+    }
+
+    fn apply(&mut self, table: &Table) -> ApplyReport {
+        let mut report = ApplyReport::default();
+        let wanted: HashSet<ServiceKey> = table.services.iter().map(|s| s.key()).collect();
+        let mut old: HashMap<ServiceKey, Service> = HashMap::new();
+        for s in self.services.drain(..) {
+            if wanted.contains(&s.shared.key) {
+                old.insert(s.shared.key, s);
+            } else {
+                s.stop();
+                tracing::info!(service = %s.shared.key, "virtual service stopped");
+            }
+        }
+        let mut seen = HashSet::new();
+        for svc in &table.services {
+            let key = svc.key();
+            if !seen.insert(key) {
+                report.errors.push(DataPlaneError::Service {
+                    service: svc.name.clone(),
+                    message: format!("{key} is defined more than once"),
+                });
+                continue;
+            }
+            if let Some(s) = old.remove(&key) {
+                s.shared.update(svc);
+                self.services.push(s);
+                continue;
+            }
+            match self.start(svc) {
+                Ok(s) => self.services.push(s),
+                Err(e) => {
+                    tracing::warn!(error = %e, "virtual service not started");
+                    report.errors.push(e);
+                }
+            }
+        }
+        *self.timer_list.lock().unwrap_or_else(|e| e.into_inner()) =
+            self.services.iter().map(|s| s.shared.clone()).collect();
+        report
+    }
+
+    fn stats(&self) -> Vec<ServiceStats> {
+        self.services.iter().map(|s| s.shared.stats()).collect()
+    }
+
+    fn connections(&self) -> Vec<ConnectionInfo> {
+        self.registry.snapshot()
+    }
+}
+
+impl Drop for ProxyDataPlane {
+    fn drop(&mut self) {
+        self.timer.take();
+        for s in &self.services {
+            s.stop();
+        }
+        // joins the workers; their remaining connections close
+        self.workers.take();
+    }
+}

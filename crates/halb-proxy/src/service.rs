@@ -1,0 +1,281 @@
+//! A virtual service's state shared by every worker: its scheduler pool and
+//! configuration behind one mutex (held only to schedule and to account a
+//! connection's life), and its counters.
+
+use crate::stats::Metered;
+use halb_scheduler::{Pick, Pool, Request};
+use halb_table::{RealStats, ServiceKey, ServiceStats, VirtualService};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+struct PoolState {
+    pool: Pool,
+    cfg: Arc<VirtualService>,
+    /// Counters per real server, kept while the pool lists it.
+    reals: HashMap<SocketAddr, Arc<Metered>>,
+}
+
+impl PoolState {
+    fn real_metered(&mut self, addr: SocketAddr, workers: usize) -> Arc<Metered> {
+        self.reals
+            .entry(addr)
+            .or_insert_with(|| Arc::new(Metered::new(workers)))
+            .clone()
+    }
+
+    /// Forget counters of real servers the pool no longer lists and no
+    /// connection holds.
+    fn prune(&mut self) {
+        let pool = &self.pool;
+        self.reals.retain(|addr, m| {
+            Arc::strong_count(m) > 1 || pool.reals().iter().any(|r| r.server.addr == *addr)
+        });
+    }
+}
+
+pub(crate) struct ServiceShared {
+    pub(crate) key: ServiceKey,
+    workers: usize,
+    state: Mutex<PoolState>,
+    pub(crate) metered: Metered,
+}
+
+impl ServiceShared {
+    pub(crate) fn new(svc: &VirtualService, workers: usize) -> Self {
+        let mut st = PoolState {
+            pool: Pool::new(svc),
+            cfg: Arc::new(svc.clone()),
+            reals: HashMap::new(),
+        };
+        for r in &svc.reals {
+            st.real_metered(r.addr, workers);
+        }
+        ServiceShared {
+            key: svc.key(),
+            workers,
+            state: Mutex::new(st),
+            metered: Metered::new(workers),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, PoolState> {
+        // A panic elsewhere while holding the lock leaves a pool that is
+        // still consistent enough to keep balancing; carry on.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Apply a changed definition (same key); established connections
+    /// carry on.
+    pub(crate) fn update(&self, svc: &VirtualService) {
+        let mut st = self.lock();
+        if *st.cfg == *svc {
+            return;
+        }
+        st.pool.update(svc);
+        st.cfg = Arc::new(svc.clone());
+        for r in &svc.reals {
+            st.real_metered(r.addr, self.workers);
+        }
+        st.prune();
+    }
+
+    /// Schedule a new connection from `client` to `dest`, skipping
+    /// `exclude`. The assignment counts as inactive until activated and is
+    /// closed in the pool when dropped.
+    pub(crate) fn schedule(
+        self: &Arc<Self>,
+        client: SocketAddr,
+        dest: SocketAddr,
+        exclude: &[SocketAddr],
+        worker: usize,
+    ) -> Option<(Assignment, Arc<VirtualService>)> {
+        let now = Instant::now();
+        let (pick, real, cfg) = {
+            let mut st = self.lock();
+            let pick = st.pool.schedule(
+                &Request {
+                    client,
+                    dest,
+                    exclude,
+                },
+                now,
+            )?;
+            let real = (!pick.fallback).then(|| st.real_metered(pick.addr, self.workers));
+            (pick, real, st.cfg.clone())
+        };
+        if let Some(r) = &real {
+            let s = r.shard(worker);
+            s.conn();
+            s.inactive_up();
+        } else {
+            self.metered.shard(worker).fallback_conn();
+        }
+        Some((
+            Assignment {
+                svc: self.clone(),
+                pick,
+                real,
+                client,
+                worker,
+                active: false,
+            },
+            cfg,
+        ))
+    }
+
+    /// Drop expired persistence templates.
+    pub(crate) fn expire(&self, now: Instant) {
+        let mut st = self.lock();
+        st.pool.expire(now);
+        st.prune();
+    }
+
+    /// Feed the rate estimators.
+    pub(crate) fn sample(&self, now: Instant) {
+        self.metered.sample(now);
+        let reals: Vec<Arc<Metered>> = self.lock().reals.values().cloned().collect();
+        for r in reals {
+            r.sample(now);
+        }
+    }
+
+    pub(crate) fn stats(&self) -> ServiceStats {
+        let (cfg, reals) = {
+            let st = self.lock();
+            let reals: Vec<_> = st
+                .pool
+                .reals()
+                .iter()
+                .map(|r| (r.clone(), st.reals.get(&r.server.addr).cloned()))
+                .collect();
+            (st.cfg.clone(), reals)
+        };
+        ServiceStats {
+            name: cfg.name.clone(),
+            protocol: cfg.protocol,
+            listen: cfg.listen,
+            scheduler: cfg.scheduler,
+            persistence: cfg.persistence,
+            fallback: cfg.fallback,
+            fallback_conns: self.metered.counters.fallback_conns(),
+            counters: self.metered.counters.snapshot(),
+            rates: self.metered.rates(),
+            reals: reals
+                .into_iter()
+                .map(|(r, m)| RealStats {
+                    addr: r.server.addr,
+                    weight: r.server.weight,
+                    forward: r.server.forward,
+                    overloaded: r.overloaded,
+                    removed: r.removed,
+                    counters: m
+                        .as_ref()
+                        .map(|m| m.counters.snapshot())
+                        .unwrap_or_default(),
+                    rates: m.as_ref().map(|m| m.rates()).unwrap_or_default(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A connection's (or flow's) place in the pool: scheduled to `pick`,
+/// inactive until [`Assignment::set_active`]; dropping it closes it in the
+/// pool (connect failed, connection over, task cancelled).
+pub(crate) struct Assignment {
+    svc: Arc<ServiceShared>,
+    pick: Pick,
+    real: Option<Arc<Metered>>,
+    client: SocketAddr,
+    worker: usize,
+    active: bool,
+}
+
+impl Assignment {
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.pick.addr
+    }
+
+    /// Counters of the real server (None for the fallback server).
+    pub(crate) fn real_metered(&self) -> Option<Arc<Metered>> {
+        self.real.clone()
+    }
+
+    pub(crate) fn set_active(&mut self, active: bool) {
+        if self.active == active {
+            return;
+        }
+        self.active = active;
+        self.svc.lock().pool.set_active(&self.pick, active);
+        if let Some(r) = &self.real {
+            if active {
+                r.shard(self.worker).activate();
+            } else {
+                r.shard(self.worker).deactivate();
+            }
+        }
+    }
+}
+
+impl Drop for Assignment {
+    fn drop(&mut self) {
+        self.svc
+            .lock()
+            .pool
+            .close(&self.pick, self.active, self.client, Instant::now());
+        if let Some(r) = &self.real {
+            if self.active {
+                r.shard(self.worker).active_down();
+            } else {
+                r.shard(self.worker).inactive_down();
+            }
+        }
+    }
+}
+
+/// A client connection's (or flow's) place in the service counters:
+/// counted on creation as inactive, active while established both ways.
+pub(crate) struct ServiceConn {
+    svc: Arc<ServiceShared>,
+    worker: usize,
+    active: bool,
+}
+
+impl ServiceConn {
+    pub(crate) fn new(svc: Arc<ServiceShared>, worker: usize) -> Self {
+        let s = svc.metered.shard(worker);
+        s.conn();
+        s.inactive_up();
+        ServiceConn {
+            svc,
+            worker,
+            active: false,
+        }
+    }
+
+    pub(crate) fn set_active(&mut self, active: bool) {
+        if self.active == active {
+            return;
+        }
+        self.active = active;
+        let s = self.svc.metered.shard(self.worker);
+        if active {
+            s.activate();
+        } else {
+            s.deactivate();
+        }
+    }
+}
+
+impl Drop for ServiceConn {
+    fn drop(&mut self) {
+        let s = self.svc.metered.shard(self.worker);
+        if self.active {
+            s.active_down();
+        } else {
+            s.inactive_down();
+        }
+    }
+}
