@@ -28,7 +28,7 @@ mod walk;
 
 pub use diag::{ConfigError, ConfigErrors};
 
-use halb_table::{OnDown, Table, VirtualService};
+use halb_table::{OnDown, ServiceKey, Table, VirtualService};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -78,6 +78,18 @@ pub struct Config {
     pub global: Global,
     /// In file order, every default applied.
     pub services: Vec<VirtualService>,
+    /// The health check of every real server that has one, in file order
+    /// (a real server under no `check` table anywhere is not checked: it
+    /// is always up).
+    pub checks: Vec<RealCheck>,
+}
+
+/// The resolved health check of one real server of one virtual service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RealCheck {
+    pub service: ServiceKey,
+    pub real: std::net::SocketAddr,
+    pub spec: halb_health::CheckSpec,
 }
 
 impl Config {
@@ -87,6 +99,13 @@ impl Config {
         Table {
             services: self.services.clone(),
         }
+    }
+
+    /// The check of real server `real` of service `service`, if it has one.
+    pub fn check(&self, service: ServiceKey, real: std::net::SocketAddr) -> Option<&RealCheck> {
+        self.checks
+            .iter()
+            .find(|c| c.service == service && c.real == real)
     }
 }
 

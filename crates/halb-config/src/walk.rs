@@ -9,12 +9,14 @@ use halb_table::{
     Forward, OnDown, Persistence, Protocol, ProxyProtocol, RealServer, SchedulerFlags,
     SchedulerKind, ServiceKey, VirtualService,
 };
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use toml_edit::{Array, ArrayOfTables, ImDocument, InlineTable, Item, Table, TomlError, Value};
+
+mod check;
 
 type Span = Range<usize>;
 
@@ -28,6 +30,7 @@ const GLOBAL_KEYS: &[&str] = &[
     "idle_timeout",
     "udp_timeout",
     "on_down",
+    "check",
 ];
 const SERVICE_KEYS: &[&str] = &[
     "name",
@@ -43,10 +46,17 @@ const SERVICE_KEYS: &[&str] = &[
     "idle_timeout",
     "udp_timeout",
     "persistence",
+    "check",
     "real_server",
 ];
 const PERSISTENCE_KEYS: &[&str] = &["timeout", "netmask", "prefix_v6"];
-const REAL_KEYS: &[&str] = &["address", "weight", "upper_threshold", "lower_threshold"];
+const REAL_KEYS: &[&str] = &[
+    "address",
+    "weight",
+    "upper_threshold",
+    "lower_threshold",
+    "check",
+];
 
 const SCHEDULER_SYNONYMS: &[(&str, &str)] = &[
     ("roundrobin", "rr"),
@@ -106,6 +116,7 @@ enum Section {
     Service,
     Persistence,
     Real,
+    Check,
 }
 
 impl Section {
@@ -116,6 +127,7 @@ impl Section {
             Section::Service => SERVICE_KEYS,
             Section::Persistence => PERSISTENCE_KEYS,
             Section::Real => REAL_KEYS,
+            Section::Check => check::CHECK_KEYS,
         }
     }
 
@@ -126,6 +138,7 @@ impl Section {
             Section::Service => ("a virtual service key", SERVICE_KEYS),
             Section::Persistence => ("a persistence key", PERSISTENCE_KEYS),
             Section::Real => ("a real server key", REAL_KEYS),
+            Section::Check => ("a check key", check::CHECK_KEYS),
         };
         format!("{what}: {}", keys.join(", "))
     }
@@ -134,6 +147,22 @@ impl Section {
 /// A fix for an unknown key that edit distance would not find: a key put in
 /// the wrong table, or what keepalived, ldirectord or a proxy call it.
 fn key_hint(section: Section, key: &str) -> Option<String> {
+    key_hint_of(section, key).or_else(|| {
+        let k = normalize(key);
+        let check_key = check::CHECK_KEYS.iter().find(|n| normalize(n) == k)?;
+        let table = match section {
+            Section::Global => "[global.check]",
+            Section::Service => "[virtual_service.check]",
+            Section::Real => "[virtual_service.real_server.check]",
+            _ => return None,
+        };
+        Some(format!(
+            "`{check_key}` is a health-check setting: put it in a check table, {table} or check = {{ {check_key} = … }}"
+        ))
+    })
+}
+
+fn key_hint_of(section: Section, key: &str) -> Option<String> {
     let k = normalize(key);
     // Exact, or one typo away for longer words ("timeuot").
     let is = |names: &[&str]| {
@@ -146,6 +175,15 @@ fn key_hint(section: Section, key: &str) -> Option<String> {
         keys.iter().find(|n| normalize(n) == k).copied()
     };
     let hint = match section {
+        Section::Check => {
+            if let Some(h) = check::check_key_hint(key) {
+                h.to_owned()
+            } else if is(&["on_down", "quiescent"]) {
+                "on_down is set per virtual service or in [global], not in a check table".to_owned()
+            } else {
+                return None;
+            }
+        }
         Section::Root => {
             if is(&[
                 "virtual_server",
@@ -466,6 +504,8 @@ struct Svc {
     /// The `listen` value, if it and the protocol are valid.
     key_span: Option<Span>,
     label: String,
+    /// The health check of each real server that has one.
+    checks: Vec<(SocketAddr, halb_health::CheckSpec)>,
     ok: bool,
 }
 
@@ -474,6 +514,9 @@ struct Cx<'s> {
     file: &'s Path,
     map: SourceMap<'s>,
     errors: Vec<ConfigError>,
+    /// Problems already reported (span start, message): a problem of a
+    /// check table inherited by many real servers is reported once.
+    once: HashSet<(usize, String)>,
 }
 
 /// Parse and check a whole file.
@@ -483,6 +526,7 @@ pub(crate) fn check(src: &str, file: &Path) -> Result<Config, ConfigErrors> {
         file,
         map: SourceMap::new(src),
         errors: Vec::new(),
+        once: HashSet::new(),
     };
     let config = match ImDocument::parse(src) {
         Ok(doc) => Some(cx.root(doc.as_table())),
@@ -1050,6 +1094,10 @@ impl<'s> Cx<'s> {
             }
             None => None,
         };
+        let gcheck = match global_node.as_ref().and_then(|n| self.field(n, "check")) {
+            Some(f) => self.check_table(&f),
+            None => check::Layer::default(),
+        };
         let global = self.global(global_node);
         let defaults = Defaults {
             connect_timeout: global.connect_timeout,
@@ -1061,13 +1109,25 @@ impl<'s> Cx<'s> {
         let mut svcs = Vec::new();
         if let Some(f) = self.field(&root, "virtual_service") {
             for (i, tbl, span) in self.tables(&f, "virtual_service", "listen = \"0.0.0.0:80\"") {
-                svcs.push(self.service(tbl, span, i, &defaults));
+                svcs.push(self.service(tbl, span, i, &defaults, &gcheck));
             }
         }
         self.cross_check(&svcs);
+        let mut checks = Vec::new();
+        let mut services = Vec::new();
+        for s in svcs.into_iter().filter(|s| s.ok) {
+            let key = s.vs.key();
+            checks.extend(s.checks.into_iter().map(|(real, spec)| crate::RealCheck {
+                service: key,
+                real,
+                spec,
+            }));
+            services.push(s.vs);
+        }
         Config {
             global,
-            services: svcs.into_iter().filter(|s| s.ok).map(|s| s.vs).collect(),
+            services,
+            checks,
         }
     }
 
@@ -1237,7 +1297,14 @@ impl<'s> Cx<'s> {
         }
     }
 
-    fn service(&mut self, tbl: Tbl, span: Span, index: usize, d: &Defaults) -> Svc {
+    fn service(
+        &mut self,
+        tbl: Tbl,
+        span: Span,
+        index: usize,
+        d: &Defaults,
+        gcheck: &check::Layer,
+    ) -> Svc {
         let before = self.errors.len();
         let unnamed = Node {
             tbl,
@@ -1376,6 +1443,11 @@ impl<'s> Cx<'s> {
             vs.persistence = self.persistence(&f);
         }
 
+        let scheck = match self.field(&node, "check") {
+            Some(f) => self.check_table(&f),
+            None => check::Layer::default(),
+        };
+        let mut checks = Vec::new();
         if let Some(f) = self.field(&node, "real_server") {
             let mut seen: HashMap<SocketAddr, usize> = HashMap::new();
             for (j, tbl, rspan) in self.tables(
@@ -1384,9 +1456,16 @@ impl<'s> Cx<'s> {
                 "address = \"192.0.2.10:80\"",
             ) {
                 let path = format!("{}[{j}]", f.path);
-                if let Some((real, aspan)) =
-                    self.real(tbl, rspan, path, listen.as_ref().map(|l| l.0))
-                {
+                if let Some((real, aspan, check)) = self.real(
+                    tbl,
+                    rspan,
+                    path,
+                    listen.as_ref().map(|l| l.0),
+                    (gcheck, &scheck),
+                ) {
+                    if let Some(spec) = check {
+                        checks.push((real.addr, spec));
+                    }
                     if let Some(line) = seen.get(&real.addr) {
                         self.push(
                             Problem::new(aspan.clone(), format!("{}[{j}].address", f.path), format!("duplicate real server {}", real.addr))
@@ -1416,6 +1495,7 @@ impl<'s> Cx<'s> {
             name_known,
             key_span,
             label,
+            checks,
             ok: self.errors.len() == before,
         }
     }
@@ -1571,10 +1651,15 @@ impl<'s> Cx<'s> {
         span: Span,
         path: String,
         listen: Option<SocketAddr>,
-    ) -> Option<(RealServer, Span)> {
+        above: (&check::Layer, &check::Layer),
+    ) -> Option<(RealServer, Span, Option<halb_health::CheckSpec>)> {
         let node = Node { tbl, path, span };
         self.check_keys(&node, Section::Real);
         let before = self.errors.len();
+        let rcheck = match self.field(&node, "check") {
+            Some(f) => self.check_table(&f),
+            None => check::Layer::default(),
+        };
         let addr = match self.field(&node, "address") {
             Some(f) => {
                 let a = self.addr(&f, "\"192.0.2.10:80\"");
@@ -1662,6 +1747,9 @@ impl<'s> Cx<'s> {
             }
         }
         let (addr, aspan) = addr?;
+        // Resolved even when this table has other problems, so that every
+        // problem of the merged check is reported in this pass too.
+        let check = self.resolve_check(above.0, above.1, &rcheck, addr);
         if self.errors.len() != before {
             return None;
         }
@@ -1672,7 +1760,7 @@ impl<'s> Cx<'s> {
             lower_threshold: lower.map_or(0, |l| l.0),
             forward: Forward::Proxy,
         };
-        Some((real, aspan))
+        Some((real, aspan, check))
     }
 
     /// Checks across services: unique names, unique protocol + listen.

@@ -76,6 +76,27 @@ fn docs_example_parses_to_the_model() {
     };
     assert_eq!(cfg.services, vec![expected]);
     assert_eq!(cfg.to_table().services, cfg.services);
+
+    // The check: [global] timing, the service's http probe, the real
+    // server's port.
+    assert_eq!(cfg.checks.len(), 1);
+    let check = &cfg.checks[0];
+    assert_eq!(check.service, cfg.services[0].key());
+    assert_eq!(check.real, addr("127.0.0.1:18081"));
+    assert_eq!(check.spec.target, addr("127.0.0.1:18091"));
+    assert_eq!(
+        check.spec.probe,
+        halb_health::ProbeSpec::Http(halb_health::HttpSpec {
+            expect_status: vec![200..=200, 300..=399],
+            body_contains: Some("OK".into()),
+            ..halb_health::HttpSpec::get("/health")
+        })
+    );
+    let t = check.spec.timing;
+    assert_eq!(
+        (t.interval, t.timeout, t.rise, t.fall),
+        (Duration::from_secs(5), Duration::from_secs(3), 2, 3)
+    );
 }
 
 #[test]

@@ -104,10 +104,11 @@ fn check_config(file: &std::path::Path) -> ExitCode {
         Ok(cfg) => {
             let reals: usize = cfg.services.iter().map(|s| s.reals.len()).sum();
             println!(
-                "{}: ok ({} virtual services, {} real servers)",
+                "{}: ok ({} virtual services, {} real servers, {} health checks)",
                 file.display(),
                 cfg.services.len(),
-                reals
+                reals,
+                cfg.checks.len()
             );
             ExitCode::SUCCESS
         }

@@ -2,9 +2,10 @@
 //! JSON request line and one JSON response per connection.
 
 use anyhow::Context;
-use halb_table::{ConnectionInfo, ServiceStats};
+use halb_table::{ConnectionInfo, OnDown, Protocol, ServiceStats};
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -28,17 +29,64 @@ pub struct Status {
     pub config: Option<PathBuf>,
     pub uptime_secs: u64,
     pub services: Vec<ServiceStats>,
+    /// Health of every checked real server (unchecked ones are absent:
+    /// they are always up). A real server that is down with
+    /// `on_down = "remove"` is here but not in `services`.
+    #[serde(default)]
+    pub health: Vec<RealHealth>,
+    /// Health transitions since the daemon started.
+    #[serde(default)]
+    pub health_transitions: u64,
+}
+
+/// Up or down, as the health checks see a real server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthState {
+    Up,
+    Down,
+}
+
+/// The health of one real server of one virtual service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RealHealth {
+    /// The virtual service's name, protocol and listen address.
+    pub service: String,
+    pub protocol: Protocol,
+    pub listen: SocketAddr,
+    pub real: SocketAddr,
+    pub health: HealthState,
+    /// The probe's reason for the last transition.
+    pub reason: Option<String>,
+    /// Transitions of this check since it was configured.
+    pub transitions: u64,
+    /// The weight in the config.
+    pub configured_weight: u32,
+    /// The weight a dynamic external check reported, if any.
+    pub dynamic_weight: Option<u32>,
+    /// What happens to it while down.
+    pub on_down: OnDown,
+    /// What the check does, e.g. `http GET 127.0.0.1:18081/health every 1s, rise 2 fall 2`.
+    pub check: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum Response {
     Status(Status),
-    Connections { connections: Vec<ConnectionInfo> },
-    Reloaded { summary: String },
+    Connections {
+        connections: Vec<ConnectionInfo>,
+    },
+    Reloaded {
+        summary: String,
+    },
     /// The new config did not validate; the running one stays.
-    Rejected { message: String },
-    Error { message: String },
+    Rejected {
+        message: String,
+    },
+    Error {
+        message: String,
+    },
 }
 
 /// Send one request to the daemon and read its answer.

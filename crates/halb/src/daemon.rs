@@ -2,9 +2,11 @@
 
 use crate::cli::EXIT_CONFIG;
 use crate::control::{self, Request, Response, Status};
-use crate::{diff, http};
+use crate::health::Checks;
+use crate::{diff, health, http};
 use anyhow::Context;
 use halb_config::Config;
+use halb_health::{CheckId, CheckSpec, Engine, Event, Health, NetProber};
 use halb_proxy::{ProxyDataPlane, ProxyOptions};
 use halb_table::DataPlane;
 use std::net::SocketAddr;
@@ -13,6 +15,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{mpsc, watch};
 
 /// Where the running config came from, so a reload can read it again.
 #[derive(Debug, Clone)]
@@ -27,6 +30,10 @@ struct Daemon {
     config: Config,
     plane: Box<dyn DataPlane>,
     started: Instant,
+    /// Health state of the configured checks.
+    checks: Checks,
+    /// The check set for the engine (latest wins).
+    check_set: watch::Sender<Vec<(CheckId, CheckSpec)>>,
 }
 
 impl Daemon {
@@ -40,6 +47,46 @@ impl Daemon {
             },
             uptime_secs: self.started.elapsed().as_secs(),
             services: self.plane.stats(),
+            health: self.checks.report(&self.config),
+            health_transitions: self.checks.transitions(),
+        }
+    }
+
+    /// Engine events: log each transition, and re-apply the effective
+    /// table when health changed (a diff: established connections stay).
+    fn on_health(&mut self, events: Vec<Event>) {
+        let mut reapply = false;
+        for ev in events {
+            let (changes, changed) = self.checks.on_event(ev);
+            reapply |= changed;
+            for c in changes {
+                let name = self
+                    .config
+                    .services
+                    .iter()
+                    .find(|s| s.key() == c.service)
+                    .map_or_else(|| c.service.to_string(), |s| s.name.clone());
+                match c.to {
+                    Health::Up => tracing::info!(
+                        "health: {name}: real server {} is up ({}; was {})",
+                        c.real,
+                        c.reason,
+                        c.from
+                    ),
+                    Health::Down => tracing::warn!(
+                        "health: {name}: real server {} is down ({}; was {})",
+                        c.real,
+                        c.reason,
+                        c.from
+                    ),
+                }
+            }
+        }
+        if reapply {
+            let report = self.plane.apply(&self.checks.effective(&self.config));
+            for e in &report.errors {
+                tracing::error!("applying health changes: {e}");
+            }
         }
     }
 
@@ -72,8 +119,13 @@ impl Daemon {
         }
         let old_table = self.config.to_table();
         let new_table = new.to_table();
-        let changes = diff::describe(&old_table, &new_table);
-        let report = self.plane.apply(&new_table);
+        let mut changes = diff::describe(&old_table, &new_table);
+        if let Some(c) = health::describe_changes(&self.config, &new) {
+            changes.push(c);
+        }
+        let set = self.checks.set(&new);
+        self.check_set.send_replace(set);
+        let report = self.plane.apply(&self.checks.effective(&new));
         self.config = new;
         for c in &changes {
             tracing::info!("reload: {c}");
@@ -121,7 +173,13 @@ pub fn run_file(path: &Path, socket: Option<PathBuf>) -> anyhow::Result<ExitCode
         }
     };
     let http = config.global.http_listen;
-    run(Source::File(path.to_path_buf()), config, socket, http, || {})
+    run(
+        Source::File(path.to_path_buf()),
+        config,
+        socket,
+        http,
+        || {},
+    )
 }
 
 /// Run the daemon until SIGINT or SIGTERM. `ready` is called once the
@@ -147,7 +205,10 @@ pub fn run(
             ..ProxyOptions::default()
         })
         .context("starting the userspace data plane")?;
-        let table = config.to_table();
+        let mut checks = Checks::new();
+        let check_set = checks.set(&config);
+        let nchecks = check_set.len();
+        let table = checks.effective(&config);
         let report = plane.apply(&table);
         if !report.is_ok() {
             for e in &report.errors {
@@ -165,14 +226,18 @@ pub fn run(
             None => None,
         };
         let nservices = table.services.len();
+        let (set_tx, set_rx) = watch::channel(check_set);
         let daemon = Arc::new(Mutex::new(Daemon {
             source,
             config,
             plane: Box::new(plane),
             started: Instant::now(),
+            checks,
+            check_set: set_tx,
         }));
+        let health_task = spawn_health(daemon.clone(), set_rx);
         tracing::info!(
-            "halb {} running: {nservices} virtual service(s), control socket {}",
+            "halb {} running: {nservices} virtual service(s), {nchecks} health check(s), control socket {}",
             env!("CARGO_PKG_VERSION"),
             socket_path.display()
         );
@@ -226,6 +291,9 @@ pub fn run(
             }
         }
         control_task.abort();
+        for t in health_task {
+            t.abort();
+        }
         if let Some(t) = http_task {
             t.abort();
         }
@@ -234,4 +302,39 @@ pub fn run(
         drop(daemon);
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Runs the check engine on this runtime: forwards each new check set to
+/// it, and feeds its events to the daemon (batched: one re-apply for the
+/// transitions that arrive together).
+fn spawn_health(
+    daemon: Arc<Mutex<Daemon>>,
+    mut sets: watch::Receiver<Vec<(CheckId, CheckSpec)>>,
+) -> [tokio::task::JoinHandle<()>; 3] {
+    let (updates_tx, updates_rx) = mpsc::channel(4);
+    let (events_tx, mut events_rx) = mpsc::unbounded_channel();
+    let forward = tokio::spawn(async move {
+        loop {
+            let set = sets.borrow_and_update().clone();
+            if updates_tx.send(set).await.is_err() || sets.changed().await.is_err() {
+                return;
+            }
+        }
+    });
+    let engine = tokio::spawn(async move {
+        halb_health::drive(Engine::new(), Arc::new(NetProber), updates_rx, events_tx).await;
+    });
+    let events = tokio::spawn(async move {
+        while let Some(ev) = events_rx.recv().await {
+            let mut batch = vec![ev];
+            while let Ok(ev) = events_rx.try_recv() {
+                batch.push(ev);
+            }
+            match daemon.lock() {
+                Ok(mut d) => d.on_health(batch),
+                Err(_) => return,
+            }
+        }
+    });
+    [forward, engine, events]
 }

@@ -30,7 +30,10 @@ fn describe_service(o: &VirtualService, s: &VirtualService, out: &mut Vec<String
     }
     for r in &s.reals {
         match o.reals.iter().find(|x| x.addr == r.addr) {
-            None => out.push(format!("{name}: added real server {} weight {}", r.addr, r.weight)),
+            None => out.push(format!(
+                "{name}: added real server {} weight {}",
+                r.addr, r.weight
+            )),
             Some(x) if x.weight != r.weight => out.push(format!(
                 "{name}: real server {} weight {} -> {}",
                 r.addr, x.weight, r.weight

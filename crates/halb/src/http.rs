@@ -3,7 +3,7 @@
 //! socket serves; it changes nothing. Off unless `[global] http_listen` is
 //! set (the demo sets it to 127.0.0.1:9090).
 
-use crate::control::{Response as ControlResponse, Request as ControlRequest};
+use crate::control::{Request as ControlRequest, Response as ControlResponse};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::server::conn::http1;
@@ -49,7 +49,10 @@ fn route(req: &Request<hyper::body::Incoming>, handler: &Handler) -> Response<Fu
         "/" | "/index.html" => reply(StatusCode::OK, "text/html; charset=utf-8", DASHBOARD.into()),
         "/api/v1/status" => json(handler(ControlRequest::Status)),
         "/api/v1/connections" => json(handler(ControlRequest::Connections)),
-        _ => text(StatusCode::NOT_FOUND, "not found; try / or /api/v1/status\n"),
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "not found; try / or /api/v1/status\n",
+        ),
     }
 }
 
@@ -68,7 +71,11 @@ fn json(r: ControlResponse) -> Response<Full<Bytes>> {
 }
 
 fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
-    reply(status, "text/plain; charset=utf-8", body.as_bytes().to_vec())
+    reply(
+        status,
+        "text/plain; charset=utf-8",
+        body.as_bytes().to_vec(),
+    )
 }
 
 fn reply(status: StatusCode, ctype: &str, body: Vec<u8>) -> Response<Full<Bytes>> {

@@ -1,7 +1,7 @@
 //! `halb list`: the running table in the layout of `ipvsadm -L -n`.
 
 use crate::cli::ListArgs;
-use crate::control::{self, Request, Response, Status};
+use crate::control::{self, HealthState, RealHealth, Request, Response, Status};
 use halb_table::{ConnectionInfo, Persistence, Rates, ServiceStats};
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -71,7 +71,9 @@ fn service_line(s: &ServiceStats) -> String {
 fn mask_text(p: &Persistence, listen: SocketAddr) -> Option<String> {
     match listen {
         SocketAddr::V4(_) if p.prefix_v4 < 32 => {
-            let bits = u32::MAX.checked_shl(32 - u32::from(p.prefix_v4)).unwrap_or(0);
+            let bits = u32::MAX
+                .checked_shl(32 - u32::from(p.prefix_v4))
+                .unwrap_or(0);
             Some(std::net::Ipv4Addr::from(bits).to_string())
         }
         SocketAddr::V6(_) if p.prefix_v6 < 128 => Some(p.prefix_v6.to_string()),
@@ -79,11 +81,29 @@ fn mask_text(p: &Persistence, listen: SocketAddr) -> Option<String> {
     }
 }
 
-/// `ipvsadm -L -n`.
+/// The health check entry of real server `real` of service `s`.
+fn health_of<'a>(status: &'a Status, s: &ServiceStats, real: SocketAddr) -> Option<&'a RealHealth> {
+    status
+        .health
+        .iter()
+        .find(|h| h.protocol == s.protocol && h.listen == s.listen && h.real == real)
+}
+
+fn health_text(h: Option<&RealHealth>) -> &'static str {
+    match h.map(|h| h.health) {
+        Some(HealthState::Up) => "Up",
+        Some(HealthState::Down) => "Down",
+        None => "-",
+    }
+}
+
+/// `ipvsadm -L -n`, with a Health column (Up, Down, or `-` when the real
+/// server has no check). A real server taken out of the table by its
+/// check (`on_down = "remove"`) is listed with weight 0 and `removed`.
 pub fn render_table(status: &Status) -> String {
     let mut out = header(status);
     out.push_str("Prot LocalAddress:Port Scheduler Flags\n");
-    out.push_str("  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n");
+    out.push_str("  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn Health\n");
     for s in &status.services {
         out.push_str(&service_line(s));
         out.push('\n');
@@ -97,17 +117,37 @@ pub fn render_table(status: &Status) -> String {
             }
             let _ = writeln!(
                 out,
-                "  -> {:<28} {:<7} {:<6} {:<10} {:<10}{}",
+                "  -> {:<28} {:<7} {:<6} {:<10} {:<10} {:<6}{}",
                 r.addr.to_string(),
                 r.forward.ipvsadm_name(),
                 r.weight,
                 r.counters.active,
                 r.counters.inactive,
+                health_text(health_of(status, s, r.addr)),
                 flags.trim_end()
             );
         }
+        let listed = |a: SocketAddr| s.reals.iter().any(|r| r.addr == a);
+        for h in status
+            .health
+            .iter()
+            .filter(|h| h.protocol == s.protocol && h.listen == s.listen && !listed(h.real))
+        {
+            let _ = writeln!(
+                out,
+                "  -> {:<28} {:<7} {:<6} {:<10} {:<10} {:<6} removed",
+                h.real.to_string(),
+                halb_table::Forward::Proxy.ipvsadm_name(),
+                0,
+                0,
+                0,
+                health_text(Some(h)),
+            );
+        }
     }
-    out.lines().map(|l| l.trim_end().to_string() + "\n").collect()
+    out.lines()
+        .map(|l| l.trim_end().to_string() + "\n")
+        .collect()
 }
 
 /// ipvsadm's `print_largenum`: exact below 100 million, then K, M, G, T.
@@ -121,7 +161,12 @@ fn largenum(i: u64) -> String {
     }
 }
 
-fn numbers_table(status: &Status, titles: [&str; 5], row: impl Fn(&[u64; 5]) -> String, pick: impl Fn(&halb_table::Counters, &Rates) -> [u64; 5]) -> String {
+fn numbers_table(
+    status: &Status,
+    titles: [&str; 5],
+    row: impl Fn(&[u64; 5]) -> String,
+    pick: impl Fn(&halb_table::Counters, &Rates) -> [u64; 5],
+) -> String {
     let mut out = header(status);
     let _ = write!(out, "{:<33}", "Prot LocalAddress:Port");
     for t in titles {
@@ -145,7 +190,15 @@ pub fn render_stats(status: &Status) -> String {
         status,
         ["Conns", "InPkts", "OutPkts", "InBytes", "OutBytes"],
         |v| v.iter().map(|&n| largenum(n)).collect(),
-        |c, _| [c.conns, c.packets_in, c.packets_out, c.bytes_in, c.bytes_out],
+        |c, _| {
+            [
+                c.conns,
+                c.packets_in,
+                c.packets_out,
+                c.bytes_in,
+                c.bytes_out,
+            ]
+        },
     )
 }
 
@@ -155,9 +208,7 @@ pub fn render_rate(status: &Status) -> String {
         status,
         ["CPS", "InPPS", "OutPPS", "InBPS", "OutBPS"],
         |v| v.iter().map(|&n| largenum(n)).collect(),
-        |_, r| {
-            [r.cps, r.inpps, r.outpps, r.inbps, r.outbps].map(|x| x.round().max(0.0) as u64)
-        },
+        |_, r| [r.cps, r.inpps, r.outpps, r.inbps, r.outbps].map(|x| x.round().max(0.0) as u64),
     )
 }
 
@@ -167,7 +218,15 @@ pub fn render_connections(conns: &[ConnectionInfo]) -> String {
     let _ = writeln!(
         out,
         "{:<3} {:<6} {:<11} {:<22} {:<22} {:<22} {:>6} {:>12} {:>12}",
-        "pro", "expire", "state", "source", "virtual", "destination", "age", "bytes-in", "bytes-out"
+        "pro",
+        "expire",
+        "state",
+        "source",
+        "virtual",
+        "destination",
+        "age",
+        "bytes-in",
+        "bytes-out"
     );
     for c in conns {
         let exp = c.expires_ms / 1000;
@@ -196,6 +255,22 @@ mod tests {
     use halb_table::{Counters, Forward, Protocol, RealStats, SchedulerKind};
     use std::time::Duration;
 
+    fn health(port: u16, state: HealthState, transitions: u64) -> RealHealth {
+        RealHealth {
+            service: "web".into(),
+            protocol: Protocol::Tcp,
+            listen: ([127, 0, 0, 1], 8080).into(),
+            real: ([127, 0, 0, 1], port).into(),
+            health: state,
+            reason: Some("HTTP 200".into()),
+            transitions,
+            configured_weight: 1,
+            dynamic_weight: None,
+            on_down: halb_table::OnDown::Remove,
+            check: "http GET /health".into(),
+        }
+    }
+
     fn status() -> Status {
         let real = |port: u16, weight: u32, active: u64, inactive: u64, conns: u64| RealStats {
             addr: ([127, 0, 0, 1], port).into(),
@@ -218,7 +293,11 @@ mod tests {
                 ..Rates::default()
             },
         };
-        let mut reals = vec![real(18081, 1, 1, 0, 10), real(18082, 2, 2, 1, 20), real(18083, 0, 3, 0, 30)];
+        let mut reals = vec![
+            real(18081, 1, 1, 0, 10),
+            real(18082, 2, 2, 1, 20),
+            real(18083, 0, 3, 0, 30),
+        ];
         reals[1].overloaded = true;
         let mut web = ServiceStats {
             name: "web".into(),
@@ -269,6 +348,12 @@ mod tests {
             config: None,
             uptime_secs: 5,
             services: vec![web, dns],
+            health: vec![
+                health(18081, HealthState::Up, 1),
+                health(18082, HealthState::Up, 3),
+                health(18084, HealthState::Down, 2),
+            ],
+            health_transitions: 6,
         }
     }
 

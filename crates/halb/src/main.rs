@@ -5,11 +5,14 @@
 //! subcommands are clients of the control socket (`list`, `reload`) or
 //! stand alone (`check-config`, `demo`).
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 mod cli;
 mod control;
 mod daemon;
 mod demo;
 mod diff;
+mod health;
 mod http;
 mod list;
 

@@ -156,6 +156,33 @@ fn config(port: u16, reals: &[(SocketAddr, u32)]) -> String {
 }
 
 #[test]
+fn check_config_accepts_every_example() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+            continue;
+        }
+        let out = halb(&["check-config", path.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{}:\n{}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        checked += 1;
+    }
+    assert!(checked >= 1, "no examples in {}", dir.display());
+    let out = halb(&[
+        "check-config",
+        dir.join("health-http.toml").to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("3 real servers, 3 health checks"), "{text}");
+}
+
+#[test]
 fn check_config_reports_every_error_and_exits_2() {
     let dir = tempdir("check");
     let bad = dir.join("bad.toml");
@@ -217,8 +244,7 @@ fn run_list_reload_and_stop() {
     let table = String::from_utf8(out.stdout).unwrap();
     assert!(table.contains(&format!("TCP  {vip} wrr")), "{table}");
     assert!(table.contains(&format!("-> {c}")), "{table}");
-    let json: serde_json::Value =
-        serde_json::from_slice(&d.list(&["--json"]).stdout).unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&d.list(&["--json"]).stdout).unwrap();
     assert_eq!(json["services"][0]["reals"].as_array().unwrap().len(), 3);
     assert!(json["services"][0]["counters"]["conns"].as_u64().unwrap() >= 5);
     let conns = String::from_utf8(d.list(&["--connections"]).stdout).unwrap();
@@ -232,7 +258,10 @@ fn run_list_reload_and_stop() {
     let out = d.reload();
     assert!(out.status.success(), "{out:?}");
     let summary = String::from_utf8(out.stdout).unwrap();
-    assert!(summary.contains(&format!("real server {c} weight 0 -> 5")), "{summary}");
+    assert!(
+        summary.contains(&format!("real server {c} weight 0 -> 5")),
+        "{summary}"
+    );
     for _ in 0..3 {
         assert_eq!(ask(vip, "hi"), "c");
     }
@@ -255,7 +284,9 @@ fn run_list_reload_and_stop() {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let t = String::from_utf8(d.list(&[]).stdout).unwrap();
-        if t.lines().any(|l| l.contains(&a.to_string()) && l.contains(" 3 ")) {
+        if t.lines()
+            .any(|l| l.contains(&a.to_string()) && l.contains(" 3 "))
+        {
             break;
         }
         assert!(Instant::now() < deadline, "SIGHUP did not reload:\n{t}");
@@ -277,7 +308,10 @@ fn list_without_daemon_says_how_to_fix() {
     let out = halb(&["list", "--socket", "/nonexistent/halb.sock"]);
     assert!(!out.status.success());
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains("is `halb run` or `halb demo` running?"), "{err}");
+    assert!(
+        err.contains("is `halb run` or `halb demo` running?"),
+        "{err}"
+    );
 }
 
 fn http_get(addr: &str) -> String {
@@ -356,7 +390,10 @@ fn demo_spreads_by_weight_and_stops_on_ctrl_c() {
         .unwrap()
         .read_to_string(&mut banner)
         .unwrap();
-    assert!(banner.contains("curl -s http://127.0.0.1:8080/"), "{banner}");
+    assert!(
+        banner.contains("curl -s http://127.0.0.1:8080/"),
+        "{banner}"
+    );
     assert!(TcpStream::connect("127.0.0.1:8080").is_err());
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -1,0 +1,896 @@
+//! `check` tables: health checks, settable in `[global]`, per virtual
+//! service and per real server. Each table is checked on its own (types,
+//! ranges, keys that contradict its `type`); then, per real server, the
+//! three levels are merged key by key (the most specific wins) and the
+//! timing resolved with [`halb_health::resolve`].
+
+use super::{Cx, Field, Kind, Section, Span, Want};
+use crate::diag::Problem;
+use crate::values::quote;
+use halb_health::{
+    resolve, CheckSpec, ClientCert, ExternalSpec, HttpMethod, HttpSpec, InitialState, Params,
+    ProbeSpec, TlsSpec,
+};
+use std::net::SocketAddr;
+use std::ops::RangeInclusive;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub(super) const CHECK_KEYS: &[&str] = &[
+    "type",
+    "interval",
+    "timeout",
+    "rise",
+    "fall",
+    "delay_before_retry",
+    "warmup",
+    "initial",
+    "address",
+    "port",
+    "method",
+    "path",
+    "host",
+    "expect_status",
+    "body_contains",
+    "body_md5",
+    "sni",
+    "verify",
+    "ca_file",
+    "client_cert",
+    "client_key",
+    "command",
+    "dynamic_weight",
+];
+
+/// Keys that only an http or https check reads.
+const HTTP_KEYS: &[&str] = &[
+    "method",
+    "path",
+    "host",
+    "expect_status",
+    "body_contains",
+    "body_md5",
+];
+/// Keys that only an https check reads.
+const TLS_KEYS: &[&str] = &["sni", "verify", "ca_file", "client_cert", "client_key"];
+/// Keys that only an external check reads.
+const EXTERNAL_KEYS: &[&str] = &["command", "dynamic_weight"];
+
+const TYPES: &[&str] = &["tcp", "http", "https", "external", "on", "off"];
+const TYPE_SYNONYMS: &[(&str, &str)] = &[
+    ("connect", "tcp"),
+    ("tcp_check", "tcp"),
+    ("http_get", "http"),
+    ("ssl", "https"),
+    ("ssl_get", "https"),
+    ("tls", "https"),
+    ("misc", "external"),
+    ("misc_check", "external"),
+    ("script", "external"),
+    ("command", "external"),
+    ("forced_up", "on"),
+    ("up", "on"),
+    ("forced_down", "off"),
+    ("down", "off"),
+    ("disabled", "off"),
+];
+const INITIAL: &[&str] = &["up", "down", "fully_up", "fully_down"];
+const INITIAL_SYNONYMS: &[(&str, &str)] = &[("alpha", "fully_down")];
+const METHODS: &[&str] = &["GET", "HEAD"];
+const METHOD_SYNONYMS: &[(&str, &str)] = &[("get", "GET"), ("head", "HEAD")];
+
+/// A fix for an unknown check key: what ldirectord or keepalived call it.
+pub(super) fn check_key_hint(k: &str) -> Option<&'static str> {
+    let pairs: &[(&[&str], &str)] = &[
+        (
+            &["checktype", "kind", "probe", "check_type"],
+            "did you mean `type`?",
+        ),
+        (
+            &["checkport", "connect_port", "check_port"],
+            "did you mean `port`? (or `address` for another IP too)",
+        ),
+        (
+            &["connect_ip", "checkaddress", "check_address", "target"],
+            "did you mean `address`? address = \"192.0.2.10:8080\"",
+        ),
+        (&["request", "url", "uri"], "did you mean `path`?"),
+        (
+            &["receive", "expect", "body", "contains"],
+            "did you mean `body_contains`?",
+        ),
+        (
+            &["virtualhost", "vhost", "host_header"],
+            "did you mean `host`?",
+        ),
+        (
+            &["status", "status_code", "expect_code", "codes"],
+            "did you mean `expect_status`?",
+        ),
+        (&["digest", "md5", "genhash"], "did you mean `body_md5`?"),
+        (
+            &["failurecount", "retry", "retries", "unhealthy_threshold"],
+            "did you mean `fall`?",
+        ),
+        (
+            &["healthy_threshold", "successcount"],
+            "did you mean `rise`?",
+        ),
+        (
+            &["checkinterval", "delay_loop", "every"],
+            "did you mean `interval`?",
+        ),
+        (
+            &["checktimeout", "connect_timeout", "negotiatetimeout"],
+            "did you mean `timeout`?",
+        ),
+        (
+            &["misc_path", "script", "cmd", "exec"],
+            "did you mean `command`? command = [\"/usr/local/bin/check\", \"arg\"]",
+        ),
+        (
+            &["misc_dynamic", "dynamic"],
+            "did you mean `dynamic_weight`?",
+        ),
+        (
+            &["alpha", "init_state", "initial_state"],
+            "did you mean `initial`? initial = \"fully_down\" is keepalived's alpha",
+        ),
+        (
+            &["server_name", "servername", "tls_server_name"],
+            "did you mean `sni`?",
+        ),
+        (
+            &["ssl_verify", "verify_peer", "tls_verify"],
+            "did you mean `verify`?",
+        ),
+        (&["cert", "certificate"], "did you mean `client_cert`?"),
+        (&["key"], "did you mean `client_key`?"),
+        (
+            &["ca", "cafile", "ca_cert", "trust"],
+            "did you mean `ca_file`?",
+        ),
+    ];
+    let n = crate::suggest::normalize(k);
+    pairs
+        .iter()
+        .find(|(names, _)| names.iter().any(|x| crate::suggest::normalize(x) == n))
+        .map(|(_, hint)| *hint)
+}
+
+/// A value with where it was written.
+#[derive(Debug, Clone)]
+pub(super) struct At<T> {
+    v: T,
+    span: Span,
+    path: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Type {
+    Tcp,
+    Http,
+    Https,
+    External,
+    On,
+    Off,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    Addr(SocketAddr),
+    Port(u16),
+}
+
+/// One `check` table as written; `None` keys inherit from the level above.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Layer {
+    /// Whether the table exists at this level (even empty: it turns
+    /// checking on for every real server below).
+    present: bool,
+    params: Params,
+    kind: Option<At<Type>>,
+    target: Option<Target>,
+    method: Option<HttpMethod>,
+    path: Option<String>,
+    host: Option<String>,
+    expect_status: Option<Vec<RangeInclusive<u16>>>,
+    body_contains: Option<String>,
+    body_md5: Option<[u8; 16]>,
+    sni: Option<String>,
+    verify: Option<bool>,
+    ca_file: Option<PathBuf>,
+    client_cert: Option<At<PathBuf>>,
+    client_key: Option<At<PathBuf>>,
+    command: Option<(PathBuf, Vec<String>)>,
+    dynamic_weight: Option<bool>,
+}
+
+impl Layer {
+    /// `self` over `lower`, key by key.
+    fn over(&self, lower: &Layer) -> Layer {
+        Layer {
+            present: self.present || lower.present,
+            params: Params::default(),
+            kind: self.kind.clone().or_else(|| lower.kind.clone()),
+            target: self.target.or(lower.target),
+            method: self.method.or(lower.method),
+            path: self.path.clone().or_else(|| lower.path.clone()),
+            host: self.host.clone().or_else(|| lower.host.clone()),
+            expect_status: self
+                .expect_status
+                .clone()
+                .or_else(|| lower.expect_status.clone()),
+            body_contains: self
+                .body_contains
+                .clone()
+                .or_else(|| lower.body_contains.clone()),
+            body_md5: self.body_md5.or(lower.body_md5),
+            sni: self.sni.clone().or_else(|| lower.sni.clone()),
+            verify: self.verify.or(lower.verify),
+            ca_file: self.ca_file.clone().or_else(|| lower.ca_file.clone()),
+            client_cert: self
+                .client_cert
+                .clone()
+                .or_else(|| lower.client_cert.clone()),
+            client_key: self.client_key.clone().or_else(|| lower.client_key.clone()),
+            command: self.command.clone().or_else(|| lower.command.clone()),
+            dynamic_weight: self.dynamic_weight.or(lower.dynamic_weight),
+        }
+    }
+
+    fn has_http_keys(&self) -> bool {
+        self.method.is_some()
+            || self.path.is_some()
+            || self.host.is_some()
+            || self.expect_status.is_some()
+            || self.body_contains.is_some()
+            || self.body_md5.is_some()
+    }
+
+    fn has_tls_keys(&self) -> bool {
+        self.sni.is_some()
+            || self.verify.is_some()
+            || self.ca_file.is_some()
+            || self.client_cert.is_some()
+            || self.client_key.is_some()
+    }
+}
+
+impl Cx<'_> {
+    /// A `check` table (standard or inline) at one level.
+    pub(super) fn check_table(&mut self, f: &Field) -> Layer {
+        let w = Want {
+            short: "a table",
+            expected: "a check table: check = { type = \"tcp\" } or a [… .check] table",
+            example: "",
+        };
+        let fix = "write check = { type = \"http\", path = \"/health\" }".to_owned();
+        let Some(node) = self.table(f, &w, Some(fix)) else {
+            return Layer::default();
+        };
+        self.check_keys(&node, Section::Check);
+        let mut l = Layer {
+            present: true,
+            ..Layer::default()
+        };
+
+        if let Some(t) = self.field(&node, "type") {
+            let kind = match self.choice(&t, "check type", TYPES, TYPE_SYNONYMS) {
+                Some("tcp") => Some(Type::Tcp),
+                Some("http") => Some(Type::Http),
+                Some("https") => Some(Type::Https),
+                Some("external") => Some(Type::External),
+                Some("on") => Some(Type::On),
+                Some("off") => Some(Type::Off),
+                _ => None,
+            };
+            l.kind = kind.map(|v| At {
+                v,
+                span: t.span.clone(),
+                path: t.path.clone(),
+            });
+        }
+
+        // Timing.
+        let dur = |cx: &mut Self, key: &str, min: Duration, fix: &str| -> Option<Duration> {
+            let f = cx.field(&node, key)?;
+            cx.duration(&f, min, fix)
+        };
+        l.params.interval = dur(
+            self,
+            "interval",
+            Duration::from_millis(10),
+            "use at least \"10ms\"; \"1s\" to \"10s\" is usual",
+        );
+        l.params.timeout = dur(
+            self,
+            "timeout",
+            Duration::from_millis(1),
+            "a probe needs time: use e.g. \"1s\"",
+        );
+        l.params.delay_before_retry = dur(
+            self,
+            "delay_before_retry",
+            Duration::from_millis(10),
+            "use at least \"10ms\", or remove it to retry at the interval",
+        );
+        l.params.warmup = dur(self, "warmup", Duration::ZERO, "");
+        let count = |cx: &mut Self, key: &str, what: &str| -> Option<u32> {
+            let f = cx.field(&node, key)?;
+            let expected = format!("an integer 1..1000 (default 1): {what}");
+            let w = Want {
+                short: "an integer",
+                expected: &expected,
+                example: "2",
+            };
+            let v = cx.int_range(&f, &w, (1, 1000), "use a count from 1 to 1000")?;
+            u32::try_from(v).ok()
+        };
+        l.params.rise = count(
+            self,
+            "rise",
+            "consecutive successes that bring a real server up",
+        );
+        l.params.fall = count(
+            self,
+            "fall",
+            "consecutive failures that take a real server down",
+        );
+        if let Some(f) = self.field(&node, "initial") {
+            l.params.initial = match self.choice(&f, "initial state", INITIAL, INITIAL_SYNONYMS) {
+                Some("up") => Some(InitialState::Up),
+                Some("down") => Some(InitialState::Down),
+                Some("fully_up") => Some(InitialState::FullyUp),
+                Some("fully_down") => Some(InitialState::FullyDown),
+                _ => None,
+            };
+        }
+
+        // Target.
+        let address = self.field(&node, "address");
+        let port = self.field(&node, "port");
+        if let Some(f) = &address {
+            l.target = self.addr(f, "\"192.0.2.10:8080\"").map(Target::Addr);
+        }
+        if let Some(f) = &port {
+            let w = Want {
+                short: "an integer",
+                expected: "a port 1..65535 (the real server's IP address, this port)",
+                example: "8080",
+            };
+            if let Some(p) = self.int_range(f, &w, (1, 65535), "ports range 1..65535") {
+                if let Some(a) = &address {
+                    self.push(
+                        Problem::new(f.span.clone(), f.path.clone(), "both `address` and `port` are set")
+                            .expected("either address = \"IP:PORT\" (another host) or port = N (the real server's IP address)")
+                            .fix(format!("remove `port`: the address at line {} has the port already", self.line(&a.span))),
+                    );
+                } else {
+                    l.target = u16::try_from(p).ok().map(Target::Port);
+                }
+            }
+        }
+
+        // HTTP.
+        if let Some(f) = self.field(&node, "method") {
+            l.method = match self.choice(&f, "HTTP method", METHODS, METHOD_SYNONYMS) {
+                Some("GET") => Some(HttpMethod::Get),
+                Some("HEAD") => Some(HttpMethod::Head),
+                _ => None,
+            };
+        }
+        if let Some(f) = self.field(&node, "path") {
+            l.path = self.http_path(&f);
+        }
+        if let Some(f) = self.field(&node, "host") {
+            l.host = self.token(
+                &f,
+                "a host name, optionally with :port",
+                "\"www.example.com\"",
+            );
+        }
+        if let Some(f) = self.field(&node, "expect_status") {
+            l.expect_status = self.statuses(&f);
+        }
+        if let Some(f) = self.field(&node, "body_contains") {
+            let w = Want {
+                short: "a string",
+                expected: "a non-empty string the response body must contain",
+                example: "\"OK\"",
+            };
+            if let Some(s) = self.string(&f, &w) {
+                if s.is_empty() {
+                    self.push(
+                        Problem::new(f.span.clone(), f.path.clone(), "body_contains is empty")
+                            .expected(w.expected)
+                            .fix("give the text to look for, or remove body_contains"),
+                    );
+                } else {
+                    l.body_contains = Some(s.to_owned());
+                }
+            }
+        }
+        if let Some(f) = self.field(&node, "body_md5") {
+            l.body_md5 = self.md5(&f);
+        }
+
+        // TLS.
+        if let Some(f) = self.field(&node, "sni") {
+            l.sni = self.token(&f, "a server name", "\"www.example.com\"");
+        }
+        if let Some(f) = self.field(&node, "verify") {
+            l.verify = self.boolean(
+                &f,
+                "true or false (default false: any certificate is accepted)",
+            );
+        }
+        if let Some(f) = self.field(&node, "ca_file") {
+            l.ca_file = self.file_path(&f, "\"/etc/ssl/certs/my-ca.pem\"");
+        }
+        for (key, slot) in [
+            ("client_cert", &mut l.client_cert),
+            ("client_key", &mut l.client_key),
+        ] {
+            if let Some(f) = self.field(&node, key) {
+                *slot = self.file_path(&f, "\"/etc/halb/client.pem\"").map(|v| At {
+                    v,
+                    span: f.span.clone(),
+                    path: f.path.clone(),
+                });
+            }
+        }
+
+        // External.
+        if let Some(f) = self.field(&node, "command") {
+            l.command = self.command(&f);
+        }
+        if let Some(f) = self.field(&node, "dynamic_weight") {
+            l.dynamic_weight = self.boolean(&f, "true or false (default false)");
+        }
+
+        // Keys that contradict this table's own type.
+        if let Some(kind) = &l.kind {
+            let (applies, label): (&[&[&str]], &str) = match kind.v {
+                Type::Tcp => (&[], "tcp"),
+                Type::Http => (&[HTTP_KEYS], "http"),
+                Type::Https => (&[HTTP_KEYS, TLS_KEYS], "https"),
+                Type::External => (&[EXTERNAL_KEYS], "external"),
+                Type::On => (&[], "on"),
+                Type::Off => (&[], "off"),
+            };
+            for group in [HTTP_KEYS, TLS_KEYS, EXTERNAL_KEYS] {
+                if applies.iter().any(|g| std::ptr::eq(*g, group)) {
+                    continue;
+                }
+                for key in group {
+                    let Some(f) = self.field(&node, key) else {
+                        continue;
+                    };
+                    let wants = if group == EXTERNAL_KEYS {
+                        "type = \"external\""
+                    } else if group == TLS_KEYS {
+                        "type = \"https\""
+                    } else {
+                        "type = \"http\" or \"https\""
+                    };
+                    self.push(
+                        Problem::new(
+                            f.key_span.clone(),
+                            f.path.clone(),
+                            format!("`{key}` does not apply to a {label} check"),
+                        )
+                        .expected(format!("`{key}` only with {wants}"))
+                        .fix(format!(
+                            "remove `{key}`, or change type = \"{label}\" (line {})",
+                            self.line(&kind.span)
+                        )),
+                    );
+                }
+            }
+        }
+        l
+    }
+
+    /// The check of one real server, from the three levels; `None` when
+    /// no level has a `check` table.
+    pub(super) fn resolve_check(
+        &mut self,
+        global: &Layer,
+        service: &Layer,
+        real: &Layer,
+        addr: SocketAddr,
+    ) -> Option<CheckSpec> {
+        if !(global.present || service.present || real.present) {
+            return None;
+        }
+        let m = real.over(&service.over(global));
+        let default = ProbeSpec::default_for_port(addr.port());
+        let kind = match &m.kind {
+            Some(k) => k.v,
+            None if m.command.is_some() => Type::External,
+            None => match &default {
+                ProbeSpec::Http(h) if h.tls.is_some() => Type::Https,
+                ProbeSpec::Http(_) => Type::Http,
+                _ if m.has_tls_keys() => Type::Https,
+                _ if m.has_http_keys() => Type::Http,
+                _ => Type::Tcp,
+            },
+        };
+        let target = match m.target {
+            Some(Target::Addr(a)) => a,
+            Some(Target::Port(p)) => SocketAddr::new(addr.ip(), p),
+            None => addr,
+        };
+        let mut ok = true;
+        let probe = match kind {
+            Type::Tcp => ProbeSpec::Tcp,
+            Type::On => ProbeSpec::On,
+            Type::Off => ProbeSpec::Off,
+            Type::Http | Type::Https => {
+                let tls = if kind == Type::Https {
+                    let client_cert = match (&m.client_cert, &m.client_key) {
+                        (Some(c), Some(k)) => Some(ClientCert {
+                            cert_file: c.v.clone(),
+                            key_file: k.v.clone(),
+                        }),
+                        (None, None) => None,
+                        (Some(one), None) | (None, Some(one)) => {
+                            let (has, lacks) = if m.client_cert.is_some() {
+                                ("client_cert", "client_key")
+                            } else {
+                                ("client_key", "client_cert")
+                            };
+                            self.push_once(
+                                Problem::new(
+                                    one.span.clone(),
+                                    one.path.clone(),
+                                    format!("`{has}` without `{lacks}`"),
+                                )
+                                .expected("client_cert and client_key together (PEM files)")
+                                .fix(format!("add {lacks} = \"…\" next to it, or remove {has}")),
+                            );
+                            ok = false;
+                            None
+                        }
+                    };
+                    Some(TlsSpec {
+                        server_name: m.sni.clone(),
+                        verify: m.verify.unwrap_or(false),
+                        ca_file: m.ca_file.clone(),
+                        client_cert,
+                    })
+                } else {
+                    None
+                };
+                ProbeSpec::Http(HttpSpec {
+                    method: m.method.unwrap_or_default(),
+                    path: m.path.clone().unwrap_or_else(|| "/".to_owned()),
+                    host: m.host.clone(),
+                    expect_status: m.expect_status.clone().unwrap_or_default(),
+                    body_contains: m.body_contains.clone(),
+                    body_md5: m.body_md5,
+                    tls,
+                })
+            }
+            Type::External => match &m.command {
+                Some((program, args)) => ProbeSpec::External(ExternalSpec {
+                    program: program.clone(),
+                    args: args.clone(),
+                    dynamic_weight: m.dynamic_weight.unwrap_or(false),
+                }),
+                None => {
+                    if let Some(k) = &m.kind {
+                        self.push_once(
+                            Problem::new(
+                                k.span.clone(),
+                                k.path.clone(),
+                                "an external check without a `command`",
+                            )
+                            .expected("command = [\"PROGRAM\", \"ARG\", …] with type = \"external\"")
+                            .fix("add command = [\"/usr/local/bin/check-web\"] to this check table (or to a check table of the service or of [global])"),
+                        );
+                    }
+                    ok = false;
+                    ProbeSpec::Tcp
+                }
+            },
+        };
+        let timing = resolve(&global.params, &service.params, &real.params);
+        ok.then_some(CheckSpec {
+            target,
+            probe,
+            timing,
+        })
+    }
+
+    fn push_once(&mut self, p: Problem) {
+        let key = (p.span.start, p.message.clone());
+        if self.once.insert(key) {
+            self.push(p);
+        }
+    }
+
+    fn boolean(&mut self, f: &Field, expected: &str) -> Option<bool> {
+        if let Kind::Bool(b) = f.kind {
+            return Some(b);
+        }
+        let fix = match f.kind {
+            Kind::Str(s) if matches!(s, "true" | "false" | "yes" | "no" | "on" | "off") => {
+                let b = matches!(s, "true" | "yes" | "on");
+                Some(format!("write {} = {b} (without quotes)", f.name))
+            }
+            Kind::Int(i @ (0 | 1)) => Some(format!("write {} = {}", f.name, i == 1)),
+            _ => None,
+        };
+        let w = Want {
+            short: "a boolean",
+            expected,
+            example: "true",
+        };
+        self.type_error(f, &w, fix);
+        None
+    }
+
+    /// A string without spaces or control characters (a header value or
+    /// a server name).
+    fn token(&mut self, f: &Field, expected: &str, example: &str) -> Option<String> {
+        let w = Want {
+            short: "a string",
+            expected,
+            example,
+        };
+        let s = self.string(f, &w)?;
+        if s.is_empty() || s.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            self.push(
+                Problem::new(
+                    f.span.clone(),
+                    f.path.clone(),
+                    format!(
+                        "{} {} is empty or has spaces or control characters",
+                        f.name,
+                        quote(s)
+                    ),
+                )
+                .expected(format!("{expected}, without spaces"))
+                .fix(format!("write {} = {example}", f.name)),
+            );
+            return None;
+        }
+        Some(s.to_owned())
+    }
+
+    fn http_path(&mut self, f: &Field) -> Option<String> {
+        let w = Want {
+            short: "a string",
+            expected: "a request path starting with /",
+            example: "\"/health\"",
+        };
+        let s = self.string(f, &w)?;
+        let problem = if !s.starts_with('/') {
+            Some((
+                format!("path {} does not start with /", quote(s)),
+                format!(
+                    "write path = {}",
+                    quote(&format!("/{}", s.trim_start_matches('/')))
+                ),
+            ))
+        } else if s.chars().any(|c| c.is_control() || c == ' ') {
+            Some((
+                format!("path {} has spaces or control characters", quote(s)),
+                "percent-encode them: a space is %20".to_owned(),
+            ))
+        } else {
+            None
+        };
+        match problem {
+            Some((message, fix)) => {
+                self.push(
+                    Problem::new(f.span.clone(), f.path.clone(), message)
+                        .expected("a request path starting with /, e.g. \"/health\"")
+                        .fix(fix),
+                );
+                None
+            }
+            None => Some(s.to_owned()),
+        }
+    }
+
+    fn statuses(&mut self, f: &Field) -> Option<Vec<RangeInclusive<u16>>> {
+        const EXPECTED: &str = "status codes 100..599: an integer, a \"200-299\" range, or an array of them (default 200-299)";
+        let one = |cx: &mut Self, e: &Field| -> Option<RangeInclusive<u16>> {
+            let code = |n: i64| u16::try_from(n).ok().filter(|c| (100..=599).contains(c));
+            let (range, text) = match e.kind {
+                Kind::Int(n) => (code(n).map(|c| c..=c), n.to_string()),
+                Kind::Str(s) => {
+                    let r = match s.split_once('-') {
+                        Some((a, b)) => a
+                            .trim()
+                            .parse::<i64>()
+                            .ok()
+                            .and_then(code)
+                            .zip(b.trim().parse::<i64>().ok().and_then(code))
+                            .filter(|(a, b)| a <= b)
+                            .map(|(a, b)| a..=b),
+                        None => s.trim().parse::<i64>().ok().and_then(code).map(|c| c..=c),
+                    };
+                    (r, quote(s))
+                }
+                _ => {
+                    let w = Want {
+                        short: "a status code",
+                        expected: EXPECTED,
+                        example: "[200, \"300-399\"]",
+                    };
+                    cx.type_error(e, &w, None);
+                    return None;
+                }
+            };
+            if range.is_none() {
+                cx.push(
+                    Problem::new(
+                        e.span.clone(),
+                        e.path.clone(),
+                        format!("{text} is not a status code or range"),
+                    )
+                    .expected(EXPECTED)
+                    .fix(
+                        "use codes 100..599, ranges low first: expect_status = [200, \"300-399\"]",
+                    ),
+                );
+            }
+            range
+        };
+        match f.kind {
+            Kind::Array(a) => {
+                if a.is_empty() {
+                    self.push(
+                        Problem::new(f.span.clone(), f.path.clone(), "expect_status is empty")
+                            .expected(EXPECTED)
+                            .fix("list the accepted codes, or remove expect_status for 200-299"),
+                    );
+                    return None;
+                }
+                let mut out = Vec::new();
+                let mut ok = true;
+                for (i, v) in a.iter().enumerate() {
+                    let e = self.element(f, i, v);
+                    match one(self, &e) {
+                        Some(r) => out.push(r),
+                        None => ok = false,
+                    }
+                }
+                ok.then_some(out)
+            }
+            _ => one(self, f).map(|r| vec![r]),
+        }
+    }
+
+    fn md5(&mut self, f: &Field) -> Option<[u8; 16]> {
+        let w = Want {
+            short: "a string",
+            expected: "32 hexadecimal digits (an MD5 digest, as genhash prints it)",
+            example: "\"5d41402abc4b2a76b9719d911017c592\"",
+        };
+        let s = self.string(f, &w)?;
+        let t = s.trim();
+        let mut out = [0u8; 16];
+        let valid = t.len() == 32
+            && t.is_ascii()
+            && out.iter_mut().enumerate().all(|(i, b)| {
+                match t.get(2 * i..2 * i + 2).map(|h| u8::from_str_radix(h, 16)) {
+                    Some(Ok(v)) => {
+                        *b = v;
+                        true
+                    }
+                    _ => false,
+                }
+            });
+        if valid {
+            return Some(out);
+        }
+        self.push(
+            Problem::new(
+                f.span.clone(),
+                f.path.clone(),
+                format!("body_md5 {} is not an MD5 digest", quote(s)),
+            )
+            .expected(w.expected)
+            .fix(
+                "give the 32 hex digits of `md5sum` of the expected body (or keepalived's genhash)",
+            ),
+        );
+        None
+    }
+
+    /// A file path; a relative one is taken from the config file's
+    /// directory. The file is not read here.
+    fn file_path(&mut self, f: &Field, example: &str) -> Option<PathBuf> {
+        let w = Want {
+            short: "a string",
+            expected: "a path to a PEM file (relative paths start at the config file's directory)",
+            example,
+        };
+        let s = self.string(f, &w)?;
+        if s.is_empty() || s.contains('\0') {
+            self.push(
+                Problem::new(
+                    f.span.clone(),
+                    f.path.clone(),
+                    format!("{} is empty or contains NUL", f.name),
+                )
+                .expected(w.expected)
+                .fix(format!("write {} = {example}", f.name)),
+            );
+            return None;
+        }
+        let p = PathBuf::from(s);
+        Some(match self.file.parent() {
+            Some(dir) if p.is_relative() && !dir.as_os_str().is_empty() => dir.join(p),
+            _ => p,
+        })
+    }
+
+    fn command(&mut self, f: &Field) -> Option<(PathBuf, Vec<String>)> {
+        const EXPECTED: &str = "an array: the program, then its arguments";
+        let Kind::Array(a) = f.kind else {
+            let fix = match f.kind {
+                Kind::Str(s) => {
+                    let parts: Vec<String> = s.split_whitespace().map(quote).collect();
+                    format!(
+                        "write an array (no shell is used): command = [{}]",
+                        parts.join(", ")
+                    )
+                }
+                _ => "write command = [\"/usr/local/bin/check\", \"arg\"]".to_owned(),
+            };
+            let w = Want {
+                short: "an array",
+                expected: EXPECTED,
+                example: "",
+            };
+            self.type_error(f, &w, Some(fix));
+            return None;
+        };
+        let mut words = Vec::new();
+        let mut ok = true;
+        for (i, v) in a.iter().enumerate() {
+            let e = self.element(f, i, v);
+            let w = Want {
+                short: "a string",
+                expected: "a program path or an argument",
+                example: "\"--quiet\"",
+            };
+            match self.string(&e, &w) {
+                Some(s) if s.contains('\0') || (i == 0 && s.is_empty()) => {
+                    self.push(
+                        Problem::new(
+                            e.span.clone(),
+                            e.path.clone(),
+                            "empty program or NUL character",
+                        )
+                        .expected(EXPECTED)
+                        .fix("give the program's path first, e.g. \"/usr/local/bin/check\""),
+                    );
+                    ok = false;
+                }
+                Some(s) => words.push(s.to_owned()),
+                None => ok = false,
+            }
+        }
+        if a.is_empty() {
+            self.push(
+                Problem::new(f.span.clone(), f.path.clone(), "command is empty")
+                    .expected(EXPECTED)
+                    .fix("write command = [\"/usr/local/bin/check\", \"arg\"]"),
+            );
+            return None;
+        }
+        if !ok {
+            return None;
+        }
+        let mut it = words.into_iter();
+        let program = PathBuf::from(it.next()?);
+        Some((program, it.collect()))
+    }
+}

@@ -1,0 +1,259 @@
+//! Health-check tables: how the three levels merge into one check per
+//! real server, and the errors an operator sees.
+#![allow(clippy::unwrap_used)]
+
+use halb_config::{parse, Config, ConfigErrors};
+use halb_health::{
+    ClientCert, ExternalSpec, HttpMethod, HttpSpec, InitialState, ProbeSpec, Timing, TlsSpec,
+};
+use insta::assert_snapshot;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+fn ok(src: &str) -> Config {
+    match parse(src, Path::new("/etc/halb/halb.toml")) {
+        Ok(c) => c,
+        Err(e) => panic!("unexpected errors:\n{e}"),
+    }
+}
+
+fn errors(src: &str) -> ConfigErrors {
+    match parse(src, Path::new("halb.toml")) {
+        Ok(c) => panic!("expected errors, got {c:#?}"),
+        Err(e) => e,
+    }
+}
+
+fn render(src: &str) -> String {
+    let e = errors(src);
+    let lines = src.split('\n').count();
+    for err in &e {
+        assert!(err.line >= 1 && err.line <= lines, "{err:?}");
+        assert!(err.column >= 1 && err.end_column > err.column, "{err:?}");
+        assert!(err.expected.is_some() && err.fix.is_some(), "{err:?}");
+    }
+    e.render()
+}
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+#[test]
+fn no_check_table_means_no_checks() {
+    let cfg = ok("[[virtual_service]]\nlisten = \"127.0.0.1:80\"\nreal_server = [{ address = \"127.0.0.1:81\" }]\n");
+    assert!(cfg.checks.is_empty());
+}
+
+#[test]
+fn levels_merge_key_by_key() {
+    let cfg = ok(r#"
+[global]
+check = { interval = "2s", timeout = "1s", rise = 3, path = "/global" }
+
+[[virtual_service]]
+name = "web"
+listen = "127.0.0.1:8080"
+
+  [virtual_service.check]
+  type = "http"
+  fall = 4
+  host = "www.example.com"
+  expect_status = [200, "300-399"]
+
+  [[virtual_service.real_server]]
+  address = "127.0.0.1:18081"
+
+  [[virtual_service.real_server]]
+  address = "127.0.0.1:18082"
+  check = { port = 9000, path = "/special", rise = 1, initial = "fully_up" }
+
+[[virtual_service]]
+name = "db"
+listen = "127.0.0.1:3306"
+
+  [[virtual_service.real_server]]
+  address = "127.0.0.1:13306"
+
+  [[virtual_service.real_server]]
+  address = "127.0.0.1:13307"
+  check = { address = "127.0.0.2:80", type = "off" }
+"#);
+    assert_eq!(cfg.checks.len(), 4);
+    let web = cfg.services[0].key();
+    let a = &cfg.check(web, addr("127.0.0.1:18081")).unwrap().spec;
+    assert_eq!(a.target, addr("127.0.0.1:18081"));
+    assert_eq!(
+        a.timing,
+        Timing {
+            interval: Duration::from_secs(2),
+            timeout: Duration::from_secs(1),
+            rise: 3,
+            fall: 4,
+            delay_before_retry: Duration::from_secs(2),
+            warmup: Duration::ZERO,
+            initial: InitialState::Down,
+        }
+    );
+    assert_eq!(
+        a.probe,
+        ProbeSpec::Http(HttpSpec {
+            host: Some("www.example.com".into()),
+            expect_status: vec![200..=200, 300..=399],
+            ..HttpSpec::get("/global")
+        })
+    );
+    let b = &cfg.check(web, addr("127.0.0.1:18082")).unwrap().spec;
+    assert_eq!(b.target, addr("127.0.0.1:9000"));
+    assert_eq!((b.timing.rise, b.timing.fall), (1, 4));
+    assert_eq!(b.timing.initial, InitialState::FullyUp);
+    assert!(matches!(&b.probe, ProbeSpec::Http(h) if h.path == "/special"));
+
+    // The global table reaches services without a table of their own.
+    // With no type anywhere, the port picks the probe (3306: tcp), but
+    // http keys (here the global `path`) make it an http check.
+    let db = cfg.services[1].key();
+    let c = &cfg.check(db, addr("127.0.0.1:13306")).unwrap().spec;
+    assert!(matches!(&c.probe, ProbeSpec::Http(h) if h.path == "/global"));
+    let d = &cfg.check(db, addr("127.0.0.1:13307")).unwrap().spec;
+    assert_eq!(d.probe, ProbeSpec::Off);
+    assert_eq!(d.target, addr("127.0.0.2:80"));
+}
+
+#[test]
+fn default_probe_by_port_and_inference() {
+    let cfg = ok(r#"
+[global]
+check = {}
+
+[[virtual_service]]
+listen = "127.0.0.1:8080"
+real_server = [
+  { address = "127.0.0.1:80" },
+  { address = "127.0.0.1:443", check = { sni = "example.com", verify = true, ca_file = "ca.pem", client_cert = "c.pem", client_key = "/k.pem" } },
+  { address = "127.0.0.1:5000" },
+  { address = "127.0.0.1:5001", check = { command = ["/usr/local/bin/check", "--fast"], dynamic_weight = true } },
+  { address = "127.0.0.1:5002", check = { method = "HEAD", body_md5 = "5D41402ABC4B2A76B9719D911017C592" } },
+]
+"#);
+    let probes: Vec<&ProbeSpec> = cfg.checks.iter().map(|c| &c.spec.probe).collect();
+    assert_eq!(probes[0], &ProbeSpec::Http(HttpSpec::get("/")));
+    assert_eq!(
+        probes[1],
+        &ProbeSpec::Http(HttpSpec {
+            tls: Some(TlsSpec {
+                server_name: Some("example.com".into()),
+                verify: true,
+                ca_file: Some(PathBuf::from("/etc/halb/ca.pem")),
+                client_cert: Some(ClientCert {
+                    cert_file: PathBuf::from("/etc/halb/c.pem"),
+                    key_file: PathBuf::from("/k.pem"),
+                }),
+            }),
+            ..HttpSpec::get("/")
+        })
+    );
+    assert_eq!(probes[2], &ProbeSpec::Tcp);
+    assert_eq!(
+        probes[3],
+        &ProbeSpec::External(ExternalSpec {
+            program: PathBuf::from("/usr/local/bin/check"),
+            args: vec!["--fast".into()],
+            dynamic_weight: true,
+        })
+    );
+    match probes[4] {
+        ProbeSpec::Http(h) => {
+            assert_eq!(h.method, HttpMethod::Head);
+            assert_eq!(h.body_md5.unwrap()[0], 0x5d);
+        }
+        other => panic!("{other:?}"),
+    }
+    // Defaults: interval 5s, timeout 5s, rise 1, fall 1.
+    assert_eq!(cfg.checks[0].spec.timing, Timing::default());
+}
+
+#[test]
+fn check_type_errors() {
+    assert_snapshot!(render(
+        r#"[global]
+check = { type = "htp", interval = "1.5s", rise = 0, initial = "sideways" }
+
+[[virtual_service]]
+listen = "127.0.0.1:8080"
+
+  [virtual_service.check]
+  type = "tcp"
+  path = "/health"
+  port = 70000
+  checktype = "http"
+
+  [[virtual_service.real_server]]
+  address = "127.0.0.1:18081"
+  check = { type = "https", expect_status = [99, "300-200"], body_md5 = "abc", verify = "yes" }
+"#
+    ));
+}
+
+#[test]
+fn check_value_errors() {
+    assert_snapshot!(render(
+        r#"[[virtual_service]]
+listen = "127.0.0.1:8080"
+check = "http"
+
+  [[virtual_service.real_server]]
+  address = "127.0.0.1:18081"
+  check = { type = "external", dynamic_weight = true }
+
+  [[virtual_service.real_server]]
+  address = "127.0.0.1:18082"
+  check = { command = "/bin/check --fast", path = "health", host = "a b" }
+
+  [[virtual_service.real_server]]
+  address = "127.0.0.1:18083"
+  check = { address = "127.0.0.1:80", port = 81, client_cert = "c.pem", method = "POST" }
+
+  [[virtual_service.real_server]]
+  address = "127.0.0.1:18084"
+  check = { type = "https", client_key = "k.pem", expect_status = [], body_contains = "" }
+"#
+    ));
+}
+
+#[test]
+fn inherited_problem_is_reported_once() {
+    let e = errors(
+        r#"[global]
+check = { type = "external" }
+
+[[virtual_service]]
+listen = "127.0.0.1:8080"
+real_server = [{ address = "127.0.0.1:1" }, { address = "127.0.0.1:2" }]
+
+[[virtual_service]]
+listen = "127.0.0.1:8081"
+real_server = [{ address = "127.0.0.1:3" }]
+"#,
+    );
+    assert_eq!(e.len(), 1, "{e}");
+    assert_eq!(e.errors[0].line, 2);
+}
+
+#[test]
+fn check_keys_outside_a_check_table() {
+    assert_snapshot!(render(
+        r#"[global]
+interval = "1s"
+
+[[virtual_service]]
+listen = "127.0.0.1:8080"
+rise = 2
+
+  [[virtual_service.real_server]]
+  address = "127.0.0.1:18081"
+  body_contains = "OK"
+"#
+    ));
+}

@@ -1,0 +1,413 @@
+//! Health checks in the daemon: numbering the configured checks for the
+//! engine (`halb_health::drive`), following its transitions, and the
+//! *effective* table: the config's table with health applied.
+//!
+//! [`Checks`] is sans-IO. It mirrors what the engine does with a check
+//! set (see `halb_health::engine`): checks with equal specs share one
+//! state; a check keeps its state across [`Checks::set`] when its service,
+//! real server and spec are unchanged (it keeps its [`CheckId`], so the
+//! engine keeps its slot); a check that joins the spec of a kept one
+//! inherits that state; every other check starts at its initial state.
+//! A check whose spec changed gets a new id, so late events of the old
+//! probe cannot touch it.
+//!
+//! A real server without a check is always up: it keeps its configured
+//! weight.
+
+use crate::control::{HealthState, RealHealth};
+use halb_config::Config;
+use halb_health::{CheckId, CheckSpec, Event, Health, InitialState, ProbeSpec};
+use halb_table::{OnDown, ServiceKey, Table};
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+
+type Triple = (ServiceKey, SocketAddr, CheckSpec);
+
+/// The state of one probe slot (all checks with one spec).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SlotState {
+    health: Health,
+    reason: Option<String>,
+    transitions: u64,
+    /// Last weight reported by a dynamic external check.
+    weight: Option<u32>,
+}
+
+impl SlotState {
+    fn initial(spec: &CheckSpec) -> Self {
+        let health = match spec.timing.initial {
+            InitialState::FullyUp | InitialState::Up => Health::Up,
+            InitialState::Down | InitialState::FullyDown => Health::Down,
+        };
+        SlotState {
+            health,
+            reason: None,
+            transitions: 0,
+            weight: None,
+        }
+    }
+}
+
+/// One real server that changed state, for the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub service: ServiceKey,
+    pub real: SocketAddr,
+    pub from: Health,
+    pub to: Health,
+    pub reason: String,
+}
+
+/// The daemon's view of its checks. See the module documentation.
+#[derive(Debug, Default)]
+pub struct Checks {
+    ids: HashMap<Triple, CheckId>,
+    by_id: HashMap<CheckId, Triple>,
+    by_real: HashMap<(ServiceKey, SocketAddr), CheckSpec>,
+    states: HashMap<CheckSpec, SlotState>,
+    next: u64,
+    transitions: u64,
+}
+
+impl Checks {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Takes the checks of `config`; returns the set for the engine.
+    pub fn set(&mut self, config: &Config) -> Vec<(CheckId, CheckSpec)> {
+        let mut ids = HashMap::new();
+        let mut by_id = HashMap::new();
+        let mut by_real = HashMap::new();
+        let mut kept: HashSet<&CheckSpec> = HashSet::new();
+        let mut out = Vec::with_capacity(config.checks.len());
+        for c in &config.checks {
+            let triple = (c.service, c.real, c.spec.clone());
+            let id = match self.ids.get(&triple) {
+                Some(id) => {
+                    kept.insert(&c.spec);
+                    *id
+                }
+                None => {
+                    self.next += 1;
+                    CheckId(self.next)
+                }
+            };
+            ids.insert(triple.clone(), id);
+            by_id.insert(id, triple);
+            by_real.insert((c.service, c.real), c.spec.clone());
+            out.push((id, c.spec.clone()));
+        }
+        let mut states = HashMap::new();
+        for c in &config.checks {
+            if states.contains_key(&c.spec) {
+                continue;
+            }
+            let state = match self.states.get(&c.spec) {
+                Some(s) if kept.contains(&c.spec) => s.clone(),
+                _ => SlotState::initial(&c.spec),
+            };
+            states.insert(c.spec.clone(), state);
+        }
+        self.ids = ids;
+        self.by_id = by_id;
+        self.by_real = by_real;
+        self.states = states;
+        out
+    }
+
+    /// Applies an engine event. Returns the real servers that changed
+    /// health (one slot transition is one change per check of the slot),
+    /// and whether the effective table may have changed.
+    pub fn on_event(&mut self, event: Event) -> (Vec<Change>, bool) {
+        match event {
+            Event::Transition {
+                check,
+                from,
+                to,
+                reason,
+            } => {
+                let Some((_, _, spec)) = self.by_id.get(&check) else {
+                    return (Vec::new(), false);
+                };
+                let Some(state) = self.states.get_mut(spec) else {
+                    return (Vec::new(), false);
+                };
+                if state.health == to {
+                    return (Vec::new(), false);
+                }
+                state.health = to;
+                state.transitions += 1;
+                state.reason = Some(reason.clone());
+                self.transitions += 1;
+                let mut changes: Vec<Change> = self
+                    .by_id
+                    .values()
+                    .filter(|(_, _, s)| s == spec)
+                    .map(|(service, real, _)| Change {
+                        service: *service,
+                        real: *real,
+                        from,
+                        to,
+                        reason: reason.clone(),
+                    })
+                    .collect();
+                changes.sort_by_key(|c| (c.service, c.real));
+                (changes, true)
+            }
+            Event::Weight { check, weight } => {
+                let Some((_, _, spec)) = self.by_id.get(&check) else {
+                    return (Vec::new(), false);
+                };
+                match self.states.get_mut(spec) {
+                    Some(state) if state.weight != Some(weight) => {
+                        state.weight = Some(weight);
+                        (Vec::new(), true)
+                    }
+                    _ => (Vec::new(), false),
+                }
+            }
+        }
+    }
+
+    /// Transitions seen since the daemon started.
+    pub fn transitions(&self) -> u64 {
+        self.transitions
+    }
+
+    /// The config's table with health applied: a Down real server gets
+    /// weight 0 (`on_down = "quiescent"`) or leaves the table (`"remove"`);
+    /// an Up one has its configured weight, or the weight its dynamic
+    /// external check reported.
+    pub fn effective(&self, config: &Config) -> Table {
+        let mut table = config.to_table();
+        for vs in &mut table.services {
+            let key = vs.key();
+            let on_down = vs.on_down;
+            vs.reals.retain_mut(|r| {
+                let Some(state) = self
+                    .by_real
+                    .get(&(key, r.addr))
+                    .and_then(|spec| self.states.get(spec))
+                else {
+                    return true;
+                };
+                match state.health {
+                    Health::Up => {
+                        if let Some(w) = state.weight {
+                            r.weight = w;
+                        }
+                        true
+                    }
+                    Health::Down => match on_down {
+                        OnDown::Quiescent => {
+                            r.weight = 0;
+                            true
+                        }
+                        OnDown::Remove => false,
+                    },
+                }
+            });
+        }
+        table
+    }
+
+    /// Health of every checked real server, in config order.
+    pub fn report(&self, config: &Config) -> Vec<RealHealth> {
+        let mut out = Vec::new();
+        for vs in &config.services {
+            let key = vs.key();
+            for r in &vs.reals {
+                let Some(spec) = self.by_real.get(&(key, r.addr)) else {
+                    continue;
+                };
+                let Some(state) = self.states.get(spec) else {
+                    continue;
+                };
+                out.push(RealHealth {
+                    service: vs.name.clone(),
+                    protocol: vs.protocol,
+                    listen: vs.listen,
+                    real: r.addr,
+                    health: match state.health {
+                        Health::Up => HealthState::Up,
+                        Health::Down => HealthState::Down,
+                    },
+                    reason: state.reason.clone(),
+                    transitions: state.transitions,
+                    configured_weight: r.weight,
+                    dynamic_weight: state.weight,
+                    on_down: vs.on_down,
+                    check: describe(spec),
+                });
+            }
+        }
+        out
+    }
+}
+
+/// "health checks: 1 added, 2 changed" between two configs, if any.
+pub fn describe_changes(old: &Config, new: &Config) -> Option<String> {
+    let key = |c: &halb_config::RealCheck| (c.service, c.real);
+    let before: HashMap<_, _> = old.checks.iter().map(|c| (key(c), &c.spec)).collect();
+    let after: HashMap<_, _> = new.checks.iter().map(|c| (key(c), &c.spec)).collect();
+    let added = after.keys().filter(|k| !before.contains_key(*k)).count();
+    let removed = before.keys().filter(|k| !after.contains_key(*k)).count();
+    let changed = after
+        .iter()
+        .filter(|(k, s)| before.get(*k).is_some_and(|b| b != *s))
+        .count();
+    let parts: Vec<String> = [(added, "added"), (removed, "removed"), (changed, "changed")]
+        .into_iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect();
+    (!parts.is_empty()).then(|| format!("health checks: {}", parts.join(", ")))
+}
+
+/// `http GET 127.0.0.1:18081/health every 1s`: what a check does.
+pub fn describe(spec: &CheckSpec) -> String {
+    let t = spec.target;
+    let what = match &spec.probe {
+        ProbeSpec::Tcp => format!("tcp connect {t}"),
+        ProbeSpec::Http(h) => format!(
+            "{} {} {t}{}",
+            if h.tls.is_some() { "https" } else { "http" },
+            h.method.as_str(),
+            h.path
+        ),
+        ProbeSpec::External(e) => format!("external {}", e.program.display()),
+        ProbeSpec::On => return "forced on".to_owned(),
+        ProbeSpec::Off => return "forced off".to_owned(),
+    };
+    format!(
+        "{what} every {:?}, rise {} fall {}",
+        spec.timing.interval, spec.timing.rise, spec.timing.fall
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn cfg(on_down: &str, path: &str) -> Config {
+        let src = format!(
+            r#"
+[global]
+on_down = "{on_down}"
+check = {{ type = "http", path = "{path}", initial = "down" }}
+
+[[virtual_service]]
+listen = "127.0.0.1:8080"
+  [[virtual_service.real_server]]
+  address = "127.0.0.1:18081"
+  weight = 3
+  [[virtual_service.real_server]]
+  address = "127.0.0.1:18082"
+  weight = 2
+
+[[virtual_service]]
+listen = "127.0.0.1:8081"
+  [[virtual_service.real_server]]
+  address = "127.0.0.1:18081"
+"#
+        );
+        halb_config::parse(&src, Path::new("t.toml")).unwrap()
+    }
+
+    fn weights(t: &Table) -> Vec<Vec<(u16, u32)>> {
+        t.services
+            .iter()
+            .map(|s| s.reals.iter().map(|r| (r.addr.port(), r.weight)).collect())
+            .collect()
+    }
+
+    fn up(id: CheckId) -> Event {
+        Event::Transition {
+            check: id,
+            from: Health::Down,
+            to: Health::Up,
+            reason: "HTTP 200".into(),
+        }
+    }
+
+    #[test]
+    fn effective_table_follows_health() {
+        let c = cfg("quiescent", "/h");
+        let mut checks = Checks::new();
+        let set = checks.set(&c);
+        assert_eq!(set.len(), 3);
+        // Initially down: quiescent.
+        assert_eq!(
+            weights(&checks.effective(&c)),
+            [vec![(18081, 0), (18082, 0)], vec![(18081, 0)]]
+        );
+        // One transition of the shared 18081 slot brings both services' entries up.
+        let (changes, changed) = checks.on_event(up(set[0].0));
+        assert!(changed);
+        assert_eq!(changes.len(), 2);
+        let (again, _) = checks.on_event(up(set[2].0));
+        assert!(again.is_empty(), "same slot, same transition");
+        assert_eq!(
+            weights(&checks.effective(&c)),
+            [vec![(18081, 3), (18082, 0)], vec![(18081, 1)]]
+        );
+        assert_eq!(checks.transitions(), 1);
+
+        // Remove mode drops down servers; the reload keeps the state.
+        let r = cfg("remove", "/h");
+        let set2 = checks.set(&r);
+        assert_eq!(set2, set, "unchanged checks keep their ids");
+        assert_eq!(
+            weights(&checks.effective(&r)),
+            [vec![(18081, 3)], vec![(18081, 1)]]
+        );
+        let rep = checks.report(&r);
+        assert_eq!(rep.len(), 3);
+        assert_eq!(rep[0].health, HealthState::Up);
+        assert_eq!(rep[0].reason.as_deref(), Some("HTTP 200"));
+        assert_eq!(rep[1].health, HealthState::Down);
+
+        // A changed spec is a new check, at its initial state; old events are ignored.
+        let p = cfg("remove", "/other");
+        let set3 = checks.set(&p);
+        assert!(set3
+            .iter()
+            .all(|(id, _)| !set.iter().any(|(old, _)| old == id)));
+        assert_eq!(checks.on_event(up(set[0].0)), (Vec::new(), false));
+        assert_eq!(weights(&checks.effective(&p)), [vec![], vec![]]);
+    }
+
+    #[test]
+    fn unchecked_real_servers_are_always_up_and_dynamic_weights_apply() {
+        let src = r#"
+[[virtual_service]]
+listen = "127.0.0.1:8080"
+  [[virtual_service.real_server]]
+  address = "127.0.0.1:18081"
+  weight = 5
+  [[virtual_service.real_server]]
+  address = "127.0.0.1:18082"
+  check = { command = ["/bin/true"], dynamic_weight = true, initial = "up" }
+"#;
+        let c = halb_config::parse(src, Path::new("t.toml")).unwrap();
+        let mut checks = Checks::new();
+        let set = checks.set(&c);
+        assert_eq!(set.len(), 1);
+        assert_eq!(
+            weights(&checks.effective(&c)),
+            [vec![(18081, 5), (18082, 1)]]
+        );
+        let (_, changed) = checks.on_event(Event::Weight {
+            check: set[0].0,
+            weight: 7,
+        });
+        assert!(changed);
+        assert_eq!(
+            weights(&checks.effective(&c)),
+            [vec![(18081, 5), (18082, 7)]]
+        );
+        assert!(describe(&set[0].1).starts_with("external /bin/true"));
+    }
+}
