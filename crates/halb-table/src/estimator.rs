@@ -63,7 +63,10 @@ impl Estimator {
             &mut self.rates.outpps,
             per_sec(c.packets_out, self.last.packets_out),
         );
-        smooth(&mut self.rates.inbps, per_sec(c.bytes_in, self.last.bytes_in));
+        smooth(
+            &mut self.rates.inbps,
+            per_sec(c.bytes_in, self.last.bytes_in),
+        );
         smooth(
             &mut self.rates.outbps,
             per_sec(c.bytes_out, self.last.bytes_out),
