@@ -4,7 +4,8 @@
 
 use halb_config::{parse, Config, ConfigErrors};
 use halb_health::{
-    ClientCert, ExternalSpec, HttpMethod, HttpSpec, InitialState, ProbeSpec, Timing, TlsSpec,
+    ClientCert, DnsSpec, DnsType, ExternalSpec, HttpMethod, HttpSpec, InitialState, ProbeSpec,
+    RedisSpec, SmtpSpec, Timing, TlsSpec, UdpSpec,
 };
 use insta::assert_snapshot;
 use std::net::SocketAddr;
@@ -254,6 +255,128 @@ rise = 2
   [[virtual_service.real_server]]
   address = "127.0.0.1:18081"
   body_contains = "OK"
+"#
+    ));
+}
+
+#[test]
+fn protocol_probes() {
+    let cfg = ok(r#"
+[global]
+check = {}
+
+[[virtual_service]]
+listen = "127.0.0.1:8080"
+real_server = [
+  { address = "127.0.0.1:6379" },
+  { address = "127.0.0.1:25" },
+  { address = "127.0.0.1:587" },
+  { address = "127.0.0.1:53" },
+  { address = "127.0.0.1:6380", check = { type = "redis", username = "hc", password = "s3cret" } },
+  { address = "127.0.0.1:2525", check = { type = "smtp", helo_name = "lb1.example.com" } },
+  { address = "127.0.0.1:5353", check = { type = "dns", query_name = "www.example.com", query_type = "AAAA" } },
+  { address = "127.0.0.1:9000", check = { type = "udp", payload = "ping", reply_contains = "pong" } },
+  { address = "127.0.0.1:9001", check = { type = "udp" } },
+  { address = "127.0.0.1:9002", check = { query_type = "MX" } },
+  { address = "127.0.0.1:9003", check = { password = "p" } },
+]
+"#);
+    let probes: Vec<&ProbeSpec> = cfg.checks.iter().map(|c| &c.spec.probe).collect();
+    assert_eq!(probes[0], &ProbeSpec::Redis(RedisSpec::default()));
+    assert_eq!(probes[1], &ProbeSpec::Smtp(SmtpSpec::default()));
+    assert_eq!(
+        probes[2],
+        &ProbeSpec::Smtp(SmtpSpec {
+            helo_name: "halb".into()
+        })
+    );
+    assert_eq!(probes[3], &ProbeSpec::Dns(DnsSpec::default()));
+    assert_eq!(
+        probes[4],
+        &ProbeSpec::Redis(RedisSpec {
+            username: Some("hc".into()),
+            password: Some("s3cret".into()),
+        })
+    );
+    assert_eq!(
+        probes[5],
+        &ProbeSpec::Smtp(SmtpSpec {
+            helo_name: "lb1.example.com".into()
+        })
+    );
+    assert_eq!(
+        probes[6],
+        &ProbeSpec::Dns(DnsSpec {
+            query_name: "www.example.com".into(),
+            query_type: DnsType::Aaaa,
+        })
+    );
+    assert_eq!(
+        probes[7],
+        &ProbeSpec::Udp(UdpSpec {
+            payload: b"ping".to_vec(),
+            expect_reply: true,
+            reply_contains: Some(b"pong".to_vec()),
+        })
+    );
+    assert_eq!(probes[8], &ProbeSpec::Udp(UdpSpec::default()));
+    assert_eq!(
+        probes[9],
+        &ProbeSpec::Dns(DnsSpec {
+            query_name: ".".into(),
+            query_type: DnsType::Mx,
+        })
+    );
+    assert_eq!(
+        probes[10],
+        &ProbeSpec::Redis(RedisSpec {
+            username: None,
+            password: Some("p".into()),
+        })
+    );
+}
+
+#[test]
+fn redis_password_inherited() {
+    let cfg = ok(r#"
+[global]
+check = { password = "s3cret" }
+
+[[virtual_service]]
+listen = "127.0.0.1:6379"
+check = { username = "hc" }
+real_server = [{ address = "127.0.0.1:16379" }]
+"#);
+    assert_eq!(
+        cfg.checks[0].spec.probe,
+        ProbeSpec::Redis(RedisSpec {
+            username: Some("hc".into()),
+            password: Some("s3cret".into()),
+        })
+    );
+}
+
+#[test]
+fn protocol_check_errors() {
+    assert_snapshot!(render(
+        r#"[[virtual_service]]
+listen = "127.0.0.1:6379"
+
+  [virtual_service.check]
+  type = "redis"
+  username = "hc"
+  helo_name = "lb1"
+
+  [[virtual_service.real_server]]
+  address = "127.0.0.1:16379"
+  check = { type = "dns", query_name = "a..b", query_type = "PTR", payload = "x" }
+
+  [[virtual_service.real_server]]
+  address = "127.0.0.1:16380"
+  check = { type = "udp", expect_reply = false, reply_contains = "pong", requirepass = "x" }
+
+  [[virtual_service.real_server]]
+  address = "127.0.0.1:16381"
 "#
     ));
 }

@@ -67,6 +67,15 @@ pub enum ProbeSpec {
     /// Run a command: exit 0 up, 1 down, 2..=255 up with weight `code - 2`
     /// when `dynamic_weight` (keepalived MISC_CHECK `misc_dynamic`).
     External(ExternalSpec),
+    /// Redis: optional `AUTH`, then `PING`; up on `+PONG`.
+    Redis(RedisSpec),
+    /// SMTP: 220 banner, `EHLO` (or `HELO` when EHLO is refused), `QUIT`.
+    Smtp(SmtpSpec),
+    /// DNS over UDP: one query, up on a matching NOERROR reply.
+    Dns(DnsSpec),
+    /// UDP: send a payload; up on a reply, or unless ICMP port
+    /// unreachable comes back.
+    Udp(UdpSpec),
     /// Forced up (ldirectord `checktype = on`); never probed.
     On,
     /// Forced down (ldirectord `checktype = off`); never probed.
@@ -76,10 +85,14 @@ pub enum ProbeSpec {
 impl ProbeSpec {
     /// The probe used when a check names no type, picked by the service
     /// port as ldirectord does: 80 → HTTP `GET /` expecting 2xx, 443 → the
-    /// same over TLS without verification, anything else → TCP connect
-    /// (until the protocol probes for 3306, 5432, 6379, 53 and 25 exist).
+    /// same over TLS without verification, 25 and 587 → SMTP, 53 → DNS
+    /// (`. SOA`), 6379 → Redis `PING`, anything else → TCP connect (until
+    /// the protocol probes for 3306 and 5432 exist).
     pub fn default_for_port(port: u16) -> ProbeSpec {
         match port {
+            25 | 587 => ProbeSpec::Smtp(SmtpSpec::default()),
+            53 => ProbeSpec::Dns(DnsSpec::default()),
+            6379 => ProbeSpec::Redis(RedisSpec::default()),
             80 => ProbeSpec::Http(HttpSpec::get("/")),
             443 => ProbeSpec::Http(HttpSpec {
                 tls: Some(TlsSpec::default()),
@@ -182,6 +195,118 @@ pub struct ExternalSpec {
     /// Exit codes 2..=255 mean up with weight `code - 2`; without it they
     /// mean down.
     pub dynamic_weight: bool,
+}
+
+/// A Redis check: `AUTH [username] password` first when a password is
+/// set, then `PING`. The password is never printed by `Debug`.
+#[derive(Clone, PartialEq, Eq, Hash, Default)]
+pub struct RedisSpec {
+    /// ACL user (Redis 6+); only with a password.
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for RedisSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisSpec")
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// The name an SMTP check announces when none is configured.
+pub const DEFAULT_HELO_NAME: &str = "halb";
+
+/// An SMTP check.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SmtpSpec {
+    /// Sent with `EHLO`/`HELO`.
+    pub helo_name: String,
+}
+
+impl Default for SmtpSpec {
+    fn default() -> Self {
+        SmtpSpec {
+            helo_name: DEFAULT_HELO_NAME.to_owned(),
+        }
+    }
+}
+
+/// The record types a DNS check can ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum DnsType {
+    A,
+    Ns,
+    #[default]
+    Soa,
+    Mx,
+    Txt,
+    Aaaa,
+}
+
+impl DnsType {
+    /// Every type, for parsers.
+    pub const ALL: [DnsType; 6] = [
+        DnsType::A,
+        DnsType::Aaaa,
+        DnsType::Ns,
+        DnsType::Soa,
+        DnsType::Mx,
+        DnsType::Txt,
+    ];
+
+    /// The QTYPE on the wire.
+    pub fn code(self) -> u16 {
+        match self {
+            DnsType::A => 1,
+            DnsType::Ns => 2,
+            DnsType::Soa => 6,
+            DnsType::Mx => 15,
+            DnsType::Txt => 16,
+            DnsType::Aaaa => 28,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DnsType::A => "A",
+            DnsType::Ns => "NS",
+            DnsType::Soa => "SOA",
+            DnsType::Mx => "MX",
+            DnsType::Txt => "TXT",
+            DnsType::Aaaa => "AAAA",
+        }
+    }
+}
+
+/// A DNS check: one query over UDP.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DnsSpec {
+    /// The name asked for; `"."` is the root.
+    pub query_name: String,
+    pub query_type: DnsType,
+}
+
+impl Default for DnsSpec {
+    fn default() -> Self {
+        DnsSpec {
+            query_name: ".".to_owned(),
+            query_type: DnsType::Soa,
+        }
+    }
+}
+
+/// A UDP check.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct UdpSpec {
+    /// The datagram sent (may be empty).
+    pub payload: Vec<u8>,
+    /// Up only when a datagram comes back; otherwise up unless ICMP port
+    /// unreachable is reported.
+    pub expect_reply: bool,
+    /// With `expect_reply`: the reply must contain this.
+    pub reply_contains: Option<Vec<u8>>,
 }
 
 /// Timing parameters at one level (global, virtual service, real server);
@@ -293,6 +418,27 @@ mod tests {
             ProbeSpec::Http(HttpSpec { tls: Some(_), .. })
         ));
         assert_eq!(ProbeSpec::default_for_port(3306), ProbeSpec::Tcp);
+        assert_eq!(
+            ProbeSpec::default_for_port(6379),
+            ProbeSpec::Redis(RedisSpec::default())
+        );
+        assert_eq!(
+            ProbeSpec::default_for_port(587),
+            ProbeSpec::Smtp(SmtpSpec::default())
+        );
+        assert_eq!(
+            ProbeSpec::default_for_port(53),
+            ProbeSpec::Dns(DnsSpec::default())
+        );
+    }
+
+    #[test]
+    fn redis_password_is_not_printed() {
+        let r = RedisSpec {
+            username: Some("u".into()),
+            password: Some("s3cret".into()),
+        };
+        assert!(!format!("{r:?}").contains("s3cret"));
     }
 
     #[test]

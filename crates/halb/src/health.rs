@@ -277,6 +277,18 @@ pub fn describe(spec: &CheckSpec) -> String {
             h.path
         ),
         ProbeSpec::External(e) => format!("external {}", e.program.display()),
+        // Never the password.
+        ProbeSpec::Redis(_) => format!("redis PING {t}"),
+        ProbeSpec::Smtp(s) => format!("smtp EHLO {} {t}", s.helo_name),
+        ProbeSpec::Dns(d) => format!("dns {} {} {t}", d.query_name, d.query_type.as_str()),
+        ProbeSpec::Udp(u) => format!(
+            "udp {t}{}",
+            if u.expect_reply {
+                " expecting a reply"
+            } else {
+                ""
+            }
+        ),
         ProbeSpec::On => return "forced on".to_owned(),
         ProbeSpec::Off => return "forced off".to_owned(),
     };

@@ -4,12 +4,12 @@
 //! three levels are merged key by key (the most specific wins) and the
 //! timing resolved with [`halb_health::resolve`].
 
-use super::{Cx, Field, Kind, Section, Span, Want};
+use super::{Cx, Field, Kind, Node, Section, Span, Want};
 use crate::diag::Problem;
 use crate::values::quote;
 use halb_health::{
-    resolve, CheckSpec, ClientCert, ExternalSpec, HttpMethod, HttpSpec, InitialState, Params,
-    ProbeSpec, TlsSpec,
+    resolve, CheckSpec, ClientCert, DnsSpec, DnsType, ExternalSpec, HttpMethod, HttpSpec,
+    InitialState, Params, ProbeSpec, RedisSpec, SmtpSpec, TlsSpec, UdpSpec,
 };
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
@@ -40,6 +40,14 @@ pub(super) const CHECK_KEYS: &[&str] = &[
     "client_key",
     "command",
     "dynamic_weight",
+    "password",
+    "username",
+    "helo_name",
+    "query_name",
+    "query_type",
+    "payload",
+    "expect_reply",
+    "reply_contains",
 ];
 
 /// Keys that only an http or https check reads.
@@ -55,8 +63,18 @@ const HTTP_KEYS: &[&str] = &[
 const TLS_KEYS: &[&str] = &["sni", "verify", "ca_file", "client_cert", "client_key"];
 /// Keys that only an external check reads.
 const EXTERNAL_KEYS: &[&str] = &["command", "dynamic_weight"];
+/// Keys that only a redis check reads.
+const REDIS_KEYS: &[&str] = &["password", "username"];
+/// Keys that only an smtp check reads.
+const SMTP_KEYS: &[&str] = &["helo_name"];
+/// Keys that only a dns check reads.
+const DNS_KEYS: &[&str] = &["query_name", "query_type"];
+/// Keys that only a udp check reads.
+const UDP_KEYS: &[&str] = &["payload", "expect_reply", "reply_contains"];
 
-const TYPES: &[&str] = &["tcp", "http", "https", "external", "on", "off"];
+const TYPES: &[&str] = &[
+    "tcp", "http", "https", "external", "redis", "smtp", "dns", "udp", "on", "off",
+];
 const TYPE_SYNONYMS: &[(&str, &str)] = &[
     ("connect", "tcp"),
     ("tcp_check", "tcp"),
@@ -68,6 +86,10 @@ const TYPE_SYNONYMS: &[(&str, &str)] = &[
     ("misc_check", "external"),
     ("script", "external"),
     ("command", "external"),
+    ("udp_check", "udp"),
+    ("smtp_check", "smtp"),
+    ("submission", "smtp"),
+    ("domain", "dns"),
     ("forced_up", "on"),
     ("up", "on"),
     ("forced_down", "off"),
@@ -78,6 +100,15 @@ const INITIAL: &[&str] = &["up", "down", "fully_up", "fully_down"];
 const INITIAL_SYNONYMS: &[(&str, &str)] = &[("alpha", "fully_down")];
 const METHODS: &[&str] = &["GET", "HEAD"];
 const METHOD_SYNONYMS: &[(&str, &str)] = &[("get", "GET"), ("head", "HEAD")];
+const QUERY_TYPES: &[&str] = &["A", "AAAA", "NS", "SOA", "MX", "TXT"];
+const QUERY_TYPE_SYNONYMS: &[(&str, &str)] = &[
+    ("a", "A"),
+    ("aaaa", "AAAA"),
+    ("ns", "NS"),
+    ("soa", "SOA"),
+    ("mx", "MX"),
+    ("txt", "TXT"),
+];
 
 /// A fix for an unknown check key: what ldirectord or keepalived call it.
 pub(super) fn check_key_hint(k: &str) -> Option<&'static str> {
@@ -147,6 +178,38 @@ pub(super) fn check_key_hint(k: &str) -> Option<&'static str> {
         (&["cert", "certificate"], "did you mean `client_cert`?"),
         (&["key"], "did you mean `client_key`?"),
         (
+            &["requirepass", "passwd", "pass", "auth", "secret"],
+            "did you mean `password`? (redis)",
+        ),
+        (
+            &["user", "login", "acl_user"],
+            "did you mean `username`? (redis)",
+        ),
+        (
+            &["helo", "ehlo", "ehlo_name"],
+            "did you mean `helo_name`? (smtp)",
+        ),
+        (
+            &["query", "qname", "name_to_query", "domain"],
+            "did you mean `query_name`? (dns)",
+        ),
+        (
+            &["qtype", "record_type", "rrtype"],
+            "did you mean `query_type`? (dns)",
+        ),
+        (
+            &["send", "data", "message"],
+            "did you mean `payload`? (udp)",
+        ),
+        (
+            &["require_reply", "reply", "wait_reply"],
+            "did you mean `expect_reply`? (udp)",
+        ),
+        (
+            &["reply_match", "recv"],
+            "did you mean `reply_contains`? (udp)",
+        ),
+        (
             &["ca", "cafile", "ca_cert", "trust"],
             "did you mean `ca_file`?",
         ),
@@ -172,6 +235,10 @@ enum Type {
     Http,
     Https,
     External,
+    Redis,
+    Smtp,
+    Dns,
+    Udp,
     On,
     Off,
 }
@@ -204,6 +271,14 @@ pub(super) struct Layer {
     client_key: Option<At<PathBuf>>,
     command: Option<(PathBuf, Vec<String>)>,
     dynamic_weight: Option<bool>,
+    password: Option<String>,
+    username: Option<At<String>>,
+    helo_name: Option<String>,
+    query_name: Option<String>,
+    query_type: Option<DnsType>,
+    payload: Option<Vec<u8>>,
+    expect_reply: Option<bool>,
+    reply_contains: Option<Vec<u8>>,
 }
 
 impl Layer {
@@ -236,6 +311,36 @@ impl Layer {
             client_key: self.client_key.clone().or_else(|| lower.client_key.clone()),
             command: self.command.clone().or_else(|| lower.command.clone()),
             dynamic_weight: self.dynamic_weight.or(lower.dynamic_weight),
+            password: self.password.clone().or_else(|| lower.password.clone()),
+            username: self.username.clone().or_else(|| lower.username.clone()),
+            helo_name: self.helo_name.clone().or_else(|| lower.helo_name.clone()),
+            query_name: self.query_name.clone().or_else(|| lower.query_name.clone()),
+            query_type: self.query_type.or(lower.query_type),
+            payload: self.payload.clone().or_else(|| lower.payload.clone()),
+            expect_reply: self.expect_reply.or(lower.expect_reply),
+            reply_contains: self
+                .reply_contains
+                .clone()
+                .or_else(|| lower.reply_contains.clone()),
+        }
+    }
+
+    /// The probe type the keys imply, for a check without `type` whose
+    /// port picks no protocol probe.
+    fn implied_type(&self) -> Option<Type> {
+        if self.password.is_some() || self.username.is_some() {
+            Some(Type::Redis)
+        } else if self.helo_name.is_some() {
+            Some(Type::Smtp)
+        } else if self.query_name.is_some() || self.query_type.is_some() {
+            Some(Type::Dns)
+        } else if self.payload.is_some()
+            || self.expect_reply.is_some()
+            || self.reply_contains.is_some()
+        {
+            Some(Type::Udp)
+        } else {
+            None
         }
     }
 
@@ -281,6 +386,10 @@ impl Cx<'_> {
                 Some("http") => Some(Type::Http),
                 Some("https") => Some(Type::Https),
                 Some("external") => Some(Type::External),
+                Some("redis") => Some(Type::Redis),
+                Some("smtp") => Some(Type::Smtp),
+                Some("dns") => Some(Type::Dns),
+                Some("udp") => Some(Type::Udp),
                 Some("on") => Some(Type::On),
                 Some("off") => Some(Type::Off),
                 _ => None,
@@ -449,6 +558,8 @@ impl Cx<'_> {
             l.dynamic_weight = self.boolean(&f, "true or false (default false)");
         }
 
+        self.protocol_keys(&node, &mut l);
+
         // Keys that contradict this table's own type.
         if let Some(kind) = &l.kind {
             let (applies, label): (&[&[&str]], &str) = match kind.v {
@@ -456,23 +567,29 @@ impl Cx<'_> {
                 Type::Http => (&[HTTP_KEYS], "http"),
                 Type::Https => (&[HTTP_KEYS, TLS_KEYS], "https"),
                 Type::External => (&[EXTERNAL_KEYS], "external"),
+                Type::Redis => (&[REDIS_KEYS], "redis"),
+                Type::Smtp => (&[SMTP_KEYS], "smtp"),
+                Type::Dns => (&[DNS_KEYS], "dns"),
+                Type::Udp => (&[UDP_KEYS], "udp"),
                 Type::On => (&[], "on"),
                 Type::Off => (&[], "off"),
             };
-            for group in [HTTP_KEYS, TLS_KEYS, EXTERNAL_KEYS] {
+            let groups: [(&[&str], &str); 7] = [
+                (HTTP_KEYS, "type = \"http\" or \"https\""),
+                (TLS_KEYS, "type = \"https\""),
+                (EXTERNAL_KEYS, "type = \"external\""),
+                (REDIS_KEYS, "type = \"redis\""),
+                (SMTP_KEYS, "type = \"smtp\""),
+                (DNS_KEYS, "type = \"dns\""),
+                (UDP_KEYS, "type = \"udp\""),
+            ];
+            for (group, wants) in groups {
                 if applies.iter().any(|g| std::ptr::eq(*g, group)) {
                     continue;
                 }
                 for key in group {
                     let Some(f) = self.field(&node, key) else {
                         continue;
-                    };
-                    let wants = if group == EXTERNAL_KEYS {
-                        "type = \"external\""
-                    } else if group == TLS_KEYS {
-                        "type = \"https\""
-                    } else {
-                        "type = \"http\" or \"https\""
                     };
                     self.push(
                         Problem::new(
@@ -512,9 +629,12 @@ impl Cx<'_> {
             None => match &default {
                 ProbeSpec::Http(h) if h.tls.is_some() => Type::Https,
                 ProbeSpec::Http(_) => Type::Http,
+                ProbeSpec::Redis(_) => Type::Redis,
+                ProbeSpec::Smtp(_) => Type::Smtp,
+                ProbeSpec::Dns(_) => Type::Dns,
                 _ if m.has_tls_keys() => Type::Https,
                 _ if m.has_http_keys() => Type::Http,
-                _ => Type::Tcp,
+                _ => m.implied_type().unwrap_or(Type::Tcp),
             },
         };
         let target = match m.target {
@@ -527,6 +647,38 @@ impl Cx<'_> {
             Type::Tcp => ProbeSpec::Tcp,
             Type::On => ProbeSpec::On,
             Type::Off => ProbeSpec::Off,
+            Type::Redis => {
+                if let (Some(u), None) = (&m.username, &m.password) {
+                    self.push_once(
+                        Problem::new(u.span.clone(), u.path.clone(), "`username` without `password`")
+                            .expected("username and password together (AUTH username password), at this level or above")
+                            .fix("add password = \"…\" next to it (or to the check table of the service or of [global]), or remove username"),
+                    );
+                    ok = false;
+                }
+                ProbeSpec::Redis(RedisSpec {
+                    username: m.username.as_ref().map(|u| u.v.clone()),
+                    password: m.password.clone(),
+                })
+            }
+            Type::Smtp => ProbeSpec::Smtp(SmtpSpec {
+                helo_name: m
+                    .helo_name
+                    .clone()
+                    .unwrap_or_else(|| halb_health::spec::DEFAULT_HELO_NAME.to_owned()),
+            }),
+            Type::Dns => ProbeSpec::Dns(DnsSpec {
+                query_name: m.query_name.clone().unwrap_or_else(|| ".".to_owned()),
+                query_type: m.query_type.unwrap_or_default(),
+            }),
+            Type::Udp => {
+                let expect_reply = m.expect_reply.unwrap_or(m.reply_contains.is_some());
+                ProbeSpec::Udp(UdpSpec {
+                    payload: m.payload.clone().unwrap_or_default(),
+                    expect_reply,
+                    reply_contains: m.reply_contains.clone().filter(|_| expect_reply),
+                })
+            }
             Type::Http | Type::Https => {
                 let tls = if kind == Type::Https {
                     let client_cert = match (&m.client_cert, &m.client_key) {
@@ -602,6 +754,112 @@ impl Cx<'_> {
             probe,
             timing,
         })
+    }
+
+    /// The keys of the redis, smtp, dns and udp probes.
+    fn protocol_keys(&mut self, node: &Node<'_>, l: &mut Layer) {
+        if let Some(f) = self.field(node, "password") {
+            let w = Want {
+                short: "a string",
+                expected: "a non-empty string: the Redis password (AUTH)",
+                example: "\"s3cret\"",
+            };
+            if let Some(s) = self.string(&f, &w) {
+                if s.is_empty() {
+                    self.push(
+                        Problem::new(f.span.clone(), f.path.clone(), "password is empty")
+                            .expected(w.expected)
+                            .fix("give the password (requirepass), or remove password"),
+                    );
+                } else {
+                    l.password = Some(s.to_owned());
+                }
+            }
+        }
+        if let Some(f) = self.field(node, "username") {
+            l.username = self
+                .token(&f, "a Redis ACL user name", "\"healthcheck\"")
+                .map(|v| At {
+                    v,
+                    span: f.key_span.clone(),
+                    path: f.path.clone(),
+                });
+        }
+        if let Some(f) = self.field(node, "helo_name") {
+            l.helo_name = self.token(&f, "a host name sent with EHLO/HELO", "\"lb1.example.com\"");
+        }
+        if let Some(f) = self.field(node, "query_name") {
+            let w = Want {
+                short: "a string",
+                expected: "a DNS name, \".\" for the root (default \".\")",
+                example: "\"www.example.com\"",
+            };
+            if let Some(s) = self.string(&f, &w) {
+                match halb_health::probe::dns::encode_name(s) {
+                    Ok(_) => l.query_name = Some(s.to_owned()),
+                    Err(e) => self.push(
+                        Problem::new(
+                            f.span.clone(),
+                            f.path.clone(),
+                            format!("query_name {} is not a DNS name: {e}", quote(s)),
+                        )
+                        .expected(w.expected)
+                        .fix("labels of 1..63 ASCII bytes separated by dots, e.g. \"www.example.com\""),
+                    ),
+                }
+            }
+        }
+        if let Some(f) = self.field(node, "query_type") {
+            l.query_type = self
+                .choice(&f, "DNS query type", QUERY_TYPES, QUERY_TYPE_SYNONYMS)
+                .and_then(|t| DnsType::ALL.into_iter().find(|d| d.as_str() == t));
+        }
+        if let Some(f) = self.field(node, "payload") {
+            let w = Want {
+                short: "a string",
+                expected: "a string: the datagram sent (default empty)",
+                example: "\"ping\"",
+            };
+            l.payload = self.string(&f, &w).map(|s| s.as_bytes().to_vec());
+        }
+        let expect = self.field(node, "expect_reply");
+        if let Some(f) = &expect {
+            l.expect_reply = self.boolean(
+                f,
+                "true (up only when a reply comes) or false (up unless ICMP port unreachable; the default)",
+            );
+        }
+        if let Some(f) = self.field(node, "reply_contains") {
+            let w = Want {
+                short: "a string",
+                expected: "a non-empty string the reply must contain (implies expect_reply = true)",
+                example: "\"pong\"",
+            };
+            if let Some(s) = self.string(&f, &w) {
+                if s.is_empty() {
+                    self.push(
+                        Problem::new(f.span.clone(), f.path.clone(), "reply_contains is empty")
+                            .expected(w.expected)
+                            .fix("give the text to look for, or remove reply_contains"),
+                    );
+                } else if l.expect_reply == Some(false) {
+                    let line = expect.as_ref().map_or(0, |e| self.line(&e.span));
+                    self.push(
+                        Problem::new(
+                            f.key_span.clone(),
+                            f.path.clone(),
+                            "`reply_contains` with expect_reply = false",
+                        )
+                        .expected("reply_contains only when a reply is expected")
+                        .fix(format!(
+                            "remove reply_contains, or set expect_reply = true (line {line})"
+                        )),
+                    );
+                } else {
+                    l.reply_contains = Some(s.as_bytes().to_vec());
+                }
+            }
+        }
     }
 
     fn push_once(&mut self, p: Problem) {

@@ -3,14 +3,19 @@
 //! [`run`] runs one probe for a [`CheckSpec`] and always returns by
 //! `spec.timing.timeout`: the whole probe (connect, write, every read, a
 //! child process) sits under one `tokio::time::timeout`, reads are
-//! bounded ([`http::MAX_RESPONSE`]), and a child process is killed with its
+//! bounded ([`http::MAX_RESPONSE`], [`line::MAX_LINE`], one datagram), and a child process is killed with its
 //! process group when the timeout drops it. The engine enforces the same
 //! timeout on its side, so a probe that misbehaves still cannot stall it.
 
+pub mod dns;
 pub mod external;
 pub mod http;
+pub mod line;
+pub mod redis;
+pub mod smtp;
 pub mod tcp;
 pub mod tls;
+pub mod udp;
 
 use crate::engine::ProbeOutcome;
 use crate::spec::{CheckSpec, ProbeSpec};
@@ -46,6 +51,10 @@ pub async fn run(spec: &CheckSpec) -> ProbeOutcome {
             ProbeSpec::Tcp => tcp::probe(spec.target).await,
             ProbeSpec::Http(http) => http::probe(spec.target, http).await,
             ProbeSpec::External(ext) => external::probe(ext).await,
+            ProbeSpec::Redis(r) => redis::probe(spec.target, r).await,
+            ProbeSpec::Smtp(s) => smtp::probe(spec.target, s).await,
+            ProbeSpec::Dns(d) => dns::probe(spec.target, d).await,
+            ProbeSpec::Udp(u) => udp::probe(spec.target, u, timeout).await,
             ProbeSpec::On => ProbeOutcome::up("forced on"),
             ProbeSpec::Off => ProbeOutcome::down("forced off"),
         }
