@@ -554,6 +554,28 @@ impl<'s> Cx<'s> {
         self.errors.push(e);
     }
 
+    /// Accept `value`, or report `problem` (message, fix) on `f` with what
+    /// was `expected` and yield nothing.
+    fn accept<T>(
+        &mut self,
+        f: &Field,
+        expected: &str,
+        problem: Option<(String, String)>,
+        value: impl FnOnce() -> T,
+    ) -> Option<T> {
+        match problem {
+            Some((message, fix)) => {
+                self.push(
+                    Problem::new(f.span.clone(), f.path.clone(), message)
+                        .expected(expected)
+                        .fix(fix),
+                );
+                None
+            }
+            None => Some(value()),
+        }
+    }
+
     fn push_diag(&mut self, f: &Field, d: Diag) {
         self.push(
             Problem::new(f.span.clone(), f.path.clone(), d.message)
@@ -1202,17 +1224,9 @@ impl<'s> Cx<'s> {
         } else {
             None
         };
-        match problem {
-            Some((message, fix)) => {
-                self.push(
-                    Problem::new(f.span.clone(), f.path.clone(), message)
-                        .expected("an absolute path of at most 107 bytes")
-                        .fix(fix),
-                );
-                None
-            }
-            None => Some(PathBuf::from(s)),
-        }
+        self.accept(f, "an absolute path of at most 107 bytes", problem, || {
+            PathBuf::from(s)
+        })
     }
 
     /// The keys [global] and a service share.
@@ -1284,17 +1298,12 @@ impl<'s> Cx<'s> {
         } else {
             None
         };
-        match problem {
-            Some((message, fix)) => {
-                self.push(
-                    Problem::new(f.span.clone(), f.path.clone(), message)
-                        .expected("a non-empty name of printable characters")
-                        .fix(fix),
-                );
-                None
-            }
-            None => Some(s.to_owned()),
-        }
+        self.accept(
+            f,
+            "a non-empty name of printable characters",
+            problem,
+            || s.to_owned(),
+        )
     }
 
     fn service(

@@ -941,17 +941,12 @@ impl Cx<'_> {
         } else {
             None
         };
-        match problem {
-            Some((message, fix)) => {
-                self.push(
-                    Problem::new(f.span.clone(), f.path.clone(), message)
-                        .expected("a request path starting with /, e.g. \"/health\"")
-                        .fix(fix),
-                );
-                None
-            }
-            None => Some(s.to_owned()),
-        }
+        self.accept(
+            f,
+            "a request path starting with /, e.g. \"/health\"",
+            problem,
+            || s.to_owned(),
+        )
     }
 
     fn statuses(&mut self, f: &Field) -> Option<Vec<RangeInclusive<u16>>> {
