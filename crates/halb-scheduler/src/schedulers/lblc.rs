@@ -62,10 +62,38 @@ pub(crate) fn due(deadline: Option<Instant>, now: Instant) -> bool {
     deadline.is_some_and(|t| now >= t)
 }
 
+/// Something a locality table keeps, with when it was last used.
+pub(crate) trait LastUse {
+    fn lastuse(&self) -> Instant;
+}
+
+/// The expiry sweep lblc and lblcr share (`ip_vs_lblc_check_expire`,
+/// `ip_vs_lblcr_check_expire`): entries unused for [`EXPIRATION`] go; over
+/// [`MAX_ENTRIES`], those unused for [`ENTRY_TIMEOUT`] go too.
+pub(crate) fn expire_entries<E: LastUse>(map: &mut HashMap<IpAddr, E>, now: Instant) {
+    map.retain(|_, en| !due(expiry(en.lastuse(), EXPIRATION), now));
+    if map.len() > MAX_ENTRIES {
+        map.retain(|_, en| !due(expiry(en.lastuse(), ENTRY_TIMEOUT), now));
+    }
+}
+
+/// When the next entry of a locality table expires.
+pub(crate) fn next_entry_deadline<E: LastUse>(map: &HashMap<IpAddr, E>) -> Option<Instant> {
+    map.values()
+        .filter_map(|en| expiry(en.lastuse(), EXPIRATION))
+        .min()
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Entry {
     dest: usize,
     lastuse: Instant,
+}
+
+impl LastUse for Entry {
+    fn lastuse(&self) -> Instant {
+        self.lastuse
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -113,19 +141,11 @@ impl Lblc {
     }
 
     pub fn expire(&mut self, now: Instant) {
-        self.map
-            .retain(|_, en| !due(expiry(en.lastuse, EXPIRATION), now));
-        if self.map.len() > MAX_ENTRIES {
-            self.map
-                .retain(|_, en| !due(expiry(en.lastuse, ENTRY_TIMEOUT), now));
-        }
+        expire_entries(&mut self.map, now);
     }
 
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.map
-            .values()
-            .filter_map(|en| expiry(en.lastuse, EXPIRATION))
-            .min()
+        next_entry_deadline(&self.map)
     }
 
     #[cfg(test)]

@@ -21,7 +21,9 @@
 //! exclude list is new). Members that left the table are dropped from sets
 //! at update, and an emptied set's entry with them.
 
-use super::lblc::{due, expiry, locality_overloaded, ENTRY_TIMEOUT, EXPIRATION, MAX_ENTRIES};
+use super::lblc::{
+    expire_entries, expiry, locality_overloaded, next_entry_deadline, LastUse, EXPIRATION,
+};
 use super::least_conn::{conn_overhead, lighter, wlc};
 use super::{Ctx, Live};
 use crate::hash::canonical;
@@ -35,6 +37,12 @@ struct Entry {
     set: Vec<usize>,
     lastmod: Instant,
     lastuse: Instant,
+}
+
+impl LastUse for Entry {
+    fn lastuse(&self) -> Instant {
+        self.lastuse
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -140,19 +148,11 @@ impl Lblcr {
     }
 
     pub fn expire(&mut self, now: Instant) {
-        self.map
-            .retain(|_, en| !due(expiry(en.lastuse, EXPIRATION), now));
-        if self.map.len() > MAX_ENTRIES {
-            self.map
-                .retain(|_, en| !due(expiry(en.lastuse, ENTRY_TIMEOUT), now));
-        }
+        expire_entries(&mut self.map, now);
     }
 
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.map
-            .values()
-            .filter_map(|en| expiry(en.lastuse, EXPIRATION))
-            .min()
+        next_entry_deadline(&self.map)
     }
 
     #[cfg(test)]
