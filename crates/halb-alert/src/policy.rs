@@ -1,0 +1,315 @@
+//! The alert policy, sans-IO: fed real-server transitions, the daemon's
+//! status and `now`; emits "send this alert there" [`Action`]s and its next
+//! deadline (for repeated mails). No clock, no socket.
+//!
+//! Semantics follow ldirectord's e-mail alerts:
+//!
+//! - every transition of a real server of a service with alerts is sent to
+//!   the service's webhook (always) and mailed to its recipients when the
+//!   daemon's status is in `email_alert_status` (`emailalertstatus`);
+//! - while a real server stays down, the "down" mail is repeated every
+//!   `email_alert_freq` (`emailalertfreq`; zero: never), from the time it
+//!   went down, again subject to the status filter at the time of each
+//!   repeat; its "up" ends the repeats;
+//! - the status is `starting` (or `reloading`) until a deadline the daemon
+//!   gives (its first probe round), then `running`.
+//!
+//! Driving it:
+//!
+//! ```text
+//! actions = policy.on_transition(t, now)           // a real server flipped
+//! sleep until policy.poll_timeout(); actions = policy.on_timeout(now)
+//! policy.set_specs(..); policy.set_status(..)      // start, reload, stop
+//! ```
+
+use crate::spec::{AlertSpec, DaemonStatus, EmailSpec, WebhookSpec};
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Up or down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum State {
+    Up,
+    Down,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Up => "up",
+            State::Down => "down",
+        }
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A real server of a virtual service that changed state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    /// The virtual service's name.
+    pub service: String,
+    pub real: SocketAddr,
+    pub from: State,
+    pub to: State,
+    /// The probe's reason (`connection refused`, `HTTP 200`).
+    pub reason: String,
+}
+
+/// What one alert says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alert {
+    pub service: String,
+    pub real: SocketAddr,
+    pub from: State,
+    pub to: State,
+    pub reason: String,
+    /// The daemon's status when the alert was decided.
+    pub status: DaemonStatus,
+    /// 0 for the transition itself; 1, 2, … for repeated "down" mails.
+    pub repeat: u32,
+    /// For an "up" alert or a repeat: how long the real server has been
+    /// down (when the policy saw it go down).
+    pub down_for: Option<Duration>,
+}
+
+/// Where an alert goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sink {
+    Webhook(Arc<WebhookSpec>),
+    Email(Arc<EmailSpec>),
+}
+
+/// Send `alert` to `sink`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Action {
+    pub alert: Alert,
+    pub sink: Sink,
+}
+
+#[derive(Debug, Clone)]
+struct Down {
+    since: Instant,
+    reason: String,
+    /// Repeats sent (or skipped by the status filter) so far.
+    repeats: u32,
+    /// When the next repeat is due, if the service repeats.
+    next: Option<Instant>,
+}
+
+#[derive(Debug, Clone)]
+struct Sinks {
+    webhook: Option<Arc<WebhookSpec>>,
+    email: Option<Arc<EmailSpec>>,
+}
+
+/// See the module documentation.
+#[derive(Debug)]
+pub struct Policy {
+    specs: HashMap<String, Sinks>,
+    down: HashMap<(String, SocketAddr), Down>,
+    status: DaemonStatus,
+    /// `starting`/`reloading` become `running` at this time.
+    until: Option<Instant>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Policy {
+    /// No service has alerts; the status is `running`.
+    pub fn new() -> Self {
+        Policy {
+            specs: HashMap::new(),
+            down: HashMap::new(),
+            status: DaemonStatus::Running,
+            until: None,
+        }
+    }
+
+    /// The alert settings of every service, by name (start and reload).
+    /// Down real servers stay known; a service that now repeats mails
+    /// schedules its first repeat `email_alert_freq` after the real server
+    /// went down, or at once if that is past; one that stops repeating
+    /// stops.
+    pub fn set_specs(
+        &mut self,
+        specs: impl IntoIterator<Item = (String, AlertSpec)>,
+        now: Instant,
+    ) {
+        self.specs = specs
+            .into_iter()
+            .filter(|(_, s)| !s.is_empty())
+            .map(|(name, s)| {
+                (
+                    name,
+                    Sinks {
+                        webhook: s.webhook.map(Arc::new),
+                        email: s.email.map(Arc::new),
+                    },
+                )
+            })
+            .collect();
+        let specs = &self.specs;
+        for ((service, _), d) in self.down.iter_mut() {
+            d.next = repeat_of(specs, service).map(|r| {
+                let due = d.since + r * (d.repeats + 1);
+                due.max(now)
+            });
+        }
+    }
+
+    /// Forget the real servers `keep` says are gone (after a reload).
+    pub fn retain(&mut self, mut keep: impl FnMut(&str, SocketAddr) -> bool) {
+        self.down.retain(|(s, r), _| keep(s, *r));
+    }
+
+    /// Sets the daemon's status; `until` turns it back into `running`
+    /// (for `starting` and `reloading`).
+    pub fn set_status(&mut self, status: DaemonStatus, until: Option<Instant>) {
+        self.status = status;
+        self.until = until;
+    }
+
+    /// The daemon's status at `now`.
+    pub fn status(&self, now: Instant) -> DaemonStatus {
+        match self.until {
+            Some(t) if now >= t => DaemonStatus::Running,
+            _ => self.status,
+        }
+    }
+
+    /// Real servers known to be down.
+    pub fn down_count(&self) -> usize {
+        self.down.len()
+    }
+
+    /// A real server changed state.
+    pub fn on_transition(&mut self, t: Transition, now: Instant) -> Vec<Action> {
+        let key = (t.service.clone(), t.real);
+        let down_for = match t.to {
+            State::Down => {
+                let next = repeat_of(&self.specs, &t.service).map(|r| now + r);
+                self.down.insert(
+                    key,
+                    Down {
+                        since: now,
+                        reason: t.reason.clone(),
+                        repeats: 0,
+                        next,
+                    },
+                );
+                None
+            }
+            State::Up => self
+                .down
+                .remove(&key)
+                .map(|d| now.saturating_duration_since(d.since)),
+        };
+        let Some(sinks) = self.specs.get(&t.service) else {
+            return Vec::new();
+        };
+        let status = self.status(now);
+        let alert = Alert {
+            service: t.service,
+            real: t.real,
+            from: t.from,
+            to: t.to,
+            reason: t.reason,
+            status,
+            repeat: 0,
+            down_for,
+        };
+        let mut out = Vec::new();
+        if let Some(w) = &sinks.webhook {
+            out.push(Action {
+                alert: alert.clone(),
+                sink: Sink::Webhook(w.clone()),
+            });
+        }
+        if let Some(e) = &sinks.email {
+            if e.status.contains(status) {
+                out.push(Action {
+                    alert,
+                    sink: Sink::Email(e.clone()),
+                });
+            }
+        }
+        out
+    }
+
+    /// When [`Policy::on_timeout`] has something to do: the next repeat,
+    /// or the end of `starting`/`reloading`.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let repeat = self.down.values().filter_map(|d| d.next).min();
+        match (repeat, self.until) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Repeats that are due at `now`.
+    pub fn on_timeout(&mut self, now: Instant) -> Vec<Action> {
+        let status = self.status(now);
+        if self.until.is_some_and(|t| now >= t) {
+            self.status = DaemonStatus::Running;
+            self.until = None;
+        }
+        let mut out = Vec::new();
+        let mut due: Vec<_> = self
+            .down
+            .iter_mut()
+            .filter(|(_, d)| d.next.is_some_and(|n| n <= now))
+            .collect();
+        due.sort_by(|a, b| a.0.cmp(b.0));
+        for ((service, real), d) in due {
+            let Some(email) = self.specs.get(service).and_then(|s| s.email.clone()) else {
+                d.next = None;
+                continue;
+            };
+            if email.repeat.is_zero() {
+                d.next = None;
+                continue;
+            }
+            d.repeats += 1;
+            d.next = Some(now + email.repeat);
+            if email.status.contains(status) {
+                out.push(Action {
+                    alert: Alert {
+                        service: service.clone(),
+                        real: *real,
+                        from: State::Down,
+                        to: State::Down,
+                        reason: d.reason.clone(),
+                        status,
+                        repeat: d.repeats,
+                        down_for: Some(now.saturating_duration_since(d.since)),
+                    },
+                    sink: Sink::Email(email),
+                });
+            }
+        }
+        out
+    }
+}
+
+fn repeat_of(specs: &HashMap<String, Sinks>, service: &str) -> Option<Duration> {
+    specs
+        .get(service)
+        .and_then(|s| s.email.as_ref())
+        .map(|e| e.repeat)
+        .filter(|r| !r.is_zero())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,246 @@
+use super::*;
+use crate::spec::{Starttls, StatusSet, WebhookUrl};
+use proptest::prelude::*;
+
+fn email(repeat: Duration, status: StatusSet) -> EmailSpec {
+    EmailSpec {
+        to: vec!["ops@example.com".into()],
+        from: None,
+        smtp_host: "127.0.0.1".into(),
+        smtp_port: 25,
+        starttls: Starttls::Off,
+        ca_file: None,
+        auth: None,
+        repeat,
+        status,
+        timeout: Duration::from_secs(5),
+        retries: 0,
+    }
+}
+
+fn webhook() -> WebhookSpec {
+    WebhookSpec {
+        url: WebhookUrl::parse("http://127.0.0.1:1/h").unwrap(),
+        timeout: Duration::from_secs(1),
+        retries: 0,
+    }
+}
+
+fn spec(repeat: Duration, status: StatusSet) -> AlertSpec {
+    AlertSpec {
+        webhook: Some(webhook()),
+        email: Some(email(repeat, status)),
+    }
+}
+
+fn real() -> SocketAddr {
+    "192.0.2.10:80".parse().unwrap()
+}
+
+fn tr(from: State, to: State) -> Transition {
+    Transition {
+        service: "web".into(),
+        real: real(),
+        from,
+        to,
+        reason: if to == State::Down {
+            "connection refused".into()
+        } else {
+            "HTTP 200".into()
+        },
+    }
+}
+
+fn kinds(actions: &[Action]) -> Vec<(&'static str, State, u32)> {
+    actions
+        .iter()
+        .map(|a| {
+            let k = match a.sink {
+                Sink::Webhook(_) => "webhook",
+                Sink::Email(_) => "email",
+            };
+            (k, a.alert.to, a.alert.repeat)
+        })
+        .collect()
+}
+
+#[test]
+fn down_up_goes_to_both_sinks_and_repeats_while_down() {
+    let t0 = Instant::now();
+    let s = Duration::from_secs(1);
+    let mut p = Policy::new();
+    p.set_specs([("web".to_owned(), spec(60 * s, StatusSet::ALL))], t0);
+    assert_eq!(p.poll_timeout(), None);
+    let a = p.on_transition(tr(State::Up, State::Down), t0);
+    assert_eq!(
+        kinds(&a),
+        [("webhook", State::Down, 0), ("email", State::Down, 0)]
+    );
+    assert_eq!(a[0].alert.reason, "connection refused");
+    assert_eq!(p.poll_timeout(), Some(t0 + 60 * s));
+    assert!(p.on_timeout(t0 + 59 * s).is_empty());
+    let r = p.on_timeout(t0 + 60 * s);
+    assert_eq!(kinds(&r), [("email", State::Down, 1)]);
+    assert_eq!(r[0].alert.down_for, Some(60 * s));
+    assert_eq!(r[0].alert.from, State::Down);
+    assert_eq!(p.poll_timeout(), Some(t0 + 120 * s));
+    let up = p.on_transition(tr(State::Down, State::Up), t0 + 90 * s);
+    assert_eq!(
+        kinds(&up),
+        [("webhook", State::Up, 0), ("email", State::Up, 0)]
+    );
+    assert_eq!(up[0].alert.down_for, Some(90 * s));
+    assert_eq!(p.poll_timeout(), None, "up ends the repeats");
+    assert_eq!(p.down_count(), 0);
+}
+
+#[test]
+fn zero_freq_never_repeats_and_unknown_services_are_silent() {
+    let t0 = Instant::now();
+    let mut p = Policy::new();
+    p.set_specs(
+        [("web".to_owned(), spec(Duration::ZERO, StatusSet::ALL))],
+        t0,
+    );
+    p.on_transition(tr(State::Up, State::Down), t0);
+    assert_eq!(p.poll_timeout(), None);
+    assert!(p.on_timeout(t0 + Duration::from_secs(3600)).is_empty());
+    let mut other = tr(State::Up, State::Down);
+    other.service = "db".into();
+    assert!(p.on_transition(other, t0).is_empty());
+}
+
+#[test]
+fn status_filter_applies_to_mail_not_webhook() {
+    let t0 = Instant::now();
+    let s = Duration::from_secs(1);
+    let mut p = Policy::new();
+    let only_running = StatusSet::NONE.with(DaemonStatus::Running);
+    p.set_specs([("web".to_owned(), spec(10 * s, only_running))], t0);
+    p.set_status(DaemonStatus::Starting, Some(t0 + 5 * s));
+    assert_eq!(p.status(t0), DaemonStatus::Starting);
+    let a = p.on_transition(tr(State::Up, State::Down), t0);
+    assert_eq!(kinds(&a), [("webhook", State::Down, 0)]);
+    assert_eq!(a[0].alert.status, DaemonStatus::Starting);
+    assert_eq!(p.poll_timeout(), Some(t0 + 5 * s), "end of starting");
+    assert!(p.on_timeout(t0 + 5 * s).is_empty());
+    assert_eq!(p.status(t0 + 5 * s), DaemonStatus::Running);
+    // The repeat falls in `running`: mailed.
+    assert_eq!(
+        kinds(&p.on_timeout(t0 + 10 * s)),
+        [("email", State::Down, 1)]
+    );
+    // Stopping is filtered out, repeats included.
+    p.set_status(DaemonStatus::Stopping, None);
+    assert!(p.on_timeout(t0 + 20 * s).is_empty());
+    let up = p.on_transition(tr(State::Down, State::Up), t0 + 21 * s);
+    assert_eq!(kinds(&up), [("webhook", State::Up, 0)]);
+}
+
+#[test]
+fn reload_keeps_down_servers_and_reschedules() {
+    let t0 = Instant::now();
+    let s = Duration::from_secs(1);
+    let mut p = Policy::new();
+    p.set_specs(
+        [("web".to_owned(), spec(Duration::ZERO, StatusSet::ALL))],
+        t0,
+    );
+    p.on_transition(tr(State::Up, State::Down), t0);
+    assert_eq!(p.poll_timeout(), None);
+    // Now with repeats every 30s: the first is due 30s after it went down.
+    p.set_specs(
+        [("web".to_owned(), spec(30 * s, StatusSet::ALL))],
+        t0 + 10 * s,
+    );
+    assert_eq!(p.poll_timeout(), Some(t0 + 30 * s));
+    // A shorter period whose first repeat is already past: at once.
+    p.set_specs(
+        [("web".to_owned(), spec(5 * s, StatusSet::ALL))],
+        t0 + 10 * s,
+    );
+    assert_eq!(p.poll_timeout(), Some(t0 + 10 * s));
+    // The real server leaves the config: forgotten.
+    p.retain(|_, _| false);
+    assert_eq!(p.poll_timeout(), None);
+    assert_eq!(p.down_count(), 0);
+}
+
+#[test]
+fn no_email_only_webhook() {
+    let t0 = Instant::now();
+    let mut p = Policy::new();
+    let only_hook = AlertSpec {
+        webhook: Some(webhook()),
+        email: None,
+    };
+    p.set_specs([("web".to_owned(), only_hook)], t0);
+    let a = p.on_transition(tr(State::Up, State::Down), t0);
+    assert_eq!(kinds(&a), [("webhook", State::Down, 0)]);
+    assert_eq!(p.poll_timeout(), None);
+}
+
+fn status_set() -> impl Strategy<Value = StatusSet> {
+    (0u8..16).prop_map(|bits| {
+        DaemonStatus::ALL
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| bits & (1 << i) != 0)
+            .fold(StatusSet::NONE, |s, (_, d)| s.with(d))
+    })
+}
+
+proptest! {
+    /// Driven at its own deadlines, the policy mails the k-th repeat
+    /// exactly k·freq after the real server went down, as long as it stays
+    /// down; none once it is up; and a mail only in an allowed status.
+    #[test]
+    fn repeats_are_periodic_and_filtered(
+        freq_s in 1u32..100,
+        down_at in 0u32..1000,
+        up_after in 0u32..2000,
+        statuses in status_set(),
+        status_i in 0usize..4,
+    ) {
+        let t0 = Instant::now();
+        let s = Duration::from_secs(1);
+        let freq = freq_s * s;
+        let status = DaemonStatus::ALL[status_i];
+        let mut p = Policy::new();
+        p.set_specs([("web".to_owned(), spec(freq, statuses))], t0);
+        p.set_status(status, None);
+        let down = t0 + down_at * s;
+        let first = p.on_transition(tr(State::Up, State::Down), down);
+        let mails = first.iter().filter(|a| matches!(a.sink, Sink::Email(_))).count();
+        prop_assert_eq!(mails, usize::from(statuses.contains(status)));
+        prop_assert_eq!(first.iter().filter(|a| matches!(a.sink, Sink::Webhook(_))).count(), 1);
+        let up = down + up_after * s;
+        let mut repeats = Vec::new();
+        let mut steps = 0;
+        while let Some(t) = p.poll_timeout() {
+            steps += 1;
+            prop_assert!(steps < 10_000, "bounded");
+            if t >= up {
+                break;
+            }
+            prop_assert!(t > down);
+            for a in p.on_timeout(t) {
+                prop_assert!(matches!(a.sink, Sink::Email(_)));
+                prop_assert_eq!(a.alert.down_for, Some(t - down));
+                repeats.push((a.alert.repeat, t));
+            }
+        }
+        let expected: Vec<(u32, Instant)> = if statuses.contains(status) {
+            (1..)
+                .map(|k: u32| (k, down + freq * k))
+                .take_while(|(_, t)| *t < up)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        prop_assert_eq!(repeats, expected);
+        let last = p.on_transition(tr(State::Down, State::Up), up);
+        prop_assert_eq!(last.len(), 1 + usize::from(statuses.contains(status)));
+        prop_assert_eq!(p.poll_timeout(), None);
+    }
+}
