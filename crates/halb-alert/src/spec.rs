@@ -177,6 +177,46 @@ impl fmt::Display for WebhookUrl {
     }
 }
 
+/// Checks an e-mail address (`ops@example.com` or
+/// `Ops <ops@example.com>`), as the mailer will parse it.
+pub fn check_mailbox(s: &str) -> Result<(), String> {
+    s.parse::<lettre::message::Mailbox>()
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// `host:port`, `host` (port 25), `[v6]:port`: an SMTP server.
+pub fn parse_host_port(s: &str, default_port: u16) -> Result<(String, u16), String> {
+    let (host, port) = if let Some(r) = s.strip_prefix('[') {
+        let (h, after) = r
+            .split_once(']')
+            .ok_or("an IPv6 address without its closing ]")?;
+        if h.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(format!("[{h}] is not an IPv6 address"));
+        }
+        match after.strip_prefix(':') {
+            Some(p) => (h, parse_port(p)?),
+            None if after.is_empty() => (h, default_port),
+            None => return Err(format!("unexpected {after:?} after the IPv6 address")),
+        }
+    } else if s.matches(':').count() > 1 {
+        return Err("write an IPv6 address in brackets: \"[2001:db8::25]:25\"".into());
+    } else {
+        match s.rsplit_once(':') {
+            Some((h, p)) => (h, parse_port(p)?),
+            None => (s, default_port),
+        }
+    };
+    if host.is_empty()
+        || !host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'_'))
+    {
+        return Err(format!("{host:?} is not a host name or IP address"));
+    }
+    Ok((host.to_owned(), port))
+}
+
 fn parse_port(p: &str) -> Result<u16, String> {
     match p.parse::<u16>() {
         Ok(0) | Err(_) => Err(format!("{p:?} is not a port 1..65535")),
@@ -277,6 +317,24 @@ mod tests {
         ] {
             assert!(WebhookUrl::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn hosts_and_mailboxes() {
+        assert_eq!(
+            parse_host_port("mail.example.com", 25).unwrap(),
+            ("mail.example.com".to_owned(), 25)
+        );
+        assert_eq!(
+            parse_host_port("[::1]:2525", 25).unwrap(),
+            ("::1".to_owned(), 2525)
+        );
+        for bad in ["", ":25", "a:0", "::1", "[::1", "a b:25"] {
+            assert!(parse_host_port(bad, 25).is_err(), "{bad}");
+        }
+        assert!(check_mailbox("ops@example.com").is_ok());
+        assert!(check_mailbox("Ops <ops@example.com>").is_ok());
+        assert!(check_mailbox("ops").is_err());
     }
 
     #[test]

@@ -82,6 +82,9 @@ pub struct Config {
     /// (a real server under no `check` table anywhere is not checked: it
     /// is always up).
     pub checks: Vec<RealCheck>,
+    /// The alert settings of every service that has any (its `alert`
+    /// table over the global one), by service name, in file order.
+    pub alerts: Vec<(String, halb_alert::AlertSpec)>,
 }
 
 /// The resolved health check of one real server of one virtual service.

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use toml_edit::{Array, ArrayOfTables, ImDocument, InlineTable, Item, Table, TomlError, Value};
 
+mod alert;
 mod check;
 
 type Span = Range<usize>;
@@ -31,6 +32,7 @@ const GLOBAL_KEYS: &[&str] = &[
     "udp_timeout",
     "on_down",
     "check",
+    "alert",
 ];
 const SERVICE_KEYS: &[&str] = &[
     "name",
@@ -47,6 +49,7 @@ const SERVICE_KEYS: &[&str] = &[
     "udp_timeout",
     "persistence",
     "check",
+    "alert",
     "real_server",
 ];
 const PERSISTENCE_KEYS: &[&str] = &["timeout", "netmask", "prefix_v6"];
@@ -117,6 +120,7 @@ enum Section {
     Persistence,
     Real,
     Check,
+    Alert,
 }
 
 impl Section {
@@ -128,6 +132,7 @@ impl Section {
             Section::Persistence => PERSISTENCE_KEYS,
             Section::Real => REAL_KEYS,
             Section::Check => check::CHECK_KEYS,
+            Section::Alert => alert::ALERT_KEYS,
         }
     }
 
@@ -139,6 +144,7 @@ impl Section {
             Section::Persistence => ("a persistence key", PERSISTENCE_KEYS),
             Section::Real => ("a real server key", REAL_KEYS),
             Section::Check => ("a check key", check::CHECK_KEYS),
+            Section::Alert => ("an alert key", alert::ALERT_KEYS),
         };
         format!("{what}: {}", keys.join(", "))
     }
@@ -147,7 +153,7 @@ impl Section {
 /// A fix for an unknown key that edit distance would not find: a key put in
 /// the wrong table, or what keepalived, ldirectord or a proxy call it.
 fn key_hint(section: Section, key: &str) -> Option<String> {
-    key_hint_of(section, key).or_else(|| {
+    key_hint_of(section, key).or_else(|| alert_hint(section, key)).or_else(|| {
         let k = normalize(key);
         let check_key = check::CHECK_KEYS.iter().find(|n| normalize(n) == k)?;
         let table = match section {
@@ -160,6 +166,27 @@ fn key_hint(section: Section, key: &str) -> Option<String> {
             "`{check_key}` is a health-check setting: put it in a check table, {table} or check = {{ {check_key} = … }}"
         ))
     })
+}
+
+/// An alert key (or ldirectord's name for one) outside an alert table.
+fn alert_hint(section: Section, key: &str) -> Option<String> {
+    let table = match section {
+        Section::Global => "[global.alert]",
+        Section::Service => "[virtual_service.alert]",
+        _ => return None,
+    };
+    let k = normalize(key);
+    let name = match alert::ALERT_KEYS.iter().find(|n| normalize(n) == k) {
+        Some(n) => (*n).to_owned(),
+        None if k.starts_with("emailalert") => {
+            let hint = alert::alert_key_hint(key)?;
+            hint.split('`').nth(1)?.to_owned()
+        }
+        None => return None,
+    };
+    Some(format!(
+        "`{name}` is an alert setting: put it in an alert table, {table} or alert = {{ {name} = … }}"
+    ))
 }
 
 fn key_hint_of(section: Section, key: &str) -> Option<String> {
@@ -175,6 +202,7 @@ fn key_hint_of(section: Section, key: &str) -> Option<String> {
         keys.iter().find(|n| normalize(n) == k).copied()
     };
     let hint = match section {
+        Section::Alert => return alert::alert_key_hint(key).map(str::to_owned),
         Section::Check => {
             if let Some(h) = check::check_key_hint(key) {
                 h.to_owned()
@@ -506,6 +534,8 @@ struct Svc {
     label: String,
     /// The health check of each real server that has one.
     checks: Vec<(SocketAddr, halb_health::CheckSpec)>,
+    /// Its alert settings (its `alert` table over the global one).
+    alert: halb_alert::AlertSpec,
     ok: bool,
 }
 
@@ -1120,6 +1150,10 @@ impl<'s> Cx<'s> {
             Some(f) => self.check_table(&f),
             None => check::Layer::default(),
         };
+        let galert = match global_node.as_ref().and_then(|n| self.field(n, "alert")) {
+            Some(f) => self.alert_table(&f),
+            None => alert::Layer::default(),
+        };
         let global = self.global(global_node);
         let defaults = Defaults {
             connect_timeout: global.connect_timeout,
@@ -1131,14 +1165,18 @@ impl<'s> Cx<'s> {
         let mut svcs = Vec::new();
         if let Some(f) = self.field(&root, "virtual_service") {
             for (i, tbl, span) in self.tables(&f, "virtual_service", "listen = \"0.0.0.0:80\"") {
-                svcs.push(self.service(tbl, span, i, &defaults, &gcheck));
+                svcs.push(self.service(tbl, span, i, &defaults, (&gcheck, &galert)));
             }
         }
         self.cross_check(&svcs);
         let mut checks = Vec::new();
         let mut services = Vec::new();
+        let mut alerts = Vec::new();
         for s in svcs.into_iter().filter(|s| s.ok) {
             let key = s.vs.key();
+            if !s.alert.is_empty() {
+                alerts.push((s.vs.name.clone(), s.alert));
+            }
             checks.extend(s.checks.into_iter().map(|(real, spec)| crate::RealCheck {
                 service: key,
                 real,
@@ -1150,6 +1188,7 @@ impl<'s> Cx<'s> {
             global,
             services,
             checks,
+            alerts,
         }
     }
 
@@ -1312,7 +1351,7 @@ impl<'s> Cx<'s> {
         span: Span,
         index: usize,
         d: &Defaults,
-        gcheck: &check::Layer,
+        (gcheck, galert): (&check::Layer, &alert::Layer),
     ) -> Svc {
         let before = self.errors.len();
         let unnamed = Node {
@@ -1452,6 +1491,11 @@ impl<'s> Cx<'s> {
             vs.persistence = self.persistence(&f);
         }
 
+        let salert = match self.field(&node, "alert") {
+            Some(f) => self.alert_table(&f),
+            None => alert::Layer::default(),
+        };
+        let alert = self.resolve_alert(galert, &salert);
         let scheck = match self.field(&node, "check") {
             Some(f) => self.check_table(&f),
             None => check::Layer::default(),
@@ -1505,6 +1549,7 @@ impl<'s> Cx<'s> {
             key_span,
             label,
             checks,
+            alert,
             ok: self.errors.len() == before,
         }
     }

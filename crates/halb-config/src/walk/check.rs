@@ -1058,7 +1058,7 @@ impl Cx<'_> {
 
     /// A file path; a relative one is taken from the config file's
     /// directory. The file is not read here.
-    fn file_path(&mut self, f: &Field, example: &str) -> Option<PathBuf> {
+    pub(super) fn file_path(&mut self, f: &Field, example: &str) -> Option<PathBuf> {
         let w = Want {
             short: "a string",
             expected: "a path to a PEM file (relative paths start at the config file's directory)",
