@@ -246,8 +246,9 @@ pub enum Starttls {
     Required,
 }
 
-/// Where e-mail alerts go, and when.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// Where e-mail alerts go, and when. Its `Debug` never shows the
+/// password.
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct EmailSpec {
     /// Recipients (`emailalert`).
     pub to: Vec<String>,
@@ -270,6 +271,24 @@ pub struct EmailSpec {
     pub timeout: Duration,
     /// Attempts after the first failed one.
     pub retries: u32,
+}
+
+impl fmt::Debug for EmailSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmailSpec")
+            .field("to", &self.to)
+            .field("from", &self.from)
+            .field("smtp_host", &self.smtp_host)
+            .field("smtp_port", &self.smtp_port)
+            .field("starttls", &self.starttls)
+            .field("ca_file", &self.ca_file)
+            .field("auth_user", &self.auth.as_ref().map(|(u, _)| u))
+            .field("repeat", &self.repeat)
+            .field("status", &self.status)
+            .field("timeout", &self.timeout)
+            .field("retries", &self.retries)
+            .finish()
+    }
 }
 
 /// The alert settings of one virtual service (its own keys over the

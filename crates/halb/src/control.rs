@@ -37,6 +37,9 @@ pub struct Status {
     /// Health transitions since the daemon started.
     #[serde(default)]
     pub health_transitions: u64,
+    /// Health-check alerts sent, failed, retried and dropped.
+    #[serde(default)]
+    pub alerts: halb_alert::AlertStats,
 }
 
 /// Up or down, as the health checks see a real server.

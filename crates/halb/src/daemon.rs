@@ -5,6 +5,7 @@ use crate::control::{self, Request, Response, Status};
 use crate::health::Checks;
 use crate::{diff, health, http};
 use anyhow::Context;
+use halb_alert::{DaemonStatus, Policy, State, Transition};
 use halb_config::Config;
 use halb_health::{CheckId, CheckSpec, Engine, Event, Health, NetProber};
 use halb_proxy::{ProxyDataPlane, ProxyOptions};
@@ -13,7 +14,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 
@@ -34,6 +35,22 @@ struct Daemon {
     checks: Checks,
     /// The check set for the engine (latest wins).
     check_set: watch::Sender<Vec<(CheckId, CheckSpec)>>,
+    /// Health-check alerts: the sans-IO policy and the sender shell.
+    alerts: Policy,
+    sender: halb_alert::Sender,
+    /// Wakes the alert timer when the policy's deadline may have moved.
+    alert_timer: Arc<tokio::sync::Notify>,
+}
+
+/// How long `starting` and `reloading` last for `email_alert_status`: the
+/// first probe round of the slowest check (warmup + interval + timeout).
+fn first_round(config: &Config) -> Duration {
+    config
+        .checks
+        .iter()
+        .map(|c| c.spec.timing.warmup + c.spec.timing.interval + c.spec.timing.timeout)
+        .max()
+        .unwrap_or(Duration::ZERO)
 }
 
 impl Daemon {
@@ -49,6 +66,7 @@ impl Daemon {
             services: self.plane.stats(),
             health: self.checks.report(&self.config),
             health_transitions: self.checks.transitions(),
+            alerts: self.sender.stats(),
         }
     }
 
@@ -56,6 +74,7 @@ impl Daemon {
     /// table when health changed (a diff: established connections stay).
     fn on_health(&mut self, events: Vec<Event>) {
         let mut reapply = false;
+        let now = Instant::now();
         for ev in events {
             let (changes, changed) = self.checks.on_event(ev);
             reapply |= changed;
@@ -66,6 +85,21 @@ impl Daemon {
                     .iter()
                     .find(|s| s.key() == c.service)
                     .map_or_else(|| c.service.to_string(), |s| s.name.clone());
+                let state = |h: Health| match h {
+                    Health::Up => State::Up,
+                    Health::Down => State::Down,
+                };
+                let t = Transition {
+                    service: name.clone(),
+                    real: c.real,
+                    from: state(c.from),
+                    to: state(c.to),
+                    reason: c.reason.clone(),
+                };
+                for action in self.alerts.on_transition(t, now) {
+                    self.sender.submit(action);
+                }
+                self.alert_timer.notify_one();
                 match c.to {
                     Health::Up => tracing::info!(
                         "health: {name}: real server {} is up ({}; was {})",
@@ -123,8 +157,12 @@ impl Daemon {
         if let Some(c) = health::describe_changes(&self.config, &new) {
             changes.push(c);
         }
+        if self.config.alerts != new.alerts {
+            changes.push("alerts: changed".to_owned());
+        }
         let set = self.checks.set(&new);
         self.check_set.send_replace(set);
+        self.set_alerts(&new, DaemonStatus::Reloading);
         let report = self.plane.apply(&self.checks.effective(&new));
         self.config = new;
         for c in &changes {
@@ -150,6 +188,30 @@ impl Daemon {
                 message: format!("reload applied, but: {message}"),
             }
         }
+    }
+
+    /// Gives the alert policy `config`'s settings; `status` lasts for the
+    /// first probe round.
+    fn set_alerts(&mut self, config: &Config, status: DaemonStatus) {
+        let now = Instant::now();
+        self.alerts.set_specs(config.alerts.iter().cloned(), now);
+        let name_of: std::collections::HashSet<(&str, SocketAddr)> = config
+            .services
+            .iter()
+            .flat_map(|s| s.reals.iter().map(move |r| (s.name.as_str(), r.addr)))
+            .collect();
+        self.alerts.retain(|s, r| name_of.contains(&(s, r)));
+        self.alerts
+            .set_status(status, Some(now + first_round(config)));
+        self.alert_timer.notify_one();
+    }
+
+    /// Repeats due now; returns the next deadline.
+    fn on_alert_timeout(&mut self) -> Option<Instant> {
+        for action in self.alerts.on_timeout(Instant::now()) {
+            self.sender.submit(action);
+        }
+        self.alerts.poll_timeout()
     }
 
     fn handle(&mut self, req: Request) -> Response {
@@ -227,17 +289,28 @@ pub fn run(
         };
         let nservices = table.services.len();
         let (set_tx, set_rx) = watch::channel(check_set);
-        let daemon = Arc::new(Mutex::new(Daemon {
+        let (sender, sender_task) =
+            halb_alert::Sender::spawn(ALERT_QUEUE, halb_alert::director_name());
+        let alert_timer = Arc::new(tokio::sync::Notify::new());
+        let mut d = Daemon {
             source,
             config,
             plane: Box::new(plane),
             started: Instant::now(),
             checks,
             check_set: set_tx,
-        }));
+            alerts: Policy::new(),
+            sender,
+            alert_timer: alert_timer.clone(),
+        };
+        let initial = d.config.clone();
+        d.set_alerts(&initial, DaemonStatus::Starting);
+        let nalerts = initial.alerts.len();
+        let daemon = Arc::new(Mutex::new(d));
         let health_task = spawn_health(daemon.clone(), set_rx);
+        let timer_task = spawn_alert_timer(daemon.clone(), alert_timer);
         tracing::info!(
-            "halb {} running: {nservices} virtual service(s), {nchecks} health check(s), control socket {}",
+            "halb {} running: {nservices} virtual service(s), {nchecks} health check(s), alerts for {nalerts} service(s), control socket {}",
             env!("CARGO_PKG_VERSION"),
             socket_path.display()
         );
@@ -291,6 +364,8 @@ pub fn run(
             }
         }
         control_task.abort();
+        timer_task.abort();
+        sender_task.abort();
         for t in health_task {
             t.abort();
         }
@@ -301,6 +376,35 @@ pub fn run(
         // Dropping the data plane closes its listeners and stops its workers.
         drop(daemon);
         Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Alerts waiting in the sender's queue at most (beyond them: dropped and
+/// counted).
+const ALERT_QUEUE: usize = 1024;
+
+/// Sleeps until the alert policy's next deadline (repeats, end of
+/// `starting`/`reloading`), woken early when the daemon changed it.
+fn spawn_alert_timer(
+    daemon: Arc<Mutex<Daemon>>,
+    wake: Arc<tokio::sync::Notify>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let next = match daemon.lock() {
+                Ok(mut d) => d.on_alert_timeout(),
+                Err(_) => return,
+            };
+            match next {
+                Some(t) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(t.into()) => {}
+                        _ = wake.notified() => {}
+                    }
+                }
+                None => wake.notified().await,
+            }
+        }
     })
 }
 

@@ -354,6 +354,7 @@ mod tests {
                 health(18084, HealthState::Down, 2),
             ],
             health_transitions: 6,
+            alerts: halb_alert::AlertStats::default(),
         }
     }
 
