@@ -500,3 +500,126 @@ real_server = [{{ address = "{}" }}]
     drop(halb);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// OpenSMTPD (Debian opensmtpd) on loopback, delivering every recipient
+/// to one maildir as `nobody`. It needs root: `None` (SKIPPED) when not
+/// root or not installed, unless `CI` is set.
+struct OpenSmtpd {
+    child: Child,
+    addr: SocketAddr,
+    maildir: PathBuf,
+}
+
+impl OpenSmtpd {
+    fn start(dir: &Path) -> Option<OpenSmtpd> {
+        let smtpd = ["/usr/sbin/smtpd", "/usr/local/sbin/smtpd"]
+            .into_iter()
+            .map(PathBuf::from)
+            .find(|p| p.exists());
+        let root = nix::unistd::geteuid().is_root();
+        let why = match (&smtpd, root) {
+            (None, _) => "opensmtpd not installed (apt-get install opensmtpd)",
+            (_, false) => "OpenSMTPD needs root",
+            _ => "",
+        };
+        if !why.is_empty() {
+            assert!(std::env::var_os("CI").is_none(), "{why} (CI must run it)");
+            eprintln!("SKIPPED: {why}");
+            return None;
+        }
+        let maildir = dir.join("maildir");
+        std::fs::create_dir_all(&maildir).unwrap();
+        nix::unistd::chown(
+            &maildir,
+            nix::unistd::User::from_name("nobody")
+                .unwrap()
+                .map(|u| u.uid),
+            None,
+        )
+        .unwrap();
+        std::fs::write(dir.join("vusers"), "@ nobody\n").unwrap();
+        let port = free_port();
+        let conf = format!(
+            "table vusers file:{}\nlisten on 127.0.0.1 port {port}\naction \"sink\" maildir \"{}\" virtual <vusers>\nmatch from any for any action \"sink\"\n",
+            dir.join("vusers").display(),
+            maildir.display()
+        );
+        let file = dir.join("smtpd.conf");
+        std::fs::write(&file, conf).unwrap();
+        let child = Command::new(smtpd.unwrap())
+            .arg("-d")
+            .arg("-f")
+            .arg(&file)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("smtpd.log")).unwrap())
+            .spawn()
+            .unwrap();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let s = OpenSmtpd {
+            child,
+            addr,
+            maildir,
+        };
+        let up = poll(|| TcpStream::connect(addr).ok());
+        assert!(
+            up.is_some(),
+            "OpenSMTPD did not listen: {}",
+            std::fs::read_to_string(dir.join("smtpd.log")).unwrap_or_default()
+        );
+        Some(s)
+    }
+
+    fn mails(&self) -> Vec<String> {
+        std::fs::read_dir(self.maildir.join("new"))
+            .map(|d| {
+                d.filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for OpenSmtpd {
+    fn drop(&mut self) {
+        // SIGTERM: smtpd stops its privilege-separated children itself.
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).unwrap());
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let _ = self.child.wait();
+    }
+}
+
+/// The alert mail through a real MTA. Plain SMTP: Debian's OpenSMTPD
+/// 6.8 with OpenSSL 3 fails every TLS handshake on the server side
+/// ("SSL routines::internal error", `openssl s_client -starttls smtp`
+/// too), so STARTTLS is tested against aiosmtpd above.
+#[test]
+fn mail_through_opensmtpd() {
+    let dir = temp_dir("opensmtpd");
+    let Some(smtpd) = OpenSmtpd::start(&dir) else {
+        return;
+    };
+    let backend = Backend::start();
+    let real = backend.addr;
+    let alert = format!(
+        r#"email = "ops@example.com", email_from = "halb@test.example", smtp = "{}""#,
+        smtpd.addr
+    );
+    let halb = Halb::start(&dir, &service(free_port(), real, &alert));
+    halb.wait_health(real, "up");
+    backend.up.store(false, Ordering::Relaxed);
+    let subject = format!("web: real server {real} is down");
+    let mail = poll(|| smtpd.mails().into_iter().find(|m| m.contains(&subject)));
+    let mail = mail.unwrap_or_else(|| {
+        panic!(
+            "OpenSMTPD delivered no alert:\n{}\n{}",
+            halb.log(),
+            std::fs::read_to_string(dir.join("smtpd.log")).unwrap_or_default()
+        )
+    });
+    assert!(mail.contains("To: ops@example.com"), "{mail}");
+    assert!(mail.contains("From: halb@test.example"), "{mail}");
+    assert!(mail.contains("Reason: connect to"), "{mail}");
+    drop(halb);
+    drop(smtpd);
+    let _ = std::fs::remove_dir_all(&dir);
+}
