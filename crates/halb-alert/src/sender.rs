@@ -258,7 +258,7 @@ async fn post_once(w: &WebhookSpec, body: Vec<u8>) -> Result<(), String> {
         .body(Full::new(Bytes::from(body)))
         .map_err(|e| format!("building the request: {e}"))?;
     let status = if url.https {
-        let tls = tls_connector()?;
+        let tls = tls_connector(w.ca_file.as_deref())?;
         let name = rustls::pki_types::ServerName::try_from(url.host.clone())
             .map_err(|e| format!("TLS name {}: {e}", url.host))?;
         let s = tls
@@ -290,21 +290,42 @@ where
         .map_err(|e| format!("HTTP request: {e}"))
 }
 
-fn tls_connector() -> Result<tokio_rustls::TlsConnector, String> {
-    static CONFIG: std::sync::OnceLock<Arc<rustls::ClientConfig>> = std::sync::OnceLock::new();
-    if let Some(c) = CONFIG.get() {
+/// rustls (ring) verifying against the Mozilla roots, or the PEM
+/// certificates of `ca_file` (read at each alert: alerts are rare, and a
+/// replaced file is picked up).
+fn tls_connector(ca_file: Option<&std::path::Path>) -> Result<tokio_rustls::TlsConnector, String> {
+    use rustls::pki_types::pem::PemObject as _;
+    static DEFAULT: std::sync::OnceLock<Arc<rustls::ClientConfig>> = std::sync::OnceLock::new();
+    if let (None, Some(c)) = (ca_file, DEFAULT.get()) {
         return Ok(tokio_rustls::TlsConnector::from(c.clone()));
     }
     let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| format!("TLS configuration: {e}"))?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let c = CONFIG.get_or_init(|| Arc::new(config)).clone();
+    match ca_file {
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        Some(path) => {
+            let certs = rustls::pki_types::CertificateDer::pem_file_iter(path)
+                .map_err(|e| format!("webhook_ca_file {}: {e}", path.display()))?;
+            for cert in certs {
+                let cert = cert.map_err(|e| format!("webhook_ca_file {}: {e}", path.display()))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("webhook_ca_file {}: {e}", path.display()))?;
+            }
+        }
+    }
+    let config = Arc::new(
+        rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS configuration: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth(),
+    );
+    let c = match ca_file {
+        None => DEFAULT.get_or_init(|| config).clone(),
+        Some(_) => config,
+    };
     Ok(tokio_rustls::TlsConnector::from(c))
 }
 

@@ -232,6 +232,8 @@ pub struct WebhookSpec {
     pub timeout: Duration,
     /// Attempts after the first failed one.
     pub retries: u32,
+    /// PEM trust anchors for `https://` instead of the bundled roots.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// STARTTLS towards the SMTP server.

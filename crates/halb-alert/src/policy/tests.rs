@@ -23,6 +23,7 @@ fn webhook() -> WebhookSpec {
         url: WebhookUrl::parse("http://127.0.0.1:1/h").unwrap(),
         timeout: Duration::from_secs(1),
         retries: 0,
+        ca_file: None,
     }
 }
 

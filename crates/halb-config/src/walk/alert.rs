@@ -17,6 +17,7 @@ pub(super) const ALERT_KEYS: &[&str] = &[
     "webhook",
     "webhook_timeout",
     "webhook_retries",
+    "webhook_ca_file",
     "email",
     "email_from",
     "email_alert_freq",
@@ -145,6 +146,7 @@ pub(super) struct Layer {
     webhook: Option<WebhookUrl>,
     webhook_timeout: Option<Duration>,
     webhook_retries: Option<u32>,
+    webhook_ca_file: Option<PathBuf>,
     email: Option<Vec<String>>,
     email_from: Option<String>,
     freq: Option<Duration>,
@@ -167,6 +169,7 @@ impl Layer {
             webhook,
             webhook_timeout,
             webhook_retries,
+            webhook_ca_file,
             email,
             email_from,
             freq,
@@ -211,6 +214,9 @@ impl Cx<'_> {
         }
         if let Some(f) = field(self, "webhook_retries") {
             l.webhook_retries = self.retries(&f);
+        }
+        if let Some(f) = field(self, "webhook_ca_file") {
+            l.webhook_ca_file = self.file_path(&f, "\"/etc/ssl/certs/my-ca.pem\"");
         }
         if let Some(f) = field(self, "email") {
             l.email = self.recipients(&f);
@@ -310,6 +316,7 @@ impl Cx<'_> {
             url,
             timeout: m.webhook_timeout.unwrap_or(Duration::from_secs(5)),
             retries: m.webhook_retries.unwrap_or(3),
+            ca_file: m.webhook_ca_file.clone(),
         });
         let auth = match (&m.user, &m.password) {
             (Some(u), Some(p)) => Some((u.v.clone(), p.v.clone())),
