@@ -41,6 +41,8 @@ impl VrrpSockets {
             IpAddr::V4(p) => {
                 let send = Socket::new(Domain::IPV4, Type::RAW, proto)?;
                 send.bind_device(Some(iface.as_bytes()))?;
+                // The primary may not be configured yet (unicast_source).
+                send.set_freebind(true)?;
                 send.bind(&SockAddr::from(SocketAddrV4::new(p, 0)))?;
                 send.set_ttl(u32::from(TTL))?;
                 send.set_multicast_ttl_v4(u32::from(TTL))?;
@@ -67,6 +69,9 @@ impl VrrpSockets {
                 let scope = if is_link_local(&p) { ifindex } else { 0 };
                 let send = Socket::new(Domain::IPV6, Type::RAW, proto)?;
                 send.bind_device(Some(iface.as_bytes()))?;
+                // A link-local address is tentative for a second or two
+                // after the link comes up (DAD).
+                send.set_freebind_ipv6(true)?;
                 send.bind(&SockAddr::from(SocketAddrV6::new(p, 0, 0, scope)))?;
                 send.set_unicast_hops_v6(u32::from(TTL))?;
                 send.set_multicast_hops_v6(u32::from(TTL))?;
