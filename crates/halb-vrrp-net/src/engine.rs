@@ -144,6 +144,29 @@ impl Engine {
                     })?
             }
         };
+        if spec.priority == PRIORITY_OWNER {
+            // Priority 255 claims the VIPs are this router's own addresses
+            // (RFC 5798 §6.1): refuse a claim the interface does not back.
+            let own = self
+                .nl
+                .addresses(Some(link.index))
+                .await
+                .map_err(|e| Self::inst_err(&spec.name, e))?;
+            if let Some(v) = spec
+                .vips
+                .iter()
+                .find(|v| !own.iter().any(|a| a.address == v.address))
+            {
+                return Err(Self::inst_err(
+                    &spec.name,
+                    format!(
+                        "priority = 255 means address owner, but {} is not an address of {}: \
+                         use priority = 254 or less, or configure {} on {}",
+                        v.address, spec.interface, v.address, spec.interface
+                    ),
+                ));
+            }
+        }
         let router = Router::new(router_config(&spec, primary))
             .map_err(|e| Self::inst_err(&spec.name, e))?;
         let socks = Arc::new(
