@@ -27,6 +27,10 @@ mod values;
 mod walk;
 
 pub use diag::{ConfigError, ConfigErrors};
+pub use walk::vrrp::{
+    Notify, TrackPing, TrackScript, TrackService, VrrpAuth, VrrpGarp, VrrpInstance, VrrpSyncGroup,
+    VrrpVip,
+};
 
 use halb_table::{OnDown, ServiceKey, Table, VirtualService};
 use std::ffi::OsString;
@@ -85,6 +89,10 @@ pub struct Config {
     /// The alert settings of every service that has any (its `alert`
     /// table over the global one), by service name, in file order.
     pub alerts: Vec<(String, halb_alert::AlertSpec)>,
+    /// `[[vrrp_instance]]`s, in file order.
+    pub vrrp_instances: Vec<VrrpInstance>,
+    /// `[[vrrp_sync_group]]`s, in file order.
+    pub vrrp_sync_groups: Vec<VrrpSyncGroup>,
 }
 
 /// The resolved health check of one real server of one virtual service.

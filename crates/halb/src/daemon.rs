@@ -3,7 +3,7 @@
 use crate::cli::EXIT_CONFIG;
 use crate::control::{self, Request, Response, Status};
 use crate::health::Checks;
-use crate::{diff, health, http};
+use crate::{diff, health, http, vrrp};
 use anyhow::Context;
 use halb_alert::{DaemonStatus, Policy, State, Transition};
 use halb_config::Config;
@@ -40,6 +40,8 @@ struct Daemon {
     sender: halb_alert::Sender,
     /// Wakes the alert timer when the policy's deadline may have moved.
     alert_timer: Arc<tokio::sync::Notify>,
+    /// VRRP, when the config has instances.
+    vrrp: Option<vrrp::Running>,
 }
 
 /// How long `starting` and `reloading` last for `email_alert_status`: the
@@ -67,6 +69,11 @@ impl Daemon {
             health: self.checks.report(&self.config),
             health_transitions: self.checks.transitions(),
             alerts: self.sender.stats(),
+            vrrp: self
+                .vrrp
+                .as_ref()
+                .map(|v| vrrp::status(&v.handle))
+                .unwrap_or_default(),
         }
     }
 
@@ -122,6 +129,14 @@ impl Daemon {
                 tracing::error!("applying health changes: {e}");
             }
         }
+        self.track_services();
+    }
+
+    /// VRRP `track_service`: priorities follow the services' health.
+    fn track_services(&self) {
+        if let Some(v) = &self.vrrp {
+            vrrp::apply_track_service(&self.config, &self.checks.report(&self.config), &v.deltas);
+        }
     }
 
     /// Re-read the config and apply it as a diff. A config that does not
@@ -164,7 +179,25 @@ impl Daemon {
         self.check_set.send_replace(set);
         self.set_alerts(&new, DaemonStatus::Reloading);
         let report = self.plane.apply(&self.checks.effective(&new));
+        // VRRP is touched only when its config changed: a reload would
+        // restart the trackers (and their rise/fall counts).
+        if new.vrrp_instances != self.config.vrrp_instances
+            || new.vrrp_sync_groups != self.config.vrrp_sync_groups
+        {
+            let vrrp_result = match &mut self.vrrp {
+                Some(v) => v.reload(&new),
+                None => vrrp::Running::start(&new).map(|r| self.vrrp = r),
+            };
+            match vrrp_result {
+                Err(e) => tracing::error!("VRRP reload: {e:#}"),
+                Ok(()) => changes.push(format!(
+                    "VRRP: {} instance(s) applied",
+                    new.vrrp_instances.len()
+                )),
+            }
+        }
         self.config = new;
+        self.track_services();
         for c in &changes {
             tracing::info!("reload: {c}");
         }
@@ -288,6 +321,7 @@ pub fn run(
             None => None,
         };
         let nservices = table.services.len();
+        let vrrp = vrrp::Running::start(&config).context("starting VRRP")?;
         let (set_tx, set_rx) = watch::channel(check_set);
         let (sender, sender_task) =
             halb_alert::Sender::spawn(ALERT_QUEUE, halb_alert::director_name());
@@ -302,6 +336,7 @@ pub fn run(
             alerts: Policy::new(),
             sender,
             alert_timer: alert_timer.clone(),
+            vrrp,
         };
         let initial = d.config.clone();
         d.set_alerts(&initial, DaemonStatus::Starting);
@@ -373,6 +408,12 @@ pub fn run(
             t.abort();
         }
         let _ = std::fs::remove_file(&socket_path);
+        // VRRP releases first (priority-0 advert, VIPs removed) so the
+        // backup takes over while our listeners close.
+        let running = daemon.lock().ok().and_then(|mut d| d.vrrp.take());
+        if let Some(v) = running {
+            v.stop().await;
+        }
         // Dropping the data plane closes its listeners and stops its workers.
         drop(daemon);
         Ok(ExitCode::SUCCESS)
