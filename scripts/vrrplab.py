@@ -72,7 +72,7 @@ def keepalived_text(insts, groups=(), fifo=None):
     """keepalived.conf: every instance state BACKUP (priority decides;
     keepalived needs BACKUP for nopreempt), VRRP version per instance."""
     lines = ["global_defs {", "  router_id hvt", "  script_user root", "  enable_script_security",
-             "  vrrp_garp_master_delay 0"] + ([f"  vrrp_notify_fifo {fifo}"] if fifo else []) + ["}"]
+             "  vrrp_higher_prio_send_advert true"] + ([f"  vrrp_notify_fifo {fifo}"] if fifo else []) + ["}"]
     for i in insts:
         if i.track_script:
             cmd, weight = i.track_script
@@ -151,6 +151,7 @@ class Lab:
         self.hosts = []
         self.procs = []  # (name, Popen, stop signal, log)
         self.built = False
+        self.starts = 0
 
     # -- commands -----------------------------------------------------------
     def ns(self, host):
@@ -331,10 +332,13 @@ class Lab:
         insts = insts or [Inst(priority=priority, advert=advert, version=version)]
         with open(conf, "w") as f:
             f.write(keepalived_text(insts, groups, fifo=fifo))
+        # fresh pid files each start: a stale one naming a reused pid makes
+        # keepalived say "already running" and exit
+        self.starts += 1
         p = self.spawn(f"{host}-keepalived", host,
                        ["keepalived", "-n", "-l", "-D", "-P", "-f", conf,
-                        "-p", os.path.join(self.work, f"{host}-k.pid"),
-                        "-r", os.path.join(self.work, f"{host}-kv.pid")])
+                        "-p", os.path.join(self.work, f"{host}-{self.starts}-k.pid"),
+                        "-r", os.path.join(self.work, f"{host}-{self.starts}-kv.pid")])
         return Director(self, host, "keepalived", p, state_file=state)
 
     def halb_insts(self, halb_bin, host, insts, groups=(), extra="", env=None):
@@ -551,7 +555,9 @@ def fiforeader_main(fifo, statedir):
         with open(fifo) as f:
             for line in f:
                 parts = line.split()
-                if len(parts) >= 3 and parts[0] == "INSTANCE":
+                # also events like MASTER_RX_LOWER_PRI: not states
+                if len(parts) >= 3 and parts[0] == "INSTANCE" and parts[2] in ("MASTER", "BACKUP", "FAULT",
+                                                                                "STOP"):
                     name = parts[1].strip('"')
                     tmp = os.path.join(statedir, f".{name}.tmp")
                     with open(tmp, "w") as o:
