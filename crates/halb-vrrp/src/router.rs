@@ -471,6 +471,64 @@ impl Router {
         self.priority_delta = delta;
     }
 
+    /// Reload: a new configured priority (1..=254; an address owner's
+    /// 255 is identity and needs a new instance). Used from the next
+    /// advert, like [`Router::set_priority_delta`].
+    pub fn set_priority(&mut self, priority: u8) -> Result<(), ConfigError> {
+        if priority == 0 || priority == PRIORITY_OWNER || self.is_owner() {
+            return Err(ConfigError::Priority);
+        }
+        self.config.priority = priority;
+        Ok(())
+    }
+
+    /// Reload: a new list of virtual addresses (same family). A master
+    /// removes the ones gone, adds and announces the new ones; the next
+    /// advert carries the new list.
+    pub fn set_virtual_addresses(
+        &mut self,
+        addresses: Vec<IpAddr>,
+        _now: Instant,
+    ) -> Result<(), ConfigError> {
+        let mut config = self.config.clone();
+        config.virtual_addresses = addresses;
+        config.validate()?;
+        let new = Addresses::from_ip_addrs(&config.virtual_addresses).ok_or(ConfigError::Family)?;
+        if self.state == State::Master {
+            let old = &self.config.virtual_addresses;
+            let gone: Vec<IpAddr> = old
+                .iter()
+                .filter(|a| !config.virtual_addresses.contains(a))
+                .copied()
+                .collect();
+            let added: Vec<IpAddr> = config
+                .virtual_addresses
+                .iter()
+                .filter(|a| !old.contains(a))
+                .copied()
+                .collect();
+            if !gone.is_empty() {
+                self.actions
+                    .push_back(Action::RemoveAddresses { addresses: gone });
+            }
+            if !added.is_empty() {
+                self.actions.push_back(Action::AddAddresses {
+                    addresses: added.clone(),
+                    accept: config.accept_mode || self.is_owner(),
+                });
+                if config.gratuitous.repeat > 0 {
+                    self.actions.push_back(Action::SendGratuitous {
+                        addresses: added,
+                        count: config.gratuitous.repeat,
+                    });
+                }
+            }
+        }
+        self.config = config;
+        self.addresses = new;
+        Ok(())
+    }
+
     /// An advert that passed [`crate::packet::decode`], from `src` (the
     /// IP source: the sender's primary address). RFC 5798 §6.4.2 (Backup)
     /// and §6.4.3 (Master). Adverts for another VRID or version, from the

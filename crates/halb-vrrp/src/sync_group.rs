@@ -83,6 +83,19 @@ impl SyncGroup {
         }
     }
 
+    /// Changes `member` in place (reload: [`Router::set_priority`],
+    /// [`Router::set_virtual_addresses`]) and collects its actions.
+    pub fn update<T>(
+        &mut self,
+        member: usize,
+        now: Instant,
+        f: impl FnOnce(&mut Router) -> T,
+    ) -> Option<T> {
+        let out = self.members.get_mut(member).map(f);
+        self.settle(now);
+        out
+    }
+
     /// Fires every member's due timers.
     pub fn handle_timeout(&mut self, now: Instant) {
         for m in &mut self.members {

@@ -467,3 +467,49 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn reload_priority_and_addresses_in_place() {
+    let t0 = Instant::now();
+    let mut r = master(100, t0);
+    r.set_priority(120).unwrap();
+    assert_eq!(r.priority(), 120);
+    assert!(r.set_priority(255).is_err());
+    assert!(r.set_priority(0).is_err());
+    r.set_virtual_addresses(vec![ip("192.0.2.100"), ip("192.0.2.101")], t0)
+        .unwrap();
+    let a = drain(&mut r);
+    assert_eq!(
+        a,
+        [
+            Action::AddAddresses {
+                addresses: vec![ip("192.0.2.101")],
+                accept: false
+            },
+            Action::SendGratuitous {
+                addresses: vec![ip("192.0.2.101")],
+                count: 5
+            }
+        ]
+    );
+    assert_eq!(r.advert(120).addresses.len(), 2);
+    r.set_virtual_addresses(vec![ip("192.0.2.101")], t0)
+        .unwrap();
+    assert_eq!(
+        drain(&mut r),
+        [Action::RemoveAddresses {
+            addresses: vec![ip("192.0.2.100")]
+        }]
+    );
+    assert!(r
+        .set_virtual_addresses(vec![ip("2001:db8::1")], t0)
+        .is_err());
+    assert!(r.set_virtual_addresses(vec![], t0).is_err());
+    // A backup only records the new list.
+    let mut b = Router::new(cfg(100)).unwrap();
+    b.start(t0);
+    drain(&mut b);
+    b.set_virtual_addresses(vec![ip("192.0.2.102")], t0)
+        .unwrap();
+    assert!(drain(&mut b).is_empty());
+}
