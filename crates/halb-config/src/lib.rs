@@ -27,6 +27,10 @@ mod values;
 mod walk;
 
 pub use diag::{ConfigError, ConfigErrors};
+pub use walk::vrrp::{
+    Notify, TrackPing, TrackScript, TrackService, VrrpAuth, VrrpGarp, VrrpInstance, VrrpSyncGroup,
+    VrrpVip,
+};
 
 use halb_table::{OnDown, ServiceKey, Table, VirtualService};
 use std::ffi::OsString;
@@ -82,6 +86,10 @@ pub struct Config {
     /// (a real server under no `check` table anywhere is not checked: it
     /// is always up).
     pub checks: Vec<RealCheck>,
+    /// `[[vrrp_instance]]`s, in file order.
+    pub vrrp_instances: Vec<VrrpInstance>,
+    /// `[[vrrp_sync_group]]`s, in file order.
+    pub vrrp_sync_groups: Vec<VrrpSyncGroup>,
 }
 
 /// The resolved health check of one real server of one virtual service.

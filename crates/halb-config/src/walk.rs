@@ -17,10 +17,16 @@ use std::time::Duration;
 use toml_edit::{Array, ArrayOfTables, ImDocument, InlineTable, Item, Table, TomlError, Value};
 
 mod check;
+pub(crate) mod vrrp;
 
 type Span = Range<usize>;
 
-const ROOT_KEYS: &[&str] = &["global", "virtual_service"];
+const ROOT_KEYS: &[&str] = &[
+    "global",
+    "virtual_service",
+    "vrrp_instance",
+    "vrrp_sync_group",
+];
 const GLOBAL_KEYS: &[&str] = &[
     "control_socket",
     "workers",
@@ -1135,6 +1141,7 @@ impl<'s> Cx<'s> {
             }
         }
         self.cross_check(&svcs);
+        let (vrrp_instances, vrrp_sync_groups) = self.vrrp(&root, &svcs);
         let mut checks = Vec::new();
         let mut services = Vec::new();
         for s in svcs.into_iter().filter(|s| s.ok) {
@@ -1150,7 +1157,37 @@ impl<'s> Cx<'s> {
             global,
             services,
             checks,
+            vrrp_instances,
+            vrrp_sync_groups,
         }
+    }
+
+    /// `[[vrrp_instance]]` and `[[vrrp_sync_group]]` (walk/vrrp.rs).
+    fn vrrp(
+        &mut self,
+        root: &Node,
+        svcs: &[Svc],
+    ) -> (Vec<vrrp::VrrpInstance>, Vec<vrrp::VrrpSyncGroup>) {
+        let mut insts = Vec::new();
+        if let Some(f) = self.field(root, "vrrp_instance") {
+            for (i, tbl, span) in self.tables(&f, "vrrp_instance", "name = \"VI_1\"") {
+                insts.push(self.vrrp_instance(tbl, span, i));
+            }
+        }
+        let mut groups = Vec::new();
+        if let Some(f) = self.field(root, "vrrp_sync_group") {
+            for (i, tbl, span) in self.tables(&f, "vrrp_sync_group", "name = \"G1\"") {
+                if let Some((g, spans)) = self.vrrp_sync_group(tbl, span.clone(), i) {
+                    groups.push((g, spans, span));
+                }
+            }
+        }
+        let services: Vec<String> = svcs.iter().map(|s| s.vs.name.clone()).collect();
+        self.vrrp_cross(&insts, &groups, &services);
+        (
+            insts.into_iter().filter(|x| x.ok).map(|x| x.vi).collect(),
+            groups.into_iter().map(|(g, _, _)| g).collect(),
+        )
     }
 
     fn global(&mut self, node: Option<Node>) -> Global {
