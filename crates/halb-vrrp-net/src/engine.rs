@@ -853,6 +853,9 @@ pub(crate) async fn run(
                 }
                 Some(Command::Reload(spec, reply)) => {
                     let r = eng.reload(spec).await;
+                    if let Err(e) = &r {
+                        tracing::error!(error = %e, "VRRP reload failed");
+                    }
                     let _ = reply.send(r);
                 }
                 Some(Command::Shutdown(reply)) => {

@@ -241,7 +241,7 @@ pub(crate) enum Command {
 pub struct VrrpHandle {
     commands: mpsc::UnboundedSender<Command>,
     status: Arc<Mutex<Vec<InstanceStatus>>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Command {
@@ -289,14 +289,22 @@ impl VrrpHandle {
             })
     }
 
+    /// [`VrrpHandle::reload`] without waiting for the outcome (it is
+    /// logged by the VRRP thread).
+    pub fn reload_detached(&self, spec: Spec) {
+        let (tx, _rx) = oneshot::channel();
+        let _ = self.commands.send(Command::Reload(spec, tx));
+    }
+
     /// Releases every instance (priority-0 advert, VIPs removed, sysctls
     /// restored) and joins the thread.
-    pub async fn shutdown(mut self) {
+    pub async fn shutdown(&self) {
         let (tx, rx) = oneshot::channel();
         if self.commands.send(Command::Shutdown(tx)).is_ok() {
             let _ = rx.await;
         }
-        if let Some(t) = self.thread.take() {
+        let t = self.thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(t) = t {
             let _ = tokio::task::spawn_blocking(move || t.join()).await;
         }
     }
@@ -331,7 +339,7 @@ pub fn spawn(spec: Spec) -> Result<(VrrpHandle, mpsc::UnboundedReceiver<Event>),
             VrrpHandle {
                 commands: cmd_tx,
                 status,
-                thread: Some(thread),
+                thread: Mutex::new(Some(thread)),
             },
             ev_rx,
         )),

@@ -37,6 +37,37 @@ pub struct Status {
     /// Health transitions since the daemon started.
     #[serde(default)]
     pub health_transitions: u64,
+    /// VRRP instances (empty without `[[vrrp_instance]]`).
+    #[serde(default)]
+    pub vrrp: Vec<VrrpStatus>,
+}
+
+/// One VRRP instance as `halb list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VrrpStatus {
+    pub name: String,
+    pub interface: String,
+    pub vrid: u8,
+    /// 2 or 3.
+    pub version: u8,
+    /// MASTER, BACKUP, FAULT or INIT.
+    pub state: String,
+    /// As configured.
+    pub priority: u8,
+    /// With tracking applied (what the adverts carry).
+    pub effective_priority: u8,
+    /// The master's primary address (ours when master), if known.
+    pub master: Option<std::net::IpAddr>,
+    /// `192.0.2.100/24`.
+    pub vips: Vec<String>,
+    /// Sync group, if any.
+    pub group: Option<String>,
+    /// Why it is in Fault.
+    pub faults: Vec<String>,
+    pub adverts_sent: u64,
+    pub adverts_received: u64,
+    /// Received packets dropped, by reason (`ttl`, `checksum`, `auth`…).
+    pub drops: std::collections::BTreeMap<String, u64>,
 }
 
 /// Up or down, as the health checks see a real server.

@@ -3,7 +3,7 @@
 use crate::cli::EXIT_CONFIG;
 use crate::control::{self, Request, Response, Status};
 use crate::health::Checks;
-use crate::{diff, health, http};
+use crate::{diff, health, http, vrrp};
 use anyhow::Context;
 use halb_config::Config;
 use halb_health::{CheckId, CheckSpec, Engine, Event, Health, NetProber};
@@ -34,6 +34,8 @@ struct Daemon {
     checks: Checks,
     /// The check set for the engine (latest wins).
     check_set: watch::Sender<Vec<(CheckId, CheckSpec)>>,
+    /// VRRP, when the config has instances.
+    vrrp: Option<vrrp::Running>,
 }
 
 impl Daemon {
@@ -49,6 +51,11 @@ impl Daemon {
             services: self.plane.stats(),
             health: self.checks.report(&self.config),
             health_transitions: self.checks.transitions(),
+            vrrp: self
+                .vrrp
+                .as_ref()
+                .map(|v| vrrp::status(&v.handle))
+                .unwrap_or_default(),
         }
     }
 
@@ -88,6 +95,14 @@ impl Daemon {
                 tracing::error!("applying health changes: {e}");
             }
         }
+        self.track_services();
+    }
+
+    /// VRRP `track_service`: priorities follow the services' health.
+    fn track_services(&self) {
+        if let Some(v) = &self.vrrp {
+            vrrp::apply_track_service(&self.config, &self.checks.report(&self.config), &v.deltas);
+        }
     }
 
     /// Re-read the config and apply it as a diff. A config that does not
@@ -126,7 +141,17 @@ impl Daemon {
         let set = self.checks.set(&new);
         self.check_set.send_replace(set);
         let report = self.plane.apply(&self.checks.effective(&new));
+        let vrrp_result = match &mut self.vrrp {
+            Some(v) => v.reload(&new),
+            None => vrrp::Running::start(&new).map(|r| self.vrrp = r),
+        };
+        if let Err(e) = &vrrp_result {
+            tracing::error!("VRRP reload: {e:#}");
+        } else if !new.vrrp_instances.is_empty() || !self.config.vrrp_instances.is_empty() {
+            changes.push(format!("VRRP: {} instance(s)", new.vrrp_instances.len()));
+        }
         self.config = new;
+        self.track_services();
         for c in &changes {
             tracing::info!("reload: {c}");
         }
@@ -226,6 +251,7 @@ pub fn run(
             None => None,
         };
         let nservices = table.services.len();
+        let vrrp = vrrp::Running::start(&config).context("starting VRRP")?;
         let (set_tx, set_rx) = watch::channel(check_set);
         let daemon = Arc::new(Mutex::new(Daemon {
             source,
@@ -234,6 +260,7 @@ pub fn run(
             started: Instant::now(),
             checks,
             check_set: set_tx,
+            vrrp,
         }));
         let health_task = spawn_health(daemon.clone(), set_rx);
         tracing::info!(
@@ -298,6 +325,12 @@ pub fn run(
             t.abort();
         }
         let _ = std::fs::remove_file(&socket_path);
+        // VRRP releases first (priority-0 advert, VIPs removed) so the
+        // backup takes over while our listeners close.
+        let running = daemon.lock().ok().and_then(|mut d| d.vrrp.take());
+        if let Some(v) = running {
+            v.stop().await;
+        }
         // Dropping the data plane closes its listeners and stops its workers.
         drop(daemon);
         Ok(ExitCode::SUCCESS)

@@ -145,9 +145,42 @@ pub fn render_table(status: &Status) -> String {
             );
         }
     }
+    out.push_str(&render_vrrp(status));
     out.lines()
         .map(|l| l.trim_end().to_string() + "\n")
         .collect()
+}
+
+/// The VRRP section (keepalived has no `list`: this is halb's own).
+pub fn render_vrrp(status: &Status) -> String {
+    let mut out = String::new();
+    if status.vrrp.is_empty() {
+        return out;
+    }
+    out.push_str(
+        "\nVRRP Instance    Interface VRID State  Prio Eff  Master                  VIPs\n",
+    );
+    for v in &status.vrrp {
+        let _ = writeln!(
+            out,
+            "{:<16} {:<9} {:<4} {:<6} {:<4} {:<4} {:<23} {}",
+            v.name,
+            v.interface,
+            v.vrid,
+            v.state,
+            v.priority,
+            v.effective_priority,
+            v.master.map_or_else(|| "-".to_owned(), |m| m.to_string()),
+            v.vips.join(",")
+        );
+        if let Some(g) = &v.group {
+            let _ = writeln!(out, "  sync group {g}");
+        }
+        if !v.faults.is_empty() {
+            let _ = writeln!(out, "  fault: {}", v.faults.join("; "));
+        }
+    }
+    out
 }
 
 /// ipvsadm's `print_largenum`: exact below 100 million, then K, M, G, T.
@@ -354,6 +387,22 @@ mod tests {
                 health(18084, HealthState::Down, 2),
             ],
             health_transitions: 6,
+            vrrp: vec![crate::control::VrrpStatus {
+                name: "VI_1".into(),
+                interface: "eth0".into(),
+                vrid: 51,
+                version: 3,
+                state: "MASTER".into(),
+                priority: 150,
+                effective_priority: 100,
+                master: Some("192.0.2.1".parse().unwrap()),
+                vips: vec!["192.0.2.100/24".into()],
+                group: Some("G1".into()),
+                faults: vec![],
+                adverts_sent: 10,
+                adverts_received: 0,
+                drops: Default::default(),
+            }],
         }
     }
 

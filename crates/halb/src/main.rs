@@ -16,6 +16,7 @@ mod health;
 mod http;
 mod list;
 mod realserver;
+mod vrrp;
 
 use std::process::ExitCode;
 
