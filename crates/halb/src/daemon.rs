@@ -262,6 +262,12 @@ pub fn run(
             check_set: set_tx,
             vrrp,
         }));
+        // track_service from the start: a real server that is down from
+        // the start never makes a health transition, so waiting for one
+        // would leave the priority untouched while all back ends are dead.
+        if let Ok(d) = daemon.lock() {
+            d.track_services();
+        }
         let health_task = spawn_health(daemon.clone(), set_rx);
         tracing::info!(
             "halb {} running: {nservices} virtual service(s), {nchecks} health check(s), control socket {}",
