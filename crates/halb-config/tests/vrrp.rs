@@ -222,3 +222,16 @@ fn director_examples_match_the_contract() {
         assert_eq!(c.services[0].reals.len(), 2);
     }
 }
+
+#[test]
+fn docs_vrrp_example_parses() {
+    let doc = include_str!("../../../docs/configuration.md");
+    let from = doc.find("## Failover (VRRP)").unwrap();
+    let start = from + doc[from..].find("```toml\n").unwrap() + "```toml\n".len();
+    let end = start + doc[start..].find("```").unwrap();
+    let c = parse(&doc[start..end], Path::new("doc.toml")).unwrap();
+    let v = &c.vrrp_instances[0];
+    assert_eq!(v.track_script[0].name, "check_haproxy");
+    assert_eq!(v.notify.any.as_deref(), Some(&["/etc/halb/notify.sh".to_owned()][..]));
+    assert_eq!(c.vrrp_sync_groups[0].instances, ["VI_1"]);
+}

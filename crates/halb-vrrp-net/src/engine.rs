@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use halb_netlink::{sysctl, Address, Change, LinkEvents, Netlink};
+use halb_vrrp::hmac_auth::{Signer, Verifier};
 use halb_vrrp::packet::{self, MULTICAST_V4, MULTICAST_V6, PRIORITY_OWNER};
 use halb_vrrp::{Action, Config, Gratuitous, Router, State, SyncGroup};
 use tokio::sync::mpsc;
@@ -31,6 +32,8 @@ struct Inst {
     recv_task: JoinHandle<()>,
     garp_task: Option<JoinHandle<()>>,
     faults: BTreeSet<String>,
+    signer: Option<Signer>,
+    verifier: Option<Verifier>,
     delta: i32,
     master: Option<IpAddr>,
     sent: u64,
@@ -141,6 +144,29 @@ impl Engine {
                     })?
             }
         };
+        if spec.priority == PRIORITY_OWNER {
+            // Priority 255 claims the VIPs are this router's own addresses
+            // (RFC 5798 §6.1): refuse a claim the interface does not back.
+            let own = self
+                .nl
+                .addresses(Some(link.index))
+                .await
+                .map_err(|e| Self::inst_err(&spec.name, e))?;
+            if let Some(v) = spec
+                .vips
+                .iter()
+                .find(|v| !own.iter().any(|a| a.address == v.address))
+            {
+                return Err(Self::inst_err(
+                    &spec.name,
+                    format!(
+                        "priority = 255 means address owner, but {} is not an address of {}: \
+                         use priority = 254 or less, or configure {} on {}",
+                        v.address, spec.interface, v.address, spec.interface
+                    ),
+                ));
+            }
+        }
         let router = Router::new(router_config(&spec, primary))
             .map_err(|e| Self::inst_err(&spec.name, e))?;
         let socks = Arc::new(
@@ -202,6 +228,8 @@ impl Engine {
                 faults.insert(format!("link {name} down"));
             }
         }
+        let signer = spec.hmac.as_ref().map(|(k, _)| Signer::new(k));
+        let verifier = spec.hmac.as_ref().map(|(k, w)| Verifier::new(k, *w));
         Ok((
             Inst {
                 id,
@@ -213,6 +241,8 @@ impl Engine {
                 recv_task,
                 garp_task: None,
                 faults,
+                signer,
+                verifier,
                 delta: 0,
                 master: None,
                 sent: 0,
@@ -388,22 +418,31 @@ impl Engine {
                 } else {
                     inst.spec.unicast_peers.clone()
                 };
-                let mut sent = 0;
+                let now_us = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+                let (primary, socks, ifindex) = (inst.primary, inst.socks.clone(), inst.ifindex);
+                let name = inst.spec.name.clone();
+                let Some(inst) = self.groups.get_mut(g).and_then(|gr| gr.insts.get_mut(m)) else {
+                    return;
+                };
                 for dst in dsts {
-                    match adv.encode(inst.primary, dst) {
-                        Ok(bytes) => match inst.socks.send(&bytes, dst, inst.ifindex) {
-                            Ok(()) => sent += 1,
-                            Err(e) => {
-                                tracing::debug!(instance = %inst.spec.name, %dst, error = %e, "advert not sent")
+                    match adv.encode(primary, dst) {
+                        Ok(mut bytes) => {
+                            if let Some(s) = &mut inst.signer {
+                                s.sign(&mut bytes, primary, dst, now_us);
                             }
-                        },
+                            match socks.send(&bytes, dst, ifindex) {
+                                Ok(()) => inst.sent += 1,
+                                Err(e) => {
+                                    tracing::debug!(instance = %name, %dst, error = %e, "advert not sent")
+                                }
+                            }
+                        }
                         Err(e) => {
-                            tracing::error!(instance = %inst.spec.name, error = %e, "advert not encoded")
+                            tracing::error!(instance = %name, error = %e, "advert not encoded")
                         }
                     }
-                }
-                if let Some(i) = self.groups.get_mut(g).and_then(|gr| gr.insts.get_mut(m)) {
-                    i.sent += sent;
                 }
             }
             Action::AddAddresses { addresses, .. } => {
@@ -543,7 +582,18 @@ impl Engine {
             *inst.drops.entry("unknown_peer".into()).or_default() += 1;
             return;
         }
-        let advert = match packet::decode(&p.payload, &p.header, &router.expected()) {
+        let payload: &[u8] = match &mut inst.verifier {
+            Some(v) => match v.verify(&p.payload, p.header.src, p.header.dst) {
+                Ok(msg) => msg,
+                Err(e) => {
+                    *inst.drops.entry(e.reason().to_owned()).or_default() += 1;
+                    tracing::debug!(instance = %inst.spec.name, src = %p.header.src, error = %e, "VRRP packet dropped");
+                    return;
+                }
+            },
+            None => &p.payload,
+        };
+        let advert = match packet::decode(payload, &p.header, &router.expected()) {
             Ok(a) => a,
             Err(e) => {
                 *inst.drops.entry(e.reason().to_owned()).or_default() += 1;

@@ -85,8 +85,11 @@ pub struct InstanceSpec {
     pub unicast_source: Option<IpAddr>,
     /// Unicast mode: the peers.
     pub unicast_peers: Vec<IpAddr>,
-    /// Authentication.
+    /// Authentication in the advert (none, or v2 PASS).
     pub auth: Auth,
+    /// halb-to-halb HMAC-SHA256 trailer ([`halb_vrrp::hmac_auth`]):
+    /// the key and the replay window.
+    pub hmac: Option<(Vec<u8>, u32)>,
     /// Gratuitous ARP / NA.
     pub garp: GarpSpec,
     /// Interfaces whose link down means Fault (the instance's own

@@ -9,6 +9,8 @@
 //!   state, fed adverts, link events and `now`, emitting [`Action`]s and
 //!   its next deadline.
 //! * [`sync_group`]: keepalived's sync groups: instances that move together.
+//! * [`hmac_auth`]: halb-to-halb HMAC-SHA256 trailer with anti-replay
+//!   (not keepalived compatible).
 //!
 //! The network shell (raw socket, rtnetlink, gratuitous ARP) drives a
 //! [`Router`] like this: call [`Router::start`], then on every received
@@ -18,6 +20,7 @@
 //! [`Router::poll_action`].
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod hmac_auth;
 pub mod packet;
 pub mod router;
 pub mod sync_group;

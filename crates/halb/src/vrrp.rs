@@ -62,12 +62,11 @@ fn instance_spec(v: &VrrpInstance) -> anyhow::Result<InstanceSpec> {
         auth: match &v.auth {
             VrrpAuth::None => halb_vrrp::Auth::None,
             VrrpAuth::Pass(p) => halb_vrrp::Auth::password(p),
-            VrrpAuth::HmacSha256 { .. } => {
-                anyhow::bail!(
-                    "vrrp_instance {:?}: hmac-sha256 is not supported yet",
-                    v.name
-                )
-            }
+            VrrpAuth::HmacSha256 { .. } => halb_vrrp::Auth::None,
+        },
+        hmac: match &v.auth {
+            VrrpAuth::HmacSha256 { key, replay_window } => Some((key.clone(), *replay_window)),
+            _ => None,
         },
         garp: GarpSpec {
             count: v.garp.count,

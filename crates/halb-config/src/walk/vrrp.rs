@@ -755,10 +755,10 @@ impl Cx<'_> {
                     Some(rf) => self
                         .small_int(
                             &rf,
-                            (0, 1024),
-                            "an integer 0..1024 (default 0)",
+                            (0, 64),
+                            "an integer 0..64 (default 0)",
                             "0",
-                            "use 0 (strict) up to 1024",
+                            "use 0 (strictly increasing) up to 64",
                         )
                         .map_or(0, |v| v as u32),
                     None => 0,
