@@ -234,6 +234,7 @@ fn spec(version: u8, priority: u8, advert: Duration) -> Spec {
             } else {
                 halb_vrrp::Auth::None
             },
+            hmac: None,
             garp: GarpSpec::default(),
             track_interfaces: vec![],
             vip_on_loopback_when_backup: false,
