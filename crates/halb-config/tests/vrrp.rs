@@ -232,6 +232,9 @@ fn docs_vrrp_example_parses() {
     let c = parse(&doc[start..end], Path::new("doc.toml")).unwrap();
     let v = &c.vrrp_instances[0];
     assert_eq!(v.track_script[0].name, "check_haproxy");
-    assert_eq!(v.notify.any.as_deref(), Some(&["/etc/halb/notify.sh".to_owned()][..]));
+    assert_eq!(
+        v.notify.any.as_deref(),
+        Some(&["/etc/halb/notify.sh".to_owned()][..])
+    );
     assert_eq!(c.vrrp_sync_groups[0].instances, ["VI_1"]);
 }
