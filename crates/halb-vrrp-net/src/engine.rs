@@ -52,6 +52,9 @@ impl Drop for Inst {
 
 struct Group {
     name: Option<String>,
+    /// The state the group's hooks were last told (once per group
+    /// transition, not once per member).
+    notified: Option<State>,
     sg: SyncGroup,
     insts: Vec<Inst>,
 }
@@ -293,6 +296,7 @@ impl Engine {
         }
         Ok(Group {
             name,
+            notified: None,
             sg: SyncGroup::new(routers),
             insts,
         })
@@ -522,7 +526,8 @@ impl Engine {
             Action::StateChange { from, to, reason } => {
                 let group = &self.groups[g];
                 let priority = group.sg.members().get(m).map_or(0, Router::priority);
-                let group_settled = group.sg.members().iter().all(|r| r.state() == to);
+                let group_settled = group.notified != Some(to)
+                    && group.sg.members().iter().all(|r| r.state() == to);
                 let name = group.name.clone();
                 let inst = &group.insts[m];
                 tracing::info!(
@@ -537,6 +542,11 @@ impl Engine {
                     group_settled,
                 });
                 let primary = inst.primary;
+                if group_settled {
+                    if let Some(gr) = self.groups.get_mut(g) {
+                        gr.notified = Some(to);
+                    }
+                }
                 if let Some(i) = self.groups.get_mut(g).and_then(|gr| gr.insts.get_mut(m)) {
                     i.master = match to {
                         State::Master => Some(primary),

@@ -237,3 +237,59 @@ fn hmac_authenticated_pair_and_wrong_key() {
     stop(&lab, 0, a);
     stop(&lab, 1, b);
 }
+
+fn group_spec(priority: u8) -> Spec {
+    let mut s = spec(priority, "192.0.2.100", 24);
+    let mut second = s.instances[0].clone();
+    second.name = "VI_2".into();
+    second.vrid = 52;
+    second.vips[0].address = "192.0.2.200".parse().unwrap();
+    s.instances.push(second);
+    s.groups.push(halb_vrrp_net::GroupSpec {
+        name: "G1".into(),
+        instances: vec!["VI_1".into(), "VI_2".into()],
+    });
+    s
+}
+
+fn states(h: &VrrpHandle) -> Vec<&'static str> {
+    h.status().iter().map(|s| s.state).collect()
+}
+
+fn wait_states(h: &VrrpHandle, want: &[&str]) -> bool {
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(10) {
+        if states(h) == want {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+#[test]
+fn sync_group_moves_together_on_a_tracked_fault() {
+    let Some(lab) = Lab::new("sg") else {
+        return;
+    };
+    let a = start(&lab, 0, group_spec(150));
+    let b = start(&lab, 1, group_spec(100));
+    assert!(wait_states(&a, &["MASTER", "MASTER"]), "{:?}", a.status());
+    assert!(wait_states(&b, &["BACKUP", "BACKUP"]), "{:?}", b.status());
+    // A tracker fails on A's VI_1 only: the whole group goes to Fault on
+    // A, and B takes over both.
+    a.set_fault("VI_1", "script check failing", true);
+    assert!(wait_states(&a, &["FAULT", "FAULT"]), "{:?}", a.status());
+    assert!(wait_states(&b, &["MASTER", "MASTER"]), "{:?}", b.status());
+    assert!(has_addr(&lab, 1, "192.0.2.200".parse().unwrap()));
+    assert!(!has_addr(&lab, 0, "192.0.2.100".parse().unwrap()));
+    // A tracking delta lowers A below B: after the fault clears, A stays
+    // backup.
+    a.set_priority_delta("VI_1", -60);
+    a.set_priority_delta("VI_2", -60);
+    a.set_fault("VI_1", "script check failing", false);
+    assert!(wait_states(&a, &["BACKUP", "BACKUP"]), "{:?}", a.status());
+    assert_eq!(a.status()[0].effective_priority, 90);
+    stop(&lab, 0, a);
+    stop(&lab, 1, b);
+}

@@ -141,14 +141,22 @@ impl Daemon {
         let set = self.checks.set(&new);
         self.check_set.send_replace(set);
         let report = self.plane.apply(&self.checks.effective(&new));
-        let vrrp_result = match &mut self.vrrp {
-            Some(v) => v.reload(&new),
-            None => vrrp::Running::start(&new).map(|r| self.vrrp = r),
-        };
-        if let Err(e) = &vrrp_result {
-            tracing::error!("VRRP reload: {e:#}");
-        } else if !new.vrrp_instances.is_empty() || !self.config.vrrp_instances.is_empty() {
-            changes.push(format!("VRRP: {} instance(s)", new.vrrp_instances.len()));
+        // VRRP is touched only when its config changed: a reload would
+        // restart the trackers (and their rise/fall counts).
+        if new.vrrp_instances != self.config.vrrp_instances
+            || new.vrrp_sync_groups != self.config.vrrp_sync_groups
+        {
+            let vrrp_result = match &mut self.vrrp {
+                Some(v) => v.reload(&new),
+                None => vrrp::Running::start(&new).map(|r| self.vrrp = r),
+            };
+            match vrrp_result {
+                Err(e) => tracing::error!("VRRP reload: {e:#}"),
+                Ok(()) => changes.push(format!(
+                    "VRRP: {} instance(s) applied",
+                    new.vrrp_instances.len()
+                )),
+            }
         }
         self.config = new;
         self.track_services();

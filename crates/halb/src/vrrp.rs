@@ -120,6 +120,16 @@ impl Running {
         if let Ok(mut d) = self.deltas.by_instance.lock() {
             d.clear();
         }
+        // The new trackers start "up": faults of the old ones are cleared.
+        let old: Vec<(String, String)> = self
+            .deltas
+            .faults
+            .lock()
+            .map(|mut f| f.drain().collect())
+            .unwrap_or_default();
+        for (instance, key) in old {
+            self.handle.set_fault(&instance, &key, false);
+        }
         for v in &config.vrrp_instances {
             self.handle.set_priority_delta(&v.name, 0);
         }
@@ -169,6 +179,8 @@ pub fn status(handle: &VrrpHandle) -> Vec<VrrpStatus> {
 pub struct Deltas {
     handle: Arc<VrrpHandle>,
     by_instance: Arc<Mutex<HashMap<String, BTreeMap<String, i32>>>>,
+    /// Faults set by trackers (instance, key), cleared on reload.
+    faults: Arc<Mutex<std::collections::HashSet<(String, String)>>>,
 }
 
 impl Deltas {
@@ -176,6 +188,7 @@ impl Deltas {
         Deltas {
             handle,
             by_instance: Arc::default(),
+            faults: Arc::default(),
         }
     }
 
@@ -197,6 +210,14 @@ impl Deltas {
     /// it shifts the priority by `weight` while failing.
     fn report(&self, instance: &str, key: &str, weight: i32, failing: bool) {
         if weight == 0 {
+            if let Ok(mut f) = self.faults.lock() {
+                let k = (instance.to_owned(), key.to_owned());
+                if failing {
+                    f.insert(k);
+                } else {
+                    f.remove(&k);
+                }
+            }
             self.handle.set_fault(instance, key, failing);
         } else {
             self.set(instance, key, if failing { weight } else { 0 });
