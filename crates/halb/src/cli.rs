@@ -1,8 +1,8 @@
 //! Argument parsing and dispatch.
 
-use crate::{control, daemon, demo, list};
+use crate::{control, daemon, demo, list, realserver};
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -49,6 +49,26 @@ enum Command {
         #[arg(long)]
         socket: Option<PathBuf>,
     },
+    /// Prepare this machine as a direct-routing real server: `up` puts each
+    /// VIP on lo (/32 or /128) and sets arp_ignore=1 / arp_announce=2 on
+    /// all and lo; `down` removes them and restores the recorded values.
+    Realserver {
+        /// up or down.
+        #[arg(value_enum)]
+        action: RealserverAction,
+        /// The VIPs (192.0.2.100, 192.0.2.100/32, 2001:db8::100).
+        #[arg(required = true, value_name = "VIP")]
+        vips: Vec<String>,
+        /// Where the original ARP settings are recorded.
+        #[arg(long, default_value = realserver::DEFAULT_STATE)]
+        state: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum RealserverAction {
+    Up,
+    Down,
 }
 
 #[derive(Args)]
@@ -79,6 +99,11 @@ pub fn main() -> ExitCode {
         Command::List(args) => list::run(&args),
         Command::Reload { socket } => reload(socket),
         Command::Demo { socket } => demo::run(socket),
+        Command::Realserver {
+            action,
+            vips,
+            state,
+        } => realserver::run(matches!(action, RealserverAction::Up), &vips, Some(state)),
     };
     match result {
         Ok(code) => code,

@@ -342,6 +342,12 @@ pub fn run(
         d.set_alerts(&initial, DaemonStatus::Starting);
         let nalerts = initial.alerts.len();
         let daemon = Arc::new(Mutex::new(d));
+        // track_service from the start: a real server that is down from
+        // the start never makes a health transition, so waiting for one
+        // would leave the priority untouched while all back ends are dead.
+        if let Ok(d) = daemon.lock() {
+            d.track_services();
+        }
         let health_task = spawn_health(daemon.clone(), set_rx);
         let timer_task = spawn_alert_timer(daemon.clone(), alert_timer);
         tracing::info!(
