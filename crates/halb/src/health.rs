@@ -289,6 +289,19 @@ pub fn describe(spec: &CheckSpec) -> String {
                 ""
             }
         ),
+        ProbeSpec::Mysql(m) | ProbeSpec::Pgsql(m) => {
+            let kind = if matches!(spec.probe, ProbeSpec::Mysql(_)) {
+                "mysql"
+            } else {
+                "pgsql"
+            };
+            // Never the password.
+            match (&m.username, &m.query) {
+                (None, _) => format!("{kind} greeting {t}"),
+                (Some(u), None) => format!("{kind} login {u} {t}"),
+                (Some(u), Some(q)) => format!("{kind} login {u} {t} query {q:?}"),
+            }
+        }
         ProbeSpec::On => return "forced on".to_owned(),
         ProbeSpec::Off => return "forced off".to_owned(),
     };
