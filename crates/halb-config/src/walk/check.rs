@@ -733,7 +733,6 @@ impl Cx<'_> {
                 })
             }
             Type::Mysql | Type::Pgsql => {
-                let label = kind.label();
                 let needs_user = [
                     ("password", &m.password),
                     ("database", &m.database),
