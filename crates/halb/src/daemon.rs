@@ -206,6 +206,7 @@ pub fn run(
         })
         .context("starting the userspace data plane")?;
         let mut checks = Checks::new();
+        let results = checks.results();
         let check_set = checks.set(&config);
         let nchecks = check_set.len();
         let table = checks.effective(&config);
@@ -235,7 +236,7 @@ pub fn run(
             checks,
             check_set: set_tx,
         }));
-        let health_task = spawn_health(daemon.clone(), set_rx);
+        let health_task = spawn_health(daemon.clone(), set_rx, results);
         tracing::info!(
             "halb {} running: {nservices} virtual service(s), {nchecks} health check(s), control socket {}",
             env!("CARGO_PKG_VERSION"),
@@ -310,6 +311,7 @@ pub fn run(
 fn spawn_health(
     daemon: Arc<Mutex<Daemon>>,
     mut sets: watch::Receiver<Vec<(CheckId, CheckSpec)>>,
+    results: crate::health::LastResults,
 ) -> [tokio::task::JoinHandle<()>; 3] {
     let (updates_tx, updates_rx) = mpsc::channel(4);
     let (events_tx, mut events_rx) = mpsc::unbounded_channel();
@@ -321,8 +323,12 @@ fn spawn_health(
             }
         }
     });
+    let prober = Arc::new(crate::health::Recording {
+        inner: NetProber,
+        results,
+    });
     let engine = tokio::spawn(async move {
-        halb_health::drive(Engine::new(), Arc::new(NetProber), updates_rx, events_tx).await;
+        halb_health::drive(Engine::new(), prober, updates_rx, events_tx).await;
     });
     let events = tokio::spawn(async move {
         while let Some(ev) = events_rx.recv().await {
