@@ -398,7 +398,11 @@ real_server = [
 [[virtual_service]]
 listen = "127.0.0.1:8081"
 check = {}
-real_server = [{ address = "127.0.0.1:3306" }, { address = "127.0.0.1:5432" }]
+real_server = [
+  { address = "127.0.0.1:3306" },
+  { address = "127.0.0.1:5432" },
+  { address = "127.0.0.1:9", check = { type = "icmp" } },
+]
 "#);
     let probes: Vec<&ProbeSpec> = cfg.checks.iter().map(|c| &c.spec.probe).collect();
     let login = SqlSpec {
@@ -435,6 +439,7 @@ real_server = [{ address = "127.0.0.1:3306" }, { address = "127.0.0.1:5432" }]
     // No credentials anywhere: the port picks the probe, greeting only.
     assert_eq!(probes[5], &ProbeSpec::Mysql(SqlSpec::default()));
     assert_eq!(probes[6], &ProbeSpec::Pgsql(SqlSpec::default()));
+    assert_eq!(probes[7], &ProbeSpec::Icmp);
 }
 
 #[test]

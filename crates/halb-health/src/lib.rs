@@ -6,7 +6,7 @@
 //! - [`engine`]: the sans-IO check engine: scheduling with spread, shared
 //!   probes, timeouts, rise/fall. No I/O, no clock: time comes in as `now`.
 //! - [`probe`]: the I/O shell's probes (tokio): tcp, http, external
-//!   command, redis, smtp, dns, udp, mysql, pgsql, behind the [`Prober`] trait; https with rustls.
+//!   command, redis, smtp, dns, udp, icmp, mysql, pgsql, behind the [`Prober`] trait; https with rustls.
 //! - [`driver`]: the tokio loop that runs the engine with a prober and
 //!   reports [`Event`]s; what the daemon embeds.
 #![cfg_attr(test, allow(clippy::unwrap_used))]

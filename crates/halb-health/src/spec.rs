@@ -76,6 +76,8 @@ pub enum ProbeSpec {
     /// UDP: send a payload; up on a reply, or unless ICMP port
     /// unreachable comes back.
     Udp(UdpSpec),
+    /// ICMP echo (ping) to the target's IP address; the port is unused.
+    Icmp,
     /// MySQL/MariaDB: handshake v10; with a user, login
     /// (`mysql_native_password`, `caching_sha2_password` fast path),
     /// optional database and query.

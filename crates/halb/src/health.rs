@@ -353,6 +353,7 @@ pub fn describe(spec: &CheckSpec) -> String {
                 ""
             }
         ),
+        ProbeSpec::Icmp => format!("icmp echo {}", t.ip()),
         ProbeSpec::Mysql(m) | ProbeSpec::Pgsql(m) => {
             let kind = if matches!(spec.probe, ProbeSpec::Mysql(_)) {
                 "mysql"

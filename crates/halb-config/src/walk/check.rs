@@ -79,8 +79,8 @@ const DNS_KEYS: &[&str] = &["query_name", "query_type"];
 const UDP_KEYS: &[&str] = &["payload", "expect_reply", "reply_contains"];
 
 const TYPES: &[&str] = &[
-    "tcp", "http", "https", "external", "redis", "smtp", "dns", "udp", "mysql", "pgsql", "on",
-    "off",
+    "tcp", "http", "https", "external", "redis", "smtp", "dns", "udp", "mysql", "pgsql", "icmp",
+    "on", "off",
 ];
 const TYPE_SYNONYMS: &[(&str, &str)] = &[
     ("connect", "tcp"),
@@ -97,6 +97,8 @@ const TYPE_SYNONYMS: &[(&str, &str)] = &[
     ("smtp_check", "smtp"),
     ("submission", "smtp"),
     ("domain", "dns"),
+    ("ping", "icmp"),
+    ("icmp_check", "icmp"),
     ("mariadb", "mysql"),
     ("sql", "mysql"),
     ("postgres", "pgsql"),
@@ -268,6 +270,7 @@ enum Type {
     Udp,
     Mysql,
     Pgsql,
+    Icmp,
     On,
     Off,
 }
@@ -285,6 +288,7 @@ impl Type {
             Type::Udp => "udp",
             Type::Mysql => "mysql",
             Type::Pgsql => "pgsql",
+            Type::Icmp => "icmp",
             Type::On => "on",
             Type::Off => "off",
         }
@@ -476,6 +480,7 @@ impl Cx<'_> {
                 Some("udp") => Some(Type::Udp),
                 Some("mysql") => Some(Type::Mysql),
                 Some("pgsql") => Some(Type::Pgsql),
+                Some("icmp") => Some(Type::Icmp),
                 Some("on") => Some(Type::On),
                 Some("off") => Some(Type::Off),
                 _ => None,
@@ -716,6 +721,7 @@ impl Cx<'_> {
         let mut ok = true;
         let probe = match kind {
             Type::Tcp => ProbeSpec::Tcp,
+            Type::Icmp => ProbeSpec::Icmp,
             Type::On => ProbeSpec::On,
             Type::Off => ProbeSpec::Off,
             Type::Redis => {

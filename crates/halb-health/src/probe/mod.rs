@@ -11,6 +11,7 @@
 pub mod dns;
 pub mod external;
 pub mod http;
+pub mod icmp;
 pub mod line;
 pub mod mysql;
 pub mod pgsql;
@@ -58,6 +59,8 @@ pub async fn run(spec: &CheckSpec) -> ProbeOutcome {
             ProbeSpec::Smtp(s) => smtp::probe(spec.target, s).await,
             ProbeSpec::Dns(d) => dns::probe(spec.target, d).await,
             ProbeSpec::Udp(u) => udp::probe(spec.target, u, timeout).await,
+            // Its own wait ends a little before the timeout, for a clear reason.
+            ProbeSpec::Icmp => icmp::probe(spec.target.ip(), timeout - timeout / 20).await,
             ProbeSpec::Mysql(m) => mysql::probe(spec.target, m).await,
             ProbeSpec::Pgsql(p) => pgsql::probe(spec.target, p).await,
             ProbeSpec::On => ProbeOutcome::up("forced on"),
