@@ -265,3 +265,28 @@ async fn pgsql_against_a_real_postgresql() {
     let o = probe(addr, pg(SqlSpec::default())).await;
     assert!(!o.ok && o.reason.contains("connect"), "{o:?}");
 }
+
+/// A server that accepts and never speaks (or trickles one byte a
+/// second): both probes end by the check's timeout, down.
+#[tokio::test]
+async fn silent_and_trickling_servers_time_out() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((mut s, _)) = listener.accept().await {
+            // Trickle a plausible mysql header, then nothing.
+            let _ = tokio::io::AsyncWriteExt::write_all(&mut s, &[0x20]).await;
+            held.push(s);
+        }
+    });
+    for p in [
+        ProbeSpec::Mysql(SqlSpec::default()),
+        ProbeSpec::Pgsql(sql(Some("u"), None, None, None)),
+    ] {
+        let mut c = check(addr, p);
+        c.timing.timeout = Duration::from_millis(300);
+        let o = run(&c).await;
+        assert!(!o.ok && o.reason.starts_with("timed out after"), "{o:?}");
+    }
+}

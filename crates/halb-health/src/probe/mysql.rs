@@ -537,6 +537,114 @@ mod tests {
         assert_eq!(r, "greeting from 10.11.6-MariaDB");
     }
 
+    /// A scripted server: sends the greeting, then answers each client
+    /// packet with the next group of `replies` (payloads), recording what
+    /// the client sent.
+    async fn scripted(
+        greeting: Vec<u8>,
+        replies: Vec<Vec<Vec<u8>>>,
+        spec: SqlSpec,
+    ) -> (Result<String, String>, Vec<Vec<u8>>) {
+        let (client, mut server) = tokio::io::duplex(64 * 1024);
+        let task = tokio::spawn(async move {
+            let frame = |seq: u8, p: &[u8]| {
+                let mut out = (p.len() as u32).to_le_bytes()[..3].to_vec();
+                out.push(seq);
+                out.extend_from_slice(p);
+                out
+            };
+            server.write_all(&frame(0, &greeting)).await.unwrap();
+            let mut seen = Vec::new();
+            for reply in replies {
+                let mut head = [0u8; 4];
+                if server.read_exact(&mut head).await.is_err() {
+                    break;
+                }
+                let len = usize::from(head[0]) | usize::from(head[1]) << 8;
+                let mut p = vec![0u8; len];
+                server.read_exact(&mut p).await.unwrap();
+                seen.push(p);
+                for (i, r) in reply.iter().enumerate() {
+                    let seq = head[3] + 1 + i as u8;
+                    server.write_all(&frame(seq, r)).await.unwrap();
+                }
+            }
+            seen
+        });
+        let r = exchange(client, &spec).await;
+        (r, task.await.unwrap())
+    }
+
+    fn login(user: &str, pw: &str) -> SqlSpec {
+        SqlSpec {
+            username: Some(user.into()),
+            password: Some(pw.into()),
+            ..SqlSpec::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn auth_switch_to_native_password() {
+        // The server's default is caching_sha2; it switches us to native
+        // with a new nonce (ending with a NUL).
+        let mut switch = b"\xfemysql_native_password\0".to_vec();
+        switch.extend_from_slice(b"ABCDEFGHIJKLMNOPQRST\0");
+        let (r, seen) = scripted(
+            greeting_bytes("caching_sha2_password"),
+            vec![vec![switch], vec![vec![0, 0, 0, 2, 0, 0, 0]]],
+            login("app", "pw"),
+        )
+        .await;
+        assert!(r.unwrap().starts_with("logged in as app"));
+        // First the sha2 scramble of the greeting's nonce, then the
+        // native scramble of the switch's nonce.
+        assert!(seen[0].ends_with(b"caching_sha2_password\0"));
+        assert_eq!(seen[1], native_scramble(b"pw", b"ABCDEFGHIJKLMNOPQRST"));
+    }
+
+    #[tokio::test]
+    async fn caching_sha2_fast_and_full_auth() {
+        // Fast auth: 0x01 0x03, then OK, with no client packet between.
+        let (r, seen) = scripted(
+            greeting_bytes("caching_sha2_password"),
+            vec![vec![vec![0x01, 0x03], vec![0, 0, 0, 2, 0, 0, 0]]],
+            login("app", "hola"),
+        )
+        .await;
+        assert!(r.unwrap().starts_with("logged in as app"));
+        let g = parse_greeting(&greeting_bytes("caching_sha2_password")).unwrap();
+        let auth = sha2_scramble(b"hola", &g.scramble);
+        assert!(seen[0].windows(auth.len()).any(|w| w == auth.as_slice()));
+        let (r, _) = scripted(
+            greeting_bytes("caching_sha2_password"),
+            vec![vec![vec![0x01, 0x04]]],
+            login("app", "hola"),
+        )
+        .await;
+        let e = r.unwrap_err();
+        assert!(
+            e.contains("full authentication") && e.contains("TLS"),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn unsupported_plugin_is_named() {
+        let mut switch = b"\xfeclient_ed25519\0".to_vec();
+        switch.extend_from_slice(&[7; 32]);
+        let (r, _) = scripted(
+            greeting_bytes("mysql_native_password"),
+            vec![vec![switch]],
+            login("app", "pw"),
+        )
+        .await;
+        let e = r.unwrap_err();
+        assert!(
+            e.contains("client_ed25519") && e.contains("not supported"),
+            "{e}"
+        );
+    }
+
     proptest::proptest! {
         #[test]
         fn greeting_parser_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
