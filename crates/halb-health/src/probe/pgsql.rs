@@ -313,6 +313,7 @@ pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     let database = spec.database.as_deref().unwrap_or(user);
     c.send(&startup(user, database)).await?;
     let mut scram: Option<Scram> = None;
+    let mut verified = false;
     // Authentication.
     loop {
         let (tag, body) = c.recv().await?;
@@ -330,6 +331,9 @@ pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
         let code = be32(&body).ok_or("malformed authentication request")?;
         let data = body.get(4..).unwrap_or_default();
         match code {
+            0 if scram.is_some() && !verified => {
+                return Err("server skipped the SCRAM server signature".into())
+            }
             0 => break,
             3 => {
                 let mut p = password.as_bytes().to_vec();
@@ -367,6 +371,7 @@ pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
                 let s = scram.as_ref().ok_or("SASL final before SASL start")?;
                 let server_final = std::str::from_utf8(data).map_err(|_| "SCRAM message is not UTF-8")?;
                 s.verify(server_final)?;
+                verified = true;
             }
             other => {
                 return Err(format!(
@@ -497,6 +502,33 @@ mod tests {
         };
         let e = exchange(client, &spec, "n").await.unwrap_err();
         assert!(e.contains("2147483647 bytes"), "{e}");
+    }
+
+    /// A server that asks for SCRAM, then says AuthenticationOk without
+    /// proving it knows the password: refused.
+    #[tokio::test]
+    async fn scram_without_server_signature_is_refused() {
+        let (client, mut server) = tokio::io::duplex(4096);
+        tokio::spawn(async move {
+            let r = |code: u32, data: &[u8]| {
+                let mut body = code.to_be_bytes().to_vec();
+                body.extend_from_slice(data);
+                message(b'R', &body)
+            };
+            let mut buf = [0u8; 512];
+            let _ = server.read(&mut buf).await; // StartupMessage
+            let _ = server.write_all(&r(10, b"SCRAM-SHA-256\0\0")).await;
+            let _ = server.read(&mut buf).await; // SASLInitialResponse
+            let _ = server.write_all(&r(0, b"")).await;
+            let _ = server.read(&mut buf).await;
+        });
+        let spec = SqlSpec {
+            username: Some("app".into()),
+            password: Some("pw".into()),
+            ..SqlSpec::default()
+        };
+        let e = exchange(client, &spec, "nonce").await.unwrap_err();
+        assert!(e.contains("skipped the SCRAM server signature"), "{e}");
     }
 
     proptest::proptest! {
