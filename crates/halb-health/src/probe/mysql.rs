@@ -9,8 +9,11 @@
 //! fast-auth path), opening `database` when set, then runs `query` when
 //! set (ldirectord `request = "SELECT 1"`): up only if all of that
 //! succeeds. `caching_sha2_password` full authentication (no cached
-//! entry) needs TLS or the server's RSA key, which this probe does not
-//! do: it is down with a reason saying so.
+//! entry for the user, e.g. after a server restart) asks the server for
+//! its RSA public key and sends the password encrypted with it (RSA-OAEP,
+//! as `mysql --get-server-public-key` does): the key is not verified, so
+//! a man in the middle could learn the check user's password; give that
+//! user no rights beyond the check.
 //!
 //! Reads are bounded: a packet header announcing more than
 //! [`MAX_PACKET`] bytes fails the probe before anything is allocated, and
@@ -193,6 +196,32 @@ fn auth_response(plugin: &str, password: &[u8], nonce: &[u8]) -> Result<Vec<u8>,
     }
 }
 
+/// `caching_sha2_password` full authentication without TLS: the
+/// password, NUL-terminated, XORed with the nonce (cyclically), encrypted
+/// with the server's RSA public key (PEM, SPKI or PKCS#1) using OAEP with
+/// SHA-1, as the MySQL client does.
+pub fn rsa_encrypt_password(pem: &[u8], password: &[u8], nonce: &[u8]) -> Result<Vec<u8>, String> {
+    use rsa::pkcs1::DecodeRsaPublicKey as _;
+    use rsa::pkcs8::DecodePublicKey as _;
+    let pem = std::str::from_utf8(pem)
+        .map_err(|_| "the server's RSA public key is not text")?
+        .trim_end_matches('\0')
+        .trim();
+    let key = rsa::RsaPublicKey::from_public_key_pem(pem)
+        .or_else(|_| rsa::RsaPublicKey::from_pkcs1_pem(pem))
+        .map_err(|e| format!("the server's RSA public key: {e}"))?;
+    if nonce.is_empty() {
+        return Err("empty nonce".into());
+    }
+    let mut msg = password.to_vec();
+    msg.push(0);
+    for (i, b) in msg.iter_mut().enumerate() {
+        *b ^= nonce[i % nonce.len()];
+    }
+    key.encrypt(&mut rsa::rand_core::OsRng, rsa::Oaep::new::<Sha1>(), &msg)
+        .map_err(|e| format!("RSA encryption of the password: {e}"))
+}
+
 /// The HandshakeResponse41 payload.
 pub fn login_packet(g: &Greeting, spec: &SqlSpec, user: &str) -> Result<Vec<u8>, String> {
     let password = spec.password.as_deref().unwrap_or("").as_bytes();
@@ -332,6 +361,9 @@ pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     c.write_packet(&login).await?;
     let password = spec.password.as_deref().unwrap_or("").as_bytes();
     let mut switched = false;
+    // The nonce the current plugin works with.
+    let mut nonce = g.scramble.clone();
+    let mut awaiting_key = false;
     loop {
         let p = c.read_packet().await?;
         match p.first() {
@@ -346,22 +378,25 @@ pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
                 let mut at = 1;
                 let name = cstr(&p, &mut at).ok_or("malformed auth switch request")?;
                 let name = String::from_utf8_lossy(name).into_owned();
-                let nonce = p.get(at..).unwrap_or_default();
-                let resp = auth_response(&name, password, nonce)?;
+                let data = p.get(at..).unwrap_or_default();
+                let resp = auth_response(&name, password, data)?;
+                nonce = data.get(..20).unwrap_or(data).to_vec();
                 c.write_packet(&resp).await?;
+            }
+            // The server's RSA public key, which we asked for.
+            Some(0x01) if awaiting_key => {
+                awaiting_key = false;
+                let blob = rsa_encrypt_password(&p[1..], password, &nonce)?;
+                c.write_packet(&blob).await?;
             }
             // caching_sha2_password: 3 = fast auth succeeded (an OK
             // follows), 4 = full authentication required.
             Some(0x01) => match p.get(1) {
                 Some(3) => {}
+                // Full authentication: ask for the public key.
                 Some(4) => {
-                    return Err(
-                        "login failed: caching_sha2_password needs full authentication \
-                         (the server has no cached entry for this user), which needs TLS \
-                         or the server's RSA public key; not supported by this probe: log \
-                         in once with the mysql client, or use mysql_native_password"
-                            .to_owned(),
-                    )
+                    awaiting_key = true;
+                    c.write_packet(&[0x02]).await?;
                 }
                 _ => return Err("unexpected auth data from the server".to_owned()),
             },
@@ -615,17 +650,44 @@ mod tests {
         let g = parse_greeting(&greeting_bytes("caching_sha2_password")).unwrap();
         let auth = sha2_scramble(b"hola", &g.scramble);
         assert!(seen[0].windows(auth.len()).any(|w| w == auth.as_slice()));
-        let (r, _) = scripted(
+    }
+
+    /// A throwaway 1024-bit key (made with `openssl genrsa 1024`) for the
+    /// full-authentication test; the server side decrypts with it.
+    const TEST_KEY: &str = include_str!("testdata/rsa-1024.pem");
+
+    #[tokio::test]
+    async fn caching_sha2_full_auth_with_the_servers_public_key() {
+        use rsa::pkcs1::DecodeRsaPrivateKey as _;
+        use rsa::pkcs8::EncodePublicKey as _;
+        let private = rsa::RsaPrivateKey::from_pkcs1_pem(TEST_KEY).unwrap();
+        let public_pem = private
+            .to_public_key()
+            .to_public_key_pem(rsa::pkcs8::LineEnding::LF)
+            .unwrap();
+        let mut key_packet = vec![0x01];
+        key_packet.extend_from_slice(public_pem.as_bytes());
+        let (r, seen) = scripted(
             greeting_bytes("caching_sha2_password"),
-            vec![vec![vec![0x01, 0x04]]],
-            login("app", "hola"),
+            vec![
+                vec![vec![0x01, 0x04]],
+                vec![key_packet],
+                vec![vec![0, 0, 0, 2, 0, 0, 0]],
+            ],
+            login("app", "s3cret"),
         )
         .await;
-        let e = r.unwrap_err();
-        assert!(
-            e.contains("full authentication") && e.contains("TLS"),
-            "{e}"
-        );
+        assert!(r.unwrap().starts_with("logged in as app"));
+        assert_eq!(seen[1], [0x02], "asks for the public key");
+        let plain = private.decrypt(rsa::Oaep::new::<Sha1>(), &seen[2]).unwrap();
+        let nonce = b"12345678abcdefghijkl";
+        let expected: Vec<u8> = b"s3cret\0"
+            .iter()
+            .enumerate()
+            .map(|(i, b)| b ^ nonce[i % nonce.len()])
+            .collect();
+        assert_eq!(plain, expected);
+        assert!(rsa_encrypt_password(b"not a key", b"pw", nonce).is_err());
     }
 
     #[tokio::test]
