@@ -5,7 +5,7 @@
 use halb_config::{parse, Config, ConfigErrors};
 use halb_health::{
     ClientCert, DnsSpec, DnsType, ExternalSpec, HttpMethod, HttpSpec, InitialState, ProbeSpec,
-    RedisSpec, SmtpSpec, Timing, TlsSpec, UdpSpec,
+    RedisSpec, SmtpSpec, SqlSpec, Timing, TlsSpec, UdpSpec,
 };
 use insta::assert_snapshot;
 use std::net::SocketAddr;
@@ -377,6 +377,103 @@ listen = "127.0.0.1:6379"
 
   [[virtual_service.real_server]]
   address = "127.0.0.1:16381"
+"#
+    ));
+}
+
+#[test]
+fn database_probes_and_body_regex() {
+    let cfg = ok(r#"
+[[virtual_service]]
+listen = "127.0.0.1:8080"
+check = { username = "hc", password = "s3cret" }
+real_server = [
+  { address = "127.0.0.1:3306" },
+  { address = "127.0.0.1:5432", check = { database = "app", query = "SELECT 1" } },
+  { address = "127.0.0.1:3307", check = { type = "mysql", query = "SELECT 1" } },
+  { address = "127.0.0.1:5433", check = { type = "pgsql" } },
+  { address = "127.0.0.1:80", check = { body_regex = "^ok|fine$" } },
+]
+
+[[virtual_service]]
+listen = "127.0.0.1:8081"
+check = {}
+real_server = [
+  { address = "127.0.0.1:3306" },
+  { address = "127.0.0.1:5432" },
+  { address = "127.0.0.1:9", check = { type = "icmp" } },
+]
+"#);
+    let probes: Vec<&ProbeSpec> = cfg.checks.iter().map(|c| &c.spec.probe).collect();
+    let login = SqlSpec {
+        username: Some("hc".into()),
+        password: Some("s3cret".into()),
+        database: None,
+        query: None,
+    };
+    assert_eq!(probes[0], &ProbeSpec::Mysql(login.clone()));
+    assert_eq!(
+        probes[1],
+        &ProbeSpec::Pgsql(SqlSpec {
+            database: Some("app".into()),
+            query: Some("SELECT 1".into()),
+            ..login.clone()
+        })
+    );
+    assert_eq!(
+        probes[2],
+        &ProbeSpec::Mysql(SqlSpec {
+            query: Some("SELECT 1".into()),
+            ..login.clone()
+        })
+    );
+    assert_eq!(probes[3], &ProbeSpec::Pgsql(login));
+    match probes[4] {
+        ProbeSpec::Http(h) => {
+            let re = h.body_regex.as_ref().unwrap();
+            assert_eq!(re.as_str(), "^ok|fine$");
+            assert!(re.is_match(b"all fine") && !re.is_match(b"broken"));
+        }
+        other => panic!("{other:?}"),
+    }
+    // No credentials anywhere: the port picks the probe, greeting only.
+    assert_eq!(probes[5], &ProbeSpec::Mysql(SqlSpec::default()));
+    assert_eq!(probes[6], &ProbeSpec::Pgsql(SqlSpec::default()));
+    assert_eq!(probes[7], &ProbeSpec::Icmp);
+}
+
+#[test]
+fn database_and_regex_errors() {
+    assert_snapshot!(render(
+        r#"[[virtual_service]]
+listen = "127.0.0.1:3306"
+
+  [virtual_service.check]
+  type = "mysql"
+  password = "x"
+  query = ""
+  helo_name = "lb1"
+
+  [[virtual_service.real_server]]
+  address = "127.0.0.1:13306"
+  check = { type = "http", body_regex = "status: (ok", database = "app" }
+
+  [[virtual_service.real_server]]
+  address = "127.0.0.1:13307"
+  check = { type = "tcp", query = "SELECT 1" }
+
+  [[virtual_service.real_server]]
+  address = "127.0.0.1:13308"
+  check = { type = "pgsql", db = "app" }
+
+  [[virtual_service.real_server]]
+  address = "127.0.0.1:13309"
+  check = { type = "tcpp", username = "u", database = "app" }
+
+[[virtual_service]]
+listen = "127.0.0.1:8080"
+check = { username = "u", database = "app" }
+real_server = [{ address = "127.0.0.1:18080" }]
 "#
     ));
 }

@@ -6,7 +6,7 @@
 //! - [`engine`]: the sans-IO check engine: scheduling with spread, shared
 //!   probes, timeouts, rise/fall. No I/O, no clock: time comes in as `now`.
 //! - [`probe`]: the I/O shell's probes (tokio): tcp, http, external
-//!   command, redis, smtp, dns, udp, behind the [`Prober`] trait; https with rustls.
+//!   command, redis, smtp, dns, udp, icmp, mysql, pgsql, behind the [`Prober`] trait; https with rustls.
 //! - [`driver`]: the tokio loop that runs the engine with a prober and
 //!   reports [`Event`]s; what the daemon embeds.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
@@ -20,6 +20,7 @@ pub use driver::{drive, Event};
 pub use engine::{Action, CheckId, CheckStatus, Engine, Health, ProbeId, ProbeOutcome};
 pub use probe::{NetProber, Prober};
 pub use spec::{
-    resolve, CheckSpec, ClientCert, DnsSpec, DnsType, ExternalSpec, HttpMethod, HttpSpec,
-    InitialState, Params, ProbeSpec, RedisSpec, SmtpSpec, Timing, TlsSpec, UdpSpec,
+    resolve, BodyRegex, CheckSpec, ClientCert, DnsSpec, DnsType, ExternalSpec, HttpMethod,
+    HttpSpec, InitialState, Params, ProbeSpec, RedisSpec, SmtpSpec, SqlSpec, Timing, TlsSpec,
+    UdpSpec,
 };

@@ -76,6 +76,15 @@ pub enum ProbeSpec {
     /// UDP: send a payload; up on a reply, or unless ICMP port
     /// unreachable comes back.
     Udp(UdpSpec),
+    /// ICMP echo (ping) to the target's IP address; the port is unused.
+    Icmp,
+    /// MySQL/MariaDB: handshake v10; with a user, login
+    /// (`mysql_native_password`, `caching_sha2_password` fast path),
+    /// optional database and query.
+    Mysql(SqlSpec),
+    /// PostgreSQL: with a user, StartupMessage and login (trust, cleartext,
+    /// MD5, SCRAM-SHA-256), optional query; without, an SSLRequest answered.
+    Pgsql(SqlSpec),
     /// Forced up (ldirectord `checktype = on`); never probed.
     On,
     /// Forced down (ldirectord `checktype = off`); never probed.
@@ -86,13 +95,15 @@ impl ProbeSpec {
     /// The probe used when a check names no type, picked by the service
     /// port as ldirectord does: 80 → HTTP `GET /` expecting 2xx, 443 → the
     /// same over TLS without verification, 25 and 587 → SMTP, 53 → DNS
-    /// (`. SOA`), 6379 → Redis `PING`, anything else → TCP connect (until
-    /// the protocol probes for 3306 and 5432 exist).
+    /// (`. SOA`), 6379 → Redis `PING`, 3306 → MySQL handshake, 5432 →
+    /// PostgreSQL, anything else → TCP connect.
     pub fn default_for_port(port: u16) -> ProbeSpec {
         match port {
             25 | 587 => ProbeSpec::Smtp(SmtpSpec::default()),
             53 => ProbeSpec::Dns(DnsSpec::default()),
             6379 => ProbeSpec::Redis(RedisSpec::default()),
+            3306 => ProbeSpec::Mysql(SqlSpec::default()),
+            5432 => ProbeSpec::Pgsql(SqlSpec::default()),
             80 => ProbeSpec::Http(HttpSpec::get("/")),
             443 => ProbeSpec::Http(HttpSpec {
                 tls: Some(TlsSpec::default()),
@@ -136,6 +147,8 @@ pub struct HttpSpec {
     /// MD5 of the whole body must be this (keepalived `digest`, as printed
     /// by `genhash`).
     pub body_md5: Option<[u8; 16]>,
+    /// The body must match this regular expression.
+    pub body_regex: Option<BodyRegex>,
     /// HTTPS when set.
     pub tls: Option<TlsSpec>,
 }
@@ -173,6 +186,7 @@ impl HttpSpec {
             expect_status: Vec::new(),
             body_contains: None,
             body_md5: None,
+            body_regex: None,
             tls: None,
         }
     }
@@ -184,6 +198,69 @@ impl HttpSpec {
         } else {
             self.expect_status.iter().any(|r| r.contains(&status))
         }
+    }
+}
+
+/// A compiled regular expression over the response body (bytes, so a
+/// body that is not UTF-8 can still match). Equal and hashed by its
+/// pattern, so specs stay comparable.
+#[derive(Debug, Clone)]
+pub struct BodyRegex(regex::bytes::Regex);
+
+impl BodyRegex {
+    /// Compiles `pattern`; the error is the regex crate's message.
+    pub fn new(pattern: &str) -> Result<Self, String> {
+        regex::bytes::RegexBuilder::new(pattern)
+            .size_limit(1 << 20)
+            .build()
+            .map(BodyRegex)
+            .map_err(|e| e.to_string())
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+
+    pub fn is_match(&self, body: &[u8]) -> bool {
+        self.0.is_match(body)
+    }
+}
+
+impl PartialEq for BodyRegex {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for BodyRegex {}
+
+impl std::hash::Hash for BodyRegex {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+/// A database check (mysql, pgsql). Without `username` only the server's
+/// greeting is checked (no login). The password is never printed by
+/// `Debug`.
+#[derive(Clone, PartialEq, Eq, Hash, Default)]
+pub struct SqlSpec {
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// Database to open (mysql: in the login; pgsql: default the user name).
+    pub database: Option<String>,
+    /// A query that must succeed (ldirectord `request`), e.g. `SELECT 1`.
+    pub query: Option<String>,
+}
+
+impl std::fmt::Debug for SqlSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlSpec")
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("database", &self.database)
+            .field("query", &self.query)
+            .finish()
     }
 }
 
@@ -417,7 +494,15 @@ mod tests {
             ProbeSpec::default_for_port(443),
             ProbeSpec::Http(HttpSpec { tls: Some(_), .. })
         ));
-        assert_eq!(ProbeSpec::default_for_port(3306), ProbeSpec::Tcp);
+        assert_eq!(
+            ProbeSpec::default_for_port(3306),
+            ProbeSpec::Mysql(SqlSpec::default())
+        );
+        assert_eq!(
+            ProbeSpec::default_for_port(5432),
+            ProbeSpec::Pgsql(SqlSpec::default())
+        );
+        assert_eq!(ProbeSpec::default_for_port(8080), ProbeSpec::Tcp);
         assert_eq!(
             ProbeSpec::default_for_port(6379),
             ProbeSpec::Redis(RedisSpec::default())

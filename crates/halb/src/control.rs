@@ -90,7 +90,8 @@ pub struct RealHealth {
     pub listen: SocketAddr,
     pub real: SocketAddr,
     pub health: HealthState,
-    /// The probe's reason for the last transition.
+    /// Why: the last probe's reason ("HTTP 503", "login failed: …"),
+    /// from the first probe on; before any probe, the forced state or none.
     pub reason: Option<String>,
     /// Transitions of this check since it was configured.
     pub transitions: u64,

@@ -301,6 +301,7 @@ pub fn run(
         })
         .context("starting the userspace data plane")?;
         let mut checks = Checks::new();
+        let results = checks.results();
         let check_set = checks.set(&config);
         let nchecks = check_set.len();
         let table = checks.effective(&config);
@@ -348,7 +349,7 @@ pub fn run(
         if let Ok(d) = daemon.lock() {
             d.track_services();
         }
-        let health_task = spawn_health(daemon.clone(), set_rx);
+        let health_task = spawn_health(daemon.clone(), set_rx, results);
         let timer_task = spawn_alert_timer(daemon.clone(), alert_timer);
         tracing::info!(
             "halb {} running: {nservices} virtual service(s), {nchecks} health check(s), alerts for {nalerts} service(s), control socket {}",
@@ -461,6 +462,7 @@ fn spawn_alert_timer(
 fn spawn_health(
     daemon: Arc<Mutex<Daemon>>,
     mut sets: watch::Receiver<Vec<(CheckId, CheckSpec)>>,
+    results: crate::health::LastResults,
 ) -> [tokio::task::JoinHandle<()>; 3] {
     let (updates_tx, updates_rx) = mpsc::channel(4);
     let (events_tx, mut events_rx) = mpsc::unbounded_channel();
@@ -472,8 +474,12 @@ fn spawn_health(
             }
         }
     });
+    let prober = Arc::new(crate::health::Recording {
+        inner: NetProber,
+        results,
+    });
     let engine = tokio::spawn(async move {
-        halb_health::drive(Engine::new(), Arc::new(NetProber), updates_rx, events_tx).await;
+        halb_health::drive(Engine::new(), prober, updates_rx, events_tx).await;
     });
     let events = tokio::spawn(async move {
         while let Some(ev) = events_rx.recv().await {

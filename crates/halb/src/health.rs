@@ -13,13 +13,70 @@
 //!
 //! A real server without a check is always up: it keeps its configured
 //! weight.
+//!
+//! [`Recording`] wraps the prober: it notes each probe's result in
+//! [`LastResults`], so `halb list` shows why a real server is down (or up)
+//! from the first probe on, before any transition, without a round trip
+//! through the engine.
 
 use crate::control::{HealthState, RealHealth};
 use halb_config::Config;
-use halb_health::{CheckId, CheckSpec, Event, Health, InitialState, ProbeSpec};
+use halb_health::probe::BoxFuture;
+use halb_health::{
+    CheckId, CheckSpec, Event, Health, InitialState, ProbeOutcome, ProbeSpec, Prober,
+};
 use halb_table::{OnDown, ServiceKey, Table};
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+/// The reason of the last finished probe of each spec (probe slot),
+/// shared between the prober that writes it and the report that reads it.
+#[derive(Debug, Clone, Default)]
+pub struct LastResults(Arc<Mutex<HashMap<CheckSpec, String>>>);
+
+impl LastResults {
+    fn record(&self, spec: &CheckSpec, reason: &str) {
+        if let Ok(mut m) = self.0.lock() {
+            match m.get_mut(spec) {
+                Some(r) if r == reason => {}
+                Some(r) => reason.clone_into(r),
+                None => {
+                    m.insert(spec.clone(), reason.to_owned());
+                }
+            }
+        }
+    }
+
+    fn get(&self, spec: &CheckSpec) -> Option<String> {
+        self.0.lock().ok().and_then(|m| m.get(spec).cloned())
+    }
+
+    /// Forgets the specs no longer configured.
+    fn retain(&self, keep: impl Fn(&CheckSpec) -> bool) {
+        if let Ok(mut m) = self.0.lock() {
+            m.retain(|k, _| keep(k));
+        }
+    }
+}
+
+/// A prober that records every result in [`LastResults`].
+pub struct Recording<P> {
+    pub inner: P,
+    pub results: LastResults,
+}
+
+impl<P: Prober> Prober for Recording<P> {
+    fn probe(&self, spec: Arc<CheckSpec>) -> BoxFuture<ProbeOutcome> {
+        let run = self.inner.probe(spec.clone());
+        let results = self.results.clone();
+        Box::pin(async move {
+            let outcome = run.await;
+            results.record(&spec, &outcome.reason);
+            outcome
+        })
+    }
+}
 
 type Triple = (ServiceKey, SocketAddr, CheckSpec);
 
@@ -67,11 +124,17 @@ pub struct Checks {
     states: HashMap<CheckSpec, SlotState>,
     next: u64,
     transitions: u64,
+    results: LastResults,
 }
 
 impl Checks {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Where the prober records results (see [`Recording`]).
+    pub fn results(&self) -> LastResults {
+        self.results.clone()
     }
 
     /// Takes the checks of `config`; returns the set for the engine.
@@ -109,6 +172,7 @@ impl Checks {
             };
             states.insert(c.spec.clone(), state);
         }
+        self.results.retain(|spec| states.contains_key(spec));
         self.ids = ids;
         self.by_id = by_id;
         self.by_real = by_real;
@@ -233,7 +297,7 @@ impl Checks {
                         Health::Up => HealthState::Up,
                         Health::Down => HealthState::Down,
                     },
-                    reason: state.reason.clone(),
+                    reason: self.results.get(spec).or_else(|| state.reason.clone()),
                     transitions: state.transitions,
                     configured_weight: r.weight,
                     dynamic_weight: state.weight,
@@ -289,6 +353,20 @@ pub fn describe(spec: &CheckSpec) -> String {
                 ""
             }
         ),
+        ProbeSpec::Icmp => format!("icmp echo {}", t.ip()),
+        ProbeSpec::Mysql(m) | ProbeSpec::Pgsql(m) => {
+            let kind = if matches!(spec.probe, ProbeSpec::Mysql(_)) {
+                "mysql"
+            } else {
+                "pgsql"
+            };
+            // Never the password.
+            match (&m.username, &m.query) {
+                (None, _) => format!("{kind} greeting {t}"),
+                (Some(u), None) => format!("{kind} login {u} {t}"),
+                (Some(u), Some(q)) => format!("{kind} login {u} {t} query {q:?}"),
+            }
+        }
         ProbeSpec::On => return "forced on".to_owned(),
         ProbeSpec::Off => return "forced off".to_owned(),
     };
@@ -380,6 +458,7 @@ listen = "127.0.0.1:8081"
         assert_eq!(rep[0].health, HealthState::Up);
         assert_eq!(rep[0].reason.as_deref(), Some("HTTP 200"));
         assert_eq!(rep[1].health, HealthState::Down);
+        assert_eq!(rep[1].reason, None, "not probed yet");
 
         // A changed spec is a new check, at its initial state; old events are ignored.
         let p = cfg("remove", "/other");
@@ -389,6 +468,42 @@ listen = "127.0.0.1:8081"
             .all(|(id, _)| !set.iter().any(|(old, _)| old == id)));
         assert_eq!(checks.on_event(up(set[0].0)), (Vec::new(), false));
         assert_eq!(weights(&checks.effective(&p)), [vec![], vec![]]);
+    }
+
+    struct Scripted;
+    impl Prober for Scripted {
+        fn probe(&self, spec: Arc<CheckSpec>) -> BoxFuture<ProbeOutcome> {
+            let port = spec.target.port();
+            Box::pin(async move {
+                ProbeOutcome::down(format!("connect to 127.0.0.1:{port}: Connection refused"))
+            })
+        }
+    }
+
+    /// The last probe's reason is reported before any transition, and
+    /// forgotten when its check leaves the config.
+    #[tokio::test]
+    async fn last_result_is_reported_before_a_transition() {
+        let c = cfg("quiescent", "/h");
+        let mut checks = Checks::new();
+        let set = checks.set(&c);
+        let prober = Recording {
+            inner: Scripted,
+            results: checks.results(),
+        };
+        for (_, spec) in &set {
+            let o = prober.probe(Arc::new(spec.clone())).await;
+            assert!(!o.ok);
+        }
+        let rep = checks.report(&c);
+        assert_eq!(rep[1].health, HealthState::Down);
+        assert_eq!(checks.transitions(), 0);
+        assert_eq!(
+            rep[1].reason.as_deref(),
+            Some("connect to 127.0.0.1:18082: Connection refused")
+        );
+        checks.set(&cfg("quiescent", "/other"));
+        assert!(checks.results().get(&set[1].1).is_none());
     }
 
     #[test]

@@ -89,6 +89,18 @@ fn health_of<'a>(status: &'a Status, s: &ServiceStats, real: SocketAddr) -> Opti
         .find(|h| h.protocol == s.protocol && h.listen == s.listen && h.real == real)
 }
 
+/// ` (why)` after a Down real server: the last probe's reason.
+fn down_reason(h: Option<&RealHealth>) -> String {
+    match h {
+        Some(RealHealth {
+            health: HealthState::Down,
+            reason: Some(r),
+            ..
+        }) => format!(" ({r})"),
+        _ => String::new(),
+    }
+}
+
 fn health_text(h: Option<&RealHealth>) -> &'static str {
     match h.map(|h| h.health) {
         Some(HealthState::Up) => "Up",
@@ -100,6 +112,7 @@ fn health_text(h: Option<&RealHealth>) -> &'static str {
 /// `ipvsadm -L -n`, with a Health column (Up, Down, or `-` when the real
 /// server has no check). A real server taken out of the table by its
 /// check (`on_down = "remove"`) is listed with weight 0 and `removed`.
+/// A Down real server ends its line with the last probe's reason.
 pub fn render_table(status: &Status) -> String {
     let mut out = header(status);
     out.push_str("Prot LocalAddress:Port Scheduler Flags\n");
@@ -115,16 +128,18 @@ pub fn render_table(status: &Status) -> String {
             if r.removed {
                 flags.push_str(" removed");
             }
+            let h = health_of(status, s, r.addr);
             let _ = writeln!(
                 out,
-                "  -> {:<28} {:<7} {:<6} {:<10} {:<10} {:<6}{}",
+                "  -> {:<28} {:<7} {:<6} {:<10} {:<10} {:<6}{}{}",
                 r.addr.to_string(),
                 r.forward.ipvsadm_name(),
                 r.weight,
                 r.counters.active,
                 r.counters.inactive,
-                health_text(health_of(status, s, r.addr)),
-                flags.trim_end()
+                health_text(h),
+                flags.trim_end(),
+                down_reason(h)
             );
         }
         let listed = |a: SocketAddr| s.reals.iter().any(|r| r.addr == a);
@@ -135,13 +150,14 @@ pub fn render_table(status: &Status) -> String {
         {
             let _ = writeln!(
                 out,
-                "  -> {:<28} {:<7} {:<6} {:<10} {:<10} {:<6} removed",
+                "  -> {:<28} {:<7} {:<6} {:<10} {:<10} {:<6} removed{}",
                 h.real.to_string(),
                 halb_table::Forward::Proxy.ipvsadm_name(),
                 0,
                 0,
                 0,
                 health_text(Some(h)),
+                down_reason(Some(h)),
             );
         }
     }
@@ -295,7 +311,13 @@ mod tests {
             listen: ([127, 0, 0, 1], 8080).into(),
             real: ([127, 0, 0, 1], port).into(),
             health: state,
-            reason: Some("HTTP 200".into()),
+            reason: Some(
+                match state {
+                    HealthState::Up => "HTTP 200",
+                    HealthState::Down => "HTTP 503",
+                }
+                .into(),
+            ),
             transitions,
             configured_weight: 1,
             dynamic_weight: None,

@@ -8,8 +8,8 @@ use super::{Cx, Field, Kind, Node, Section, Span, Want};
 use crate::diag::Problem;
 use crate::values::quote;
 use halb_health::{
-    resolve, CheckSpec, ClientCert, DnsSpec, DnsType, ExternalSpec, HttpMethod, HttpSpec,
-    InitialState, Params, ProbeSpec, RedisSpec, SmtpSpec, TlsSpec, UdpSpec,
+    resolve, BodyRegex, CheckSpec, ClientCert, DnsSpec, DnsType, ExternalSpec, HttpMethod,
+    HttpSpec, InitialState, Params, ProbeSpec, RedisSpec, SmtpSpec, SqlSpec, TlsSpec, UdpSpec,
 };
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
@@ -33,6 +33,7 @@ pub(super) const CHECK_KEYS: &[&str] = &[
     "expect_status",
     "body_contains",
     "body_md5",
+    "body_regex",
     "sni",
     "verify",
     "ca_file",
@@ -42,6 +43,8 @@ pub(super) const CHECK_KEYS: &[&str] = &[
     "dynamic_weight",
     "password",
     "username",
+    "database",
+    "query",
     "helo_name",
     "query_name",
     "query_type",
@@ -58,13 +61,16 @@ const HTTP_KEYS: &[&str] = &[
     "expect_status",
     "body_contains",
     "body_md5",
+    "body_regex",
 ];
 /// Keys that only an https check reads.
 const TLS_KEYS: &[&str] = &["sni", "verify", "ca_file", "client_cert", "client_key"];
 /// Keys that only an external check reads.
 const EXTERNAL_KEYS: &[&str] = &["command", "dynamic_weight"];
-/// Keys that only a redis check reads.
-const REDIS_KEYS: &[&str] = &["password", "username"];
+/// Login keys: redis, mysql and pgsql checks read them.
+const AUTH_KEYS: &[&str] = &["password", "username"];
+/// Keys that only a mysql or pgsql check reads.
+const SQL_KEYS: &[&str] = &["database", "query"];
 /// Keys that only an smtp check reads.
 const SMTP_KEYS: &[&str] = &["helo_name"];
 /// Keys that only a dns check reads.
@@ -73,7 +79,8 @@ const DNS_KEYS: &[&str] = &["query_name", "query_type"];
 const UDP_KEYS: &[&str] = &["payload", "expect_reply", "reply_contains"];
 
 const TYPES: &[&str] = &[
-    "tcp", "http", "https", "external", "redis", "smtp", "dns", "udp", "on", "off",
+    "tcp", "http", "https", "external", "redis", "smtp", "dns", "udp", "mysql", "pgsql", "icmp",
+    "on", "off",
 ];
 const TYPE_SYNONYMS: &[(&str, &str)] = &[
     ("connect", "tcp"),
@@ -90,6 +97,13 @@ const TYPE_SYNONYMS: &[(&str, &str)] = &[
     ("smtp_check", "smtp"),
     ("submission", "smtp"),
     ("domain", "dns"),
+    ("ping", "icmp"),
+    ("icmp_check", "icmp"),
+    ("mariadb", "mysql"),
+    ("sql", "mysql"),
+    ("postgres", "pgsql"),
+    ("postgresql", "pgsql"),
+    ("pg", "pgsql"),
     ("forced_up", "on"),
     ("up", "on"),
     ("forced_down", "off"),
@@ -125,7 +139,22 @@ pub(super) fn check_key_hint(k: &str) -> Option<&'static str> {
             &["connect_ip", "checkaddress", "check_address", "target"],
             "did you mean `address`? address = \"192.0.2.10:8080\"",
         ),
-        (&["request", "url", "uri"], "did you mean `path`?"),
+        (
+            &["request", "url", "uri"],
+            "did you mean `path`? (http; for mysql and pgsql it is `query`)",
+        ),
+        (
+            &["regex", "body_match", "receive_regex", "match"],
+            "did you mean `body_regex`?",
+        ),
+        (
+            &["db", "dbname", "database_name", "schema"],
+            "did you mean `database`? (mysql, pgsql)",
+        ),
+        (
+            &["sql", "statement"],
+            "did you mean `query`? (mysql, pgsql)",
+        ),
         (
             &["receive", "expect", "body", "contains"],
             "did you mean `body_contains`?",
@@ -179,18 +208,18 @@ pub(super) fn check_key_hint(k: &str) -> Option<&'static str> {
         (&["key"], "did you mean `client_key`?"),
         (
             &["requirepass", "passwd", "pass", "auth", "secret"],
-            "did you mean `password`? (redis)",
+            "did you mean `password`? (redis, mysql, pgsql)",
         ),
         (
             &["user", "login", "acl_user"],
-            "did you mean `username`? (redis)",
+            "did you mean `username`? (redis, mysql, pgsql)",
         ),
         (
             &["helo", "ehlo", "ehlo_name"],
             "did you mean `helo_name`? (smtp)",
         ),
         (
-            &["query", "qname", "name_to_query", "domain"],
+            &["qname", "name_to_query", "domain"],
             "did you mean `query_name`? (dns)",
         ),
         (
@@ -239,8 +268,53 @@ enum Type {
     Smtp,
     Dns,
     Udp,
+    Mysql,
+    Pgsql,
+    Icmp,
     On,
     Off,
+}
+
+impl Type {
+    fn label(self) -> &'static str {
+        match self {
+            Type::Tcp => "tcp",
+            Type::Http => "http",
+            Type::Https => "https",
+            Type::External => "external",
+            Type::Redis => "redis",
+            Type::Smtp => "smtp",
+            Type::Dns => "dns",
+            Type::Udp => "udp",
+            Type::Mysql => "mysql",
+            Type::Pgsql => "pgsql",
+            Type::Icmp => "icmp",
+            Type::On => "on",
+            Type::Off => "off",
+        }
+    }
+}
+
+/// Each group of type-specific keys and the types that read it.
+const KEY_GROUPS: &[(&[&str], &[Type])] = &[
+    (HTTP_KEYS, &[Type::Http, Type::Https]),
+    (TLS_KEYS, &[Type::Https]),
+    (EXTERNAL_KEYS, &[Type::External]),
+    (AUTH_KEYS, &[Type::Redis, Type::Mysql, Type::Pgsql]),
+    (SQL_KEYS, &[Type::Mysql, Type::Pgsql]),
+    (SMTP_KEYS, &[Type::Smtp]),
+    (DNS_KEYS, &[Type::Dns]),
+    (UDP_KEYS, &[Type::Udp]),
+];
+
+/// `type = "http" or "https"`.
+fn wants(types: &[Type]) -> String {
+    let names: Vec<String> = types.iter().map(|t| format!("\"{}\"", t.label())).collect();
+    match names.split_last() {
+        Some((last, [])) => format!("type = {last}"),
+        Some((last, rest)) => format!("type = {} or {last}", rest.join(", ")),
+        None => String::new(),
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -257,6 +331,8 @@ pub(super) struct Layer {
     present: bool,
     params: Params,
     kind: Option<At<Type>>,
+    /// A `type` key is written (even if invalid, so no follow-up error).
+    type_written: bool,
     target: Option<Target>,
     method: Option<HttpMethod>,
     path: Option<String>,
@@ -264,6 +340,7 @@ pub(super) struct Layer {
     expect_status: Option<Vec<RangeInclusive<u16>>>,
     body_contains: Option<String>,
     body_md5: Option<[u8; 16]>,
+    body_regex: Option<BodyRegex>,
     sni: Option<String>,
     verify: Option<bool>,
     ca_file: Option<PathBuf>,
@@ -271,8 +348,10 @@ pub(super) struct Layer {
     client_key: Option<At<PathBuf>>,
     command: Option<(PathBuf, Vec<String>)>,
     dynamic_weight: Option<bool>,
-    password: Option<String>,
+    password: Option<At<String>>,
     username: Option<At<String>>,
+    database: Option<At<String>>,
+    query: Option<At<String>>,
     helo_name: Option<String>,
     query_name: Option<String>,
     query_type: Option<DnsType>,
@@ -288,6 +367,7 @@ impl Layer {
             present: self.present || lower.present,
             params: Params::default(),
             kind: self.kind.clone().or_else(|| lower.kind.clone()),
+            type_written: self.type_written || lower.type_written,
             target: self.target.or(lower.target),
             method: self.method.or(lower.method),
             path: self.path.clone().or_else(|| lower.path.clone()),
@@ -301,6 +381,7 @@ impl Layer {
                 .clone()
                 .or_else(|| lower.body_contains.clone()),
             body_md5: self.body_md5.or(lower.body_md5),
+            body_regex: self.body_regex.clone().or_else(|| lower.body_regex.clone()),
             sni: self.sni.clone().or_else(|| lower.sni.clone()),
             verify: self.verify.or(lower.verify),
             ca_file: self.ca_file.clone().or_else(|| lower.ca_file.clone()),
@@ -313,6 +394,8 @@ impl Layer {
             dynamic_weight: self.dynamic_weight.or(lower.dynamic_weight),
             password: self.password.clone().or_else(|| lower.password.clone()),
             username: self.username.clone().or_else(|| lower.username.clone()),
+            database: self.database.clone().or_else(|| lower.database.clone()),
+            query: self.query.clone().or_else(|| lower.query.clone()),
             helo_name: self.helo_name.clone().or_else(|| lower.helo_name.clone()),
             query_name: self.query_name.clone().or_else(|| lower.query_name.clone()),
             query_type: self.query_type.or(lower.query_type),
@@ -328,7 +411,10 @@ impl Layer {
     /// The probe type the keys imply, for a check without `type` whose
     /// port picks no protocol probe.
     fn implied_type(&self) -> Option<Type> {
-        if self.password.is_some() || self.username.is_some() {
+        if self.database.is_some() || self.query.is_some() {
+            // mysql or pgsql: the type must say which.
+            None
+        } else if self.password.is_some() || self.username.is_some() {
             Some(Type::Redis)
         } else if self.helo_name.is_some() {
             Some(Type::Smtp)
@@ -351,6 +437,7 @@ impl Layer {
             || self.expect_status.is_some()
             || self.body_contains.is_some()
             || self.body_md5.is_some()
+            || self.body_regex.is_some()
     }
 
     fn has_tls_keys(&self) -> bool {
@@ -381,6 +468,7 @@ impl Cx<'_> {
         };
 
         if let Some(t) = self.field(&node, "type") {
+            l.type_written = true;
             let kind = match self.choice(&t, "check type", TYPES, TYPE_SYNONYMS) {
                 Some("tcp") => Some(Type::Tcp),
                 Some("http") => Some(Type::Http),
@@ -390,6 +478,9 @@ impl Cx<'_> {
                 Some("smtp") => Some(Type::Smtp),
                 Some("dns") => Some(Type::Dns),
                 Some("udp") => Some(Type::Udp),
+                Some("mysql") => Some(Type::Mysql),
+                Some("pgsql") => Some(Type::Pgsql),
+                Some("icmp") => Some(Type::Icmp),
                 Some("on") => Some(Type::On),
                 Some("off") => Some(Type::Off),
                 _ => None,
@@ -523,6 +614,9 @@ impl Cx<'_> {
         if let Some(f) = self.field(&node, "body_md5") {
             l.body_md5 = self.md5(&f);
         }
+        if let Some(f) = self.field(&node, "body_regex") {
+            l.body_regex = self.regex(&f);
+        }
 
         // TLS.
         if let Some(f) = self.field(&node, "sni") {
@@ -562,32 +656,12 @@ impl Cx<'_> {
 
         // Keys that contradict this table's own type.
         if let Some(kind) = &l.kind {
-            let (applies, label): (&[&[&str]], &str) = match kind.v {
-                Type::Tcp => (&[], "tcp"),
-                Type::Http => (&[HTTP_KEYS], "http"),
-                Type::Https => (&[HTTP_KEYS, TLS_KEYS], "https"),
-                Type::External => (&[EXTERNAL_KEYS], "external"),
-                Type::Redis => (&[REDIS_KEYS], "redis"),
-                Type::Smtp => (&[SMTP_KEYS], "smtp"),
-                Type::Dns => (&[DNS_KEYS], "dns"),
-                Type::Udp => (&[UDP_KEYS], "udp"),
-                Type::On => (&[], "on"),
-                Type::Off => (&[], "off"),
-            };
-            let groups: [(&[&str], &str); 7] = [
-                (HTTP_KEYS, "type = \"http\" or \"https\""),
-                (TLS_KEYS, "type = \"https\""),
-                (EXTERNAL_KEYS, "type = \"external\""),
-                (REDIS_KEYS, "type = \"redis\""),
-                (SMTP_KEYS, "type = \"smtp\""),
-                (DNS_KEYS, "type = \"dns\""),
-                (UDP_KEYS, "type = \"udp\""),
-            ];
-            for (group, wants) in groups {
-                if applies.iter().any(|g| std::ptr::eq(*g, group)) {
+            let label = kind.v.label();
+            for (group, types) in KEY_GROUPS {
+                if types.contains(&kind.v) {
                     continue;
                 }
-                for key in group {
+                for key in *group {
                     let Some(f) = self.field(&node, key) else {
                         continue;
                     };
@@ -597,7 +671,7 @@ impl Cx<'_> {
                             f.path.clone(),
                             format!("`{key}` does not apply to a {label} check"),
                         )
-                        .expected(format!("`{key}` only with {wants}"))
+                        .expected(format!("`{key}` only with {}", wants(types)))
                         .fix(format!(
                             "remove `{key}`, or change type = \"{label}\" (line {})",
                             self.line(&kind.span)
@@ -632,6 +706,8 @@ impl Cx<'_> {
                 ProbeSpec::Redis(_) => Type::Redis,
                 ProbeSpec::Smtp(_) => Type::Smtp,
                 ProbeSpec::Dns(_) => Type::Dns,
+                ProbeSpec::Mysql(_) => Type::Mysql,
+                ProbeSpec::Pgsql(_) => Type::Pgsql,
                 _ if m.has_tls_keys() => Type::Https,
                 _ if m.has_http_keys() => Type::Http,
                 _ => m.implied_type().unwrap_or(Type::Tcp),
@@ -645,6 +721,7 @@ impl Cx<'_> {
         let mut ok = true;
         let probe = match kind {
             Type::Tcp => ProbeSpec::Tcp,
+            Type::Icmp => ProbeSpec::Icmp,
             Type::On => ProbeSpec::On,
             Type::Off => ProbeSpec::Off,
             Type::Redis => {
@@ -658,8 +735,38 @@ impl Cx<'_> {
                 }
                 ProbeSpec::Redis(RedisSpec {
                     username: m.username.as_ref().map(|u| u.v.clone()),
-                    password: m.password.clone(),
+                    password: m.password.as_ref().map(|p| p.v.clone()),
                 })
+            }
+            Type::Mysql | Type::Pgsql => {
+                let needs_user = [
+                    ("password", &m.password),
+                    ("database", &m.database),
+                    ("query", &m.query),
+                ];
+                if m.username.is_none() {
+                    for (key, v) in needs_user {
+                        if let Some(v) = v {
+                            self.push_once(
+                                Problem::new(v.span.clone(), v.path.clone(), format!("`{key}` without `username`"))
+                                    .expected("a mysql or pgsql check logs in only with username = \"…\"; without it only the server's greeting is checked")
+                                    .fix(format!("add username = \"…\" next to it (or to the check table of the service or of [global]), or remove {key}")),
+                            );
+                            ok = false;
+                        }
+                    }
+                }
+                let spec = SqlSpec {
+                    username: m.username.as_ref().map(|u| u.v.clone()),
+                    password: m.password.as_ref().map(|p| p.v.clone()),
+                    database: m.database.as_ref().map(|d| d.v.clone()),
+                    query: m.query.as_ref().map(|q| q.v.clone()),
+                };
+                if kind == Type::Mysql {
+                    ProbeSpec::Mysql(spec)
+                } else {
+                    ProbeSpec::Pgsql(spec)
+                }
             }
             Type::Smtp => ProbeSpec::Smtp(SmtpSpec {
                 helo_name: m
@@ -722,6 +829,7 @@ impl Cx<'_> {
                     expect_status: m.expect_status.clone().unwrap_or_default(),
                     body_contains: m.body_contains.clone(),
                     body_md5: m.body_md5,
+                    body_regex: m.body_regex.clone(),
                     tls,
                 })
             }
@@ -748,6 +856,21 @@ impl Cx<'_> {
                 }
             },
         };
+        if !m.type_written && !matches!(kind, Type::Mysql | Type::Pgsql) {
+            if let Some(v) = m.query.as_ref().or(m.database.as_ref()) {
+                let key = if m.query.is_some() {
+                    "query"
+                } else {
+                    "database"
+                };
+                self.push_once(
+                    Problem::new(v.span.clone(), v.path.clone(), format!("`{key}` in a check without a type"))
+                        .expected(format!("`{key}` with type = \"mysql\" or \"pgsql\" (or a real server on port 3306 or 5432)"))
+                        .fix("add type = \"mysql\" or type = \"pgsql\" to the check table"),
+                );
+                ok = false;
+            }
+        }
         let timing = resolve(&global.params, &service.params, &real.params);
         ok.then_some(CheckSpec {
             target,
@@ -761,7 +884,7 @@ impl Cx<'_> {
         if let Some(f) = self.field(node, "password") {
             let w = Want {
                 short: "a string",
-                expected: "a non-empty string: the Redis password (AUTH)",
+                expected: "a non-empty string: the password (redis AUTH, mysql, pgsql)",
                 example: "\"s3cret\"",
             };
             if let Some(s) = self.string(&f, &w) {
@@ -772,18 +895,63 @@ impl Cx<'_> {
                             .fix("give the password (requirepass), or remove password"),
                     );
                 } else {
-                    l.password = Some(s.to_owned());
+                    l.password = Some(At {
+                        v: s.to_owned(),
+                        span: f.key_span.clone(),
+                        path: f.path.clone(),
+                    });
                 }
             }
         }
         if let Some(f) = self.field(node, "username") {
             l.username = self
-                .token(&f, "a Redis ACL user name", "\"healthcheck\"")
+                .token(
+                    &f,
+                    "a user name (Redis ACL user, mysql or pgsql login)",
+                    "\"healthcheck\"",
+                )
                 .map(|v| At {
                     v,
                     span: f.key_span.clone(),
                     path: f.path.clone(),
                 });
+        }
+        for key in ["database", "query"] {
+            let Some(f) = self.field(node, key) else {
+                continue;
+            };
+            let (expected, example) = if key == "database" {
+                ("a database name (mysql, pgsql)", "\"app\"")
+            } else {
+                (
+                    "an SQL statement that must succeed (mysql, pgsql; ldirectord `request`)",
+                    "\"SELECT 1\"",
+                )
+            };
+            let w = Want {
+                short: "a string",
+                expected,
+                example,
+            };
+            let Some(s) = self.string(&f, &w) else {
+                continue;
+            };
+            let problem = (s.trim().is_empty() || s.contains('\0')).then(|| {
+                (
+                    format!("{key} {} is empty or contains NUL", quote(s)),
+                    format!("write {key} = {example}"),
+                )
+            });
+            let v = self.accept(&f, expected, problem, || At {
+                v: s.to_owned(),
+                span: f.key_span.clone(),
+                path: f.path.clone(),
+            });
+            if key == "database" {
+                l.database = v;
+            } else {
+                l.query = v;
+            }
         }
         if let Some(f) = self.field(node, "helo_name") {
             l.helo_name = self.token(&f, "a host name sent with EHLO/HELO", "\"lb1.example.com\"");
@@ -1016,6 +1184,39 @@ impl Cx<'_> {
                 ok.then_some(out)
             }
             _ => one(self, f).map(|r| vec![r]),
+        }
+    }
+
+    fn regex(&mut self, f: &Field) -> Option<BodyRegex> {
+        let w = Want {
+            short: "a string",
+            expected: "a regular expression the response body must match (Rust regex syntax)",
+            example: "\"status: *(ok|degraded)\"",
+        };
+        let s = self.string(f, &w)?;
+        match BodyRegex::new(s) {
+            Ok(re) => Some(re),
+            Err(e) => {
+                // The regex crate's message ends with "error: <what>".
+                let what = e
+                    .lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or(&e)
+                    .trim()
+                    .trim_start_matches("error: ")
+                    .to_owned();
+                self.push(
+                    Problem::new(
+                        f.span.clone(),
+                        f.path.clone(),
+                        format!("body_regex {} is not a valid regular expression: {what}", quote(s)),
+                    )
+                    .expected(w.expected)
+                    .fix("fix the expression (escape literal ( ) [ ] . * + ? with a backslash), or use body_contains for plain text"),
+                );
+                None
+            }
         }
     }
 

@@ -122,7 +122,8 @@ pub fn judge(buf: &[u8], eof: bool, spec: &HttpSpec) -> Option<ProbeOutcome> {
     if !spec.status_ok(status) {
         return Some(ProbeOutcome::down(format!("HTTP {status}")));
     }
-    let needs_body = spec.body_contains.is_some() || spec.body_md5.is_some();
+    let needs_body =
+        spec.body_contains.is_some() || spec.body_md5.is_some() || spec.body_regex.is_some();
     if !needs_body || spec.method == HttpMethod::Head {
         return Some(ProbeOutcome::up(format!("HTTP {status}")));
     }
@@ -169,6 +170,14 @@ pub fn judge(buf: &[u8], eof: bool, spec: &HttpSpec) -> Option<ProbeOutcome> {
         if !contains(&body, needle.as_bytes()) {
             return Some(ProbeOutcome::down(format!(
                 "HTTP {status}: body lacks {needle:?}"
+            )));
+        }
+    }
+    if let Some(re) = &spec.body_regex {
+        if !re.is_match(&body) {
+            return Some(ProbeOutcome::down(format!(
+                "HTTP {status}: body does not match /{}/",
+                re.as_str()
             )));
         }
     }
@@ -285,6 +294,24 @@ mod tests {
             bad.reason
         );
         assert_eq!(parse_md5("zz"), None);
+    }
+
+    #[test]
+    fn body_regex() {
+        let mut s = spec();
+        s.body_regex = Some(crate::spec::BodyRegex::new(r"status:\s*(ok|degraded)").unwrap());
+        let good = b"HTTP/1.0 200 OK\r\nContent-Length: 14\r\n\r\nstatus:   ok\r\n";
+        assert!(judge(good, false, &s).unwrap().ok);
+        let bad = judge(b"HTTP/1.0 200 OK\r\n\r\nstatus: failed", true, &s).unwrap();
+        assert!(
+            !bad.ok && bad.reason.contains("does not match"),
+            "{}",
+            bad.reason
+        );
+        // A HEAD check never reads a body: the regex is not applied.
+        s.method = HttpMethod::Head;
+        assert!(judge(b"HTTP/1.0 200 OK\r\n\r\n", false, &s).unwrap().ok);
+        assert!(crate::spec::BodyRegex::new("(").is_err());
     }
 
     #[test]

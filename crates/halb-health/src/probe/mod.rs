@@ -3,14 +3,18 @@
 //! [`run`] runs one probe for a [`CheckSpec`] and always returns by
 //! `spec.timing.timeout`: the whole probe (connect, write, every read, a
 //! child process) sits under one `tokio::time::timeout`, reads are
-//! bounded ([`http::MAX_RESPONSE`], [`line::MAX_LINE`], one datagram), and a child process is killed with its
+//! bounded ([`http::MAX_RESPONSE`], [`line::MAX_LINE`], one datagram,
+//! [`mysql::MAX_PACKET`], [`pgsql::MAX_MESSAGE`]), and a child process is killed with its
 //! process group when the timeout drops it. The engine enforces the same
 //! timeout on its side, so a probe that misbehaves still cannot stall it.
 
 pub mod dns;
 pub mod external;
 pub mod http;
+pub mod icmp;
 pub mod line;
+pub mod mysql;
+pub mod pgsql;
 pub mod redis;
 pub mod smtp;
 pub mod tcp;
@@ -55,6 +59,10 @@ pub async fn run(spec: &CheckSpec) -> ProbeOutcome {
             ProbeSpec::Smtp(s) => smtp::probe(spec.target, s).await,
             ProbeSpec::Dns(d) => dns::probe(spec.target, d).await,
             ProbeSpec::Udp(u) => udp::probe(spec.target, u, timeout).await,
+            // Its own wait ends a little before the timeout, for a clear reason.
+            ProbeSpec::Icmp => icmp::probe(spec.target.ip(), timeout - timeout / 20).await,
+            ProbeSpec::Mysql(m) => mysql::probe(spec.target, m).await,
+            ProbeSpec::Pgsql(p) => pgsql::probe(spec.target, p).await,
             ProbeSpec::On => ProbeOutcome::up("forced on"),
             ProbeSpec::Off => ProbeOutcome::down("forced off"),
         }

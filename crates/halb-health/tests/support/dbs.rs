@@ -1,0 +1,249 @@
+//! Real database servers for tests: a MariaDB and a PostgreSQL 15
+//! started in a temporary directory on a free loopback port, with users
+//! that have passwords and a database, created over the Unix socket as
+//! the superuser. Shared by halb-health's probe tests and halb's
+//! end-to-end test (`#[path]`-included). A missing binary returns `None`
+//! after printing `SKIPPED: …`, or panics when `CI` is set.
+//!
+//! MariaDB: user `hc` / `hc-pass-1` (mysql_native_password) with all
+//! rights on database `app` (table `t`) and SELECT elsewhere; user
+//! `nopass` without a password or rights.
+//! PostgreSQL: `md5user` / `md5-pass-1` (pg_hba md5, MD5-stored),
+//! `scramuser` / `scram-pass-1` (scram-sha-256, owns database `app`),
+//! `trustuser` (trust).
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, TcpListener};
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Server {
+    child: Child,
+    dir: PathBuf,
+    pub addr: SocketAddr,
+}
+
+impl Drop for Server {
+    /// A clean shutdown first (postgres: SIGINT = fast shutdown; mariadbd:
+    /// SIGTERM), then SIGKILL after 10 s.
+    fn drop(&mut self) {
+        use nix::sys::signal::{kill, Signal};
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).unwrap());
+        let _ = kill(pid, Signal::SIGINT);
+        let _ = kill(pid, Signal::SIGTERM);
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn binary(path: &str, package: &str) -> Option<PathBuf> {
+    let p = PathBuf::from(path);
+    if p.exists() {
+        return Some(p);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{path} is missing: .ci/run must apt-get install {package}"
+    );
+    eprintln!("SKIPPED: {path} not found (apt-get install {package})");
+    None
+}
+
+fn temp_dir(what: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("halb-db-{what}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn output_ok(cmd: &mut Command, what: &str) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Polls `ready` every 100 ms for at most `limit`.
+fn wait_for(limit: Duration, what: &str, mut ready: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ready() {
+        assert!(start.elapsed() < limit, "{what} not ready within {limit:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+// ---------------------------------------------------------------- MariaDB
+
+pub fn start_mariadb() -> Option<Server> {
+    let mariadbd = binary("/usr/sbin/mariadbd", "mariadb-server")?;
+    let install = binary("/usr/bin/mariadb-install-db", "mariadb-server")?;
+    binary("/usr/bin/mariadb", "mariadb-client")?;
+    let dir = temp_dir("mariadb");
+    let data = dir.join("data");
+    let root = nix::unistd::geteuid().is_root();
+    let mut cmd = Command::new(install);
+    cmd.arg("--no-defaults")
+        .arg(format!("--datadir={}", data.display()))
+        .arg("--auth-root-authentication-method=normal")
+        .arg("--skip-test-db");
+    if root {
+        cmd.arg("--user=root");
+    }
+    output_ok(&mut cmd, "mariadb-install-db");
+    let port = free_port();
+    let sock = dir.join("sock");
+    let mut cmd = Command::new(mariadbd);
+    cmd.arg("--no-defaults")
+        .arg(format!("--datadir={}", data.display()))
+        .arg(format!("--socket={}", sock.display()))
+        .arg(format!("--port={port}"))
+        .arg("--bind-address=127.0.0.1")
+        .arg("--skip-name-resolve")
+        .arg(format!("--pid-file={}", dir.join("pid").display()))
+        .arg(format!("--log-error={}", dir.join("error.log").display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if root {
+        cmd.arg("--user=root");
+    }
+    let child = cmd.spawn().unwrap();
+    let server = Server {
+        child,
+        dir: dir.clone(),
+        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+    };
+    let client = |sql: &str| {
+        Command::new("/usr/bin/mariadb")
+            .arg("--no-defaults")
+            .arg(format!("--socket={}", sock.display()))
+            .args(["-uroot", "-e", sql])
+            .output()
+    };
+    wait_for(Duration::from_secs(60), "mariadbd", || {
+        client("SELECT 1").is_ok_and(|o| o.status.success())
+    });
+    let setup = "DROP USER IF EXISTS ''@'localhost'; \
+        CREATE DATABASE app; \
+        CREATE TABLE app.t (x INT); \
+        CREATE USER 'hc'@'127.0.0.1' IDENTIFIED BY 'hc-pass-1'; \
+        GRANT ALL ON app.* TO 'hc'@'127.0.0.1'; \
+        GRANT SELECT ON *.* TO 'hc'@'127.0.0.1'; \
+        CREATE USER 'nopass'@'127.0.0.1'; \
+        FLUSH PRIVILEGES;";
+    let out = client(setup).unwrap();
+    assert!(
+        out.status.success(),
+        "setup: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(server)
+}
+
+// ------------------------------------------------------------- PostgreSQL
+
+const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+
+pub fn start_postgres() -> Option<Server> {
+    let postgres = binary(&format!("{PG_BIN}/postgres"), "postgresql-15")?;
+    let initdb = binary(&format!("{PG_BIN}/initdb"), "postgresql-15")?;
+    let psql = binary(&format!("{PG_BIN}/psql"), "postgresql-client-15")?;
+    let dir = temp_dir("pgsql");
+    // As root, run the server as `postgres` (it refuses root).
+    let ids = if nix::unistd::geteuid().is_root() {
+        let u = nix::unistd::User::from_name("postgres")
+            .unwrap()
+            .expect("user postgres (created by the postgresql package)");
+        nix::unistd::chown(&dir, Some(u.uid), Some(u.gid)).unwrap();
+        Some((u.uid.as_raw(), u.gid.as_raw()))
+    } else {
+        None
+    };
+    let as_owner = |cmd: &mut Command| {
+        if let Some((uid, gid)) = ids {
+            cmd.uid(uid).gid(gid);
+        }
+    };
+    let data = dir.join("data");
+    let mut cmd = Command::new(initdb);
+    cmd.arg("-D")
+        .arg(&data)
+        .args(["-U", "postgres", "-A", "trust", "--no-sync"])
+        .current_dir(&dir);
+    as_owner(&mut cmd);
+    output_ok(&mut cmd, "initdb");
+    std::fs::write(
+        data.join("pg_hba.conf"),
+        "local all all trust\n\
+         host all md5user 127.0.0.1/32 md5\n\
+         host all scramuser 127.0.0.1/32 scram-sha-256\n\
+         host all trustuser 127.0.0.1/32 trust\n",
+    )
+    .unwrap();
+    let port = free_port();
+    let mut cmd = Command::new(postgres);
+    cmd.arg("-D")
+        .arg(&data)
+        .arg("-k")
+        .arg(&dir)
+        .args(["-p", &port.to_string()])
+        .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
+        .current_dir(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    as_owner(&mut cmd);
+    let child = cmd.spawn().unwrap();
+    let server = Server {
+        child,
+        dir: dir.clone(),
+        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+    };
+    let psql_cmd = |sqls: &[&str]| {
+        let mut cmd = Command::new(&psql);
+        cmd.arg("-h")
+            .arg(&dir)
+            .args(["-p", &port.to_string(), "-U", "postgres", "-d", "postgres"])
+            .args(["-v", "ON_ERROR_STOP=1", "-X", "-q"]);
+        for s in sqls {
+            cmd.args(["-c", s]);
+        }
+        cmd.current_dir(Path::new("/"));
+        cmd.output()
+    };
+    wait_for(Duration::from_secs(60), "postgres", || {
+        psql_cmd(&["SELECT 1"]).is_ok_and(|o| o.status.success())
+    });
+    let out = psql_cmd(&[
+        "SET password_encryption = 'md5'; CREATE ROLE md5user LOGIN PASSWORD 'md5-pass-1'",
+        "SET password_encryption = 'scram-sha-256'; CREATE ROLE scramuser LOGIN PASSWORD 'scram-pass-1'",
+        "CREATE ROLE trustuser LOGIN",
+        "CREATE DATABASE app OWNER scramuser",
+    ])
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "setup: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(server)
+}
