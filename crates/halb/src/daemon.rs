@@ -114,8 +114,11 @@ impl Daemon {
         };
         if new.global.control_socket != self.config.global.control_socket
             || new.global.workers != self.config.global.workers
+            || new.global.check_concurrency != self.config.global.check_concurrency
         {
-            tracing::warn!("control_socket and workers changes take effect at the next restart");
+            tracing::warn!(
+                "control_socket, workers and check_concurrency changes take effect at the next restart"
+            );
         }
         let old_table = self.config.to_table();
         let new_table = new.to_table();
@@ -226,6 +229,7 @@ pub fn run(
             None => None,
         };
         let nservices = table.services.len();
+        let check_cap = check_concurrency(config.global.check_concurrency);
         let (set_tx, set_rx) = watch::channel(check_set);
         let daemon = Arc::new(Mutex::new(Daemon {
             source,
@@ -235,9 +239,10 @@ pub fn run(
             checks,
             check_set: set_tx,
         }));
-        let health_task = spawn_health(daemon.clone(), set_rx);
+        let health_task = spawn_health(daemon.clone(), set_rx, check_cap);
         tracing::info!(
-            "halb {} running: {nservices} virtual service(s), {nchecks} health check(s), control socket {}",
+            "halb {} running: {nservices} virtual service(s), {nchecks} health check(s) \
+             (at most {check_cap} probes at once), control socket {}",
             env!("CARGO_PKG_VERSION"),
             socket_path.display()
         );
@@ -304,12 +309,27 @@ pub fn run(
     })
 }
 
+/// The cap on probes in flight: `configured`, or 0 for half the soft
+/// `RLIMIT_NOFILE` (read after the data plane raised it to the hard limit),
+/// leaving the other half to the data plane's connections.
+fn check_concurrency(configured: usize) -> usize {
+    use nix::sys::resource::{getrlimit, Resource};
+    if configured > 0 {
+        return configured;
+    }
+    let soft = getrlimit(Resource::RLIMIT_NOFILE).map_or(1024, |(soft, _)| soft);
+    usize::try_from(soft / 2)
+        .unwrap_or(usize::MAX)
+        .clamp(16, 1 << 20)
+}
+
 /// Runs the check engine on this runtime: forwards each new check set to
 /// it, and feeds its events to the daemon (batched: one re-apply for the
 /// transitions that arrive together).
 fn spawn_health(
     daemon: Arc<Mutex<Daemon>>,
     mut sets: watch::Receiver<Vec<(CheckId, CheckSpec)>>,
+    max_in_flight: usize,
 ) -> [tokio::task::JoinHandle<()>; 3] {
     let (updates_tx, updates_rx) = mpsc::channel(4);
     let (events_tx, mut events_rx) = mpsc::unbounded_channel();
@@ -322,7 +342,9 @@ fn spawn_health(
         }
     });
     let engine = tokio::spawn(async move {
-        halb_health::drive(Engine::new(), Arc::new(NetProber), updates_rx, events_tx).await;
+        let mut engine = Engine::new();
+        engine.set_max_in_flight(Some(max_in_flight));
+        halb_health::drive(engine, Arc::new(NetProber), updates_rx, events_tx).await;
     });
     let events = tokio::spawn(async move {
         while let Some(ev) = events_rx.recv().await {
