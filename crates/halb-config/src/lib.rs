@@ -41,8 +41,8 @@ pub struct Global {
     pub control_socket: PathBuf,
     /// Data-plane worker threads (0: one per CPU).
     pub workers: usize,
-    /// Most health-check probes in flight at once (0: half the soft
-    /// `RLIMIT_NOFILE`, decided by the daemon).
+    /// Most health-check probes in flight at once (0: 1024, or half the
+    /// soft `RLIMIT_NOFILE` if lower; decided by the daemon).
     pub check_concurrency: usize,
     /// Where the read-only dashboard and JSON API listen; off when unset.
     pub http_listen: Option<std::net::SocketAddr>,

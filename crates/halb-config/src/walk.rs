@@ -1180,7 +1180,7 @@ impl<'s> Cx<'s> {
         if let Some(f) = self.field(&n, "check_concurrency") {
             let w = Want {
                 short: "an integer",
-                expected: "an integer 0..1000000 (0: half the open-file limit)",
+                expected: "an integer 0..1000000 (0: 1024 or half the open-file limit)",
                 example: "0",
             };
             let fix = "use 0 to derive it from the open-file limit, or a cap up to 1000000";

@@ -309,9 +309,17 @@ pub fn run(
     })
 }
 
-/// The cap on probes in flight: `configured`, or 0 for half the soft
-/// `RLIMIT_NOFILE` (read after the data plane raised it to the hard limit),
-/// leaving the other half to the data plane's connections.
+/// Default cap on probes in flight. Also overload control: with 10,000
+/// checks a second on a CPU-starved host, an uncapped engine started
+/// probes faster than the runtime finished them, every result came after
+/// its timeout and every check went down; capped, probes wait in the
+/// engine's queue instead, checks slow down and stay correct
+/// (bench/health-bench).
+const DEFAULT_CHECK_CONCURRENCY: usize = 1024;
+
+/// The cap on probes in flight: `configured`, or 0 for 1024 but at most
+/// half the soft `RLIMIT_NOFILE` (read after the data plane raised it to
+/// the hard limit), leaving the other half to the data plane.
 fn check_concurrency(configured: usize) -> usize {
     use nix::sys::resource::{getrlimit, Resource};
     if configured > 0 {
@@ -320,7 +328,7 @@ fn check_concurrency(configured: usize) -> usize {
     let soft = getrlimit(Resource::RLIMIT_NOFILE).map_or(1024, |(soft, _)| soft);
     usize::try_from(soft / 2)
         .unwrap_or(usize::MAX)
-        .clamp(16, 1 << 20)
+        .clamp(16, DEFAULT_CHECK_CONCURRENCY)
 }
 
 /// Runs the check engine on this runtime: forwards each new check set to
