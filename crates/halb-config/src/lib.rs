@@ -45,6 +45,9 @@ pub struct Global {
     pub control_socket: PathBuf,
     /// Data-plane worker threads (0: one per CPU).
     pub workers: usize,
+    /// Most health-check probes in flight at once (0: 1024, or half the
+    /// soft `RLIMIT_NOFILE` if lower; decided by the daemon).
+    pub check_concurrency: usize,
     /// Where the read-only dashboard and JSON API listen; off when unset.
     pub http_listen: Option<std::net::SocketAddr>,
     /// Default: one TCP connect attempt to a real server.
@@ -66,6 +69,7 @@ impl Default for Global {
         Global {
             control_socket: default_control_socket(),
             workers: 0,
+            check_concurrency: 0,
             http_listen: None,
             connect_timeout: Duration::from_secs(3),
             connect_attempts: 3,

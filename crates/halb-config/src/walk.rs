@@ -31,6 +31,7 @@ const ROOT_KEYS: &[&str] = &[
 const GLOBAL_KEYS: &[&str] = &[
     "control_socket",
     "workers",
+    "check_concurrency",
     "http_listen",
     "connect_timeout",
     "connect_attempts",
@@ -257,7 +258,7 @@ fn key_hint_of(section: Section, key: &str) -> Option<String> {
             }
         }
         Section::Service => {
-            if is(&["control_socket", "workers"]) {
+            if is(&["control_socket", "workers", "check_concurrency"]) {
                 format!("`{key}` is a daemon setting: move it into [global]")
             } else if is(&[
                 "address",
@@ -1250,6 +1251,17 @@ impl<'s> Cx<'s> {
             let fix = "use 0 for one worker per CPU, or a count up to 1024";
             if let Some(v) = self.int_range(&f, &w, (0, 1024), fix) {
                 g.workers = usize::try_from(v).unwrap_or(0);
+            }
+        }
+        if let Some(f) = self.field(&n, "check_concurrency") {
+            let w = Want {
+                short: "an integer",
+                expected: "an integer 0..1000000 (0: 1024 or half the open-file limit)",
+                example: "0",
+            };
+            let fix = "use 0 to derive it from the open-file limit, or a cap up to 1000000";
+            if let Some(v) = self.int_range(&f, &w, (0, 1_000_000), fix) {
+                g.check_concurrency = usize::try_from(v).unwrap_or(0);
             }
         }
         let mut d = Defaults {

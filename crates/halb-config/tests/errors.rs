@@ -191,6 +191,7 @@ fn other_ranges() {
     assert_snapshot!(render(
         r#"[global]
 workers = 5000
+check_concurrency = -1
 connect_attempts = 0
 
 [[virtual_service]]

@@ -37,6 +37,7 @@ fn docs_example_parses_to_the_model() {
         Global {
             control_socket: PathBuf::from("/run/halb/halb.sock"),
             workers: 0,
+            check_concurrency: 0,
             http_listen: Some(addr("127.0.0.1:9090")),
             connect_timeout: Duration::from_secs(3),
             connect_attempts: 3,
@@ -144,6 +145,7 @@ fn global_defaults_and_overrides() {
 [global]
 control_socket = "/tmp/x/halb.sock"
 workers = 4
+check_concurrency = 2000
 connect_timeout = "250ms"
 connect_attempts = 5
 idle_timeout = 0
@@ -166,6 +168,7 @@ on_down = "quiescent"
 "#);
     assert_eq!(cfg.global.control_socket, Path::new("/tmp/x/halb.sock"));
     assert_eq!(cfg.global.workers, 4);
+    assert_eq!(cfg.global.check_concurrency, 2000);
     assert_eq!(cfg.global.connect_timeout, Duration::from_millis(250));
     assert_eq!(cfg.global.connect_attempts, 5);
     assert_eq!(cfg.global.idle_timeout, Duration::ZERO);

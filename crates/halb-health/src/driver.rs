@@ -2,12 +2,20 @@
 //! probe as a task, feeds results and the clock back, applies check-set
 //! updates and forwards what the daemon needs ([`Event`]s).
 //!
+//! Each probe task is bounded by its own deadline, taken when the engine
+//! starts it (`timeout` after the start, as the engine counts), not when
+//! the runtime first polls it: under load a task that waited in the run
+//! queue ends when the engine gives up on it instead of living on, so the
+//! tasks (and their sockets) in flight never exceed what the rate and the
+//! timeout allow. Results that are ready together are fed to the engine
+//! together, before it is polled again.
+//!
 //! A probe task that panics or is lost simply never reports; the engine
 //! fails it at its timeout. Stale results (the check was removed or the
 //! probe timed out) are ignored by the engine. When the driver stops, the
 //! probe tasks still running are aborted (and external commands killed).
 
-use crate::engine::{Action, CheckId, Engine, Health};
+use crate::engine::{Action, CheckId, Engine, Health, ProbeOutcome};
 use crate::probe::Prober;
 use crate::spec::CheckSpec;
 use std::sync::Arc;
@@ -44,8 +52,17 @@ pub async fn drive(
         while let Some(action) = engine.poll_action(now) {
             let event = match action {
                 Action::StartProbe { probe, spec } => {
+                    let timeout = spec.timing.timeout;
+                    let deadline = tokio::time::Instant::from_std(now) + timeout;
                     let outcome = prober.probe(spec);
-                    probes.spawn(async move { (probe, outcome.await) });
+                    probes.spawn(async move {
+                        let outcome = tokio::time::timeout_at(deadline, outcome)
+                            .await
+                            .unwrap_or_else(|_| {
+                                ProbeOutcome::down(format!("timed out after {timeout:?}"))
+                            });
+                        (probe, outcome)
+                    });
                     continue;
                 }
                 Action::Transition {
@@ -78,8 +95,14 @@ pub async fn drive(
                 None => return engine,
             },
             Some(done) = probes.join_next(), if !probes.is_empty() => {
+                let now = Instant::now();
                 if let Ok((probe, outcome)) = done {
-                    engine.on_result(probe, outcome, Instant::now());
+                    engine.on_result(probe, outcome, now);
+                }
+                while let Some(done) = probes.try_join_next() {
+                    if let Ok((probe, outcome)) = done {
+                        engine.on_result(probe, outcome, now);
+                    }
                 }
             }
             () = timer => {}

@@ -33,6 +33,13 @@
 //! `timeout ≤ interval` and `delay_before_retry ≤ interval`, a failure is
 //! detected at most `fall × interval + timeout` after it happens.
 //!
+//! **Concurrency.** [`Engine::set_max_in_flight`] caps the probes in
+//! flight (each holds a socket or a process, so 10,000 probes must not
+//! exceed `RLIMIT_NOFILE`). A probe due while the cap is reached waits in
+//! a FIFO queue and starts as soon as another one ends; it keeps its
+//! nominal start, so its phase is kept. While the queue is not empty the
+//! detection bound above stretches by the wait.
+//!
 //! **Thresholds.** See [`InitialState`] for the state before the first
 //! result; after that `fall` consecutive failures take an Up check Down
 //! and `rise` consecutive successes take a Down check Up. A result that
@@ -181,11 +188,27 @@ pub struct Engine {
     /// Slots created so far: the index into the spreading sequence.
     spread_index: u64,
     now: Option<Instant>,
+    /// Most probes in flight at once; `None`: no cap.
+    max_in_flight: Option<usize>,
+    /// Starts that came due while the cap was reached, oldest first:
+    /// (nominal start, slot, generation).
+    waiting: VecDeque<(Instant, SlotId, u64)>,
 }
 
 impl Engine {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Caps the probes in flight at `max` (at least 1); `None` removes the
+    /// cap. See the module documentation.
+    pub fn set_max_in_flight(&mut self, max: Option<usize>) {
+        self.max_in_flight = max.map(|m| m.max(1));
+    }
+
+    fn at_cap(&self) -> bool {
+        self.max_in_flight
+            .is_some_and(|max| self.in_flight.len() >= max)
     }
 
     /// Replaces the set of checks. Checks whose spec is unchanged keep
@@ -242,11 +265,21 @@ impl Engine {
             if let Some(action) = self.actions.pop_front() {
                 return Some(action);
             }
+            // Queued starts go first, oldest first, while there is room.
+            if !self.at_cap() {
+                if let Some((at, slot_id, generation)) = self.waiting.pop_front() {
+                    if let Some(start) = self.start(slot_id, generation, at, now) {
+                        return Some(start);
+                    }
+                    continue;
+                }
+            }
             let Reverse((at, slot_id, generation)) = *self.timers.peek()?;
             if at > now {
                 return None;
             }
             self.timers.pop();
+            let at_cap = self.at_cap();
             let Some(slot) = self.slots.get_mut(&slot_id) else {
                 continue;
             };
@@ -259,33 +292,52 @@ impl Engine {
                     let outcome = timed_out(&slot.spec);
                     self.complete(slot_id, flight, outcome, now);
                 }
+                None if at_cap => self.waiting.push_back((at, slot_id, generation)),
                 None => {
-                    let id = ProbeId(self.next_probe);
-                    self.next_probe += 1;
-                    let deadline = now + slot.spec.timing.timeout;
-                    slot.in_flight = Some(InFlight {
-                        id,
-                        nominal: at,
-                        deadline,
-                    });
-                    slot.generation += 1;
-                    self.timers
-                        .push(Reverse((deadline, slot_id, slot.generation)));
-                    self.in_flight.insert(id, slot_id);
-                    return Some(Action::StartProbe {
-                        probe: id,
-                        spec: slot.spec.clone(),
-                    });
+                    if let Some(start) = self.start(slot_id, generation, at, now) {
+                        return Some(start);
+                    }
                 }
             }
         }
+    }
+
+    /// Starts the probe of an idle slot whose start (nominally `at`) is
+    /// due; `None` when the slot is gone or `generation` is stale.
+    fn start(
+        &mut self,
+        slot_id: SlotId,
+        generation: u64,
+        at: Instant,
+        now: Instant,
+    ) -> Option<Action> {
+        let slot = self.slots.get_mut(&slot_id)?;
+        if slot.generation != generation || slot.in_flight.is_some() {
+            return None;
+        }
+        let id = ProbeId(self.next_probe);
+        self.next_probe += 1;
+        let deadline = now + slot.spec.timing.timeout;
+        slot.in_flight = Some(InFlight {
+            id,
+            nominal: at,
+            deadline,
+        });
+        slot.generation += 1;
+        self.timers
+            .push(Reverse((deadline, slot_id, slot.generation)));
+        self.in_flight.insert(id, slot_id);
+        Some(Action::StartProbe {
+            probe: id,
+            spec: slot.spec.clone(),
+        })
     }
 
     /// When [`Engine::poll_action`] next has something to do; `None` when
     /// there are no probed checks. Never earlier than the last `now` unless
     /// an action is already due.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
-        if !self.actions.is_empty() {
+        if !self.actions.is_empty() || (!self.waiting.is_empty() && !self.at_cap()) {
             return self.now;
         }
         while let Some(Reverse((at, slot_id, generation))) = self.timers.peek().copied() {
@@ -348,6 +400,12 @@ impl Engine {
     /// Number of probes in flight.
     pub fn in_flight(&self) -> usize {
         self.in_flight.len()
+    }
+
+    /// Number of probes due but waiting for the concurrency cap (stale
+    /// entries of removed checks included until they are skipped).
+    pub fn waiting(&self) -> usize {
+        self.waiting.len()
     }
 
     fn advance(&mut self, now: Instant) {

@@ -163,8 +163,11 @@ impl Daemon {
         };
         if new.global.control_socket != self.config.global.control_socket
             || new.global.workers != self.config.global.workers
+            || new.global.check_concurrency != self.config.global.check_concurrency
         {
-            tracing::warn!("control_socket and workers changes take effect at the next restart");
+            tracing::warn!(
+                "control_socket, workers and check_concurrency changes take effect at the next restart"
+            );
         }
         let old_table = self.config.to_table();
         let new_table = new.to_table();
@@ -323,6 +326,7 @@ pub fn run(
         };
         let nservices = table.services.len();
         let vrrp = vrrp::Running::start(&config).context("starting VRRP")?;
+        let check_cap = check_concurrency(config.global.check_concurrency);
         let (set_tx, set_rx) = watch::channel(check_set);
         let (sender, sender_task) =
             halb_alert::Sender::spawn(ALERT_QUEUE, halb_alert::director_name());
@@ -349,10 +353,11 @@ pub fn run(
         if let Ok(d) = daemon.lock() {
             d.track_services();
         }
-        let health_task = spawn_health(daemon.clone(), set_rx, results);
+        let health_task = spawn_health(daemon.clone(), set_rx, results, check_cap);
         let timer_task = spawn_alert_timer(daemon.clone(), alert_timer);
         tracing::info!(
-            "halb {} running: {nservices} virtual service(s), {nchecks} health check(s), alerts for {nalerts} service(s), control socket {}",
+            "halb {} running: {nservices} virtual service(s), {nchecks} health check(s) \
+             (at most {check_cap} probes at once), alerts for {nalerts} service(s), control socket {}",
             env!("CARGO_PKG_VERSION"),
             socket_path.display()
         );
@@ -456,6 +461,28 @@ fn spawn_alert_timer(
     })
 }
 
+/// Default cap on probes in flight. Also overload control: with 10,000
+/// checks a second on a CPU-starved host, an uncapped engine started
+/// probes faster than the runtime finished them, every result came after
+/// its timeout and every check went down; capped, probes wait in the
+/// engine's queue instead, checks slow down and stay correct
+/// (bench/health-bench).
+const DEFAULT_CHECK_CONCURRENCY: usize = 1024;
+
+/// The cap on probes in flight: `configured`, or 0 for 1024 but at most
+/// half the soft `RLIMIT_NOFILE` (read after the data plane raised it to
+/// the hard limit), leaving the other half to the data plane.
+fn check_concurrency(configured: usize) -> usize {
+    use nix::sys::resource::{getrlimit, Resource};
+    if configured > 0 {
+        return configured;
+    }
+    let soft = getrlimit(Resource::RLIMIT_NOFILE).map_or(1024, |(soft, _)| soft);
+    usize::try_from(soft / 2)
+        .unwrap_or(usize::MAX)
+        .clamp(16, DEFAULT_CHECK_CONCURRENCY)
+}
+
 /// Runs the check engine on this runtime: forwards each new check set to
 /// it, and feeds its events to the daemon (batched: one re-apply for the
 /// transitions that arrive together).
@@ -463,6 +490,7 @@ fn spawn_health(
     daemon: Arc<Mutex<Daemon>>,
     mut sets: watch::Receiver<Vec<(CheckId, CheckSpec)>>,
     results: crate::health::LastResults,
+    max_in_flight: usize,
 ) -> [tokio::task::JoinHandle<()>; 3] {
     let (updates_tx, updates_rx) = mpsc::channel(4);
     let (events_tx, mut events_rx) = mpsc::unbounded_channel();
@@ -479,7 +507,9 @@ fn spawn_health(
         results,
     });
     let engine = tokio::spawn(async move {
-        halb_health::drive(Engine::new(), prober, updates_rx, events_tx).await;
+        let mut engine = Engine::new();
+        engine.set_max_in_flight(Some(max_in_flight));
+        halb_health::drive(engine, prober, updates_rx, events_tx).await;
     });
     let events = tokio::spawn(async move {
         while let Some(ev) = events_rx.recv().await {

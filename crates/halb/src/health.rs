@@ -121,6 +121,9 @@ pub struct Checks {
     ids: HashMap<Triple, CheckId>,
     by_id: HashMap<CheckId, Triple>,
     by_real: HashMap<(ServiceKey, SocketAddr), CheckSpec>,
+    /// The real servers of each spec, in config order: one transition is
+    /// a change of each (without a scan of every check).
+    by_spec: HashMap<CheckSpec, Vec<(ServiceKey, SocketAddr)>>,
     states: HashMap<CheckSpec, SlotState>,
     next: u64,
     transitions: u64,
@@ -142,6 +145,7 @@ impl Checks {
         let mut ids = HashMap::new();
         let mut by_id = HashMap::new();
         let mut by_real = HashMap::new();
+        let mut by_spec: HashMap<CheckSpec, Vec<(ServiceKey, SocketAddr)>> = HashMap::new();
         let mut kept: HashSet<&CheckSpec> = HashSet::new();
         let mut out = Vec::with_capacity(config.checks.len());
         for c in &config.checks {
@@ -159,6 +163,10 @@ impl Checks {
             ids.insert(triple.clone(), id);
             by_id.insert(id, triple);
             by_real.insert((c.service, c.real), c.spec.clone());
+            by_spec
+                .entry(c.spec.clone())
+                .or_default()
+                .push((c.service, c.real));
             out.push((id, c.spec.clone()));
         }
         let mut states = HashMap::new();
@@ -176,6 +184,7 @@ impl Checks {
         self.ids = ids;
         self.by_id = by_id;
         self.by_real = by_real;
+        self.by_spec = by_spec;
         self.states = states;
         out
     }
@@ -205,10 +214,11 @@ impl Checks {
                 state.reason = Some(reason.clone());
                 self.transitions += 1;
                 let mut changes: Vec<Change> = self
-                    .by_id
-                    .values()
-                    .filter(|(_, _, s)| s == spec)
-                    .map(|(service, real, _)| Change {
+                    .by_spec
+                    .get(spec)
+                    .into_iter()
+                    .flatten()
+                    .map(|(service, real)| Change {
                         service: *service,
                         real: *real,
                         from,

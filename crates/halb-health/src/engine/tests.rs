@@ -311,9 +311,11 @@ proptest! {
     #[test]
     fn never_starts_a_probe_in_flight_and_timeouts_are_sane(
         ops in proptest::collection::vec((0u8..4, 0u64..1500, any::<bool>(), 0u16..6), 1..200),
+        cap in proptest::option::of(1usize..4),
     ) {
         let t0 = Instant::now();
         let mut e = Engine::new();
+        e.set_max_in_flight(cap);
         let mut now = t0;
         let specs = |mask: u16| -> Vec<(CheckId, CheckSpec)> {
             (0..6u16)
@@ -364,6 +366,7 @@ proptest! {
                 prop_assert!(t > now, "nothing due but poll_timeout is not in the future");
             }
             prop_assert!(e.in_flight() <= e.probes());
+            prop_assert!(e.in_flight() <= cap.unwrap_or(usize::MAX), "cap exceeded");
         }
     }
 }
@@ -471,4 +474,74 @@ fn simulation_10000_checks_spread_and_detection_delay() {
         worst <= bound,
         "worst detection {worst:?} > bound {bound:?}"
     );
+}
+
+/// With a cap, probes never exceed it; with fast answers every check is
+/// still probed once per interval, and with back ends that never answer the
+/// queued probes still all run (slower) and every check goes down.
+#[test]
+fn concurrency_cap_is_never_exceeded_and_nothing_starves() {
+    const N: u64 = 1_000;
+    const CAP: usize = 20;
+    let interval = Duration::from_secs(1);
+    let t = Timing {
+        interval,
+        timeout: Duration::from_millis(100),
+        rise: 1,
+        fall: 2,
+        delay_before_retry: interval,
+        warmup: Duration::ZERO,
+        initial: InitialState::FullyUp,
+    };
+    let t0 = Instant::now();
+    let mut e = Engine::new();
+    e.set_max_in_flight(Some(CAP));
+    e.set_checks((0..N).map(|i| (CheckId(i), tcp(1 + i as u16, t))), t0);
+    let death = t0 + Duration::from_secs(3);
+    let end = death + Duration::from_secs(30);
+    let mut now = t0;
+    let mut pending: BinaryHeap<Reverse<(Instant, ProbeId)>> = BinaryHeap::new();
+    let mut per_check_before: HashMap<u16, u32> = HashMap::new();
+    let mut down = 0usize;
+    let mut max_flight = 0;
+    while now < end && down < N as usize {
+        while let Some(a) = e.poll_action(now) {
+            match a {
+                Action::StartProbe { probe, spec } => {
+                    if now >= t0 + interval && now < death {
+                        *per_check_before.entry(spec.target.port()).or_default() += 1;
+                    }
+                    if now < death {
+                        pending.push(Reverse((now + Duration::from_millis(5), probe)));
+                    }
+                }
+                Action::Transition {
+                    to: Health::Down, ..
+                } => down += 1,
+                _ => {}
+            }
+            max_flight = max_flight.max(e.in_flight());
+        }
+        assert!(e.in_flight() <= CAP);
+        let next = match (e.poll_timeout(), pending.peek().map(|Reverse((t, _))| *t)) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b).unwrap(),
+        };
+        now = next.max(now);
+        while let Some(Reverse((t, p))) = pending.peek().copied() {
+            if t > now {
+                break;
+            }
+            pending.pop();
+            e.on_result(p, ProbeOutcome::up("ok"), now);
+        }
+    }
+    assert_eq!(
+        max_flight, CAP,
+        "the cap was reached (hung probes) and held"
+    );
+    // Two full intervals before the death: every check probed twice.
+    assert_eq!(per_check_before.len(), N as usize);
+    assert!(per_check_before.values().all(|n| (2..=3).contains(n)));
+    assert_eq!(down, N as usize, "every check went down despite the queue");
 }

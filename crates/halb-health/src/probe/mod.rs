@@ -53,7 +53,9 @@ pub async fn run(spec: &CheckSpec) -> ProbeOutcome {
     let probe = async {
         match &spec.probe {
             ProbeSpec::Tcp => tcp::probe(spec.target).await,
-            ProbeSpec::Http(http) => http::probe(spec.target, http).await,
+            // Boxed: its buffers and TLS state (~12 KiB) would otherwise
+            // size every probe's future, tcp ones included.
+            ProbeSpec::Http(http) => Box::pin(http::probe(spec.target, http)).await,
             ProbeSpec::External(ext) => external::probe(ext).await,
             ProbeSpec::Redis(r) => redis::probe(spec.target, r).await,
             ProbeSpec::Smtp(s) => smtp::probe(spec.target, s).await,
