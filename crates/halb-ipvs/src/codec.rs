@@ -257,7 +257,9 @@ fn netmask_value(family: Family, prefix: u8) -> [u8; 4] {
 fn service_full(s: &Service) -> Attr {
     let mut a = service_id_attrs(&s.id);
     a.push(Attr::string(SVC_ATTR_SCHED_NAME, &s.scheduler));
-    let mut flags = flags_bits(&s.flags, s.persistence.is_some()).to_ne_bytes().to_vec();
+    let mut flags = flags_bits(&s.flags, s.persistence.is_some())
+        .to_ne_bytes()
+        .to_vec();
     flags.extend_from_slice(&u32::MAX.to_ne_bytes());
     a.push(Attr::bytes(SVC_ATTR_FLAGS, flags));
     a.push(Attr::u32(SVC_ATTR_TIMEOUT, s.persistence.unwrap_or(0)));
@@ -339,11 +341,18 @@ pub fn encode_family_request(seq: u32) -> Vec<u8> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
     /// `NLMSG_ERROR` with code 0.
-    Ack { seq: u32 },
+    Ack {
+        seq: u32,
+    },
     /// `NLMSG_ERROR` with a (negative) errno.
-    Error { seq: u32, errno: i32 },
+    Error {
+        seq: u32,
+        errno: i32,
+    },
     /// End of a dump.
-    Done { seq: u32 },
+    Done {
+        seq: u32,
+    },
     Service(ServiceInfo),
     Dest(DestInfo),
     Config(Timeouts),
@@ -438,13 +447,19 @@ impl<'a> Attrs<'a> {
             let kind = a.kind() & !NLA_F_NESTED & 0x3fff;
             let len = a.value_length();
             let inner = a.into_inner();
-            let value = inner.get(4..4 + len).ok_or_else(|| bad("short attribute"))?;
+            let value = inner
+                .get(4..4 + len)
+                .ok_or_else(|| bad("short attribute"))?;
             v.push((kind, value));
         }
         Ok(Attrs(v))
     }
     fn get(&self, kind: u16) -> Option<&'a [u8]> {
-        self.0.iter().rev().find(|(k, _)| *k == kind).map(|(_, v)| *v)
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, v)| *v)
     }
     fn need(&self, kind: u16, what: &str) -> Result<&'a [u8], MalformedReply> {
         self.get(kind)
@@ -566,7 +581,9 @@ fn decode_stats(a: &Attrs<'_>, stats: u16, stats64: u16) -> Result<Stats, Malfor
 }
 
 fn decode_service(a: &Attrs<'_>) -> Result<ServiceInfo, MalformedReply> {
-    let af = a.u16(SVC_ATTR_AF).ok_or_else(|| bad("service without family"))?;
+    let af = a
+        .u16(SVC_ATTR_AF)
+        .ok_or_else(|| bad("service without family"))?;
     let family = Family::from_af(af).ok_or_else(|| bad(format!("unknown family {af}")))?;
     let id = match a.u32(SVC_ATTR_FWMARK).filter(|m| *m != 0) {
         Some(mark) => ServiceId::Fwmark { family, mark },
@@ -623,7 +640,9 @@ fn decode_dest(a: &Attrs<'_>) -> Result<DestInfo, MalformedReply> {
     let fwd = FwdMethod::from_number(fwd_n)
         .ok_or_else(|| bad(format!("unknown forwarding method {fwd_n}")))?;
     let tunnel = match a.u8(DEST_ATTR_TUN_TYPE) {
-        Some(t) => TunnelType::from_number(t).ok_or_else(|| bad(format!("unknown tunnel type {t}")))?,
+        Some(t) => {
+            TunnelType::from_number(t).ok_or_else(|| bad(format!("unknown tunnel type {t}")))?
+        }
         None => TunnelType::Ipip,
     };
     Ok(DestInfo {
@@ -646,8 +665,12 @@ fn decode_dest(a: &Attrs<'_>) -> Result<DestInfo, MalformedReply> {
 
 fn decode_daemon(a: &Attrs<'_>) -> Result<SyncDaemon, MalformedReply> {
     let s = a.u32(DAEMON_ATTR_STATE).unwrap_or(0);
-    let state = SyncState::from_number(s).ok_or_else(|| bad(format!("unknown daemon state {s}")))?;
-    let group = match (a.get(DAEMON_ATTR_MCAST_GROUP), a.get(DAEMON_ATTR_MCAST_GROUP6)) {
+    let state =
+        SyncState::from_number(s).ok_or_else(|| bad(format!("unknown daemon state {s}")))?;
+    let group = match (
+        a.get(DAEMON_ATTR_MCAST_GROUP),
+        a.get(DAEMON_ATTR_MCAST_GROUP6),
+    ) {
         (_, Some(g6)) if g6.len() >= 16 && g6.iter().any(|b| *b != 0) => {
             Some(ip_of(Family::V6, g6)?)
         }
@@ -687,7 +710,10 @@ pub fn encode_reply(reply: &Reply, family_id: u16, seq: u32) -> Vec<u8> {
             flags.extend_from_slice(&u32::MAX.to_ne_bytes());
             a.push(Attr::bytes(SVC_ATTR_FLAGS, flags));
             a.push(Attr::u32(SVC_ATTR_TIMEOUT, s.persistence.unwrap_or(0)));
-            a.push(Attr::bytes(SVC_ATTR_NETMASK, netmask_value(s.id.family(), s.netmask)));
+            a.push(Attr::bytes(
+                SVC_ATTR_NETMASK,
+                netmask_value(s.id.family(), s.netmask),
+            ));
             a.push(Attr::nested(SVC_ATTR_STATS64, &stats64(&si.stats)));
             (CMD_NEW_SERVICE, vec![Attr::nested(CMD_ATTR_SERVICE, &a)])
         }

@@ -12,12 +12,15 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod codec;
+pub mod conn;
 mod consts;
+pub mod dataplane;
 pub mod model;
 pub mod reconcile;
 pub mod rules;
 pub mod socket;
 
 pub use codec::{decode_replies, Reply, Request};
+pub use dataplane::{IpvsDataPlane, IpvsOptions};
 pub use model::*;
 pub use socket::{IpvsError, IpvsSocket};

@@ -102,8 +102,14 @@ impl fmt::Display for ServiceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ServiceId::Inet { protocol, addr } => write!(f, "{} {}", protocol.ipvsadm_name(), addr),
-            ServiceId::Fwmark { family: Family::V4, mark } => write!(f, "FWM {mark}"),
-            ServiceId::Fwmark { family: Family::V6, mark } => write!(f, "FWM {mark} IPv6"),
+            ServiceId::Fwmark {
+                family: Family::V4,
+                mark,
+            } => write!(f, "FWM {mark}"),
+            ServiceId::Fwmark {
+                family: Family::V6,
+                mark,
+            } => write!(f, "FWM {mark} IPv6"),
         }
     }
 }

@@ -44,9 +44,12 @@ fn parse_line(line: &str, out: &mut Vec<Entry>) -> Result<(), String> {
     let mut i = 0;
     let next = |i: &mut usize| -> Result<&str, String> {
         *i += 1;
-        toks.get(*i).copied().ok_or_else(|| "missing value".to_owned())
+        toks.get(*i)
+            .copied()
+            .ok_or_else(|| "missing value".to_owned())
     };
-    let num = |s: &str| -> Result<u32, String> { s.parse().map_err(|_| format!("bad number {s:?}")) };
+    let num =
+        |s: &str| -> Result<u32, String> { s.parse().map_err(|_| format!("bad number {s:?}")) };
     while i < toks.len() {
         match toks[i] {
             c @ ("-A" | "-E" | "-a" | "-e") => cmd = c,

@@ -76,11 +76,12 @@ impl IpvsSocket {
                     }
                     Reply::Error { errno, .. } => return Err(IpvsError::Kernel { errno }),
                     Reply::Ack { .. } | Reply::Done { .. } => {
-                        return family.map(|f| {
-                            s.family = f;
-                            s
-                        })
-                        .ok_or(IpvsError::NotAvailable)
+                        return family
+                            .map(|f| {
+                                s.family = f;
+                                s
+                            })
+                            .ok_or(IpvsError::NotAvailable)
                     }
                     _ => {}
                 }
@@ -235,9 +236,12 @@ impl IpvsSocket {
     }
 
     pub fn info(&mut self) -> Result<Option<Info>, IpvsError> {
-        Ok(self.request(&Request::GetInfo)?.into_iter().find_map(|r| match r {
-            Reply::Info(i) => Some(i),
-            _ => None,
-        }))
+        Ok(self
+            .request(&Request::GetInfo)?
+            .into_iter()
+            .find_map(|r| match r {
+                Reply::Info(i) => Some(i),
+                _ => None,
+            }))
     }
 }

@@ -60,11 +60,23 @@ fn requests() -> Vec<(&'static str, Request)> {
     gue.tunnel = TunnelType::Gue;
     gue.tunnel_port = 6080;
     vec![
-        ("new_service_tcp4_sh_persistent", Request::NewService(persistent_sh())),
+        (
+            "new_service_tcp4_sh_persistent",
+            Request::NewService(persistent_sh()),
+        ),
         ("new_service_udp6_onepacket", Request::NewService(udp6)),
-        ("new_service_fwmark", Request::NewService(Service::new(fwm, "wlc"))),
-        ("new_service_sctp_mh", Request::NewService(Service::new(sctp, "mh"))),
-        ("set_service", Request::SetService(Service::new(web(), "wrr"))),
+        (
+            "new_service_fwmark",
+            Request::NewService(Service::new(fwm, "wlc")),
+        ),
+        (
+            "new_service_sctp_mh",
+            Request::NewService(Service::new(sctp, "mh")),
+        ),
+        (
+            "set_service",
+            Request::SetService(Service::new(web(), "wrr")),
+        ),
         ("del_service", Request::DelService(web())),
         ("get_services", Request::GetServices),
         ("new_dest_route", Request::NewDest(web(), d)),
@@ -132,7 +144,10 @@ fn requests_encode_byte_exact() {
 fn header_fields_are_where_the_kernel_reads_them() {
     let b = Request::DelService(web()).encode(FAMILY, 42);
     // nlmsghdr: len, type = family id, flags = REQUEST|ACK, seq 42.
-    assert_eq!(u32::from_ne_bytes(b[0..4].try_into().unwrap()) as usize, b.len());
+    assert_eq!(
+        u32::from_ne_bytes(b[0..4].try_into().unwrap()) as usize,
+        b.len()
+    );
     assert_eq!(u16::from_ne_bytes([b[4], b[5]]), FAMILY);
     assert_eq!(u16::from_ne_bytes([b[6], b[7]]), 0x1 | 0x4);
     assert_eq!(u32::from_ne_bytes(b[8..12].try_into().unwrap()), 42);
