@@ -1516,7 +1516,7 @@ impl<'s> Cx<'s> {
 
         let key_span = match (&listen, protocol_ok) {
             (Some((_, s)), true) => Some(s.clone()),
-            _ => self.fwmark_span(&node, &vs),
+            _ => self.fwmark_span(&node, &mut vs),
         };
         let name_known = name.is_some() || key_span.is_some();
         vs.name = name.clone().unwrap_or_else(|| match vs.fwmark {

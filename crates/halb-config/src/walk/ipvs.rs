@@ -300,13 +300,7 @@ impl Cx<'_> {
                             .expected("either listen = \"IP:PORT\" or fwmark = N")
                             .fix("a firewall-mark service matches packets by their mark, whatever their address: remove listen (or remove fwmark)"),
                     ),
-                    None => {
-                        // The family of a mark service: IPv6 when any real server is.
-                        vs.listen = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0));
-                        if self.reals_v6(node) {
-                            vs.listen = SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0));
-                        }
-                    }
+                    None => vs.listen = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
                 }
             }
         }
@@ -348,16 +342,13 @@ impl Cx<'_> {
         plane
     }
 
-    fn reals_v6(&self, node: &Node) -> bool {
-        let Some(f) = self.field(node, "real_server") else {
-            return false;
-        };
-        self.raw(&f.span).contains("address = \"[")
-    }
-
     /// The span a fwmark service is known by (for duplicate detection).
-    pub(super) fn fwmark_span(&self, node: &Node, vs: &VirtualService) -> Option<Span> {
+    /// A mark service is IPv6 when its real servers are.
+    pub(super) fn fwmark_span(&self, node: &Node, vs: &mut VirtualService) -> Option<Span> {
         vs.fwmark?;
+        if vs.reals.first().is_some_and(|r| r.addr.is_ipv6()) {
+            vs.listen = SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0));
+        }
         self.field(node, "fwmark").map(|f| f.span)
     }
 
