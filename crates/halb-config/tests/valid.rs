@@ -393,3 +393,14 @@ listen = "127.0.0.1:8080"
     assert!(s[3].one_packet);
     assert_eq!(s[4].reals[0].forward, Forward::Proxy);
 }
+
+#[test]
+fn docs_ipvs_example_is_valid() {
+    let doc = include_str!("../../../docs/configuration.md");
+    let at = doc.find("## IPVS: the kernel data plane").unwrap();
+    let start = at + doc[at..].find("```toml\n").unwrap() + "```toml\n".len();
+    let end = start + doc[start..].find("```").unwrap();
+    let cfg = ok(&doc[start..end]);
+    assert_eq!(cfg.services.len(), 4);
+    assert!(cfg.global.ipvs.sync_daemon.is_some());
+}
