@@ -71,7 +71,7 @@ impl IpvsSocket {
             for r in decode_replies(&buf)? {
                 match r {
                     Reply::FamilyId(id) => family = Some(id),
-                    Reply::Error { errno, .. } if errno == -2 => {
+                    Reply::Error { errno: -2, .. } => {
                         return Err(IpvsError::NotAvailable)
                     }
                     Reply::Error { errno, .. } => return Err(IpvsError::Kernel { errno }),
