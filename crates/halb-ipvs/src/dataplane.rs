@@ -234,6 +234,13 @@ impl DataPlane for IpvsDataPlane {
                 report.warnings.push(service_err(&name, what));
             }
         }
+        if !plan.ops.is_empty() {
+            tracing::info!(
+                "ipvs: {} change(s) sent to the kernel, {} refused",
+                plan.ops.len(),
+                failed.len()
+            );
+        }
         inner.reported.extend(newly);
         for op in &plan.ops {
             match op {
@@ -325,11 +332,11 @@ impl DataPlane for IpvsDataPlane {
                         },
                         addr,
                     ),
-                    ServiceId::Fwmark { family, mark } => (
+                    ServiceId::Fwmark { family, .. } => (
                         Protocol::Tcp,
                         match family {
-                            Family::V4 => (std::net::Ipv4Addr::UNSPECIFIED, mark as u16).into(),
-                            Family::V6 => (std::net::Ipv6Addr::UNSPECIFIED, mark as u16).into(),
+                            Family::V4 => (std::net::Ipv4Addr::UNSPECIFIED, 0).into(),
+                            Family::V6 => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
                         },
                     ),
                 };
@@ -365,6 +372,15 @@ impl DataPlane for IpvsDataPlane {
                     protocol,
                     listen,
                     scheduler: SchedulerKind::from_name(&s.scheduler).unwrap_or(SchedulerKind::Wlc),
+                    flags: halb_table::SchedulerFlags {
+                        fallback: s.flags.sched_fallback,
+                        port: s.flags.sched_port,
+                    },
+                    fwmark: match s.id {
+                        ServiceId::Fwmark { mark, .. } => Some(mark),
+                        ServiceId::Inet { .. } => None,
+                    },
+                    one_packet: s.flags.one_packet,
                     persistence: s.persistence.map(|t| Persistence {
                         timeout: Duration::from_secs(u64::from(t)),
                         prefix_v4: if s.id.family() == Family::V4 {

@@ -34,7 +34,7 @@ halb_wait_ipvs "r2 in the kernel" "ipvs_table | grep -q '198.51.100.22:80 *Masq 
 ipvs_table
 ipvs_table | grep -q "^TCP  $VIP:80 rr\$" || fail "service not rr"
 ipvs_table | grep -q '198.51.100.21:80 *Masq *1' || fail "r1 is not Masq weight 1"
-ipvsadm -L -n --timeout | grep -q 'tcp 900 tcpfin 120 udp 300' || fail "timeouts not set: $(ipvsadm -L -n --timeout)"
+ipvsadm -L -n --timeout | grep -q 'Timeout (tcp tcpfin udp): 900 120 300' || fail "timeouts not set: $(ipvsadm -L -n --timeout)"
 out=$(gets 10)
 echo "$out" | tr '\n' ' '; echo
 expect_eq "answers from r1" "$(echo "$out" | count r1)" 5
@@ -43,6 +43,13 @@ halb list || fail "halb list failed"
 halb list | grep -q '198.51.100.22:80 *Masq *1' || fail "halb list lacks r2 Masq 1"
 wait_for "stats read back" "halb list --stats | grep -q '198.51.100.21:80 *5 '" 150
 halb list --stats
+halb list --rate || fail "halb list --rate failed"
+halb list --connections | tee /tmp/case/conns
+grep -q '198.51.100.21:80' /tmp/case/conns || fail "halb list --connections shows no connection to r1"
+# The same state again sends nothing.
+n=$(grep -c 'change(s) sent' /tmp/case/halb.log)
+halb_reload
+expect_eq "changes sent by a reload that changes nothing" "$(grep -c 'change(s) sent' /tmp/case/halb.log)" "$n"
 # Quiescent: weight 0, no new connections to r2.
 conf 0
 halb_reload
