@@ -217,11 +217,13 @@ impl DataPlane for IpvsDataPlane {
         let reqs: Vec<_> = plan.ops.iter().map(Op::request).collect();
         let results = sock.execute(&reqs);
         let mut failed: BTreeSet<ServiceId> = BTreeSet::new();
+        let mut refused = 0;
         for (op, res) in plan.ops.iter().zip(results) {
             tracing::debug!("ipvs: ipvsadm {op}");
             if let Err(e) = res {
                 let id = op.service();
                 failed.insert(id);
+                refused += 1;
                 let name = names
                     .get(&id)
                     .or_else(|| inner.names.get(&id))
@@ -238,7 +240,7 @@ impl DataPlane for IpvsDataPlane {
             tracing::info!(
                 "ipvs: {} change(s) sent to the kernel, {} refused",
                 plan.ops.len(),
-                failed.len()
+                refused
             );
         }
         inner.reported.extend(newly);
