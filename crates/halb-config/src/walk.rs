@@ -6,8 +6,8 @@ use crate::suggest::{closest, distance, normalize};
 use crate::values::{self, quote, Diag, DURATION_EXPECTED, NETMASK_EXPECTED};
 use crate::{Config, Global};
 use halb_table::{
-    Forward, OnDown, Persistence, Protocol, ProxyProtocol, RealServer, SchedulerFlags,
-    SchedulerKind, ServiceKey, VirtualService,
+    OnDown, Persistence, Protocol, ProxyProtocol, RealServer, SchedulerFlags, SchedulerKind,
+    ServiceKey, VirtualService,
 };
 use std::collections::{HashMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -17,6 +17,7 @@ use std::time::Duration;
 use toml_edit::{Array, ArrayOfTables, ImDocument, InlineTable, Item, Table, TomlError, Value};
 
 mod check;
+mod ipvs;
 
 type Span = Range<usize>;
 
@@ -31,6 +32,8 @@ const GLOBAL_KEYS: &[&str] = &[
     "udp_timeout",
     "on_down",
     "check",
+    "data_plane",
+    "ipvs",
 ];
 const SERVICE_KEYS: &[&str] = &[
     "name",
@@ -48,6 +51,9 @@ const SERVICE_KEYS: &[&str] = &[
     "persistence",
     "check",
     "real_server",
+    "data_plane",
+    "fwmark",
+    "one_packet",
 ];
 const PERSISTENCE_KEYS: &[&str] = &["timeout", "netmask", "prefix_v6"];
 const REAL_KEYS: &[&str] = &[
@@ -56,6 +62,9 @@ const REAL_KEYS: &[&str] = &[
     "upper_threshold",
     "lower_threshold",
     "check",
+    "forward",
+    "tunnel_type",
+    "tunnel_port",
 ];
 
 const SCHEDULER_SYNONYMS: &[(&str, &str)] = &[
@@ -117,6 +126,8 @@ enum Section {
     Persistence,
     Real,
     Check,
+    Ipvs,
+    SyncDaemon,
 }
 
 impl Section {
@@ -128,6 +139,8 @@ impl Section {
             Section::Persistence => PERSISTENCE_KEYS,
             Section::Real => REAL_KEYS,
             Section::Check => check::CHECK_KEYS,
+            Section::Ipvs => ipvs::IPVS_KEYS,
+            Section::SyncDaemon => ipvs::SYNC_KEYS,
         }
     }
 
@@ -139,6 +152,8 @@ impl Section {
             Section::Persistence => ("a persistence key", PERSISTENCE_KEYS),
             Section::Real => ("a real server key", REAL_KEYS),
             Section::Check => ("a check key", check::CHECK_KEYS),
+            Section::Ipvs => ("a [global.ipvs] key", ipvs::IPVS_KEYS),
+            Section::SyncDaemon => ("a [global.ipvs.sync_daemon] key", ipvs::SYNC_KEYS),
         };
         format!("{what}: {}", keys.join(", "))
     }
@@ -175,6 +190,7 @@ fn key_hint_of(section: Section, key: &str) -> Option<String> {
         keys.iter().find(|n| normalize(n) == k).copied()
     };
     let hint = match section {
+        Section::Ipvs | Section::SyncDaemon => return None,
         Section::Check => {
             if let Some(h) = check::check_key_hint(key) {
                 h.to_owned()
@@ -490,6 +506,7 @@ struct Defaults {
     idle_timeout: Duration,
     udp_timeout: Duration,
     on_down: OnDown,
+    data_plane: halb_table::DataPlaneKind,
 }
 
 /// What the cross-service checks need to know of one service.
@@ -1127,6 +1144,7 @@ impl<'s> Cx<'s> {
             idle_timeout: global.idle_timeout,
             udp_timeout: global.udp_timeout,
             on_down: global.on_down,
+            data_plane: global.data_plane,
         };
         let mut svcs = Vec::new();
         if let Some(f) = self.field(&root, "virtual_service") {
@@ -1182,6 +1200,7 @@ impl<'s> Cx<'s> {
             idle_timeout: g.idle_timeout,
             udp_timeout: g.udp_timeout,
             on_down: g.on_down,
+            data_plane: g.data_plane,
         };
         self.overrides(&n, &mut d);
         g.connect_timeout = d.connect_timeout;
@@ -1189,6 +1208,7 @@ impl<'s> Cx<'s> {
         g.idle_timeout = d.idle_timeout;
         g.udp_timeout = d.udp_timeout;
         g.on_down = d.on_down;
+        self.ipvs_global(&n, &mut g);
         g
     }
 
@@ -1342,6 +1362,7 @@ impl<'s> Cx<'s> {
 
         let listen = match self.field(&node, "listen") {
             Some(f) => self.addr(&f, "\"0.0.0.0:80\"").map(|a| (a, f.span.clone())),
+            None if self.field(&node, "fwmark").is_some() => None,
             None => {
                 self.push(
                     Problem::new(span.clone(), join(&label, "listen"), "missing `listen`")
@@ -1357,8 +1378,9 @@ impl<'s> Cx<'s> {
 
         let mut protocol_ok = true;
         if let Some(f) = self.field(&node, "protocol") {
-            match self.choice(&f, "protocol", &["tcp", "udp"], PROTOCOL_SYNONYMS) {
+            match self.choice(&f, "protocol", &["tcp", "udp", "sctp"], PROTOCOL_SYNONYMS) {
                 Some("udp") => vs.protocol = Protocol::Udp,
+                Some("sctp") => vs.protocol = Protocol::Sctp,
                 Some(_) => vs.protocol = Protocol::Tcp,
                 None => protocol_ok = false,
             }
@@ -1452,6 +1474,8 @@ impl<'s> Cx<'s> {
             vs.persistence = self.persistence(&f);
         }
 
+        let plane = self.ipvs_service(&node, d, &mut vs, protocol_ok);
+
         let scheck = match self.field(&node, "check") {
             Some(f) => self.check_table(&f),
             None => check::Layer::default(),
@@ -1471,6 +1495,7 @@ impl<'s> Cx<'s> {
                     path,
                     listen.as_ref().map(|l| l.0),
                     (gcheck, &scheck),
+                    plane,
                 ) {
                     if let Some(spec) = check {
                         checks.push((real.addr, spec));
@@ -1491,12 +1516,13 @@ impl<'s> Cx<'s> {
 
         let key_span = match (&listen, protocol_ok) {
             (Some((_, s)), true) => Some(s.clone()),
-            _ => None,
+            _ => self.fwmark_span(&node, &mut vs),
         };
         let name_known = name.is_some() || key_span.is_some();
-        vs.name = name
-            .clone()
-            .unwrap_or_else(|| format!("{}/{}", vs.protocol, vs.listen));
+        vs.name = name.clone().unwrap_or_else(|| match vs.fwmark {
+            Some(m) => format!("fwmark/{m}"),
+            None => format!("{}/{}", vs.protocol, vs.listen),
+        });
         Svc {
             vs,
             span,
@@ -1661,6 +1687,7 @@ impl<'s> Cx<'s> {
         path: String,
         listen: Option<SocketAddr>,
         above: (&check::Layer, &check::Layer),
+        plane: halb_table::DataPlaneKind,
     ) -> Option<(RealServer, Span, Option<halb_health::CheckSpec>)> {
         let node = Node { tbl, path, span };
         self.check_keys(&node, Section::Real);
@@ -1755,6 +1782,7 @@ impl<'s> Cx<'s> {
                 );
             }
         }
+        let (forward, tunnel_type, tunnel_port) = self.ipvs_real(&node, plane);
         let (addr, aspan) = addr?;
         // Resolved even when this table has other problems, so that every
         // problem of the merged check is reported in this pass too.
@@ -1767,7 +1795,9 @@ impl<'s> Cx<'s> {
             weight,
             upper_threshold: upper.map_or(0, |u| u.0),
             lower_threshold: lower.map_or(0, |l| l.0),
-            forward: Forward::Proxy,
+            forward,
+            tunnel_type,
+            tunnel_port,
         };
         Some((real, aspan, check))
     }

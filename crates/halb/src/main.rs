@@ -15,6 +15,7 @@ mod diff;
 mod health;
 mod http;
 mod list;
+mod planes;
 
 use std::process::ExitCode;
 
