@@ -34,7 +34,7 @@ halb_wait_ipvs "r2 in the kernel" "ipvs_table | grep -q '198.51.100.22:80 *Masq 
 ipvs_table
 ipvs_table | grep -q "^TCP  $VIP:80 rr\$" || fail "service not rr"
 ipvs_table | grep -q '198.51.100.21:80 *Masq *1' || fail "r1 is not Masq weight 1"
-ipvsadm -L -n --timeout | grep -q 'tcp 900 tcpfin 120 udp 300' || fail "timeouts not set: $(ipvsadm -L -n --timeout)"
+ipvsadm -L -n --timeout | grep -q 'Timeout (tcp tcpfin udp): 900 120 300' || fail "timeouts not set: $(ipvsadm -L -n --timeout)"
 out=$(gets 10)
 echo "$out" | tr '\n' ' '; echo
 expect_eq "answers from r1" "$(echo "$out" | count r1)" 5
