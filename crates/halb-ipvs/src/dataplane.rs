@@ -217,11 +217,13 @@ impl DataPlane for IpvsDataPlane {
         let reqs: Vec<_> = plan.ops.iter().map(Op::request).collect();
         let results = sock.execute(&reqs);
         let mut failed: BTreeSet<ServiceId> = BTreeSet::new();
+        let mut refused = 0;
         for (op, res) in plan.ops.iter().zip(results) {
             tracing::debug!("ipvs: ipvsadm {op}");
             if let Err(e) = res {
                 let id = op.service();
                 failed.insert(id);
+                refused += 1;
                 let name = names
                     .get(&id)
                     .or_else(|| inner.names.get(&id))
@@ -233,6 +235,13 @@ impl DataPlane for IpvsDataPlane {
                 };
                 report.warnings.push(service_err(&name, what));
             }
+        }
+        if !plan.ops.is_empty() {
+            tracing::info!(
+                "ipvs: {} change(s) sent to the kernel, {} refused",
+                plan.ops.len(),
+                refused
+            );
         }
         inner.reported.extend(newly);
         for op in &plan.ops {
@@ -325,11 +334,11 @@ impl DataPlane for IpvsDataPlane {
                         },
                         addr,
                     ),
-                    ServiceId::Fwmark { family, mark } => (
+                    ServiceId::Fwmark { family, .. } => (
                         Protocol::Tcp,
                         match family {
-                            Family::V4 => (std::net::Ipv4Addr::UNSPECIFIED, mark as u16).into(),
-                            Family::V6 => (std::net::Ipv6Addr::UNSPECIFIED, mark as u16).into(),
+                            Family::V4 => (std::net::Ipv4Addr::UNSPECIFIED, 0).into(),
+                            Family::V6 => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
                         },
                     ),
                 };
@@ -365,6 +374,15 @@ impl DataPlane for IpvsDataPlane {
                     protocol,
                     listen,
                     scheduler: SchedulerKind::from_name(&s.scheduler).unwrap_or(SchedulerKind::Wlc),
+                    flags: halb_table::SchedulerFlags {
+                        fallback: s.flags.sched_fallback,
+                        port: s.flags.sched_port,
+                    },
+                    fwmark: match s.id {
+                        ServiceId::Fwmark { mark, .. } => Some(mark),
+                        ServiceId::Inet { .. } => None,
+                    },
+                    one_packet: s.flags.one_packet,
                     persistence: s.persistence.map(|t| Persistence {
                         timeout: Duration::from_secs(u64::from(t)),
                         prefix_v4: if s.id.family() == Family::V4 {

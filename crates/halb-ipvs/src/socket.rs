@@ -35,11 +35,10 @@ pub fn errno_text(errno: i32) -> String {
         97 => "address family not supported",
         _ => "",
     };
-    let os = io::Error::from_raw_os_error(e);
     if what.is_empty() {
-        format!("{os}")
+        io::Error::from_raw_os_error(e).to_string()
     } else {
-        format!("{what} ({os})")
+        format!("{what} (errno {e})")
     }
 }
 
@@ -71,9 +70,7 @@ impl IpvsSocket {
             for r in decode_replies(&buf)? {
                 match r {
                     Reply::FamilyId(id) => family = Some(id),
-                    Reply::Error { errno, .. } if errno == -2 => {
-                        return Err(IpvsError::NotAvailable)
-                    }
+                    Reply::Error { errno: -2, .. } => return Err(IpvsError::NotAvailable),
                     Reply::Error { errno, .. } => return Err(IpvsError::Kernel { errno }),
                     Reply::Ack { .. } | Reply::Done { .. } => {
                         return family

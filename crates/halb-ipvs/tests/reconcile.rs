@@ -86,3 +86,76 @@ fn reconcile_cases() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
+
+mod prop {
+    use halb_ipvs::reconcile::{apply_ops, reconcile, Entry, ForeignPolicy, Op};
+    use halb_ipvs::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeSet;
+
+    fn entry() -> impl Strategy<Value = Entry> {
+        (
+            0u8..6,
+            prop::sample::select(vec!["rr", "wlc", "sh", "mh"]),
+            proptest::option::of(1u32..1000),
+            prop::collection::vec((0u8..6, 0u32..4, 0u8..3), 0..5),
+        )
+            .prop_map(|(port, sched, pers, dests)| {
+                let id = ServiceId::Inet {
+                    protocol: IpvsProtocol::Tcp,
+                    addr: ([192, 0, 2, 10], 8000 + u16::from(port)).into(),
+                };
+                let mut s = Service::new(id, sched);
+                s.persistence = pers;
+                let fwd = [FwdMethod::Route, FwdMethod::Masq, FwdMethod::Tunnel];
+                let d = dests
+                    .into_iter()
+                    .map(|(h, w, f)| Dest::new(([198, 51, 100, h], 80).into(), fwd[f as usize], w))
+                    .collect();
+                (s, d)
+            })
+    }
+
+    fn table() -> impl Strategy<Value = Vec<Entry>> {
+        prop::collection::vec(entry(), 0..5).prop_map(|v| {
+            let mut seen = BTreeSet::new();
+            v.into_iter()
+                .filter(|e| seen.insert(e.0.id))
+                .map(|(s, d)| {
+                    let mut seen = BTreeSet::new();
+                    (s, d.into_iter().filter(|d| seen.insert(d.addr)).collect())
+                })
+                .collect()
+        })
+    }
+
+    proptest! {
+        /// Whatever the kernel holds, the plan applies cleanly, converges
+        /// (a second pass sends nothing), never touches a foreign service
+        /// under "keep", and never deletes a service it then re-adds.
+        #[test]
+        fn plans_converge_and_spare_foreign(desired in table(), current in table(), managed_mask in any::<u8>()) {
+            let managed: BTreeSet<ServiceId> = current
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| managed_mask & (1 << i) != 0)
+                .map(|(_, e)| e.0.id)
+                .collect();
+            let plan = reconcile(&desired, &current, &managed, ForeignPolicy::Keep);
+            let mut t = current.clone();
+            apply_ops(&mut t, &plan.ops).map_err(TestCaseError::fail)?;
+            let mut managed2 = managed.clone();
+            managed2.extend(desired.iter().map(|e| e.0.id));
+            let again = reconcile(&desired, &t, &managed2, ForeignPolicy::Keep);
+            prop_assert!(again.ops.is_empty(), "{:?}", again.ops);
+            for id in &plan.foreign {
+                prop_assert!(!plan.ops.iter().any(|o| o.service() == *id));
+                let before = current.iter().find(|e| e.0.id == *id);
+                let after = t.iter().find(|e| e.0.id == *id);
+                prop_assert_eq!(before, after);
+            }
+            let deleted: BTreeSet<_> = plan.ops.iter().filter_map(|o| match o { Op::DelService(id) => Some(*id), _ => None }).collect();
+            prop_assert!(!plan.ops.iter().any(|o| matches!(o, Op::AddService(s) if deleted.contains(&s.id))));
+        }
+    }
+}

@@ -43,6 +43,13 @@ halb list || fail "halb list failed"
 halb list | grep -q '198.51.100.22:80 *Masq *1' || fail "halb list lacks r2 Masq 1"
 wait_for "stats read back" "halb list --stats | grep -q '198.51.100.21:80 *5 '" 150
 halb list --stats
+halb list --rate || fail "halb list --rate failed"
+halb list --connections | tee /tmp/case/conns
+grep -q '198.51.100.21:80' /tmp/case/conns || fail "halb list --connections shows no connection to r1"
+# The same state again sends nothing.
+n=$(grep -c 'change(s) sent' /tmp/case/halb.log)
+halb_reload
+expect_eq "changes sent by a reload that changes nothing" "$(grep -c 'change(s) sent' /tmp/case/halb.log)" "$n"
 # Quiescent: weight 0, no new connections to r2.
 conf 0
 halb_reload

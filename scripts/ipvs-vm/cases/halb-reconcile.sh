@@ -54,6 +54,27 @@ persistence = { timeout = "600s", netmask = 24 }
   [[virtual_service.real_server]]
   address = "198.51.100.21:443"
   forward = "tunnel"
+
+[[virtual_service]]
+name = "diameter"
+listen = "$VIP:3868"
+protocol = "sctp"
+scheduler = "rr"
+  [[virtual_service.real_server]]
+  address = "198.51.100.21:3868"
+  forward = "masq"
+
+[[virtual_service]]
+name = "v6"
+listen = "[2001:db8::100]:80"
+persistence = { timeout = "60s", prefix_v6 = 64 }
+  [[virtual_service.real_server]]
+  address = "[2001:db8:1::21]:80"
+  [[virtual_service.real_server]]
+  address = "[2001:db8:1::22]:80"
+  forward = "tunnel"
+  tunnel_type = "gue"
+  tunnel_port = 6080
 CONF
 port=9000
 for s in rr wrr lc wlc lblc lblcr dh sh sed nq fo ovf mh; do
@@ -72,6 +93,11 @@ ipvs_table | grep -q "^FWM  7 sh (sh-fallback,sh-port)" || fail "fwmark sh servi
 ipvs_table | grep -q "^TCP  $VIP:443 mh (mh-port) persistent 600 mask 255.255.255.0" || fail "persistent mh service missing"
 ipvs_table | grep -q '198.51.100.21:443 *Tunnel' || fail "tunnel real server missing"
 ipvsadm -L -n --thresholds | grep -q '198.51.100.22:80 .*100 *50' || fail "thresholds missing: $(ipvsadm -L -n --thresholds)"
+ipvs_table | grep -q "^SCTP *$VIP:3868 rr" || fail "sctp service missing"
+ipvs_table | grep -q '^TCP  \[2001:db8::100\]:80 wlc persistent 60 mask 64' || fail "IPv6 persistent service missing"
+ipvs_table | grep -q '\[2001:db8:1::22\]:80 *Tunnel *1' || fail "IPv6 tunnel real server missing"
+ipvsadm -L -n --tun-info 2>&1 | tee /tmp/case/tun
+grep -i '2001:db8:1::22.*gue.*6080' /tmp/case/tun || fail "GUE tunnel type and port not in ipvsadm --tun-info"
 port=9000
 for s in rr wrr lc wlc lblc lblcr dh sh sed nq fo ovf mh; do
   port=$((port + 1))
