@@ -14,7 +14,9 @@
 #               c 192.0.2.10, real servers r1..rN 192.0.2.21.. with the VIP on
 #               their loopback, arp_ignore=1 and arp_announce=2.
 # `serve N [PORT]` starts on every real server rK a TCP server that answers
-# "rK" (busybox nc -ll -e echo); `get [ADDR] [PORT]` asks once from the client.
+# "rK" (busybox nc -ll -e echo; its pid in $SERVE_PID_K; `serve_one K [PORT]`
+# starts one); `get [ADDR] [PORT]` asks once from the client (`get_from NS ...`
+# from another namespace).
 
 IP=/usr/sbin/ip # never busybox's ip applet: it has no netns support
 VIP=192.0.2.100
@@ -80,7 +82,9 @@ topo_dr() { # N real servers
 serve() { # N [PORT]: real servers r1..rN answer "rK" on PORT (default 80)
   local n=${1:-$NREAL} port=${2:-80} k
   for k in $(seq 1 "$n"); do
-    nsx "r$k" nc -ll -p "$port" -e /bin/echo "r$k" &
+    # Not through nsx: a backgrounded function is a subshell, and $! must be nc.
+    $IP netns exec "r$k" nc -ll -p "$port" -e /bin/echo "r$k" &
+    eval "SERVE_PID_$k=\$!"
   done
   # Wait until each listens.
   for k in $(seq 1 "$n"); do
@@ -88,8 +92,18 @@ serve() { # N [PORT]: real servers r1..rN answer "rK" on PORT (default 80)
   done
 }
 
+serve_one() { # K [PORT]
+  $IP netns exec "r$1" nc -ll -p "${2:-80}" -e /bin/echo "r$1" &
+  eval "SERVE_PID_$1=\$!"
+  wait_for "r$1 listening on ${2:-80}" "nsx r$1 netstat -ltn | grep -q ':${2:-80} '"
+}
+
 get() { # [ADDR] [PORT]: one TCP request from the client; prints the answer
   nsx c nc -w 3 "${1:-$VIP}" "${2:-80}" </dev/null 2>/dev/null
+}
+
+get_from() { # NS [ADDR] [PORT]
+  nsx "$1" nc -w 3 "${2:-$VIP}" "${3:-80}" </dev/null 2>/dev/null
 }
 
 # gets N [ADDR] [PORT]: N requests; prints one answer per line ("-" when none)
