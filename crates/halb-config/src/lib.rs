@@ -32,7 +32,7 @@ pub use walk::vrrp::{
     VrrpVip,
 };
 
-use halb_table::{OnDown, ServiceKey, Table, VirtualService};
+use halb_table::{DataPlaneKind, OnDown, ServiceKey, Table, VirtualService};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -60,6 +60,50 @@ pub struct Global {
     pub udp_timeout: Duration,
     /// Default: what a real server that is down becomes.
     pub on_down: OnDown,
+    /// Default data plane of every virtual service.
+    pub data_plane: DataPlaneKind,
+    /// `[global.ipvs]`: kernel-wide IPVS settings.
+    pub ipvs: IpvsGlobal,
+}
+
+/// What halb does with IPVS services it does not manage.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ForeignServices {
+    /// Report them and leave them alone.
+    #[default]
+    Keep,
+    /// Delete them.
+    Remove,
+}
+
+/// `[global.ipvs]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IpvsGlobal {
+    /// Kernel connection timeouts (`ipvsadm --set`); unset: left as they are.
+    pub timeout_tcp: Option<Duration>,
+    pub timeout_tcpfin: Option<Duration>,
+    pub timeout_udp: Option<Duration>,
+    pub foreign: ForeignServices,
+    /// `[global.ipvs.sync_daemon]`: the kernel's connection-sync daemon.
+    pub sync_daemon: Option<SyncDaemonConfig>,
+}
+
+/// Role of the connection-sync daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncRole {
+    Master,
+    Backup,
+}
+
+/// `[global.ipvs.sync_daemon]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncDaemonConfig {
+    pub state: SyncRole,
+    pub interface: String,
+    pub sync_id: u32,
+    pub group: Option<std::net::IpAddr>,
+    pub port: Option<u16>,
+    pub ttl: Option<u8>,
 }
 
 impl Default for Global {
@@ -76,6 +120,8 @@ impl Default for Global {
             idle_timeout: Duration::from_secs(15 * 60),
             udp_timeout: Duration::from_secs(5 * 60),
             on_down: OnDown::Quiescent,
+            data_plane: DataPlaneKind::Proxy,
+            ipvs: IpvsGlobal::default(),
         }
     }
 }

@@ -6,8 +6,8 @@ use crate::suggest::{closest, distance, normalize};
 use crate::values::{self, quote, Diag, DURATION_EXPECTED, NETMASK_EXPECTED};
 use crate::{Config, Global};
 use halb_table::{
-    Forward, OnDown, Persistence, Protocol, ProxyProtocol, RealServer, SchedulerFlags,
-    SchedulerKind, ServiceKey, VirtualService,
+    OnDown, Persistence, Protocol, ProxyProtocol, RealServer, SchedulerFlags, SchedulerKind,
+    ServiceKey, VirtualService,
 };
 use std::collections::{HashMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -19,6 +19,7 @@ use toml_edit::{Array, ArrayOfTables, ImDocument, InlineTable, Item, Table, Toml
 mod alert;
 mod check;
 pub(crate) mod vrrp;
+mod ipvs;
 
 type Span = Range<usize>;
 
@@ -40,6 +41,8 @@ const GLOBAL_KEYS: &[&str] = &[
     "on_down",
     "check",
     "alert",
+    "data_plane",
+    "ipvs",
 ];
 const SERVICE_KEYS: &[&str] = &[
     "name",
@@ -58,6 +61,9 @@ const SERVICE_KEYS: &[&str] = &[
     "check",
     "alert",
     "real_server",
+    "data_plane",
+    "fwmark",
+    "one_packet",
 ];
 const PERSISTENCE_KEYS: &[&str] = &["timeout", "netmask", "prefix_v6"];
 const REAL_KEYS: &[&str] = &[
@@ -66,6 +72,9 @@ const REAL_KEYS: &[&str] = &[
     "upper_threshold",
     "lower_threshold",
     "check",
+    "forward",
+    "tunnel_type",
+    "tunnel_port",
 ];
 
 const SCHEDULER_SYNONYMS: &[(&str, &str)] = &[
@@ -128,6 +137,8 @@ enum Section {
     Real,
     Check,
     Alert,
+    Ipvs,
+    SyncDaemon,
 }
 
 impl Section {
@@ -140,6 +151,8 @@ impl Section {
             Section::Real => REAL_KEYS,
             Section::Check => check::CHECK_KEYS,
             Section::Alert => alert::ALERT_KEYS,
+            Section::Ipvs => ipvs::IPVS_KEYS,
+            Section::SyncDaemon => ipvs::SYNC_KEYS,
         }
     }
 
@@ -152,6 +165,8 @@ impl Section {
             Section::Real => ("a real server key", REAL_KEYS),
             Section::Check => ("a check key", check::CHECK_KEYS),
             Section::Alert => ("an alert key", alert::ALERT_KEYS),
+            Section::Ipvs => ("a [global.ipvs] key", ipvs::IPVS_KEYS),
+            Section::SyncDaemon => ("a [global.ipvs.sync_daemon] key", ipvs::SYNC_KEYS),
         };
         format!("{what}: {}", keys.join(", "))
     }
@@ -210,6 +225,7 @@ fn key_hint_of(section: Section, key: &str) -> Option<String> {
     };
     let hint = match section {
         Section::Alert => return alert::alert_key_hint(key).map(str::to_owned),
+        Section::Ipvs | Section::SyncDaemon => return None,
         Section::Check => {
             if let Some(h) = check::check_key_hint(key) {
                 h.to_owned()
@@ -525,6 +541,7 @@ struct Defaults {
     idle_timeout: Duration,
     udp_timeout: Duration,
     on_down: OnDown,
+    data_plane: halb_table::DataPlaneKind,
 }
 
 /// What the cross-service checks need to know of one service.
@@ -1168,6 +1185,7 @@ impl<'s> Cx<'s> {
             idle_timeout: global.idle_timeout,
             udp_timeout: global.udp_timeout,
             on_down: global.on_down,
+            data_plane: global.data_plane,
         };
         let mut svcs = Vec::new();
         if let Some(f) = self.field(&root, "virtual_service") {
@@ -1270,6 +1288,7 @@ impl<'s> Cx<'s> {
             idle_timeout: g.idle_timeout,
             udp_timeout: g.udp_timeout,
             on_down: g.on_down,
+            data_plane: g.data_plane,
         };
         self.overrides(&n, &mut d);
         g.connect_timeout = d.connect_timeout;
@@ -1277,6 +1296,7 @@ impl<'s> Cx<'s> {
         g.idle_timeout = d.idle_timeout;
         g.udp_timeout = d.udp_timeout;
         g.on_down = d.on_down;
+        self.ipvs_global(&n, &mut g);
         g
     }
 
@@ -1430,6 +1450,7 @@ impl<'s> Cx<'s> {
 
         let listen = match self.field(&node, "listen") {
             Some(f) => self.addr(&f, "\"0.0.0.0:80\"").map(|a| (a, f.span.clone())),
+            None if self.field(&node, "fwmark").is_some() => None,
             None => {
                 self.push(
                     Problem::new(span.clone(), join(&label, "listen"), "missing `listen`")
@@ -1445,8 +1466,9 @@ impl<'s> Cx<'s> {
 
         let mut protocol_ok = true;
         if let Some(f) = self.field(&node, "protocol") {
-            match self.choice(&f, "protocol", &["tcp", "udp"], PROTOCOL_SYNONYMS) {
+            match self.choice(&f, "protocol", &["tcp", "udp", "sctp"], PROTOCOL_SYNONYMS) {
                 Some("udp") => vs.protocol = Protocol::Udp,
+                Some("sctp") => vs.protocol = Protocol::Sctp,
                 Some(_) => vs.protocol = Protocol::Tcp,
                 None => protocol_ok = false,
             }
@@ -1545,6 +1567,8 @@ impl<'s> Cx<'s> {
             None => alert::Layer::default(),
         };
         let alert = self.resolve_alert(galert, &salert);
+        let plane = self.ipvs_service(&node, d, &mut vs, protocol_ok);
+
         let scheck = match self.field(&node, "check") {
             Some(f) => self.check_table(&f),
             None => check::Layer::default(),
@@ -1564,6 +1588,7 @@ impl<'s> Cx<'s> {
                     path,
                     listen.as_ref().map(|l| l.0),
                     (gcheck, &scheck),
+                    plane,
                 ) {
                     if let Some(spec) = check {
                         checks.push((real.addr, spec));
@@ -1584,12 +1609,13 @@ impl<'s> Cx<'s> {
 
         let key_span = match (&listen, protocol_ok) {
             (Some((_, s)), true) => Some(s.clone()),
-            _ => None,
+            _ => self.fwmark_span(&node, &mut vs),
         };
         let name_known = name.is_some() || key_span.is_some();
-        vs.name = name
-            .clone()
-            .unwrap_or_else(|| format!("{}/{}", vs.protocol, vs.listen));
+        vs.name = name.clone().unwrap_or_else(|| match vs.fwmark {
+            Some(m) => format!("fwmark/{m}"),
+            None => format!("{}/{}", vs.protocol, vs.listen),
+        });
         Svc {
             vs,
             span,
@@ -1755,6 +1781,7 @@ impl<'s> Cx<'s> {
         path: String,
         listen: Option<SocketAddr>,
         above: (&check::Layer, &check::Layer),
+        plane: halb_table::DataPlaneKind,
     ) -> Option<(RealServer, Span, Option<halb_health::CheckSpec>)> {
         let node = Node { tbl, path, span };
         self.check_keys(&node, Section::Real);
@@ -1849,6 +1876,7 @@ impl<'s> Cx<'s> {
                 );
             }
         }
+        let (forward, tunnel_type, tunnel_port) = self.ipvs_real(&node, plane);
         let (addr, aspan) = addr?;
         // Resolved even when this table has other problems, so that every
         // problem of the merged check is reported in this pass too.
@@ -1861,7 +1889,9 @@ impl<'s> Cx<'s> {
             weight,
             upper_threshold: upper.map_or(0, |u| u.0),
             lower_threshold: lower.map_or(0, |l| l.0),
-            forward: Forward::Proxy,
+            forward,
+            tunnel_type,
+            tunnel_port,
         };
         Some((real, aspan, check))
     }

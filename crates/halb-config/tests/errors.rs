@@ -556,3 +556,56 @@ fn structured_fields() {
     assert_eq!(err.source_line.as_deref(), Some("scheduler = \"wrrr\""));
     assert_eq!(e.summary(), "1 error in halb.toml");
 }
+
+#[test]
+fn ipvs_keys_on_a_proxy_service_and_ipvsadm_synonyms() {
+    assert_snapshot!(render(
+        r#"[[virtual_service]]
+listen = "192.0.2.10:80"
+protocol = "sctp"
+  [[virtual_service.real_server]]
+  address = "198.51.100.1:80"
+  forward = "route"
+
+[[virtual_service]]
+data_plane = "kernel"
+listen = "192.0.2.10:81"
+  [[virtual_service.real_server]]
+  address = "198.51.100.1:80"
+  forward = "nat"
+  [[virtual_service.real_server]]
+  address = "198.51.100.2:80"
+  forward = "gate"
+  tunnel_type = "gre"
+"#
+    ));
+}
+
+#[test]
+fn ipvs_service_errors() {
+    assert_snapshot!(render(
+        r#"[global.ipvs]
+timeout_tcp = "0s"
+foreign = "delete"
+[global.ipvs.sync_daemon]
+state = "primary"
+group = "192.0.2.1"
+sync_id = 300
+
+[[virtual_service]]
+data_plane = "ipvs"
+listen = "192.0.2.10:80"
+fwmark = 3
+one_packet = true
+proxy_protocol = "v2"
+fallback = "127.0.0.1:9999"
+  [[virtual_service.real_server]]
+  address = "198.51.100.1:80"
+  forward = "proxy"
+  [[virtual_service.real_server]]
+  address = "198.51.100.2:80"
+  forward = "tunnel"
+  tunnel_type = "gue"
+"#
+    ));
+}

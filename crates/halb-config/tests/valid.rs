@@ -44,6 +44,7 @@ fn docs_example_parses_to_the_model() {
             idle_timeout: Duration::from_secs(15 * 60),
             udp_timeout: Duration::from_secs(5 * 60),
             on_down: OnDown::Quiescent,
+            ..Global::default()
         }
     );
     let expected = VirtualService {
@@ -67,12 +68,17 @@ fn docs_example_parses_to_the_model() {
         connect_attempts: 3,
         idle_timeout: Duration::from_secs(15 * 60),
         udp_timeout: Duration::from_secs(5 * 60),
+        data_plane: halb_table::DataPlaneKind::Proxy,
+        fwmark: None,
+        one_packet: false,
         reals: vec![RealServer {
             addr: addr("127.0.0.1:18081"),
             weight: 1,
             upper_threshold: 100,
             lower_threshold: 50,
             forward: Forward::Proxy,
+            tunnel_type: halb_table::TunnelType::Ipip,
+            tunnel_port: 0,
         }],
     };
     assert_eq!(cfg.services, vec![expected]);
@@ -303,4 +309,101 @@ protocol = "udp"
 fn crlf_and_comments() {
     let cfg = ok("# c\r\n[[virtual_service]] # svc\r\nlisten = \"10.0.0.1:80\" # here\r\n");
     assert_eq!(cfg.services[0].listen, addr("10.0.0.1:80"));
+}
+
+#[test]
+fn ipvs_services_and_global_ipvs() {
+    let src = r#"
+[global]
+data_plane = "ipvs"
+[global.ipvs]
+timeout_tcp = "15m"
+timeout_tcpfin = "2m"
+timeout_udp = "5m"
+foreign = "remove"
+[global.ipvs.sync_daemon]
+state = "master"
+interface = "eth0"
+sync_id = 51
+group = "224.0.0.81"
+port = 8848
+ttl = 1
+
+[[virtual_service]]
+name = "web"
+listen = "192.0.2.10:80"
+  [[virtual_service.real_server]]
+  address = "198.51.100.1:80"
+  [[virtual_service.real_server]]
+  address = "198.51.100.2:80"
+  forward = "tunnel"
+  tunnel_type = "gue"
+  tunnel_port = 6080
+
+[[virtual_service]]
+name = "diameter"
+listen = "192.0.2.10:3868"
+protocol = "sctp"
+  [[virtual_service.real_server]]
+  address = "198.51.100.1:3868"
+  forward = "masq"
+
+[[virtual_service]]
+fwmark = 7
+  [[virtual_service.real_server]]
+  address = "[2001:db8::1]:80"
+
+[[virtual_service]]
+name = "dns"
+listen = "192.0.2.10:53"
+protocol = "udp"
+one_packet = true
+  [[virtual_service.real_server]]
+  address = "198.51.100.1:53"
+
+[[virtual_service]]
+name = "still-proxied"
+data_plane = "proxy"
+listen = "127.0.0.1:8080"
+  [[virtual_service.real_server]]
+  address = "127.0.0.1:18081"
+"#;
+    let cfg = parse(src, Path::new("ipvs.toml")).unwrap();
+    let g = &cfg.global.ipvs;
+    assert_eq!(g.timeout_tcp, Some(Duration::from_secs(900)));
+    assert_eq!(g.timeout_tcpfin, Some(Duration::from_secs(120)));
+    assert_eq!(g.timeout_udp, Some(Duration::from_secs(300)));
+    assert_eq!(g.foreign, halb_config::ForeignServices::Remove);
+    let d = g.sync_daemon.as_ref().unwrap();
+    assert_eq!(d.state, halb_config::SyncRole::Master);
+    assert_eq!((d.interface.as_str(), d.sync_id), ("eth0", 51));
+    assert_eq!((d.port, d.ttl), (Some(8848), Some(1)));
+    let s = &cfg.services;
+    use halb_table::DataPlaneKind::{Ipvs, Proxy};
+    assert_eq!(
+        s.iter().map(|s| s.data_plane).collect::<Vec<_>>(),
+        [Ipvs, Ipvs, Ipvs, Ipvs, Proxy]
+    );
+    assert_eq!(s[0].reals[0].forward, Forward::Route);
+    assert_eq!(s[0].reals[1].forward, Forward::Tunnel);
+    assert_eq!(s[0].reals[1].tunnel_type, halb_table::TunnelType::Gue);
+    assert_eq!(s[0].reals[1].tunnel_port, 6080);
+    assert_eq!(s[1].protocol, Protocol::Sctp);
+    assert_eq!(s[1].reals[0].forward, Forward::Masq);
+    assert_eq!(s[2].fwmark, Some(7));
+    assert_eq!(s[2].name, "fwmark/7");
+    assert_eq!(s[2].listen, addr("[::]:0"));
+    assert!(s[3].one_packet);
+    assert_eq!(s[4].reals[0].forward, Forward::Proxy);
+}
+
+#[test]
+fn docs_ipvs_example_is_valid() {
+    let doc = include_str!("../../../docs/configuration.md");
+    let at = doc.find("## IPVS: the kernel data plane").unwrap();
+    let start = at + doc[at..].find("```toml\n").unwrap() + "```toml\n".len();
+    let end = start + doc[start..].find("```").unwrap();
+    let cfg = ok(&doc[start..end]);
+    assert_eq!(cfg.services.len(), 4);
+    assert!(cfg.global.ipvs.sync_daemon.is_some());
 }

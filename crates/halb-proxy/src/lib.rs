@@ -238,6 +238,12 @@ impl ProxyDataPlane {
             let b = match svc.protocol {
                 Protocol::Tcp => Bound::Tcp(listener::bind_tcp(addr, backlog)?),
                 Protocol::Udp => Bound::Udp(listener::bind_udp(addr)?),
+                Protocol::Sctp => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::Unsupported,
+                        "the userspace proxy has no SCTP: set data_plane = \"ipvs\"",
+                    ))
+                }
             };
             if addr.port() == 0 {
                 // port 0: every worker on the port the first one got

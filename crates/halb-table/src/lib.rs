@@ -28,6 +28,8 @@ use std::time::Duration;
 pub enum Protocol {
     Tcp,
     Udp,
+    /// IPVS only (the userspace proxy has no SCTP).
+    Sctp,
 }
 
 impl Protocol {
@@ -36,6 +38,7 @@ impl Protocol {
         match self {
             Protocol::Tcp => "TCP",
             Protocol::Udp => "UDP",
+            Protocol::Sctp => "SCTP",
         }
     }
 }
@@ -45,6 +48,7 @@ impl fmt::Display for Protocol {
         f.write_str(match self {
             Protocol::Tcp => "tcp",
             Protocol::Udp => "udp",
+            Protocol::Sctp => "sctp",
         })
     }
 }
@@ -183,6 +187,36 @@ impl Forward {
     }
 }
 
+/// Which data plane carries a virtual service.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DataPlaneKind {
+    /// The userspace proxy (`halb-proxy`).
+    #[default]
+    Proxy,
+    /// Linux IPVS, programmed over netlink (`halb-ipvs`).
+    Ipvs,
+}
+
+impl DataPlaneKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            DataPlaneKind::Proxy => "proxy",
+            DataPlaneKind::Ipvs => "ipvs",
+        }
+    }
+}
+
+/// Encapsulation of an IPVS tunnel real server (`forward = "tunnel"`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TunnelType {
+    #[default]
+    Ipip,
+    Gue,
+    Gre,
+}
+
 /// One real server as the data plane should see it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct RealServer {
@@ -194,6 +228,11 @@ pub struct RealServer {
     /// Lower connection threshold (ipvsadm `-y`); 0: three quarters of upper.
     pub lower_threshold: u32,
     pub forward: Forward,
+    /// IPVS tunnel: encapsulation and (GUE) destination port.
+    #[serde(default)]
+    pub tunnel_type: TunnelType,
+    #[serde(default)]
+    pub tunnel_port: u16,
 }
 
 impl RealServer {
@@ -204,6 +243,8 @@ impl RealServer {
             upper_threshold: 0,
             lower_threshold: 0,
             forward: Forward::Proxy,
+            tunnel_type: TunnelType::Ipip,
+            tunnel_port: 0,
         }
     }
 }
@@ -230,6 +271,17 @@ pub struct VirtualService {
     pub idle_timeout: Duration,
     /// UDP: a client flow with no packets either way is forgotten after this.
     pub udp_timeout: Duration,
+    /// Which data plane carries this service.
+    #[serde(default)]
+    pub data_plane: DataPlaneKind,
+    /// IPVS firewall-mark service: packets marked N (by nftables/iptables)
+    /// are balanced, whatever their address; `listen` is then the
+    /// unspecified address of the family, port 0.
+    #[serde(default)]
+    pub fwmark: Option<u32>,
+    /// IPVS one-packet scheduling (UDP): each datagram scheduled alone.
+    #[serde(default)]
+    pub one_packet: bool,
     pub reals: Vec<RealServer>,
 }
 
@@ -256,6 +308,9 @@ impl VirtualService {
             connect_attempts: 3,
             idle_timeout: Duration::from_secs(900),
             udp_timeout: Duration::from_secs(300),
+            data_plane: DataPlaneKind::Proxy,
+            fwmark: None,
+            one_packet: false,
             reals: Vec::new(),
         }
     }
@@ -265,20 +320,28 @@ impl VirtualService {
         ServiceKey {
             protocol: self.protocol,
             listen: self.listen,
+            fwmark: self.fwmark,
         }
     }
 }
 
-/// Identity of a virtual service: protocol and listen address, as in IPVS.
+/// Identity of a virtual service: protocol and listen address, or a
+/// firewall mark, as in IPVS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ServiceKey {
     pub protocol: Protocol,
     pub listen: SocketAddr,
+    #[serde(default)]
+    pub fwmark: Option<u32>,
 }
 
 impl fmt::Display for ServiceKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.protocol, self.listen)
+        match self.fwmark {
+            Some(m) if self.listen.is_ipv6() => write!(f, "fwmark {m} IPv6"),
+            Some(m) => write!(f, "fwmark {m}"),
+            None => write!(f, "{} {}", self.protocol, self.listen),
+        }
     }
 }
 
@@ -310,6 +373,9 @@ pub enum DataPlaneError {
 #[derive(Debug, Default)]
 pub struct ApplyReport {
     pub errors: Vec<DataPlaneError>,
+    /// Problems that leave the rest running: a service the kernel could
+    /// not take, a kernel without IPVS. The daemon logs them and carries on.
+    pub warnings: Vec<DataPlaneError>,
 }
 
 impl ApplyReport {

@@ -1,6 +1,6 @@
 //! What data planes report: counters, rates and the connection table.
 
-use crate::{Forward, Persistence, Protocol, SchedulerKind};
+use crate::{Forward, Persistence, Protocol, SchedulerFlags, SchedulerKind};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 
@@ -65,6 +65,15 @@ pub struct ServiceStats {
     pub protocol: Protocol,
     pub listen: SocketAddr,
     pub scheduler: SchedulerKind,
+    /// sh/mh flags (`(sh-fallback,sh-port)` in the listing).
+    #[serde(default)]
+    pub flags: SchedulerFlags,
+    /// IPVS firewall-mark service (`FWM  7` in the listing).
+    #[serde(default)]
+    pub fwmark: Option<u32>,
+    /// IPVS one-packet scheduling (`ops`).
+    #[serde(default)]
+    pub one_packet: bool,
     pub persistence: Option<Persistence>,
     pub fallback: Option<SocketAddr>,
     /// Connections sent to the fallback server.

@@ -3,7 +3,7 @@
 use crate::cli::EXIT_CONFIG;
 use crate::control::{self, Request, Response, Status};
 use crate::health::Checks;
-use crate::{diff, health, http, vrrp};
+use crate::{diff, health, http, planes, vrrp};
 use anyhow::Context;
 use halb_alert::{DaemonStatus, Policy, State, Transition};
 use halb_config::Config;
@@ -29,7 +29,7 @@ pub enum Source {
 struct Daemon {
     source: Source,
     config: Config,
-    plane: Box<dyn DataPlane>,
+    plane: planes::Planes,
     started: Instant,
     /// Health state of the configured checks.
     checks: Checks,
@@ -125,7 +125,7 @@ impl Daemon {
         }
         if reapply {
             let report = self.plane.apply(&self.checks.effective(&self.config));
-            for e in &report.errors {
+            for e in report.errors.iter().chain(&report.warnings) {
                 tracing::error!("applying health changes: {e}");
             }
         }
@@ -181,6 +181,10 @@ impl Daemon {
         let set = self.checks.set(&new);
         self.check_set.send_replace(set);
         self.set_alerts(&new, DaemonStatus::Reloading);
+        if new.global.ipvs != self.config.global.ipvs {
+            changes.push("[global.ipvs] changed".into());
+        }
+        self.plane.set_global(&new.global);
         let report = self.plane.apply(&self.checks.effective(&new));
         // VRRP is touched only when its config changed: a reload would
         // restart the trackers (and their rise/fall counts).
@@ -204,7 +208,10 @@ impl Daemon {
         for c in &changes {
             tracing::info!("reload: {c}");
         }
-        if report.is_ok() {
+        for w in &report.warnings {
+            tracing::error!("reload: {w}");
+        }
+        if report.is_ok() && report.warnings.is_empty() {
             let summary = if changes.is_empty() {
                 "reloaded: no changes".to_string()
             } else {
@@ -216,6 +223,7 @@ impl Daemon {
             let message = report
                 .errors
                 .iter()
+                .chain(&report.warnings)
                 .map(|e| e.to_string())
                 .collect::<Vec<_>>()
                 .join("\n");
@@ -298,11 +306,12 @@ pub fn run(
         .context("starting the control runtime")?;
     rt.block_on(async move {
         let socket_path = config.global.control_socket.clone();
-        let mut plane = ProxyDataPlane::new(ProxyOptions {
+        let proxy = ProxyDataPlane::new(ProxyOptions {
             workers: config.global.workers,
             ..ProxyOptions::default()
         })
         .context("starting the userspace data plane")?;
+        let mut plane = planes::Planes::new(proxy, &config.global);
         let mut checks = Checks::new();
         let results = checks.results();
         let check_set = checks.set(&config);
@@ -314,6 +323,11 @@ pub fn run(
                 eprintln!("halb: {e}");
             }
             anyhow::bail!("{} virtual service(s) could not start", report.errors.len());
+        }
+        // IPVS problems (a kernel without IPVS, a refused service) stop
+        // only the services concerned: the rest runs.
+        for w in &report.warnings {
+            tracing::error!("{w}");
         }
         let listener = control::bind(&socket_path)?;
         let http_listener = match http {
@@ -334,7 +348,7 @@ pub fn run(
         let mut d = Daemon {
             source,
             config,
-            plane: Box::new(plane),
+            plane,
             started: Instant::now(),
             checks,
             check_set: set_tx,

@@ -50,17 +50,38 @@ fn header(status: &Status) -> String {
 /// `TCP  127.0.0.1:8080 wrr persistent 600 mask 255.255.255.0`, as
 /// ipvsadm's `print_service_entry`.
 fn service_line(s: &ServiceStats) -> String {
-    let mut line = format!(
-        "{}  {} {}",
-        s.protocol.ipvsadm_name(),
-        s.listen,
-        s.scheduler
-    );
+    let mut line = match s.fwmark {
+        Some(m) => format!("FWM  {m} {}", s.scheduler),
+        None => format!(
+            "{}  {} {}",
+            s.protocol.ipvsadm_name(),
+            s.listen,
+            s.scheduler
+        ),
+    };
+    if s.flags.fallback || s.flags.port {
+        let pre = if s.scheduler == halb_table::SchedulerKind::Mh {
+            "mh"
+        } else {
+            "sh"
+        };
+        let mut f = Vec::new();
+        if s.flags.fallback {
+            f.push(format!("{pre}-fallback"));
+        }
+        if s.flags.port {
+            f.push(format!("{pre}-port"));
+        }
+        let _ = write!(line, " ({})", f.join(","));
+    }
     if let Some(p) = &s.persistence {
         let _ = write!(line, " persistent {}", p.timeout.as_secs());
         if let Some(mask) = mask_text(p, s.listen) {
             let _ = write!(line, " mask {mask}");
         }
+    }
+    if s.one_packet {
+        line.push_str(" ops");
     }
     if let Some(f) = s.fallback {
         let _ = write!(line, " fallback {f}");
@@ -359,6 +380,9 @@ mod tests {
             protocol: Protocol::Tcp,
             listen: ([127, 0, 0, 1], 8080).into(),
             scheduler: SchedulerKind::Wrr,
+            flags: Default::default(),
+            fwmark: None,
+            one_packet: false,
             persistence: Some(Persistence {
                 timeout: Duration::from_secs(600),
                 prefix_v4: 24,
@@ -378,6 +402,9 @@ mod tests {
             protocol: Protocol::Udp,
             listen: "[::1]:5353".parse().unwrap(),
             scheduler: SchedulerKind::Sh,
+            flags: Default::default(),
+            fwmark: None,
+            one_packet: false,
             persistence: None,
             fallback: None,
             fallback_conns: 0,

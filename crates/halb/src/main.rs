@@ -17,6 +17,7 @@ mod http;
 mod list;
 mod realserver;
 mod vrrp;
+mod planes;
 
 use std::process::ExitCode;
 

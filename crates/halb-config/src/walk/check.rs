@@ -1037,7 +1037,7 @@ impl Cx<'_> {
         }
     }
 
-    fn boolean(&mut self, f: &Field, expected: &str) -> Option<bool> {
+    pub(super) fn boolean(&mut self, f: &Field, expected: &str) -> Option<bool> {
         if let Kind::Bool(b) = f.kind {
             return Some(b);
         }

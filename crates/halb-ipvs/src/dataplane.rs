@@ -1,0 +1,512 @@
+//! [`IpvsDataPlane`]: the `halb_table::DataPlane` for Linux IPVS.
+//!
+//! `apply` reads the kernel's table, reconciles ([`crate::reconcile`]) and
+//! sends only the differences, pipelined. The kernel's state is read back
+//! for `stats` and the connection table for `connections`.
+
+use crate::model::*;
+use crate::reconcile::{reconcile, Entry, ForeignPolicy, Op};
+use crate::socket::{IpvsError, IpvsSocket};
+use halb_table::{
+    ApplyReport, ConnectionInfo, Counters, DataPlane, DataPlaneError, DataPlaneKind, Forward,
+    Persistence, Protocol, Rates, RealStats, SchedulerKind, ServiceStats, Table, VirtualService,
+};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Kernel-wide settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IpvsOptions {
+    pub foreign: ForeignPolicy,
+    /// Seconds; 0 leaves that timeout as the kernel has it.
+    pub timeouts: Timeouts,
+    /// The sync daemon halb keeps running; `None`: halb starts none (and
+    /// stops the one it started).
+    pub sync_daemon: Option<SyncDaemon>,
+}
+
+/// The desired kernel entry of one virtual service.
+pub fn to_kernel(vs: &VirtualService) -> Entry {
+    let id = match vs.fwmark {
+        Some(mark) => ServiceId::Fwmark {
+            family: Family::of(vs.listen.ip()),
+            mark,
+        },
+        None => ServiceId::Inet {
+            protocol: match vs.protocol {
+                Protocol::Tcp => IpvsProtocol::Tcp,
+                Protocol::Udp => IpvsProtocol::Udp,
+                Protocol::Sctp => IpvsProtocol::Sctp,
+            },
+            addr: vs.listen,
+        },
+    };
+    let mut s = Service::new(id, vs.scheduler.name());
+    s.flags.sched_fallback = vs.flags.fallback;
+    s.flags.sched_port = vs.flags.port;
+    s.flags.one_packet = vs.one_packet;
+    if let Some(p) = &vs.persistence {
+        s.persistence = Some(
+            u32::try_from(p.timeout.as_secs())
+                .unwrap_or(u32::MAX)
+                .max(1),
+        );
+        s.netmask = match id.family() {
+            Family::V4 => p.prefix_v4,
+            Family::V6 => p.prefix_v6,
+        };
+    }
+    let dests = vs
+        .reals
+        .iter()
+        .map(|r| {
+            let fwd = match r.forward {
+                Forward::Masq => FwdMethod::Masq,
+                Forward::Tunnel => FwdMethod::Tunnel,
+                Forward::Route | Forward::Proxy => FwdMethod::Route,
+            };
+            let mut d = Dest::new(r.addr, fwd, r.weight);
+            d.upper_threshold = r.upper_threshold;
+            d.lower_threshold = r.lower_threshold;
+            d.tunnel = match r.tunnel_type {
+                halb_table::TunnelType::Ipip => TunnelType::Ipip,
+                halb_table::TunnelType::Gue => TunnelType::Gue,
+                halb_table::TunnelType::Gre => TunnelType::Gre,
+            };
+            d.tunnel_port = r.tunnel_port;
+            d
+        })
+        .collect();
+    (s, dests)
+}
+
+struct Inner {
+    sock: Option<IpvsSocket>,
+    /// Services halb added or adopted.
+    managed: BTreeSet<ServiceId>,
+    /// Foreign services already reported (reported once).
+    reported: BTreeSet<ServiceId>,
+    names: HashMap<ServiceId, String>,
+    timeouts_sent: Option<Timeouts>,
+    daemon_started: Option<SyncDaemon>,
+}
+
+/// The IPVS data plane.
+pub struct IpvsDataPlane {
+    opts: IpvsOptions,
+    inner: Mutex<Inner>,
+}
+
+impl IpvsDataPlane {
+    /// Does not touch the kernel yet: the socket opens at the first
+    /// `apply`, so that a kernel without IPVS only matters when a service
+    /// asks for it.
+    pub fn new(opts: IpvsOptions) -> Self {
+        IpvsDataPlane {
+            opts,
+            inner: Mutex::new(Inner {
+                sock: None,
+                managed: BTreeSet::new(),
+                reported: BTreeSet::new(),
+                names: HashMap::new(),
+                timeouts_sent: None,
+                daemon_started: None,
+            }),
+        }
+    }
+
+    pub fn set_options(&mut self, opts: IpvsOptions) {
+        self.opts = opts;
+    }
+}
+
+fn socket(inner: &mut Inner) -> Result<&mut IpvsSocket, IpvsError> {
+    if inner.sock.is_none() {
+        inner.sock = Some(IpvsSocket::open()?);
+    }
+    inner.sock.as_mut().ok_or(IpvsError::NotAvailable)
+}
+
+fn service_err(name: &str, message: String) -> DataPlaneError {
+    DataPlaneError::Service {
+        service: name.to_owned(),
+        message,
+    }
+}
+
+impl DataPlane for IpvsDataPlane {
+    fn name(&self) -> &'static str {
+        "ipvs"
+    }
+
+    fn apply(&mut self, table: &Table) -> ApplyReport {
+        let mut report = ApplyReport::default();
+        let Ok(mut inner) = self.inner.lock() else {
+            report
+                .errors
+                .push(DataPlaneError::Other("ipvs state poisoned".into()));
+            return report;
+        };
+        let services: Vec<&VirtualService> = table
+            .services
+            .iter()
+            .filter(|s| s.data_plane == DataPlaneKind::Ipvs)
+            .collect();
+        let desired: Vec<Entry> = services.iter().map(|s| to_kernel(s)).collect();
+        let names: HashMap<ServiceId, String> = services
+            .iter()
+            .zip(&desired)
+            .map(|(s, e)| (e.0.id, s.name.clone()))
+            .collect();
+        if desired.is_empty() && inner.managed.is_empty() && inner.sock.is_none() {
+            return report;
+        }
+        let sock = match socket(&mut inner) {
+            Ok(s) => s,
+            Err(e) => {
+                let list = services
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                report.warnings.push(DataPlaneError::Other(format!(
+                    "IPVS virtual service(s) {list} not started: {e}"
+                )));
+                return report;
+            }
+        };
+        let current = match sock.table() {
+            Ok(t) => t,
+            Err(e) => {
+                report.warnings.push(DataPlaneError::Other(format!(
+                    "reading the IPVS table: {e}"
+                )));
+                return report;
+            }
+        };
+        let current: Vec<Entry> = current
+            .into_iter()
+            .map(|(s, d)| (s.service, d.into_iter().map(|d| d.dest).collect()))
+            .collect();
+        let plan = reconcile(&desired, &current, &inner.managed, self.opts.foreign);
+        for id in &plan.adopted {
+            tracing::info!(
+                "ipvs: adopted the kernel's {id} as virtual service {}",
+                names.get(id).map_or("?", String::as_str)
+            );
+        }
+        let mut newly = Vec::new();
+        for id in &plan.foreign {
+            if !inner.reported.contains(id) {
+                newly.push(*id);
+                match self.opts.foreign {
+                    ForeignPolicy::Keep => tracing::warn!(
+                        "ipvs: {id} is in the kernel but not in the config; left alone ([global.ipvs] foreign = \"remove\" deletes such services)"
+                    ),
+                    ForeignPolicy::Remove => {
+                        tracing::warn!("ipvs: {id} is in the kernel but not in the config; removing it (foreign = \"remove\")")
+                    }
+                }
+            }
+        }
+        let sock = match socket(&mut inner) {
+            Ok(s) => s,
+            Err(_) => return report,
+        };
+        let reqs: Vec<_> = plan.ops.iter().map(Op::request).collect();
+        let results = sock.execute(&reqs);
+        let mut failed: BTreeSet<ServiceId> = BTreeSet::new();
+        let mut refused = 0;
+        for (op, res) in plan.ops.iter().zip(results) {
+            tracing::debug!("ipvs: ipvsadm {op}");
+            if let Err(e) = res {
+                let id = op.service();
+                failed.insert(id);
+                refused += 1;
+                let name = names
+                    .get(&id)
+                    .or_else(|| inner.names.get(&id))
+                    .cloned()
+                    .unwrap_or_else(|| id.to_string());
+                let what = match op.dest() {
+                    Some(d) => format!("({id}) real server {d}: {e} (ipvsadm {op})"),
+                    None => format!("({id}): {e} (ipvsadm {op})"),
+                };
+                report.warnings.push(service_err(&name, what));
+            }
+        }
+        if !plan.ops.is_empty() {
+            tracing::info!(
+                "ipvs: {} change(s) sent to the kernel, {} refused",
+                plan.ops.len(),
+                refused
+            );
+        }
+        inner.reported.extend(newly);
+        for op in &plan.ops {
+            match op {
+                Op::DelService(id) if !failed.contains(id) => {
+                    inner.managed.remove(id);
+                }
+                _ => {}
+            }
+        }
+        for e in &desired {
+            let ok_add = !failed.contains(&e.0.id) || current.iter().any(|c| c.0.id == e.0.id);
+            if ok_add {
+                inner.managed.insert(e.0.id);
+            }
+        }
+        inner.names = names;
+
+        // Kernel-wide: timeouts and the sync daemon.
+        let t = self.opts.timeouts;
+        if t != Timeouts::default() && inner.timeouts_sent != Some(t) {
+            if let Ok(sock) = socket(&mut inner) {
+                match sock.request(&crate::Request::SetConfig(t)) {
+                    Ok(_) => inner.timeouts_sent = Some(t),
+                    Err(e) => report
+                        .warnings
+                        .push(DataPlaneError::Other(format!("ipvs timeouts: {e}"))),
+                }
+            }
+        }
+        let want = self.opts.sync_daemon.clone();
+        if want != inner.daemon_started {
+            let old = inner.daemon_started.clone();
+            if let Ok(sock) = socket(&mut inner) {
+                if let Some(old) = &old {
+                    let _ = sock.request(&crate::Request::DelDaemon(old.state));
+                }
+                let mut started = None;
+                if let Some(d) = &want {
+                    let running = sock.daemons().unwrap_or_default();
+                    if running.iter().any(|r| r.state == d.state) {
+                        let _ = sock.request(&crate::Request::DelDaemon(d.state));
+                    }
+                    match sock.request(&crate::Request::NewDaemon(d.clone())) {
+                        Ok(_) => {
+                            tracing::info!(
+                                "ipvs: sync daemon {:?} on {} (sync id {}) started",
+                                d.state,
+                                d.interface,
+                                d.sync_id
+                            );
+                            started = Some(d.clone());
+                        }
+                        Err(e) => report.warnings.push(DataPlaneError::Other(format!(
+                            "ipvs sync daemon on {}: {e}",
+                            d.interface
+                        ))),
+                    }
+                }
+                inner.daemon_started = started;
+            }
+        }
+        report
+    }
+
+    fn stats(&self) -> Vec<ServiceStats> {
+        let Ok(mut inner) = self.inner.lock() else {
+            return Vec::new();
+        };
+        if inner.sock.is_none() {
+            return Vec::new();
+        }
+        let names = inner.names.clone();
+        let Ok(sock) = socket(&mut inner) else {
+            return Vec::new();
+        };
+        let Ok(table) = sock.table() else {
+            return Vec::new();
+        };
+        table
+            .into_iter()
+            .map(|(si, dests)| {
+                let s = &si.service;
+                let (protocol, listen) = match s.id {
+                    ServiceId::Inet { protocol, addr } => (
+                        match protocol {
+                            IpvsProtocol::Tcp => Protocol::Tcp,
+                            IpvsProtocol::Udp => Protocol::Udp,
+                            IpvsProtocol::Sctp => Protocol::Sctp,
+                        },
+                        addr,
+                    ),
+                    ServiceId::Fwmark { family, .. } => (
+                        Protocol::Tcp,
+                        match family {
+                            Family::V4 => (std::net::Ipv4Addr::UNSPECIFIED, 0).into(),
+                            Family::V6 => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
+                        },
+                    ),
+                };
+                let mut counters = counters(&si.stats);
+                let reals: Vec<RealStats> = dests
+                    .iter()
+                    .map(|d| {
+                        let mut c = counters_of(&d.stats);
+                        c.active = u64::from(d.active_conns);
+                        c.inactive = u64::from(d.inactive_conns);
+                        RealStats {
+                            addr: d.dest.addr,
+                            weight: d.dest.weight,
+                            forward: match d.dest.fwd {
+                                FwdMethod::Masq => Forward::Masq,
+                                FwdMethod::Tunnel => Forward::Tunnel,
+                                _ => Forward::Route,
+                            },
+                            overloaded: false,
+                            removed: false,
+                            counters: c,
+                            rates: rates(&d.stats),
+                        }
+                    })
+                    .collect();
+                counters.active = reals.iter().map(|r| r.counters.active).sum();
+                counters.inactive = reals.iter().map(|r| r.counters.inactive).sum();
+                ServiceStats {
+                    name: names
+                        .get(&s.id)
+                        .cloned()
+                        .unwrap_or_else(|| format!("{} (not managed by halb)", s.id)),
+                    protocol,
+                    listen,
+                    scheduler: SchedulerKind::from_name(&s.scheduler).unwrap_or(SchedulerKind::Wlc),
+                    flags: halb_table::SchedulerFlags {
+                        fallback: s.flags.sched_fallback,
+                        port: s.flags.sched_port,
+                    },
+                    fwmark: match s.id {
+                        ServiceId::Fwmark { mark, .. } => Some(mark),
+                        ServiceId::Inet { .. } => None,
+                    },
+                    one_packet: s.flags.one_packet,
+                    persistence: s.persistence.map(|t| Persistence {
+                        timeout: Duration::from_secs(u64::from(t)),
+                        prefix_v4: if s.id.family() == Family::V4 {
+                            s.netmask
+                        } else {
+                            32
+                        },
+                        prefix_v6: if s.id.family() == Family::V6 {
+                            s.netmask
+                        } else {
+                            128
+                        },
+                    }),
+                    fallback: None,
+                    fallback_conns: 0,
+                    counters,
+                    rates: rates(&si.stats),
+                    reals,
+                }
+            })
+            .collect()
+    }
+
+    fn connections(&self) -> Vec<ConnectionInfo> {
+        crate::conn::read_conn_table()
+    }
+}
+
+impl Drop for IpvsDataPlane {
+    /// A director that stops must not keep sending (or receiving) sync
+    /// messages: the sync daemon halb started stops with it, as with
+    /// keepalived. The virtual services stay, so packets keep flowing
+    /// through a restart.
+    fn drop(&mut self) {
+        let Ok(inner) = self.inner.get_mut() else {
+            return;
+        };
+        if let (Some(d), Some(sock)) = (inner.daemon_started.take(), inner.sock.as_mut()) {
+            match sock.request(&crate::Request::DelDaemon(d.state)) {
+                Ok(_) => {
+                    tracing::info!("ipvs: sync daemon {:?} on {} stopped", d.state, d.interface)
+                }
+                Err(e) => tracing::warn!("ipvs: stopping the sync daemon on {}: {e}", d.interface),
+            }
+        }
+    }
+}
+
+fn counters_of(s: &Stats) -> Counters {
+    Counters {
+        conns: s.conns,
+        active: 0,
+        inactive: 0,
+        bytes_in: s.inbytes,
+        bytes_out: s.outbytes,
+        packets_in: s.inpkts,
+        packets_out: s.outpkts,
+    }
+}
+
+fn counters(s: &Stats) -> Counters {
+    counters_of(s)
+}
+
+fn rates(s: &Stats) -> Rates {
+    Rates {
+        cps: s.cps as f64,
+        inpps: s.inpps as f64,
+        outpps: s.outpps as f64,
+        inbps: s.inbps as f64,
+        outbps: s.outbps as f64,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use halb_table::{Persistence, RealServer, SchedulerFlags};
+
+    #[test]
+    fn table_to_kernel() {
+        let mut vs = VirtualService::new(
+            "web",
+            "192.0.2.10:80".parse().unwrap(),
+            Protocol::Tcp,
+            SchedulerKind::Sh,
+        );
+        vs.data_plane = DataPlaneKind::Ipvs;
+        vs.flags = SchedulerFlags {
+            fallback: true,
+            port: false,
+        };
+        vs.persistence = Some(Persistence {
+            timeout: Duration::from_secs(600),
+            prefix_v4: 24,
+            prefix_v6: 64,
+        });
+        let mut r = RealServer::new("198.51.100.1:80".parse().unwrap(), 3);
+        r.forward = Forward::Masq;
+        r.upper_threshold = 10;
+        vs.reals.push(r);
+        let (s, d) = to_kernel(&vs);
+        assert_eq!(
+            crate::reconcile::Op::AddService(s).to_string(),
+            "-A -t 192.0.2.10:80 -s sh -b sh-fallback -p 600 -M 24"
+        );
+        assert_eq!(
+            crate::reconcile::Op::AddDest(web(), d[0]).to_string(),
+            "-a -t 192.0.2.10:80 -r 198.51.100.1:80 -m -w 3 -x 10"
+        );
+    }
+
+    fn web() -> ServiceId {
+        ServiceId::Inet {
+            protocol: IpvsProtocol::Tcp,
+            addr: "192.0.2.10:80".parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn nothing_to_do_touches_no_kernel() {
+        let mut p = IpvsDataPlane::new(IpvsOptions::default());
+        let r = p.apply(&Table::default());
+        assert!(r.is_ok() && r.warnings.is_empty());
+        assert!(p.stats().is_empty());
+    }
+}

@@ -1,0 +1,97 @@
+//! The data planes side by side: services with `data_plane = "proxy"` go
+//! to the userspace proxy, those with `data_plane = "ipvs"` to the
+//! kernel. A kernel without IPVS costs the IPVS services only.
+
+use halb_config::{ForeignServices, Global, SyncRole};
+use halb_ipvs::reconcile::ForeignPolicy;
+use halb_ipvs::{IpvsDataPlane, IpvsOptions, SyncDaemon, SyncState, Timeouts};
+use halb_proxy::ProxyDataPlane;
+use halb_table::{ApplyReport, ConnectionInfo, DataPlane, DataPlaneKind, ServiceStats, Table};
+
+pub struct Planes {
+    proxy: ProxyDataPlane,
+    ipvs: IpvsDataPlane,
+    uses_ipvs: bool,
+}
+
+/// The IPVS options `[global.ipvs]` describes.
+pub fn ipvs_options(g: &Global) -> IpvsOptions {
+    let secs = |d: Option<std::time::Duration>| {
+        d.map_or(0, |d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX))
+    };
+    IpvsOptions {
+        foreign: match g.ipvs.foreign {
+            ForeignServices::Keep => ForeignPolicy::Keep,
+            ForeignServices::Remove => ForeignPolicy::Remove,
+        },
+        timeouts: Timeouts {
+            tcp: secs(g.ipvs.timeout_tcp),
+            tcp_fin: secs(g.ipvs.timeout_tcpfin),
+            udp: secs(g.ipvs.timeout_udp),
+        },
+        sync_daemon: g.ipvs.sync_daemon.as_ref().map(|d| SyncDaemon {
+            state: match d.state {
+                SyncRole::Master => SyncState::Master,
+                SyncRole::Backup => SyncState::Backup,
+            },
+            interface: d.interface.clone(),
+            sync_id: d.sync_id,
+            group: d.group,
+            port: d.port,
+            ttl: d.ttl,
+            max_len: None,
+        }),
+    }
+}
+
+impl Planes {
+    pub fn new(proxy: ProxyDataPlane, global: &Global) -> Self {
+        Planes {
+            proxy,
+            ipvs: IpvsDataPlane::new(ipvs_options(global)),
+            uses_ipvs: false,
+        }
+    }
+
+    pub fn set_global(&mut self, global: &Global) {
+        self.ipvs.set_options(ipvs_options(global));
+    }
+}
+
+impl DataPlane for Planes {
+    fn name(&self) -> &'static str {
+        if self.uses_ipvs {
+            "proxy+ipvs"
+        } else {
+            "proxy"
+        }
+    }
+
+    fn apply(&mut self, table: &Table) -> ApplyReport {
+        let (ipvs, proxy): (Vec<_>, Vec<_>) = table
+            .services
+            .iter()
+            .cloned()
+            .partition(|s| s.data_plane == DataPlaneKind::Ipvs);
+        self.uses_ipvs = !ipvs.is_empty();
+        let mut report = self.proxy.apply(&Table { services: proxy });
+        let r = self.ipvs.apply(&Table { services: ipvs });
+        report.errors.extend(r.errors);
+        report.warnings.extend(r.warnings);
+        report
+    }
+
+    fn stats(&self) -> Vec<ServiceStats> {
+        let mut s = self.proxy.stats();
+        s.extend(self.ipvs.stats());
+        s
+    }
+
+    fn connections(&self) -> Vec<ConnectionInfo> {
+        let mut c = self.proxy.connections();
+        if self.uses_ipvs {
+            c.extend(self.ipvs.connections());
+        }
+        c
+    }
+}

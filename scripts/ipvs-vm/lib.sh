@@ -1,0 +1,156 @@
+# Helpers for the guest's case files (sourced before each case; busybox sh).
+#
+# A case is a shell script that exits 0 when it passed. `fail MSG` ends it
+# with "FAIL: MSG" (the first such line is the reason reported to the host).
+# The runner resets everything after each case (IPVS table, namespaces,
+# links, processes), so a case need not clean up.
+#
+# The director is the guest's root namespace (ipvsadm and halb run there);
+# clients and real servers are namespaces on bridges:
+#   topo_nat N  client c 192.0.2.10 on br0 (director 192.0.2.1, VIP 192.0.2.100),
+#               real servers r1..rN 198.51.100.21.. on br1 behind the director
+#               (198.51.100.1, their default gateway); ip_forward on.
+#   topo_dr N   one LAN br0: director 192.0.2.1 with VIP 192.0.2.100, client
+#               c 192.0.2.10, real servers r1..rN 192.0.2.21.. with the VIP on
+#               their loopback, arp_ignore=1 and arp_announce=2.
+# `serve N [PORT]` starts on every real server rK a TCP server that answers
+# "rK" (busybox nc -ll -e echo; its pid in $SERVE_PID_K; `serve_one K [PORT]`
+# starts one); `get [ADDR] [PORT]` asks once from the client (`get_from NS ...`
+# from another namespace).
+
+IP=/usr/sbin/ip # never busybox's ip applet: it has no netns support
+VIP=192.0.2.100
+CLIENT=192.0.2.10
+
+fail() { echo "FAIL: $*"; exit 1; }
+note() { echo "# $*"; }
+
+# run CMD...: print the command, run it, fail the case if it fails.
+run() { echo "+ $*"; "$@" || fail "command failed: $*"; }
+
+# nsx NS CMD...: run CMD in namespace NS.
+nsx() { local ns=$1; shift; $IP netns exec "$ns" "$@"; }
+
+bridge() { # NAME ADDR/PREFIX
+  $IP link add "$1" type bridge mcast_snooping 0 stp_state 0 forward_delay 0
+  $IP addr add "$2" dev "$1"
+  $IP link set "$1" up
+}
+
+host_on() { # NS BRIDGE ADDR/PREFIX [GATEWAY]
+  local ns=$1 br=$2 addr=$3 gw=${4:-}
+  $IP netns add "$ns"
+  $IP link add "v$ns" type veth peer name eth0 netns "$ns"
+  $IP link set "v$ns" master "$br" up
+  $IP -n "$ns" link set lo up
+  $IP -n "$ns" addr add "$addr" dev eth0
+  $IP -n "$ns" link set eth0 up
+  [ -z "$gw" ] || $IP -n "$ns" route add default via "$gw"
+}
+
+real_addr() { # K -> address of real server rK in the current topology
+  echo "$REAL_NET.$((20 + $1))"
+}
+
+topo_nat() { # N real servers
+  local n=${1:-2} k
+  bridge br0 192.0.2.1/24
+  $IP addr add $VIP/32 dev br0
+  bridge br1 198.51.100.1/24
+  sysctl -qw net.ipv4.ip_forward=1
+  host_on c br0 $CLIENT/24 192.0.2.1
+  REAL_NET=198.51.100
+  for k in $(seq 1 "$n"); do host_on "r$k" br1 "$(real_addr "$k")/24" 198.51.100.1; done
+  NREAL=$n
+}
+
+topo_dr() { # N real servers
+  local n=${1:-2} k
+  bridge br0 192.0.2.1/24
+  $IP addr add $VIP/32 dev br0
+  host_on c br0 $CLIENT/24
+  REAL_NET=192.0.2
+  for k in $(seq 1 "$n"); do
+    host_on "r$k" br0 "$(real_addr "$k")/24"
+    nsx "r$k" sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2 \
+      net.ipv4.conf.eth0.arp_ignore=1 net.ipv4.conf.eth0.arp_announce=2
+    $IP -n "r$k" addr add $VIP/32 dev lo
+  done
+  NREAL=$n
+}
+
+serve() { # N [PORT]: real servers r1..rN answer "rK" on PORT (default 80)
+  local n=${1:-$NREAL} port=${2:-80} k
+  for k in $(seq 1 "$n"); do
+    # Not through nsx: a backgrounded function is a subshell, and $! must be nc.
+    $IP netns exec "r$k" nc -ll -p "$port" -e /bin/echo "r$k" &
+    eval "SERVE_PID_$k=\$!"
+  done
+  # Wait until each listens.
+  for k in $(seq 1 "$n"); do
+    wait_for "r$k listening on $port" "nsx r$k netstat -ltn | grep -q ':$port '"
+  done
+}
+
+serve_one() { # K [PORT]
+  $IP netns exec "r$1" nc -ll -p "${2:-80}" -e /bin/echo "r$1" &
+  eval "SERVE_PID_$1=\$!"
+  wait_for "r$1 listening on ${2:-80}" "nsx r$1 netstat -ltn | grep -q ':${2:-80} '"
+}
+
+get() { # [ADDR] [PORT]: one TCP request from the client; prints the answer
+  nsx c nc -w 3 "${1:-$VIP}" "${2:-80}" </dev/null 2>/dev/null
+}
+
+get_from() { # NS [ADDR] [PORT]
+  nsx "$1" nc -w 3 "${2:-$VIP}" "${3:-80}" </dev/null 2>/dev/null
+}
+
+# gets N [ADDR] [PORT]: N requests; prints one answer per line ("-" when none)
+gets() {
+  local i a
+  for i in $(seq 1 "$1"); do
+    a=$(get "${2:-$VIP}" "${3:-80}")
+    echo "${a:--}"
+  done
+}
+
+# count WORD < lines: how many lines equal WORD
+count() { grep -cx "$1" || true; }
+
+# wait_for WHAT CMD [TRIES]: retry the shell command CMD every 0.1 s
+wait_for() {
+  local i=0 tries=${3:-100}
+  while ! eval "$2" >/dev/null 2>&1; do
+    i=$((i + 1))
+    [ $i -ge "$tries" ] && fail "timed out waiting for $1"
+    sleep 0.1
+  done
+}
+
+expect_eq() { # WHAT GOT WANT
+  [ "$2" = "$3" ] || fail "$1: got '$2', want '$3'"
+  echo "ok: $1 = '$2'"
+}
+
+# ipvs_table: `ipvsadm -L -n` without its two version/header lines
+ipvs_table() { ipvsadm -L -n | tail -n +3; }
+
+# Helpers for halb cases --------------------------------------------------
+
+HALB_CONF=/tmp/case/halb.toml
+HALB_SOCK=/run/halb/halb.sock
+
+# halb_start: run halb with $HALB_CONF in the background (log /tmp/case/halb.log)
+halb_start() {
+  [ -x /usr/sbin/halb ] || fail "no halb binary in the guest"
+  halb check-config "$HALB_CONF" || fail "halb check-config rejected $HALB_CONF"
+  halb run --config "$HALB_CONF" >/tmp/case/halb.log 2>&1 &
+  HALB_PID=$!
+  wait_for "halb's control socket" "[ -S $HALB_SOCK ]" 100
+}
+
+halb_reload() { run halb reload --socket "$HALB_SOCK"; }
+
+# halb_wait_ipvs WHAT CMD: wait (10 s at most) for halb to program the kernel
+halb_wait_ipvs() { wait_for "$1" "$2" 100; }
