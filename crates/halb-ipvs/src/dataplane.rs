@@ -411,6 +411,26 @@ impl DataPlane for IpvsDataPlane {
     }
 }
 
+impl Drop for IpvsDataPlane {
+    /// A director that stops must not keep sending (or receiving) sync
+    /// messages: the sync daemon halb started stops with it, as with
+    /// keepalived. The virtual services stay, so packets keep flowing
+    /// through a restart.
+    fn drop(&mut self) {
+        let Ok(inner) = self.inner.get_mut() else {
+            return;
+        };
+        if let (Some(d), Some(sock)) = (inner.daemon_started.take(), inner.sock.as_mut()) {
+            match sock.request(&crate::Request::DelDaemon(d.state)) {
+                Ok(_) => {
+                    tracing::info!("ipvs: sync daemon {:?} on {} stopped", d.state, d.interface)
+                }
+                Err(e) => tracing::warn!("ipvs: stopping the sync daemon on {}: {e}", d.interface),
+            }
+        }
+    }
+}
+
 fn counters_of(s: &Stats) -> Counters {
     Counters {
         conns: s.conns,

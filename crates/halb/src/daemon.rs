@@ -123,6 +123,9 @@ impl Daemon {
         if let Some(c) = health::describe_changes(&self.config, &new) {
             changes.push(c);
         }
+        if new.global.ipvs != self.config.global.ipvs {
+            changes.push("[global.ipvs] changed".into());
+        }
         let set = self.checks.set(&new);
         self.check_set.send_replace(set);
         self.plane.set_global(&new.global);

@@ -22,6 +22,13 @@ pub fn describe(old: &Table, new: &Table) -> Vec<String> {
 
 fn describe_service(o: &VirtualService, s: &VirtualService, out: &mut Vec<String>) {
     let name = &s.name;
+    if o.data_plane != s.data_plane {
+        out.push(format!(
+            "{name}: data plane {} -> {}",
+            o.data_plane.name(),
+            s.data_plane.name()
+        ));
+    }
     if o.scheduler != s.scheduler {
         out.push(format!(
             "{name}: scheduler {} -> {}",
@@ -50,6 +57,7 @@ fn describe_service(o: &VirtualService, s: &VirtualService, out: &mut Vec<String
     let mut o2 = o.clone();
     o2.reals.clone_from(&s.reals);
     o2.scheduler = s.scheduler;
+    o2.data_plane = s.data_plane;
     if o2 != *s {
         out.push(format!("{name}: settings changed"));
     }
