@@ -110,7 +110,10 @@ check "shell loop, weight change" "$CHANGED"
 # --- halb ---------------------------------------------------------------------------
 if [ "$HALB" = 1 ]; then
   ipvsadm -C
+  # Reading and checking the config alone (part of every start and reload).
+  t=$(now)
   halb check-config $W/halb.toml >$W/check.log 2>&1 || { cat $W/check.log; echo "HALBVM BENCH-MISMATCH halb check-config rejected the generated config"; exit 1; }
+  res halb_check_config_s "$(since "$t")"
   # From exec until the control socket listens: halb binds it after the
   # whole table is applied.
   t=$(now)
