@@ -18,8 +18,8 @@ use toml_edit::{Array, ArrayOfTables, ImDocument, InlineTable, Item, Table, Toml
 
 mod alert;
 mod check;
-pub(crate) mod vrrp;
 mod ipvs;
+pub(crate) mod vrrp;
 
 type Span = Range<usize>;
 

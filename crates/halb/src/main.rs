@@ -15,9 +15,9 @@ mod diff;
 mod health;
 mod http;
 mod list;
+mod planes;
 mod realserver;
 mod vrrp;
-mod planes;
 
 use std::process::ExitCode;
 
