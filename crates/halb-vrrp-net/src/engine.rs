@@ -613,11 +613,16 @@ impl Engine {
         };
         inst.received += 1;
         let now = Instant::now();
-        if router.state() == State::Backup && advert.priority != 0 {
-            inst.master = Some(p.header.src);
-        }
         group.sg.handle_advert(m, p.header.src, &advert, now);
         self.drain(g).await;
+        // After the state change, not before: a master that steps down
+        // because of this advert is a backup of its sender from now on.
+        let group = &mut self.groups[g];
+        if advert.priority != 0
+            && group.sg.members().get(m).map(|r| r.state()) == Some(State::Backup)
+        {
+            group.insts[m].master = Some(p.header.src);
+        }
     }
 
     async fn set_fault(&mut self, name: &str, key: String, faulty: bool) {

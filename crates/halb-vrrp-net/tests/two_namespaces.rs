@@ -169,6 +169,9 @@ fn election_and_failover(tag: &str, vip: &str, prefix: u8) {
     });
     let b = start(&lab, 1, spec(100, vip, prefix));
     assert!(!has_addr(&lab, 1, vip_addr), "leftover VIP removed");
+    // B alone becomes master; A, started later with the higher
+    // priority, preempts it, and B then names A as its master.
+    assert!(wait_state(&b, "MASTER"), "{:?}", b.status());
     let a = start(&lab, 0, spec(150, vip, prefix));
     assert!(wait_state(&a, "MASTER"), "{:?}", a.status());
     assert!(wait_state(&b, "BACKUP"), "{:?}", b.status());
