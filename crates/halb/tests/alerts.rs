@@ -13,39 +13,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-const HALB: &str = env!("CARGO_BIN_EXE_halb");
-const DEADLINE: Duration = Duration::from_secs(20);
+mod common;
+
+use common::{free_port, poll, temp_dir, Daemon};
+
 const SINK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/smtp_sink.py");
-
-fn poll<T>(mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let end = Instant::now() + DEADLINE;
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if Instant::now() > end {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("halb-alerts-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 /// A python3 with aiosmtpd, or `None` (after printing SKIPPED; a panic
 /// when `CI` is set).
@@ -285,81 +259,6 @@ impl Drop for Backend {
     }
 }
 
-struct Halb {
-    child: Child,
-    dir: PathBuf,
-    file: PathBuf,
-    socket: PathBuf,
-}
-
-impl Halb {
-    fn start(dir: &Path, config: &str) -> Halb {
-        let file = dir.join("halb.toml");
-        std::fs::write(&file, config).unwrap();
-        let socket = dir.join("halb.sock");
-        let child = Command::new(HALB)
-            .args(["run", "--config"])
-            .arg(&file)
-            .arg("--socket")
-            .arg(&socket)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("halb.log")).unwrap())
-            .spawn()
-            .unwrap();
-        let h = Halb {
-            child,
-            dir: dir.to_owned(),
-            file,
-            socket,
-        };
-        assert!(
-            poll(|| h.status()).is_some(),
-            "halb did not come up:\n{}",
-            h.log()
-        );
-        h
-    }
-
-    fn ctl(&self, args: &[&str]) -> std::process::Output {
-        Command::new(HALB)
-            .args(args)
-            .arg("--socket")
-            .arg(&self.socket)
-            .output()
-            .unwrap()
-    }
-
-    fn status(&self) -> Option<serde_json::Value> {
-        let out = self.ctl(&["list", "--json"]);
-        out.status
-            .success()
-            .then(|| serde_json::from_slice(&out.stdout).unwrap())
-    }
-
-    fn wait_health(&self, real: SocketAddr, state: &str) {
-        let ok = poll(|| {
-            let st = self.status()?;
-            st["health"]
-                .as_array()?
-                .iter()
-                .any(|h| h["real"] == real.to_string() && h["health"] == state)
-                .then_some(())
-        });
-        assert!(ok.is_some(), "{real} never {state}:\n{}", self.log());
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("halb.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Halb {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn service(port: u16, real: SocketAddr, alert: &str) -> String {
     format!(
         r#"[[virtual_service]]
@@ -394,7 +293,7 @@ fn webhook_and_mail_on_down_and_up_with_repeats_and_reload() {
             hook.addr, smtp.addr
         )
     };
-    let halb = Halb::start(&dir, &service(port, real, &alert("/a")));
+    let halb = Daemon::start(&dir, &service(port, real, &alert("/a")));
     halb.wait_health(real, "up");
 
     // The back end dies: "down" by webhook and by mail, then repeats.
@@ -449,7 +348,7 @@ fn mail_with_required_starttls_and_auth() {
         smtp.addr
     );
     let port = free_port();
-    let halb = Halb::start(&dir, &service(port, real, &alert));
+    let halb = Daemon::start(&dir, &service(port, real, &alert));
     halb.wait_health(real, "up");
     backend.up.store(false, Ordering::Relaxed);
     let mail = smtp.wait_mail(&[&format!("real server {real} is down")]);
@@ -492,7 +391,7 @@ real_server = [{{ address = "{}" }}]
 "#,
         smtp.addr
     );
-    let halb = Halb::start(&dir, &config);
+    let halb = Daemon::start(&dir, &config);
     halb.wait_health(smtp.addr, "up");
     let addr = smtp.addr;
     drop(smtp);
@@ -604,7 +503,7 @@ fn mail_through_opensmtpd() {
         r#"email = "ops@example.com", email_from = "halb@test.example", smtp = "{}""#,
         smtpd.addr
     );
-    let halb = Halb::start(&dir, &service(free_port(), real, &alert));
+    let halb = Daemon::start(&dir, &service(free_port(), real, &alert));
     halb.wait_health(real, "up");
     backend.up.store(false, Ordering::Relaxed);
     let subject = format!("web: real server {real} is down");

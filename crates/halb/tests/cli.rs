@@ -6,10 +6,12 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const HALB: &str = env!("CARGO_BIN_EXE_halb");
+mod common;
+
+use common::{free_port, Daemon, HALB};
 
 fn halb(args: &[&str]) -> Output {
     Command::new(HALB).args(args).output().unwrap()
@@ -45,92 +47,6 @@ fn backend(name: &'static str) -> SocketAddr {
         }
     });
     addr
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Daemon {
-    child: Child,
-    socket: PathBuf,
-}
-
-impl Daemon {
-    fn start(config: &Path, socket: &Path) -> Daemon {
-        let child = Command::new(HALB)
-            .args(["run", "--config"])
-            .arg(config)
-            .arg("--socket")
-            .arg(socket)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let d = Daemon {
-            child,
-            socket: socket.to_path_buf(),
-        };
-        d.wait_ready();
-        d
-    }
-
-    fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if self.list(&[]).status.success() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("halb did not come up on {}", self.socket.display());
-    }
-
-    fn list(&self, extra: &[&str]) -> Output {
-        let mut c = Command::new(HALB);
-        c.arg("list").args(extra).arg("--socket").arg(&self.socket);
-        c.output().unwrap()
-    }
-
-    fn reload(&self) -> Output {
-        Command::new(HALB)
-            .arg("reload")
-            .arg("--socket")
-            .arg(&self.socket)
-            .output()
-            .unwrap()
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok);
-    }
-
-    fn wait_exit(&mut self) -> std::process::ExitStatus {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                return st;
-            }
-            assert!(Instant::now() < deadline, "halb did not exit");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn ask(vip: SocketAddr, line: &str) -> String {
@@ -218,8 +134,8 @@ fn run_list_reload_and_stop() {
     let vip: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let cfg = dir.join("halb.toml");
     std::fs::write(&cfg, config(port, &[(a, 1), (b, 1), (c, 0)])).unwrap();
-    let socket = dir.join("halb.sock");
-    let mut d = Daemon::start(&cfg, &socket);
+    let mut d = Daemon::start_file(&dir, &cfg);
+    let socket = d.socket.clone();
 
     // The control socket is owner-only.
     use std::os::unix::fs::PermissionsExt;
@@ -255,7 +171,7 @@ fn run_list_reload_and_stop() {
     // Reload: drain a and b, bring c in. New connections go to c only,
     // the long-lived one keeps flowing.
     std::fs::write(&cfg, config(port, &[(a, 0), (b, 0), (c, 5)])).unwrap();
-    let out = d.reload();
+    let out = d.ctl(&["reload"]);
     assert!(out.status.success(), "{out:?}");
     let summary = String::from_utf8(out.stdout).unwrap();
     assert!(
@@ -272,7 +188,7 @@ fn run_list_reload_and_stop() {
 
     // A bad config is rejected with its errors; the running one stays.
     std::fs::write(&cfg, "[[virtual_service]]\nlisten = 12\n").unwrap();
-    let out = d.reload();
+    let out = d.ctl(&["reload"]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("halb.toml:2:"), "{err}");
@@ -339,20 +255,14 @@ fn http_raw(addr: &str, path: &str) -> String {
 fn demo_spreads_by_weight_and_stops_on_ctrl_c() {
     let dir = tempdir("demo");
     let socket = dir.join("demo.sock");
-    let mut child = Command::new(HALB)
+    let child = Command::new(HALB)
         .args(["demo", "--socket"])
         .arg(&socket)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut d = Daemon {
-        child: Command::new("true").spawn().unwrap(),
-        socket: socket.clone(),
-    };
-    d.wait_ready();
-    std::mem::swap(&mut d.child, &mut child);
-    let _ = child.wait();
+    let mut d = Daemon::attach(child, &dir, Path::new("(embedded demo)"), &socket);
 
     let mut counts = std::collections::BTreeMap::new();
     for _ in 0..12 {

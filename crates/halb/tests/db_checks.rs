@@ -9,114 +9,30 @@
 #[path = "../../halb-health/tests/support/dbs.rs"]
 mod dbs;
 
-use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::net::SocketAddr;
+use std::process::Command;
 
-const HALB: &str = env!("CARGO_BIN_EXE_halb");
-const DEADLINE: Duration = Duration::from_secs(20);
+mod common;
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+use common::{free_port, temp_dir, Daemon, HALB};
+
+/// `check-config` must accept `config` first; then `halb run` it.
+fn start(config: &str) -> Daemon {
+    let dir = temp_dir("dbcheck");
+    let file = dir.join("halb.toml");
+    std::fs::write(&file, config).unwrap();
+    let out = Command::new(HALB)
+        .arg("check-config")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    Daemon::start_file(&dir, &file)
 }
 
-struct Daemon {
-    child: Child,
-    socket: PathBuf,
-    dir: PathBuf,
-}
-
-impl Daemon {
-    fn start(config: &str) -> Daemon {
-        let dir = std::env::temp_dir().join(format!("halb-dbcheck-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("halb.toml");
-        std::fs::write(&file, config).unwrap();
-        let out = Command::new(HALB)
-            .arg("check-config")
-            .arg(&file)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{out:?}");
-        let socket = dir.join("halb.sock");
-        let log = std::fs::File::create(dir.join("halb.log")).unwrap();
-        let child = Command::new(HALB)
-            .args(["run", "--config"])
-            .arg(&file)
-            .arg("--socket")
-            .arg(&socket)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let d = Daemon { child, socket, dir };
-        let ready = poll(|| d.list(&[]).status.success().then_some(()));
-        assert!(ready.is_some(), "halb did not come up:\n{}", d.log());
-        d
-    }
-
-    fn list(&self, extra: &[&str]) -> Output {
-        Command::new(HALB)
-            .arg("list")
-            .args(extra)
-            .arg("--socket")
-            .arg(&self.socket)
-            .output()
-            .unwrap()
-    }
-
-    /// The health entry of service `name`, once `pred` holds for it.
-    fn wait(&self, name: &str, pred: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
-        let mut last = serde_json::Value::Null;
-        let found = poll(|| {
-            let out = self.list(&["--json"]);
-            let st: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-            let h = st["health"]
-                .as_array()?
-                .iter()
-                .find(|h| h["service"] == name)?
-                .clone();
-            last = h.clone();
-            pred(&h).then_some(h)
-        });
-        found.unwrap_or_else(|| {
-            panic!(
-                "{name}: condition never held; last {last:#}\n{}",
-                self.log()
-            )
-        })
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("halb.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn poll<T>(mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let end = Instant::now() + DEADLINE;
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if Instant::now() > end {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+/// The health entry of service `name`, once `pred` holds for it.
+fn wait(d: &Daemon, name: &str, pred: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    d.wait_health_entry(name, |h| h["service"] == name && pred(h))
 }
 
 fn service(name: &str, real: SocketAddr, check: &str) -> String {
@@ -163,15 +79,15 @@ fn database_checks_and_reasons_in_halb_list() {
         "type = \"pgsql\", username = \"md5user\", password = \"wrong\", database = \"postgres\"",
     );
     cfg += &service("closed", closed, "type = \"tcp\"");
-    let d = Daemon::start(&cfg);
+    let d = start(&cfg);
 
     for name in ["my-good", "pg-good"] {
-        let h = d.wait(name, |h| h["health"] == "up");
+        let h = wait(&d, name, |h| h["health"] == "up");
         assert_eq!(text(&h, "reason"), "query returned 1 row", "{h:#}");
     }
     // Down from the start (initial "down"): no transition ever, but the
     // reason is there.
-    let h = d.wait("my-bad", |h| h["reason"].is_string());
+    let h = wait(&d, "my-bad", |h| h["reason"].is_string());
     assert_eq!(
         (h["health"].as_str(), h["transitions"].as_u64()),
         (Some("down"), Some(0))
@@ -180,7 +96,7 @@ fn database_checks_and_reasons_in_halb_list() {
         text(&h, "reason").starts_with("login failed: Access denied for user 'hc'@'127.0.0.1'"),
         "{h:#}"
     );
-    let h = d.wait("pg-bad", |h| h["reason"].is_string());
+    let h = wait(&d, "pg-bad", |h| h["reason"].is_string());
     assert_eq!(h["health"], "down", "{h:#}");
     assert!(
         text(&h, "reason").starts_with(
@@ -188,14 +104,14 @@ fn database_checks_and_reasons_in_halb_list() {
         ),
         "{h:#}"
     );
-    let h = d.wait("closed", |h| h["reason"].is_string());
+    let h = wait(&d, "closed", |h| h["reason"].is_string());
     assert_eq!(
         (h["health"].as_str(), h["transitions"].as_u64()),
         (Some("down"), Some(0))
     );
     assert!(text(&h, "reason").contains("Connection refused"), "{h:#}");
     assert!(text(&h, "check").starts_with("tcp connect"), "{h:#}");
-    let h = d.wait("my-good", |_| true);
+    let h = wait(&d, "my-good", |_| true);
     assert!(
         text(&h, "check").starts_with(&format!("mysql login hc {} query \"SELECT 1\"", maria.addr)),
         "{h:#}"

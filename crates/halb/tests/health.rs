@@ -6,14 +6,14 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-const HALB: &str = env!("CARGO_BIN_EXE_halb");
-const DEADLINE: Duration = Duration::from_secs(15);
+mod common;
+
+use common::{free_port, poll, temp_dir, Daemon, HALB};
 
 const HEALTHY: u8 = 0;
 const FAILING: u8 = 1;
@@ -123,112 +123,27 @@ fn serve(name: &str, s: TcpStream, mode: &AtomicU8) {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
+/// `halb run` with `config`, in a directory of its own.
+fn start(tag: &str, config: &str) -> Daemon {
+    Daemon::start(&temp_dir(&format!("health-{tag}")), config)
+}
+
+/// `halb list --json`.
+fn status(d: &Daemon) -> serde_json::Value {
+    d.status()
+        .unwrap_or_else(|| panic!("halb list --json failed:\n{}", d.log()))
+}
+
+/// The health entry of `real`, from `halb list --json`.
+fn health(d: &Daemon, real: SocketAddr) -> serde_json::Value {
+    let st = status(d);
+    st["health"]
+        .as_array()
         .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Daemon {
-    child: Child,
-    socket: PathBuf,
-    dir: PathBuf,
-}
-
-impl Daemon {
-    fn start(tag: &str, config: &str) -> Daemon {
-        let dir = std::env::temp_dir().join(format!("halb-health-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("halb.toml");
-        std::fs::write(&file, config).unwrap();
-        let socket = dir.join("halb.sock");
-        let log = std::fs::File::create(dir.join("halb.log")).unwrap();
-        let child = Command::new(HALB)
-            .args(["run", "--config"])
-            .arg(&file)
-            .arg("--socket")
-            .arg(&socket)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let d = Daemon { child, socket, dir };
-        let ready = poll(|| d.list(&[]).status.success().then_some(()));
-        assert!(ready.is_some(), "halb did not come up:\n{}", d.log());
-        d
-    }
-
-    fn list(&self, extra: &[&str]) -> Output {
-        Command::new(HALB)
-            .arg("list")
-            .args(extra)
-            .arg("--socket")
-            .arg(&self.socket)
-            .output()
-            .unwrap()
-    }
-
-    fn status(&self) -> serde_json::Value {
-        let out = self.list(&["--json"]);
-        assert!(out.status.success(), "{out:?}");
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-
-    /// The health entry of `real`, from `halb list --json`.
-    fn health(&self, real: SocketAddr) -> serde_json::Value {
-        let st = self.status();
-        st["health"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|h| h["real"] == real.to_string())
-            .cloned()
-            .unwrap_or_else(|| panic!("no health for {real} in {st:#}"))
-    }
-
-    /// Waits until `real` is `state` ("up" or "down").
-    fn wait_health(&self, real: SocketAddr, state: &str) -> serde_json::Value {
-        let h = poll(|| {
-            let h = self.health(real);
-            (h["health"] == state).then_some(h)
-        });
-        h.unwrap_or_else(|| {
-            panic!(
-                "{real} never became {state}:\n{:#}\n{}",
-                self.status(),
-                self.log()
-            )
-        })
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("halb.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// Polls `f` every 50 ms until it returns `Some`, for at most [`DEADLINE`].
-fn poll<T>(mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let end = Instant::now() + DEADLINE;
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if Instant::now() > end {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        .iter()
+        .find(|h| h["real"] == real.to_string())
+        .cloned()
+        .unwrap_or_else(|| panic!("no health for {real} in {st:#}"))
 }
 
 /// One new connection through the VIP: the name of the back end that
@@ -294,7 +209,7 @@ fn failing_server_leaves_the_pool_and_returns_after_rise() {
     );
     let port = free_port();
     let vip: SocketAddr = ([127, 0, 0, 1], port).into();
-    let d = Daemon::start("remove", &config(port, "remove", None, &[&a, &b, &c]));
+    let d = start("remove", &config(port, "remove", None, &[&a, &b, &c]));
     for r in [&a, &b, &c] {
         d.wait_health(r.addr, "up");
     }
@@ -316,7 +231,7 @@ fn failing_server_leaves_the_pool_and_returns_after_rise() {
             "new connection sent to the failed server"
         );
     }
-    let st = d.status();
+    let st = status(&d);
     let web = &st["services"][0];
     assert!(
         !web["reals"]
@@ -347,7 +262,7 @@ fn failing_server_leaves_the_pool_and_returns_after_rise() {
         s.contains(&"b".to_owned()).then_some(s)
     });
     assert!(back.is_some(), "b never received traffic again");
-    assert!(d.status()["health_transitions"].as_u64().unwrap() >= 5);
+    assert!(status(&d)["health_transitions"].as_u64().unwrap() >= 5);
 }
 
 #[test]
@@ -355,7 +270,7 @@ fn quiescent_keeps_a_long_lived_connection_while_new_ones_avoid_the_server() {
     let (a, b) = (Backend::start("a"), Backend::start("b"));
     let port = free_port();
     let vip: SocketAddr = ([127, 0, 0, 1], port).into();
-    let d = Daemon::start("quiescent", &config(port, "quiescent", None, &[&a, &b]));
+    let d = start("quiescent", &config(port, "quiescent", None, &[&a, &b]));
     d.wait_health(a.addr, "up");
     d.wait_health(b.addr, "up");
 
@@ -381,7 +296,7 @@ fn quiescent_keeps_a_long_lived_connection_while_new_ones_avoid_the_server() {
     held.set(STOPPED);
     let h = d.wait_health(held.addr, "down");
     assert!(!h["reason"].as_str().unwrap().is_empty(), "{h:#}");
-    let st = d.status();
+    let st = status(&d);
     let row = st["services"][0]["reals"]
         .as_array()
         .unwrap()
@@ -420,7 +335,7 @@ fn all_down_uses_fallback(on_down: &str) {
     let sorry = Backend::start("sorry");
     let port = free_port();
     let vip: SocketAddr = ([127, 0, 0, 1], port).into();
-    let d = Daemon::start(
+    let d = start(
         &format!("fallback-{on_down}"),
         &config(port, on_down, Some(sorry.addr), &[&a, &b]),
     );
@@ -448,10 +363,10 @@ fn all_down_uses_fallback(on_down: &str) {
 fn reload_keeps_the_health_of_unchanged_checks() {
     let (a, b) = (Backend::start("a"), Backend::start("b"));
     let port = free_port();
-    let d = Daemon::start("reload", &config(port, "remove", None, &[&a, &b]));
+    let d = start("reload", &config(port, "remove", None, &[&a, &b]));
     d.wait_health(a.addr, "up");
     d.wait_health(b.addr, "up");
-    let before = d.health(a.addr)["transitions"].as_u64().unwrap();
+    let before = health(&d, a.addr)["transitions"].as_u64().unwrap();
 
     // Change b's check only (another path): a keeps its state and count.
     let cfg = config(port, "remove", None, &[&a, &b]).replace(
@@ -471,12 +386,12 @@ fn reload_keeps_the_health_of_unchanged_checks() {
     assert!(out.status.success(), "{out:?}");
     let summary = String::from_utf8_lossy(&out.stdout);
     assert!(summary.contains("health checks: 1 changed"), "{summary}");
-    let h = d.health(a.addr);
+    let h = health(&d, a.addr);
     assert_eq!(h["health"], "up", "{h:#}");
     assert_eq!(h["transitions"].as_u64().unwrap(), before);
     // b's new check starts over at its initial state (down), and stays
     // down: the back end answers 503 for /health?x.
-    let hb = d.health(b.addr);
+    let hb = health(&d, b.addr);
     assert!(
         hb["check"].as_str().unwrap().contains("/health?x"),
         "{hb:#}"
@@ -487,5 +402,5 @@ fn reload_keeps_the_health_of_unchanged_checks() {
     for _ in 0..6 {
         assert_eq!(who(vip).as_deref(), Some("a"));
     }
-    assert_eq!(d.health(b.addr)["health"], "down");
+    assert_eq!(health(&d, b.addr)["health"], "down");
 }

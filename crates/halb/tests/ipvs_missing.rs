@@ -5,10 +5,11 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-const HALB: &str = env!("CARGO_BIN_EXE_halb");
+mod common;
+
+use common::{free_port, poll, temp_dir, Daemon};
 
 fn backend(name: &'static str) -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -28,23 +29,13 @@ fn backend(name: &'static str) -> SocketAddr {
     addr
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn proxy_service_runs_and_ipvs_service_is_reported_once() {
     if std::path::Path::new("/proc/net/ip_vs").exists() {
         println!("SKIPPED: this kernel has IPVS; the no-IPVS path cannot be observed here");
         return;
     }
-    let dir = std::env::temp_dir().join(format!("halb-ipvs-missing-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = temp_dir("ipvs-missing");
     let port = free_port();
     let real = backend("proxied");
     let cfg = format!(
@@ -63,49 +54,22 @@ listen = "192.0.2.10:80"
   forward = "route"
 "#
     );
-    let conf = dir.join("halb.toml");
-    std::fs::write(&conf, cfg).unwrap();
-    let sock = dir.join("halb.sock");
-    let log = dir.join("stderr");
-    let mut child = Command::new(HALB)
-        .args(["run", "--config"])
-        .arg(&conf)
-        .arg("--socket")
-        .arg(&sock)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let d = Daemon::start(&dir, &cfg);
     let vip: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let answer = loop {
-        if let Ok(mut s) = TcpStream::connect_timeout(&vip, Duration::from_secs(1)) {
-            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            s.write_all(b"hello\n").unwrap();
-            let mut line = String::new();
-            BufReader::new(s).read_line(&mut line).unwrap();
-            break line;
-        }
-        if Instant::now() > deadline || child.try_wait().unwrap().is_some() {
-            let _ = child.kill();
-            panic!(
-                "the proxy service never answered; stderr:\n{}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let answer = poll(|| {
+        let mut s = TcpStream::connect_timeout(&vip, Duration::from_secs(1)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        s.write_all(b"hello\n").ok()?;
+        let mut line = String::new();
+        BufReader::new(s).read_line(&mut line).ok()?;
+        Some(line)
+    })
+    .unwrap_or_else(|| panic!("the proxy service never answered:\n{}", d.log()));
     assert_eq!(answer.trim(), "proxied");
-    // A reload re-applies: still one message per apply, still running.
-    let list = Command::new(HALB)
-        .arg("list")
-        .arg("--socket")
-        .arg(&sock)
-        .output()
-        .unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
-    let stderr = std::fs::read_to_string(&log).unwrap();
+    // The daemon runs on, and lists the proxy service.
+    let list = d.list(&[]);
+    let stderr = d.log();
+    drop(d);
     let _ = std::fs::remove_dir_all(&dir);
     assert!(
         list.status.success(),

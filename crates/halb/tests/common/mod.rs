@@ -1,0 +1,179 @@
+//! What the end-to-end tests of the `halb` binary share: a daemon started
+//! from a config as a user starts it (`halb run --config F --socket S`),
+//! asked with `halb list` / `--json`, and killed by PID on drop; bounded
+//! polling; free loopback ports and per-test directories.
+//!
+//! Each test file uses a part of it, hence `dead_code` is allowed here.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const HALB: &str = env!("CARGO_BIN_EXE_halb");
+
+/// How long a wait for a state may take before the test fails.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+/// Calls `f` every 50 ms until it returns `Some`, for at most [`DEADLINE`].
+pub fn poll<T>(f: impl FnMut() -> Option<T>) -> Option<T> {
+    poll_for(DEADLINE, f)
+}
+
+/// [`poll`] with its own bound.
+pub fn poll_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let end = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() > end {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A loopback TCP port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// An empty directory for one test, named after the test file's `tag`
+/// and this process.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("halb-test-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// `halb run` in the background, its log in `dir/halb.log`.
+pub struct Daemon {
+    pub child: Child,
+    pub dir: PathBuf,
+    pub file: PathBuf,
+    pub socket: PathBuf,
+}
+
+impl Daemon {
+    /// Writes `config` to `dir/halb.toml` and runs it; returns once
+    /// `halb list` answers.
+    pub fn start(dir: &Path, config: &str) -> Daemon {
+        let file = dir.join("halb.toml");
+        std::fs::write(&file, config).unwrap();
+        Daemon::start_file(dir, &file)
+    }
+
+    /// Runs the config file `file` (which the test may rewrite before a
+    /// reload); the control socket and the log go to `dir`.
+    pub fn start_file(dir: &Path, file: &Path) -> Daemon {
+        let socket = dir.join("halb.sock");
+        let log = std::fs::File::create(dir.join("halb.log")).unwrap();
+        let child = Command::new(HALB)
+            .args(["run", "--config"])
+            .arg(file)
+            .arg("--socket")
+            .arg(&socket)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        Daemon::attach(child, dir, file, &socket)
+    }
+
+    /// A daemon the test spawned itself (`halb demo`, say); returns once
+    /// `halb list` answers on `socket`.
+    pub fn attach(child: Child, dir: &Path, file: &Path, socket: &Path) -> Daemon {
+        let d = Daemon {
+            child,
+            dir: dir.to_owned(),
+            file: file.to_owned(),
+            socket: socket.to_owned(),
+        };
+        let ready = poll(|| d.list(&[]).status.success().then_some(()));
+        assert!(ready.is_some(), "halb did not come up:\n{}", d.log());
+        d
+    }
+
+    /// `halb ARGS --socket S`.
+    pub fn ctl(&self, args: &[&str]) -> Output {
+        Command::new(HALB)
+            .args(args)
+            .arg("--socket")
+            .arg(&self.socket)
+            .output()
+            .unwrap()
+    }
+
+    /// `halb list EXTRA --socket S`.
+    pub fn list(&self, extra: &[&str]) -> Output {
+        let mut args = vec!["list"];
+        args.extend_from_slice(extra);
+        self.ctl(&args)
+    }
+
+    /// `halb list --json`, or `None` while the daemon does not answer.
+    pub fn status(&self) -> Option<serde_json::Value> {
+        let out = self.list(&["--json"]);
+        if !out.status.success() {
+            return None;
+        }
+        serde_json::from_slice(&out.stdout).ok()
+    }
+
+    /// The first health entry for which `pred` holds, once it does.
+    pub fn wait_health_entry(
+        &self,
+        what: &str,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let mut last = serde_json::Value::Null;
+        let found = poll(|| {
+            let st = self.status()?;
+            last = st["health"].clone();
+            st["health"].as_array()?.iter().find(|h| pred(h)).cloned()
+        });
+        found.unwrap_or_else(|| panic!("{what}: never seen; last {last:#}\n{}", self.log()))
+    }
+
+    /// Waits until real server `real` is `state` ("up" or "down").
+    pub fn wait_health(&self, real: SocketAddr, state: &str) -> serde_json::Value {
+        let r = real.to_string();
+        self.wait_health_entry(&format!("{real} {state}"), |h| {
+            h["real"] == r.as_str() && h["health"] == state
+        })
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("halb.log")).unwrap_or_default()
+    }
+
+    /// Sends `sig` ("-TERM", "-HUP"...) to the daemon.
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig} failed");
+    }
+
+    /// Waits (bounded) for the daemon to exit.
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let st = poll_for(Duration::from_secs(10), || self.child.try_wait().unwrap());
+        st.unwrap_or_else(|| panic!("halb did not exit:\n{}", self.log()))
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
