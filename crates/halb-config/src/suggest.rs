@@ -35,6 +35,15 @@ pub(crate) fn normalize(s: &str) -> String {
         .collect()
 }
 
+/// The fix for key `k` from a table of (names other tools use, hint).
+pub(crate) fn hint_for(pairs: &[(&[&str], &'static str)], k: &str) -> Option<&'static str> {
+    let n = normalize(k);
+    pairs
+        .iter()
+        .find(|(names, _)| names.iter().any(|x| normalize(x) == n))
+        .map(|(_, hint)| *hint)
+}
+
 /// The candidate `input` most likely meant, if any is close enough.
 pub(crate) fn closest<'c>(input: &str, candidates: &[&'c str]) -> Option<&'c str> {
     if input.is_empty() || input.chars().count() > 64 {

@@ -23,6 +23,15 @@ pub(crate) mod vrrp;
 
 type Span = Range<usize>;
 
+/// A value with where it was written, for errors found after the walk
+/// (when layers are merged, or tables compared).
+#[derive(Debug, Clone)]
+struct At<T> {
+    v: T,
+    span: Span,
+    path: String,
+}
+
 const ROOT_KEYS: &[&str] = &[
     "global",
     "virtual_service",

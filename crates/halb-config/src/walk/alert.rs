@@ -3,7 +3,7 @@
 //! then, per service, the two levels are merged key by key (the service's
 //! keys win), like `check`.
 
-use super::{Cx, Field, Kind, Section, Want};
+use super::{At, Cx, Field, Kind, Section, Want};
 use crate::diag::Problem;
 use crate::values::quote;
 use halb_alert::spec::{check_mailbox, parse_host_port};
@@ -125,19 +125,7 @@ pub(super) fn alert_key_hint(k: &str) -> Option<&'static str> {
             "write webhook_retries or smtp_retries",
         ),
     ];
-    let n = crate::suggest::normalize(k);
-    pairs
-        .iter()
-        .find(|(names, _)| names.iter().any(|x| crate::suggest::normalize(x) == n))
-        .map(|(_, hint)| *hint)
-}
-
-/// A value with where it was written (for errors found when merging).
-#[derive(Debug, Clone)]
-struct At<T> {
-    v: T,
-    span: super::Span,
-    path: String,
+    crate::suggest::hint_for(pairs, k)
 }
 
 /// One `alert` table as written; `None` keys inherit from `[global]`.

@@ -4,7 +4,7 @@
 //! three levels are merged key by key (the most specific wins) and the
 //! timing resolved with [`halb_health::resolve`].
 
-use super::{Cx, Field, Kind, Node, Section, Span, Want};
+use super::{At, Cx, Field, Kind, Node, Section, Want};
 use crate::diag::Problem;
 use crate::values::quote;
 use halb_health::{
@@ -243,19 +243,7 @@ pub(super) fn check_key_hint(k: &str) -> Option<&'static str> {
             "did you mean `ca_file`?",
         ),
     ];
-    let n = crate::suggest::normalize(k);
-    pairs
-        .iter()
-        .find(|(names, _)| names.iter().any(|x| crate::suggest::normalize(x) == n))
-        .map(|(_, hint)| *hint)
-}
-
-/// A value with where it was written.
-#[derive(Debug, Clone)]
-pub(super) struct At<T> {
-    v: T,
-    span: Span,
-    path: String,
+    crate::suggest::hint_for(pairs, k)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
