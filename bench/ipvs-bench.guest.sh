@@ -28,6 +28,20 @@ canon() {
 }
 dests() { grep -c '^  -> [0-9A-F[]' /proc/net/ip_vs; }
 
+# A fresh IPVS for each method: `ipvsadm -C` leaves every removed real server
+# in the kernel's trash list, which each later add walks (quadratic), so the
+# method measured after a flush would pay for the one before it. Unloading
+# and loading the modules empties the trash.
+fresh_ipvs() {
+  ipvsadm -C
+  for m in $(grep '^ip_vs' /etc/halbvm/modules | sed '1!G;h;$!d'); do
+    rmmod "$m" 2>/dev/null || say "could not unload $m"
+  done
+  for m in $(awk 'NR == FNR {have[$1] = 1; next} !($1 in have)' /proc/modules /etc/halbvm/modules); do
+    insmod "/lib/modules/$m.ko" || echo "HALBVM BENCH-MISMATCH could not load $m"
+  done
+}
+
 check() { # WHAT WANT
   local got
   got=$(canon)
@@ -83,7 +97,7 @@ res changed_weights "$changes"
 res sample_rules "$sample_lines"
 
 # --- ipvsadm -R (restore): the reference -----------------------------------------
-ipvsadm -C
+fresh_ipvs
 t=$(now); ipvsadm -R <$W/full.rules; res restore_full_s "$(since "$t")"
 FULL=$(canon)
 [ "$(dests)" = "$((N * R))" ] || { echo "HALBVM BENCH-MISMATCH ipvsadm -R programmed $(dests) real servers, not $((N * R))"; fails=$((fails + 1)); }
@@ -92,10 +106,11 @@ CHANGED=$(canon)
 [ "$FULL" != "$CHANGED" ] || { echo "HALBVM BENCH-MISMATCH the weight change changed nothing"; fails=$((fails + 1)); }
 
 # --- a shell loop of ipvsadm commands ----------------------------------------------
-# Back to the full table without the sample's services (untimed), then the
-# loop adds the sample; its time per command gives the full table's time.
-ipvsadm -R <$W/revert.rules
-ipvsadm -R <$W/unsample.rules
+# The full table without the sample's services (untimed, on a fresh IPVS),
+# then the loop adds the sample; its time per command gives the full
+# table's time.
+fresh_ipvs
+ipvsadm -R <$W/base.rules
 t=$(now)
 while read -r l; do ipvsadm $l; done <$W/sample.rules
 el=$(since "$t")
@@ -109,7 +124,7 @@ check "shell loop, weight change" "$CHANGED"
 
 # --- halb ---------------------------------------------------------------------------
 if [ "$HALB" = 1 ]; then
-  ipvsadm -C
+  fresh_ipvs
   # Reading and checking the config alone (part of every start and reload).
   t=$(now)
   halb check-config $W/halb.toml >$W/check.log 2>&1 || { cat $W/check.log; echo "HALBVM BENCH-MISMATCH halb check-config rejected the generated config"; exit 1; }

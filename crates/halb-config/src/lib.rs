@@ -98,7 +98,12 @@ pub enum SyncRole {
 /// `[global.ipvs.sync_daemon]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncDaemonConfig {
+    /// The fixed state, or the state at start (backup) when it follows
+    /// a VRRP instance.
     pub state: SyncRole,
+    /// `vrrp_instance`: master while that instance is master, backup
+    /// otherwise (keepalived's `lvs_sync_daemon IFACE INSTANCE`).
+    pub follow: Option<String>,
     pub interface: String,
     pub sync_id: u32,
     pub group: Option<std::net::IpAddr>,

@@ -580,6 +580,9 @@ struct Cx<'s> {
     /// Problems already reported (span start, message): a problem of a
     /// check table inherited by many real servers is reported once.
     once: HashSet<(usize, String)>,
+    /// `[global.ipvs.sync_daemon] vrrp_instance`, checked once the VRRP
+    /// instances are known.
+    sync_follow: Option<(Span, String)>,
 }
 
 /// Parse and check a whole file.
@@ -590,6 +593,7 @@ pub(crate) fn check(src: &str, file: &Path) -> Result<Config, ConfigErrors> {
         map: SourceMap::new(src),
         errors: Vec::new(),
         once: HashSet::new(),
+        sync_follow: None,
     };
     let config = match ImDocument::parse(src) {
         Ok(doc) => Some(cx.root(doc.as_table())),
@@ -1204,6 +1208,7 @@ impl<'s> Cx<'s> {
         }
         self.cross_check(&svcs);
         let (vrrp_instances, vrrp_sync_groups) = self.vrrp(&root, &svcs);
+        self.sync_follow_check(&vrrp_instances);
         let mut checks = Vec::new();
         let mut services = Vec::new();
         let mut alerts = Vec::new();

@@ -609,3 +609,28 @@ fallback = "127.0.0.1:9999"
 "#
     ));
 }
+
+#[test]
+fn sync_daemon_vrrp_instance_errors() {
+    // Both a fixed state and a followed instance; then an unknown instance.
+    assert_snapshot!(render(
+        r#"[global.ipvs.sync_daemon]
+state = "master"
+vrrp_instance = "VI_1"
+interface = "eth0"
+"#
+    ));
+    assert_snapshot!(render(
+        r#"[global.ipvs.sync_daemon]
+vrrp_instance = "VI_2"
+interface = "eth0"
+
+[[vrrp_instance]]
+name = "VI_1"
+interface = "eth0"
+virtual_router_id = 51
+priority = 150
+virtual_ipaddress = ["192.0.2.100/24"]
+"#
+    ));
+}

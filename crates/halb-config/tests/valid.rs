@@ -407,3 +407,25 @@ fn docs_ipvs_example_is_valid() {
     assert_eq!(cfg.services.len(), 4);
     assert!(cfg.global.ipvs.sync_daemon.is_some());
 }
+
+#[test]
+fn sync_daemon_follows_a_vrrp_instance() {
+    let src = r#"
+[global.ipvs.sync_daemon]
+vrrp_instance = "VI_1"
+interface = "eth0"
+sync_id = 51
+
+[[vrrp_instance]]
+name = "VI_1"
+interface = "eth0"
+virtual_router_id = 51
+priority = 150
+virtual_ipaddress = ["192.0.2.100/24"]
+"#;
+    let cfg = parse(src, Path::new("sync.toml")).unwrap();
+    let d = cfg.global.ipvs.sync_daemon.as_ref().unwrap();
+    assert_eq!(d.follow.as_deref(), Some("VI_1"));
+    // Backup until the instance becomes master, as keepalived starts it.
+    assert_eq!(d.state, halb_config::SyncRole::Backup);
+}

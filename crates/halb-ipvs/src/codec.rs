@@ -175,13 +175,23 @@ impl Request {
 
     /// The whole netlink message, ready for `send`.
     pub fn encode(&self, family_id: u16, seq: u32) -> Vec<u8> {
+        self.encode_acked(family_id, seq, true)
+    }
+
+    /// As [`Request::encode`]; `ack` false leaves `NLM_F_ACK` off a
+    /// modifying request, so the kernel answers it only if it fails (how
+    /// [`crate::IpvsSocket::execute`] pipelines a batch: the batch's last
+    /// request alone asks for an ack).
+    pub fn encode_acked(&self, family_id: u16, seq: u32, ack: bool) -> Vec<u8> {
         let mut genl = GenlMessage::from_payload(self.message());
         genl.set_resolved_family_id(family_id);
         let mut header = NetlinkHeader::default();
         header.flags = if self.is_dump() {
             NLM_F_REQUEST | NLM_F_DUMP
-        } else {
+        } else if ack {
             NLM_F_REQUEST | NLM_F_ACK
+        } else {
+            NLM_F_REQUEST
         };
         header.sequence_number = seq;
         let mut msg = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(genl));

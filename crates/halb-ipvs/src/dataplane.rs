@@ -11,7 +11,7 @@ use halb_table::{
     ApplyReport, ConnectionInfo, Counters, DataPlane, DataPlaneError, DataPlaneKind, Forward,
     Persistence, Protocol, Rates, RealStats, SchedulerKind, ServiceStats, Table, VirtualService,
 };
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -90,6 +90,15 @@ struct Inner {
     names: HashMap<ServiceId, String>,
     timeouts_sent: Option<Timeouts>,
     daemon_started: Option<SyncDaemon>,
+    /// The kernel's table as of the last apply, kept up to date with every
+    /// accepted change, so that an apply costs what it changes: a health
+    /// transition sends its one operation without reading 10,000 services
+    /// back. `None` until read; dropped (re-read at the next apply) when the
+    /// kernel refused anything and when the options change (every reload),
+    /// which is when changes made behind halb's back are put right.
+    kernel: Option<BTreeMap<ServiceId, Entry>>,
+    /// "This kernel has no IPVS" was said (once per config, not per apply).
+    missing_reported: bool,
 }
 
 /// The IPVS data plane.
@@ -112,12 +121,32 @@ impl IpvsDataPlane {
                 names: HashMap::new(),
                 timeouts_sent: None,
                 daemon_started: None,
+                kernel: None,
+                missing_reported: false,
             }),
         }
     }
 
+    /// The sync daemon's state (it follows a VRRP instance): applied at the
+    /// next `apply`, without re-reading the table. True when it changed.
+    pub fn set_sync_state(&mut self, state: SyncState) -> bool {
+        match self.opts.sync_daemon.as_mut() {
+            Some(d) if d.state != state => {
+                d.state = state;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// New options (at every reload): the kernel's table is read again at
+    /// the next apply, so a change made behind halb's back is undone.
     pub fn set_options(&mut self, opts: IpvsOptions) {
         self.opts = opts;
+        if let Ok(inner) = self.inner.get_mut() {
+            inner.kernel = None;
+            inner.missing_reported = false;
+        }
     }
 }
 
@@ -162,33 +191,50 @@ impl DataPlane for IpvsDataPlane {
         if desired.is_empty() && inner.managed.is_empty() && inner.sock.is_none() {
             return report;
         }
-        let sock = match socket(&mut inner) {
-            Ok(s) => s,
-            Err(e) => {
-                let list = services
-                    .iter()
-                    .map(|s| s.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                report.warnings.push(DataPlaneError::Other(format!(
-                    "IPVS virtual service(s) {list} not started: {e}"
-                )));
+        if let Err(e) = socket(&mut inner) {
+            if std::mem::replace(&mut inner.missing_reported, true) {
                 return report;
             }
-        };
-        let current = match sock.table() {
-            Ok(t) => t,
-            Err(e) => {
-                report.warnings.push(DataPlaneError::Other(format!(
-                    "reading the IPVS table: {e}"
-                )));
-                return report;
+            let list = services
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
+            report.warnings.push(DataPlaneError::Other(format!(
+                "IPVS virtual service(s) {list} not started: {e}"
+            )));
+            return report;
+        }
+        if inner.kernel.is_none() {
+            let sock = match socket(&mut inner) {
+                Ok(s) => s,
+                Err(_) => return report,
+            };
+            match sock.table() {
+                Ok(t) => {
+                    inner.kernel = Some(
+                        t.into_iter()
+                            .map(|(s, d)| {
+                                let id = s.service.id;
+                                (id, (s.service, d.into_iter().map(|d| d.dest).collect()))
+                            })
+                            .collect(),
+                    )
+                }
+                Err(e) => {
+                    report.warnings.push(DataPlaneError::Other(format!(
+                        "reading the IPVS table: {e}"
+                    )));
+                    return report;
+                }
             }
-        };
-        let current: Vec<Entry> = current
-            .into_iter()
-            .map(|(s, d)| (s.service, d.into_iter().map(|d| d.dest).collect()))
-            .collect();
+        }
+        let current: Vec<Entry> = inner
+            .kernel
+            .as_ref()
+            .map(|k| k.values().cloned().collect())
+            .unwrap_or_default();
+        let existed: BTreeSet<ServiceId> = current.iter().map(|e| e.0.id).collect();
         let plan = reconcile(&desired, &current, &inner.managed, self.opts.foreign);
         for id in &plan.adopted {
             tracing::info!(
@@ -253,12 +299,19 @@ impl DataPlane for IpvsDataPlane {
             }
         }
         for e in &desired {
-            let ok_add = !failed.contains(&e.0.id) || current.iter().any(|c| c.0.id == e.0.id);
-            if ok_add {
+            if !failed.contains(&e.0.id) || existed.contains(&e.0.id) {
                 inner.managed.insert(e.0.id);
             }
         }
         inner.names = names;
+        if failed.is_empty() {
+            if let Some(k) = inner.kernel.as_mut() {
+                crate::reconcile::apply_ops_map(k, &plan.ops);
+            }
+        } else {
+            // What the kernel holds now is not known exactly: read it again.
+            inner.kernel = None;
+        }
 
         // Kernel-wide: timeouts and the sync daemon.
         let t = self.opts.timeouts;

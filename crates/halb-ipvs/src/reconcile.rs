@@ -276,6 +276,46 @@ fn dedup(dests: &[Dest]) -> impl Iterator<Item = &Dest> {
     dests.iter().filter(move |d| seen.insert(d.addr))
 }
 
+/// Accepted operations applied to a model of the kernel's table keyed by
+/// service, as the kernel applies them (what [`crate::IpvsDataPlane`] keeps
+/// between applies instead of reading the kernel back). Proportional to
+/// the operations, not to the table.
+pub fn apply_ops_map(k: &mut BTreeMap<ServiceId, Entry>, ops: &[Op]) {
+    for op in ops {
+        match op {
+            Op::AddService(s) => {
+                k.insert(s.id, (s.clone(), Vec::new()));
+            }
+            Op::EditService(s) => {
+                if let Some(e) = k.get_mut(&s.id) {
+                    e.0 = s.clone();
+                }
+            }
+            Op::DelService(id) => {
+                k.remove(id);
+            }
+            Op::AddDest(id, d) => {
+                if let Some(e) = k.get_mut(id) {
+                    e.1.push(*d);
+                }
+            }
+            Op::EditDest(id, d) => {
+                if let Some(x) = k
+                    .get_mut(id)
+                    .and_then(|e| e.1.iter_mut().find(|x| x.addr == d.addr))
+                {
+                    *x = *d;
+                }
+            }
+            Op::DelDest(id, a) => {
+                if let Some(e) = k.get_mut(id) {
+                    e.1.retain(|x| x.addr != *a);
+                }
+            }
+        }
+    }
+}
+
 /// Apply operations to a table in memory, as the kernel would (used by the
 /// fake kernel in tests, and to check that a plan converges).
 pub fn apply_ops(table: &mut Vec<Entry>, ops: &[Op]) -> Result<(), String> {

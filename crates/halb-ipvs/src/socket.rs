@@ -47,7 +47,21 @@ pub struct IpvsSocket {
     sock: Socket,
     family: u16,
     seq: u32,
+    /// One receive buffer for every datagram (no peek, no allocation per
+    /// reply): the kernel's IPVS replies fit in a page, dumps in
+    /// `NLMSG_GOODSIZE`.
+    buf: Vec<u8>,
 }
+
+/// Receive buffer: larger than any datagram the IPVS family sends.
+const RECV_BUF: usize = 64 * 1024;
+/// Requests per pipelined batch. Only failures are answered (and the
+/// batch's last request), so the socket's receive queue must hold one
+/// error per request of a batch: 128 small errors fit in the 1 MiB asked
+/// for below and in the kernel's default of about 208 KiB.
+const BATCH_REQUESTS: usize = 128;
+/// Receive queue asked for (the kernel caps it at `rmem_max`).
+const RCVBUF: usize = 1 << 20;
 
 impl IpvsSocket {
     /// Open the socket and look the family up. [`IpvsError::NotAvailable`]
@@ -57,17 +71,21 @@ impl IpvsSocket {
         sock.bind_auto()?;
         sock.connect(&NlAddr::new(0, 0))?;
         let _ = sock.set_ext_ack(true);
+        // Errors without the request echoed back: smaller, and the request
+        // is known by its sequence number.
+        let _ = sock.set_cap_ack(true);
+        let _ = sock.set_rx_buf_sz(RCVBUF);
         let mut s = IpvsSocket {
             sock,
             family: 0,
             seq: 1,
+            buf: Vec::with_capacity(RECV_BUF),
         };
         let seq = s.next_seq();
         s.sock.send(&encode_family_request(seq), 0)?;
         let mut family = None;
         loop {
-            let (buf, _) = s.sock.recv_from_full()?;
-            for r in decode_replies(&buf)? {
+            for r in s.recv()? {
                 match r {
                     Reply::FamilyId(id) => family = Some(id),
                     Reply::Error { errno: -2, .. } => return Err(IpvsError::NotAvailable),
@@ -86,6 +104,21 @@ impl IpvsSocket {
         }
     }
 
+    /// One datagram, decoded. A datagram larger than the buffer (which the
+    /// kernel's IPVS family never sends) is an error, not a panic.
+    fn recv(&mut self) -> Result<Vec<Reply>, IpvsError> {
+        self.buf.clear();
+        // MSG_TRUNC: `recv` returns the datagram's real length, so one
+        // larger than the buffer is noticed.
+        let n = self.sock.recv(&mut self.buf, libc::MSG_TRUNC)?;
+        if n > self.buf.len() {
+            return Err(IpvsError::Malformed(MalformedReply(format!(
+                "a {n}-byte netlink datagram does not fit the {RECV_BUF}-byte buffer"
+            ))));
+        }
+        Ok(decode_replies(&self.buf)?)
+    }
+
     fn next_seq(&mut self) -> u32 {
         self.seq = self.seq.wrapping_add(1).max(1);
         self.seq
@@ -98,8 +131,7 @@ impl IpvsSocket {
         self.sock.send(&req.encode(self.family, seq), 0)?;
         let mut out = Vec::new();
         loop {
-            let (buf, _) = self.sock.recv_from_full()?;
-            for r in decode_replies(&buf)? {
+            for r in self.recv()? {
                 match r {
                     Reply::Ack { seq: s } | Reply::Done { seq: s } if s == seq => return Ok(out),
                     Reply::Error { seq: s, errno } if s == seq => {
@@ -112,47 +144,48 @@ impl IpvsSocket {
         }
     }
 
-    /// Send many modifying requests, pipelined (a batch per `send`), and
-    /// return one result per request, in order.
+    /// Send many modifying requests, pipelined, and return one result per
+    /// request, in order.
+    ///
+    /// A batch of up to [`BATCH_REQUESTS`] requests goes out in one `send`;
+    /// only its last request asks for an ack, so the kernel answers just the
+    /// failures and that last one. The kernel handles a socket's requests in
+    /// order, so once the last one's answer is in, every failure of the batch
+    /// has been received: the requests with no answer succeeded. One send and
+    /// one receive per batch instead of a receive per request.
     pub fn execute(&mut self, reqs: &[Request]) -> Vec<Result<(), IpvsError>> {
-        const BATCH: usize = 16 * 1024;
         let mut results: Vec<Result<(), IpvsError>> = Vec::with_capacity(reqs.len());
-        let mut i = 0;
-        while i < reqs.len() {
-            let mut buf = Vec::new();
+        let mut wire = Vec::new();
+        for chunk in reqs.chunks(BATCH_REQUESTS) {
+            wire.clear();
             let first_seq = self.seq.wrapping_add(1);
-            let start = i;
-            while i < reqs.len() && (buf.is_empty() || buf.len() < BATCH) {
+            for (k, r) in chunk.iter().enumerate() {
                 let seq = self.next_seq();
-                buf.extend_from_slice(&reqs[i].encode(self.family, seq));
-                i += 1;
+                wire.extend_from_slice(&r.encode_acked(self.family, seq, k + 1 == chunk.len()));
             }
-            let n = i - start;
-            let mut got: Vec<Option<Result<(), IpvsError>>> = (0..n).map(|_| None).collect();
-            if let Err(e) = self.sock.send(&buf, 0) {
+            let last_seq = self.seq;
+            let mut got: Vec<Option<Result<(), IpvsError>>> =
+                (0..chunk.len()).map(|_| None).collect();
+            if let Err(e) = self.sock.send(&wire, 0) {
                 let kind = e.kind();
-                for _ in 0..n {
+                for _ in chunk {
                     results.push(Err(IpvsError::Io(io::Error::new(kind, e.to_string()))));
                 }
                 continue;
             }
-            let mut left = n;
-            while left > 0 {
-                let replies = match self.sock.recv_from_full() {
-                    Ok((b, _)) => decode_replies(&b),
-                    Err(e) => {
-                        let kind = e.kind();
-                        for g in got.iter_mut().filter(|g| g.is_none()) {
-                            *g = Some(Err(IpvsError::Io(io::Error::new(kind, e.to_string()))));
-                        }
-                        break;
-                    }
-                };
-                let replies = match replies {
+            let mut done = false;
+            while !done {
+                let replies = match self.recv() {
                     Ok(r) => r,
                     Err(e) => {
+                        // Lost track of this batch (ENOBUFS: more failures
+                        // than the receive queue holds): what was not
+                        // answered is unknown, reported as failed.
+                        let text = e.to_string();
                         for g in got.iter_mut().filter(|g| g.is_none()) {
-                            *g = Some(Err(IpvsError::Malformed(MalformedReply(e.0.clone()))));
+                            *g = Some(Err(IpvsError::Io(io::Error::other(format!(
+                                "result unknown: {text}"
+                            )))));
                         }
                         break;
                     }
@@ -167,8 +200,10 @@ impl IpvsSocket {
                     if let Some(slot) = got.get_mut(idx) {
                         if slot.is_none() {
                             *slot = Some(res);
-                            left -= 1;
                         }
+                    }
+                    if seq == last_seq {
+                        done = true;
                     }
                 }
             }

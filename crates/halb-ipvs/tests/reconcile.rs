@@ -88,7 +88,7 @@ fn reconcile_cases() {
 }
 
 mod prop {
-    use halb_ipvs::reconcile::{apply_ops, reconcile, Entry, ForeignPolicy, Op};
+    use halb_ipvs::reconcile::{apply_ops, apply_ops_map, reconcile, Entry, ForeignPolicy, Op};
     use halb_ipvs::*;
     use proptest::prelude::*;
     use std::collections::BTreeSet;
@@ -144,6 +144,14 @@ mod prop {
             let plan = reconcile(&desired, &current, &managed, ForeignPolicy::Keep);
             let mut t = current.clone();
             apply_ops(&mut t, &plan.ops).map_err(TestCaseError::fail)?;
+            // The data plane's model of the kernel (a map, updated by the
+            // accepted operations) ends where the kernel does.
+            let mut model: std::collections::BTreeMap<ServiceId, Entry> =
+                current.iter().map(|e| (e.0.id, e.clone())).collect();
+            apply_ops_map(&mut model, &plan.ops);
+            let mut sorted = t.clone();
+            sorted.sort_by_key(|e| e.0.id);
+            prop_assert_eq!(model.into_values().collect::<Vec<_>>(), sorted);
             let mut managed2 = managed.clone();
             managed2.extend(desired.iter().map(|e| e.0.id));
             let again = reconcile(&desired, &t, &managed2, ForeignPolicy::Keep);

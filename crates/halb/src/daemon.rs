@@ -42,6 +42,8 @@ struct Daemon {
     alert_timer: Arc<tokio::sync::Notify>,
     /// VRRP, when the config has instances.
     vrrp: Option<vrrp::Running>,
+    /// Every VRRP instance's latest state.
+    roles: vrrp::Roles,
 }
 
 /// How long `starting` and `reloading` last for `email_alert_status`: the
@@ -132,6 +134,37 @@ impl Daemon {
         self.track_services();
     }
 
+    /// `[global.ipvs.sync_daemon] vrrp_instance`: the sync daemon is
+    /// master while that instance is master, backup otherwise (as
+    /// keepalived's `lvs_sync_daemon`), so the director that takes over
+    /// already knows the connections.
+    fn follow_sync(&mut self, roles: &std::collections::HashMap<String, halb_vrrp::State>) {
+        let Some(name) = self
+            .config
+            .global
+            .ipvs
+            .sync_daemon
+            .as_ref()
+            .and_then(|d| d.follow.clone())
+        else {
+            return;
+        };
+        let role = match roles.get(&name) {
+            Some(halb_vrrp::State::Master) => halb_ipvs::SyncState::Master,
+            _ => halb_ipvs::SyncState::Backup,
+        };
+        if self.plane.set_sync_role(role) {
+            tracing::info!(
+                "ipvs: VRRP instance {name} is {:?}: sync daemon becomes {role:?}",
+                roles.get(&name)
+            );
+            let report = self.plane.apply(&self.checks.effective(&self.config));
+            for e in report.errors.iter().chain(&report.warnings) {
+                tracing::error!("switching the sync daemon: {e}");
+            }
+        }
+    }
+
     /// VRRP `track_service`: priorities follow the services' health.
     fn track_services(&self) {
         if let Some(v) = &self.vrrp {
@@ -186,6 +219,7 @@ impl Daemon {
         }
         self.plane.set_global(&new.global);
         let report = self.plane.apply(&self.checks.effective(&new));
+        let roles = self.roles.borrow().clone();
         // VRRP is touched only when its config changed: a reload would
         // restart the trackers (and their rise/fall counts).
         if new.vrrp_instances != self.config.vrrp_instances
@@ -193,7 +227,7 @@ impl Daemon {
         {
             let vrrp_result = match &mut self.vrrp {
                 Some(v) => v.reload(&new),
-                None => vrrp::Running::start(&new).map(|r| self.vrrp = r),
+                None => vrrp::Running::start(&new, &self.roles).map(|r| self.vrrp = r),
             };
             match vrrp_result {
                 Err(e) => tracing::error!("VRRP reload: {e:#}"),
@@ -204,6 +238,7 @@ impl Daemon {
             }
         }
         self.config = new;
+        self.follow_sync(&roles);
         self.track_services();
         for c in &changes {
             tracing::info!("reload: {c}");
@@ -339,7 +374,8 @@ pub fn run(
             None => None,
         };
         let nservices = table.services.len();
-        let vrrp = vrrp::Running::start(&config).context("starting VRRP")?;
+        let (roles, mut roles_rx) = watch::channel(std::collections::HashMap::new());
+        let vrrp = vrrp::Running::start(&config, &roles).context("starting VRRP")?;
         let check_cap = check_concurrency(config.global.check_concurrency);
         let (set_tx, set_rx) = watch::channel(check_set);
         let (sender, sender_task) =
@@ -356,6 +392,7 @@ pub fn run(
             sender,
             alert_timer: alert_timer.clone(),
             vrrp,
+            roles,
         };
         let initial = d.config.clone();
         d.set_alerts(&initial, DaemonStatus::Starting);
@@ -368,6 +405,16 @@ pub fn run(
             d.track_services();
         }
         let health_task = spawn_health(daemon.clone(), set_rx, results, check_cap);
+        let follow = daemon.clone();
+        let roles_task = tokio::spawn(async move {
+            while roles_rx.changed().await.is_ok() {
+                let roles = roles_rx.borrow_and_update().clone();
+                match follow.lock() {
+                    Ok(mut d) => d.follow_sync(&roles),
+                    Err(_) => return,
+                }
+            }
+        });
         let timer_task = spawn_alert_timer(daemon.clone(), alert_timer);
         tracing::info!(
             "halb {} running: {nservices} virtual service(s), {nchecks} health check(s) \
@@ -425,6 +472,7 @@ pub fn run(
             }
         }
         control_task.abort();
+        roles_task.abort();
         timer_task.abort();
         sender_task.abort();
         for t in health_task {

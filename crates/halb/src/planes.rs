@@ -12,6 +12,9 @@ pub struct Planes {
     proxy: ProxyDataPlane,
     ipvs: IpvsDataPlane,
     uses_ipvs: bool,
+    /// The sync daemon's state as the followed VRRP instance set it
+    /// (`[global.ipvs.sync_daemon] vrrp_instance`); survives reloads.
+    sync_role: Option<SyncState>,
 }
 
 /// The IPVS options `[global.ipvs]` describes.
@@ -50,11 +53,34 @@ impl Planes {
             proxy,
             ipvs: IpvsDataPlane::new(ipvs_options(global)),
             uses_ipvs: false,
+            sync_role: None,
         }
     }
 
     pub fn set_global(&mut self, global: &Global) {
-        self.ipvs.set_options(ipvs_options(global));
+        let mut opts = ipvs_options(global);
+        let follows = global
+            .ipvs
+            .sync_daemon
+            .as_ref()
+            .is_some_and(|d| d.follow.is_some());
+        if !follows {
+            self.sync_role = None;
+        }
+        if let (Some(d), Some(role)) = (opts.sync_daemon.as_mut(), self.sync_role) {
+            d.state = role;
+        }
+        self.ipvs.set_options(opts);
+    }
+
+    /// The followed VRRP instance changed role: the sync daemon's state
+    /// follows at the next apply. True when that changes anything.
+    pub fn set_sync_role(&mut self, role: SyncState) -> bool {
+        if self.sync_role == Some(role) {
+            return false;
+        }
+        self.sync_role = Some(role);
+        self.ipvs.set_sync_state(role)
     }
 }
 

@@ -10,8 +10,12 @@ use halb_vrrp_net::{Event, GarpSpec, GroupSpec, InstanceSpec, Spec, VipSpec, Vrr
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+
+/// Each instance's latest state, for what follows VRRP roles (the IPVS
+/// sync daemon).
+pub type Roles = watch::Sender<HashMap<String, State>>;
 
 /// The shell's spec for `config`.
 pub fn spec(config: &Config) -> anyhow::Result<Spec> {
@@ -90,7 +94,7 @@ pub struct Running {
 impl Running {
     /// Starts the VRRP thread, trackers and hooks if `config` has
     /// instances. Call within the daemon's runtime.
-    pub fn start(config: &Config) -> anyhow::Result<Option<Running>> {
+    pub fn start(config: &Config, roles: &Roles) -> anyhow::Result<Option<Running>> {
         if config.vrrp_instances.is_empty() {
             return Ok(None);
         }
@@ -98,7 +102,7 @@ impl Running {
         let handle = Arc::new(handle);
         let deltas = Deltas::new(handle.clone());
         let shared = Arc::new(Mutex::new(config.clone()));
-        let notify = spawn_notify(shared.clone(), events);
+        let notify = spawn_notify(shared.clone(), events, roles.clone());
         let trackers = spawn_trackers(config, &deltas);
         tracing::info!("VRRP: {} instance(s) started", config.vrrp_instances.len());
         Ok(Some(Running {
@@ -450,9 +454,13 @@ mod ping {
 pub fn spawn_notify(
     config: Arc<Mutex<Config>>,
     mut events: mpsc::UnboundedReceiver<Event>,
+    roles: Roles,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         while let Some(ev) = events.recv().await {
+            roles.send_modify(|r| {
+                r.insert(ev.instance.clone(), ev.state);
+            });
             let cmds = match config.lock() {
                 Ok(c) => hooks_for(&c, &ev),
                 Err(_) => return,

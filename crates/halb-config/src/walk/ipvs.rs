@@ -17,7 +17,15 @@ pub(super) const IPVS_KEYS: &[&str] = &[
     "foreign",
     "sync_daemon",
 ];
-pub(super) const SYNC_KEYS: &[&str] = &["state", "interface", "sync_id", "group", "port", "ttl"];
+pub(super) const SYNC_KEYS: &[&str] = &[
+    "state",
+    "vrrp_instance",
+    "interface",
+    "sync_id",
+    "group",
+    "port",
+    "ttl",
+];
 
 const PLANE_SYNONYMS: &[(&str, &str)] = &[
     ("userspace", "proxy"),
@@ -113,8 +121,31 @@ impl Cx<'_> {
     fn sync_daemon(&mut self, n: &Node) -> Option<SyncDaemonConfig> {
         self.check_keys(n, Section::SyncDaemon);
         let before = self.errors.len();
-        let state = match self.field(n, "state") {
-            Some(f) => match self.choice(
+        let follow = match self.field(n, "vrrp_instance") {
+            Some(f) => {
+                let w = Want {
+                    short: "a string",
+                    expected: "the name of a [[vrrp_instance]]",
+                    example: "\"VI_1\"",
+                };
+                self.string(&f, &w).map(|name| {
+                    self.sync_follow = Some((f.span.clone(), name.to_owned()));
+                    name.to_owned()
+                })
+            }
+            None => None,
+        };
+        let state = match (self.field(n, "state"), self.field(n, "vrrp_instance")) {
+            (Some(f), Some(_)) => {
+                self.push(
+                    Problem::new(f.span.clone(), f.path.clone(), "`state` and `vrrp_instance` together")
+                        .expected("either a fixed state, or the VRRP instance the state follows")
+                        .fix("remove state: with vrrp_instance the sync daemon is master while that instance is master and backup otherwise (keepalived's lvs_sync_daemon)"),
+                );
+                None
+            }
+            (None, Some(_)) => Some(SyncRole::Backup),
+            (Some(f), None) => match self.choice(
                 &f,
                 "sync daemon state",
                 &["master", "backup"],
@@ -124,11 +155,11 @@ impl Cx<'_> {
                 Some(_) => Some(SyncRole::Master),
                 None => None,
             },
-            None => {
+            (None, None) => {
                 self.push(
-                    Problem::new(n.span.clone(), super::join(&n.path, "state"), "missing `state`")
-                        .expected("state = \"master\" or \"backup\"")
-                        .fix("add state = \"master\" on the director that sends connection state, \"backup\" on the one that receives it"),
+                    Problem::new(n.span.clone(), super::join(&n.path, "state"), "missing `state` (or `vrrp_instance`)")
+                        .expected("state = \"master\" or \"backup\", or vrrp_instance = \"NAME\"")
+                        .fix("add vrrp_instance = \"VI_1\" to follow that VRRP instance (master while it is master), or a fixed state = \"master\" on the director that sends connection state, \"backup\" on the one that receives it"),
                 );
                 None
             }
@@ -238,12 +269,51 @@ impl Cx<'_> {
         }
         Some(SyncDaemonConfig {
             state: state?,
+            follow,
             interface: interface?,
             sync_id,
             group,
             port,
             ttl,
         })
+    }
+
+    /// `vrrp_instance` of the sync daemon names a VRRP instance.
+    pub(super) fn sync_follow_check(&mut self, instances: &[super::vrrp::VrrpInstance]) {
+        let Some((span, name)) = self.sync_follow.take() else {
+            return;
+        };
+        if instances.iter().any(|v| v.name == name) {
+            return;
+        }
+        let names: Vec<&str> = instances.iter().map(|v| v.name.as_str()).collect();
+        let fix = match crate::suggest::closest(&name, &names) {
+            Some(c) => format!("did you mean {}?", crate::values::quote(c)),
+            None if names.is_empty() => {
+                "define the [[vrrp_instance]] (with name = …) whose role the sync daemon follows"
+                    .to_owned()
+            }
+            None => format!(
+                "use one of: {}",
+                names
+                    .iter()
+                    .map(|n| crate::values::quote(n))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        self.push(
+            Problem::new(
+                span,
+                "global.ipvs.sync_daemon.vrrp_instance",
+                format!(
+                    "no valid [[vrrp_instance]] named {}",
+                    crate::values::quote(&name)
+                ),
+            )
+            .expected("the name of a [[vrrp_instance]] in this file")
+            .fix(fix),
+        );
     }
 
     /// The IPVS keys of one virtual service; returns its data plane.
