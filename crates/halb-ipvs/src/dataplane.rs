@@ -427,6 +427,9 @@ impl DataPlane for IpvsDataPlane {
                     protocol,
                     listen,
                     scheduler: SchedulerKind::from_name(&s.scheduler).unwrap_or(SchedulerKind::Wlc),
+                    scheduler_name: SchedulerKind::from_name(&s.scheduler)
+                        .is_none()
+                        .then(|| s.scheduler.clone()),
                     flags: halb_table::SchedulerFlags {
                         fallback: s.flags.sched_fallback,
                         port: s.flags.sched_port,

@@ -154,6 +154,7 @@ impl ServiceShared {
         };
         ServiceStats {
             name: cfg.name.clone(),
+            scheduler_name: None,
             protocol: cfg.protocol,
             listen: cfg.listen,
             scheduler: cfg.scheduler,

@@ -65,6 +65,10 @@ pub struct ServiceStats {
     pub protocol: Protocol,
     pub listen: SocketAddr,
     pub scheduler: SchedulerKind,
+    /// The kernel's scheduler name when it is none of the thirteen halb
+    /// knows (a module of its own): shown as is instead of `scheduler`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduler_name: Option<String>,
     /// sh/mh flags (`(sh-fallback,sh-port)` in the listing).
     #[serde(default)]
     pub flags: SchedulerFlags,

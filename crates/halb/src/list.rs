@@ -47,18 +47,28 @@ fn header(status: &Status) -> String {
     )
 }
 
+/// `TCP  127.0.0.1:8080`, `FWM  7`, `FWM  7 IPv6`: the service as
+/// ipvsadm names it.
+fn service_id(s: &ServiceStats) -> String {
+    match s.fwmark {
+        Some(m) if s.listen.is_ipv6() => format!("FWM  {m} IPv6"),
+        Some(m) => format!("FWM  {m}"),
+        None => format!("{}  {}", s.protocol.ipvsadm_name(), s.listen),
+    }
+}
+
 /// `TCP  127.0.0.1:8080 wrr persistent 600 mask 255.255.255.0`, as
 /// ipvsadm's `print_service_entry`.
 fn service_line(s: &ServiceStats) -> String {
-    let mut line = match s.fwmark {
-        Some(m) => format!("FWM  {m} {}", s.scheduler),
-        None => format!(
-            "{}  {} {}",
-            s.protocol.ipvsadm_name(),
-            s.listen,
-            s.scheduler
-        ),
-    };
+    let mut line = service_id(s);
+    match &s.scheduler_name {
+        Some(name) => {
+            let _ = write!(line, " {name}");
+        }
+        None => {
+            let _ = write!(line, " {}", s.scheduler);
+        }
+    }
     if s.flags.fallback || s.flags.port {
         let pre = if s.scheduler == halb_table::SchedulerKind::Mh {
             "mh"
@@ -244,7 +254,7 @@ fn numbers_table(
     }
     out.push_str("\n  -> RemoteAddress:Port\n");
     for s in &status.services {
-        let left = format!("{}  {}", s.protocol.ipvsadm_name(), s.listen);
+        let left = service_id(s);
         let _ = writeln!(out, "{left:<33}{}", row(&pick(&s.counters, &s.rates)));
         for r in &s.reals {
             let left = format!("  -> {}", r.addr);
@@ -377,6 +387,7 @@ mod tests {
         reals[1].overloaded = true;
         let mut web = ServiceStats {
             name: "web".into(),
+            scheduler_name: None,
             protocol: Protocol::Tcp,
             listen: ([127, 0, 0, 1], 8080).into(),
             scheduler: SchedulerKind::Wrr,
@@ -399,6 +410,7 @@ mod tests {
         }
         let dns = ServiceStats {
             name: "dns".into(),
+            scheduler_name: None,
             protocol: Protocol::Udp,
             listen: "[::1]:5353".parse().unwrap(),
             scheduler: SchedulerKind::Sh,
@@ -485,6 +497,34 @@ mod tests {
             bytes_out: 180,
         };
         insta::assert_snapshot!(render_connections(&[c]));
+    }
+
+    /// Firewall-mark services (IPv4 and IPv6) and a scheduler module halb
+    /// does not know are named as ipvsadm names them, in every view.
+    #[test]
+    fn fwmark_and_unknown_scheduler_as_ipvsadm() {
+        let mut st = status();
+        let mut fwm = st.services[0].clone();
+        fwm.fwmark = Some(7);
+        fwm.listen = ([0, 0, 0, 0], 0).into();
+        fwm.persistence = None;
+        fwm.fallback = None;
+        let mut fwm6 = fwm.clone();
+        fwm6.fwmark = Some(8);
+        fwm6.listen = "[::]:0".parse().unwrap();
+        fwm6.scheduler_name = Some("twos".into());
+        st.services = vec![fwm, fwm6];
+        let table = render_table(&st);
+        assert!(table.contains("\nFWM  7 wrr\n"), "{table}");
+        assert!(table.contains("\nFWM  8 IPv6 twos\n"), "{table}");
+        for out in [render_stats(&st), render_rate(&st)] {
+            assert!(out.contains("\nFWM  7 "), "{out}");
+            assert!(out.contains("\nFWM  8 IPv6 "), "{out}");
+            assert!(
+                !out.contains("0.0.0.0:0") && !out.contains("[::]:0"),
+                "{out}"
+            );
+        }
     }
 
     #[test]
