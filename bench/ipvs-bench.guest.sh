@@ -42,6 +42,13 @@ fresh_ipvs() {
   done
 }
 
+# kernel_s WHAT: the last "WHAT ... in N ms" of halb's log, in seconds
+# (halb's own time talking to the kernel, without reading the config).
+kernel_s() {
+  grep "$1" $W/halb.log | tail -n 1 | sed -n 's/.* in \([0-9.]*\) ms.*/\1/p' |
+    awk '{printf "%.3f", $1 / 1000}'
+}
+
 check() { # WHAT WANT
   local got
   got=$(canon)
@@ -143,13 +150,17 @@ if [ "$HALB" = 1 ]; then
     exit 1
   fi
   check "halb, full table" "$FULL"
+  res halb_full_kernel_s "$(kernel_s 'sent to the kernel')"
   cp $W/halb-changed.toml $W/halb.toml
   # `halb reload` answers after the new table is applied.
   t=$(now); halb reload >$W/reload.log 2>&1; rc=$?; res halb_change_s "$(since "$t")"
   [ $rc = 0 ] || { cat $W/reload.log; echo "HALBVM BENCH-MISMATCH halb reload failed"; fails=$((fails + 1)); }
   check "halb, weight change" "$CHANGED"
+  res halb_change_kernel_s "$(kernel_s 'sent to the kernel')"
+  res halb_change_read_s "$(kernel_s "read the kernel's table")"
   t=$(now); halb reload >$W/reload.log 2>&1; res halb_noop_s "$(since "$t")"
   check "halb, same config again" "$CHANGED"
+  res halb_noop_read_s "$(kernel_s "read the kernel's table")"
   kill $pid; wait $pid
   tail -n 5 $W/halb.log | sed 's/^/HALBVM NOTE halb: /'
 fi

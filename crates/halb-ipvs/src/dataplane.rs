@@ -210,8 +210,15 @@ impl DataPlane for IpvsDataPlane {
                 Ok(s) => s,
                 Err(_) => return report,
             };
+            let t0 = std::time::Instant::now();
             match sock.table() {
                 Ok(t) => {
+                    tracing::info!(
+                        "ipvs: read the kernel's table ({} services, {} real servers) in {:.1} ms",
+                        t.len(),
+                        t.iter().map(|e| e.1.len()).sum::<usize>(),
+                        t0.elapsed().as_secs_f64() * 1e3
+                    );
                     inner.kernel = Some(
                         t.into_iter()
                             .map(|(s, d)| {
@@ -261,7 +268,9 @@ impl DataPlane for IpvsDataPlane {
             Err(_) => return report,
         };
         let reqs: Vec<_> = plan.ops.iter().map(Op::request).collect();
+        let t0 = std::time::Instant::now();
         let results = sock.execute(&reqs);
+        let took = t0.elapsed();
         let mut failed: BTreeSet<ServiceId> = BTreeSet::new();
         let mut refused = 0;
         for (op, res) in plan.ops.iter().zip(results) {
@@ -284,8 +293,9 @@ impl DataPlane for IpvsDataPlane {
         }
         if !plan.ops.is_empty() {
             tracing::info!(
-                "ipvs: {} change(s) sent to the kernel, {} refused",
+                "ipvs: {} change(s) sent to the kernel in {:.1} ms, {} refused",
                 plan.ops.len(),
+                took.as_secs_f64() * 1e3,
                 refused
             );
         }
