@@ -84,6 +84,7 @@ const REAL_KEYS: &[&str] = &[
     "forward",
     "tunnel_type",
     "tunnel_port",
+    "tunnel_checksum",
 ];
 
 const SCHEDULER_SYNONYMS: &[(&str, &str)] = &[
@@ -1890,7 +1891,7 @@ impl<'s> Cx<'s> {
                 );
             }
         }
-        let (forward, tunnel_type, tunnel_port) = self.ipvs_real(&node, plane);
+        let (forward, tunnel_type, tunnel_port, tunnel_checksum) = self.ipvs_real(&node, plane);
         let (addr, aspan) = addr?;
         // Resolved even when this table has other problems, so that every
         // problem of the merged check is reported in this pass too.
@@ -1906,6 +1907,7 @@ impl<'s> Cx<'s> {
             forward,
             tunnel_type,
             tunnel_port,
+            tunnel_checksum,
         };
         Some((real, aspan, check))
     }

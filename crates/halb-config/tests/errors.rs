@@ -634,3 +634,27 @@ virtual_ipaddress = ["192.0.2.100/24"]
 "#
     ));
 }
+
+#[test]
+fn tunnel_checksum_errors() {
+    assert_snapshot!(render(
+        r#"[[virtual_service]]
+data_plane = "ipvs"
+listen = "192.0.2.10:80"
+  [[virtual_service.real_server]]
+  address = "198.51.100.1:80"
+  forward = "tunnel"
+  tunnel_checksum = "csum"
+  [[virtual_service.real_server]]
+  address = "198.51.100.2:80"
+  forward = "tunnel"
+  tunnel_type = "gre"
+  tunnel_checksum = "remcsum"
+  [[virtual_service.real_server]]
+  address = "198.51.100.3:80"
+  forward = "tunnel"
+  tunnel_type = "gre"
+  tunnel_checksum = "checksummed"
+"#
+    ));
+}

@@ -79,6 +79,7 @@ fn docs_example_parses_to_the_model() {
             forward: Forward::Proxy,
             tunnel_type: halb_table::TunnelType::Ipip,
             tunnel_port: 0,
+            tunnel_checksum: halb_table::TunnelChecksum::NoCsum,
         }],
     };
     assert_eq!(cfg.services, vec![expected]);

@@ -75,6 +75,12 @@ pub fn to_kernel(vs: &VirtualService) -> Entry {
                 halb_table::TunnelType::Gre => TunnelType::Gre,
             };
             d.tunnel_port = r.tunnel_port;
+            // IP_VS_TUNNEL_ENCAP_FLAG_*: NOCSUM 0, CSUM 1, REMCSUM 2.
+            d.tunnel_flags = match (r.forward, r.tunnel_checksum) {
+                (Forward::Tunnel, halb_table::TunnelChecksum::Csum) => 1,
+                (Forward::Tunnel, halb_table::TunnelChecksum::RemCsum) => 2,
+                _ => 0,
+            };
             d
         })
         .collect();

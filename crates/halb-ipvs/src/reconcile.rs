@@ -127,6 +127,11 @@ fn fmt_dest_opts(f: &mut fmt::Formatter<'_>, d: &Dest) -> fmt::Result {
         if d.tunnel == TunnelType::Gue {
             write!(f, " --tun-port {}", d.tunnel_port)?;
         }
+        match d.tunnel_flags {
+            1 => f.write_str(" --tun-csum")?,
+            2 => f.write_str(" --tun-remcsum")?,
+            _ => {}
+        }
     }
     Ok(())
 }

@@ -217,6 +217,20 @@ pub enum TunnelType {
     Gre,
 }
 
+/// Checksums of a GUE or GRE tunnel (ipvsadm `--tun-nocsum`, `--tun-csum`,
+/// `--tun-remcsum`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TunnelChecksum {
+    /// No checksum in the encapsulation (the kernel's default).
+    #[default]
+    NoCsum,
+    /// A checksum in the outer UDP (GUE) or GRE header.
+    Csum,
+    /// GUE remote checksum offload.
+    RemCsum,
+}
+
 /// One real server as the data plane should see it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct RealServer {
@@ -233,6 +247,8 @@ pub struct RealServer {
     pub tunnel_type: TunnelType,
     #[serde(default)]
     pub tunnel_port: u16,
+    #[serde(default)]
+    pub tunnel_checksum: TunnelChecksum,
 }
 
 impl RealServer {
@@ -245,6 +261,7 @@ impl RealServer {
             forward: Forward::Proxy,
             tunnel_type: TunnelType::Ipip,
             tunnel_port: 0,
+            tunnel_checksum: TunnelChecksum::NoCsum,
         }
     }
 }

@@ -1,5 +1,6 @@
 # IP tunnelling programmed by halb: three real servers reached through an
-# IPIP, a GUE and a GRE tunnel (forward = "tunnel", tunnel_type), each with
+# IPIP, a GUE (with UDP checksums, tunnel_checksum = "csum") and a GRE tunnel
+# (forward = "tunnel", tunnel_type), each with
 # the VIP on its loopback, answering the client directly.
 topo_dr 3
 # r1 decapsulates IPIP on tunl0, r2 GUE on UDP 6080 (fou, then tunl0), r3 GRE on gre0.
@@ -28,6 +29,7 @@ scheduler = "rr"
   forward = "tunnel"
   tunnel_type = "gue"
   tunnel_port = 6080
+  tunnel_checksum = "csum"
   [[virtual_service.real_server]]
   address = "192.0.2.23:80"
   forward = "tunnel"
@@ -37,6 +39,10 @@ halb_start
 halb_wait_ipvs "three tunnel real servers" "[ \$(ipvs_table | grep -c 'Tunnel *1') = 3 ]"
 ipvs_table
 halb list
+ipvsadm -L -n --tun-info | tee /tmp/case/tun
+grep '192.0.2.22:80' /tmp/case/tun | grep -i 'gue' | grep -v -i 'nocsum' | grep -q -i 'csum' ||
+  fail "the GUE real server's checksum flag (csum) is not in ipvsadm --tun-info"
+grep '192.0.2.23:80' /tmp/case/tun | grep -q -i 'gre' || fail "GRE tunnel type not in ipvsadm --tun-info"
 [ "$(halb list | grep -c 'Tunnel')" = 3 ] || fail "halb list does not show 3 Tunnel real servers"
 out=$(gets 9)
 echo "$out" | tr '\n' ' '; echo

@@ -6,7 +6,7 @@
 use super::{Cx, Defaults, Field, Node, Section, Span, Want};
 use crate::diag::Problem;
 use crate::{ForeignServices, Global, SyncDaemonConfig, SyncRole};
-use halb_table::{DataPlaneKind, Forward, Protocol, TunnelType, VirtualService};
+use halb_table::{DataPlaneKind, Forward, Protocol, TunnelChecksum, TunnelType, VirtualService};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
@@ -48,6 +48,15 @@ const FORWARD_SYNONYMS: &[(&str, &str)] = &[
     ("ipip", "tunnel"),
 ];
 const TUNNEL_SYNONYMS: &[(&str, &str)] = &[("ipinip", "ipip"), ("fou", "gue")];
+const CSUM_SYNONYMS: &[(&str, &str)] = &[
+    ("none", "nocsum"),
+    ("off", "nocsum"),
+    ("tun-nocsum", "nocsum"),
+    ("tun-csum", "csum"),
+    ("on", "csum"),
+    ("tun-remcsum", "remcsum"),
+    ("remote", "remcsum"),
+];
 const FOREIGN_SYNONYMS: &[(&str, &str)] = &[
     ("leave", "keep"),
     ("ignore", "keep"),
@@ -422,12 +431,13 @@ impl Cx<'_> {
         self.field(node, "fwmark").map(|f| f.span)
     }
 
-    /// `forward`, `tunnel_type`, `tunnel_port` of one real server.
+    /// `forward`, `tunnel_type`, `tunnel_port`, `tunnel_checksum` of one
+    /// real server.
     pub(super) fn ipvs_real(
         &mut self,
         node: &Node,
         plane: DataPlaneKind,
-    ) -> (Forward, TunnelType, u16) {
+    ) -> (Forward, TunnelType, u16, TunnelChecksum) {
         let mut forward = match plane {
             DataPlaneKind::Proxy => Forward::Proxy,
             DataPlaneKind::Ipvs => Forward::Route,
@@ -515,6 +525,47 @@ impl Cx<'_> {
             }
             None => {}
         }
-        (forward, tunnel, port)
+        let mut csum = TunnelChecksum::NoCsum;
+        if let Some(f) = self.field(node, "tunnel_checksum") {
+            match self.choice(
+                &f,
+                "tunnel checksum",
+                &["nocsum", "csum", "remcsum"],
+                CSUM_SYNONYMS,
+            ) {
+                Some("csum") => csum = TunnelChecksum::Csum,
+                Some("remcsum") => csum = TunnelChecksum::RemCsum,
+                Some(_) => csum = TunnelChecksum::NoCsum,
+                None => {}
+            }
+            let ok = match csum {
+                TunnelChecksum::NoCsum => true,
+                TunnelChecksum::Csum => matches!(tunnel, TunnelType::Gue | TunnelType::Gre),
+                TunnelChecksum::RemCsum => tunnel == TunnelType::Gue,
+            };
+            if !ok || forward != Forward::Tunnel {
+                let (expected, fix) = if csum == TunnelChecksum::RemCsum {
+                    (
+                        "tunnel_checksum = \"remcsum\" only with tunnel_type = \"gue\"",
+                        "use tunnel_type = \"gue\", or tunnel_checksum = \"csum\" for GRE",
+                    )
+                } else {
+                    (
+                        "tunnel_checksum only with tunnel_type = \"gue\" or \"gre\" (IP-in-IP has no checksum of its own)",
+                        "add forward = \"tunnel\" and tunnel_type = \"gue\" or \"gre\", or remove tunnel_checksum",
+                    )
+                };
+                self.push(
+                    Problem::new(
+                        f.span.clone(),
+                        f.path.clone(),
+                        "tunnel_checksum without a GUE or GRE tunnel that supports it",
+                    )
+                    .expected(expected)
+                    .fix(fix),
+                );
+            }
+        }
+        (forward, tunnel, port, csum)
     }
 }
