@@ -430,3 +430,23 @@ virtual_ipaddress = ["192.0.2.100/24"]
     // Backup until the instance becomes master, as keepalived starts it.
     assert_eq!(d.state, halb_config::SyncRole::Backup);
 }
+
+#[test]
+fn garp_second_burst_delay() {
+    let cfg = |garp: &str| {
+        let src = format!(
+            "[[vrrp_instance]]\nname = \"VI_1\"\ninterface = \"eth0\"\nvirtual_router_id = 51\n\
+             priority = 150\nvirtual_ipaddress = [\"192.0.2.100/24\"]\n{garp}\n"
+        );
+        parse(&src, Path::new("garp.toml")).unwrap().vrrp_instances[0]
+            .garp
+            .delay
+    };
+    // keepalived's garp_master_delay default: 5 s; 0 turns the burst off.
+    assert_eq!(cfg(""), Some(Duration::from_secs(5)));
+    assert_eq!(
+        cfg("garp = { delay = \"2s\" }"),
+        Some(Duration::from_secs(2))
+    );
+    assert_eq!(cfg("garp = { delay = \"0s\" }"), None);
+}

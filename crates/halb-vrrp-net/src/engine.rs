@@ -96,7 +96,7 @@ fn router_config(spec: &InstanceSpec, primary: IpAddr) -> Config {
     c.auth = spec.auth.clone();
     c.gratuitous = Gratuitous {
         repeat: spec.garp.count,
-        delay: Some(Duration::from_secs(5)),
+        delay: spec.garp.delay,
         refresh: spec.garp.refresh,
         refresh_repeat: 1,
         on_lower_priority: true,

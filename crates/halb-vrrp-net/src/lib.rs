@@ -44,6 +44,8 @@ pub struct GarpSpec {
     pub count: u32,
     /// Between two messages of a burst.
     pub interval: Duration,
+    /// The second burst after becoming master; `None`: none.
+    pub delay: Option<Duration>,
     /// Refresh period while master; `None`: off.
     pub refresh: Option<Duration>,
 }
@@ -53,6 +55,7 @@ impl Default for GarpSpec {
         GarpSpec {
             count: 5,
             interval: Duration::from_millis(10),
+            delay: Some(Duration::from_secs(5)),
             refresh: None,
         }
     }

@@ -75,6 +75,7 @@ fn instance_spec(v: &VrrpInstance) -> anyhow::Result<InstanceSpec> {
         garp: GarpSpec {
             count: v.garp.count,
             interval: v.garp.interval,
+            delay: v.garp.delay,
             refresh: v.garp.refresh,
         },
         track_interfaces: v.track_interface.clone(),
@@ -210,8 +211,9 @@ impl Deltas {
         self.handle.set_priority_delta(instance, sum);
     }
 
-    /// A tracker's result: `failing` with `weight` 0 is a fault, otherwise
-    /// it shifts the priority by `weight` while failing.
+    /// A tracker's result, with keepalived's weights: 0 makes failing a
+    /// fault; a negative weight lowers the priority by |weight| while
+    /// failing; a positive one raises it by weight while succeeding.
     fn report(&self, instance: &str, key: &str, weight: i32, failing: bool) {
         if weight == 0 {
             if let Ok(mut f) = self.faults.lock() {
@@ -224,8 +226,16 @@ impl Deltas {
             }
             self.handle.set_fault(instance, key, failing);
         } else {
-            self.set(instance, key, if failing { weight } else { 0 });
+            self.set(instance, key, tracked_delta(weight, failing));
         }
+    }
+}
+
+/// The priority change of a weighted tracker (keepalived's semantics).
+fn tracked_delta(weight: i32, failing: bool) -> i32 {
+    match (weight < 0, failing) {
+        (true, true) | (false, false) => weight,
+        _ => 0,
     }
 }
 
@@ -494,7 +504,7 @@ fn pick(n: &Notify, s: State) -> Option<&Vec<String>> {
 /// The commands an event runs: the instance's `notify_<state>` (as
 /// written), its `notify` with `INSTANCE name STATE priority`, and once
 /// the whole sync group got there, the group's hooks with
-/// `GROUP name STATE`.
+/// `GROUP name STATE 0`.
 pub fn hooks_for(config: &Config, ev: &Event) -> Vec<Vec<String>> {
     let mut out = Vec::new();
     if let Some(v) = config.vrrp_instances.iter().find(|v| v.name == ev.instance) {
@@ -523,6 +533,9 @@ pub fn hooks_for(config: &Config, ev: &Event) -> Vec<Vec<String>> {
                     "GROUP".to_owned(),
                     g.name.clone(),
                     word(ev.state).to_owned(),
+                    // keepalived passes 4 arguments for groups too; a
+                    // group has no priority of its own: 0.
+                    "0".to_owned(),
                 ]);
                 out.push(c);
             }
@@ -592,7 +605,7 @@ notify = "/etc/halb/group.sh"
                 ["/etc/halb/notify.sh", "INSTANCE", "VI_1", "MASTER", "150"]
                     .map(String::from)
                     .to_vec(),
-                ["/etc/halb/group.sh", "GROUP", "G1", "MASTER"]
+                ["/etc/halb/group.sh", "GROUP", "G1", "MASTER", "0"]
                     .map(String::from)
                     .to_vec(),
             ]
@@ -608,6 +621,16 @@ notify = "/etc/halb/group.sh"
                 .map(String::from)
                 .to_vec()]
         );
+    }
+
+    /// keepalived: `weight -20` lowers the priority by 20 while failing,
+    /// `weight 20` raises it by 20 while the check succeeds.
+    #[test]
+    fn weights_as_keepalived() {
+        assert_eq!(tracked_delta(-20, true), -20);
+        assert_eq!(tracked_delta(-20, false), 0);
+        assert_eq!(tracked_delta(20, false), 20);
+        assert_eq!(tracked_delta(20, true), 0);
     }
 
     #[test]

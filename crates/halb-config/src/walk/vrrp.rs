@@ -47,7 +47,7 @@ const GROUP_KEYS: &[&str] = &[
 ];
 const VIP_KEYS: &[&str] = &["address", "interface", "label"];
 const AUTH_KEYS: &[&str] = &["type", "password", "key", "replay_window"];
-const GARP_KEYS: &[&str] = &["count", "interval", "refresh"];
+const GARP_KEYS: &[&str] = &["count", "interval", "delay", "refresh"];
 const TRACK_SERVICE_KEYS: &[&str] = &["service", "weight"];
 const TRACK_PING_KEYS: &[&str] = &["hosts", "interval", "timeout", "fall", "rise"];
 const TRACK_SCRIPT_KEYS: &[&str] = &[
@@ -70,7 +70,7 @@ const INSTANCE_HINTS: &[(&str, &str)] = &[
     ("unicast_peer", "did you mean `unicast_peers`?"),
     ("garp_master_repeat", "write garp = { count = 5 }"),
     ("garp_master_refresh", "write garp = { refresh = \"60s\" }"),
-    ("garp_master_delay", "write garp = { interval = \"10ms\" }"),
+    ("garp_master_delay", "write garp = { delay = \"5s\" }"),
     ("accept_mode", "did you mean `accept`?"),
     ("track_interfaces", "did you mean `track_interface`?"),
     ("track_scripts", "did you mean `track_script`? write [[vrrp_instance.track_script]] tables"),
@@ -116,6 +116,9 @@ pub struct VrrpGarp {
     pub count: u32,
     /// Between messages.
     pub interval: Duration,
+    /// The second burst, this long after becoming master (keepalived's
+    /// `garp_master_delay`, default 5 s); `None`: no second burst.
+    pub delay: Option<Duration>,
     /// Refresh period while master; `None` off.
     pub refresh: Option<Duration>,
 }
@@ -1098,12 +1101,13 @@ impl Cx<'_> {
         let mut garp = VrrpGarp {
             count: 5,
             interval: Duration::from_millis(10),
+            delay: Some(Duration::from_secs(5)),
             refresh: None,
         };
         if let Some(f) = self.field(&n, "garp") {
             if let Some(g) = self.sub_table(
                 &f,
-                "{ count = 5, interval = \"10ms\", refresh = \"60s\" }",
+                "{ count = 5, interval = \"10ms\", delay = \"5s\", refresh = \"60s\" }",
                 "{ count = 5 }",
             ) {
                 self.vrrp_keys(
@@ -1112,7 +1116,7 @@ impl Cx<'_> {
                     "a garp key",
                     &[
                         ("repeat", "did you mean `count`?"),
-                        ("delay", "did you mean `interval`?"),
+                        ("master_delay", "did you mean `delay`?"),
                     ],
                 );
                 if let Some(x) = self.field(&g, "count") {
@@ -1129,6 +1133,11 @@ impl Cx<'_> {
                 if let Some(x) = self.field(&g, "interval") {
                     if let Some(d) = self.interval(&x, Duration::ZERO, "") {
                         garp.interval = d;
+                    }
+                }
+                if let Some(x) = self.field(&g, "delay") {
+                    if let Some(d) = self.interval(&x, Duration::ZERO, "") {
+                        garp.delay = (!d.is_zero()).then_some(d);
                     }
                 }
                 if let Some(x) = self.field(&g, "refresh") {
@@ -1603,6 +1612,7 @@ fn placeholder(name: String) -> VrrpInstance {
         garp: VrrpGarp {
             count: 5,
             interval: Duration::from_millis(10),
+            delay: Some(Duration::from_secs(5)),
             refresh: None,
         },
         track_interface: Vec::new(),
