@@ -575,16 +575,33 @@ impl Engine {
         else {
             return;
         };
+        // Several instances on one interface share the traffic: an advert
+        // for another of our VRIDs there is not this instance's, not a
+        // drop; one for a VRID nobody here runs is (RFC 5798 7.1: a VRID
+        // not configured on the interface is discarded), and counted.
+        let vrid = p.payload.get(1).copied();
+        let (own_vrid, iface) = {
+            let i = &self.groups[g].insts[m];
+            (i.spec.vrid, i.spec.interface.clone())
+        };
+        if let Some(v) = vrid.filter(|v| *v != own_vrid) {
+            let ours = self
+                .groups
+                .iter()
+                .flat_map(|gr| gr.insts.iter())
+                .any(|i| i.spec.vrid == v && i.spec.interface == iface);
+            if !ours {
+                let inst = &mut self.groups[g].insts[m];
+                *inst.drops.entry("unknown_vrid".into()).or_default() += 1;
+                tracing::debug!(instance = %inst.spec.name, src = %p.header.src, vrid = v, "VRRP advert for a virtual router not configured here dropped");
+            }
+            return;
+        }
         let group = &mut self.groups[g];
         let inst = &mut group.insts[m];
         let Some(router) = group.sg.members().get(m) else {
             return;
         };
-        // Several instances on one interface share the traffic: a
-        // well-formed advert for another VRID is not ours, not a drop.
-        if p.payload.get(1).is_some_and(|v| *v != inst.spec.vrid) {
-            return;
-        }
         if p.header.src == inst.primary {
             return; // our own, looped back
         }

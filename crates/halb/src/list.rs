@@ -226,6 +226,22 @@ pub fn render_vrrp(status: &Status) -> String {
         if !v.faults.is_empty() {
             let _ = writeln!(out, "  fault: {}", v.faults.join("; "));
         }
+        let _ = write!(
+            out,
+            "  adverts sent {}, received {}",
+            v.adverts_sent, v.adverts_received
+        );
+        if v.drops.is_empty() {
+            out.push_str(", dropped 0\n");
+        } else {
+            let d: Vec<String> = v.drops.iter().map(|(k, n)| format!("{k} {n}")).collect();
+            let _ = writeln!(
+                out,
+                ", dropped {} ({})",
+                v.drops.values().sum::<u64>(),
+                d.join(", ")
+            );
+        }
     }
     out
 }
@@ -463,7 +479,7 @@ mod tests {
                 faults: vec![],
                 adverts_sent: 10,
                 adverts_received: 0,
-                drops: Default::default(),
+                drops: [("unknown_vrid".to_owned(), 3), ("bad_auth".to_owned(), 1)].into(),
             }],
         }
     }
