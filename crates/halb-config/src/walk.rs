@@ -1895,7 +1895,10 @@ impl<'s> Cx<'s> {
         let (addr, aspan) = addr?;
         // Resolved even when this table has other problems, so that every
         // problem of the merged check is reported in this pass too.
-        let check = self.resolve_check(above.0, above.1, &rcheck, addr);
+        // As ldirectord: with no check type, the virtual service's port
+        // picks the probe (80 http, 3306 mysql, ...); a port that picks
+        // none (8080, a firewall mark's 0) leaves it to the real server's.
+        let check = self.resolve_check(above.0, above.1, &rcheck, addr, listen);
         if self.errors.len() != before {
             return None;
         }

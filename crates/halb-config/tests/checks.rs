@@ -135,7 +135,8 @@ real_server = [
   { address = "127.0.0.1:443", check = { sni = "example.com", verify = true, ca_file = "ca.pem", client_cert = "c.pem", client_key = "/k.pem" } },
   { address = "127.0.0.1:5000" },
   { address = "127.0.0.1:5001", check = { command = ["/usr/local/bin/check", "--fast"], dynamic_weight = true } },
-  { address = "127.0.0.1:5002", check = { method = "HEAD", body_md5 = "5D41402ABC4B2A76B9719D911017C592" } },
+  { address = "127.0.0.1:5002", check = { method = "GET", body_md5 = "5D41402ABC4B2A76B9719D911017C592" } },
+  { address = "127.0.0.1:5003", check = { method = "HEAD" } },
 ]
 "#);
     let probes: Vec<&ProbeSpec> = cfg.checks.iter().map(|c| &c.spec.probe).collect();
@@ -161,16 +162,18 @@ real_server = [
         &ProbeSpec::External(ExternalSpec {
             program: PathBuf::from("/usr/local/bin/check"),
             args: vec!["--fast".into()],
+            service: Some(addr("127.0.0.1:8080")),
             dynamic_weight: true,
         })
     );
     match probes[4] {
         ProbeSpec::Http(h) => {
-            assert_eq!(h.method, HttpMethod::Head);
+            assert_eq!(h.method, HttpMethod::Get);
             assert_eq!(h.body_md5.unwrap()[0], 0x5d);
         }
         other => panic!("{other:?}"),
     }
+    assert!(matches!(probes[5], ProbeSpec::Http(h) if h.method == HttpMethod::Head));
     // Defaults: interval 5s, timeout 5s, rise 1, fall 1.
     assert_eq!(cfg.checks[0].spec.timing, Timing::default());
 }
@@ -476,4 +479,53 @@ check = { username = "u", database = "app" }
 real_server = [{ address = "127.0.0.1:18080" }]
 "#
     ));
+}
+
+#[test]
+fn head_with_a_body_check_is_an_error() {
+    assert_snapshot!(render(
+        r#"[[virtual_service]]
+listen = "127.0.0.1:8080"
+check = { type = "http", body_contains = "OK" }
+real_server = [
+  { address = "127.0.0.1:18081", check = { method = "HEAD" } },
+]
+"#
+    ));
+}
+
+/// As ldirectord: with no check type, the virtual service's port picks the
+/// probe; a service port that picks none leaves it to the real server's.
+#[test]
+fn default_probe_by_the_virtual_service_port() {
+    let cfg = ok(r#"
+[[virtual_service]]
+listen = "192.0.2.10:3306"
+check = { username = "hc" }
+real_server = [{ address = "198.51.100.1:13306" }]
+
+[[virtual_service]]
+listen = "192.0.2.10:80"
+check = {}
+real_server = [{ address = "198.51.100.1:8080" }]
+
+[[virtual_service]]
+listen = "192.0.2.10:6379"
+check = {}
+real_server = [{ address = "198.51.100.1:16379" }]
+
+[[virtual_service]]
+listen = "192.0.2.10:8443"
+check = {}
+real_server = [{ address = "198.51.100.1:5432" }]
+"#);
+    let probes: Vec<&ProbeSpec> = cfg.checks.iter().map(|c| &c.spec.probe).collect();
+    assert!(matches!(probes[0], ProbeSpec::Mysql(_)), "{:?}", probes[0]);
+    assert!(
+        matches!(probes[1], ProbeSpec::Http(h) if h.tls.is_none()),
+        "{:?}",
+        probes[1]
+    );
+    assert!(matches!(probes[2], ProbeSpec::Redis(_)), "{:?}", probes[2]);
+    assert!(matches!(probes[3], ProbeSpec::Pgsql(_)), "{:?}", probes[3]);
 }

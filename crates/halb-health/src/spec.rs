@@ -264,11 +264,19 @@ impl std::fmt::Debug for SqlSpec {
     }
 }
 
-/// An external command check.
+/// An external command check. It runs as ldirectord runs `external`
+/// checks: `PROGRAM ARGS... VIP VPORT RIP RPORT` (the virtual service's
+/// address and port, then the checked address and port), and with the
+/// same values in `HALB_VIP`, `HALB_VPORT`, `HALB_RIP`, `HALB_RPORT`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ExternalSpec {
     pub program: PathBuf,
     pub args: Vec<String>,
+    /// The virtual service the real server serves; `None` for a
+    /// firewall-mark service (then VIP and VPORT are not passed). Part of
+    /// the check's identity: two services' checks of one real server are
+    /// never merged into one run of the command.
+    pub service: Option<std::net::SocketAddr>,
     /// Exit codes 2..=255 mean up with weight `code - 2`; without it they
     /// mean down.
     pub dynamic_weight: bool,

@@ -248,6 +248,7 @@ fn sh(script: &str, dynamic_weight: bool) -> ProbeSpec {
     ProbeSpec::External(ExternalSpec {
         program: "/bin/sh".into(),
         args: vec!["-c".into(), script.into()],
+        service: None,
         dynamic_weight,
     })
 }
@@ -269,12 +270,43 @@ async fn external_exit_codes() {
         ProbeSpec::External(ExternalSpec {
             program: "/nonexistent/check".into(),
             args: vec![],
+            service: None,
             dynamic_weight: false,
         }),
         5000,
     ))
     .await;
     assert!(!o.ok && o.reason.contains("spawn"), "{o:?}");
+}
+
+/// ldirectord's arguments: `CMD ARGS... VIP VPORT RIP RPORT`, and the same
+/// in the environment; the script exits 0 only when all of them are right.
+#[tokio::test]
+async fn external_gets_the_virtual_service_and_the_real_server() {
+    let target: SocketAddr = "127.0.0.1:18081".parse().unwrap();
+    let check = |service: Option<SocketAddr>, script: &str| {
+        ProbeSpec::External(ExternalSpec {
+            program: "/bin/sh".into(),
+            args: vec!["-c".into(), script.into(), "check".into()],
+            service,
+            dynamic_weight: false,
+        })
+    };
+    let both = r#"[ "$*" = "192.0.2.10 80 127.0.0.1 18081" ] && [ "$HALB_VIP:$HALB_VPORT" = "192.0.2.10:80" ] && [ "$HALB_RIP:$HALB_RPORT" = "127.0.0.1:18081" ]"#;
+    let vs: SocketAddr = "192.0.2.10:80".parse().unwrap();
+    let o = probe(&spec(target, check(Some(vs), both), 5000)).await;
+    assert!(o.ok, "{o:?}");
+    // A different virtual service: the same script fails.
+    let other: SocketAddr = "192.0.2.11:80".parse().unwrap();
+    assert!(
+        !probe(&spec(target, check(Some(other), both), 5000))
+            .await
+            .ok
+    );
+    // A firewall-mark service has no VIP: only RIP RPORT.
+    let fwm = r#"[ "$*" = "127.0.0.1 18081" ] && [ -z "${HALB_VIP+set}" ]"#;
+    let o = probe(&spec(target, check(None, fwm), 5000)).await;
+    assert!(o.ok, "{o:?}");
 }
 
 /// A hung script is killed at the timeout with its children.

@@ -322,7 +322,7 @@ pub(super) struct Layer {
     /// A `type` key is written (even if invalid, so no follow-up error).
     type_written: bool,
     target: Option<Target>,
-    method: Option<HttpMethod>,
+    method: Option<At<HttpMethod>>,
     path: Option<String>,
     host: Option<String>,
     expect_status: Option<Vec<RangeInclusive<u16>>>,
@@ -357,7 +357,7 @@ impl Layer {
             kind: self.kind.clone().or_else(|| lower.kind.clone()),
             type_written: self.type_written || lower.type_written,
             target: self.target.or(lower.target),
-            method: self.method.or(lower.method),
+            method: self.method.clone().or_else(|| lower.method.clone()),
             path: self.path.clone().or_else(|| lower.path.clone()),
             host: self.host.clone().or_else(|| lower.host.clone()),
             expect_status: self
@@ -562,11 +562,16 @@ impl Cx<'_> {
 
         // HTTP.
         if let Some(f) = self.field(&node, "method") {
-            l.method = match self.choice(&f, "HTTP method", METHODS, METHOD_SYNONYMS) {
+            let method = match self.choice(&f, "HTTP method", METHODS, METHOD_SYNONYMS) {
                 Some("GET") => Some(HttpMethod::Get),
                 Some("HEAD") => Some(HttpMethod::Head),
                 _ => None,
             };
+            l.method = method.map(|v| At {
+                v,
+                span: f.span.clone(),
+                path: f.path.clone(),
+            });
         }
         if let Some(f) = self.field(&node, "path") {
             l.path = self.http_path(&f);
@@ -679,15 +684,27 @@ impl Cx<'_> {
         service: &Layer,
         real: &Layer,
         addr: SocketAddr,
+        listen: Option<SocketAddr>,
     ) -> Option<CheckSpec> {
+        let service_port = listen.map_or(0, |l| l.port());
         if !(global.present || service.present || real.present) {
             return None;
         }
         let m = real.over(&service.over(global));
-        let default = ProbeSpec::default_for_port(addr.port());
+        let default = match ProbeSpec::default_for_port(service_port) {
+            ProbeSpec::Tcp => ProbeSpec::default_for_port(addr.port()),
+            by_service => by_service,
+        };
         let kind = match &m.kind {
             Some(k) => k.v,
             None if m.command.is_some() => Type::External,
+            // HTTP or TLS keys the operator wrote say more than a port.
+            None if m.has_tls_keys()
+                && !matches!(&default, ProbeSpec::Http(h) if h.tls.is_some()) =>
+            {
+                Type::Https
+            }
+            None if m.has_http_keys() && !matches!(default, ProbeSpec::Http(_)) => Type::Http,
             None => match &default {
                 ProbeSpec::Http(h) if h.tls.is_some() => Type::Https,
                 ProbeSpec::Http(_) => Type::Http,
@@ -696,8 +713,6 @@ impl Cx<'_> {
                 ProbeSpec::Dns(_) => Type::Dns,
                 ProbeSpec::Mysql(_) => Type::Mysql,
                 ProbeSpec::Pgsql(_) => Type::Pgsql,
-                _ if m.has_tls_keys() => Type::Https,
-                _ if m.has_http_keys() => Type::Http,
                 _ => m.implied_type().unwrap_or(Type::Tcp),
             },
         };
@@ -810,8 +825,23 @@ impl Cx<'_> {
                 } else {
                     None
                 };
+                if let Some(head) = m.method.as_ref().filter(|x| x.v == HttpMethod::Head) {
+                    if m.body_contains.is_some() || m.body_md5.is_some() || m.body_regex.is_some() {
+                        // A HEAD answer has no body: the body check could
+                        // never pass (or would be silently skipped).
+                        self.push_once(
+                            Problem::new(
+                                head.span.clone(),
+                                head.path.clone(),
+                                "method HEAD with a body check (body_contains, body_regex or body_md5)",
+                            )
+                            .expected("method = \"GET\" when the body is checked; HEAD checks the status only")
+                            .fix("use method = \"GET\", or remove the body check from this check (and the levels it inherits from)"),
+                        );
+                    }
+                }
                 ProbeSpec::Http(HttpSpec {
-                    method: m.method.unwrap_or_default(),
+                    method: m.method.as_ref().map(|x| x.v).unwrap_or_default(),
                     path: m.path.clone().unwrap_or_else(|| "/".to_owned()),
                     host: m.host.clone(),
                     expect_status: m.expect_status.clone().unwrap_or_default(),
@@ -825,6 +855,7 @@ impl Cx<'_> {
                 Some((program, args)) => ProbeSpec::External(ExternalSpec {
                     program: program.clone(),
                     args: args.clone(),
+                    service: listen.filter(|l| l.port() != 0 || !l.ip().is_unspecified()),
                     dynamic_weight: m.dynamic_weight.unwrap_or(false),
                 }),
                 None => {

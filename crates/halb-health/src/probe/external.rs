@@ -1,5 +1,8 @@
 //! External command (ldirectord `external`, keepalived MISC_CHECK).
 //!
+//! Run as `PROGRAM ARGS... VIP VPORT RIP RPORT`, as ldirectord does, with
+//! the same values in `HALB_VIP`, `HALB_VPORT`, `HALB_RIP`, `HALB_RPORT`.
+//!
 //! Exit 0: up. Exit 1: down. Exit 2..=255: up with weight `code - 2` when
 //! the check is dynamic, down otherwise. Killed by a signal: down. The
 //! command runs in its own process group with no stdin/stdout/stderr
@@ -28,10 +31,22 @@ impl Drop for GroupGuard {
 
 /// Runs the command. No timeout of its own: the caller ([`super::run`])
 /// bounds it, and dropping this future kills the process group.
-pub async fn probe(spec: &ExternalSpec) -> ProbeOutcome {
+pub async fn probe(target: std::net::SocketAddr, spec: &ExternalSpec) -> ProbeOutcome {
     let mut command = std::process::Command::new(&spec.program);
+    command.args(&spec.args);
+    // ldirectord's order: VIP VPORT RIP RPORT.
+    if let Some(vs) = spec.service {
+        command
+            .arg(vs.ip().to_string())
+            .arg(vs.port().to_string())
+            .env("HALB_VIP", vs.ip().to_string())
+            .env("HALB_VPORT", vs.port().to_string());
+    }
     command
-        .args(&spec.args)
+        .arg(target.ip().to_string())
+        .arg(target.port().to_string())
+        .env("HALB_RIP", target.ip().to_string())
+        .env("HALB_RPORT", target.port().to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -56,7 +56,7 @@ pub async fn run(spec: &CheckSpec) -> ProbeOutcome {
             // Boxed: its buffers and TLS state (~12 KiB) would otherwise
             // size every probe's future, tcp ones included.
             ProbeSpec::Http(http) => Box::pin(http::probe(spec.target, http)).await,
-            ProbeSpec::External(ext) => external::probe(ext).await,
+            ProbeSpec::External(ext) => external::probe(spec.target, ext).await,
             ProbeSpec::Redis(r) => redis::probe(spec.target, r).await,
             ProbeSpec::Smtp(s) => smtp::probe(spec.target, s).await,
             ProbeSpec::Dns(d) => dns::probe(spec.target, d).await,
