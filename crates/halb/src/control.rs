@@ -133,12 +133,26 @@ pub fn request(socket: &Path, req: &Request) -> anyhow::Result<Response> {
             socket.display()
         )
     })?;
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    // A reload answers once the new table is applied: with tens of
+    // thousands of services on a slow machine that takes minutes.
+    let wait = match req {
+        Request::Reload => Duration::from_secs(600),
+        Request::Status | Request::Connections => Duration::from_secs(30),
+    };
+    stream.set_read_timeout(Some(wait))?;
     let mut line = serde_json::to_vec(req)?;
     line.push(b'\n');
     stream.write_all(&line)?;
     let mut answer = String::new();
-    BufReader::new(stream).read_line(&mut answer)?;
+    BufReader::new(stream)
+        .read_line(&mut answer)
+        .with_context(|| {
+            format!(
+                "the daemon at {} did not answer within {} s",
+                socket.display(),
+                wait.as_secs()
+            )
+        })?;
     serde_json::from_str(&answer).context("the daemon sent an answer halb cannot read")
 }
 

@@ -2,7 +2,7 @@
 # halb from [global.ipvs.sync_daemon] (ipvsadm --start-daemon equivalent).
 topo_nat 1
 mkdir -p /tmp/case
-conf() { # STATE (empty: no sync daemon)
+conf() { # STATE (empty: no sync daemon) [EXTRA KEYS]
   cat > $HALB_CONF <<CONF
 [global]
 data_plane = "ipvs"
@@ -12,6 +12,7 @@ CONF
 state = "$1"
 interface = "br0"
 sync_id = 51
+${2:-}
 CONF
   cat >> $HALB_CONF <<CONF
 
@@ -32,6 +33,15 @@ conf backup
 halb_reload
 halb_wait_ipvs "backup sync daemon" "ipvsadm -L --daemon | grep -q 'backup sync daemon (mcast=br0, syncid=51'"
 ipvsadm -L --daemon | grep -q master && fail "the master daemon was not stopped"
+# Group, port and TTL as configured (ipvsadm --mcast-group/-port/-ttl).
+conf master 'group = "239.1.2.3"
+port = 8850
+ttl = 4'
+halb_reload
+halb_wait_ipvs "master sync daemon with its group, port and TTL" \
+  "ipvsadm -L --daemon | grep 'master sync daemon (mcast=br0, syncid=51' | grep 'group=239.1.2.3' | grep 'port=8850' | grep -q 'ttl=4'"
+ipvsadm -L --daemon
+ipvsadm -L --daemon | grep -q backup && fail "the backup daemon was not stopped"
 conf ""
 halb_reload
 halb_wait_ipvs "no sync daemon" "[ -z \"\$(ipvsadm -L --daemon)\" ]"
