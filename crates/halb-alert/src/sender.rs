@@ -56,7 +56,7 @@ pub struct AlertStats {
 /// The handle the daemon keeps; see the module documentation.
 #[derive(Debug, Clone)]
 pub struct Sender {
-    tx: mpsc::Sender<Job>,
+    tx: mpsc::Sender<Option<Job>>,
     counters: Arc<Counters>,
 }
 
@@ -64,13 +64,15 @@ impl Sender {
     /// Starts the worker on the current tokio runtime. `capacity` bounds
     /// the queue; `director` is this host's name, in every alert.
     pub fn spawn(capacity: usize, director: String) -> (Sender, tokio::task::JoinHandle<()>) {
-        let (tx, mut rx) = mpsc::channel::<Job>(capacity.max(1));
+        let (tx, mut rx) = mpsc::channel::<Option<Job>>(capacity.max(1));
         let counters = Arc::new(Counters::default());
         let c = counters.clone();
         let director: Arc<str> = director.into();
         let task = tokio::spawn(async move {
             let slots = Arc::new(Semaphore::new(CONCURRENCY));
-            while let Some(job) = rx.recv().await {
+            // `None` (from `close`): the jobs queued before it are started,
+            // then the worker waits for every delivery in flight.
+            while let Some(Some(job)) = rx.recv().await {
                 let Ok(permit) = slots.clone().acquire_owned().await else {
                     return;
                 };
@@ -81,6 +83,8 @@ impl Sender {
                     drop(permit);
                 });
             }
+            let all = u32::try_from(CONCURRENCY).unwrap_or(u32::MAX);
+            let _ = slots.acquire_many(all).await;
         });
         (Sender { tx, counters }, task)
     }
@@ -91,16 +95,25 @@ impl Sender {
             action,
             time: SystemTime::now(),
         };
-        if let Err(e) = self.tx.try_send(job) {
+        if let Err(e) = self.tx.try_send(Some(job)) {
             let n = self.counters.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             let job = match e {
                 mpsc::error::TrySendError::Full(j) | mpsc::error::TrySendError::Closed(j) => j,
             };
+            let Some(job) = job else { return };
             tracing::warn!(
                 "alert queue full: dropped the alert {} ({n} dropped so far)",
                 summary(&job.action.alert)
             );
         }
+    }
+
+    /// Asks the worker to finish: the alerts queued so far are delivered
+    /// (with their retries), then its task ends. Await the task from
+    /// [`Sender::spawn`], bounded, to drain. Alerts submitted after this
+    /// are dropped.
+    pub async fn close(&self) {
+        let _ = self.tx.send(None).await;
     }
 
     pub fn stats(&self) -> AlertStats {

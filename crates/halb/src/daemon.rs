@@ -269,6 +269,29 @@ impl Daemon {
         }
     }
 
+    /// Shutdown: the alert status becomes `stopping` and every real server
+    /// that is up gets a down alert ("halb is stopping"): it leaves the
+    /// table with this daemon (ldirectord mails the removals too).
+    fn stopping(&mut self) {
+        let now = Instant::now();
+        self.alerts.set_status(DaemonStatus::Stopping, None);
+        for r in self.checks.report(&self.config) {
+            if r.health != crate::control::HealthState::Up {
+                continue;
+            }
+            let t = Transition {
+                service: r.service,
+                real: r.real,
+                from: State::Up,
+                to: State::Down,
+                reason: "halb is stopping".to_owned(),
+            };
+            for action in self.alerts.on_transition(t, now) {
+                self.sender.submit(action);
+            }
+        }
+    }
+
     /// Gives the alert policy `config`'s settings; `status` lasts for the
     /// first probe round.
     fn set_alerts(&mut self, config: &Config, status: DaemonStatus) {
@@ -474,9 +497,29 @@ pub fn run(
         control_task.abort();
         roles_task.abort();
         timer_task.abort();
-        sender_task.abort();
         for t in health_task {
             t.abort();
+        }
+        // The `stopping` alerts go out before the exit, bounded.
+        let sender = match daemon.lock() {
+            Ok(mut d) => {
+                d.stopping();
+                Some(d.sender.clone())
+            }
+            Err(_) => None,
+        };
+        if let Some(sender) = sender {
+            sender.close().await;
+            let mut sender_task = sender_task;
+            if tokio::time::timeout(ALERT_DRAIN, &mut sender_task).await.is_err() {
+                tracing::warn!(
+                    "alerts: not all sent within {}s of stopping; giving up",
+                    ALERT_DRAIN.as_secs()
+                );
+                sender_task.abort();
+            }
+        } else {
+            sender_task.abort();
         }
         if let Some(t) = http_task {
             t.abort();
@@ -493,6 +536,10 @@ pub fn run(
         Ok(ExitCode::SUCCESS)
     })
 }
+
+/// How long shutdown waits for the alert sender to deliver what is queued
+/// (the `stopping` alerts among them).
+const ALERT_DRAIN: Duration = Duration::from_secs(5);
 
 /// Alerts waiting in the sender's queue at most (beyond them: dropped and
 /// counted).

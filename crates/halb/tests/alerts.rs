@@ -331,6 +331,37 @@ fn webhook_and_mail_on_down_and_up_with_repeats_and_reload() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// SIGTERM: the daemon turns `stopping`, sends a down alert for each
+/// real server that is up (by webhook, and by mail that only the
+/// `stopping` status lets through), and exits once they are out.
+#[test]
+fn stopping_alerts_go_out_before_the_exit() {
+    let Some(py) = aiosmtpd_python() else { return };
+    let dir = temp_dir("stopping");
+    let smtp = Smtp::start(py, &dir, None);
+    let hook = Hook::start();
+    let backend = Backend::start();
+    let real = backend.addr;
+    let alert = format!(
+        r#"webhook = "http://{}/s", email = "ops@example.com", email_from = "halb@test.example", smtp = "{}", email_alert_status = ["stopping"]"#,
+        hook.addr, smtp.addr
+    );
+    let mut halb = Daemon::start(&dir, &service(free_port(), real, &alert));
+    halb.wait_health(real, "up");
+    assert!(smtp.mails().is_empty(), "{:?}", smtp.mails());
+
+    halb.signal("-TERM");
+    let down = hook.wait("/s", "down");
+    assert_eq!(down["daemon_status"], "stopping", "{down}");
+    assert_eq!(down["reason"], "halb is stopping", "{down}");
+    assert_eq!(down["real_server"], real.to_string());
+    let mail = smtp.wait_mail(&[&format!("web: real server {real} is down")]);
+    assert!(mail.contains("halb is stopping"), "{mail}");
+    let st = halb.wait_exit();
+    assert!(st.success(), "{st:?}\n{}", halb.log());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn mail_with_required_starttls_and_auth() {
     let Some(py) = aiosmtpd_python() else { return };
