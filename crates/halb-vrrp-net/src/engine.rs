@@ -906,6 +906,13 @@ pub(crate) async fn run(
         tokio::select! {
             biased;
             () = sleep => {
+                // A late wake-up (load): adverts that arrived meanwhile
+                // come first, or the master-down timer fires although the
+                // master is alive. Bounded: at most a burst's worth.
+                for _ in 0..1024 {
+                    let Ok(p) = prx.try_recv() else { break };
+                    eng.on_packet(p).await;
+                }
                 let now = Instant::now();
                 for g in 0..eng.groups.len() {
                     if eng.groups[g].sg.poll_timeout().is_some_and(|t| t <= now) {
