@@ -908,7 +908,10 @@ pub(crate) async fn run(
             () = sleep => {
                 // A late wake-up (load): adverts that arrived meanwhile
                 // come first, or the master-down timer fires although the
-                // master is alive. Bounded: at most a burst's worth.
+                // master is alive. Bounded: at most a burst's worth. The
+                // yield first lets the socket readers woken with this
+                // timer (same runtime) queue what the kernel holds.
+                tokio::task::yield_now().await;
                 for _ in 0..1024 {
                     let Ok(p) = prx.try_recv() else { break };
                     eng.on_packet(p).await;
