@@ -313,9 +313,21 @@ async fn script_loop(instance: String, s: TrackScript, deltas: Deltas) {
     let mut rf = RiseFall { up: true, run: 0 };
     let mut tick = tokio::time::interval(s.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first result sets the state at once (keepalived's scripts start
+    // in an init state): a positive weight that is never failed is
+    // counted from the start.
+    let mut first = true;
     loop {
         tick.tick().await;
         let ok = run_script(&s).await;
+        if std::mem::take(&mut first) {
+            rf.up = ok;
+            if !ok {
+                tracing::warn!(%instance, script = %s.name, weight = s.weight, "track_script fails");
+            }
+            deltas.report(&instance, &key, s.weight, !ok);
+            continue;
+        }
         if let Some(up) = rf.feed(ok, s.rise, s.fall) {
             if up {
                 tracing::info!(%instance, script = %s.name, "track_script succeeds again");
