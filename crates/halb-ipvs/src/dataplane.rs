@@ -201,11 +201,16 @@ impl DataPlane for IpvsDataPlane {
             if std::mem::replace(&mut inner.missing_reported, true) {
                 return report;
             }
-            let list = services
+            // Named, but not 10,000 of them in one line.
+            let mut list = services
                 .iter()
+                .take(10)
                 .map(|s| s.name.as_str())
                 .collect::<Vec<_>>()
                 .join(", ");
+            if services.len() > 10 {
+                list.push_str(&format!(" and {} more", services.len() - 10));
+            }
             report.warnings.push(DataPlaneError::Other(format!(
                 "IPVS virtual service(s) {list} not started: {e}"
             )));

@@ -5,15 +5,20 @@ use halb_table::{Table, VirtualService};
 /// One line per change: services added or removed, and per kept service
 /// its scheduler, real servers added or removed and weights changed.
 pub fn describe(old: &Table, new: &Table) -> Vec<String> {
+    // By key, not by scanning: a reload of 10,000 services must not cost
+    // 10,000 x 10,000 comparisons.
+    let old_by_key: std::collections::HashMap<_, &VirtualService> =
+        old.services.iter().map(|o| (o.key(), o)).collect();
+    let new_keys: std::collections::HashSet<_> = new.services.iter().map(|s| s.key()).collect();
     let mut out = Vec::new();
     for s in &new.services {
-        match old.services.iter().find(|o| o.key() == s.key()) {
+        match old_by_key.get(&s.key()) {
             None => out.push(format!("added virtual service {} ({})", s.name, s.key())),
             Some(o) => describe_service(o, s, &mut out),
         }
     }
     for o in &old.services {
-        if !new.services.iter().any(|s| s.key() == o.key()) {
+        if !new_keys.contains(&o.key()) {
             out.push(format!("removed virtual service {} ({})", o.name, o.key()));
         }
     }
