@@ -40,9 +40,11 @@ halb_wait_ipvs "three tunnel real servers" "[ \$(ipvs_table | grep -c 'Tunnel *1
 ipvs_table
 halb list
 ipvsadm -L -n --tun-info | tee /tmp/case/tun
-grep '192.0.2.22:80' /tmp/case/tun | grep -i 'gue' | grep -v -i 'nocsum' | grep -q -i 'csum' ||
-  fail "the GUE real server's checksum flag (csum) is not in ipvsadm --tun-info"
-grep '192.0.2.23:80' /tmp/case/tun | grep -q -i 'gre' || fail "GRE tunnel type not in ipvsadm --tun-info"
+# ipvsadm --tun-info: TYPE[:PORT]:FLAGS, "+c" csum, "-c" nocsum, "+r" remcsum.
+grep '192.0.2.22:80' /tmp/case/tun | grep -q 'gue:6080:+c' ||
+  fail "the GUE real server's checksum flag (csum, +c) is not in ipvsadm --tun-info"
+grep '192.0.2.23:80' /tmp/case/tun | grep -q 'gre:-c' ||
+  fail "the GRE real server is not gre without checksum (-c) in ipvsadm --tun-info"
 [ "$(halb list | grep -c 'Tunnel')" = 3 ] || fail "halb list does not show 3 Tunnel real servers"
 out=$(gets 9)
 echo "$out" | tr '\n' ' '; echo
