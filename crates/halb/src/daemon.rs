@@ -500,27 +500,6 @@ pub fn run(
         for t in health_task {
             t.abort();
         }
-        // The `stopping` alerts go out before the exit, bounded.
-        let sender = match daemon.lock() {
-            Ok(mut d) => {
-                d.stopping();
-                Some(d.sender.clone())
-            }
-            Err(_) => None,
-        };
-        if let Some(sender) = sender {
-            sender.close().await;
-            let mut sender_task = sender_task;
-            if tokio::time::timeout(ALERT_DRAIN, &mut sender_task).await.is_err() {
-                tracing::warn!(
-                    "alerts: not all sent within {}s of stopping; giving up",
-                    ALERT_DRAIN.as_secs()
-                );
-                sender_task.abort();
-            }
-        } else {
-            sender_task.abort();
-        }
         if let Some(t) = http_task {
             t.abort();
         }
@@ -530,6 +509,31 @@ pub fn run(
         let running = daemon.lock().ok().and_then(|mut d| d.vrrp.take());
         if let Some(v) = running {
             v.stop().await;
+        }
+        // The `stopping` alerts go out before the exit, bounded, and after
+        // VRRP released: a slow mail server must not delay the failover.
+        let sender = match daemon.lock() {
+            Ok(mut d) => {
+                d.stopping();
+                Some(d.sender.clone())
+            }
+            Err(_) => None,
+        };
+        if let Some(sender) = sender {
+            let mut sender_task = sender_task;
+            let drained = tokio::time::timeout(ALERT_DRAIN, async {
+                sender.close().await;
+                (&mut sender_task).await
+            });
+            if drained.await.is_err() {
+                tracing::warn!(
+                    "alerts: not all sent within {}s of stopping; giving up",
+                    ALERT_DRAIN.as_secs()
+                );
+                sender_task.abort();
+            }
+        } else {
+            sender_task.abort();
         }
         // Dropping the data plane closes its listeners and stops its workers.
         drop(daemon);
