@@ -50,4 +50,8 @@ nsx r2 nc -ll -p 80 -e /bin/echo r2 &
 halb_wait_ipvs "r2 back in both" "[ \$(ipvs_table | grep -c '198.51.100.22:80 *Masq *1') = 2 ]"
 ipvs_table
 grep -q 'real server 198.51.100.22:80 is down' /tmp/case/halb.log || fail "no health transition logged"
+# Health transitions apply from halb's model of the table: the kernel's
+# table is read once, at start, not at every transition.
+reads=$(grep -c "read the kernel's table" /tmp/case/halb.log)
+expect_eq "kernel table reads (start only)" "$reads" 1
 kill $HALB_PID
