@@ -266,27 +266,53 @@ async fn pgsql_against_a_real_postgresql() {
     assert!(!o.ok && o.reason.contains("connect"), "{o:?}");
 }
 
-/// A server that accepts and never speaks (or trickles one byte a
-/// second): both probes end by the check's timeout, down.
+/// Servers that accept and never speak, or trickle a plausible greeting
+/// one byte every 100 ms (a mysql handshake packet; a pgsql
+/// authentication request): every probe ends by the check's timeout, down.
 #[tokio::test]
 async fn silent_and_trickling_servers_time_out() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((mut s, _)) = listener.accept().await {
-            // Trickle a plausible mysql header, then nothing.
-            let _ = tokio::io::AsyncWriteExt::write_all(&mut s, &[0x20]).await;
-            held.push(s);
-        }
-    });
-    for p in [
-        ProbeSpec::Mysql(SqlSpec::default()),
-        ProbeSpec::Pgsql(sql(Some("u"), None, None, None)),
+    async fn server(greeting: &'static [u8]) -> SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    // Bounded: at most the greeting, a byte per 100 ms.
+                    for b in greeting {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        if tokio::io::AsyncWriteExt::write_all(&mut s, &[*b])
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                });
+            }
+        });
+        addr
+    }
+    // mysql: a 74-byte handshake packet's header and protocol version 10,
+    // then the server version: the probe needs the whole packet.
+    let mysql = b"\x4a\x00\x00\x00\x0a10.11.6-MariaDB-0+deb12u1\x00\x01\x02\x03\x04";
+    // pgsql: 'R', length 8 (AuthenticationOk would follow), trickled.
+    let pgsql = b"R\x00\x00\x00\x08\x00\x00\x00\x00Z\x00\x00\x00\x05I";
+    let silent = server(b"").await;
+    for (addr, p) in [
+        (silent, ProbeSpec::Mysql(SqlSpec::default())),
+        (silent, ProbeSpec::Pgsql(sql(Some("u"), None, None, None))),
+        (server(mysql).await, ProbeSpec::Mysql(SqlSpec::default())),
+        (
+            server(pgsql).await,
+            ProbeSpec::Pgsql(sql(Some("u"), None, None, None)),
+        ),
     ] {
         let mut c = check(addr, p);
         c.timing.timeout = Duration::from_millis(300);
-        let o = run(&c).await;
+        let o = tokio::time::timeout(Duration::from_secs(5), run(&c))
+            .await
+            .expect("the probe outlived its timeout");
         assert!(!o.ok && o.reason.starts_with("timed out after"), "{o:?}");
     }
 }
