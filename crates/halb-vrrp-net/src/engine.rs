@@ -66,6 +66,8 @@ struct Engine {
     packets: mpsc::UnboundedSender<Packet>,
     events: mpsc::UnboundedSender<Event>,
     sysctls: sysctl::Saved,
+    /// The drop rules of `accept = false` masters.
+    no_accept: crate::accept::NoAccept,
 }
 
 fn family_prefix(a: IpAddr) -> u8 {
@@ -817,6 +819,25 @@ impl Engine {
         Ok(())
     }
 
+    /// The VIPs `accept = false` drops packets to: those of every master
+    /// that is not their owner (RFC 5798 §6.4.3).
+    fn blocked(&self) -> BTreeSet<IpAddr> {
+        let mut out = BTreeSet::new();
+        for gr in &self.groups {
+            for (m, i) in gr.insts.iter().enumerate() {
+                let master = gr
+                    .sg
+                    .members()
+                    .get(m)
+                    .is_some_and(|r| r.state() == State::Master);
+                if master && !i.spec.accept && i.spec.priority != PRIORITY_OWNER {
+                    out.extend(i.spec.vips.iter().map(|v| v.address));
+                }
+            }
+        }
+        out
+    }
+
     fn status(&self) -> Vec<InstanceStatus> {
         let mut out = Vec::new();
         for gr in &self.groups {
@@ -880,6 +901,7 @@ pub(crate) async fn run(
         packets: ptx,
         events,
         sysctls: sysctl::Saved::new(),
+        no_accept: crate::accept::NoAccept::start(true),
     };
     match eng.build(&spec).await {
         Ok(groups) => eng.groups = groups,
@@ -964,6 +986,7 @@ pub(crate) async fn run(
                 }
             }
         }
+        eng.no_accept.set(eng.blocked());
         if let Ok(mut s) = status.lock() {
             *s = eng.status();
         }
@@ -974,6 +997,7 @@ async fn shutdown(eng: &mut Engine) {
     for g in 0..eng.groups.len() {
         eng.stop_group(g).await;
     }
+    eng.no_accept.close().await;
     for e in eng.sysctls.restore() {
         tracing::error!(error = %e, "cannot restore sysctl");
     }

@@ -11,6 +11,7 @@
 //! removed, sysctls restored).
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod accept;
 mod engine;
 pub mod frames;
 pub mod sched;

@@ -10,7 +10,9 @@
 pub const RT_PRIORITY: i32 = 10;
 
 /// Puts the calling thread in SCHED_RR at [`RT_PRIORITY`]; `false` (and a
-/// warning) if not permitted.
+/// warning) if not permitted. With SCHED_RESET_ON_FORK: what the thread
+/// starts (`nft` for `accept = false`, tokio's blocking threads) runs at
+/// normal priority.
 pub fn raise_priority() -> bool {
     let param = libc::sched_param {
         sched_priority: RT_PRIORITY,
@@ -18,7 +20,8 @@ pub fn raise_priority() -> bool {
     // SAFETY: sched_setscheduler reads one sched_param through the
     // pointer, which is valid for the call; pid 0 is the calling thread.
     #[allow(unsafe_code)]
-    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_RR, &param) };
+    let rc =
+        unsafe { libc::sched_setscheduler(0, libc::SCHED_RR | libc::SCHED_RESET_ON_FORK, &param) };
     if rc == 0 {
         tracing::info!(priority = RT_PRIORITY, "VRRP thread runs SCHED_RR");
         true

@@ -72,6 +72,7 @@ const INSTANCE_HINTS: &[(&str, &str)] = &[
     ("garp_master_refresh", "write garp = { refresh = \"60s\" }"),
     ("garp_master_delay", "write garp = { delay = \"5s\" }"),
     ("accept_mode", "did you mean `accept`?"),
+    ("no_accept", "write accept = false"),
     ("track_interfaces", "did you mean `track_interface`?"),
     ("track_scripts", "did you mean `track_script`? write [[vrrp_instance.track_script]] tables"),
     ("dev", "did you mean `interface`?"),
@@ -201,7 +202,9 @@ pub struct VrrpInstance {
     pub preempt: bool,
     /// Preempt delay.
     pub preempt_delay: Duration,
-    /// Accept mode.
+    /// Accept_Mode: a non-owner master accepts packets to its VIPs
+    /// (default true, as keepalived without `vrrp_strict`); false: they are
+    /// dropped (nftables, see halb-vrrp-net's `accept`).
     pub accept: bool,
     /// VIPs (one family).
     pub virtual_ipaddress: Vec<VrrpVip>,
@@ -938,7 +941,7 @@ impl Cx<'_> {
                 .unwrap_or(Duration::ZERO),
             None => Duration::ZERO,
         };
-        let accept = self.vrrp_bool(&n, "accept", false);
+        let accept = self.vrrp_bool(&n, "accept", true);
         let mut vips = Vec::new();
         match self.field(&n, "virtual_ipaddress") {
             Some(f) => match f.kind {
