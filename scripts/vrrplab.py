@@ -57,11 +57,13 @@ class Inst:
     """One VRRP instance, written as halb TOML or keepalived.conf."""
 
     def __init__(self, name="VI_1", vrid=51, priority=100, advert=1.0, version=3, vips=("192.0.2.100/24",),
-                 preempt=True, track_script=None, halb_extra="", iface="eth0", auth_pass=None):
+                 preempt=True, track_script=None, halb_extra="", iface="eth0", auth_pass=None, unicast=None):
         self.name, self.vrid, self.priority, self.advert = name, vrid, priority, advert
         self.version, self.vips, self.preempt, self.iface = version, list(vips), preempt, iface
         # track_script: (command argv string, weight) or None
         self.track_script, self.halb_extra, self.auth_pass = track_script, halb_extra, auth_pass
+        # unicast: (source address, [peer addresses]) instead of multicast
+        self.unicast = unicast
 
 
 def advert_str(a):
@@ -84,6 +86,9 @@ def keepalived_text(insts, groups=(), fifo=None):
                   f"  advert_int {i.advert:g}"]
         if not i.preempt:
             lines.append("  nopreempt")
+        if i.unicast:
+            src, peers = i.unicast
+            lines += [f"  unicast_src_ip {src}", "  unicast_peer {"] + [f"    {p}" for p in peers] + ["  }"]
         if i.auth_pass:
             lines += ["  authentication {", "    auth_type PASS", f"    auth_pass {i.auth_pass}", "  }"]
         lines.append("  virtual_ipaddress {")
@@ -112,6 +117,10 @@ advert_interval = "{advert_str(i.advert)}"
 preempt = {"true" if i.preempt else "false"}
 virtual_ipaddress = [{vip_list}]
 """)
+        if i.unicast:
+            src, peers = i.unicast
+            ps = ", ".join(f'"{p}"' for p in peers)
+            out.append(f'unicast_source = "{src}"\nunicast_peers = [{ps}]\n')
         if i.auth_pass:
             out.append(f'auth = {{ type = "pass", password = "{i.auth_pass}" }}\n')
         if i.halb_extra:
