@@ -5,6 +5,7 @@
 //! for `stats` and the connection table for `connections`.
 
 use crate::model::*;
+use crate::procfs;
 use crate::reconcile::{reconcile, Entry, ForeignPolicy, Op};
 use crate::socket::{IpvsError, IpvsSocket};
 use halb_table::{
@@ -105,6 +106,10 @@ struct Inner {
     kernel: Option<BTreeMap<ServiceId, Entry>>,
     /// "This kernel has no IPVS" was said (once per config, not per apply).
     missing_reported: bool,
+    /// Check the model against the kernel at the next apply (a reload):
+    /// one service dump plus `/proc/net/ip_vs`, and a destination dump only
+    /// for the services that differ ([`crate::procfs`]).
+    verify: bool,
 }
 
 /// The IPVS data plane.
@@ -129,6 +134,7 @@ impl IpvsDataPlane {
                 daemon_started: None,
                 kernel: None,
                 missing_reported: false,
+                verify: false,
             }),
         }
     }
@@ -145,15 +151,54 @@ impl IpvsDataPlane {
         }
     }
 
-    /// New options (at every reload): the kernel's table is read again at
-    /// the next apply, so a change made behind halb's back is undone.
+    /// New options (at every reload): the model is checked against the
+    /// kernel at the next apply, so a change made behind halb's back is
+    /// undone, at the cost of one service dump and one read of
+    /// `/proc/net/ip_vs` plus a destination dump per service that differs.
     pub fn set_options(&mut self, opts: IpvsOptions) {
         self.opts = opts;
         if let Ok(inner) = self.inner.get_mut() {
-            inner.kernel = None;
+            inner.verify = true;
             inner.missing_reported = false;
         }
     }
+}
+
+/// The kernel's table, from `model` and what changed: every service from
+/// one dump; the destinations from `model` where `/proc/net/ip_vs` shows
+/// them as the model has them, else from a dump. Also returns how many
+/// services were dumped again.
+fn refresh(
+    sock: &mut IpvsSocket,
+    model: &BTreeMap<ServiceId, Entry>,
+) -> Result<(BTreeMap<ServiceId, Entry>, usize), String> {
+    let text =
+        std::fs::read_to_string("/proc/net/ip_vs").map_err(|e| format!("/proc/net/ip_vs: {e}"))?;
+    let seen = procfs::parse(&text)?;
+    let shown = procfs::index(&seen);
+    let services = sock.services().map_err(|e| e.to_string())?;
+    let mut out = BTreeMap::new();
+    let mut reread = 0;
+    for s in services {
+        let id = s.service.id;
+        let same = match (model.get(&id), shown.get(&procfs::ProcKey::from(&id))) {
+            (Some((_, d)), Some(Some(p))) => procfs::project(d) == **p,
+            _ => false,
+        };
+        let dests = match model.get(&id) {
+            Some((_, d)) if same => d.clone(),
+            _ => {
+                reread += 1;
+                sock.dests(&id)
+                    .map_err(|e| format!("{id}: {e}"))?
+                    .into_iter()
+                    .map(|d| d.dest)
+                    .collect()
+            }
+        };
+        out.insert(id, (s.service, dests));
+    }
+    Ok((out, reread))
 }
 
 fn socket(inner: &mut Inner) -> Result<&mut IpvsSocket, IpvsError> {
@@ -215,6 +260,29 @@ impl DataPlane for IpvsDataPlane {
                 "IPVS virtual service(s) {list} not started: {e}"
             )));
             return report;
+        }
+        if std::mem::take(&mut inner.verify) {
+            if let Some(model) = inner.kernel.take() {
+                let t0 = std::time::Instant::now();
+                let checked = socket(&mut inner)
+                    .map_err(|e| e.to_string())
+                    .and_then(|sock| refresh(sock, &model));
+                match checked {
+                    Ok((fresh, reread)) => {
+                        tracing::info!(
+                            "ipvs: checked the kernel's table ({} services; {} re-read) in {:.1} ms",
+                            fresh.len(),
+                            reread,
+                            t0.elapsed().as_secs_f64() * 1e3
+                        );
+                        inner.kernel = Some(fresh);
+                    }
+                    // The full read below.
+                    Err(e) => tracing::info!(
+                        "ipvs: quick check of the kernel's table failed ({e}); reading it whole"
+                    ),
+                }
+            }
         }
         if inner.kernel.is_none() {
             let sock = match socket(&mut inner) {

@@ -7,6 +7,7 @@
 //! * [`reconcile`]: pure diff from the desired table to the smallest list of
 //!   kernel operations (never a flush);
 //! * [`conn`]: the connection table from `/proc/net/ip_vs_conn`;
+//! * [`procfs`]: `/proc/net/ip_vs`, a reload's cheap check of the table;
 //! * [`socket`]: the thin shell that talks to the kernel (netlink-sys);
 //! * [`dataplane`]: [`IpvsDataPlane`], the `halb_table::DataPlane` for IPVS.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
@@ -16,6 +17,7 @@ pub mod conn;
 mod consts;
 pub mod dataplane;
 pub mod model;
+pub mod procfs;
 pub mod reconcile;
 pub mod rules;
 pub mod socket;

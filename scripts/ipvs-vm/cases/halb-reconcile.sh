@@ -103,9 +103,14 @@ for s in rr wrr lc wlc lblc lblcr dh sh sed nq fo ovf mh; do
   port=$((port + 1))
   ipvs_table | grep -q "^TCP  $VIP:$port $s" || fail "service $VIP:$port has no scheduler $s"
 done
-# A change behind halb's back is undone at the next apply.
+# Changes behind halb's back are undone at the next reload, which reads
+# back only what /proc/net/ip_vs shows as changed: the two services touched.
 run ipvsadm -e -t $VIP:80 -r 198.51.100.21:80 -m -w 9
+run ipvsadm -a -t $VIP:9001 -r 198.51.100.29:80 -m -w 1
 halb_reload
 halb_wait_ipvs "weight restored" "ipvs_table | grep -q '198.51.100.21:80 *Masq *1'"
+halb_wait_ipvs "foreign real server removed" "! ipvs_table | grep -q '198.51.100.29:80'"
+grep "checked the kernel's table" /tmp/case/halb.log
+grep -q "checked the kernel's table (.* services; 2 re-read)" /tmp/case/halb.log || fail "the reload did not re-read exactly the 2 changed services: $(grep ipvs: /tmp/case/halb.log | tail -5)"
 ipvs_table | grep -q "^TCP  $VIP:22 rr" || fail "the foreign service was touched by the reload"
 kill $HALB_PID
