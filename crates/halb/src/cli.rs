@@ -82,6 +82,10 @@ pub struct ListArgs {
     /// The connection table (like `ipvsadm -L -n -c`).
     #[arg(short = 'c', long, group = "view")]
     pub connections: bool,
+    /// The kernel's IPVS timeouts (like `ipvsadm -L --timeout`; read from
+    /// the kernel, root).
+    #[arg(long, group = "view")]
+    pub timeout: bool,
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,

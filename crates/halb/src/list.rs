@@ -8,6 +8,10 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 pub fn run(args: &ListArgs) -> anyhow::Result<ExitCode> {
+    if args.timeout {
+        print!("{}", timeouts(args.json)?);
+        return Ok(ExitCode::SUCCESS);
+    }
     let socket = args
         .socket
         .clone()
@@ -33,6 +37,31 @@ pub fn run(args: &ListArgs) -> anyhow::Result<ExitCode> {
     };
     print!("{out}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// `Timeout (tcp tcpfin udp): 900 120 300`, as `ipvsadm -L --timeout`:
+/// the kernel's values, asked over netlink like ipvsadm does (the daemon
+/// only sets those the config gives).
+fn timeouts(json: bool) -> anyhow::Result<String> {
+    use anyhow::Context as _;
+    let t = halb_ipvs::IpvsSocket::open()
+        .and_then(|mut s| s.timeouts())
+        .context("reading the IPVS timeouts (needs root and the ip_vs module)")?;
+    Ok(render_timeouts(&t, json))
+}
+
+fn render_timeouts(t: &halb_ipvs::Timeouts, json: bool) -> String {
+    if json {
+        format!(
+            "{{\n  \"tcp\": {},\n  \"tcp_fin\": {},\n  \"udp\": {}\n}}\n",
+            t.tcp, t.tcp_fin, t.udp
+        )
+    } else {
+        format!(
+            "Timeout (tcp tcpfin udp): {} {} {}\n",
+            t.tcp, t.tcp_fin, t.udp
+        )
+    }
 }
 
 fn header(status: &Status) -> String {
@@ -497,6 +526,21 @@ mod tests {
     #[test]
     fn rate_layout() {
         insta::assert_snapshot!(render_rate(&status()));
+    }
+
+    #[test]
+    fn timeouts_as_ipvsadm() {
+        let t = halb_ipvs::Timeouts {
+            tcp: 900,
+            tcp_fin: 120,
+            udp: 300,
+        };
+        assert_eq!(
+            render_timeouts(&t, false),
+            "Timeout (tcp tcpfin udp): 900 120 300\n"
+        );
+        let v: serde_json::Value = serde_json::from_str(&render_timeouts(&t, true)).unwrap();
+        assert_eq!(v["tcp_fin"], 120);
     }
 
     #[test]

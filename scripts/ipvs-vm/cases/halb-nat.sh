@@ -35,6 +35,7 @@ ipvs_table
 ipvs_table | grep -q "^TCP  $VIP:80 rr\$" || fail "service not rr"
 ipvs_table | grep -q '198.51.100.21:80 *Masq *1' || fail "r1 is not Masq weight 1"
 ipvsadm -L -n --timeout | grep -q 'Timeout (tcp tcpfin udp): 900 120 300' || fail "timeouts not set: $(ipvsadm -L -n --timeout)"
+halb list --timeout | grep -qx 'Timeout (tcp tcpfin udp): 900 120 300' || fail "halb list --timeout: $(halb list --timeout 2>&1)"
 out=$(gets 10)
 echo "$out" | tr '\n' ' '; echo
 expect_eq "answers from r1" "$(echo "$out" | count r1)" 5
