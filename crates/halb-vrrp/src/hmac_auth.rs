@@ -223,6 +223,45 @@ mod tests {
     }
 
     #[test]
+    fn restarts_of_either_side() {
+        let (src, dst) = (ip("192.0.2.1"), ip("224.0.0.18"));
+        let msg = vec![0x31, 51, 100, 1, 0, 100, 0, 0, 192, 0, 2, 100];
+        let signed = |s: &mut Signer, t: u64| {
+            let mut p = msg.clone();
+            s.sign(&mut p, src, dst, t);
+            p
+        };
+        let mut v = Verifier::new(KEY, 0);
+        let mut before = Signer::new(KEY);
+        let old = signed(&mut before, 1_700_000_000_000_000);
+        assert!(v.verify(&old, src, dst).is_ok());
+        // The sender restarts (no memory of its last sequence number): the
+        // clock has moved on, so its first advert is accepted.
+        let mut after = Signer::new(KEY);
+        let new = signed(&mut after, 1_700_000_000_100_000);
+        assert!(v.verify(&new, src, dst).is_ok());
+        // A capture from before the restart is still a replay.
+        assert_eq!(
+            v.verify(&old, src, dst),
+            Err(HmacError::Replay(1_700_000_000_000_000))
+        );
+        // The receiver restarts: it accepts the next advert and refuses
+        // that one's replay.
+        let mut v2 = Verifier::new(KEY, 0);
+        let next = signed(&mut after, 1_700_000_000_200_000);
+        assert!(v2.verify(&next, src, dst).is_ok());
+        assert!(v2.verify(&next, src, dst).is_err());
+        // A sender whose clock went back across a restart is refused until
+        // its clock passes the last accepted number (documented).
+        let mut behind = Signer::new(KEY);
+        let late = signed(&mut behind, 1_600_000_000_000_000);
+        assert!(matches!(
+            v2.verify(&late, src, dst),
+            Err(HmacError::Replay(_))
+        ));
+    }
+
+    #[test]
     fn window_accepts_reordering_once() {
         let (src, dst) = (ip("192.0.2.1"), ip("224.0.0.18"));
         let mut s = Signer::new(KEY);
