@@ -39,6 +39,8 @@ struct Inst {
     sent: u64,
     received: u64,
     drops: BTreeMap<String, u64>,
+    /// v3 adverts whose address list differs from ours (accepted).
+    address_mismatches: u64,
 }
 
 impl Drop for Inst {
@@ -252,6 +254,7 @@ impl Engine {
                 master: None,
                 sent: 0,
                 received: 0,
+                address_mismatches: 0,
                 drops: BTreeMap::new(),
             },
             router,
@@ -622,7 +625,8 @@ impl Engine {
             },
             None => &p.payload,
         };
-        let advert = match packet::decode(payload, &p.header, &router.expected()) {
+        let expected = router.expected();
+        let advert = match packet::decode(payload, &p.header, &expected) {
             Ok(a) => a,
             Err(e) => {
                 *inst.drops.entry(e.reason().to_owned()).or_default() += 1;
@@ -631,6 +635,13 @@ impl Engine {
             }
         };
         inst.received += 1;
+        if !expected.addresses_match(&advert) {
+            // v3 (v2 dropped it above): RFC 5798 §7.1 says log and go on.
+            if inst.address_mismatches == 0 {
+                tracing::warn!(instance = %inst.spec.name, src = %p.header.src, got = ?advert.addresses.to_ip_addrs(), "VRRP advert lists other virtual addresses than configured here (misconfiguration?); counted in address_mismatches");
+            }
+            inst.address_mismatches += 1;
+        }
         let now = Instant::now();
         group.sg.handle_advert(m, p.header.src, &advert, now);
         self.drain(g).await;
@@ -863,6 +874,7 @@ impl Engine {
                     faults: i.faults.iter().cloned().collect(),
                     adverts_sent: i.sent,
                     adverts_received: i.received,
+                    address_mismatches: i.address_mismatches,
                     drops: i.drops.clone(),
                 });
             }

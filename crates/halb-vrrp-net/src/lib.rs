@@ -195,6 +195,9 @@ pub struct InstanceStatus {
     pub adverts_received: u64,
     /// Packets dropped, by reason.
     pub drops: BTreeMap<String, u64>,
+    /// v3 adverts accepted although their address list differs from the
+    /// configured one (RFC 5798 §7.1; v2 drops them as `address_list`).
+    pub address_mismatches: u64,
 }
 
 /// keepalived's state names.

@@ -296,6 +296,10 @@ pub enum DecodeError {
         /// Received.
         got_cs: u16,
     },
+    /// v2: the advert's address list differs from the configured one and
+    /// it is not from the address owner (RFC 3768 §7.1: drop).
+    #[error("the advert's addresses differ from the configured virtual addresses")]
+    AddressList,
 }
 
 impl DecodeError {
@@ -316,6 +320,7 @@ impl DecodeError {
             DecodeError::AuthType { .. } => "auth_type",
             DecodeError::AuthFailed => "auth_failed",
             DecodeError::Interval { .. } => "interval",
+            DecodeError::AddressList => "address_list",
         }
     }
 }
@@ -333,6 +338,8 @@ pub struct Expected {
     pub auth: Auth,
     /// v2: configured Adver Int, in centiseconds.
     pub interval_cs: u16,
+    /// The configured virtual addresses (empty: not checked).
+    pub addresses: Vec<IpAddr>,
 }
 
 impl Expected {
@@ -365,6 +372,9 @@ impl Expected {
             if advert.auth != self.auth {
                 return Err(DecodeError::AuthFailed);
             }
+            if advert.priority != PRIORITY_OWNER && !self.addresses_match(advert) {
+                return Err(DecodeError::AddressList);
+            }
             if advert.interval_cs != self.interval_cs {
                 return Err(DecodeError::Interval {
                     expected_cs: self.interval_cs,
@@ -373,6 +383,24 @@ impl Expected {
             }
         }
         Ok(())
+    }
+}
+
+impl Expected {
+    /// The advert lists the configured addresses (in any order; true when
+    /// none are configured). v3 only logs and counts a mismatch (RFC 5798
+    /// §7.1: SHOULD log, MAY indicate); v2 drops it ([`Expected::check`]).
+    pub fn addresses_match(&self, advert: &Advert) -> bool {
+        if self.addresses.is_empty() {
+            return true;
+        }
+        let mut a = advert.addresses.to_ip_addrs();
+        let mut b = self.addresses.clone();
+        a.sort_unstable();
+        a.dedup();
+        b.sort_unstable();
+        b.dedup();
+        a == b
     }
 }
 

@@ -385,6 +385,7 @@ impl Router {
             local_is_owner: self.is_owner(),
             auth: self.config.auth.clone(),
             interval_cs: self.config.interval_cs(),
+            addresses: self.config.virtual_addresses.clone(),
         }
     }
 

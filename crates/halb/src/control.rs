@@ -71,6 +71,9 @@ pub struct VrrpStatus {
     pub adverts_received: u64,
     /// Received packets dropped, by reason (`ttl`, `checksum`, `auth`…).
     pub drops: std::collections::BTreeMap<String, u64>,
+    /// v3 adverts accepted with another address list than ours.
+    #[serde(default)]
+    pub address_mismatches: u64,
 }
 
 /// Up or down, as the health checks see a real server.

@@ -271,6 +271,13 @@ pub fn render_vrrp(status: &Status) -> String {
                 d.join(", ")
             );
         }
+        if v.address_mismatches > 0 {
+            let _ = writeln!(
+                out,
+                "  {} adverts listed other virtual addresses than configured here",
+                v.address_mismatches
+            );
+        }
     }
     out
 }
@@ -508,6 +515,7 @@ mod tests {
                 faults: vec![],
                 adverts_sent: 10,
                 adverts_received: 0,
+                address_mismatches: 0,
                 drops: [("unknown_vrid".to_owned(), 3), ("bad_auth".to_owned(), 1)].into(),
             }],
         }

@@ -174,6 +174,7 @@ pub fn status(handle: &VrrpHandle) -> Vec<VrrpStatus> {
             faults: s.faults,
             adverts_sent: s.adverts_sent,
             adverts_received: s.adverts_received,
+            address_mismatches: s.address_mismatches,
             drops: s.drops,
         })
         .collect()

@@ -161,8 +161,21 @@ fn receive_checks() {
         local_is_owner: false,
         auth: Auth::password("secret"),
         interval_cs: 100,
+        addresses: Vec::new(),
     };
     assert!(decode(&bytes, &h, &good).is_ok());
+    // v2: the configured address list must match (RFC 3768 §7.1).
+    let sent = parse(&bytes, &h).unwrap().addresses;
+    let mut listed = good.clone();
+    listed.addresses = sent.to_ip_addrs().into_iter().rev().collect();
+    assert!(decode(&bytes, &h, &listed).is_ok(), "same set, any order");
+    listed.addresses.push("192.0.2.77".parse().unwrap());
+    assert_eq!(
+        decode(&bytes, &h, &listed).unwrap_err(),
+        DecodeError::AddressList
+    );
+    // v3 does not drop: the engine counts it ([`Expected::addresses_match`]).
+    assert!(!listed.addresses_match(&parse(&bytes, &h).unwrap()));
     let e = |f: fn(&mut Expected)| {
         let mut x = good.clone();
         f(&mut x);
