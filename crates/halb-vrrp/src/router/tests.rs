@@ -513,3 +513,40 @@ fn reload_priority_and_addresses_in_place() {
         .unwrap();
     assert!(drain(&mut b).is_empty());
 }
+
+/// A backup that wakes up late (the machine was loaded) past its
+/// master-down deadline, with the master's advert already queued: the
+/// shell feeds queued adverts before firing timers, and an advert handled
+/// after the deadline but before `handle_timeout` restarts the timer, so
+/// the late timer does not cause a spurious takeover. Fired the other way
+/// round it would (the order the shell must not use).
+#[test]
+fn late_wake_up_adverts_first_no_spurious_takeover() {
+    let t0 = Instant::now();
+    let master = ip("192.0.2.2");
+    let start = |t: Instant| {
+        let mut r = Router::new(cfg(100)).unwrap();
+        r.start(t);
+        r.handle_advert(master, &advert_from(150, 10), t);
+        drain(&mut r);
+        r
+    };
+    for late in [ms(1), ms(50), ms(300), ms(2_000)] {
+        let mut r = start(t0);
+        let deadline = r.poll_timeout().unwrap();
+        let woke = deadline + late;
+        r.handle_advert(master, &advert_from(150, 10), woke);
+        r.handle_timeout(woke);
+        assert_eq!(r.state(), State::Backup, "late by {late:?}");
+        assert!(r.poll_timeout().unwrap() > woke);
+        assert!(drain(&mut r)
+            .iter()
+            .all(|a| !matches!(a, Action::StateChange { .. })));
+
+        // Timers first: the takeover the shell's order avoids.
+        let mut r = start(t0);
+        let deadline = r.poll_timeout().unwrap();
+        r.handle_timeout(deadline + late);
+        assert_eq!(r.state(), State::Master, "late by {late:?}");
+    }
+}
