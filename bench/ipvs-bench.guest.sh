@@ -157,10 +157,10 @@ if [ "$HALB" = 1 ]; then
   [ $rc = 0 ] || { cat $W/reload.log; echo "HALBVM BENCH-MISMATCH halb reload failed"; fails=$((fails + 1)); }
   check "halb, weight change" "$CHANGED"
   res halb_change_kernel_s "$(kernel_s 'sent to the kernel')"
-  res halb_change_read_s "$(kernel_s "read the kernel's table")"
+  res halb_change_read_s "$(kernel_s "checked the kernel's table")"
   t=$(now); halb reload >$W/reload.log 2>&1; res halb_noop_s "$(since "$t")"
   check "halb, same config again" "$CHANGED"
-  res halb_noop_read_s "$(kernel_s "read the kernel's table")"
+  res halb_noop_read_s "$(kernel_s "checked the kernel's table")"
   kill $pid; wait $pid
   tail -n 5 $W/halb.log | sed 's/^/HALBVM NOTE halb: /'
 fi

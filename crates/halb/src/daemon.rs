@@ -247,11 +247,7 @@ impl Daemon {
             tracing::error!("reload: {w}");
         }
         if report.is_ok() && report.warnings.is_empty() {
-            let summary = if changes.is_empty() {
-                "reloaded: no changes".to_string()
-            } else {
-                format!("reloaded: {}", changes.join("; "))
-            };
+            let summary = reload_summary(&changes);
             tracing::info!("{summary}");
             Response::Reloaded { summary }
         } else {
@@ -574,6 +570,21 @@ fn spawn_alert_timer(
     })
 }
 
+/// What `halb reload` answers: the changes, the first ten of them when
+/// there are more (each one is in the log).
+fn reload_summary(changes: &[String]) -> String {
+    const SHOWN: usize = 10;
+    match changes.len() {
+        0 => "reloaded: no changes".to_string(),
+        n if n <= SHOWN => format!("reloaded: {}", changes.join("; ")),
+        n => format!(
+            "reloaded: {}; and {} more changes (each one is in the log)",
+            changes[..SHOWN].join("; "),
+            n - SHOWN
+        ),
+    }
+}
+
 /// Default cap on probes in flight. Also overload control: with 10,000
 /// checks a second on a CPU-starved host, an uncapped engine started
 /// probes faster than the runtime finished them, every result came after
@@ -637,4 +648,23 @@ fn spawn_health(
         }
     });
     [forward, engine, events]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reload_summary;
+
+    #[test]
+    fn reload_summary_is_bounded() {
+        assert_eq!(reload_summary(&[]), "reloaded: no changes");
+        let few: Vec<String> = (0..3).map(|i| format!("c{i}")).collect();
+        assert_eq!(reload_summary(&few), "reloaded: c0; c1; c2");
+        let many: Vec<String> = (0..1000).map(|i| format!("c{i}")).collect();
+        let s = reload_summary(&many);
+        assert!(s.starts_with("reloaded: c0; c1;"), "{s}");
+        assert!(
+            s.ends_with("c9; and 990 more changes (each one is in the log)"),
+            "{s}"
+        );
+    }
 }
