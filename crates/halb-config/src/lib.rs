@@ -109,6 +109,9 @@ pub struct SyncDaemonConfig {
     pub group: Option<std::net::IpAddr>,
     pub port: Option<u16>,
     pub ttl: Option<u8>,
+    /// Largest sync message in bytes (ipvsadm `--sync-maxlen`, keepalived
+    /// `maxlen`); `None`: the kernel's choice from the interface MTU.
+    pub max_len: Option<u16>,
 }
 
 impl Default for Global {

@@ -329,6 +329,7 @@ sync_id = 51
 group = "224.0.0.81"
 port = 8848
 ttl = 1
+max_len = 1472
 
 [[virtual_service]]
 name = "web"
@@ -378,7 +379,10 @@ listen = "127.0.0.1:8080"
     let d = g.sync_daemon.as_ref().unwrap();
     assert_eq!(d.state, halb_config::SyncRole::Master);
     assert_eq!((d.interface.as_str(), d.sync_id), ("eth0", 51));
-    assert_eq!((d.port, d.ttl), (Some(8848), Some(1)));
+    assert_eq!(
+        (d.port, d.ttl, d.max_len),
+        (Some(8848), Some(1), Some(1472))
+    );
     let s = &cfg.services;
     use halb_table::DataPlaneKind::{Ipvs, Proxy};
     assert_eq!(

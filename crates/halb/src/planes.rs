@@ -42,7 +42,7 @@ pub fn ipvs_options(g: &Global) -> IpvsOptions {
             group: d.group,
             port: d.port,
             ttl: d.ttl,
-            max_len: None,
+            max_len: d.max_len,
         }),
     }
 }

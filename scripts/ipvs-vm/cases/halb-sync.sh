@@ -33,13 +33,15 @@ conf backup
 halb_reload
 halb_wait_ipvs "backup sync daemon" "ipvsadm -L --daemon | grep -q 'backup sync daemon (mcast=br0, syncid=51'"
 ipvsadm -L --daemon | grep -q master && fail "the master daemon was not stopped"
-# Group, port and TTL as configured (ipvsadm --mcast-group/-port/-ttl).
+# Group, port, TTL and message size as configured (ipvsadm
+# --mcast-group/-port/-ttl, --sync-maxlen).
 conf master 'group = "239.1.2.3"
 port = 8850
-ttl = 4'
+ttl = 4
+max_len = 1200'
 halb_reload
-halb_wait_ipvs "master sync daemon with its group, port and TTL" \
-  "ipvsadm -L --daemon | grep 'master sync daemon (mcast=br0, syncid=51' | grep 'group=239.1.2.3' | grep 'port=8850' | grep -q 'ttl=4'"
+halb_wait_ipvs "master sync daemon with its group, port, TTL and maxlen" \
+  "ipvsadm -L --daemon | grep 'master sync daemon (mcast=br0, syncid=51' | grep 'maxlen=1200' | grep 'group=239.1.2.3' | grep 'port=8850' | grep -q 'ttl=4'"
 ipvsadm -L --daemon
 ipvsadm -L --daemon | grep -q backup && fail "the backup daemon was not stopped"
 conf ""

@@ -25,6 +25,7 @@ pub(super) const SYNC_KEYS: &[&str] = &[
     "group",
     "port",
     "ttl",
+    "max_len",
 ];
 
 const PLANE_SYNONYMS: &[(&str, &str)] = &[
@@ -247,6 +248,14 @@ impl Cx<'_> {
             "use a TTL of 1..255 (default 1: the local link)",
         )
         .map(|t| t as u8);
+        let max_len = int(
+            self,
+            "max_len",
+            (1, 65535),
+            "1472",
+            "use a message size of 1..65535 bytes (default: from the interface MTU)",
+        )
+        .map(|l| l as u16);
         let group = match self.field(n, "group") {
             Some(f) => {
                 let w = Want {
@@ -284,6 +293,7 @@ impl Cx<'_> {
             group,
             port,
             ttl,
+            max_len,
         })
     }
 
