@@ -591,6 +591,7 @@ foreign = "delete"
 state = "primary"
 group = "192.0.2.1"
 sync_id = 300
+max_len = 0
 
 [[virtual_service]]
 data_plane = "ipvs"

@@ -52,10 +52,8 @@ fn timeouts(json: bool) -> anyhow::Result<String> {
 
 fn render_timeouts(t: &halb_ipvs::Timeouts, json: bool) -> String {
     if json {
-        format!(
-            "{{\n  \"tcp\": {},\n  \"tcp_fin\": {},\n  \"udp\": {}\n}}\n",
-            t.tcp, t.tcp_fin, t.udp
-        )
+        let v = serde_json::json!({ "tcp": t.tcp, "tcp_fin": t.tcp_fin, "udp": t.udp });
+        format!("{v:#}\n")
     } else {
         format!(
             "Timeout (tcp tcpfin udp): {} {} {}\n",

@@ -10,24 +10,13 @@
 mod dbs;
 
 use std::net::SocketAddr;
-use std::process::Command;
 
 mod common;
 
-use common::{free_port, temp_dir, Daemon, HALB};
+use common::{free_port, Daemon};
 
-/// `check-config` must accept `config` first; then `halb run` it.
 fn start(config: &str) -> Daemon {
-    let dir = temp_dir("dbcheck");
-    let file = dir.join("halb.toml");
-    std::fs::write(&file, config).unwrap();
-    let out = Command::new(HALB)
-        .arg("check-config")
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    Daemon::start_file(&dir, &file)
+    Daemon::start_checked("dbcheck", config)
 }
 
 /// The health entry of service `name`, once `pred` holds for it.

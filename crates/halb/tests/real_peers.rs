@@ -20,7 +20,7 @@ use std::time::Duration;
 
 mod common;
 
-use common::{free_port, poll, temp_dir, Daemon, HALB};
+use common::{free_port, poll, stop_child, temp_dir, Daemon};
 
 fn binary(candidates: &[&str], package: &str) -> Option<PathBuf> {
     if let Some(p) = candidates.iter().map(PathBuf::from).find(|p| p.exists()) {
@@ -130,10 +130,7 @@ impl Nginx {
 
     /// Kills the process: connections to it are refused.
     fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        stop_child(&mut self.child);
     }
 
     fn set_healthy(&self, ok: bool) {
@@ -233,18 +230,8 @@ fn web_config(
     c
 }
 
-/// `check-config` must accept the config first; then `halb run` it.
 fn start(tag: &str, config: &str) -> Daemon {
-    let dir = temp_dir(tag);
-    let file = dir.join("halb.toml");
-    std::fs::write(&file, config).unwrap();
-    let out = Command::new(HALB)
-        .arg("check-config")
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}\n{config}");
-    Daemon::start_file(&dir, &file)
+    Daemon::start_checked(tag, config)
 }
 
 fn vip() -> SocketAddr {
@@ -456,10 +443,7 @@ impl Redis {
     }
 
     fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        stop_child(&mut self.child);
     }
 }
 

@@ -70,6 +70,24 @@ impl Daemon {
         Daemon::start_file(dir, &file)
     }
 
+    /// As a careful user does: `halb check-config` must accept `config`
+    /// (written to a new directory for `tag`), then `halb run` it.
+    pub fn start_checked(tag: &str, config: &str) -> Daemon {
+        let dir = temp_dir(tag);
+        let file = dir.join("halb.toml");
+        std::fs::write(&file, config).unwrap();
+        let out = Command::new(HALB)
+            .arg("check-config")
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "check-config refused it: {out:?}\n{config}"
+        );
+        Daemon::start_file(&dir, &file)
+    }
+
     /// Runs the config file `file` (which the test may rewrite before a
     /// reload); the control socket and the log go to `dir`.
     pub fn start_file(dir: &Path, file: &Path) -> Daemon {
@@ -168,6 +186,15 @@ impl Daemon {
     pub fn wait_exit(&mut self) -> ExitStatus {
         let st = poll_for(Duration::from_secs(10), || self.child.try_wait().unwrap());
         st.unwrap_or_else(|| panic!("halb did not exit:\n{}", self.log()))
+    }
+}
+
+/// Kills a child the test started (a peer it stops and starts again) and
+/// reaps it; nothing when it is not running.
+pub fn stop_child(child: &mut Option<Child>) {
+    if let Some(mut c) = child.take() {
+        let _ = c.kill();
+        let _ = c.wait();
     }
 }
 
