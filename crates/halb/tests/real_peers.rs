@@ -1,13 +1,14 @@
 //! Health checks end to end against the servers users run, from Debian
 //! packages: the real `halb` binary, its userspace data plane in front of
 //! several real nginx (traffic over HTTP, checked over HTTPS with a
-//! self-signed certificate) and a real redis-server with a password.
+//! self-signed certificate), a real redis-server with a password and two
+//! real dnsmasq behind a UDP virtual service.
 //! Each peer runs in the foreground with every path in a temporary
 //! directory and is stopped by PID: stopping one is how a back end
 //! "dies", starting it again on the same port is how it comes back.
 //!
-//! A missing nginx or redis-server skips with a `SKIPPED` line, and fails
-//! when `CI` is set (.ci/run installs both). Every wait is a bounded poll;
+//! A missing nginx, redis-server or dnsmasq skips with a `SKIPPED` line, and fails
+//! when `CI` is set (.ci/run installs them). Every wait is a bounded poll;
 //! no timing is asserted.
 #![allow(clippy::unwrap_used)]
 
@@ -514,6 +515,155 @@ fn redis_behind_halb_checked_with_auth() {
     assert!(
         pong.is_some(),
         "no PONG through halb after restart\n{}",
+        d.log()
+    );
+}
+
+// ---------------------------------------------------------------- dnsmasq
+
+/// dnsmasq on a fixed port, answering `who.halb.test` with its own
+/// address (`192.0.2.<n>`), nothing upstream; stop and run again.
+struct Dnsmasq {
+    binary: PathBuf,
+    dir: PathBuf,
+    addr: SocketAddr,
+    answer: [u8; 4],
+    child: Option<Child>,
+}
+
+impl Dnsmasq {
+    fn start(binary: &Path, n: u8) -> Dnsmasq {
+        let mut d = Dnsmasq {
+            binary: binary.to_owned(),
+            dir: temp_dir(&format!("peers-dnsmasq-{n}")),
+            addr: ([127, 0, 0, 1], free_port()).into(),
+            answer: [192, 0, 2, n],
+            child: None,
+        };
+        d.run();
+        d
+    }
+
+    fn run(&mut self) {
+        assert!(self.child.is_none());
+        // Not root: dnsmasq runs as us; root: it drops to `nobody` itself.
+        let user = nix::unistd::User::from_uid(nix::unistd::getuid())
+            .ok()
+            .flatten()
+            .map_or_else(|| "nobody".to_owned(), |u| u.name);
+        let [a, b, c, d] = self.answer;
+        let child = Command::new(&self.binary)
+            .args(["--no-daemon", "--port", &self.addr.port().to_string()])
+            .args(["--listen-address", "127.0.0.1", "--bind-interfaces"])
+            .args(["--no-resolv", "--no-hosts", "--conf-file=/dev/null"])
+            .arg(format!("--address=/who.halb.test/{a}.{b}.{c}.{d}"))
+            .arg(format!("--pid-file={}", self.dir.join("pid").display()))
+            .arg(format!("--user={user}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(self.dir.join("log")).unwrap())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        // dnsmasq serves TCP on the same port once it is ready.
+        wait_listening(self.addr, "dnsmasq", &self.dir.join("log"));
+    }
+
+    fn stop(&mut self) {
+        stop_child(&mut self.child);
+    }
+}
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Asks `who.halb.test A` through `vip` from a new socket (so a new UDP
+/// flow, scheduled afresh): the A record's address, or `None`.
+fn who_dns(vip: SocketAddr) -> Option<[u8; 4]> {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    let mut q = vec![0x4a, 0x17, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    for label in ["who", "halb", "test"] {
+        q.push(u8::try_from(label.len()).unwrap());
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 1, 0, 1]);
+    s.send_to(&q, vip).ok()?;
+    let mut buf = [0u8; 512];
+    let n = s.recv(&mut buf).ok()?;
+    let r = &buf[..n];
+    // Same ID, a response, NOERROR, one answer; the A record ends the
+    // datagram (no authority or additional records from dnsmasq here).
+    let ok = n >= q.len() + 16
+        && r[..2] == q[..2]
+        && r[2] & 0x80 != 0
+        && r[3] & 0x0f == 0
+        && r[6..8] == [0, 1];
+    ok.then(|| [r[n - 4], r[n - 3], r[n - 2], r[n - 1]])
+}
+
+/// The answers to `n` queries through `vip`, sorted, deduplicated.
+fn dns_spread(vip: SocketAddr, n: usize) -> Vec<[u8; 4]> {
+    let mut got: Vec<[u8; 4]> = (0..n).filter_map(|_| who_dns(vip)).collect();
+    got.sort_unstable();
+    got.dedup();
+    got
+}
+
+#[test]
+fn stopped_dnsmasq_leaves_the_udp_pool_and_returns_when_restarted() {
+    let Some(bin) = binary(&["/usr/sbin/dnsmasq", "/usr/bin/dnsmasq"], "dnsmasq") else {
+        return;
+    };
+    let (a, mut b) = (Dnsmasq::start(&bin, 1), Dnsmasq::start(&bin, 2));
+    let vip = vip();
+    let config = format!(
+        "[[virtual_service]]\nname = \"dns\"\nprotocol = \"udp\"\nlisten = \"{vip}\"\n\
+         scheduler = \"rr\"\n\
+         check = {{ type = \"dns\", query_name = \"who.halb.test\", query_type = \"A\", \
+         interval = \"200ms\", timeout = \"1s\", rise = 2, fall = 2 }}\n\
+         real_server = [{{ address = \"{}\" }}, {{ address = \"{}\" }}]\n",
+        a.addr, b.addr
+    );
+    let d = start("peers-dns", &config);
+    for s in [&a, &b] {
+        let h = d.wait_health(s.addr, "up");
+        assert!(
+            h["reason"].as_str().unwrap_or_default().contains("NOERROR"),
+            "{h:#}"
+        );
+    }
+    let both = poll(|| {
+        let s = dns_spread(vip, 8);
+        (s.len() == 2).then_some(s)
+    });
+    assert_eq!(both.unwrap(), [a.answer, b.answer], "{}", d.log());
+
+    // b's dnsmasq stops: its queries get port unreachable, it goes down,
+    // and every new flow is answered by a.
+    b.stop();
+    let h = d.wait_health(b.addr, "down");
+    assert!(
+        !h["reason"].as_str().unwrap_or_default().contains("NOERROR"),
+        "{h:#}"
+    );
+    for _ in 0..8 {
+        let got = who_dns(vip);
+        assert_eq!(got, Some(a.answer), "with b stopped\n{}", d.log());
+    }
+
+    // Started again on its port: up after `rise` answers, and queried.
+    b.run();
+    d.wait_health(b.addr, "up");
+    let back = poll(|| dns_spread(vip, 8).contains(&b.answer).then_some(()));
+    assert!(back.is_some(), "b never answered again\n{}", d.log());
+    assert!(
+        d.log().contains(&format!("real server {} is down", b.addr)),
+        "{}",
         d.log()
     );
 }
