@@ -152,16 +152,28 @@ pub struct Change {
     pub reason: String,
 }
 
+/// One probe slot: every check with one spec shares its state.
+#[derive(Debug)]
+struct Slot {
+    spec: CheckSpec,
+    state: SlotState,
+    /// Its real servers, in config order: one transition is a change of
+    /// each (without a scan of every check).
+    reals: Vec<(ServiceKey, SocketAddr)>,
+}
+
 /// The daemon's view of its checks. See the module documentation.
+///
+/// Checks and real servers point at their slot by index, so the hot paths
+/// (an engine event, the effective table at every transition) never hash
+/// or compare a whole `CheckSpec`; specs are hashed only when the config
+/// is set.
 #[derive(Debug, Default)]
 pub struct Checks {
     ids: HashMap<Triple, CheckId>,
-    by_id: HashMap<CheckId, Triple>,
-    by_real: HashMap<(ServiceKey, SocketAddr), CheckSpec>,
-    /// The real servers of each spec, in config order: one transition is
-    /// a change of each (without a scan of every check).
-    by_spec: HashMap<CheckSpec, Vec<(ServiceKey, SocketAddr)>>,
-    states: HashMap<CheckSpec, SlotState>,
+    by_id: HashMap<CheckId, usize>,
+    by_real: HashMap<(ServiceKey, SocketAddr), usize>,
+    slots: Vec<Slot>,
     next: u64,
     transitions: u64,
     results: LastResults,
@@ -179,10 +191,18 @@ impl Checks {
 
     /// Takes the checks of `config`; returns the set for the engine.
     pub fn set(&mut self, config: &Config) -> Vec<(CheckId, CheckSpec)> {
+        let mut old: HashMap<&CheckSpec, &SlotState> = self
+            .slots
+            .iter()
+            .map(|slot| (&slot.spec, &slot.state))
+            .collect();
         let mut ids = HashMap::new();
         let mut by_id = HashMap::new();
         let mut by_real = HashMap::new();
-        let mut by_spec: HashMap<CheckSpec, Vec<(ServiceKey, SocketAddr)>> = HashMap::new();
+        let mut slot_of: HashMap<&CheckSpec, usize> = HashMap::new();
+        let mut slots: Vec<Slot> = Vec::new();
+        // Specs that some check kept (same service, real server and spec):
+        // their slot keeps its state; any other spec starts afresh.
         let mut kept: HashSet<&CheckSpec> = HashSet::new();
         let mut out = Vec::with_capacity(config.checks.len());
         for c in &config.checks {
@@ -197,32 +217,32 @@ impl Checks {
                     CheckId(self.next)
                 }
             };
-            ids.insert(triple.clone(), id);
-            by_id.insert(id, triple);
-            by_real.insert((c.service, c.real), c.spec.clone());
-            by_spec
-                .entry(c.spec.clone())
-                .or_default()
-                .push((c.service, c.real));
+            let slot = *slot_of.entry(&c.spec).or_insert_with(|| {
+                slots.push(Slot {
+                    spec: c.spec.clone(),
+                    state: SlotState::initial(&c.spec),
+                    reals: Vec::new(),
+                });
+                slots.len() - 1
+            });
+            slots[slot].reals.push((c.service, c.real));
+            ids.insert(triple, id);
+            by_id.insert(id, slot);
+            by_real.insert((c.service, c.real), slot);
             out.push((id, c.spec.clone()));
         }
-        let mut states = HashMap::new();
-        for c in &config.checks {
-            if states.contains_key(&c.spec) {
-                continue;
+        for slot in &mut slots {
+            if kept.contains(&slot.spec) {
+                if let Some(state) = old.remove(&slot.spec) {
+                    slot.state = state.clone();
+                }
             }
-            let state = match self.states.get(&c.spec) {
-                Some(s) if kept.contains(&c.spec) => s.clone(),
-                _ => SlotState::initial(&c.spec),
-            };
-            states.insert(c.spec.clone(), state);
         }
-        self.results.retain(|spec| states.contains_key(spec));
+        self.results.retain(|spec| slot_of.contains_key(spec));
         self.ids = ids;
         self.by_id = by_id;
         self.by_real = by_real;
-        self.by_spec = by_spec;
-        self.states = states;
+        self.slots = slots;
         out
     }
 
@@ -237,12 +257,10 @@ impl Checks {
                 to,
                 reason,
             } => {
-                let Some((_, _, spec)) = self.by_id.get(&check) else {
+                let Some(slot) = self.by_id.get(&check).and_then(|i| self.slots.get_mut(*i)) else {
                     return (Vec::new(), false);
                 };
-                let Some(state) = self.states.get_mut(spec) else {
-                    return (Vec::new(), false);
-                };
+                let state = &mut slot.state;
                 if state.health == to {
                     return (Vec::new(), false);
                 }
@@ -250,11 +268,9 @@ impl Checks {
                 state.transitions += 1;
                 state.reason = Some(reason.clone());
                 self.transitions += 1;
-                let mut changes: Vec<Change> = self
-                    .by_spec
-                    .get(spec)
-                    .into_iter()
-                    .flatten()
+                let mut changes: Vec<Change> = slot
+                    .reals
+                    .iter()
                     .map(|(service, real)| Change {
                         service: *service,
                         real: *real,
@@ -267,18 +283,22 @@ impl Checks {
                 (changes, true)
             }
             Event::Weight { check, weight } => {
-                let Some((_, _, spec)) = self.by_id.get(&check) else {
-                    return (Vec::new(), false);
-                };
-                match self.states.get_mut(spec) {
-                    Some(state) if state.weight != Some(weight) => {
-                        state.weight = Some(weight);
+                match self.by_id.get(&check).and_then(|i| self.slots.get_mut(*i)) {
+                    Some(slot) if slot.state.weight != Some(weight) => {
+                        slot.state.weight = Some(weight);
                         (Vec::new(), true)
                     }
                     _ => (Vec::new(), false),
                 }
             }
         }
+    }
+
+    /// The slot of a real server's check, if it has one.
+    fn slot(&self, service: ServiceKey, real: SocketAddr) -> Option<&Slot> {
+        self.by_real
+            .get(&(service, real))
+            .and_then(|i| self.slots.get(*i))
     }
 
     /// Transitions seen since the daemon started.
@@ -296,11 +316,7 @@ impl Checks {
             let key = vs.key();
             let on_down = vs.on_down;
             vs.reals.retain_mut(|r| {
-                let Some(state) = self
-                    .by_real
-                    .get(&(key, r.addr))
-                    .and_then(|spec| self.states.get(spec))
-                else {
+                let Some(state) = self.slot(key, r.addr).map(|slot| &slot.state) else {
                     return true;
                 };
                 match state.health {
@@ -330,10 +346,7 @@ impl Checks {
         for vs in &config.services {
             let key = vs.key();
             for r in &vs.reals {
-                let Some(spec) = self.by_real.get(&(key, r.addr)) else {
-                    continue;
-                };
-                let Some(state) = self.states.get(spec) else {
+                let Some(Slot { spec, state, .. }) = self.slot(key, r.addr) else {
                     continue;
                 };
                 out.push(RealHealth {
