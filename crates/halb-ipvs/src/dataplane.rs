@@ -172,11 +172,24 @@ fn refresh(
     sock: &mut IpvsSocket,
     model: &BTreeMap<ServiceId, Entry>,
 ) -> Result<(BTreeMap<ServiceId, Entry>, usize), String> {
-    let text =
-        std::fs::read_to_string("/proc/net/ip_vs").map_err(|e| format!("/proc/net/ip_vs: {e}"))?;
+    let t0 = std::time::Instant::now();
+    // A line is at most ~120 bytes; a service line and one per real server.
+    let lines: usize = model.values().map(|(_, d)| 1 + d.len()).sum();
+    let text = read_proc("/proc/net/ip_vs", 256 + lines * 128)
+        .map_err(|e| format!("/proc/net/ip_vs: {e}"))?;
+    let t1 = std::time::Instant::now();
     let seen = procfs::parse(&text)?;
     let shown = procfs::index(&seen);
+    let t2 = std::time::Instant::now();
     let services = sock.services().map_err(|e| e.to_string())?;
+    let t3 = std::time::Instant::now();
+    tracing::debug!(
+        "ipvs: table check: /proc/net/ip_vs read {:.1} ms ({} bytes), parsed {:.1} ms, service dump {:.1} ms",
+        (t1 - t0).as_secs_f64() * 1e3,
+        text.len(),
+        (t2 - t1).as_secs_f64() * 1e3,
+        (t3 - t2).as_secs_f64() * 1e3
+    );
     let mut out = BTreeMap::new();
     let mut reread = 0;
     for s in services {
@@ -199,6 +212,19 @@ fn refresh(
         out.insert(id, (s.service, dests));
     }
     Ok((out, reread))
+}
+
+/// Reads `/proc/net/ip_vs` into a buffer sized for the table
+/// (`size_hint` bytes) up front. A seq_file answers each read with about
+/// one page, so this is one read per page either way; what it saves is
+/// `read_to_string`'s growth from 8 KiB (copies and UTF-8 checks of a
+/// 6 MB file as it grows): 1.1 s against `cat`'s 0.55 s for 10,000
+/// services under emulation.
+fn read_proc(path: &str, size_hint: usize) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut buf: Vec<u8> = Vec::with_capacity(size_hint.max(64 << 10));
+    std::fs::File::open(path)?.read_to_end(&mut buf)?;
+    String::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
 fn socket(inner: &mut Inner) -> Result<&mut IpvsSocket, IpvsError> {
