@@ -68,7 +68,7 @@ listen = "127.0.0.1:8080"
 
   [[virtual_service.real_server]]
   address = "127.0.0.1:18082"
-  check = { port = 9000, path = "/special", rise = 1, initial = "fully_up" }
+  check = { port = 9000, path = "/special", rise = 1, initial = "fully_up", warmup = "30s" }
 
 [[virtual_service]]
 name = "db"
@@ -109,6 +109,7 @@ listen = "127.0.0.1:3306"
     assert_eq!(b.target, addr("127.0.0.1:9000"));
     assert_eq!((b.timing.rise, b.timing.fall), (1, 4));
     assert_eq!(b.timing.initial, InitialState::FullyUp);
+    assert_eq!(b.timing.warmup, Duration::from_secs(30));
     assert!(matches!(&b.probe, ProbeSpec::Http(h) if h.path == "/special"));
 
     // The global table reaches services without a table of their own.

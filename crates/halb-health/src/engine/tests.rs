@@ -545,3 +545,47 @@ fn concurrency_cap_is_never_exceeded_and_nothing_starves() {
     assert!(per_check_before.values().all(|n| (2..=3).contains(n)));
     assert_eq!(down, N as usize, "every check went down despite the queue");
 }
+
+/// keepalived's `warmup`: each check's first probe comes after its place
+/// in the interval plus a random share of the warm-up, so a director
+/// starting with many checks does not probe them all in the first
+/// interval; later probes keep the interval.
+#[test]
+fn warmup_delays_and_spreads_the_first_probes() {
+    let t0 = Instant::now();
+    let mut e = Engine::new();
+    let mut t = timing(1, 1, InitialState::Down);
+    t.warmup = Duration::from_secs(10);
+    let n = 200u16;
+    e.set_checks(
+        (0..n).map(|i| (CheckId(u64::from(i) + 1), tcp(1000 + i, t))),
+        t0,
+    );
+    let mut now = t0;
+    let mut first: std::collections::HashMap<u16, Duration> = std::collections::HashMap::new();
+    let mut second: std::collections::HashMap<u16, Duration> = std::collections::HashMap::new();
+    while second.len() < usize::from(n) {
+        let (p, spec, _) = next_start(&mut e, &mut now);
+        let port = spec.target.port();
+        if first.contains_key(&port) {
+            second.entry(port).or_insert(now - t0);
+        } else {
+            first.insert(port, now - t0);
+        }
+        assert!(e.on_result(p, ProbeOutcome::up("connected"), now));
+    }
+    let bound = t.interval + t.warmup;
+    assert!(first.values().all(|d| *d < bound), "{first:?}");
+    let late = first
+        .values()
+        .filter(|d| **d > Duration::from_secs(5))
+        .count();
+    assert!(
+        late >= usize::from(n) / 4,
+        "only {late} of {n} first probes after 5 s: warm-up not applied"
+    );
+    // After the first, the interval: a second probe one interval on.
+    for (port, d) in &second {
+        assert_eq!(*d - first[port], t.interval, "port {port}");
+    }
+}
