@@ -6,6 +6,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use std::time::Duration;
 
 mod common;
 
-use common::{free_port, poll, temp_dir, Daemon, HALB};
+use common::{free_port, poll, poll_for, temp_dir, Daemon, HALB};
 
 const HEALTHY: u8 = 0;
 const FAILING: u8 = 1;
@@ -31,7 +32,12 @@ struct Backend {
 
 impl Backend {
     fn start(name: &'static str) -> Backend {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        Backend::start_on(name, "127.0.0.1:0")
+    }
+
+    /// On a fixed address (the example's ports).
+    fn start_on(name: &'static str, addr: &str) -> Backend {
+        let l = TcpListener::bind(addr).unwrap_or_else(|e| panic!("{name}: bind {addr}: {e}"));
         let addr = l.local_addr().unwrap();
         let mode = Arc::new(AtomicU8::new(HEALTHY));
         let quit = Arc::new(AtomicBool::new(false));
@@ -403,4 +409,54 @@ fn reload_keeps_the_health_of_unchanged_checks() {
         assert_eq!(who(vip).as_deref(), Some("a"));
     }
     assert_eq!(health(&d, b.addr)["health"], "down");
+}
+
+/// `halb run --config examples/health-http.toml`, as the example's header
+/// says, over back ends on its ports (18081-18083): all three get
+/// traffic through 127.0.0.1:8080; one failing `/health` leaves the pool
+/// (after fall = 2 checks a second) and comes back after rise = 2.
+/// (The demo in cli.rs uses 8080 too; test binaries run one at a time.)
+#[test]
+fn the_health_http_example_runs_as_documented() {
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/health-http.toml"
+    );
+    let backends = [
+        Backend::start_on("b1", "127.0.0.1:18081"),
+        Backend::start_on("b2", "127.0.0.1:18082"),
+        Backend::start_on("b3", "127.0.0.1:18083"),
+    ];
+    let dir = temp_dir("health-example");
+    let d = Daemon::start_file(&dir, Path::new(example));
+    let vip: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+    for b in &backends {
+        let h = d.wait_health(b.addr, "up");
+        assert_eq!(h["reason"], "HTTP 200", "{h:#}");
+    }
+    let all = poll_for(Duration::from_secs(10), || {
+        let s = spread(vip, 9);
+        (s.len() == 3).then_some(s)
+    });
+    assert_eq!(all.unwrap_or_default(), ["b1", "b2", "b3"], "{}", d.log());
+
+    backends[1].set(FAILING);
+    let h = d.wait_health(backends[1].addr, "down");
+    assert_eq!(h["reason"], "HTTP 503", "{h:#}");
+    for _ in 0..9 {
+        let got = who(vip);
+        assert!(
+            matches!(got.as_deref(), Some("b1" | "b3")),
+            "{got:?} with b2 failing\n{}",
+            d.log()
+        );
+    }
+    backends[1].set(HEALTHY);
+    d.wait_health(backends[1].addr, "up");
+    let back = poll_for(Duration::from_secs(10), || {
+        spread(vip, 9).contains(&"b2".to_owned()).then_some(())
+    });
+    assert!(back.is_some(), "b2 never came back\n{}", d.log());
+    drop(d);
+    let _ = std::fs::remove_dir_all(&dir);
 }
