@@ -567,10 +567,13 @@ fn warmup_delays_and_spreads_the_first_probes() {
     while second.len() < usize::from(n) {
         let (p, spec, _) = next_start(&mut e, &mut now);
         let port = spec.target.port();
-        if first.contains_key(&port) {
-            second.entry(port).or_insert(now - t0);
-        } else {
-            first.insert(port, now - t0);
+        match first.entry(port) {
+            std::collections::hash_map::Entry::Occupied(_) => {
+                second.entry(port).or_insert(now - t0);
+            }
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(now - t0);
+            }
         }
         assert!(e.on_result(p, ProbeOutcome::up("connected"), now));
     }
