@@ -2,8 +2,9 @@
 //! real MariaDB and a real PostgreSQL 15 (started by the test, see
 //! halb-health's `tests/support/dbs.rs`), and `halb list` / `--json`
 //! showing each real server's state with the last probe's reason, also
-//! for a real server that has never changed state. Every wait is a
-//! bounded poll; no timing is asserted.
+//! for a real server that has never changed state; and both stopped and
+//! started again behind halb, queried through it with their own clients.
+//! Every wait is a bounded poll; no timing is asserted.
 #![allow(clippy::unwrap_used)]
 
 #[path = "../../halb-health/tests/support/dbs.rs"]
@@ -122,4 +123,109 @@ fn database_checks_and_reasons_in_halb_list() {
         !table.contains("hc-pass-1") && !table.contains("scram-pass-1"),
         "{table}"
     );
+}
+
+/// `SELECT 1` through `vip` with Debian's own clients, as a user would:
+/// MariaDB's `mariadb` and PostgreSQL's `psql`, over TCP.
+fn query_through(kind: &str, vip: SocketAddr) -> bool {
+    let port = vip.port().to_string();
+    let mut cmd = if kind == "mysql" {
+        let mut c = std::process::Command::new("/usr/bin/mariadb");
+        c.args([
+            "--no-defaults",
+            "--protocol=TCP",
+            "-h127.0.0.1",
+            "-P",
+            &port,
+        ])
+        .args([
+            "-uhc",
+            "-phc-pass-1",
+            "--connect-timeout=3",
+            "-N",
+            "-e",
+            "SELECT 1",
+        ]);
+        c
+    } else {
+        let mut c = std::process::Command::new("/usr/lib/postgresql/15/bin/psql");
+        c.args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-U",
+            "scramuser",
+            "-d",
+            "app",
+        ])
+        .args(["-X", "-A", "-t", "-c", "SELECT 1"])
+        .env("PGPASSWORD", "scram-pass-1")
+        .env("PGCONNECT_TIMEOUT", "3")
+        .current_dir("/");
+        c
+    };
+    cmd.output()
+        .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == "1")
+}
+
+/// A stopped MariaDB / PostgreSQL goes down behind halb and, started
+/// again on its data and port, comes back up and answers through halb.
+#[test]
+fn stopped_databases_go_down_and_return_behind_halb() {
+    let Some(mut maria) = dbs::start_mariadb() else {
+        return;
+    };
+    let Some(mut pg) = dbs::start_postgres() else {
+        return;
+    };
+    let (my_vip, pg_vip): (SocketAddr, SocketAddr) = (
+        ([127, 0, 0, 1], free_port()).into(),
+        ([127, 0, 0, 1], free_port()).into(),
+    );
+    let vs = |name: &str, vip: SocketAddr, real: SocketAddr, check: &str| {
+        format!(
+            "[[virtual_service]]\nname = \"{name}\"\nlisten = \"{vip}\"\n\
+             check = {{ {check}, interval = \"300ms\", timeout = \"3s\", rise = 2, fall = 2 }}\n\
+             real_server = [{{ address = \"{real}\" }}]\n\n"
+        )
+    };
+    let cfg = vs(
+        "my",
+        my_vip,
+        maria.addr,
+        "type = \"mysql\", username = \"hc\", password = \"hc-pass-1\", database = \"app\", query = \"SELECT 1\"",
+    ) + &vs(
+        "pg",
+        pg_vip,
+        pg.addr,
+        "type = \"pgsql\", username = \"scramuser\", password = \"scram-pass-1\", database = \"app\", query = \"SELECT 1\"",
+    );
+    let d = start(&cfg);
+    let both = [("my", "mysql", my_vip), ("pg", "pgsql", pg_vip)];
+    for (name, kind, vip) in both {
+        wait(&d, name, |h| h["health"] == "up");
+        assert!(query_through(kind, vip), "{kind} through halb\n{}", d.log());
+    }
+
+    maria.stop();
+    pg.stop();
+    for name in ["my", "pg"] {
+        let h = wait(&d, name, |h| h["health"] == "down");
+        assert_ne!(text(&h, "reason"), "query returned 1 row", "{h:#}");
+    }
+    assert!(!query_through("mysql", my_vip), "no real server, no answer");
+
+    maria.run();
+    pg.run();
+    for (name, kind, vip) in both {
+        let h = wait(&d, name, |h| h["health"] == "up");
+        assert_eq!(text(&h, "reason"), "query returned 1 row", "{h:#}");
+        assert_eq!(h["transitions"], 3, "up, down, up: {h:#}");
+        assert!(
+            query_through(kind, vip),
+            "{kind} through halb after restart\n{}",
+            d.log()
+        );
+    }
 }

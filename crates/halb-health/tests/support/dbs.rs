@@ -20,28 +20,60 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub struct Server {
-    child: Child,
+    child: Option<Child>,
     dir: PathBuf,
     pub addr: SocketAddr,
+    /// Starts the server process on its data directory and port.
+    spawn: Box<dyn Fn() -> Child>,
 }
 
-impl Drop for Server {
+#[allow(dead_code)] // stop/run: used by the daemon-level tests only
+impl Server {
+    fn new(dir: &Path, port: u16, spawn: Box<dyn Fn() -> Child>) -> Server {
+        Server {
+            child: Some(spawn()),
+            dir: dir.to_owned(),
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            spawn,
+        }
+    }
+
     /// A clean shutdown first (postgres: SIGINT = fast shutdown; mariadbd:
-    /// SIGTERM), then SIGKILL after 10 s.
-    fn drop(&mut self) {
+    /// SIGTERM), then SIGKILL after 10 s; reaped by PID.
+    pub fn stop(&mut self) {
         use nix::sys::signal::{kill, Signal};
-        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).unwrap());
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
         let _ = kill(pid, Signal::SIGINT);
         let _ = kill(pid, Signal::SIGTERM);
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(10) {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
+            if matches!(child.try_wait(), Ok(Some(_))) {
                 break;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// Starts it again (same data, same port) and waits, bounded, until
+    /// it accepts TCP connections.
+    pub fn run(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        self.child = Some((self.spawn)());
+        let addr = self.addr;
+        wait_for(Duration::from_secs(60), "restarted server", || {
+            std::net::TcpStream::connect(addr).is_ok()
+        });
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -59,8 +91,12 @@ fn binary(path: &str, package: &str) -> Option<PathBuf> {
     None
 }
 
+/// One directory per server: tests run in parallel in one process.
 fn temp_dir(what: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("halb-db-{what}-{}", std::process::id()));
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("halb-db-{what}-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -110,29 +146,36 @@ pub fn start_mariadb() -> Option<Server> {
     if root {
         cmd.arg("--user=root");
     }
+    // Two bootstraps at once fail ("Installation of system tables
+    // failed"): tests in one process take turns.
+    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let turn = INSTALL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     output_ok(&mut cmd, "mariadb-install-db");
+    drop(turn);
     let port = free_port();
     let sock = dir.join("sock");
-    let mut cmd = Command::new(mariadbd);
-    cmd.arg("--no-defaults")
-        .arg(format!("--datadir={}", data.display()))
-        .arg(format!("--socket={}", sock.display()))
-        .arg(format!("--port={port}"))
-        .arg("--bind-address=127.0.0.1")
-        .arg("--skip-name-resolve")
-        .arg(format!("--pid-file={}", dir.join("pid").display()))
-        .arg(format!("--log-error={}", dir.join("error.log").display()))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    if root {
-        cmd.arg("--user=root");
-    }
-    let child = cmd.spawn().unwrap();
-    let server = Server {
-        child,
-        dir: dir.clone(),
-        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+    let d = dir.clone();
+    let s = sock.clone();
+    let spawn = move || {
+        let mut cmd = Command::new(&mariadbd);
+        cmd.arg("--no-defaults")
+            .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--socket={}", s.display()))
+            .arg(format!("--port={port}"))
+            .arg("--bind-address=127.0.0.1")
+            .arg("--skip-name-resolve")
+            .arg(format!("--pid-file={}", d.join("pid").display()))
+            .arg(format!("--log-error={}", d.join("error.log").display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if root {
+            cmd.arg("--user=root");
+        }
+        cmd.spawn().unwrap()
     };
+    let server = Server::new(&dir, port, Box::new(spawn));
     let client = |sql: &str| {
         Command::new("/usr/bin/mariadb")
             .arg("--no-defaults")
@@ -201,23 +244,24 @@ pub fn start_postgres() -> Option<Server> {
     )
     .unwrap();
     let port = free_port();
-    let mut cmd = Command::new(postgres);
-    cmd.arg("-D")
-        .arg(&data)
-        .arg("-k")
-        .arg(&dir)
-        .args(["-p", &port.to_string()])
-        .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
-        .current_dir(&dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    as_owner(&mut cmd);
-    let child = cmd.spawn().unwrap();
-    let server = Server {
-        child,
-        dir: dir.clone(),
-        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+    let (d, data_dir) = (dir.clone(), data.clone());
+    let spawn = move || {
+        let mut cmd = Command::new(&postgres);
+        cmd.arg("-D")
+            .arg(&data_dir)
+            .arg("-k")
+            .arg(&d)
+            .args(["-p", &port.to_string()])
+            .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
+            .current_dir(&d)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some((uid, gid)) = ids {
+            cmd.uid(uid).gid(gid);
+        }
+        cmd.spawn().unwrap()
     };
+    let server = Server::new(&dir, port, Box::new(spawn));
     let psql_cmd = |sqls: &[&str]| {
         let mut cmd = Command::new(&psql);
         cmd.arg("-h")

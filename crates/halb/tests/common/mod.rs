@@ -44,10 +44,14 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// An empty directory for one test, named after the test file's `tag`
-/// and this process.
+/// A new empty directory, named after `tag`, this process and a counter:
+/// tests run in parallel in one process, two with one tag must not share
+/// a config file or control socket.
 pub fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("halb-test-{tag}-{}", std::process::id()));
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let d = std::env::temp_dir().join(format!("halb-test-{tag}-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
