@@ -89,10 +89,19 @@ impl LastResults {
             .collect()
     }
 
-    /// Forgets the specs no longer configured.
+    /// Forgets the specs no longer configured, and the older records of
+    /// a spec that has had more than one slot (so the map stays one entry
+    /// per configured spec at most, across any number of reloads).
     fn retain(&self, keep: impl Fn(&CheckSpec) -> bool) {
         if let Ok(mut m) = self.0.lock() {
-            m.by_slot.retain(|_, (spec, _, _)| keep(spec));
+            let mut latest: HashMap<&CheckSpec, u64> = HashMap::new();
+            for (spec, _, seq) in m.by_slot.values() {
+                let e = latest.entry(spec).or_insert(*seq);
+                *e = (*e).max(*seq);
+            }
+            let newest: HashSet<u64> = latest.into_values().collect();
+            m.by_slot
+                .retain(|_, (spec, _, seq)| keep(spec) && newest.contains(seq));
         }
     }
 }
@@ -582,6 +591,10 @@ listen = "127.0.0.1:8081"
         results.record(&old, "old again");
         assert_eq!(results.by_spec()[&set[0].1], "old again");
         assert_eq!(results.by_spec().len(), 1);
+        // A reload keeps only the latest record of each configured spec.
+        checks.set(&c);
+        assert_eq!(results.0.lock().unwrap().by_slot.len(), 1);
+        assert_eq!(results.by_spec()[&set[0].1], "old again");
     }
 
     #[test]
