@@ -395,52 +395,50 @@ fn all_nginx_down_sends_new_connections_to_the_fallback_nginx() {
     );
 }
 
-// ------------------------------------------------------------------ redis
+// ------------------------------------------------------------------ peers
 
-/// redis-server on a fixed port with a password; stop and run again.
-struct Redis {
-    binary: PathBuf,
+/// A peer's command line, given its directory and address.
+type CommandLine = dyn Fn(&Path, SocketAddr) -> Command;
+
+/// A peer process on a port of its own, in a directory of its own: `run`
+/// starts it (again, on the same port) and waits until it listens, `stop`
+/// kills it by PID; dropped, it is stopped and its directory removed.
+struct Peer {
+    what: &'static str,
     dir: PathBuf,
     addr: SocketAddr,
+    command: Box<CommandLine>,
     child: Option<Child>,
 }
 
-const REDIS_PASSWORD: &str = "halb-s3cret";
-
-impl Redis {
-    fn start(binary: &Path) -> Redis {
-        let mut r = Redis {
-            binary: binary.to_owned(),
-            dir: temp_dir("peers-redis"),
+impl Peer {
+    fn start(
+        what: &'static str,
+        tag: &str,
+        command: impl Fn(&Path, SocketAddr) -> Command + 'static,
+    ) -> Peer {
+        let mut p = Peer {
+            what,
+            dir: temp_dir(tag),
             addr: ([127, 0, 0, 1], free_port()).into(),
+            command: Box::new(command),
             child: None,
         };
-        r.run();
-        r
+        p.run();
+        p
     }
 
     fn run(&mut self) {
         assert!(self.child.is_none());
-        let child = Command::new(&self.binary)
-            .args([
-                "--port",
-                &self.addr.port().to_string(),
-                "--bind",
-                "127.0.0.1",
-            ])
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-            .args(["--requirepass", REDIS_PASSWORD])
-            .arg("--dir")
-            .arg(&self.dir)
-            .arg("--logfile")
-            .arg(self.dir.join("log"))
+        let log = self.dir.join("log");
+        let child = (self.command)(&self.dir, self.addr)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
         self.child = Some(child);
-        wait_listening(self.addr, "redis-server", &self.dir.join("log"));
+        wait_listening(self.addr, self.what, &log);
     }
 
     fn stop(&mut self) {
@@ -448,11 +446,31 @@ impl Redis {
     }
 }
 
-impl Drop for Redis {
+impl Drop for Peer {
     fn drop(&mut self) {
         self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+// ------------------------------------------------------------------ redis
+
+const REDIS_PASSWORD: &str = "halb-s3cret";
+
+/// redis-server with a password, nothing saved.
+fn redis(binary: &Path) -> Peer {
+    let binary = binary.to_owned();
+    Peer::start("redis-server", "peers-redis", move |dir, addr| {
+        let mut c = Command::new(&binary);
+        c.args(["--port", &addr.port().to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .args(["--requirepass", REDIS_PASSWORD])
+            .arg("--dir")
+            .arg(dir)
+            .arg("--logfile")
+            .arg(dir.join("log"));
+        c
+    })
 }
 
 /// One RESP reply line (`+PONG`, `$5`, `-NOAUTH …`).
@@ -470,7 +488,7 @@ fn redis_behind_halb_checked_with_auth() {
     ) else {
         return;
     };
-    let mut redis = Redis::start(&bin);
+    let mut redis = redis(&bin);
     let vip = vip();
     let config = format!(
         "[[virtual_service]]\nname = \"cache\"\nlisten = \"{vip}\"\n\
@@ -521,64 +539,36 @@ fn redis_behind_halb_checked_with_auth() {
 
 // ---------------------------------------------------------------- dnsmasq
 
-/// dnsmasq on a fixed port, answering `who.halb.test` with its own
-/// address (`192.0.2.<n>`), nothing upstream; stop and run again.
-struct Dnsmasq {
-    binary: PathBuf,
-    dir: PathBuf,
-    addr: SocketAddr,
-    answer: [u8; 4],
-    child: Option<Child>,
+/// What dnsmasq `n` answers for `who.halb.test`.
+fn answer(n: u8) -> [u8; 4] {
+    [192, 0, 2, n]
 }
 
-impl Dnsmasq {
-    fn start(binary: &Path, n: u8) -> Dnsmasq {
-        let mut d = Dnsmasq {
-            binary: binary.to_owned(),
-            dir: temp_dir(&format!("peers-dnsmasq-{n}")),
-            addr: ([127, 0, 0, 1], free_port()).into(),
-            answer: [192, 0, 2, n],
-            child: None,
-        };
-        d.run();
-        d
-    }
-
-    fn run(&mut self) {
-        assert!(self.child.is_none());
-        // Not root: dnsmasq runs as us; root: it drops to `nobody` itself.
-        let user = nix::unistd::User::from_uid(nix::unistd::getuid())
-            .ok()
-            .flatten()
-            .map_or_else(|| "nobody".to_owned(), |u| u.name);
-        let [a, b, c, d] = self.answer;
-        let child = Command::new(&self.binary)
-            .args(["--no-daemon", "--port", &self.addr.port().to_string()])
-            .args(["--listen-address", "127.0.0.1", "--bind-interfaces"])
-            .args(["--no-resolv", "--no-hosts", "--conf-file=/dev/null"])
-            .arg(format!("--address=/who.halb.test/{a}.{b}.{c}.{d}"))
-            .arg(format!("--pid-file={}", self.dir.join("pid").display()))
-            .arg(format!("--user={user}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(self.dir.join("log")).unwrap())
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        // dnsmasq serves TCP on the same port once it is ready.
-        wait_listening(self.addr, "dnsmasq", &self.dir.join("log"));
-    }
-
-    fn stop(&mut self) {
-        stop_child(&mut self.child);
-    }
-}
-
-impl Drop for Dnsmasq {
-    fn drop(&mut self) {
-        self.stop();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// dnsmasq answering `who.halb.test` with [`answer`]`(n)`, nothing
+/// upstream. Not root: it runs as us; root: it drops to `nobody` itself.
+fn dnsmasq(binary: &Path, n: u8) -> Peer {
+    let binary = binary.to_owned();
+    let user = nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map_or_else(|| "nobody".to_owned(), |u| u.name);
+    let [a, b, c, d] = answer(n);
+    // dnsmasq serves TCP on its port too, once it is ready: `run` waits
+    // for that.
+    Peer::start(
+        "dnsmasq",
+        &format!("peers-dnsmasq-{n}"),
+        move |dir, addr| {
+            let mut cmd = Command::new(&binary);
+            cmd.args(["--no-daemon", "--port", &addr.port().to_string()])
+                .args(["--listen-address", "127.0.0.1", "--bind-interfaces"])
+                .args(["--no-resolv", "--no-hosts", "--conf-file=/dev/null"])
+                .arg(format!("--address=/who.halb.test/{a}.{b}.{c}.{d}"))
+                .arg(format!("--pid-file={}", dir.join("pid").display()))
+                .arg(format!("--user={user}"));
+            cmd
+        },
+    )
 }
 
 /// Asks `who.halb.test A` through `vip` from a new socket (so a new UDP
@@ -619,7 +609,7 @@ fn stopped_dnsmasq_leaves_the_udp_pool_and_returns_when_restarted() {
     let Some(bin) = binary(&["/usr/sbin/dnsmasq", "/usr/bin/dnsmasq"], "dnsmasq") else {
         return;
     };
-    let (a, mut b) = (Dnsmasq::start(&bin, 1), Dnsmasq::start(&bin, 2));
+    let (a, mut b) = (dnsmasq(&bin, 1), dnsmasq(&bin, 2));
     let vip = vip();
     let config = format!(
         "[[virtual_service]]\nname = \"dns\"\nprotocol = \"udp\"\nlisten = \"{vip}\"\n\
@@ -641,7 +631,7 @@ fn stopped_dnsmasq_leaves_the_udp_pool_and_returns_when_restarted() {
         let s = dns_spread(vip, 8);
         (s.len() == 2).then_some(s)
     });
-    assert_eq!(both.unwrap(), [a.answer, b.answer], "{}", d.log());
+    assert_eq!(both.unwrap(), [answer(1), answer(2)], "{}", d.log());
 
     // b's dnsmasq stops: its queries get port unreachable, it goes down,
     // and every new flow is answered by a.
@@ -653,13 +643,13 @@ fn stopped_dnsmasq_leaves_the_udp_pool_and_returns_when_restarted() {
     );
     for _ in 0..8 {
         let got = who_dns(vip);
-        assert_eq!(got, Some(a.answer), "with b stopped\n{}", d.log());
+        assert_eq!(got, Some(answer(1)), "with b stopped\n{}", d.log());
     }
 
     // Started again on its port: up after `rise` answers, and queried.
     b.run();
     d.wait_health(b.addr, "up");
-    let back = poll(|| dns_spread(vip, 8).contains(&b.answer).then_some(()));
+    let back = poll(|| dns_spread(vip, 8).contains(&answer(2)).then_some(()));
     assert!(back.is_some(), "b never answered again\n{}", d.log());
     assert!(
         d.log().contains(&format!("real server {} is down", b.addr)),
