@@ -27,6 +27,7 @@ mod values;
 mod walk;
 
 pub use diag::{ConfigError, ConfigErrors};
+pub use walk::incremental::LoadStats;
 pub use walk::vrrp::{
     Notify, TrackPing, TrackScript, TrackService, VrrpAuth, VrrpGarp, VrrpInstance, VrrpSyncGroup,
     VrrpVip,
@@ -208,6 +209,57 @@ pub fn parse(src: &str, file: &Path) -> Result<Config, ConfigErrors> {
 /// Read, parse and check a configuration file. A file that cannot be read
 /// is one error naming it.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    Loader::default().load(path)
+}
+
+/// Reads a configuration again and again (the daemon's start and its
+/// reloads): a load re-parses only the virtual services whose text changed
+/// since the last load that succeeded, and parses a large file on several
+/// threads. It accepts and rejects exactly what [`parse`] does, with the
+/// same config or the same errors.
+#[derive(Default)]
+pub struct Loader {
+    cache: walk::incremental::Cache,
+    stats: LoadStats,
+}
+
+impl Loader {
+    /// [`load`], remembering what it can reuse next time.
+    pub fn load(&mut self, path: &Path) -> Result<Config, ConfigErrors> {
+        let src = read(path)?;
+        self.parse(&src, path)
+    }
+
+    /// [`parse`], remembering what it can reuse next time.
+    pub fn parse(&mut self, src: &str, file: &Path) -> Result<Config, ConfigErrors> {
+        if let Some(c) = walk::incremental::check(src, file, &mut self.cache, &mut self.stats) {
+            return Ok(c);
+        }
+        self.stats = LoadStats {
+            whole: true,
+            ..LoadStats::default()
+        };
+        let c = parse(src, file)?;
+        self.cache = walk::incremental::Cache::default();
+        Ok(c)
+    }
+
+    /// What the last load did (how much it reused).
+    pub fn stats(&self) -> LoadStats {
+        self.stats
+    }
+}
+
+impl std::fmt::Debug for Loader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loader")
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A file's text; a file that cannot be read is one error naming it.
+fn read(path: &Path) -> Result<String, ConfigErrors> {
     let bytes = std::fs::read(path).map_err(|e| {
         let fix = match e.kind() {
             std::io::ErrorKind::NotFound => Some("check the path".to_owned()),
@@ -229,10 +281,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
             )],
         }
     })?;
-    match String::from_utf8(bytes) {
-        Ok(src) => parse(&src, path),
-        Err(e) => Err(not_utf8(path, e)),
-    }
+    String::from_utf8(bytes).map_err(|e| not_utf8(path, e))
 }
 
 /// A file that is not UTF-8: say where the first bad byte is.

@@ -18,6 +18,7 @@ use toml_edit::{Array, ArrayOfTables, ImDocument, InlineTable, Item, Table, Toml
 
 mod alert;
 mod check;
+pub(crate) mod incremental;
 mod ipvs;
 pub(crate) mod vrrp;
 
@@ -555,6 +556,7 @@ struct Defaults {
 }
 
 /// What the cross-service checks need to know of one service.
+#[derive(Clone)]
 struct Svc {
     vs: VirtualService,
     /// `[[virtual_service]]` header.
@@ -588,14 +590,7 @@ struct Cx<'s> {
 
 /// Parse and check a whole file.
 pub(crate) fn check(src: &str, file: &Path) -> Result<Config, ConfigErrors> {
-    let mut cx = Cx {
-        src,
-        file,
-        map: SourceMap::new(src),
-        errors: Vec::new(),
-        once: HashSet::new(),
-        sync_follow: None,
-    };
+    let mut cx = Cx::new(src, file);
     let config = match ImDocument::parse(src) {
         Ok(doc) => Some(cx.root(doc.as_table())),
         Err(e) => {
@@ -603,20 +598,44 @@ pub(crate) fn check(src: &str, file: &Path) -> Result<Config, ConfigErrors> {
             None
         }
     };
-    match config {
-        Some(c) if cx.errors.is_empty() => Ok(c),
-        _ => {
-            let mut errors = cx.errors;
-            errors.sort_by_key(|e| (e.line, e.column));
-            Err(ConfigErrors {
-                file: file.to_owned(),
-                errors,
-            })
-        }
-    }
+    cx.outcome(config)
+}
+
+/// What `[global]` gives every virtual service.
+struct Head {
+    global: Global,
+    defaults: Defaults,
+    check: check::Layer,
+    alert: alert::Layer,
 }
 
 impl<'s> Cx<'s> {
+    fn new(src: &'s str, file: &'s Path) -> Self {
+        Cx {
+            src,
+            file,
+            map: SourceMap::new(src),
+            errors: Vec::new(),
+            once: HashSet::new(),
+            sync_follow: None,
+        }
+    }
+
+    /// The config, or every problem found, in source order.
+    fn outcome(self, config: Option<Config>) -> Result<Config, ConfigErrors> {
+        match config {
+            Some(c) if self.errors.is_empty() => Ok(c),
+            _ => {
+                let mut errors = self.errors;
+                errors.sort_by_key(|e| (e.line, e.column));
+                Err(ConfigErrors {
+                    file: self.file.to_owned(),
+                    errors,
+                })
+            }
+        }
+    }
+
     fn push(&mut self, p: Problem) {
         let e = self.map.place(self.file, p);
         self.errors.push(e);
@@ -1168,8 +1187,20 @@ impl<'s> Cx<'s> {
             path: String::new(),
             span: 0..0,
         };
-        self.check_keys(&root, Section::Root);
-        let global_node = match self.field(&root, "global") {
+        let head = self.head(&root);
+        let mut svcs = Vec::new();
+        if let Some(f) = self.field(&root, "virtual_service") {
+            for (i, tbl, span) in self.tables(&f, "virtual_service", "listen = \"0.0.0.0:80\"") {
+                svcs.push(self.service(tbl, span, i, &head));
+            }
+        }
+        self.finish(&root, head.global, &svcs)
+    }
+
+    /// The root's keys and `[global]`: everything a service inherits.
+    fn head(&mut self, root: &Node) -> Head {
+        self.check_keys(root, Section::Root);
+        let global_node = match self.field(root, "global") {
             Some(f) => {
                 let w = Want {
                     short: "a table",
@@ -1184,11 +1215,11 @@ impl<'s> Cx<'s> {
             }
             None => None,
         };
-        let gcheck = match global_node.as_ref().and_then(|n| self.field(n, "check")) {
+        let check = match global_node.as_ref().and_then(|n| self.field(n, "check")) {
             Some(f) => self.check_table(&f),
             None => check::Layer::default(),
         };
-        let galert = match global_node.as_ref().and_then(|n| self.field(n, "alert")) {
+        let alert = match global_node.as_ref().and_then(|n| self.field(n, "alert")) {
             Some(f) => self.alert_table(&f),
             None => alert::Layer::default(),
         };
@@ -1201,29 +1232,33 @@ impl<'s> Cx<'s> {
             on_down: global.on_down,
             data_plane: global.data_plane,
         };
-        let mut svcs = Vec::new();
-        if let Some(f) = self.field(&root, "virtual_service") {
-            for (i, tbl, span) in self.tables(&f, "virtual_service", "listen = \"0.0.0.0:80\"") {
-                svcs.push(self.service(tbl, span, i, &defaults, (&gcheck, &galert)));
-            }
+        Head {
+            global,
+            defaults,
+            check,
+            alert,
         }
-        self.cross_check(&svcs);
-        let (vrrp_instances, vrrp_sync_groups) = self.vrrp(&root, &svcs);
+    }
+
+    /// The checks across services, the VRRP tables, and the whole config.
+    fn finish(&mut self, root: &Node, global: Global, svcs: &[Svc]) -> Config {
+        self.cross_check(svcs);
+        let (vrrp_instances, vrrp_sync_groups) = self.vrrp(root, svcs);
         self.sync_follow_check(&vrrp_instances);
         let mut checks = Vec::new();
-        let mut services = Vec::new();
+        let mut services = Vec::with_capacity(svcs.len());
         let mut alerts = Vec::new();
-        for s in svcs.into_iter().filter(|s| s.ok) {
+        for s in svcs.iter().filter(|s| s.ok) {
             let key = s.vs.key();
             if !s.alert.is_empty() {
-                alerts.push((s.vs.name.clone(), s.alert));
+                alerts.push((s.vs.name.clone(), s.alert.clone()));
             }
-            checks.extend(s.checks.into_iter().map(|(real, spec)| crate::RealCheck {
+            checks.extend(s.checks.iter().map(|(real, spec)| crate::RealCheck {
                 service: key,
-                real,
-                spec,
+                real: *real,
+                spec: spec.clone(),
             }));
-            services.push(s.vs);
+            services.push(s.vs.clone());
         }
         Config {
             global,
@@ -1429,14 +1464,8 @@ impl<'s> Cx<'s> {
         )
     }
 
-    fn service(
-        &mut self,
-        tbl: Tbl,
-        span: Span,
-        index: usize,
-        d: &Defaults,
-        (gcheck, galert): (&check::Layer, &alert::Layer),
-    ) -> Svc {
+    fn service(&mut self, tbl: Tbl, span: Span, index: usize, head: &Head) -> Svc {
+        let (d, gcheck, galert) = (&head.defaults, &head.check, &head.alert);
         let before = self.errors.len();
         let unnamed = Node {
             tbl,
