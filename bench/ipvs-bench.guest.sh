@@ -49,6 +49,15 @@ kernel_s() {
     awk '{printf "%.3f", $1 / 1000}'
 }
 
+# How many table checks halb has logged; wait_check N: until there are more
+# than N (a reload's check follows its answer), 10 minutes at most.
+checks_logged() { grep -c "checked the kernel's table" $W/halb.log; }
+wait_check() {
+  local i=0
+  while [ "$(checks_logged)" -le "$1" ] && [ $i -lt 120000 ]; do nap 0.005; i=$((i + 1)); done
+  [ "$(checks_logged)" -gt "$1" ] || { echo "HALBVM BENCH-MISMATCH halb logged no table check after the reload"; fails=$((fails + 1)); return 1; }
+}
+
 check() { # WHAT WANT
   local got
   got=$(canon)
@@ -152,15 +161,18 @@ if [ "$HALB" = 1 ]; then
   check "halb, full table" "$FULL"
   res halb_full_kernel_s "$(kernel_s 'sent to the kernel')"
   cp $W/halb-changed.toml $W/halb.toml
-  # `halb reload` answers after the new table is applied.
+  # `halb reload` answers after the changes are sent to the kernel; the
+  # check of the kernel's table follows the answer.
+  checked=$(checks_logged)
   t=$(now); halb reload >$W/reload.log 2>&1; rc=$?; res halb_change_s "$(since "$t")"
   [ $rc = 0 ] || { cat $W/reload.log; echo "HALBVM BENCH-MISMATCH halb reload failed"; fails=$((fails + 1)); }
   check "halb, weight change" "$CHANGED"
   res halb_change_kernel_s "$(kernel_s 'sent to the kernel')"
-  res halb_change_read_s "$(kernel_s "checked the kernel's table")"
+  wait_check "$checked" && res halb_change_read_s "$(kernel_s "checked the kernel's table")"
+  checked=$(checks_logged)
   t=$(now); halb reload >$W/reload.log 2>&1; res halb_noop_s "$(since "$t")"
   check "halb, same config again" "$CHANGED"
-  res halb_noop_read_s "$(kernel_s "checked the kernel's table")"
+  wait_check "$checked" && res halb_noop_read_s "$(kernel_s "checked the kernel's table")"
   kill $pid; wait $pid
   tail -n 5 $W/halb.log | sed 's/^/HALBVM NOTE halb: /'
 fi

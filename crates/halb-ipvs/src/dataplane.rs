@@ -106,10 +106,13 @@ struct Inner {
     kernel: Option<BTreeMap<ServiceId, Entry>>,
     /// "This kernel has no IPVS" was said (once per config, not per apply).
     missing_reported: bool,
-    /// Check the model against the kernel at the next apply (a reload):
-    /// one service dump plus `/proc/net/ip_vs`, and a destination dump only
-    /// for the services that differ ([`crate::procfs`]).
+    /// Check the model against the kernel at the next
+    /// [`DataPlane::verify`] (after a reload): one service dump plus
+    /// `/proc/net/ip_vs`, and a destination dump only for the services
+    /// that differ ([`crate::procfs`]).
     verify: bool,
+    /// The last apply's desired services and their names, for `verify`.
+    last: Option<(Vec<Entry>, HashMap<ServiceId, String>)>,
 }
 
 /// The IPVS data plane.
@@ -135,6 +138,7 @@ impl IpvsDataPlane {
                 kernel: None,
                 missing_reported: false,
                 verify: false,
+                last: None,
             }),
         }
     }
@@ -152,9 +156,10 @@ impl IpvsDataPlane {
     }
 
     /// New options (at every reload): the model is checked against the
-    /// kernel at the next apply, so a change made behind halb's back is
-    /// undone, at the cost of one service dump and one read of
-    /// `/proc/net/ip_vs` plus a destination dump per service that differs.
+    /// kernel at the next [`DataPlane::verify`], so a change made behind
+    /// halb's back is undone, at the cost of one service dump and one read
+    /// of `/proc/net/ip_vs` plus a destination dump per service that
+    /// differs.
     pub fn set_options(&mut self, opts: IpvsOptions) {
         self.opts = opts;
         if let Ok(inner) = self.inner.get_mut() {
@@ -227,6 +232,139 @@ fn read_proc(path: &str, size_hint: usize) -> std::io::Result<String> {
     String::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
+impl IpvsDataPlane {
+    /// Make the kernel match `desired`, from the model of its table (read
+    /// whole first when there is none): the smallest list of operations,
+    /// sent in batches; the model follows what the kernel accepted.
+    fn sync(
+        &self,
+        inner: &mut Inner,
+        desired: &[Entry],
+        names: HashMap<ServiceId, String>,
+        report: &mut ApplyReport,
+    ) {
+        if inner.kernel.is_none() {
+            let sock = match socket(inner) {
+                Ok(s) => s,
+                Err(_) => return,
+            };
+            let t0 = std::time::Instant::now();
+            match sock.table() {
+                Ok(t) => {
+                    // A fresh model: nothing left to check.
+                    inner.verify = false;
+                    tracing::info!(
+                        "ipvs: read the kernel's table ({} services, {} real servers) in {:.1} ms",
+                        t.len(),
+                        t.iter().map(|e| e.1.len()).sum::<usize>(),
+                        t0.elapsed().as_secs_f64() * 1e3
+                    );
+                    inner.kernel = Some(
+                        t.into_iter()
+                            .map(|(s, d)| {
+                                let id = s.service.id;
+                                (id, (s.service, d.into_iter().map(|d| d.dest).collect()))
+                            })
+                            .collect(),
+                    )
+                }
+                Err(e) => {
+                    report.warnings.push(DataPlaneError::Other(format!(
+                        "reading the IPVS table: {e}"
+                    )));
+                    return;
+                }
+            }
+        }
+        let current: Vec<Entry> = inner
+            .kernel
+            .as_ref()
+            .map(|k| k.values().cloned().collect())
+            .unwrap_or_default();
+        let existed: BTreeSet<ServiceId> = current.iter().map(|e| e.0.id).collect();
+        let plan = reconcile(desired, &current, &inner.managed, self.opts.foreign);
+        for id in &plan.adopted {
+            tracing::info!(
+                "ipvs: adopted the kernel's {id} as virtual service {}",
+                names.get(id).map_or("?", String::as_str)
+            );
+        }
+        let mut newly = Vec::new();
+        for id in &plan.foreign {
+            if !inner.reported.contains(id) {
+                newly.push(*id);
+                match self.opts.foreign {
+                    ForeignPolicy::Keep => tracing::warn!(
+                        "ipvs: {id} is in the kernel but not in the config; left alone ([global.ipvs] foreign = \"remove\" deletes such services)"
+                    ),
+                    ForeignPolicy::Remove => {
+                        tracing::warn!("ipvs: {id} is in the kernel but not in the config; removing it (foreign = \"remove\")")
+                    }
+                }
+            }
+        }
+        let sock = match socket(inner) {
+            Ok(s) => s,
+            Err(_) => return,
+        };
+        let reqs: Vec<_> = plan.ops.iter().map(Op::request).collect();
+        let t0 = std::time::Instant::now();
+        let results = sock.execute(&reqs);
+        let took = t0.elapsed();
+        let mut failed: BTreeSet<ServiceId> = BTreeSet::new();
+        let mut refused = 0;
+        for (op, res) in plan.ops.iter().zip(results) {
+            tracing::debug!("ipvs: ipvsadm {op}");
+            if let Err(e) = res {
+                let id = op.service();
+                failed.insert(id);
+                refused += 1;
+                let name = names
+                    .get(&id)
+                    .or_else(|| inner.names.get(&id))
+                    .cloned()
+                    .unwrap_or_else(|| id.to_string());
+                let what = match op.dest() {
+                    Some(d) => format!("({id}) real server {d}: {e} (ipvsadm {op})"),
+                    None => format!("({id}): {e} (ipvsadm {op})"),
+                };
+                report.warnings.push(service_err(&name, what));
+            }
+        }
+        if !plan.ops.is_empty() {
+            tracing::info!(
+                "ipvs: {} change(s) sent to the kernel in {:.1} ms, {} refused",
+                plan.ops.len(),
+                took.as_secs_f64() * 1e3,
+                refused
+            );
+        }
+        inner.reported.extend(newly);
+        for op in &plan.ops {
+            match op {
+                Op::DelService(id) if !failed.contains(id) => {
+                    inner.managed.remove(id);
+                }
+                _ => {}
+            }
+        }
+        for e in desired {
+            if !failed.contains(&e.0.id) || existed.contains(&e.0.id) {
+                inner.managed.insert(e.0.id);
+            }
+        }
+        inner.names = names;
+        if failed.is_empty() {
+            if let Some(k) = inner.kernel.as_mut() {
+                crate::reconcile::apply_ops_map(k, &plan.ops);
+            }
+        } else {
+            // What the kernel holds now is not known exactly: read it again.
+            inner.kernel = None;
+        }
+    }
+}
+
 fn socket(inner: &mut Inner) -> Result<&mut IpvsSocket, IpvsError> {
     if inner.sock.is_none() {
         inner.sock = Some(IpvsSocket::open()?);
@@ -287,145 +425,20 @@ impl DataPlane for IpvsDataPlane {
             )));
             return report;
         }
-        if std::mem::take(&mut inner.verify) {
-            if let Some(model) = inner.kernel.take() {
-                let t0 = std::time::Instant::now();
-                let checked = socket(&mut inner)
-                    .map_err(|e| e.to_string())
-                    .and_then(|sock| refresh(sock, &model));
-                match checked {
-                    Ok((fresh, reread)) => {
-                        tracing::info!(
-                            "ipvs: checked the kernel's table ({} services; {} re-read) in {:.1} ms",
-                            fresh.len(),
-                            reread,
-                            t0.elapsed().as_secs_f64() * 1e3
-                        );
-                        inner.kernel = Some(fresh);
-                    }
-                    // The full read below.
-                    Err(e) => tracing::info!(
-                        "ipvs: quick check of the kernel's table failed ({e}); reading it whole"
-                    ),
-                }
-            }
-        }
-        if inner.kernel.is_none() {
-            let sock = match socket(&mut inner) {
-                Ok(s) => s,
-                Err(_) => return report,
-            };
-            let t0 = std::time::Instant::now();
-            match sock.table() {
-                Ok(t) => {
-                    tracing::info!(
-                        "ipvs: read the kernel's table ({} services, {} real servers) in {:.1} ms",
-                        t.len(),
-                        t.iter().map(|e| e.1.len()).sum::<usize>(),
-                        t0.elapsed().as_secs_f64() * 1e3
-                    );
-                    inner.kernel = Some(
-                        t.into_iter()
-                            .map(|(s, d)| {
-                                let id = s.service.id;
-                                (id, (s.service, d.into_iter().map(|d| d.dest).collect()))
-                            })
-                            .collect(),
-                    )
-                }
-                Err(e) => {
-                    report.warnings.push(DataPlaneError::Other(format!(
-                        "reading the IPVS table: {e}"
-                    )));
-                    return report;
-                }
-            }
-        }
-        let current: Vec<Entry> = inner
-            .kernel
-            .as_ref()
-            .map(|k| k.values().cloned().collect())
-            .unwrap_or_default();
-        let existed: BTreeSet<ServiceId> = current.iter().map(|e| e.0.id).collect();
-        let plan = reconcile(&desired, &current, &inner.managed, self.opts.foreign);
-        for id in &plan.adopted {
-            tracing::info!(
-                "ipvs: adopted the kernel's {id} as virtual service {}",
-                names.get(id).map_or("?", String::as_str)
-            );
-        }
-        let mut newly = Vec::new();
-        for id in &plan.foreign {
-            if !inner.reported.contains(id) {
-                newly.push(*id);
-                match self.opts.foreign {
-                    ForeignPolicy::Keep => tracing::warn!(
-                        "ipvs: {id} is in the kernel but not in the config; left alone ([global.ipvs] foreign = \"remove\" deletes such services)"
-                    ),
-                    ForeignPolicy::Remove => {
-                        tracing::warn!("ipvs: {id} is in the kernel but not in the config; removing it (foreign = \"remove\")")
-                    }
-                }
-            }
-        }
-        let sock = match socket(&mut inner) {
-            Ok(s) => s,
-            Err(_) => return report,
-        };
-        let reqs: Vec<_> = plan.ops.iter().map(Op::request).collect();
-        let t0 = std::time::Instant::now();
-        let results = sock.execute(&reqs);
-        let took = t0.elapsed();
-        let mut failed: BTreeSet<ServiceId> = BTreeSet::new();
-        let mut refused = 0;
-        for (op, res) in plan.ops.iter().zip(results) {
-            tracing::debug!("ipvs: ipvsadm {op}");
-            if let Err(e) = res {
-                let id = op.service();
-                failed.insert(id);
-                refused += 1;
-                let name = names
-                    .get(&id)
-                    .or_else(|| inner.names.get(&id))
-                    .cloned()
-                    .unwrap_or_else(|| id.to_string());
-                let what = match op.dest() {
-                    Some(d) => format!("({id}) real server {d}: {e} (ipvsadm {op})"),
-                    None => format!("({id}): {e} (ipvsadm {op})"),
-                };
-                report.warnings.push(service_err(&name, what));
-            }
-        }
-        if !plan.ops.is_empty() {
-            tracing::info!(
-                "ipvs: {} change(s) sent to the kernel in {:.1} ms, {} refused",
-                plan.ops.len(),
-                took.as_secs_f64() * 1e3,
-                refused
-            );
-        }
-        inner.reported.extend(newly);
-        for op in &plan.ops {
-            match op {
-                Op::DelService(id) if !failed.contains(id) => {
-                    inner.managed.remove(id);
-                }
-                _ => {}
-            }
-        }
-        for e in &desired {
-            if !failed.contains(&e.0.id) || existed.contains(&e.0.id) {
-                inner.managed.insert(e.0.id);
-            }
-        }
-        inner.names = names;
-        if failed.is_empty() {
-            if let Some(k) = inner.kernel.as_mut() {
-                crate::reconcile::apply_ops_map(k, &plan.ops);
-            }
-        } else {
-            // What the kernel holds now is not known exactly: read it again.
+        inner.last = Some((desired.clone(), names.clone()));
+        let check_due = inner.verify;
+        let mut first = ApplyReport::default();
+        self.sync(&mut inner, &desired, names.clone(), &mut first);
+        if check_due && !(first.errors.is_empty() && first.warnings.is_empty()) {
+            // Refused against a model that a change behind halb's back
+            // made stale: read the table now, and answer with what that
+            // finds (the kernel refused nothing the first try got right).
+            inner.verify = false;
             inner.kernel = None;
+            self.sync(&mut inner, &desired, names, &mut report);
+        } else {
+            report.warnings.extend(first.warnings);
+            report.errors.extend(first.errors);
         }
 
         // Kernel-wide: timeouts and the sync daemon.
@@ -472,6 +485,46 @@ impl DataPlane for IpvsDataPlane {
                 inner.daemon_started = started;
             }
         }
+        report
+    }
+
+    /// After a reload: check the model against the kernel and put right
+    /// what was changed behind halb's back (the reload's own changes went
+    /// out from the model, before this read of the whole table).
+    fn verify(&mut self) -> ApplyReport {
+        let mut report = ApplyReport::default();
+        let Ok(mut inner) = self.inner.lock() else {
+            return report;
+        };
+        if inner.sock.is_none() || !std::mem::take(&mut inner.verify) {
+            return report;
+        }
+        let Some((desired, names)) = inner.last.take() else {
+            return report;
+        };
+        if let Some(model) = inner.kernel.take() {
+            let t0 = std::time::Instant::now();
+            let checked = socket(&mut inner)
+                .map_err(|e| e.to_string())
+                .and_then(|sock| refresh(sock, &model));
+            match checked {
+                Ok((fresh, reread)) => {
+                    tracing::info!(
+                        "ipvs: checked the kernel's table ({} services; {} re-read) in {:.1} ms",
+                        fresh.len(),
+                        reread,
+                        t0.elapsed().as_secs_f64() * 1e3
+                    );
+                    inner.kernel = Some(fresh);
+                }
+                // The full read below.
+                Err(e) => tracing::info!(
+                    "ipvs: quick check of the kernel's table failed ({e}); reading it whole"
+                ),
+            }
+        }
+        self.sync(&mut inner, &desired, names.clone(), &mut report);
+        inner.last = Some((desired, names));
         report
     }
 

@@ -417,6 +417,14 @@ pub trait DataPlane: Send {
     /// Make the data plane match `table`.
     fn apply(&mut self, table: &Table) -> ApplyReport;
 
+    /// After a reload (the daemon calls it once the reload is answered):
+    /// compare the data plane with the last applied table and put right
+    /// what was changed behind halb's back. A data plane that owns all its
+    /// state has nothing to check.
+    fn verify(&mut self) -> ApplyReport {
+        ApplyReport::default()
+    }
+
     /// Counters and rates per service and real server, in table order.
     fn stats(&self) -> Vec<ServiceStats>;
 

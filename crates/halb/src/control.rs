@@ -190,10 +190,12 @@ pub fn bind(path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
     Ok(listener)
 }
 
-/// Serve one client: read one request line (bounded), answer with `handle`.
-pub async fn serve_one<F>(stream: tokio::net::UnixStream, handle: F)
+/// Serve one client: read one request line (bounded), answer with
+/// `handle`, then run `after` (work the answer does not wait for).
+pub async fn serve_one<F, A>(stream: tokio::net::UnixStream, handle: F, after: A)
 where
     F: FnOnce(Request) -> Response,
+    A: FnOnce(),
 {
     use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
     let (rd, mut wr) = stream.into_split();
@@ -212,10 +214,10 @@ where
         },
         Err(_) => return,
     };
-    let Ok(mut out) = serde_json::to_vec(&response) else {
-        return;
-    };
-    out.push(b'\n');
-    let _ = wr.write_all(&out).await;
-    let _ = wr.shutdown().await;
+    if let Ok(mut out) = serde_json::to_vec(&response) {
+        out.push(b'\n');
+        let _ = wr.write_all(&out).await;
+        let _ = wr.shutdown().await;
+    }
+    after();
 }

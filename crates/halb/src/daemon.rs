@@ -19,9 +19,10 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 
 /// Where the running config came from, so a reload can read it again.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum Source {
-    File(PathBuf),
+    /// A file, and what its last load can give the next one.
+    File(PathBuf, Box<halb_config::Loader>),
     /// An embedded config (`halb demo`): reload has nothing to re-read.
     Embedded(&'static str),
 }
@@ -44,6 +45,9 @@ struct Daemon {
     vrrp: Option<vrrp::Running>,
     /// Every VRRP instance's latest state.
     roles: vrrp::Roles,
+    /// A reload was applied: the data planes check what changed behind
+    /// halb's back once it is answered ([`Daemon::after_reply`]).
+    verify_due: bool,
 }
 
 /// How long `starting` and `reloading` last for `email_alert_status`: the
@@ -63,7 +67,7 @@ impl Daemon {
             version: env!("CARGO_PKG_VERSION").to_string(),
             dataplane: self.plane.name().to_string(),
             config: match &self.source {
-                Source::File(p) => Some(p.clone()),
+                Source::File(p, _) => Some(p.clone()),
                 Source::Embedded(_) => None,
             },
             uptime_secs: self.started.elapsed().as_secs(),
@@ -175,9 +179,12 @@ impl Daemon {
     /// Re-read the config and apply it as a diff. A config that does not
     /// validate changes nothing.
     fn reload(&mut self) -> Response {
-        let new = match &self.source {
-            Source::File(path) => match halb_config::load(path) {
-                Ok(c) => c,
+        let new = match &mut self.source {
+            Source::File(path, loader) => match loader.load(path) {
+                Ok(c) => {
+                    log_load(loader);
+                    c
+                }
                 Err(errors) => {
                     tracing::error!(
                         "reload rejected, the running config stays:\n{}",
@@ -219,6 +226,7 @@ impl Daemon {
         }
         self.plane.set_global(&new.global);
         let report = self.plane.apply(&self.checks.effective(&new));
+        self.verify_due = true;
         let roles = self.roles.borrow().clone();
         // VRRP is touched only when its config changed: a reload would
         // restart the trackers (and their rise/fall counts).
@@ -240,9 +248,7 @@ impl Daemon {
         self.config = new;
         self.follow_sync(&roles);
         self.track_services();
-        for c in &changes {
-            tracing::info!("reload: {c}");
-        }
+        log_changes(&changes);
         for w in &report.warnings {
             tracing::error!("reload: {w}");
         }
@@ -293,12 +299,20 @@ impl Daemon {
     fn set_alerts(&mut self, config: &Config, status: DaemonStatus) {
         let now = Instant::now();
         self.alerts.set_specs(config.alerts.iter().cloned(), now);
-        let name_of: std::collections::HashSet<(&str, SocketAddr)> = config
-            .services
-            .iter()
-            .flat_map(|s| s.reals.iter().map(move |r| (s.name.as_str(), r.addr)))
-            .collect();
-        self.alerts.retain(|s, r| name_of.contains(&(s, r)));
+        // Built only when some real server is down (a reload of 100,000
+        // real servers should not hash them all for nothing).
+        let mut present: Option<std::collections::HashSet<(&str, SocketAddr)>> = None;
+        self.alerts.retain(|s, r| {
+            present
+                .get_or_insert_with(|| {
+                    config
+                        .services
+                        .iter()
+                        .flat_map(|s| s.reals.iter().map(move |r| (s.name.as_str(), r.addr)))
+                        .collect()
+                })
+                .contains(&(s, r))
+        });
         self.alerts
             .set_status(status, Some(now + first_round(config)));
         self.alert_timer.notify_one();
@@ -312,6 +326,20 @@ impl Daemon {
         self.alerts.poll_timeout()
     }
 
+    /// What follows an answer: after a reload, the data planes' check of
+    /// the kernel's table against what halb applied (a read of the whole
+    /// IPVS table, which the reload's answer does not wait for; it puts
+    /// right, and logs, what was changed behind halb's back).
+    fn after_reply(&mut self) {
+        if !std::mem::take(&mut self.verify_due) {
+            return;
+        }
+        let report = self.plane.verify();
+        for e in report.errors.iter().chain(&report.warnings) {
+            tracing::error!("after the reload: {e}");
+        }
+    }
+
     fn handle(&mut self, req: Request) -> Response {
         match req {
             Request::Status => Response::Status(self.status()),
@@ -323,10 +351,47 @@ impl Daemon {
     }
 }
 
+/// Each change of a reload at info level, the first [`LOGGED_CHANGES`] of
+/// them (a reload of 1,000 weights is not 1,000 lines); the rest at debug.
+fn log_changes(changes: &[String]) {
+    for c in changes.iter().take(LOGGED_CHANGES) {
+        tracing::info!("reload: {c}");
+    }
+    if changes.len() > LOGGED_CHANGES {
+        tracing::info!(
+            "reload: and {} more changes (listed at debug level: HALB_LOG=debug)",
+            changes.len() - LOGGED_CHANGES
+        );
+        for c in &changes[LOGGED_CHANGES..] {
+            tracing::debug!("reload: {c}");
+        }
+    }
+}
+
+const LOGGED_CHANGES: usize = 100;
+
+/// How much of the file a load read again.
+fn log_load(loader: &halb_config::Loader) {
+    let s = loader.stats();
+    if s.whole {
+        tracing::debug!("config: read as a whole");
+    } else {
+        tracing::info!(
+            "config: {} virtual services, {} unchanged since the last load",
+            s.pieces,
+            s.reused
+        );
+    }
+}
+
 /// `halb run --config FILE`.
 pub fn run_file(path: &Path, socket: Option<PathBuf>) -> anyhow::Result<ExitCode> {
-    let config = match halb_config::load(path) {
-        Ok(c) => c,
+    let mut loader = Box::<halb_config::Loader>::default();
+    let config = match loader.load(path) {
+        Ok(c) => {
+            log_load(&loader);
+            c
+        }
         Err(errors) => {
             eprint!("{}", errors.render_with_outcome("nothing was started"));
             return Ok(ExitCode::from(EXIT_CONFIG));
@@ -334,7 +399,7 @@ pub fn run_file(path: &Path, socket: Option<PathBuf>) -> anyhow::Result<ExitCode
     };
     let http = config.global.http_listen;
     run(
-        Source::File(path.to_path_buf()),
+        Source::File(path.to_path_buf(), loader),
         config,
         socket,
         http,
@@ -412,6 +477,7 @@ pub fn run(
             alert_timer: alert_timer.clone(),
             vrrp,
             roles,
+            verify_due: false,
         };
         let initial = d.config.clone();
         d.set_alerts(&initial, DaemonStatus::Starting);
@@ -446,7 +512,11 @@ pub fn run(
         let http_task = http_listener.map(|l| {
             let d = daemon.clone();
             let handler: http::Handler = Arc::new(move |req| match d.lock() {
-                Ok(mut d) => d.handle(req),
+                Ok(mut d) => {
+                    let r = d.handle(req);
+                    d.after_reply();
+                    r
+                }
                 Err(_) => Response::Error {
                     message: "daemon state is poisoned".into(),
                 },
@@ -460,12 +530,21 @@ pub fn run(
                 match listener.accept().await {
                     Ok((stream, _)) => {
                         let d = served.clone();
-                        tokio::spawn(control::serve_one(stream, move |req| match d.lock() {
-                            Ok(mut d) => d.handle(req),
-                            Err(_) => Response::Error {
-                                message: "daemon state is poisoned".into(),
+                        let after = served.clone();
+                        tokio::spawn(control::serve_one(
+                            stream,
+                            move |req| match d.lock() {
+                                Ok(mut d) => d.handle(req),
+                                Err(_) => Response::Error {
+                                    message: "daemon state is poisoned".into(),
+                                },
                             },
-                        }));
+                            move || {
+                                if let Ok(mut d) = after.lock() {
+                                    d.after_reply();
+                                }
+                            },
+                        ));
                     }
                     Err(e) => {
                         tracing::warn!("control socket accept: {e}");
@@ -484,6 +563,7 @@ pub fn run(
                     tracing::info!("SIGHUP: reloading");
                     if let Ok(mut d) = daemon.lock() {
                         d.reload();
+                        d.after_reply();
                     }
                 }
                 _ = term.recv() => { tracing::info!("SIGTERM: stopping"); break; }

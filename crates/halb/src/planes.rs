@@ -107,6 +107,14 @@ impl DataPlane for Planes {
         report
     }
 
+    fn verify(&mut self) -> ApplyReport {
+        let mut report = self.proxy.verify();
+        let r = self.ipvs.verify();
+        report.errors.extend(r.errors);
+        report.warnings.extend(r.warnings);
+        report
+    }
+
     fn stats(&self) -> Vec<ServiceStats> {
         let mut s = self.proxy.stats();
         s.extend(self.ipvs.stats());

@@ -4,7 +4,7 @@
 # after the start is left alone; with foreign = "remove" it goes.
 topo_nat 3
 serve 3
-conf() { # FOREIGN
+conf() { # FOREIGN [WEIGHT of r2]
   cat > $HALB_CONF <<CONF
 [global]
 data_plane = "ipvs"
@@ -22,6 +22,7 @@ scheduler = "rr"
   [[virtual_service.real_server]]
   address = "198.51.100.22:80"
   forward = "masq"
+  weight = ${2:-1}
 CONF
 }
 conf keep
@@ -54,6 +55,18 @@ out=$(halb reload) || fail "halb reload failed"
 echo "$out"
 echo "$out" | grep -q "no changes" || fail "a reload of the same config reported changes: $out"
 expect_eq "table after a no-change reload" "$(mine)" "$before"
+# A reload whose change meets a change behind halb's back: r2 deleted with
+# ipvsadm, then a reload that gives r2 weight 3. The edit sent from halb's
+# model of the table is refused; the reload then reads the table and
+# answers with what that finds: r2 back with its new weight, no error.
+run ipvsadm -d -t $VIP:80 -r 198.51.100.22:80
+conf keep 3
+out=$(halb reload --socket "$HALB_SOCK" 2>&1) || fail "halb reload failed after a change behind its back: $out"
+echo "$out"
+ipvs_table | grep -q '198.51.100.22:80 *Masq *3' || fail "r2 not back with weight 3 when the reload answered: $(ipvs_table)"
+conf keep
+halb_reload
+halb_wait_ipvs "r2's weight 1 again" "[ \"\$(mine)\" = \"\$before\" ]"
 # foreign = "remove": the foreign service goes, halb's stays.
 conf remove
 halb_reload
