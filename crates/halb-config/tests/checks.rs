@@ -165,6 +165,7 @@ real_server = [
             args: vec!["--fast".into()],
             service: Some(addr("127.0.0.1:8080")),
             dynamic_weight: true,
+            pass_addresses: true,
         })
     );
     match probes[4] {

@@ -544,7 +544,7 @@ impl Engine {
 }
 
 fn timed_out(spec: &CheckSpec) -> ProbeOutcome {
-    ProbeOutcome::down(format!("no result within {:?}", spec.timing.timeout))
+    ProbeOutcome::down(format!("timed out after {:?}", spec.timing.timeout))
 }
 
 /// `frac(k·φ)` as a 64-bit fraction: the golden-ratio Weyl sequence.

@@ -280,6 +280,10 @@ pub struct ExternalSpec {
     /// Exit codes 2..=255 mean up with weight `code - 2`; without it they
     /// mean down.
     pub dynamic_weight: bool,
+    /// Pass `VIP VPORT RIP RPORT` (ldirectord's order) after `args`, and
+    /// in `HALB_*`; false runs the command as written (VRRP
+    /// `track_script`).
+    pub pass_addresses: bool,
 }
 
 /// A Redis check: `AUTH [username] password` first when a password is

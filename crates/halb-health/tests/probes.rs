@@ -250,6 +250,7 @@ fn sh(script: &str, dynamic_weight: bool) -> ProbeSpec {
         args: vec!["-c".into(), script.into()],
         service: None,
         dynamic_weight,
+        pass_addresses: true,
     })
 }
 
@@ -272,6 +273,7 @@ async fn external_exit_codes() {
             args: vec![],
             service: None,
             dynamic_weight: false,
+            pass_addresses: true,
         }),
         5000,
     ))
@@ -290,6 +292,7 @@ async fn external_gets_the_virtual_service_and_the_real_server() {
             args: vec!["-c".into(), script.into(), "check".into()],
             service,
             dynamic_weight: false,
+            pass_addresses: true,
         })
     };
     let both = r#"[ "$*" = "192.0.2.10 80 127.0.0.1 18081" ] && [ "$HALB_VIP:$HALB_VPORT" = "192.0.2.10:80" ] && [ "$HALB_RIP:$HALB_RPORT" = "127.0.0.1:18081" ]"#;

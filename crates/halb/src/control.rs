@@ -2,10 +2,9 @@
 //! JSON request line and one JSON response per connection.
 
 use anyhow::Context;
-use halb_table::{ConnectionInfo, OnDown, Protocol, ServiceStats};
+use halb_table::{ConnectionInfo, ServiceStats};
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, Write};
-use std::net::SocketAddr;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -76,37 +75,7 @@ pub struct VrrpStatus {
     pub address_mismatches: u64,
 }
 
-/// Up or down, as the health checks see a real server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum HealthState {
-    Up,
-    Down,
-}
-
-/// The health of one real server of one virtual service.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RealHealth {
-    /// The virtual service's name, protocol and listen address.
-    pub service: String,
-    pub protocol: Protocol,
-    pub listen: SocketAddr,
-    pub real: SocketAddr,
-    pub health: HealthState,
-    /// Why: the last probe's reason ("HTTP 503", "login failed: …"),
-    /// from the first probe on; before any probe, the forced state or none.
-    pub reason: Option<String>,
-    /// Transitions of this check since it was configured.
-    pub transitions: u64,
-    /// The weight in the config.
-    pub configured_weight: u32,
-    /// The weight a dynamic external check reported, if any.
-    pub dynamic_weight: Option<u32>,
-    /// What happens to it while down.
-    pub on_down: OnDown,
-    /// What the check does, e.g. `http GET 127.0.0.1:18081/health every 1s, rise 2 fall 2`.
-    pub check: String,
-}
+pub use halb_director::{HealthState, RealHealth};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
@@ -190,13 +159,42 @@ pub fn bind(path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
     Ok(listener)
 }
 
-/// Serve one client: read one request line (bounded), answer with
-/// `handle`, then run `after` (work the answer does not wait for).
-pub async fn serve_one<F, A>(stream: tokio::net::UnixStream, handle: F, after: A)
-where
-    F: FnOnce(Request) -> Response,
-    A: FnOnce(),
-{
+/// A message to the daemon's one task.
+#[derive(Debug)]
+pub enum Msg {
+    /// Answer this request.
+    Ask(Request, tokio::sync::oneshot::Sender<Response>),
+    /// An answer was written to its client: work it did not wait for may
+    /// run now.
+    Answered,
+}
+
+/// How the control socket and the dashboard reach the daemon's task.
+#[derive(Debug, Clone)]
+pub struct Asker(pub tokio::sync::mpsc::Sender<Msg>);
+
+impl Asker {
+    /// The daemon's answer to `req`.
+    pub async fn ask(&self, req: Request) -> Response {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.0.send(Msg::Ask(req, tx)).await.is_err() {
+            return Response::Error {
+                message: "the daemon is stopping".into(),
+            };
+        }
+        rx.await.unwrap_or_else(|_| Response::Error {
+            message: "the daemon is stopping".into(),
+        })
+    }
+
+    async fn answered(&self) {
+        let _ = self.0.send(Msg::Answered).await;
+    }
+}
+
+/// Serve one client: read one request line (bounded), answer it through
+/// `asker`, then tell the daemon the answer is out.
+pub async fn serve_one(stream: tokio::net::UnixStream, asker: Asker) {
     use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
     let (rd, mut wr) = stream.into_split();
     let mut line = String::new();
@@ -204,7 +202,7 @@ where
     let read = tokio::time::timeout(Duration::from_secs(10), rd.read_line(&mut line)).await;
     let response = match read {
         Ok(Ok(_)) => match serde_json::from_str::<Request>(&line) {
-            Ok(req) => handle(req),
+            Ok(req) => asker.ask(req).await,
             Err(e) => Response::Error {
                 message: format!("bad control request: {e}"),
             },
@@ -219,5 +217,5 @@ where
         let _ = wr.write_all(&out).await;
         let _ = wr.shutdown().await;
     }
-    after();
+    asker.answered().await;
 }

@@ -1,22 +1,31 @@
-//! The daemon: config in, table to the data plane, control socket, signals.
+//! The daemon's shell: one task that owns the director core
+//! (`halb_director`), the data planes, the VRRP thread's handle and the
+//! alert sender, and carries out what the director decides.
+//!
+//! It selects over signals, control requests (the control socket and the
+//! dashboard ask through a channel), finished probes, VRRP state changes
+//! and the director's next deadline; after each input it drains the
+//! director's actions. It decides nothing itself: every rule that joins
+//! health, tracking, alerts, the sync daemon and reloads is in the core,
+//! where the simulation tests drive it.
 
 use crate::cli::EXIT_CONFIG;
-use crate::control::{self, Request, Response, Status};
-use crate::health::Checks;
-use crate::{diff, health, http, planes, vrrp};
+use crate::control::{self, Asker, Msg, Request, Response, Status};
+use crate::{http, planes, vrrp};
 use anyhow::Context;
-use halb_alert::{DaemonStatus, Policy, State, Transition};
-use halb_config::Config;
-use halb_health::{CheckId, CheckSpec, Engine, Event, Health, NetProber};
+use halb_config::{Config, SyncRole};
+use halb_director::{Action, ApplyReason, Director};
+use halb_health::{NetProber, ProbeId, ProbeOutcome, Prober};
 use halb_proxy::{ProxyDataPlane, ProxyOptions};
-use halb_table::DataPlane;
+use halb_table::{ApplyReport, DataPlane};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 
 /// Where the running config came from, so a reload can read it again.
 #[derive(Debug)]
@@ -27,41 +36,144 @@ pub enum Source {
     Embedded(&'static str),
 }
 
-struct Daemon {
+/// Everything the daemon's one task owns.
+struct Shell {
     source: Source,
-    config: Config,
+    director: Director,
     plane: planes::Planes,
     started: Instant,
-    /// Health state of the configured checks.
-    checks: Checks,
-    /// The check set for the engine (latest wins).
-    check_set: watch::Sender<Vec<(CheckId, CheckSpec)>>,
-    /// Health-check alerts: the sans-IO policy and the sender shell.
-    alerts: Policy,
     sender: halb_alert::Sender,
-    /// Wakes the alert timer when the policy's deadline may have moved.
-    alert_timer: Arc<tokio::sync::Notify>,
-    /// VRRP, when the config has instances.
     vrrp: Option<vrrp::Running>,
-    /// Every VRRP instance's latest state.
-    roles: vrrp::Roles,
+    vrrp_events: Option<mpsc::UnboundedReceiver<halb_vrrp_net::Event>>,
+    probes: JoinSet<(ProbeId, ProbeOutcome)>,
+    prober: Arc<NetProber>,
+    /// Notify hooks still running (reaped as they end).
+    hooks: JoinSet<()>,
     /// A reload was applied: the data planes check what changed behind
-    /// halb's back once it is answered ([`Daemon::after_reply`]).
+    /// halb's back once it is answered.
     verify_due: bool,
+    /// While a reload is carried out: the report of its apply, and
+    /// whether VRRP took the new config.
+    reload_report: Option<ApplyReport>,
+    vrrp_reloaded: Option<bool>,
 }
 
-/// How long `starting` and `reloading` last for `email_alert_status`: the
-/// first probe round of the slowest check (warmup + interval + timeout).
-fn first_round(config: &Config) -> Duration {
-    config
-        .checks
-        .iter()
-        .map(|c| c.spec.timing.warmup + c.spec.timing.interval + c.spec.timing.timeout)
-        .max()
-        .unwrap_or(Duration::ZERO)
-}
+impl Shell {
+    /// Carries out every action the director has queued.
+    fn drain(&mut self) {
+        while let Some(action) = self.director.poll_action() {
+            self.execute(action);
+        }
+    }
 
-impl Daemon {
+    fn execute(&mut self, action: Action) {
+        match action {
+            Action::StartProbe { probe, spec } => {
+                // Bounded by its own deadline, taken now (not when the
+                // runtime first polls it): see halb_health::driver.
+                let timeout = spec.timing.timeout;
+                let deadline = tokio::time::Instant::now() + timeout;
+                let run = self.prober.probe(spec);
+                self.probes.spawn(async move {
+                    let outcome =
+                        tokio::time::timeout_at(deadline, run)
+                            .await
+                            .unwrap_or_else(|_| {
+                                ProbeOutcome::down(format!("timed out after {timeout:?}"))
+                            });
+                    (probe, outcome)
+                });
+            }
+            Action::SetGlobal(global) => self.plane.set_global(&global),
+            Action::SetSyncRole(role) => {
+                self.plane.set_sync_role(match role {
+                    SyncRole::Master => halb_ipvs::SyncState::Master,
+                    SyncRole::Backup => halb_ipvs::SyncState::Backup,
+                });
+            }
+            Action::Apply { table, reason } => {
+                let report = self.plane.apply(&table);
+                match reason {
+                    ApplyReason::Reload => {
+                        let r = self.reload_report.get_or_insert_with(ApplyReport::default);
+                        r.errors.extend(report.errors);
+                        r.warnings.extend(report.warnings);
+                    }
+                    ApplyReason::Health | ApplyReason::SyncRole => {
+                        let what = if reason == ApplyReason::Health {
+                            "applying health changes"
+                        } else {
+                            "switching the sync daemon"
+                        };
+                        for e in report.errors.iter().chain(&report.warnings) {
+                            tracing::error!("{what}: {e}");
+                        }
+                    }
+                }
+            }
+            Action::SetPriorityDelta { instance, delta } => {
+                if let Some(v) = &self.vrrp {
+                    v.handle.set_priority_delta(&instance, delta);
+                }
+            }
+            Action::SetFault {
+                instance,
+                key,
+                faulty,
+            } => {
+                if let Some(v) = &self.vrrp {
+                    v.handle.set_fault(&instance, &key, faulty);
+                }
+            }
+            Action::ReloadVrrp(config) => {
+                let result = match &mut self.vrrp {
+                    Some(v) => v.reload(&config),
+                    None => vrrp::Running::start(&config).map(|r| {
+                        if let Some((running, events)) = r {
+                            self.vrrp = Some(running);
+                            self.vrrp_events = Some(events);
+                        }
+                    }),
+                };
+                if let Err(e) = &result {
+                    tracing::error!("VRRP reload: {e:#}");
+                }
+                self.vrrp_reloaded = Some(result.is_ok());
+            }
+            Action::Alert(a) => self.sender.submit(a),
+            Action::RunHook { argv, event } => self.run_hook(argv, event),
+        }
+    }
+
+    /// A VRRP notify hook, as keepalived runs it (no shell, stdin from
+    /// /dev/null); its exit status is logged.
+    fn run_hook(&mut self, argv: Vec<String>, event: String) {
+        let Some((prog, args)) = argv.split_first() else {
+            return;
+        };
+        let spawned = tokio::process::Command::new(prog)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .spawn();
+        let prog = prog.clone();
+        match spawned {
+            Ok(mut child) => {
+                self.hooks.spawn(async move {
+                    match child.wait().await {
+                        Ok(st) if st.success() => {
+                            tracing::info!(hook = %prog, %event, "notify hook exited 0")
+                        }
+                        Ok(st) => tracing::warn!(hook = %prog, %event, "notify hook failed: {st}"),
+                        Err(e) => tracing::warn!(hook = %prog, %event, "notify hook: {e}"),
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::error!(hook = %prog, %event, error = %e, "notify hook did not start")
+            }
+        }
+    }
+
     fn status(&self) -> Status {
         Status {
             version: env!("CARGO_PKG_VERSION").to_string(),
@@ -72,8 +184,8 @@ impl Daemon {
             },
             uptime_secs: self.started.elapsed().as_secs(),
             services: self.plane.stats(),
-            health: self.checks.report(&self.config),
-            health_transitions: self.checks.transitions(),
+            health: self.director.health_report(),
+            health_transitions: self.director.transitions(),
             alerts: self.sender.stats(),
             vrrp: self
                 .vrrp
@@ -83,101 +195,19 @@ impl Daemon {
         }
     }
 
-    /// Engine events: log each transition, and re-apply the effective
-    /// table when health changed (a diff: established connections stay).
-    fn on_health(&mut self, events: Vec<Event>) {
-        let mut reapply = false;
-        let now = Instant::now();
-        for ev in events {
-            let (changes, changed) = self.checks.on_event(ev);
-            reapply |= changed;
-            for c in changes {
-                let name = self
-                    .config
-                    .services
-                    .iter()
-                    .find(|s| s.key() == c.service)
-                    .map_or_else(|| c.service.to_string(), |s| s.name.clone());
-                let state = |h: Health| match h {
-                    Health::Up => State::Up,
-                    Health::Down => State::Down,
-                };
-                let t = Transition {
-                    service: name.clone(),
-                    real: c.real,
-                    from: state(c.from),
-                    to: state(c.to),
-                    reason: c.reason.clone(),
-                };
-                for action in self.alerts.on_transition(t, now) {
-                    self.sender.submit(action);
-                }
-                self.alert_timer.notify_one();
-                match c.to {
-                    Health::Up => tracing::info!(
-                        "health: {name}: real server {} is up ({}; was {})",
-                        c.real,
-                        c.reason,
-                        c.from
-                    ),
-                    Health::Down => tracing::warn!(
-                        "health: {name}: real server {} is down ({}; was {})",
-                        c.real,
-                        c.reason,
-                        c.from
-                    ),
-                }
-            }
-        }
-        if reapply {
-            let report = self.plane.apply(&self.checks.effective(&self.config));
-            for e in report.errors.iter().chain(&report.warnings) {
-                tracing::error!("applying health changes: {e}");
-            }
-        }
-        self.track_services();
-    }
-
-    /// `[global.ipvs.sync_daemon] vrrp_instance`: the sync daemon is
-    /// master while that instance is master, backup otherwise (as
-    /// keepalived's `lvs_sync_daemon`), so the director that takes over
-    /// already knows the connections.
-    fn follow_sync(&mut self, roles: &std::collections::HashMap<String, halb_vrrp::State>) {
-        let Some(name) = self
-            .config
-            .global
-            .ipvs
-            .sync_daemon
-            .as_ref()
-            .and_then(|d| d.follow.clone())
-        else {
-            return;
-        };
-        let role = match roles.get(&name) {
-            Some(halb_vrrp::State::Master) => halb_ipvs::SyncState::Master,
-            _ => halb_ipvs::SyncState::Backup,
-        };
-        if self.plane.set_sync_role(role) {
-            tracing::info!(
-                "ipvs: VRRP instance {name} is {:?}: sync daemon becomes {role:?}",
-                roles.get(&name)
-            );
-            let report = self.plane.apply(&self.checks.effective(&self.config));
-            for e in report.errors.iter().chain(&report.warnings) {
-                tracing::error!("switching the sync daemon: {e}");
-            }
+    fn handle(&mut self, req: Request) -> Response {
+        match req {
+            Request::Status => Response::Status(self.status()),
+            Request::Connections => Response::Connections {
+                connections: self.plane.connections(),
+            },
+            Request::Reload => self.reload(),
         }
     }
 
-    /// VRRP `track_service`: priorities follow the services' health.
-    fn track_services(&self) {
-        if let Some(v) = &self.vrrp {
-            vrrp::apply_track_service(&self.config, &self.checks.report(&self.config), &v.deltas);
-        }
-    }
-
-    /// Re-read the config and apply it as a diff. A config that does not
-    /// validate changes nothing.
+    /// Re-read the config and hand it to the director, which plans the
+    /// change; carry it out. A config that does not validate changes
+    /// nothing.
     fn reload(&mut self) -> Response {
         let new = match &mut self.source {
             Source::File(path, loader) => match loader.load(path) {
@@ -201,53 +231,23 @@ impl Daemon {
                 }
             }
         };
-        if new.global.control_socket != self.config.global.control_socket
-            || new.global.workers != self.config.global.workers
-            || new.global.check_concurrency != self.config.global.check_concurrency
-        {
+        let instances = new.vrrp_instances.len();
+        let plan = self.director.handle_config(new, Instant::now());
+        if !plan.at_restart.is_empty() {
             tracing::warn!(
-                "control_socket, workers and check_concurrency changes take effect at the next restart"
+                "{} changes take effect at the next restart",
+                plan.at_restart.join(", ")
             );
         }
-        let old_table = self.config.to_table();
-        let new_table = new.to_table();
-        let mut changes = diff::describe(&old_table, &new_table);
-        if let Some(c) = health::describe_changes(&self.config, &new) {
-            changes.push(c);
-        }
-        if self.config.alerts != new.alerts {
-            changes.push("alerts: changed".to_owned());
-        }
-        let set = self.checks.set(&new);
-        self.check_set.send_replace(set);
-        self.set_alerts(&new, DaemonStatus::Reloading);
-        if new.global.ipvs != self.config.global.ipvs {
-            changes.push("[global.ipvs] changed".into());
-        }
-        self.plane.set_global(&new.global);
-        let report = self.plane.apply(&self.checks.effective(&new));
+        self.reload_report = None;
+        self.vrrp_reloaded = None;
+        self.drain();
         self.verify_due = true;
-        let roles = self.roles.borrow().clone();
-        // VRRP is touched only when its config changed: a reload would
-        // restart the trackers (and their rise/fall counts).
-        if new.vrrp_instances != self.config.vrrp_instances
-            || new.vrrp_sync_groups != self.config.vrrp_sync_groups
-        {
-            let vrrp_result = match &mut self.vrrp {
-                Some(v) => v.reload(&new),
-                None => vrrp::Running::start(&new, &self.roles).map(|r| self.vrrp = r),
-            };
-            match vrrp_result {
-                Err(e) => tracing::error!("VRRP reload: {e:#}"),
-                Ok(()) => changes.push(format!(
-                    "VRRP: {} instance(s) applied",
-                    new.vrrp_instances.len()
-                )),
-            }
+        let report = self.reload_report.take().unwrap_or_default();
+        let mut changes = plan.changes;
+        if self.vrrp_reloaded.take() == Some(true) {
+            changes.push(format!("VRRP: {instances} instance(s) applied"));
         }
-        self.config = new;
-        self.follow_sync(&roles);
-        self.track_services();
         log_changes(&changes);
         for w in &report.warnings {
             tracing::error!("reload: {w}");
@@ -271,61 +271,6 @@ impl Daemon {
         }
     }
 
-    /// Shutdown: the alert status becomes `stopping` and every real server
-    /// that is up gets a down alert ("halb is stopping"): it leaves the
-    /// table with this daemon (ldirectord mails the removals too).
-    fn stopping(&mut self) {
-        let now = Instant::now();
-        self.alerts.set_status(DaemonStatus::Stopping, None);
-        for r in self.checks.report(&self.config) {
-            if r.health != crate::control::HealthState::Up {
-                continue;
-            }
-            let t = Transition {
-                service: r.service,
-                real: r.real,
-                from: State::Up,
-                to: State::Down,
-                reason: "halb is stopping".to_owned(),
-            };
-            for action in self.alerts.on_transition(t, now) {
-                self.sender.submit(action);
-            }
-        }
-    }
-
-    /// Gives the alert policy `config`'s settings; `status` lasts for the
-    /// first probe round.
-    fn set_alerts(&mut self, config: &Config, status: DaemonStatus) {
-        let now = Instant::now();
-        self.alerts.set_specs(config.alerts.iter().cloned(), now);
-        // Built only when some real server is down (a reload of 100,000
-        // real servers should not hash them all for nothing).
-        let mut present: Option<std::collections::HashSet<(&str, SocketAddr)>> = None;
-        self.alerts.retain(|s, r| {
-            present
-                .get_or_insert_with(|| {
-                    config
-                        .services
-                        .iter()
-                        .flat_map(|s| s.reals.iter().map(move |r| (s.name.as_str(), r.addr)))
-                        .collect()
-                })
-                .contains(&(s, r))
-        });
-        self.alerts
-            .set_status(status, Some(now + first_round(config)));
-        self.alert_timer.notify_one();
-    }
-
-    /// Repeats due now; returns the next deadline.
-    fn on_alert_timeout(&mut self) -> Option<Instant> {
-        for action in self.alerts.on_timeout(Instant::now()) {
-            self.sender.submit(action);
-        }
-        self.alerts.poll_timeout()
-    }
-
     /// What follows an answer: after a reload, the data planes' check of
     /// the kernel's table against what halb applied (a read of the whole
     /// IPVS table, which the reload's answer does not wait for; it puts
@@ -340,15 +285,43 @@ impl Daemon {
         }
     }
 
-    fn handle(&mut self, req: Request) -> Response {
-        match req {
-            Request::Status => Response::Status(self.status()),
-            Request::Connections => Response::Connections {
-                connections: self.plane.connections(),
-            },
-            Request::Reload => self.reload(),
+    /// keepalived's SIGUSR1 (data) and SIGUSR2 (stats) dumps: the state
+    /// as `halb list --json` shows it, written next to the control socket.
+    fn dump(&self, socket: &Path, stats: bool) {
+        let name = if stats { "halb.stats" } else { "halb.data" };
+        let path = socket.with_file_name(name);
+        let status = self.status();
+        let body = if stats {
+            serde_json::to_vec_pretty(&(&status.services, &status.alerts, &status.vrrp))
+        } else {
+            serde_json::to_vec_pretty(&status)
+        };
+        let written = body
+            .map_err(std::io::Error::other)
+            .and_then(|b| write_private(&path, &b));
+        match written {
+            Ok(()) => tracing::info!("{} written to {}", name, path.display()),
+            Err(e) => tracing::warn!("writing {}: {e}", path.display()),
         }
     }
+}
+
+/// Writes `body` to `path` (mode 0600) through a new file renamed over
+/// it, so a reader never sees half a dump and a symlink is never
+/// followed.
+fn write_private(path: &Path, body: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(body)?;
+    f.write_all(b"\n")?;
+    std::fs::rename(&tmp, path)
 }
 
 /// Each change of a reload at info level, the first [`LOGGED_CHANGES`] of
@@ -407,6 +380,16 @@ pub fn run_file(path: &Path, socket: Option<PathBuf>) -> anyhow::Result<ExitCode
     )
 }
 
+/// The next VRRP event, or never when VRRP is not running.
+async fn next_event(
+    events: &mut Option<mpsc::UnboundedReceiver<halb_vrrp_net::Event>>,
+) -> Option<halb_vrrp_net::Event> {
+    match events {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Run the daemon until SIGINT or SIGTERM. `ready` is called once the
 /// table is applied and the control socket listens.
 pub fn run(
@@ -424,6 +407,15 @@ pub fn run(
         .build()
         .context("starting the control runtime")?;
     rt.block_on(async move {
+        // Signals first: from here on none of those a keepalived or
+        // HAProxy user sends ends the daemon without releasing its VIPs
+        // and its control socket.
+        let mut hup = signal(SignalKind::hangup())?;
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut usr1 = signal(SignalKind::user_defined1())?;
+        let mut usr2 = signal(SignalKind::user_defined2())?;
+        let mut alrm = signal(SignalKind::alarm())?;
         let socket_path = config.global.control_socket.clone();
         let proxy = ProxyDataPlane::new(ProxyOptions {
             workers: config.global.workers,
@@ -431,11 +423,12 @@ pub fn run(
         })
         .context("starting the userspace data plane")?;
         let mut plane = planes::Planes::new(proxy, &config.global);
-        let mut checks = Checks::new();
-        let results = checks.results();
-        let check_set = checks.set(&config);
-        let nchecks = check_set.len();
-        let table = checks.effective(&config);
+        // After the data plane raised RLIMIT_NOFILE.
+        let check_cap = check_concurrency(config.global.check_concurrency);
+        let nchecks = config.checks.len();
+        let nalerts = config.alerts.len();
+        let director = Director::new(config, check_cap, Instant::now());
+        let table = director.table();
         let report = plane.apply(&table);
         if !report.is_ok() {
             for e in &report.errors {
@@ -458,93 +451,46 @@ pub fn run(
             None => None,
         };
         let nservices = table.services.len();
-        let (roles, mut roles_rx) = watch::channel(std::collections::HashMap::new());
-        let vrrp = vrrp::Running::start(&config, &roles).context("starting VRRP")?;
-        let check_cap = check_concurrency(config.global.check_concurrency);
-        let (set_tx, set_rx) = watch::channel(check_set);
+        let (vrrp, vrrp_events) = match vrrp::Running::start(director.config())
+            .context("starting VRRP")?
+        {
+            Some((r, e)) => (Some(r), Some(e)),
+            None => (None, None),
+        };
         let (sender, sender_task) =
             halb_alert::Sender::spawn(ALERT_QUEUE, halb_alert::director_name());
-        let alert_timer = Arc::new(tokio::sync::Notify::new());
-        let mut d = Daemon {
+        let mut shell = Shell {
             source,
-            config,
+            director,
             plane,
             started: Instant::now(),
-            checks,
-            check_set: set_tx,
-            alerts: Policy::new(),
             sender,
-            alert_timer: alert_timer.clone(),
             vrrp,
-            roles,
+            vrrp_events,
+            probes: JoinSet::new(),
+            prober: Arc::new(NetProber),
+            hooks: JoinSet::new(),
             verify_due: false,
+            reload_report: None,
+            vrrp_reloaded: None,
         };
-        let initial = d.config.clone();
-        d.set_alerts(&initial, DaemonStatus::Starting);
-        let nalerts = initial.alerts.len();
-        let daemon = Arc::new(Mutex::new(d));
-        // track_service from the start: a real server that is down from
-        // the start never makes a health transition, so waiting for one
-        // would leave the priority untouched while all back ends are dead.
-        if let Ok(d) = daemon.lock() {
-            d.track_services();
-        }
-        let health_task = spawn_health(daemon.clone(), set_rx, results, check_cap);
-        let follow = daemon.clone();
-        let roles_task = tokio::spawn(async move {
-            while roles_rx.changed().await.is_ok() {
-                let roles = roles_rx.borrow_and_update().clone();
-                match follow.lock() {
-                    Ok(mut d) => d.follow_sync(&roles),
-                    Err(_) => return,
-                }
-            }
-        });
-        let timer_task = spawn_alert_timer(daemon.clone(), alert_timer);
+        shell.director.handle_start(Instant::now());
         tracing::info!(
             "halb {} running: {nservices} virtual service(s), {nchecks} health check(s) \
              (at most {check_cap} probes at once), alerts for {nalerts} service(s), control socket {}",
             env!("CARGO_PKG_VERSION"),
             socket_path.display()
         );
-        ready();
 
-        let http_task = http_listener.map(|l| {
-            let d = daemon.clone();
-            let handler: http::Handler = Arc::new(move |req| match d.lock() {
-                Ok(mut d) => {
-                    let r = d.handle(req);
-                    d.after_reply();
-                    r
-                }
-                Err(_) => Response::Error {
-                    message: "daemon state is poisoned".into(),
-                },
-            });
-            tokio::spawn(http::serve(l, handler))
-        });
-
-        let served = daemon.clone();
+        let (control_tx, mut control_rx) = mpsc::channel::<Msg>(CONTROL_QUEUE);
+        let asker = Asker(control_tx);
+        let http_task = http_listener.map(|l| tokio::spawn(http::serve(l, asker.clone())));
+        let served = asker.clone();
         let control_task = tokio::spawn(async move {
             loop {
                 match listener.accept().await {
                     Ok((stream, _)) => {
-                        let d = served.clone();
-                        let after = served.clone();
-                        tokio::spawn(control::serve_one(
-                            stream,
-                            move |req| match d.lock() {
-                                Ok(mut d) => d.handle(req),
-                                Err(_) => Response::Error {
-                                    message: "daemon state is poisoned".into(),
-                                },
-                            },
-                            move || {
-                                if let Ok(mut d) = after.lock() {
-                                    d.after_reply();
-                                }
-                            },
-                        ));
+                        tokio::spawn(control::serve_one(stream, served.clone()));
                     }
                     Err(e) => {
                         tracing::warn!("control socket accept: {e}");
@@ -553,69 +499,117 @@ pub fn run(
                 }
             }
         });
+        drop(asker);
+        ready();
 
-        let mut hup = signal(SignalKind::hangup())?;
-        let mut term = signal(SignalKind::terminate())?;
-        let mut int = signal(SignalKind::interrupt())?;
         loop {
-            tokio::select! {
-                _ = hup.recv() => {
-                    tracing::info!("SIGHUP: reloading");
-                    if let Ok(mut d) = daemon.lock() {
-                        d.reload();
-                        d.after_reply();
-                    }
+            shell.drain();
+            let wake = shell.director.poll_timeout();
+            let timer = async {
+                match wake {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
                 }
+            };
+            tokio::select! {
+                biased;
                 _ = term.recv() => { tracing::info!("SIGTERM: stopping"); break; }
                 _ = int.recv() => { tracing::info!("interrupted: stopping"); break; }
+                _ = hup.recv() => {
+                    tracing::info!("SIGHUP: reloading");
+                    shell.reload();
+                    shell.after_reply();
+                }
+                _ = usr1.recv() => shell.dump(&socket_path, false),
+                _ = usr2.recv() => shell.dump(&socket_path, true),
+                _ = alrm.recv() => tracing::debug!("SIGALRM: ignored"),
+                Some(msg) = control_rx.recv() => match msg {
+                    Msg::Ask(req, reply) => {
+                        let _ = reply.send(shell.handle(req));
+                    }
+                    Msg::Answered => shell.after_reply(),
+                },
+                Some(done) = shell.probes.join_next(), if !shell.probes.is_empty() => {
+                    // Results ready together are fed together, before the
+                    // director is polled again (one table for all).
+                    let now = Instant::now();
+                    if let Ok((probe, outcome)) = done {
+                        shell.director.handle_probe_result(probe, outcome, now);
+                    }
+                    while let Some(done) = shell.probes.try_join_next() {
+                        if let Ok((probe, outcome)) = done {
+                            shell.director.handle_probe_result(probe, outcome, now);
+                        }
+                    }
+                }
+                Some(ev) = next_event(&mut shell.vrrp_events) => {
+                    shell.director.handle_vrrp_event(vrrp::event(ev), Instant::now());
+                }
+                Some(_) = shell.hooks.join_next(), if !shell.hooks.is_empty() => {}
+                () = timer => shell.director.handle_timeout(Instant::now()),
             }
         }
         control_task.abort();
-        roles_task.abort();
-        timer_task.abort();
-        for t in health_task {
-            t.abort();
-        }
         if let Some(t) = http_task {
             t.abort();
         }
         let _ = std::fs::remove_file(&socket_path);
+        shell.probes.abort_all();
         // VRRP releases first (priority-0 advert, VIPs removed) so the
-        // backup takes over while our listeners close.
-        let running = daemon.lock().ok().and_then(|mut d| d.vrrp.take());
-        if let Some(v) = running {
-            v.stop().await;
+        // backup takes over while our listeners close; its last state
+        // changes still run their hooks.
+        if let Some(v) = shell.vrrp.take() {
+            let mut events = shell.vrrp_events.take();
+            let stop = v.stop();
+            tokio::pin!(stop);
+            loop {
+                tokio::select! {
+                    () = &mut stop => break,
+                    Some(ev) = next_event(&mut events) => {
+                        shell.director.handle_vrrp_event(vrrp::event(ev), Instant::now());
+                        shell.drain();
+                    }
+                }
+            }
+            if let Some(rx) = events.as_mut() {
+                while let Ok(ev) = rx.try_recv() {
+                    shell.director.handle_vrrp_event(vrrp::event(ev), Instant::now());
+                }
+            }
         }
         // The `stopping` alerts go out before the exit, bounded, and after
         // VRRP released: a slow mail server must not delay the failover.
-        let sender = match daemon.lock() {
-            Ok(mut d) => {
-                d.stopping();
-                Some(d.sender.clone())
+        shell.director.handle_stop(Instant::now());
+        while let Some(action) = shell.director.poll_action() {
+            match action {
+                Action::Alert(_) | Action::RunHook { .. } => shell.execute(action),
+                _ => {}
             }
-            Err(_) => None,
-        };
-        if let Some(sender) = sender {
-            let mut sender_task = sender_task;
-            let drained = tokio::time::timeout(ALERT_DRAIN, async {
-                sender.close().await;
-                (&mut sender_task).await
-            });
-            if drained.await.is_err() {
-                tracing::warn!(
-                    "alerts: not all sent within {}s of stopping; giving up",
-                    ALERT_DRAIN.as_secs()
-                );
-                sender_task.abort();
-            }
-        } else {
+        }
+        let mut sender_task = sender_task;
+        let sender = shell.sender.clone();
+        let drained = tokio::time::timeout(ALERT_DRAIN, async {
+            sender.close().await;
+            (&mut sender_task).await
+        });
+        if drained.await.is_err() {
+            tracing::warn!(
+                "alerts: not all sent within {}s of stopping; giving up",
+                ALERT_DRAIN.as_secs()
+            );
             sender_task.abort();
         }
+        // Hooks keep running after the exit, as keepalived's do.
+        shell.hooks.detach_all();
         // Dropping the data plane closes its listeners and stops its workers.
-        drop(daemon);
+        drop(shell);
         Ok(ExitCode::SUCCESS)
     })
 }
+
+/// Control requests waiting for the daemon's task at most (the clients
+/// beyond wait in the socket's backlog).
+const CONTROL_QUEUE: usize = 64;
 
 /// How long shutdown waits for the alert sender to deliver what is queued
 /// (the `stopping` alerts among them).
@@ -624,31 +618,6 @@ const ALERT_DRAIN: Duration = Duration::from_secs(5);
 /// Alerts waiting in the sender's queue at most (beyond them: dropped and
 /// counted).
 const ALERT_QUEUE: usize = 1024;
-
-/// Sleeps until the alert policy's next deadline (repeats, end of
-/// `starting`/`reloading`), woken early when the daemon changed it.
-fn spawn_alert_timer(
-    daemon: Arc<Mutex<Daemon>>,
-    wake: Arc<tokio::sync::Notify>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            let next = match daemon.lock() {
-                Ok(mut d) => d.on_alert_timeout(),
-                Err(_) => return,
-            };
-            match next {
-                Some(t) => {
-                    tokio::select! {
-                        _ = tokio::time::sleep_until(t.into()) => {}
-                        _ = wake.notified() => {}
-                    }
-                }
-                None => wake.notified().await,
-            }
-        }
-    })
-}
 
 /// What `halb reload` answers: the changes, the first ten of them when
 /// there are more (each one is in the log).
@@ -685,49 +654,6 @@ fn check_concurrency(configured: usize) -> usize {
     usize::try_from(soft / 2)
         .unwrap_or(usize::MAX)
         .clamp(16, DEFAULT_CHECK_CONCURRENCY)
-}
-
-/// Runs the check engine on this runtime: forwards each new check set to
-/// it, and feeds its events to the daemon (batched: one re-apply for the
-/// transitions that arrive together).
-fn spawn_health(
-    daemon: Arc<Mutex<Daemon>>,
-    mut sets: watch::Receiver<Vec<(CheckId, CheckSpec)>>,
-    results: crate::health::LastResults,
-    max_in_flight: usize,
-) -> [tokio::task::JoinHandle<()>; 3] {
-    let (updates_tx, updates_rx) = mpsc::channel(4);
-    let (events_tx, mut events_rx) = mpsc::unbounded_channel();
-    let forward = tokio::spawn(async move {
-        loop {
-            let set = sets.borrow_and_update().clone();
-            if updates_tx.send(set).await.is_err() || sets.changed().await.is_err() {
-                return;
-            }
-        }
-    });
-    let prober = Arc::new(crate::health::Recording {
-        inner: NetProber,
-        results,
-    });
-    let engine = tokio::spawn(async move {
-        let mut engine = Engine::new();
-        engine.set_max_in_flight(Some(max_in_flight));
-        halb_health::drive(engine, prober, updates_rx, events_tx).await;
-    });
-    let events = tokio::spawn(async move {
-        while let Some(ev) = events_rx.recv().await {
-            let mut batch = vec![ev];
-            while let Ok(ev) = events_rx.try_recv() {
-                batch.push(ev);
-            }
-            match daemon.lock() {
-                Ok(mut d) => d.on_health(batch),
-                Err(_) => return,
-            }
-        }
-    });
-    [forward, engine, events]
 }
 
 #[cfg(test)]

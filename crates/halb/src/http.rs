@@ -3,7 +3,7 @@
 //! socket serves; it changes nothing. Off unless `[global] http_listen` is
 //! set (the demo sets it to 127.0.0.1:9090).
 
-use crate::control::{Request as ControlRequest, Response as ControlResponse};
+use crate::control::{Asker, Request as ControlRequest, Response as ControlResponse};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::server::conn::http1;
@@ -11,14 +11,10 @@ use hyper::service::service_fn;
 use hyper::{header, Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
-use std::sync::Arc;
 
 const DASHBOARD: &str = include_str!("dashboard.html");
 
-/// Answers a control request; the daemon passes its own handler.
-pub type Handler = Arc<dyn Fn(ControlRequest) -> ControlResponse + Send + Sync>;
-
-pub async fn serve(listener: tokio::net::TcpListener, handler: Handler) {
+pub async fn serve(listener: tokio::net::TcpListener, handler: Asker) {
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(s) => s,
@@ -32,7 +28,7 @@ pub async fn serve(listener: tokio::net::TcpListener, handler: Handler) {
         tokio::spawn(async move {
             let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
                 let handler = handler.clone();
-                async move { Ok::<_, Infallible>(route(&req, &handler)) }
+                async move { Ok::<_, Infallible>(route(&req, &handler).await) }
             });
             let _ = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), svc)
@@ -41,14 +37,14 @@ pub async fn serve(listener: tokio::net::TcpListener, handler: Handler) {
     }
 }
 
-fn route(req: &Request<hyper::body::Incoming>, handler: &Handler) -> Response<Full<Bytes>> {
+async fn route(req: &Request<hyper::body::Incoming>, handler: &Asker) -> Response<Full<Bytes>> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "read-only: GET only\n");
     }
     match req.uri().path() {
         "/" | "/index.html" => reply(StatusCode::OK, "text/html; charset=utf-8", DASHBOARD.into()),
-        "/api/v1/status" => json(handler(ControlRequest::Status)),
-        "/api/v1/connections" => json(handler(ControlRequest::Connections)),
+        "/api/v1/status" => json(handler.ask(ControlRequest::Status).await),
+        "/api/v1/connections" => json(handler.ask(ControlRequest::Connections).await),
         _ => text(
             StatusCode::NOT_FOUND,
             "not found; try / or /api/v1/status\n",

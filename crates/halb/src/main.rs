@@ -11,8 +11,6 @@ mod cli;
 mod control;
 mod daemon;
 mod demo;
-mod diff;
-mod health;
 mod http;
 mod list;
 mod planes;

@@ -857,6 +857,7 @@ impl Cx<'_> {
                     args: args.clone(),
                     service: listen.filter(|l| l.port() != 0 || !l.ip().is_unspecified()),
                     dynamic_weight: m.dynamic_weight.unwrap_or(false),
+                    pass_addresses: true,
                 }),
                 None => {
                     if let Some(k) = &m.kind {

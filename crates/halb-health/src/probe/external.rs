@@ -35,18 +35,21 @@ pub async fn probe(target: std::net::SocketAddr, spec: &ExternalSpec) -> ProbeOu
     let mut command = std::process::Command::new(&spec.program);
     command.args(&spec.args);
     // ldirectord's order: VIP VPORT RIP RPORT.
-    if let Some(vs) = spec.service {
+    if let (Some(vs), true) = (spec.service, spec.pass_addresses) {
         command
             .arg(vs.ip().to_string())
             .arg(vs.port().to_string())
             .env("HALB_VIP", vs.ip().to_string())
             .env("HALB_VPORT", vs.port().to_string());
     }
+    if spec.pass_addresses {
+        command
+            .arg(target.ip().to_string())
+            .arg(target.port().to_string())
+            .env("HALB_RIP", target.ip().to_string())
+            .env("HALB_RPORT", target.port().to_string());
+    }
     command
-        .arg(target.ip().to_string())
-        .arg(target.port().to_string())
-        .env("HALB_RIP", target.ip().to_string())
-        .env("HALB_RPORT", target.port().to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

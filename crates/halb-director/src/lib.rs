@@ -1,0 +1,653 @@
+//! The director core, sans-IO: every decision the daemon makes between
+//! its subsystems, as one state machine.
+//!
+//! It owns the running [`Config`], the health engine (the one place a
+//! check's state lives), the alert policy, VRRP tracking (priority deltas
+//! and faults from service health, `track_script` and `track_ping`, which
+//! are checks of the health engine like any other), which role the IPVS
+//! sync daemon follows, and the *effective table*: the config's table with
+//! health applied, the one each data plane gets.
+//!
+//! No tokio, no sockets, no clock. It follows the workspace's one
+//! convention for sans-IO cores:
+//!
+//! ```text
+//! director.handle_*(…, now)           // an input: a probe result, a VRRP state change,
+//!                                     // a new config, a timer, an operator command
+//! while let Some(a) = director.poll_action() { /* the shell carries it out */ }
+//! sleep until director.poll_timeout(), then director.handle_timeout(now)
+//! ```
+//!
+//! The shell (the `halb` binary) runs probes, applies tables, talks to
+//! the VRRP thread, runs hooks and sends alerts; it decides nothing. In
+//! debug builds every input ends with [`Director::check_invariants`].
+
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod checks;
+pub mod diff;
+pub mod hooks;
+pub mod status;
+pub mod tracking;
+
+pub use checks::{CheckIndex, Owner};
+pub use hooks::{hooks_for, VrrpEvent};
+pub use status::{describe, HealthState, RealHealth};
+
+use halb_alert::{DaemonStatus, Policy, State as AlertState, Transition};
+use halb_config::{Config, Global, SyncRole};
+use halb_health::{CheckId, CheckSpec, Engine, Health, ProbeId, ProbeOutcome};
+use halb_table::{OnDown, ServiceKey, Table};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Why a table is applied (the shell prefixes its log lines with it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApplyReason {
+    /// Health changed (a transition or a dynamic weight).
+    Health,
+    /// A reload: the answer to `halb reload` reports this apply.
+    Reload,
+    /// The IPVS sync daemon follows a VRRP instance's new role.
+    SyncRole,
+}
+
+/// What the director asks of its shell, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Run this probe and report with [`Director::handle_probe_result`].
+    /// The engine fails it by itself at `spec.timing.timeout`.
+    StartProbe {
+        probe: ProbeId,
+        spec: Arc<CheckSpec>,
+    },
+    /// The data planes take `[global]` (IPVS options, sync daemon).
+    SetGlobal(Box<Global>),
+    /// The IPVS sync daemon follows a VRRP instance: its new role, in
+    /// force from the next apply.
+    SetSyncRole(SyncRole),
+    /// Apply this table to the data planes (as a diff).
+    Apply { table: Table, reason: ApplyReason },
+    /// VRRP tracking: `instance`'s priority is its configured one plus
+    /// `delta`.
+    SetPriorityDelta { instance: String, delta: i32 },
+    /// VRRP tracking: the fault `key` of `instance` is set or cleared.
+    SetFault {
+        instance: String,
+        key: String,
+        faulty: bool,
+    },
+    /// VRRP's config changed: (re)start VRRP with this config's
+    /// instances (none: stop it). Tracking is sent again after it.
+    ReloadVrrp(Arc<Config>),
+    /// Send an alert.
+    Alert(halb_alert::Action),
+    /// Run a VRRP notify hook (program and arguments); its result is
+    /// logged.
+    RunHook { argv: Vec<String>, event: String },
+}
+
+/// An operator's runtime command. None yet: the operations issue adds
+/// drain, weight, standby and takeover here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {}
+
+/// What a reload changes, decided by the director before anything is
+/// applied: the answer to `halb reload` and its log come from this.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReloadPlan {
+    /// One line per change ("s80: real server 127.0.0.1:1 weight 1 -> 5").
+    pub changes: Vec<String>,
+    /// Settings that changed but only take effect at the next restart.
+    pub at_restart: Vec<&'static str>,
+    /// VRRP instances or sync groups changed: the shell restarts VRRP
+    /// ([`Action::ReloadVrrp`] is queued).
+    pub vrrp: bool,
+}
+
+/// The daemon's brain. See the crate documentation.
+#[derive(Debug)]
+pub struct Director {
+    config: Arc<Config>,
+    engine: Engine,
+    index: CheckIndex,
+    alerts: Policy,
+    tracking: tracking::Tracking,
+    /// Every VRRP instance's latest state.
+    roles: BTreeMap<String, halb_vrrp::State>,
+    /// The sync daemon's role as the followed VRRP instance set it.
+    sync_role: Option<SyncRole>,
+    actions: VecDeque<Action>,
+    /// A table is due (health or weights changed).
+    table_due: bool,
+    /// Tracking may have changed.
+    tracking_due: bool,
+    /// Real-server transitions since the start.
+    transitions: u64,
+    /// The alert policy's next deadline, kept after each change of the
+    /// policy (asking it is a scan of the real servers that are down).
+    alert_deadline: Option<Instant>,
+    /// The policy changed since `alert_deadline` was taken.
+    alerts_dirty: bool,
+    now: Instant,
+}
+
+/// How long `starting` and `reloading` last for `email_alert_status`: the
+/// first probe round of the slowest check (warmup + interval + timeout).
+pub fn first_round(config: &Config) -> Duration {
+    config
+        .checks
+        .iter()
+        .map(|c| c.spec.timing.warmup + c.spec.timing.interval + c.spec.timing.timeout)
+        .max()
+        .unwrap_or(Duration::ZERO)
+}
+
+/// The config's table with health applied — the table every data plane
+/// gets. `health(service, real)` is the state of a real server's check
+/// and the weight its dynamic check reported; `None`: unchecked (always
+/// up, configured weight). A Down real server gets weight 0 (`on_down =
+/// "quiescent"`) or leaves the table (`"remove"`).
+pub fn effective_table(
+    config: &Config,
+    health: impl Fn(ServiceKey, SocketAddr) -> Option<(Health, Option<u32>)>,
+) -> Table {
+    let mut table = config.to_table();
+    for vs in &mut table.services {
+        let key = vs.key();
+        let on_down = vs.on_down;
+        vs.reals.retain_mut(|r| match health(key, r.addr) {
+            None => true,
+            Some((Health::Up, weight)) => {
+                if let Some(w) = weight {
+                    r.weight = w;
+                }
+                true
+            }
+            Some((Health::Down, _)) => match on_down {
+                OnDown::Quiescent => {
+                    r.weight = 0;
+                    true
+                }
+                OnDown::Remove => false,
+            },
+        });
+    }
+    table
+}
+
+/// "health checks: 1 added, 2 changed" between two configs, if any.
+pub fn describe_check_changes(old: &Config, new: &Config) -> Option<String> {
+    let key = |c: &halb_config::RealCheck| (c.service, c.real);
+    let before: HashMap<_, _> = old.checks.iter().map(|c| (key(c), &c.spec)).collect();
+    let after: HashMap<_, _> = new.checks.iter().map(|c| (key(c), &c.spec)).collect();
+    let added = after.keys().filter(|k| !before.contains_key(*k)).count();
+    let removed = before.keys().filter(|k| !after.contains_key(*k)).count();
+    let changed = after
+        .iter()
+        .filter(|(k, s)| before.get(*k).is_some_and(|b| b != *s))
+        .count();
+    let parts: Vec<String> = [(added, "added"), (removed, "removed"), (changed, "changed")]
+        .into_iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect();
+    (!parts.is_empty()).then(|| format!("health checks: {}", parts.join(", ")))
+}
+
+impl Director {
+    /// A director for `config`, its checks at their initial state, at
+    /// most `max_in_flight` probes at once. Nothing is queued until
+    /// [`Director::handle_start`]: the shell applies [`Director::table`]
+    /// first, and refuses to start when that fails.
+    pub fn new(config: Config, max_in_flight: usize, now: Instant) -> Director {
+        let mut engine = Engine::new();
+        engine.set_max_in_flight(Some(max_in_flight));
+        let mut index = CheckIndex::default();
+        let set = index.set(&config);
+        engine.set_checks(set, now);
+        let d = Director {
+            config: Arc::new(config),
+            engine,
+            index,
+            alerts: Policy::new(),
+            tracking: tracking::Tracking::default(),
+            roles: BTreeMap::new(),
+            sync_role: None,
+            actions: VecDeque::new(),
+            table_due: false,
+            tracking_due: false,
+            transitions: 0,
+            alert_deadline: None,
+            alerts_dirty: false,
+            now,
+        };
+        d.debug_check();
+        d
+    }
+
+    /// The table was applied and VRRP started: alerts are `starting` for
+    /// the first probe round, probes begin, and tracking is sent from the
+    /// start (a real server down from the start never makes a transition,
+    /// so waiting for one would leave the priority untouched while every
+    /// back end is dead).
+    pub fn handle_start(&mut self, now: Instant) {
+        self.advance(now);
+        let config = self.config.clone();
+        self.set_alerts(&config, DaemonStatus::Starting);
+        self.tracking_due = true;
+        self.debug_check();
+    }
+
+    /// A probe the shell ran reported.
+    pub fn handle_probe_result(&mut self, probe: ProbeId, outcome: ProbeOutcome, now: Instant) {
+        self.advance(now);
+        self.engine.on_result(probe, outcome, now);
+        self.debug_check();
+    }
+
+    /// Time passed: probe deadlines, alert repeats, the end of
+    /// `starting`/`reloading`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.advance(now);
+        if std::mem::take(&mut self.alerts_dirty) {
+            self.alert_deadline = self.alerts.poll_timeout();
+        }
+        if self.alert_deadline.is_some_and(|t| t <= now) {
+            for a in self.alerts.on_timeout(now) {
+                self.actions.push_back(Action::Alert(a));
+            }
+            self.alerts_changed();
+        }
+        self.debug_check();
+    }
+
+    /// A VRRP instance changed state: its notify hooks run, and the IPVS
+    /// sync daemon follows it if configured so.
+    pub fn handle_vrrp_event(&mut self, ev: VrrpEvent, now: Instant) {
+        self.advance(now);
+        self.roles.insert(ev.instance.clone(), ev.state);
+        let what = format!("{} {}", ev.instance, hooks::word(ev.state));
+        for argv in hooks_for(&self.config, &ev) {
+            self.actions.push_back(Action::RunHook {
+                argv,
+                event: what.clone(),
+            });
+        }
+        if self.follow_sync() {
+            self.queue_table(ApplyReason::SyncRole);
+        }
+        self.debug_check();
+    }
+
+    /// A new, valid config (the shell read and validated it; a config
+    /// that does not validate never reaches the director, so a rejected
+    /// reload changes nothing). Returns what changes; the actions that
+    /// carry it out are queued.
+    pub fn handle_config(&mut self, new: Config, now: Instant) -> ReloadPlan {
+        self.advance(now);
+        let old = self.config.clone();
+        let mut plan = ReloadPlan::default();
+        if new.global.control_socket != old.global.control_socket {
+            plan.at_restart.push("control_socket");
+        }
+        if new.global.workers != old.global.workers {
+            plan.at_restart.push("workers");
+        }
+        if new.global.check_concurrency != old.global.check_concurrency {
+            plan.at_restart.push("check_concurrency");
+        }
+        plan.changes = diff::describe(&old.to_table(), &new.to_table());
+        if let Some(c) = describe_check_changes(&old, &new) {
+            plan.changes.push(c);
+        }
+        if old.alerts != new.alerts {
+            plan.changes.push("alerts: changed".to_owned());
+        }
+        if new.global.ipvs != old.global.ipvs {
+            plan.changes.push("[global.ipvs] changed".into());
+        }
+        // VRRP is touched only when its config changed: a restart of an
+        // instance re-runs its election.
+        plan.vrrp = new.vrrp_instances != old.vrrp_instances
+            || new.vrrp_sync_groups != old.vrrp_sync_groups;
+
+        let set = self.index.set(&new);
+        self.engine.set_checks(set, now);
+        self.set_alerts(&new, DaemonStatus::Reloading);
+        let new = Arc::new(new);
+        self.config = new.clone();
+        self.actions
+            .push_back(Action::SetGlobal(Box::new(new.global.clone())));
+        if !self.follows_sync() {
+            self.sync_role = None;
+        }
+        self.follow_sync();
+        self.queue_table(ApplyReason::Reload);
+        if plan.vrrp {
+            self.actions.push_back(Action::ReloadVrrp(new));
+            self.tracking.forget_sent();
+        }
+        self.tracking_due = true;
+        self.debug_check();
+        plan
+    }
+
+    /// The daemon stops: alerts are `stopping`, and every real server
+    /// that is up gets a down alert ("halb is stopping"): it leaves the
+    /// table with this daemon (ldirectord mails the removals too).
+    pub fn handle_stop(&mut self, now: Instant) {
+        self.advance(now);
+        self.alerts.set_status(DaemonStatus::Stopping, None);
+        for r in self.health_report() {
+            if r.health != HealthState::Up {
+                continue;
+            }
+            let t = Transition {
+                service: r.service,
+                real: r.real,
+                from: AlertState::Up,
+                to: AlertState::Down,
+                reason: "halb is stopping".to_owned(),
+            };
+            for a in self.alerts.on_transition(t, now) {
+                self.actions.push_back(Action::Alert(a));
+            }
+        }
+        self.alerts_changed();
+        self.debug_check();
+    }
+
+    /// An operator's command (none exist yet).
+    pub fn handle_command(&mut self, command: Command, _now: Instant) {
+        match command {}
+    }
+
+    /// The next thing for the shell to do.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        loop {
+            if let Some(a) = self.actions.pop_front() {
+                return Some(a);
+            }
+            if let Some(a) = self.engine.poll_action(self.now) {
+                match a {
+                    halb_health::Action::StartProbe { probe, spec } => {
+                        return Some(Action::StartProbe { probe, spec })
+                    }
+                    halb_health::Action::Transition {
+                        check,
+                        from,
+                        to,
+                        reason,
+                    } => self.on_transition(check, from, to, reason),
+                    halb_health::Action::Weight { check, .. } => {
+                        if matches!(self.index.owner(check), Some(Owner::Real { .. })) {
+                            self.table_due = true;
+                        }
+                    }
+                }
+                continue;
+            }
+            if std::mem::take(&mut self.table_due) {
+                return Some(Action::Apply {
+                    table: self.table(),
+                    reason: ApplyReason::Health,
+                });
+            }
+            if std::mem::take(&mut self.tracking_due) {
+                let desired = tracking::desired(&self.config, &self.index, &self.engine);
+                self.tracking.send(&self.config, desired, &mut self.actions);
+                if self.actions.is_empty() {
+                    return None;
+                }
+                continue;
+            }
+            return None;
+        }
+    }
+
+    /// When [`Director::handle_timeout`] is next due.
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        if !self.actions.is_empty() || self.table_due || self.tracking_due {
+            return Some(self.now);
+        }
+        if std::mem::take(&mut self.alerts_dirty) {
+            self.alert_deadline = self.alerts.poll_timeout();
+        }
+        [self.engine.poll_timeout(), self.alert_deadline]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// The running config.
+    pub fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+
+    /// The effective table now (see [`effective_table`]).
+    pub fn table(&self) -> Table {
+        effective_table(&self.config, |service, real| {
+            let (id, _) = self.index.real(service, real)?;
+            let st = self.engine.status(id)?;
+            Some((st.health, st.weight))
+        })
+    }
+
+    /// Real-server health transitions since the start.
+    pub fn transitions(&self) -> u64 {
+        self.transitions
+    }
+
+    /// Every VRRP instance's latest state.
+    pub fn roles(&self) -> &BTreeMap<String, halb_vrrp::State> {
+        &self.roles
+    }
+
+    /// Checks and distinct probes (after sharing) in the engine.
+    pub fn check_counts(&self) -> (usize, usize) {
+        (self.engine.checks(), self.engine.probes())
+    }
+
+    /// Health of every checked real server, in config order, from the
+    /// engine's own state.
+    pub fn health_report(&self) -> Vec<RealHealth> {
+        let mut out = Vec::new();
+        for vs in &self.config.services {
+            let key = vs.key();
+            for r in &vs.reals {
+                let Some((id, i)) = self.index.real(key, r.addr) else {
+                    continue;
+                };
+                let (Some(st), Some(check)) = (self.engine.status(id), self.config.checks.get(i))
+                else {
+                    continue;
+                };
+                out.push(RealHealth {
+                    service: vs.name.clone(),
+                    protocol: vs.protocol,
+                    listen: vs.listen,
+                    real: r.addr,
+                    health: st.health.into(),
+                    reason: st.last_reason.clone(),
+                    transitions: st.transitions,
+                    configured_weight: r.weight,
+                    dynamic_weight: st.weight,
+                    on_down: vs.on_down,
+                    check: describe(&check.spec),
+                });
+            }
+        }
+        out
+    }
+
+    /// Cross-indexed state agrees: every numbered check is in the engine,
+    /// every configured check is numbered, tracking only names configured
+    /// instances. Debug builds run it after every input.
+    pub fn check_invariants(&self) {
+        self.index.check_invariants();
+        assert_eq!(
+            self.index.len(),
+            self.engine.checks(),
+            "the index numbers exactly the engine's checks"
+        );
+        for id in self.index.ids() {
+            assert!(self.engine.status(id).is_some(), "{id:?} not in the engine");
+        }
+        for c in &self.config.checks {
+            assert!(
+                self.index.real(c.service, c.real).is_some(),
+                "check of {} unnumbered",
+                c.real
+            );
+        }
+        self.tracking.check_invariants(&self.config);
+        if self.sync_role.is_some() {
+            assert!(
+                self.follows_sync(),
+                "a sync role without a followed instance"
+            );
+        }
+    }
+
+    /// The alert policy changed: its next deadline may have moved.
+    fn alerts_changed(&mut self) {
+        self.alerts_dirty = true;
+    }
+
+    fn debug_check(&self) {
+        #[cfg(debug_assertions)]
+        self.check_invariants();
+    }
+
+    fn advance(&mut self, now: Instant) {
+        self.now = self.now.max(now);
+    }
+
+    fn queue_table(&mut self, reason: ApplyReason) {
+        self.table_due = false;
+        let table = self.table();
+        self.actions.push_back(Action::Apply { table, reason });
+    }
+
+    /// A check changed state: for a real server, log, alert and re-apply
+    /// the table; for a tracker, log; tracking follows either way.
+    fn on_transition(&mut self, check: CheckId, from: Health, to: Health, reason: String) {
+        self.tracking_due = true;
+        match self.index.owner(check).cloned() {
+            Some(Owner::Real { service, real }) => {
+                self.transitions += 1;
+                self.table_due = true;
+                let name = self
+                    .config
+                    .services
+                    .iter()
+                    .find(|s| s.key() == service)
+                    .map_or_else(|| service.to_string(), |s| s.name.clone());
+                match to {
+                    Health::Up => tracing::info!(
+                        "health: {name}: real server {real} is up ({reason}; was {from})"
+                    ),
+                    Health::Down => tracing::warn!(
+                        "health: {name}: real server {real} is down ({reason}; was {from})"
+                    ),
+                }
+                let state = |h: Health| match h {
+                    Health::Up => AlertState::Up,
+                    Health::Down => AlertState::Down,
+                };
+                let t = Transition {
+                    service: name,
+                    real,
+                    from: state(from),
+                    to: state(to),
+                    reason,
+                };
+                for a in self.alerts.on_transition(t, self.now) {
+                    self.actions.push_back(Action::Alert(a));
+                }
+                self.alerts_changed();
+            }
+            Some(Owner::Script { instance, name }) => match to {
+                Health::Up => {
+                    tracing::info!(%instance, script = %name, "track_script succeeds again ({reason})")
+                }
+                Health::Down => {
+                    tracing::warn!(%instance, script = %name, "track_script fails ({reason})")
+                }
+            },
+            Some(Owner::Ping { instance, host }) => match to {
+                Health::Up => tracing::info!(%instance, %host, "ping node answers again"),
+                Health::Down => {
+                    tracing::warn!(%instance, %host, "ping node does not answer ({reason})")
+                }
+            },
+            None => {}
+        }
+    }
+
+    /// Gives the alert policy `config`'s settings; `status` lasts for the
+    /// first probe round.
+    fn set_alerts(&mut self, config: &Config, status: DaemonStatus) {
+        let now = self.now;
+        self.alerts.set_specs(config.alerts.iter().cloned(), now);
+        // Built only when some real server is down (a reload of 100,000
+        // real servers should not hash them all for nothing).
+        let mut present: Option<HashSet<(&str, SocketAddr)>> = None;
+        self.alerts.retain(|s, r| {
+            present
+                .get_or_insert_with(|| {
+                    config
+                        .services
+                        .iter()
+                        .flat_map(|s| s.reals.iter().map(move |r| (s.name.as_str(), r.addr)))
+                        .collect()
+                })
+                .contains(&(s, r))
+        });
+        self.alerts
+            .set_status(status, Some(now + first_round(config)));
+        self.alerts_changed();
+    }
+
+    /// The instance `[global.ipvs.sync_daemon] vrrp_instance` names.
+    fn followed(&self) -> Option<&str> {
+        self.config
+            .global
+            .ipvs
+            .sync_daemon
+            .as_ref()
+            .and_then(|d| d.follow.as_deref())
+    }
+
+    fn follows_sync(&self) -> bool {
+        self.followed().is_some()
+    }
+
+    /// The sync daemon is master while the followed instance is master,
+    /// backup otherwise (keepalived's `lvs_sync_daemon`), so the director
+    /// that takes over already knows the connections. Queues the new role
+    /// and returns true when it changed (a table must follow).
+    fn follow_sync(&mut self) -> bool {
+        let Some(name) = self.followed().map(str::to_owned) else {
+            return false;
+        };
+        let state = self.roles.get(&name).copied();
+        let role = match state {
+            Some(halb_vrrp::State::Master) => SyncRole::Master,
+            _ => SyncRole::Backup,
+        };
+        if self.sync_role == Some(role) {
+            return false;
+        }
+        self.sync_role = Some(role);
+        tracing::info!("ipvs: VRRP instance {name} is {state:?}: sync daemon becomes {role:?}");
+        self.actions.push_back(Action::SetSyncRole(role));
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,96 @@
+//! What the director reports about its real servers: the health rows
+//! of `halb list` and the dashboard, built from the health engine's own
+//! state (the director keeps no copy of it).
+
+use halb_health::{CheckSpec, ProbeSpec};
+use halb_table::{OnDown, Protocol};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+
+/// Up or down, as the health checks see a real server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthState {
+    Up,
+    Down,
+}
+
+impl From<halb_health::Health> for HealthState {
+    fn from(h: halb_health::Health) -> Self {
+        match h {
+            halb_health::Health::Up => HealthState::Up,
+            halb_health::Health::Down => HealthState::Down,
+        }
+    }
+}
+
+/// The health of one real server of one virtual service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RealHealth {
+    /// The virtual service's name, protocol and listen address.
+    pub service: String,
+    pub protocol: Protocol,
+    pub listen: SocketAddr,
+    pub real: SocketAddr,
+    pub health: HealthState,
+    /// Why: the last probe's reason ("HTTP 503", "login failed: …"),
+    /// from the first probe on; before any probe, the forced state or none.
+    pub reason: Option<String>,
+    /// Transitions of this check since it was configured.
+    pub transitions: u64,
+    /// The weight in the config.
+    pub configured_weight: u32,
+    /// The weight a dynamic external check reported, if any.
+    pub dynamic_weight: Option<u32>,
+    /// What happens to it while down.
+    pub on_down: OnDown,
+    /// What the check does, e.g. `http GET 127.0.0.1:18081/health every 1s, rise 2 fall 2`.
+    pub check: String,
+}
+
+/// `http GET 127.0.0.1:18081/health every 1s`: what a check does.
+pub fn describe(spec: &CheckSpec) -> String {
+    let t = spec.target;
+    let what = match &spec.probe {
+        ProbeSpec::Tcp => format!("tcp connect {t}"),
+        ProbeSpec::Http(h) => format!(
+            "{} {} {t}{}",
+            if h.tls.is_some() { "https" } else { "http" },
+            h.method.as_str(),
+            h.path
+        ),
+        ProbeSpec::External(e) => format!("external {}", e.program.display()),
+        // Never the password.
+        ProbeSpec::Redis(_) => format!("redis PING {t}"),
+        ProbeSpec::Smtp(s) => format!("smtp EHLO {} {t}", s.helo_name),
+        ProbeSpec::Dns(d) => format!("dns {} {} {t}", d.query_name, d.query_type.as_str()),
+        ProbeSpec::Udp(u) => format!(
+            "udp {t}{}",
+            if u.expect_reply {
+                " expecting a reply"
+            } else {
+                ""
+            }
+        ),
+        ProbeSpec::Icmp => format!("icmp echo {}", t.ip()),
+        ProbeSpec::Mysql(m) | ProbeSpec::Pgsql(m) => {
+            let kind = if matches!(spec.probe, ProbeSpec::Mysql(_)) {
+                "mysql"
+            } else {
+                "pgsql"
+            };
+            // Never the password.
+            match (&m.username, &m.query) {
+                (None, _) => format!("{kind} greeting {t}"),
+                (Some(u), None) => format!("{kind} login {u} {t}"),
+                (Some(u), Some(q)) => format!("{kind} login {u} {t} query {q:?}"),
+            }
+        }
+        ProbeSpec::On => return "forced on".to_owned(),
+        ProbeSpec::Off => return "forced off".to_owned(),
+    };
+    format!(
+        "{what} every {:?}, rise {} fall {}",
+        spec.timing.interval, spec.timing.rise, spec.timing.fall
+    )
+}
