@@ -178,11 +178,10 @@ impl fmt::Display for WebhookUrl {
 }
 
 /// Checks an e-mail address (`ops@example.com` or
-/// `Ops <ops@example.com>`), as the mailer will parse it.
+/// `Ops <ops@example.com>`), as the mailer will parse it (lettre's
+/// grammar, in `src/mailbox.rs`, without lettre).
 pub fn check_mailbox(s: &str) -> Result<(), String> {
-    s.parse::<lettre::message::Mailbox>()
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    crate::mailbox::check(s).map_err(str::to_owned)
 }
 
 /// `host:port`, `host` (port 25), `[v6]:port`: an SMTP server.

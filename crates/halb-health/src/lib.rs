@@ -9,18 +9,26 @@
 //!   command, redis, smtp, dns, udp, icmp, mysql, pgsql, behind the [`Prober`] trait; https with rustls.
 //! - [`driver`]: the tokio loop that runs the engine with a prober and
 //!   reports [`Event`]s; what the daemon embeds.
+//!
+//! `probe` and `driver` (and tokio, rustls, socket2, nix with them) are
+//! behind the default feature `probes`; with `default-features = false`
+//! the crate is the sans-IO part only.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+#[cfg(feature = "probes")]
 pub mod driver;
 pub mod engine;
+#[cfg(feature = "probes")]
 pub mod probe;
 pub mod spec;
 
+#[cfg(feature = "probes")]
 pub use driver::{drive, Event};
 pub use engine::{Action, CheckId, CheckStatus, Engine, Health, ProbeId, ProbeOutcome};
+#[cfg(feature = "probes")]
 pub use probe::{NetProber, Prober};
 pub use spec::{
-    resolve, BodyRegex, CheckSpec, ClientCert, DnsSpec, DnsType, ExternalSpec, HttpMethod,
-    HttpSpec, InitialState, Params, ProbeSpec, RedisSpec, SmtpSpec, SqlSpec, Timing, TlsSpec,
-    UdpSpec,
+    encode_name, resolve, BodyRegex, CheckSpec, ClientCert, DnsSpec, DnsType, ExternalSpec,
+    HttpMethod, HttpSpec, InitialState, Params, ProbeSpec, RedisSpec, SmtpSpec, SqlSpec, Timing,
+    TlsSpec, UdpSpec,
 };

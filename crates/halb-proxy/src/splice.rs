@@ -10,7 +10,7 @@
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, splice, FcntlArg, OFlag, SpliceFFlags};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
 /// The Linux default pipe capacity (16 pages).
@@ -53,7 +53,7 @@ impl Pipe {
             let want = i32::try_from(size).unwrap_or(i32::MAX);
             // Best effort: an unprivileged process may be refused a larger
             // pipe; the default one works as well, only slower.
-            if let Ok(got) = fcntl(write.as_raw_fd(), FcntlArg::F_SETPIPE_SZ(want)) {
+            if let Ok(got) = fcntl(&write, FcntlArg::F_SETPIPE_SZ(want)) {
                 capacity = usize::try_from(got).unwrap_or(DEFAULT_PIPE_SIZE);
             }
         }

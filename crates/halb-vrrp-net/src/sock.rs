@@ -12,9 +12,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV
 use std::os::fd::AsRawFd;
 
 use halb_vrrp::packet::{IpHeader, IP_PROTOCOL, MULTICAST_V4, MULTICAST_V6, TTL};
-use nix031::sys::socket::{
-    recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags, SockaddrIn6,
-};
+use nix::sys::socket::{recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags, SockaddrIn6};
 use socket2::{Domain, InterfaceIndexOrAddress, Protocol, SockAddr, Socket, Type};
 use tokio::io::unix::AsyncFd;
 
@@ -28,7 +26,7 @@ pub struct VrrpSockets {
     v6: bool,
 }
 
-fn io_err(e: nix031::Error) -> io::Error {
+fn io_err(e: nix::Error) -> io::Error {
     io::Error::from_raw_os_error(e as i32)
 }
 
@@ -161,7 +159,7 @@ fn recv_v6(
     buf: &mut Vec<u8>,
 ) -> io::Result<Option<(IpHeader, std::ops::Range<usize>)>> {
     buf.resize(2048, 0);
-    let mut cmsg = nix031::cmsg_space!(libc::in6_pktinfo, libc::c_int);
+    let mut cmsg = nix::cmsg_space!(libc::in6_pktinfo, libc::c_int);
     let (n, src, dst, hops) = {
         let mut iov = [IoSliceMut::new(&mut buf[..])];
         let msg =

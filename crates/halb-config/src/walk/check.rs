@@ -983,7 +983,7 @@ impl Cx<'_> {
                 example: "\"www.example.com\"",
             };
             if let Some(s) = self.string(&f, &w) {
-                match halb_health::probe::dns::encode_name(s) {
+                match halb_health::encode_name(s) {
                     Ok(_) => l.query_name = Some(s.to_owned()),
                     Err(e) => self.push(
                         Problem::new(

@@ -15,34 +15,7 @@ use tokio::net::UdpSocket;
 /// Largest datagram read; longer ones are truncated (the header decides).
 pub const MAX_DATAGRAM: usize = 4096;
 
-/// The wire form of a name: `"."` or `""` is the root; a trailing dot is
-/// optional. `Err` for an empty label, a label over 63 bytes, a name over
-/// 255 bytes or a non-ASCII name.
-pub fn encode_name(name: &str) -> Result<Vec<u8>, String> {
-    let mut out = Vec::with_capacity(name.len() + 2);
-    let trimmed = name.strip_suffix('.').unwrap_or(name);
-    if !trimmed.is_empty() {
-        if !trimmed.is_ascii() {
-            return Err("a DNS name must be ASCII (use the xn-- form)".to_owned());
-        }
-        for label in trimmed.split('.') {
-            if label.is_empty() {
-                return Err("a DNS name has an empty label (\"..\")".to_owned());
-            }
-            let len = u8::try_from(label.len())
-                .ok()
-                .filter(|&l| l <= 63)
-                .ok_or_else(|| format!("DNS label {label:?} is longer than 63 bytes"))?;
-            out.push(len);
-            out.extend_from_slice(label.as_bytes());
-        }
-    }
-    out.push(0);
-    if out.len() > 255 {
-        return Err("a DNS name is longer than 255 bytes".to_owned());
-    }
-    Ok(out)
-}
+pub use crate::spec::encode_name;
 
 /// A query message.
 pub fn encode_query(id: u16, spec: &DnsSpec) -> Result<Vec<u8>, String> {
