@@ -109,7 +109,8 @@ impl Daemon {
                     to: state(c.to),
                     reason: c.reason.clone(),
                 };
-                for action in self.alerts.on_transition(t, now) {
+                self.alerts.handle_transition(t, now);
+                while let Some(action) = self.alerts.poll_action() {
                     self.sender.submit(action);
                 }
                 self.alert_timer.notify_one();
@@ -276,7 +277,7 @@ impl Daemon {
     /// table with this daemon (ldirectord mails the removals too).
     fn stopping(&mut self) {
         let now = Instant::now();
-        self.alerts.set_status(DaemonStatus::Stopping, None);
+        self.alerts.handle_status(DaemonStatus::Stopping, None);
         for r in self.checks.report(&self.config) {
             if r.health != crate::control::HealthState::Up {
                 continue;
@@ -288,7 +289,8 @@ impl Daemon {
                 to: State::Down,
                 reason: "halb is stopping".to_owned(),
             };
-            for action in self.alerts.on_transition(t, now) {
+            self.alerts.handle_transition(t, now);
+            while let Some(action) = self.alerts.poll_action() {
                 self.sender.submit(action);
             }
         }
@@ -298,7 +300,7 @@ impl Daemon {
     /// first probe round.
     fn set_alerts(&mut self, config: &Config, status: DaemonStatus) {
         let now = Instant::now();
-        self.alerts.set_specs(config.alerts.iter().cloned(), now);
+        self.alerts.handle_specs(config.alerts.iter().cloned(), now);
         // Built only when some real server is down (a reload of 100,000
         // real servers should not hash them all for nothing).
         let mut present: Option<std::collections::HashSet<(&str, SocketAddr)>> = None;
@@ -314,13 +316,14 @@ impl Daemon {
                 .contains(&(s, r))
         });
         self.alerts
-            .set_status(status, Some(now + first_round(config)));
+            .handle_status(status, Some(now + first_round(config)));
         self.alert_timer.notify_one();
     }
 
     /// Repeats due now; returns the next deadline.
     fn on_alert_timeout(&mut self) -> Option<Instant> {
-        for action in self.alerts.on_timeout(Instant::now()) {
+        self.alerts.handle_timeout(Instant::now());
+        while let Some(action) = self.alerts.poll_action() {
             self.sender.submit(action);
         }
         self.alerts.poll_timeout()
