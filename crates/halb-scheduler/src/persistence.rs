@@ -344,6 +344,7 @@ impl Templates {
     }
 
     /// Entries and heap candidates: the cost of [`Templates::check_invariants`].
+    #[cfg(debug_assertions)]
     pub fn size(&self) -> usize {
         self.map.len() + self.heap.len()
     }
