@@ -14,16 +14,30 @@
 //! - the status is `starting` (or `reloading`) until a deadline the daemon
 //!   gives (its first probe round), then `running`.
 //!
-//! Driving it:
+//! Driving it (the convention of every sans-IO core of the workspace:
+//! `handle_*` inputs, [`Policy::poll_action`] outputs, [`Policy::poll_timeout`]
+//! the next deadline):
 //!
 //! ```text
-//! actions = policy.on_transition(t, now)           // a real server flipped
-//! sleep until policy.poll_timeout(); actions = policy.on_timeout(now)
-//! policy.set_specs(..); policy.set_status(..)      // start, reload, stop
+//! policy.handle_transition(t, now)                 // a real server flipped
+//! policy.handle_timeout(now)                       // at policy.poll_timeout()
+//! policy.handle_specs(.., now)                     // start, reload
+//! policy.handle_status(status, until)              // start, reload, stop
+//! while let Some(action) = policy.poll_action() { /* send it */ }
 //! ```
+//!
+//! The daemon's status and the alert settings are inputs too (the daemon
+//! starts, reloads, stops), hence `handle_status` and `handle_specs`;
+//! [`Policy::retain`] stays a plain pruning call, and queries
+//! ([`Policy::status`], [`Policy::down_count`]) change nothing.
+//!
+//! **Invariants.** [`Policy::check_invariants`] asserts the policy's
+//! cross-indexed state (a down real server is repeating exactly when its
+//! service's settings say so, and not before it went down); debug builds run
+//! it after every input.
 
 use crate::spec::{AlertSpec, DaemonStatus, EmailSpec, WebhookSpec};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -118,6 +132,8 @@ pub struct Policy {
     status: DaemonStatus,
     /// `starting`/`reloading` become `running` at this time.
     until: Option<Instant>,
+    /// Decided, not yet taken by [`Policy::poll_action`].
+    actions: VecDeque<Action>,
 }
 
 impl Default for Policy {
@@ -134,6 +150,7 @@ impl Policy {
             down: HashMap::new(),
             status: DaemonStatus::Running,
             until: None,
+            actions: VecDeque::new(),
         }
     }
 
@@ -142,7 +159,7 @@ impl Policy {
     /// schedules its first repeat `email_alert_freq` after the real server
     /// went down, or at once if that is past; one that stops repeating
     /// stops.
-    pub fn set_specs(
+    pub fn handle_specs(
         &mut self,
         specs: impl IntoIterator<Item = (String, AlertSpec)>,
         now: Instant,
@@ -167,18 +184,21 @@ impl Policy {
                 due.max(now)
             });
         }
+        self.debug_sweep();
     }
 
     /// Forget the real servers `keep` says are gone (after a reload).
     pub fn retain(&mut self, mut keep: impl FnMut(&str, SocketAddr) -> bool) {
         self.down.retain(|(s, r), _| keep(s, *r));
+        self.debug_sweep();
     }
 
     /// Sets the daemon's status; `until` turns it back into `running`
     /// (for `starting` and `reloading`).
-    pub fn set_status(&mut self, status: DaemonStatus, until: Option<Instant>) {
+    pub fn handle_status(&mut self, status: DaemonStatus, until: Option<Instant>) {
         self.status = status;
         self.until = until;
+        self.debug_sweep();
     }
 
     /// The daemon's status at `now`.
@@ -194,8 +214,14 @@ impl Policy {
         self.down.len()
     }
 
-    /// A real server changed state.
-    pub fn on_transition(&mut self, t: Transition, now: Instant) -> Vec<Action> {
+    /// A real server changed state: queues its alerts (one per sink that
+    /// takes it) for [`Policy::poll_action`].
+    pub fn handle_transition(&mut self, t: Transition, now: Instant) {
+        self.transition(t, now);
+        self.debug_sweep();
+    }
+
+    fn transition(&mut self, t: Transition, now: Instant) {
         let key = (t.service.clone(), t.real);
         let down_for = match t.to {
             State::Down => {
@@ -217,7 +243,7 @@ impl Policy {
                 .map(|d| now.saturating_duration_since(d.since)),
         };
         let Some(sinks) = self.specs.get(&t.service) else {
-            return Vec::new();
+            return;
         };
         let status = self.status(now);
         let alert = Alert {
@@ -230,26 +256,30 @@ impl Policy {
             repeat: 0,
             down_for,
         };
-        let mut out = Vec::new();
         if let Some(w) = &sinks.webhook {
-            out.push(Action {
+            self.actions.push_back(Action {
                 alert: alert.clone(),
                 sink: Sink::Webhook(w.clone()),
             });
         }
         if let Some(e) = &sinks.email {
             if e.status.contains(status) {
-                out.push(Action {
+                self.actions.push_back(Action {
                     alert,
                     sink: Sink::Email(e.clone()),
                 });
             }
         }
-        out
     }
 
-    /// When [`Policy::on_timeout`] has something to do: the next repeat,
-    /// or the end of `starting`/`reloading`.
+    /// The next alert to send, oldest first.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// When [`Policy::handle_timeout`] has something to do: the next
+    /// repeat, or the end of `starting`/`reloading`. (Queued actions are
+    /// taken with [`Policy::poll_action`] at once, whatever the time.)
     pub fn poll_timeout(&self) -> Option<Instant> {
         let repeat = self.down.values().filter_map(|d| d.next).min();
         match (repeat, self.until) {
@@ -258,14 +288,20 @@ impl Policy {
         }
     }
 
-    /// Repeats that are due at `now`.
-    pub fn on_timeout(&mut self, now: Instant) -> Vec<Action> {
+    /// Time passed: queues the repeats due at `now` for
+    /// [`Policy::poll_action`], and ends `starting`/`reloading` at their
+    /// deadline.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.timeout(now);
+        self.debug_sweep();
+    }
+
+    fn timeout(&mut self, now: Instant) {
         let status = self.status(now);
         if self.until.is_some_and(|t| now >= t) {
             self.status = DaemonStatus::Running;
             self.until = None;
         }
-        let mut out = Vec::new();
         let mut due: Vec<_> = self
             .down
             .iter_mut()
@@ -284,7 +320,7 @@ impl Policy {
             d.repeats += 1;
             d.next = Some(now + email.repeat);
             if email.status.contains(status) {
-                out.push(Action {
+                self.actions.push_back(Action {
                     alert: Alert {
                         service: service.clone(),
                         real: *real,
@@ -299,8 +335,41 @@ impl Policy {
                 });
             }
         }
-        out
     }
+
+    /// Asserts that the policy's cross-indexed state is consistent; panics
+    /// otherwise. O(services + down real servers). Debug builds call it
+    /// after every input; tests may call it at any time.
+    pub fn check_invariants(&self) {
+        for (service, sinks) in &self.specs {
+            assert!(
+                sinks.webhook.is_some() || sinks.email.is_some(),
+                "service {service} is kept with no alert sink"
+            );
+        }
+        for ((service, real), d) in &self.down {
+            assert_eq!(
+                d.next.is_some(),
+                repeat_of(&self.specs, service).is_some(),
+                "{service} {real}: repeating disagrees with the service's settings"
+            );
+            if let Some(next) = d.next {
+                assert!(
+                    next >= d.since,
+                    "{service} {real}: a repeat before going down"
+                );
+            }
+        }
+    }
+
+    #[cfg(debug_assertions)]
+    fn debug_sweep(&self) {
+        self.check_invariants();
+    }
+
+    #[cfg(not(debug_assertions))]
+    #[inline(always)]
+    fn debug_sweep(&self) {}
 }
 
 fn repeat_of(specs: &HashMap<String, Sinks>, service: &str) -> Option<Duration> {

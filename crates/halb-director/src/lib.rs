@@ -131,6 +131,8 @@ pub struct Director {
     alert_deadline: Option<Instant>,
     /// The policy changed since `alert_deadline` was taken.
     alerts_dirty: bool,
+    /// Inputs handled (paces the debug builds' invariant sweeps).
+    inputs: u64,
     now: Instant,
 }
 
@@ -207,8 +209,8 @@ impl Director {
         engine.set_max_in_flight(Some(max_in_flight));
         let mut index = CheckIndex::default();
         let set = index.set(&config);
-        engine.set_checks(set, now);
-        let d = Director {
+        engine.handle_checks(set, now);
+        let mut d = Director {
             config: Arc::new(config),
             engine,
             index,
@@ -222,6 +224,7 @@ impl Director {
             transitions: 0,
             alert_deadline: None,
             alerts_dirty: false,
+            inputs: 0,
             now,
         };
         d.debug_check();
@@ -244,7 +247,7 @@ impl Director {
     /// A probe the shell ran reported.
     pub fn handle_probe_result(&mut self, probe: ProbeId, outcome: ProbeOutcome, now: Instant) {
         self.advance(now);
-        self.engine.on_result(probe, outcome, now);
+        self.engine.handle_result(probe, outcome, now);
         self.debug_check();
     }
 
@@ -256,9 +259,8 @@ impl Director {
             self.alert_deadline = self.alerts.poll_timeout();
         }
         if self.alert_deadline.is_some_and(|t| t <= now) {
-            for a in self.alerts.on_timeout(now) {
-                self.actions.push_back(Action::Alert(a));
-            }
+            self.alerts.handle_timeout(now);
+            self.take_alerts();
             self.alerts_changed();
         }
         self.debug_check();
@@ -315,7 +317,7 @@ impl Director {
             || new.vrrp_sync_groups != old.vrrp_sync_groups;
 
         let set = self.index.set(&new);
-        self.engine.set_checks(set, now);
+        self.engine.handle_checks(set, now);
         self.set_alerts(&new, DaemonStatus::Reloading);
         let new = Arc::new(new);
         self.config = new.clone();
@@ -340,7 +342,7 @@ impl Director {
     /// table with this daemon (ldirectord mails the removals too).
     pub fn handle_stop(&mut self, now: Instant) {
         self.advance(now);
-        self.alerts.set_status(DaemonStatus::Stopping, None);
+        self.alerts.handle_status(DaemonStatus::Stopping, None);
         for r in self.health_report() {
             if r.health != HealthState::Up {
                 continue;
@@ -352,9 +354,8 @@ impl Director {
                 to: AlertState::Down,
                 reason: "halb is stopping".to_owned(),
             };
-            for a in self.alerts.on_transition(t, now) {
-                self.actions.push_back(Action::Alert(a));
-            }
+            self.alerts.handle_transition(t, now);
+            self.take_alerts();
         }
         self.alerts_changed();
         self.debug_check();
@@ -371,7 +372,7 @@ impl Director {
             if let Some(a) = self.actions.pop_front() {
                 return Some(a);
             }
-            if let Some(a) = self.engine.poll_action(self.now) {
+            if let Some(a) = self.engine.poll_action() {
                 match a {
                     halb_health::Action::StartProbe { probe, spec } => {
                         return Some(Action::StartProbe { probe, spec })
@@ -488,6 +489,8 @@ impl Director {
     /// instances. Debug builds run it after every input.
     pub fn check_invariants(&self) {
         self.index.check_invariants();
+        self.engine.check_invariants();
+        self.alerts.check_invariants();
         assert_eq!(
             self.index.len(),
             self.engine.checks(),
@@ -517,13 +520,31 @@ impl Director {
         self.alerts_dirty = true;
     }
 
-    fn debug_check(&self) {
+    /// After each input in debug builds: the whole sweep while the
+    /// director is small, then every ⌈checks/256⌉-th input (a sweep is
+    /// linear in the checks; the engine and the policy sweep themselves).
+    #[allow(unused_mut)]
+    fn debug_check(&mut self) {
         #[cfg(debug_assertions)]
-        self.check_invariants();
+        {
+            self.inputs += 1;
+            let every = (self.index.len() / 256).max(1) as u64;
+            if self.inputs % every == 0 {
+                self.check_invariants();
+            }
+        }
     }
 
     fn advance(&mut self, now: Instant) {
         self.now = self.now.max(now);
+        self.engine.handle_timeout(self.now);
+    }
+
+    /// The alerts the policy decided, in order.
+    fn take_alerts(&mut self) {
+        while let Some(a) = self.alerts.poll_action() {
+            self.actions.push_back(Action::Alert(a));
+        }
     }
 
     fn queue_table(&mut self, reason: ApplyReason) {
@@ -565,9 +586,8 @@ impl Director {
                     to: state(to),
                     reason,
                 };
-                for a in self.alerts.on_transition(t, self.now) {
-                    self.actions.push_back(Action::Alert(a));
-                }
+                self.alerts.handle_transition(t, self.now);
+                self.take_alerts();
                 self.alerts_changed();
             }
             Some(Owner::Script { instance, name }) => match to {
@@ -592,7 +612,7 @@ impl Director {
     /// first probe round.
     fn set_alerts(&mut self, config: &Config, status: DaemonStatus) {
         let now = self.now;
-        self.alerts.set_specs(config.alerts.iter().cloned(), now);
+        self.alerts.handle_specs(config.alerts.iter().cloned(), now);
         // Built only when some real server is down (a reload of 100,000
         // real servers should not hash them all for nothing).
         let mut present: Option<HashSet<(&str, SocketAddr)>> = None;
@@ -608,7 +628,7 @@ impl Director {
                 .contains(&(s, r))
         });
         self.alerts
-            .set_status(status, Some(now + first_round(config)));
+            .handle_status(status, Some(now + first_round(config)));
         self.alerts_changed();
     }
 

@@ -39,7 +39,7 @@ pub enum Event {
 
 /// Runs `engine` until `updates` closes or `events` has no receiver, and
 /// returns it. Each message on `updates` replaces the set of checks
-/// ([`Engine::set_checks`]).
+/// ([`Engine::handle_checks`]).
 pub async fn drive(
     mut engine: Engine,
     prober: Arc<dyn Prober>,
@@ -49,7 +49,8 @@ pub async fn drive(
     let mut probes = JoinSet::new();
     loop {
         let now = Instant::now();
-        while let Some(action) = engine.poll_action(now) {
+        engine.handle_timeout(now);
+        while let Some(action) = engine.poll_action() {
             let event = match action {
                 Action::StartProbe { probe, spec } => {
                     let timeout = spec.timing.timeout;
@@ -91,17 +92,17 @@ pub async fn drive(
         };
         tokio::select! {
             update = updates.recv() => match update {
-                Some(checks) => engine.set_checks(checks, Instant::now()),
+                Some(checks) => engine.handle_checks(checks, Instant::now()),
                 None => return engine,
             },
             Some(done) = probes.join_next(), if !probes.is_empty() => {
                 let now = Instant::now();
                 if let Ok((probe, outcome)) = done {
-                    engine.on_result(probe, outcome, now);
+                    engine.handle_result(probe, outcome, now);
                 }
                 while let Some(done) = probes.try_join_next() {
                     if let Ok((probe, outcome)) = done {
-                        engine.on_result(probe, outcome, now);
+                        engine.handle_result(probe, outcome, now);
                     }
                 }
             }

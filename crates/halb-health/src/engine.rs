@@ -6,16 +6,34 @@
 //!
 //! ```text
 //! loop {
-//!     while let Some(action) = engine.poll_action(now) { /* start probes, apply transitions */ }
-//!     sleep until engine.poll_timeout() or a probe reports (engine.on_result(..))
+//!     engine.handle_timeout(now);
+//!     while let Some(action) = engine.poll_action() { /* start probes, apply transitions */ }
+//!     sleep until engine.poll_timeout(), a probe reports (engine.handle_result(.., now))
+//!     or the configuration changes (engine.handle_checks(.., now))
 //! }
 //! ```
+//!
+//! Like every sans-IO core of the workspace: `handle_*(…, now)` are the
+//! inputs (each also advances the engine's clock, which never goes back),
+//! [`Engine::poll_action`] the outputs, decided at the engine's current
+//! time, and [`Engine::poll_timeout`] the next deadline.
+//!
+//! **Invariants.** [`Engine::check_invariants`] asserts that the
+//! cross-indexed maps (checks, slots, specs, probes in flight, timers)
+//! agree. Debug builds run it after every input and whenever
+//! [`Engine::poll_action`] has drained what is due: in full on every call
+//! while the engine is small (up to 512 entries: checks + slots + timers +
+//! waiting starts, which covers the unit and property tests), and on every
+//! ⌈size / 2⌉-th call once it is larger, so the sweep costs about two
+//! entries per call, amortized, and the 10,000-check simulations stay
+//! within a few times their speed without it (a sweep after every input
+//! would make them quadratic). The O(1) size checks run on every call.
 //!
 //! **Sharing.** Checks with equal [`CheckSpec`]s (same target, probe and
 //! timing) are one *probe slot*: one real server behind several virtual
 //! services is probed once, and all its checks share one state. A check
 //! that joins an existing slot inherits its current health (read it with
-//! [`Engine::health`] after [`Engine::set_checks`]); no transition is
+//! [`Engine::health`] after [`Engine::handle_checks`]); no transition is
 //! emitted for it.
 //!
 //! **Spread.** A new slot's first probe is placed at `frac(k·φ)·interval`
@@ -115,7 +133,7 @@ impl ProbeOutcome {
 /// What the engine asks of its shell.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// Run this probe and report with [`Engine::on_result`]. The engine
+    /// Run this probe and report with [`Engine::handle_result`]. The engine
     /// fails it by itself at `spec.timing.timeout`.
     StartProbe {
         probe: ProbeId,
@@ -193,6 +211,9 @@ pub struct Engine {
     /// Starts that came due while the cap was reached, oldest first:
     /// (nominal start, slot, generation).
     waiting: VecDeque<(Instant, SlotId, u64)>,
+    /// Calls since the last full invariant sweep (debug builds).
+    #[cfg(debug_assertions)]
+    unswept: usize,
 }
 
 impl Engine {
@@ -216,7 +237,7 @@ impl Engine {
     /// [`InitialState`] (or join the slot of an equal spec); removed ones
     /// are forgotten, and results of their probes ignored. With duplicate
     /// ids the last one wins.
-    pub fn set_checks(
+    pub fn handle_checks(
         &mut self,
         checks: impl IntoIterator<Item = (CheckId, CheckSpec)>,
         now: Instant,
@@ -255,12 +276,22 @@ impl Engine {
             }
             Action::StartProbe { .. } => true,
         });
+        self.debug_sweep();
     }
 
-    /// The next action due at `now`, if any: queued transitions first,
-    /// then timeouts of probes in flight, then probes to start.
-    pub fn poll_action(&mut self, now: Instant) -> Option<Action> {
+    /// Time passed: advances the engine's clock to `now` (never back).
+    /// What came due is then returned by [`Engine::poll_action`].
+    pub fn handle_timeout(&mut self, now: Instant) {
         self.advance(now);
+        self.debug_sweep();
+    }
+
+    /// The next action due at the engine's current time (the latest `now`
+    /// given to a `handle_*` input), if any: queued transitions first, then
+    /// timeouts of probes in flight, then probes to start. `None` before
+    /// any time was given.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        let now = self.now?;
         loop {
             if let Some(action) = self.actions.pop_front() {
                 return Some(action);
@@ -274,8 +305,12 @@ impl Engine {
                     continue;
                 }
             }
-            let Reverse((at, slot_id, generation)) = *self.timers.peek()?;
+            let Some(Reverse((at, slot_id, generation))) = self.timers.peek().copied() else {
+                self.debug_sweep();
+                return None;
+            };
             if at > now {
+                self.debug_sweep();
                 return None;
             }
             self.timers.pop();
@@ -333,7 +368,8 @@ impl Engine {
         })
     }
 
-    /// When [`Engine::poll_action`] next has something to do; `None` when
+    /// When [`Engine::poll_action`] next has something to do (call
+    /// [`Engine::handle_timeout`] then); `None` when
     /// there are no probed checks. Never earlier than the last `now` unless
     /// an action is already due.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
@@ -355,9 +391,10 @@ impl Engine {
     /// probe is unknown: already timed out, or its check was removed. A
     /// result at or after the probe's deadline counts as a timeout even if
     /// the engine has not been polled since.
-    pub fn on_result(&mut self, probe: ProbeId, outcome: ProbeOutcome, now: Instant) -> bool {
+    pub fn handle_result(&mut self, probe: ProbeId, outcome: ProbeOutcome, now: Instant) -> bool {
         self.advance(now);
         let Some(slot_id) = self.in_flight.remove(&probe) else {
+            self.debug_sweep();
             return false;
         };
         let Some((flight, spec)) = self
@@ -365,6 +402,7 @@ impl Engine {
             .get(&slot_id)
             .and_then(|s| Some((s.in_flight?, &s.spec)))
         else {
+            self.debug_sweep();
             return false;
         };
         let outcome = if now >= flight.deadline {
@@ -373,6 +411,7 @@ impl Engine {
             outcome
         };
         self.complete(slot_id, flight, outcome, now);
+        self.debug_sweep();
         true
     }
 
@@ -407,6 +446,150 @@ impl Engine {
     pub fn waiting(&self) -> usize {
         self.waiting.len()
     }
+
+    /// Asserts that the engine's cross-indexed state is consistent; panics
+    /// otherwise. O(checks + slots + timers + waiting). Debug builds call
+    /// it by themselves (see the module documentation); tests and
+    /// simulations may call it at any time.
+    pub fn check_invariants(&self) {
+        self.check_sizes();
+        for (spec, id) in &self.by_spec {
+            let slot = self.slots.get(id);
+            assert!(
+                slot.is_some_and(|s| Arc::ptr_eq(&s.spec, spec)),
+                "by_spec names slot {id}, which does not hold that spec"
+            );
+        }
+        let mut attached = 0;
+        for (id, slot) in &self.slots {
+            assert_eq!(
+                self.by_spec.get(&slot.spec),
+                Some(id),
+                "slot {id} is not the slot of its spec"
+            );
+            assert!(!slot.checks.is_empty(), "slot {id} has no checks");
+            for check in &slot.checks {
+                assert_eq!(
+                    self.checks.get(check),
+                    Some(id),
+                    "{check:?} is in slot {id} but not mapped to it"
+                );
+            }
+            attached += slot.checks.len();
+            let forced = matches!(slot.spec.probe, ProbeSpec::On | ProbeSpec::Off);
+            if let Some(flight) = slot.in_flight {
+                assert!(!forced, "forced slot {id} has a probe in flight");
+                assert_eq!(
+                    self.in_flight.get(&flight.id),
+                    Some(id),
+                    "slot {id}'s probe in flight is not indexed"
+                );
+            }
+            let status = &slot.status;
+            assert!(
+                status.pending < slot.threshold.max(1),
+                "slot {id} has {} results pending against a threshold of {}",
+                status.pending,
+                slot.threshold
+            );
+            if !status.probed {
+                assert_eq!(
+                    (status.successes, status.failures, status.transitions),
+                    (0, 0, 0),
+                    "slot {id} counts results but was never probed"
+                );
+            }
+        }
+        assert_eq!(attached, self.checks.len(), "checks attached to no slot");
+        for (probe, id) in &self.in_flight {
+            let flight = self.slots.get(id).and_then(|s| s.in_flight);
+            assert_eq!(
+                flight.map(|f| f.id),
+                Some(*probe),
+                "{probe:?} indexed in flight in slot {id}, which is not running it"
+            );
+        }
+        // Every probed slot has exactly one live timer (the heap or the
+        // waiting queue, at its current generation); stale entries of
+        // removed slots or older generations are allowed. A slot with a
+        // probe in flight has its deadline as that timer.
+        let mut live: HashMap<SlotId, usize> = HashMap::new();
+        let timers = self.timers.iter().map(|Reverse(t)| (*t, false));
+        let waiting = self.waiting.iter().map(|t| (*t, true));
+        for ((at, id, generation), queued) in timers.chain(waiting) {
+            let Some(slot) = self.slots.get(&id) else {
+                continue;
+            };
+            if slot.generation != generation {
+                continue;
+            }
+            assert!(
+                generation > 0 || slot.in_flight.is_none(),
+                "slot {id} has a probe in flight at generation 0"
+            );
+            if let Some(flight) = slot.in_flight {
+                assert!(!queued, "slot {id} waits to start while in flight");
+                assert_eq!(
+                    at, flight.deadline,
+                    "slot {id}'s live timer is not its deadline"
+                );
+            }
+            *live.entry(id).or_default() += 1;
+        }
+        for (id, slot) in &self.slots {
+            let forced = matches!(slot.spec.probe, ProbeSpec::On | ProbeSpec::Off);
+            let want = usize::from(!forced);
+            assert_eq!(
+                live.get(id).copied().unwrap_or(0),
+                want,
+                "slot {id} has the wrong number of live timers"
+            );
+        }
+        for action in &self.actions {
+            match action {
+                Action::Transition { check, .. } | Action::Weight { check, .. } => assert!(
+                    self.checks.contains_key(check),
+                    "an action is queued for unknown {check:?}"
+                ),
+                Action::StartProbe { .. } => panic!("a probe start is queued"),
+            }
+        }
+    }
+
+    /// The O(1) part of [`Engine::check_invariants`].
+    fn check_sizes(&self) {
+        assert_eq!(
+            self.by_spec.len(),
+            self.slots.len(),
+            "by_spec and slots differ"
+        );
+        assert!(
+            self.checks.len() >= self.slots.len(),
+            "a slot without checks"
+        );
+        assert!(
+            self.in_flight.len() <= self.slots.len(),
+            "more probes in flight than slots"
+        );
+    }
+
+    /// Debug builds: the invariant sweep after an input; in full on every
+    /// call up to [`SWEEP_SMALL`] entries, then every ⌈size / 2⌉-th call
+    /// (see the module documentation).
+    #[cfg(debug_assertions)]
+    fn debug_sweep(&mut self) {
+        self.check_sizes();
+        let size = self.checks.len() + self.slots.len() + self.timers.len() + self.waiting.len();
+        self.unswept += 1;
+        if size <= SWEEP_SMALL || self.unswept.saturating_mul(2) >= size {
+            self.unswept = 0;
+            self.check_invariants();
+        }
+    }
+
+    #[cfg(not(debug_assertions))]
+    #[inline(always)]
+    fn debug_sweep(&mut self) {}
 
     fn advance(&mut self, now: Instant) {
         self.now = Some(self.now.map_or(now, |n| n.max(now)));
@@ -542,6 +725,11 @@ impl Engine {
         self.timers.push(Reverse((next, slot_id, slot.generation)));
     }
 }
+
+/// Up to this many entries (checks + slots + timers + waiting), debug
+/// builds sweep the invariants in full after every input.
+#[cfg(debug_assertions)]
+const SWEEP_SMALL: usize = 512;
 
 fn timed_out(spec: &CheckSpec) -> ProbeOutcome {
     ProbeOutcome::down(format!("timed out after {:?}", spec.timing.timeout))

@@ -128,7 +128,7 @@ impl ServiceShared {
     /// Drop expired persistence templates.
     pub(crate) fn expire(&self, now: Instant) {
         let mut st = self.lock();
-        st.pool.expire(now);
+        st.pool.handle_timeout(now);
         st.prune();
     }
 

@@ -18,7 +18,7 @@
 //! * At scheduling, a template whose server is overloaded or excluded is
 //!   ignored and replaced by a fresh decision; the kernel ignores neither.
 //! * Expiry is exact: at `last_release + timeout`, never before and, when
-//!   [`Templates::expire`] runs then, not after. The kernel's template timer
+//!   [`Templates::handle_timeout`] runs then, not after. The kernel's template timer
 //!   restarts on use and re-arms while connections remain, so it can
 //!   outlive that point by up to one timeout. A changed timeout applies to
 //!   existing templates.
@@ -279,12 +279,14 @@ impl Templates {
             .is_some_and(|t| t.refs == 0 && self.deadline(t) == Some(deadline))
     }
 
-    /// Drop the templates expired at `now`; the next expiry, if any.
-    pub fn expire(&mut self, now: Instant) -> Option<Instant> {
+    /// Drop the templates expired at `now`. Right after it,
+    /// [`Templates::poll_timeout`] is the exact next expiry, if any (stale
+    /// candidates before it are gone).
+    pub fn handle_timeout(&mut self, now: Instant) {
         while let Some(&Reverse((d, key))) = self.heap.peek() {
             if self.valid(d, &key) {
                 if d > now {
-                    return Some(d);
+                    return;
                 }
                 if let Some(e) = self.map.get_mut(&key) {
                     e.template = None;
@@ -296,16 +298,58 @@ impl Templates {
             }
             self.heap.pop();
         }
-        None
     }
 
     /// No later than the next expiry (possibly earlier: stale candidates
-    /// are only skipped by [`Templates::expire`]).
-    pub fn next_deadline(&self) -> Option<Instant> {
+    /// are only skipped by [`Templates::handle_timeout`]).
+    pub fn poll_timeout(&self) -> Option<Instant> {
         self.heap.peek().map(|Reverse((d, _))| *d)
     }
 
-    /// Templates held (expired ones count until `expire` drops them).
+    /// Asserts the cross-indexed state: `templates` counts the entries
+    /// with a template, no entry is empty, an entry's other connections
+    /// are positive, distinct and never to the template's server, and
+    /// every template waiting to expire has its deadline in the heap
+    /// (stale heap entries are allowed). O(entries + heap).
+    pub fn check_invariants(&self) {
+        let mut templates = 0;
+        let pending: std::collections::HashSet<(Instant, IpAddr)> =
+            self.heap.iter().map(|Reverse(x)| *x).collect();
+        for (key, e) in &self.map {
+            assert!(!e.is_empty(), "empty persistence entry {key}");
+            for (i, (a, n)) in e.others.iter().enumerate() {
+                assert!(*n > 0, "{key}: zero connections to {a} kept");
+                assert!(
+                    e.others[..i].iter().all(|(b, _)| b != a),
+                    "{key}: {a} counted twice"
+                );
+            }
+            if let Some(t) = &e.template {
+                templates += 1;
+                assert!(
+                    e.others.iter().all(|(a, _)| *a != t.real),
+                    "{key}: the template's server also counted apart"
+                );
+                if t.refs == 0 {
+                    if let Some(d) = self.deadline(t) {
+                        assert!(
+                            pending.contains(&(d, *key)),
+                            "{key}: an idle template with no expiry pending"
+                        );
+                    }
+                }
+            }
+        }
+        assert_eq!(templates, self.templates, "template count is off");
+    }
+
+    /// Entries and heap candidates: the cost of [`Templates::check_invariants`].
+    #[cfg(debug_assertions)]
+    pub fn size(&self) -> usize {
+        self.map.len() + self.heap.len()
+    }
+
+    /// Templates held (expired ones count until `handle_timeout` drops them).
     pub fn len(&self) -> usize {
         self.templates
     }
@@ -393,14 +437,17 @@ mod tests {
         assert_eq!(t.len(), 1);
         assert_eq!(t.counted(k, a), 2);
         t.release(k, a, t0 + Duration::from_secs(1));
-        assert_eq!(t.expire(t0 + Duration::from_secs(100)), None);
+        t.handle_timeout(t0 + Duration::from_secs(100));
+        assert_eq!(t.poll_timeout(), None);
         t.release(k, a, t0 + Duration::from_secs(2));
         let d = t0 + Duration::from_secs(12);
-        assert_eq!(t.next_deadline(), Some(d));
-        assert_eq!(t.expire(d - Duration::from_nanos(1)), Some(d));
+        assert_eq!(t.poll_timeout(), Some(d));
+        t.handle_timeout(d - Duration::from_nanos(1));
+        assert_eq!(t.poll_timeout(), Some(d));
         assert_eq!(t.current(k, d - Duration::from_nanos(1)), Some(a));
         assert_eq!(t.current(k, d), None);
-        assert_eq!(t.expire(d), None);
+        t.handle_timeout(d);
+        assert_eq!(t.poll_timeout(), None);
         assert_eq!(t.len(), 0);
     }
 
@@ -418,14 +465,14 @@ mod tests {
         // closing the old connection to a does not touch b's template
         t.release(k, a, t0);
         assert_eq!(t.current(k, t0), Some(b));
-        assert_eq!(t.next_deadline(), None);
+        assert_eq!(t.poll_timeout(), None);
         // back to a: the old connections to a rejoin
         connect(&mut t, k, a, t0);
         assert_eq!((t.counted(k, a), t.counted(k, b)), (1, 1));
         t.release(k, b, t0);
-        assert_eq!(t.next_deadline(), None);
+        assert_eq!(t.poll_timeout(), None);
         t.release(k, a, t0);
-        assert_eq!(t.next_deadline(), Some(t0 + Duration::from_secs(10)));
+        assert_eq!(t.poll_timeout(), Some(t0 + Duration::from_secs(10)));
     }
 
     #[test]
@@ -462,7 +509,8 @@ mod tests {
         let a: SocketAddr = "10.1.0.1:80".parse().unwrap();
         connect(&mut t, k, a, t0);
         t.release(k, a, t0);
-        assert_eq!(t.expire(t0 + Duration::from_secs(1 << 40)), None);
+        t.handle_timeout(t0 + Duration::from_secs(1 << 40));
+        assert_eq!(t.poll_timeout(), None);
         assert_eq!(t.current(k, t0 + Duration::from_secs(1 << 40)), Some(a));
     }
 }

@@ -27,6 +27,9 @@ pub struct Pool {
     fallback: Option<SocketAddr>,
     sched: Scheduler,
     persistence: Option<Templates>,
+    /// Inputs since the last full invariant sweep (debug builds).
+    #[cfg(debug_assertions)]
+    unswept: usize,
 }
 
 impl Pool {
@@ -49,6 +52,8 @@ impl Pool {
             fallback: None,
             sched,
             persistence: None,
+            #[cfg(debug_assertions)]
+            unswept: 0,
         };
         p.update(svc);
         p
@@ -148,6 +153,7 @@ impl Pool {
         self.last_weight = last_weight;
         self.index = index;
         self.fallback = svc.fallback;
+        self.debug_sweep();
     }
 
     /// Choose where a new connection goes and count it (inactive).
@@ -157,7 +163,15 @@ impl Pool {
     /// the scheduler decides and its choice becomes the template. Only when
     /// no real server can take the connection is the fallback server
     /// returned (not counted, no template), unless it is excluded too.
+    #[inline]
     pub fn schedule(&mut self, req: &Request<'_>, now: Instant) -> Option<Pick> {
+        let pick = self.pick(req, now);
+        self.debug_sweep();
+        pick
+    }
+
+    #[inline]
+    fn pick(&mut self, req: &Request<'_>, now: Instant) -> Option<Pick> {
         let Pool {
             reals,
             live,
@@ -235,6 +249,7 @@ impl Pool {
             r.inactive = r.inactive.saturating_add(1);
         }
         reevaluate(r);
+        self.debug_sweep();
     }
 
     /// A connection ended (or its connect failed). `was_active` says which
@@ -271,24 +286,86 @@ impl Pool {
                 self.index.insert(r.server.addr, j);
             }
         }
+        self.debug_sweep();
     }
 
-    /// Drop expired persistence templates (and stale lblc/lblcr locality
-    /// entries); returns when to call again, `None` if nothing is pending.
-    /// A later [`Pool::close`] can make something pending: see
-    /// [`Pool::next_deadline`].
-    pub fn expire(&mut self, now: Instant) -> Option<Instant> {
-        self.sched.expire(now);
-        let t = self.persistence.as_mut().and_then(|t| t.expire(now));
-        min_opt(t, self.sched.next_deadline())
+    /// Time passed: drop the persistence templates expired at `now` (and
+    /// stale lblc/lblcr locality entries). Right after it,
+    /// [`Pool::poll_timeout`] is exact (`None` if nothing is pending); a
+    /// later [`Pool::close`] can make something pending.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.sched.handle_timeout(now);
+        if let Some(t) = self.persistence.as_mut() {
+            t.handle_timeout(now);
+        }
+        self.debug_sweep();
     }
 
-    /// When [`Pool::expire`] should next run: never later than the next
-    /// expiry, possibly earlier (an early call is harmless and returns the
-    /// exact time).
-    pub fn next_deadline(&self) -> Option<Instant> {
-        let t = self.persistence.as_ref().and_then(|t| t.next_deadline());
-        min_opt(t, self.sched.next_deadline())
+    /// Asserts that the pool's cross-indexed state is consistent; panics
+    /// otherwise: the address index and the real servers agree, the live
+    /// ones come first and the trash holds only removed servers with
+    /// connections, and the persistence templates agree with their count
+    /// and their expiry heap. O(real servers + templates). Debug builds
+    /// call it after every input, in full while the pool is small (up to
+    /// 512 real servers and templates) and on every ⌈size / 2⌉-th input
+    /// above (about two entries per input, amortized).
+    pub fn check_invariants(&self) {
+        assert!(self.live <= self.reals.len(), "more live reals than reals");
+        assert_eq!(
+            self.last_weight.len(),
+            self.live,
+            "last_weight is not one per live real"
+        );
+        assert_eq!(self.index.len(), self.reals.len(), "index and reals differ");
+        for (i, r) in self.reals.iter().enumerate() {
+            assert_eq!(
+                self.index.get(&r.server.addr),
+                Some(&i),
+                "{} is not indexed at its position",
+                r.server.addr
+            );
+            if i < self.live {
+                assert!(!r.removed, "live real {} flagged removed", r.server.addr);
+            } else {
+                assert!(
+                    r.removed,
+                    "trashed real {} not flagged removed",
+                    r.server.addr
+                );
+                assert!(
+                    r.total() > 0,
+                    "empty real {} left in the trash",
+                    r.server.addr
+                );
+            }
+        }
+        if let Some(t) = &self.persistence {
+            t.check_invariants();
+        }
+    }
+
+    #[cfg(debug_assertions)]
+    #[inline]
+    fn debug_sweep(&mut self) {
+        const SMALL: usize = 512;
+        let size = self.reals.len() + self.persistence.as_ref().map_or(0, |t| t.size());
+        self.unswept += 1;
+        if size <= SMALL || self.unswept.saturating_mul(2) >= size {
+            self.unswept = 0;
+            self.check_invariants();
+        }
+    }
+
+    #[cfg(not(debug_assertions))]
+    #[inline(always)]
+    fn debug_sweep(&mut self) {}
+
+    /// When [`Pool::handle_timeout`] should next run: never later than the
+    /// next expiry, possibly earlier (an early call is harmless, and
+    /// `poll_timeout` is exact after it).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let t = self.persistence.as_ref().and_then(|t| t.poll_timeout());
+        min_opt(t, self.sched.poll_timeout())
     }
 
     /// Live state of every real server, table order first, then removed
@@ -303,7 +380,7 @@ impl Pool {
     }
 
     /// Number of live persistence templates (expired ones count until
-    /// [`Pool::expire`] drops them).
+    /// [`Pool::handle_timeout`] drops them).
     pub fn persistence_entries(&self) -> usize {
         self.persistence.as_ref().map_or(0, |t| t.len())
     }

@@ -30,31 +30,37 @@ fn expires_exactly_timeout_after_the_last_close() {
     let a = pick(&mut p, c, at(0));
     let b = pick(&mut p, c, at(1));
     assert_eq!(a.addr, b.addr);
+    p.handle_timeout(at(2));
     assert_eq!(
-        p.expire(at(2)),
+        p.poll_timeout(),
         None,
         "nothing pending while connections are open"
     );
     // long after the timeout, still held: connections are open
     assert_eq!(p.persistent_real(c.ip(), at(100)), Some(a.addr));
     p.close(&a, false, c, at(100));
-    assert_eq!(p.expire(at(101)), None);
+    p.handle_timeout(at(101));
+    assert_eq!(p.poll_timeout(), None);
     p.close(&b, false, c, at(110));
     let deadline = at(140);
-    assert_eq!(p.next_deadline(), Some(deadline));
+    assert_eq!(p.poll_timeout(), Some(deadline));
     let just_before = deadline - Duration::from_nanos(1);
-    assert_eq!(p.expire(just_before), Some(deadline));
+    p.handle_timeout(just_before);
+    assert_eq!(p.poll_timeout(), Some(deadline));
     assert_eq!(p.persistence_entries(), 1);
     assert_eq!(p.persistent_real(c.ip(), just_before), Some(a.addr));
     // a connection just before the deadline still sticks
     let again = pick(&mut p, c, just_before);
     assert_eq!(again.addr, a.addr);
-    assert_eq!(p.expire(deadline), None, "held again by the new connection");
+    p.handle_timeout(deadline);
+    assert_eq!(p.poll_timeout(), None, "held again by the new connection");
     assert_eq!(p.persistence_entries(), 1);
     // ...and the clock restarts when it ends
     p.close(&again, false, c, at(150));
-    assert_eq!(p.expire(at(179)), Some(at(180)));
-    assert_eq!(p.expire(at(180)), None);
+    p.handle_timeout(at(179));
+    assert_eq!(p.poll_timeout(), Some(at(180)));
+    p.handle_timeout(at(180));
+    assert_eq!(p.poll_timeout(), None);
     assert_eq!(p.persistence_entries(), 0);
     assert_eq!(p.persistent_real(c.ip(), at(180)), None);
 }
@@ -168,5 +174,6 @@ fn turning_persistence_off_forgets_templates() {
     s.persistence = None;
     p.update(&s);
     assert_eq!(p.persistence_entries(), 0);
-    assert_eq!(p.expire(at(1000)), None);
+    p.handle_timeout(at(1000));
+    assert_eq!(p.poll_timeout(), None);
 }

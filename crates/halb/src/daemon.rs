@@ -146,32 +146,30 @@ impl Shell {
     }
 
     /// A VRRP notify hook, as keepalived runs it (no shell, stdin from
-    /// /dev/null); its exit status is logged.
+    /// /dev/null), through the one process runner; its exit and the
+    /// first line of its output are logged. It may outlive the daemon (a
+    /// stop hook runs while halb exits), as keepalived's do.
     fn run_hook(&mut self, argv: Vec<String>, event: String) {
         let Some((prog, args)) = argv.split_first() else {
             return;
         };
-        let spawned = tokio::process::Command::new(prog)
-            .args(args)
-            .stdin(std::process::Stdio::null())
-            .spawn();
+        let spec = halb_process::Spec {
+            program: prog.into(),
+            args: args.to_vec(),
+            capture: HOOK_OUTPUT,
+            outlive: true,
+            ..halb_process::Spec::default()
+        };
         let prog = prog.clone();
-        match spawned {
-            Ok(mut child) => {
-                self.hooks.spawn(async move {
-                    match child.wait().await {
-                        Ok(st) if st.success() => {
-                            tracing::info!(hook = %prog, %event, "notify hook exited 0")
-                        }
-                        Ok(st) => tracing::warn!(hook = %prog, %event, "notify hook failed: {st}"),
-                        Err(e) => tracing::warn!(hook = %prog, %event, "notify hook: {e}"),
-                    }
-                });
+        self.hooks.spawn(async move {
+            let o = halb_process::run(&spec).await;
+            let said = o.first_line().unwrap_or_default();
+            if o.success() {
+                tracing::info!(hook = %prog, %event, "notify hook: {} {said}", o.exit);
+            } else {
+                tracing::warn!(hook = %prog, %event, "notify hook: {} {said}", o.exit);
             }
-            Err(e) => {
-                tracing::error!(hook = %prog, %event, error = %e, "notify hook did not start")
-            }
-        }
+        });
     }
 
     fn status(&self) -> Status {
@@ -606,6 +604,9 @@ pub fn run(
         Ok(ExitCode::SUCCESS)
     })
 }
+
+/// Bytes of a notify hook's stdout and stderr kept for the log.
+const HOOK_OUTPUT: usize = 4096;
 
 /// Control requests waiting for the daemon's task at most (the clients
 /// beyond wait in the socket's backlog).

@@ -65,27 +65,39 @@ fn kinds(actions: &[Action]) -> Vec<(&'static str, State, u32)> {
         .collect()
 }
 
+/// One transition in, every alert it queued out.
+fn transition(p: &mut Policy, t: Transition, now: Instant) -> Vec<Action> {
+    p.handle_transition(t, now);
+    std::iter::from_fn(|| p.poll_action()).collect()
+}
+
+/// One timeout in, every alert it queued out.
+fn timeout(p: &mut Policy, now: Instant) -> Vec<Action> {
+    p.handle_timeout(now);
+    std::iter::from_fn(|| p.poll_action()).collect()
+}
+
 #[test]
 fn down_up_goes_to_both_sinks_and_repeats_while_down() {
     let t0 = Instant::now();
     let s = Duration::from_secs(1);
     let mut p = Policy::new();
-    p.set_specs([("web".to_owned(), spec(60 * s, StatusSet::ALL))], t0);
+    p.handle_specs([("web".to_owned(), spec(60 * s, StatusSet::ALL))], t0);
     assert_eq!(p.poll_timeout(), None);
-    let a = p.on_transition(tr(State::Up, State::Down), t0);
+    let a = transition(&mut p, tr(State::Up, State::Down), t0);
     assert_eq!(
         kinds(&a),
         [("webhook", State::Down, 0), ("email", State::Down, 0)]
     );
     assert_eq!(a[0].alert.reason, "connection refused");
     assert_eq!(p.poll_timeout(), Some(t0 + 60 * s));
-    assert!(p.on_timeout(t0 + 59 * s).is_empty());
-    let r = p.on_timeout(t0 + 60 * s);
+    assert!(timeout(&mut p, t0 + 59 * s).is_empty());
+    let r = timeout(&mut p, t0 + 60 * s);
     assert_eq!(kinds(&r), [("email", State::Down, 1)]);
     assert_eq!(r[0].alert.down_for, Some(60 * s));
     assert_eq!(r[0].alert.from, State::Down);
     assert_eq!(p.poll_timeout(), Some(t0 + 120 * s));
-    let up = p.on_transition(tr(State::Down, State::Up), t0 + 90 * s);
+    let up = transition(&mut p, tr(State::Down, State::Up), t0 + 90 * s);
     assert_eq!(
         kinds(&up),
         [("webhook", State::Up, 0), ("email", State::Up, 0)]
@@ -99,16 +111,16 @@ fn down_up_goes_to_both_sinks_and_repeats_while_down() {
 fn zero_freq_never_repeats_and_unknown_services_are_silent() {
     let t0 = Instant::now();
     let mut p = Policy::new();
-    p.set_specs(
+    p.handle_specs(
         [("web".to_owned(), spec(Duration::ZERO, StatusSet::ALL))],
         t0,
     );
-    p.on_transition(tr(State::Up, State::Down), t0);
+    transition(&mut p, tr(State::Up, State::Down), t0);
     assert_eq!(p.poll_timeout(), None);
-    assert!(p.on_timeout(t0 + Duration::from_secs(3600)).is_empty());
+    assert!(timeout(&mut p, t0 + Duration::from_secs(3600)).is_empty());
     let mut other = tr(State::Up, State::Down);
     other.service = "db".into();
-    assert!(p.on_transition(other, t0).is_empty());
+    assert!(transition(&mut p, other, t0).is_empty());
 }
 
 #[test]
@@ -117,24 +129,24 @@ fn status_filter_applies_to_mail_not_webhook() {
     let s = Duration::from_secs(1);
     let mut p = Policy::new();
     let only_running = StatusSet::NONE.with(DaemonStatus::Running);
-    p.set_specs([("web".to_owned(), spec(10 * s, only_running))], t0);
-    p.set_status(DaemonStatus::Starting, Some(t0 + 5 * s));
+    p.handle_specs([("web".to_owned(), spec(10 * s, only_running))], t0);
+    p.handle_status(DaemonStatus::Starting, Some(t0 + 5 * s));
     assert_eq!(p.status(t0), DaemonStatus::Starting);
-    let a = p.on_transition(tr(State::Up, State::Down), t0);
+    let a = transition(&mut p, tr(State::Up, State::Down), t0);
     assert_eq!(kinds(&a), [("webhook", State::Down, 0)]);
     assert_eq!(a[0].alert.status, DaemonStatus::Starting);
     assert_eq!(p.poll_timeout(), Some(t0 + 5 * s), "end of starting");
-    assert!(p.on_timeout(t0 + 5 * s).is_empty());
+    assert!(timeout(&mut p, t0 + 5 * s).is_empty());
     assert_eq!(p.status(t0 + 5 * s), DaemonStatus::Running);
     // The repeat falls in `running`: mailed.
     assert_eq!(
-        kinds(&p.on_timeout(t0 + 10 * s)),
+        kinds(&timeout(&mut p, t0 + 10 * s)),
         [("email", State::Down, 1)]
     );
     // Stopping is filtered out, repeats included.
-    p.set_status(DaemonStatus::Stopping, None);
-    assert!(p.on_timeout(t0 + 20 * s).is_empty());
-    let up = p.on_transition(tr(State::Down, State::Up), t0 + 21 * s);
+    p.handle_status(DaemonStatus::Stopping, None);
+    assert!(timeout(&mut p, t0 + 20 * s).is_empty());
+    let up = transition(&mut p, tr(State::Down, State::Up), t0 + 21 * s);
     assert_eq!(kinds(&up), [("webhook", State::Up, 0)]);
 }
 
@@ -143,20 +155,20 @@ fn reload_keeps_down_servers_and_reschedules() {
     let t0 = Instant::now();
     let s = Duration::from_secs(1);
     let mut p = Policy::new();
-    p.set_specs(
+    p.handle_specs(
         [("web".to_owned(), spec(Duration::ZERO, StatusSet::ALL))],
         t0,
     );
-    p.on_transition(tr(State::Up, State::Down), t0);
+    transition(&mut p, tr(State::Up, State::Down), t0);
     assert_eq!(p.poll_timeout(), None);
     // Now with repeats every 30s: the first is due 30s after it went down.
-    p.set_specs(
+    p.handle_specs(
         [("web".to_owned(), spec(30 * s, StatusSet::ALL))],
         t0 + 10 * s,
     );
     assert_eq!(p.poll_timeout(), Some(t0 + 30 * s));
     // A shorter period whose first repeat is already past: at once.
-    p.set_specs(
+    p.handle_specs(
         [("web".to_owned(), spec(5 * s, StatusSet::ALL))],
         t0 + 10 * s,
     );
@@ -175,8 +187,8 @@ fn no_email_only_webhook() {
         webhook: Some(webhook()),
         email: None,
     };
-    p.set_specs([("web".to_owned(), only_hook)], t0);
-    let a = p.on_transition(tr(State::Up, State::Down), t0);
+    p.handle_specs([("web".to_owned(), only_hook)], t0);
+    let a = transition(&mut p, tr(State::Up, State::Down), t0);
     assert_eq!(kinds(&a), [("webhook", State::Down, 0)]);
     assert_eq!(p.poll_timeout(), None);
 }
@@ -208,10 +220,10 @@ proptest! {
         let freq = freq_s * s;
         let status = DaemonStatus::ALL[status_i];
         let mut p = Policy::new();
-        p.set_specs([("web".to_owned(), spec(freq, statuses))], t0);
-        p.set_status(status, None);
+        p.handle_specs([("web".to_owned(), spec(freq, statuses))], t0);
+        p.handle_status(status, None);
         let down = t0 + down_at * s;
-        let first = p.on_transition(tr(State::Up, State::Down), down);
+        let first = transition(&mut p, tr(State::Up, State::Down), down);
         let mails = first.iter().filter(|a| matches!(a.sink, Sink::Email(_))).count();
         prop_assert_eq!(mails, usize::from(statuses.contains(status)));
         prop_assert_eq!(first.iter().filter(|a| matches!(a.sink, Sink::Webhook(_))).count(), 1);
@@ -225,7 +237,7 @@ proptest! {
                 break;
             }
             prop_assert!(t > down);
-            for a in p.on_timeout(t) {
+            for a in timeout(&mut p, t) {
                 prop_assert!(matches!(a.sink, Sink::Email(_)));
                 prop_assert_eq!(a.alert.down_for, Some(t - down));
                 repeats.push((a.alert.repeat, t));
@@ -240,7 +252,7 @@ proptest! {
             Vec::new()
         };
         prop_assert_eq!(repeats, expected);
-        let last = p.on_transition(tr(State::Down, State::Up), up);
+        let last = transition(&mut p, tr(State::Down, State::Up), up);
         prop_assert_eq!(last.len(), 1 + usize::from(statuses.contains(status)));
         prop_assert_eq!(p.poll_timeout(), None);
     }

@@ -31,7 +31,8 @@ fn tcp(port: u16, timing: Timing) -> CheckSpec {
 fn next_start(engine: &mut Engine, now: &mut Instant) -> (ProbeId, Arc<CheckSpec>, Vec<Action>) {
     let mut others = Vec::new();
     loop {
-        while let Some(a) = engine.poll_action(*now) {
+        engine.handle_timeout(*now);
+        while let Some(a) = engine.poll_action() {
             match a {
                 Action::StartProbe { probe, spec } => return (probe, spec, others),
                 other => others.push(other),
@@ -44,20 +45,21 @@ fn next_start(engine: &mut Engine, now: &mut Instant) -> (ProbeId, Arc<CheckSpec
 }
 
 fn drain(engine: &mut Engine, now: Instant) -> Vec<Action> {
-    std::iter::from_fn(|| engine.poll_action(now)).collect()
+    engine.handle_timeout(now);
+    std::iter::from_fn(|| engine.poll_action()).collect()
 }
 
 #[test]
 fn first_probe_is_within_one_interval_and_result_flips_down_initial() {
     let t0 = Instant::now();
     let mut e = Engine::new();
-    e.set_checks([(CheckId(1), tcp(1, timing(2, 2, InitialState::Down)))], t0);
+    e.handle_checks([(CheckId(1), tcp(1, timing(2, 2, InitialState::Down)))], t0);
     assert_eq!(e.health(CheckId(1)), Some(Health::Down));
     assert!(!e.status(CheckId(1)).unwrap().probed);
     let mut now = t0;
     let (p, spec, _) = next_start(&mut e, &mut now);
     assert!(now - t0 < spec.timing.interval);
-    assert!(e.on_result(p, ProbeOutcome::up("connected"), now));
+    assert!(e.handle_result(p, ProbeOutcome::up("connected"), now));
     let acts = drain(&mut e, now);
     assert_eq!(
         acts,
@@ -70,10 +72,10 @@ fn first_probe_is_within_one_interval_and_result_flips_down_initial() {
     );
     // Now Up: it takes `fall` = 2 failures.
     let (p, _, _) = next_start(&mut e, &mut now);
-    e.on_result(p, ProbeOutcome::down("refused"), now);
+    e.handle_result(p, ProbeOutcome::down("refused"), now);
     assert!(drain(&mut e, now).is_empty());
     let (p, _, _) = next_start(&mut e, &mut now);
-    e.on_result(p, ProbeOutcome::down("refused"), now);
+    e.handle_result(p, ProbeOutcome::down("refused"), now);
     assert_eq!(drain(&mut e, now).len(), 1);
     let st = e.status(CheckId(1)).unwrap();
     assert_eq!(
@@ -81,14 +83,14 @@ fn first_probe_is_within_one_interval_and_result_flips_down_initial() {
         (Health::Down, 2, 2, 1)
     );
     // A stale or repeated result is ignored.
-    assert!(!e.on_result(p, ProbeOutcome::up("late"), now));
+    assert!(!e.handle_result(p, ProbeOutcome::up("late"), now));
 }
 
 #[test]
 fn timeout_is_enforced_and_late_result_ignored() {
     let t0 = Instant::now();
     let mut e = Engine::new();
-    e.set_checks(
+    e.handle_checks(
         [(CheckId(1), tcp(1, timing(1, 1, InitialState::FullyUp)))],
         t0,
     );
@@ -99,9 +101,9 @@ fn timeout_is_enforced_and_late_result_ignored() {
     now = started + Duration::from_millis(500);
     let acts = drain(&mut e, now);
     assert!(
-        matches!(&acts[..], [Action::Transition { to: Health::Down, reason, .. }] if reason.contains("no result"))
+        matches!(&acts[..], [Action::Transition { to: Health::Down, reason, .. }] if reason.contains("timed out after 500ms"))
     );
-    assert!(!e.on_result(p, ProbeOutcome::up("late"), now));
+    assert!(!e.handle_result(p, ProbeOutcome::up("late"), now));
     assert_eq!(e.in_flight(), 0);
     // The next start keeps the phase: one interval after the first start.
     assert_eq!(e.poll_timeout(), Some(started + Duration::from_secs(1)));
@@ -113,14 +115,14 @@ fn delay_before_retry_while_counting_failures() {
     let mut e = Engine::new();
     let mut t = timing(1, 3, InitialState::FullyUp);
     t.delay_before_retry = Duration::from_millis(200);
-    e.set_checks([(CheckId(1), tcp(1, t))], t0);
+    e.handle_checks([(CheckId(1), tcp(1, t))], t0);
     let mut now = t0;
     let (p, _, _) = next_start(&mut e, &mut now);
     let s1 = now;
-    e.on_result(p, ProbeOutcome::down("x"), now);
+    e.handle_result(p, ProbeOutcome::down("x"), now);
     let (p, _, _) = next_start(&mut e, &mut now);
     assert_eq!(now - s1, Duration::from_millis(200));
-    e.on_result(p, ProbeOutcome::up("ok"), now);
+    e.handle_result(p, ProbeOutcome::up("ok"), now);
     let s2 = now;
     let (_, _, _) = next_start(&mut e, &mut now);
     assert_eq!(now - s2, Duration::from_secs(1));
@@ -131,7 +133,7 @@ fn identical_checks_share_one_probe_and_diff_keeps_state() {
     let t0 = Instant::now();
     let mut e = Engine::new();
     let spec = tcp(80, timing(1, 1, InitialState::Down));
-    e.set_checks(
+    e.handle_checks(
         [
             (CheckId(1), spec.clone()),
             (CheckId(2), spec.clone()),
@@ -145,10 +147,10 @@ fn identical_checks_share_one_probe_and_diff_keeps_state() {
     loop {
         let (p, s, _) = next_start(&mut e, &mut now);
         if s.target.port() == 80 {
-            e.on_result(p, ProbeOutcome::up("ok"), now);
+            e.handle_result(p, ProbeOutcome::up("ok"), now);
             break;
         }
-        e.on_result(p, ProbeOutcome::down("refused"), now);
+        e.handle_result(p, ProbeOutcome::down("refused"), now);
     }
     let ups: Vec<CheckId> = drain(&mut e, now)
         .into_iter()
@@ -166,7 +168,7 @@ fn identical_checks_share_one_probe_and_diff_keeps_state() {
     // check 3 changes its timing (new slot, fresh state).
     let mut t3 = spec.timing;
     t3.rise = 5;
-    e.set_checks(
+    e.handle_checks(
         [
             (CheckId(1), spec.clone()),
             (CheckId(4), spec.clone()),
@@ -180,7 +182,7 @@ fn identical_checks_share_one_probe_and_diff_keeps_state() {
     assert_eq!(e.status(CheckId(1)).unwrap().transitions, 1);
     assert_eq!(e.probes(), 2);
     // Removing everything drops the in-flight bookkeeping too.
-    e.set_checks([], now);
+    e.handle_checks([], now);
     assert_eq!((e.checks(), e.probes(), e.in_flight()), (0, 0, 0));
     assert_eq!(e.poll_timeout(), None);
 }
@@ -193,18 +195,19 @@ fn forced_states_are_never_probed() {
     on.probe = ProbeSpec::On;
     let mut off = tcp(1, Timing::default());
     off.probe = ProbeSpec::Off;
-    e.set_checks([(CheckId(1), on), (CheckId(2), off)], t0);
+    e.handle_checks([(CheckId(1), on), (CheckId(2), off)], t0);
     assert_eq!(e.health(CheckId(1)), Some(Health::Up));
     assert_eq!(e.health(CheckId(2)), Some(Health::Down));
     assert_eq!(e.poll_timeout(), None);
-    assert_eq!(e.poll_action(t0 + Duration::from_secs(3600)), None);
+    e.handle_timeout(t0 + Duration::from_secs(3600));
+    assert_eq!(e.poll_action(), None);
 }
 
 #[test]
 fn dynamic_weight_is_reported_once_per_change() {
     let t0 = Instant::now();
     let mut e = Engine::new();
-    e.set_checks(
+    e.handle_checks(
         [(CheckId(7), tcp(1, timing(1, 1, InitialState::FullyUp)))],
         t0,
     );
@@ -214,7 +217,7 @@ fn dynamic_weight_is_reported_once_per_change() {
         let (p, _, _) = next_start(&mut e, &mut now);
         let mut o = ProbeOutcome::up("exit");
         o.weight = Some(w);
-        e.on_result(p, o, now);
+        e.handle_result(p, o, now);
         weights.extend(drain(&mut e, now));
     }
     assert_eq!(
@@ -236,16 +239,16 @@ fn dynamic_weight_is_reported_once_per_change() {
 fn initial_up_falls_on_first_failure() {
     let t0 = Instant::now();
     let mut e = Engine::new();
-    e.set_checks([(CheckId(1), tcp(1, timing(3, 3, InitialState::Up)))], t0);
+    e.handle_checks([(CheckId(1), tcp(1, timing(3, 3, InitialState::Up)))], t0);
     let mut now = t0;
     let (p, _, _) = next_start(&mut e, &mut now);
-    e.on_result(p, ProbeOutcome::down("refused"), now);
+    e.handle_result(p, ProbeOutcome::down("refused"), now);
     assert_eq!(e.health(CheckId(1)), Some(Health::Down));
     // From there, `rise` = 3 successes.
     for i in 0..3 {
         assert_eq!(e.health(CheckId(1)), Some(Health::Down), "after {i}");
         let (p, _, _) = next_start(&mut e, &mut now);
-        e.on_result(p, ProbeOutcome::up("ok"), now);
+        e.handle_result(p, ProbeOutcome::up("ok"), now);
     }
     assert_eq!(e.health(CheckId(1)), Some(Health::Up));
 }
@@ -284,7 +287,7 @@ proptest! {
         let initial = if start_up { InitialState::FullyUp } else { InitialState::FullyDown };
         let t0 = Instant::now();
         let mut e = Engine::new();
-        e.set_checks([(CheckId(1), tcp(1, timing(rise, fall, initial)))], t0);
+        e.handle_checks([(CheckId(1), tcp(1, timing(rise, fall, initial)))], t0);
         let mut now = t0;
         let mut flips = Vec::new();
         for (i, r) in results.iter().enumerate() {
@@ -295,7 +298,7 @@ proptest! {
             if let Some(ok) = r {
                 now += Duration::from_millis(10);
                 let o = if *ok { ProbeOutcome::up("ok") } else { ProbeOutcome::down("no") };
-                prop_assert!(e.on_result(p, o, now));
+                prop_assert!(e.handle_result(p, o, now));
             }
         }
         // Collect the last result's transition (or timeout).
@@ -323,7 +326,7 @@ proptest! {
                 .map(|i| (CheckId(u64::from(i)), tcp(1 + i % 4, timing(2, 2, InitialState::Down))))
                 .collect()
         };
-        e.set_checks(specs(0x3f), now);
+        e.handle_checks(specs(0x3f), now);
         // spec → (probe, deadline) for probes the engine considers in flight.
         let mut flying: HashMap<Arc<CheckSpec>, (ProbeId, Instant)> = HashMap::new();
         let mut all_started: Vec<ProbeId> = Vec::new();
@@ -333,7 +336,7 @@ proptest! {
                 1 => {
                     // Answer some in-flight probe.
                     if let Some((spec, (p, deadline))) = flying.iter().next().map(|(s, v)| (s.clone(), *v)) {
-                        let accepted = e.on_result(p, if ok { ProbeOutcome::up("ok") } else { ProbeOutcome::down("no") }, now);
+                        let accepted = e.handle_result(p, if ok { ProbeOutcome::up("ok") } else { ProbeOutcome::down("no") }, now);
                         if now < deadline {
                             prop_assert!(accepted, "a result in time was refused");
                         }
@@ -343,17 +346,18 @@ proptest! {
                 2 => {
                     let next = specs(mask);
                     flying.retain(|s, _| next.iter().any(|(_, n)| n == &**s));
-                    e.set_checks(next, now);
+                    e.handle_checks(next, now);
                 }
                 _ => {
                     if let Some(p) = all_started.get(ms as usize % all_started.len().max(1)) {
                         // Duplicate or stale reports never break anything.
-                        let _ = e.on_result(*p, ProbeOutcome::down("dup"), now);
+                        let _ = e.handle_result(*p, ProbeOutcome::down("dup"), now);
                         flying.retain(|_, (q, _)| q != p);
                     }
                 }
             }
-            while let Some(a) = e.poll_action(now) {
+            e.handle_timeout(now);
+            while let Some(a) = e.poll_action() {
                 if let Action::StartProbe { probe, spec } = a {
                     if let Some((_, deadline)) = flying.get(&spec) {
                         prop_assert!(now >= *deadline, "probe started while the same probe is in flight");
@@ -367,6 +371,73 @@ proptest! {
             }
             prop_assert!(e.in_flight() <= e.probes());
             prop_assert!(e.in_flight() <= cap.unwrap_or(usize::MAX), "cap exceeded");
+        }
+    }
+}
+
+proptest! {
+    /// Random check sets (shared specs, changed timings, forced states,
+    /// removed and re-added checks), results (in time, late, stale,
+    /// duplicated), clock steps and cap changes: the invariant sweep holds
+    /// after every input (debug builds also run it inside the engine).
+    #[test]
+    fn cross_indexes_stay_consistent_under_random_inputs(
+        ops in proptest::collection::vec(
+            (0u8..5, 0u64..3000, any::<u16>(), any::<bool>()),
+            1..300,
+        ),
+    ) {
+        let t0 = Instant::now();
+        let mut e = Engine::new();
+        let mut now = t0;
+        // Check i (of 8) uses one of 4 targets, one of 2 timings, and is
+        // sometimes forced: many checks share a slot, and a reload moves
+        // checks between slots.
+        let specs = |mask: u16| -> Vec<(CheckId, CheckSpec)> {
+            (0..8u16)
+                .filter(|i| mask & (1 << i) != 0)
+                .map(|i| {
+                    let bits = mask >> 8;
+                    let mut t = timing(1 + u32::from(bits & 1), 2, InitialState::Down);
+                    if bits & (1 << (i % 4)) != 0 {
+                        t.interval = Duration::from_millis(700);
+                        t.timeout = Duration::from_millis(900);
+                    }
+                    let mut spec = tcp(1 + (i + bits) % 4, t);
+                    if i == 7 && bits & 0x10 != 0 {
+                        spec.probe = if bits & 0x20 != 0 { ProbeSpec::On } else { ProbeSpec::Off };
+                    }
+                    (CheckId(u64::from(i)), spec)
+                })
+                .collect()
+        };
+        let mut started: Vec<ProbeId> = Vec::new();
+        for (op, x, mask, ok) in ops {
+            match op {
+                0 => {
+                    now += Duration::from_millis(x);
+                    e.handle_timeout(now);
+                }
+                1 => e.handle_checks(specs(mask), now),
+                2 => e.set_max_in_flight(if ok { Some(usize::from(mask % 4)) } else { None }),
+                _ => {
+                    if let Some(p) = started.get(x as usize % started.len().max(1)) {
+                        let outcome = if ok { ProbeOutcome::up("ok") } else { ProbeOutcome::down("no") };
+                        let _ = e.handle_result(*p, outcome, now);
+                    }
+                }
+            }
+            e.check_invariants();
+            while let Some(a) = e.poll_action() {
+                match a {
+                    Action::StartProbe { probe, .. } => started.push(probe),
+                    Action::Transition { check, to, .. } => {
+                        prop_assert_eq!(e.health(check), Some(to));
+                    }
+                    Action::Weight { check, .. } => prop_assert!(e.health(check).is_some()),
+                }
+            }
+            e.check_invariants();
         }
     }
 }
@@ -389,7 +460,7 @@ fn simulation_10000_checks_spread_and_detection_delay() {
     };
     let t0 = Instant::now();
     let mut e = Engine::new();
-    e.set_checks(
+    e.handle_checks(
         (0..N).map(|i| {
             let port = u16::try_from(1 + i % 60_000).unwrap();
             let ip = [10, 0, (i / 60_000) as u8, 1];
@@ -414,7 +485,8 @@ fn simulation_10000_checks_spread_and_detection_delay() {
     let mut starts: Vec<Duration> = Vec::new();
     let mut down_at: HashMap<CheckId, Instant> = HashMap::new();
     while now < end {
-        while let Some(a) = e.poll_action(now) {
+        e.handle_timeout(now);
+        while let Some(a) = e.poll_action() {
             match a {
                 Action::StartProbe { probe, .. } => {
                     starts.push(now - t0);
@@ -450,7 +522,7 @@ fn simulation_10000_checks_spread_and_detection_delay() {
             } else {
                 ProbeOutcome::down("no")
             };
-            assert!(e.on_result(p, o, now));
+            assert!(e.handle_result(p, o, now));
         }
     }
     // Spread: in the first interval (before death), count starts per 10 ms.
@@ -496,7 +568,7 @@ fn concurrency_cap_is_never_exceeded_and_nothing_starves() {
     let t0 = Instant::now();
     let mut e = Engine::new();
     e.set_max_in_flight(Some(CAP));
-    e.set_checks((0..N).map(|i| (CheckId(i), tcp(1 + i as u16, t))), t0);
+    e.handle_checks((0..N).map(|i| (CheckId(i), tcp(1 + i as u16, t))), t0);
     let death = t0 + Duration::from_secs(3);
     let end = death + Duration::from_secs(30);
     let mut now = t0;
@@ -505,7 +577,8 @@ fn concurrency_cap_is_never_exceeded_and_nothing_starves() {
     let mut down = 0usize;
     let mut max_flight = 0;
     while now < end && down < N as usize {
-        while let Some(a) = e.poll_action(now) {
+        e.handle_timeout(now);
+        while let Some(a) = e.poll_action() {
             match a {
                 Action::StartProbe { probe, spec } => {
                     if now >= t0 + interval && now < death {
@@ -533,7 +606,7 @@ fn concurrency_cap_is_never_exceeded_and_nothing_starves() {
                 break;
             }
             pending.pop();
-            e.on_result(p, ProbeOutcome::up("ok"), now);
+            e.handle_result(p, ProbeOutcome::up("ok"), now);
         }
     }
     assert_eq!(
@@ -557,7 +630,7 @@ fn warmup_delays_and_spreads_the_first_probes() {
     let mut t = timing(1, 1, InitialState::Down);
     t.warmup = Duration::from_secs(10);
     let n = 200u16;
-    e.set_checks(
+    e.handle_checks(
         (0..n).map(|i| (CheckId(u64::from(i) + 1), tcp(1000 + i, t))),
         t0,
     );
@@ -575,7 +648,7 @@ fn warmup_delays_and_spreads_the_first_probes() {
                 v.insert(now - t0);
             }
         }
-        assert!(e.on_result(p, ProbeOutcome::up("connected"), now));
+        assert!(e.handle_result(p, ProbeOutcome::up("connected"), now));
     }
     let bound = t.interval + t.warmup;
     assert!(first.values().all(|d| *d < bound), "{first:?}");

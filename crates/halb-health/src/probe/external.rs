@@ -11,77 +11,44 @@
 
 use crate::engine::ProbeOutcome;
 use crate::spec::ExternalSpec;
-use nix::sys::signal::{killpg, Signal};
-use nix::unistd::Pid;
-use std::os::unix::process::CommandExt as _;
-use std::process::Stdio;
-use tokio::process::Command;
+use halb_process::Exit;
 
-/// Kills the process group on drop unless disarmed (after the leader has
-/// been reaped, the group id could be reused).
-struct GroupGuard(Option<Pid>);
-
-impl Drop for GroupGuard {
-    fn drop(&mut self) {
-        if let Some(pgid) = self.0.take() {
-            let _ = killpg(pgid, Signal::SIGKILL);
-        }
-    }
-}
-
-/// Runs the command. No timeout of its own: the caller ([`super::run`])
-/// bounds it, and dropping this future kills the process group.
+/// Runs the command through halb's one process runner. No timeout of
+/// its own: the caller ([`super::run`]) bounds it, and dropping this
+/// future kills the process group.
 pub async fn probe(target: std::net::SocketAddr, spec: &ExternalSpec) -> ProbeOutcome {
-    let mut command = std::process::Command::new(&spec.program);
-    command.args(&spec.args);
-    // ldirectord's order: VIP VPORT RIP RPORT.
-    if let (Some(vs), true) = (spec.service, spec.pass_addresses) {
-        command
-            .arg(vs.ip().to_string())
-            .arg(vs.port().to_string())
-            .env("HALB_VIP", vs.ip().to_string())
-            .env("HALB_VPORT", vs.port().to_string());
-    }
-    if spec.pass_addresses {
-        command
-            .arg(target.ip().to_string())
-            .arg(target.port().to_string())
-            .env("HALB_RIP", target.ip().to_string())
-            .env("HALB_RPORT", target.port().to_string());
-    }
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0);
-    let mut command = Command::from(command);
-    command.kill_on_drop(true);
-    let mut child = match command.spawn() {
-        Ok(child) => child,
-        Err(e) => return ProbeOutcome::down(format!("spawn {}: {e}", spec.program.display())),
+    let mut run = halb_process::Spec {
+        program: spec.program.clone(),
+        args: spec.args.clone(),
+        ..halb_process::Spec::default()
     };
-    let mut guard = GroupGuard(
-        child
-            .id()
-            .and_then(|id| i32::try_from(id).ok())
-            .map(Pid::from_raw),
-    );
-    let status = child.wait().await;
-    guard.0 = None;
-    match status {
-        Err(e) => ProbeOutcome::down(format!("wait: {e}")),
-        Ok(status) => match status.code() {
-            Some(0) => ProbeOutcome::up("exit 0"),
-            Some(code @ 2..=255) if spec.dynamic_weight => {
-                let weight = u32::try_from(code - 2).unwrap_or(0);
-                ProbeOutcome {
-                    ok: true,
-                    reason: format!("exit {code}: weight {weight}"),
-                    weight: Some(weight),
-                }
+    // ldirectord's order: VIP VPORT RIP RPORT.
+    if spec.pass_addresses {
+        if let Some(vs) = spec.service {
+            run.args
+                .extend([vs.ip().to_string(), vs.port().to_string()]);
+            run.env.push(("HALB_VIP".into(), vs.ip().to_string()));
+            run.env.push(("HALB_VPORT".into(), vs.port().to_string()));
+        }
+        run.args
+            .extend([target.ip().to_string(), target.port().to_string()]);
+        run.env.push(("HALB_RIP".into(), target.ip().to_string()));
+        run.env
+            .push(("HALB_RPORT".into(), target.port().to_string()));
+    }
+    let outcome = halb_process::run(&run).await;
+    match outcome.exit {
+        Exit::Code(0) => ProbeOutcome::up("exit 0"),
+        Exit::Code(code @ 2..=255) if spec.dynamic_weight => {
+            let weight = u32::try_from(code - 2).unwrap_or(0);
+            ProbeOutcome {
+                ok: true,
+                reason: format!("exit {code}: weight {weight}"),
+                weight: Some(weight),
             }
-            Some(code) => ProbeOutcome::down(format!("exit {code}")),
-            None => ProbeOutcome::down(format!("{status}")),
-        },
+        }
+        Exit::Code(code) => ProbeOutcome::down(format!("exit {code}")),
+        Exit::Spawn(e) => ProbeOutcome::down(format!("spawn {e}")),
+        other => ProbeOutcome::down(other.to_string()),
     }
 }

@@ -268,7 +268,8 @@ fn run(
             }
             Op::Advance { secs } => {
                 now += Duration::from_secs(secs);
-                if let Some(d) = pool.expire(now) {
+                pool.handle_timeout(now);
+                if let Some(d) = pool.poll_timeout() {
                     prop_assert!(d > now);
                 }
             }

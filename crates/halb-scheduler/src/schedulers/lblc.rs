@@ -11,7 +11,7 @@
 //! becomes the address's server.
 //!
 //! Entries unused for [`EXPIRATION`] (the `lblc_expiration` sysctl's
-//! default, 24 hours) are dropped by [`Lblc::expire`]; when there are more
+//! default, 24 hours) are dropped by [`Lblc::handle_timeout`]; when there are more
 //! than [`MAX_ENTRIES`], those unused for [`ENTRY_TIMEOUT`] go too.
 //!
 //! Differences: the kernel keeps using a cached server that is over its
@@ -20,7 +20,7 @@
 //! kept across updates; those whose server left the table are dropped (the
 //! kernel keeps them pointing at the trashed server, which is then never
 //! used). The kernel's periodic timer sweeps a part of the table at a time;
-//! halb drops every due entry whenever `expire` runs.
+//! halb drops every due entry whenever `handle_timeout` runs.
 
 use super::least_conn::wlc;
 use super::{Ctx, Live};
@@ -140,11 +140,11 @@ impl Lblc {
         );
     }
 
-    pub fn expire(&mut self, now: Instant) {
+    pub fn handle_timeout(&mut self, now: Instant) {
         expire_entries(&mut self.map, now);
     }
 
-    pub fn next_deadline(&self) -> Option<Instant> {
+    pub fn poll_timeout(&self) -> Option<Instant> {
         next_entry_deadline(&self.map)
     }
 
@@ -208,11 +208,11 @@ mod tests {
         let r = reals(&[1]);
         let mut s = Lblc::default();
         s.pick(&ctx(&r), vip(1), t0);
-        assert_eq!(s.next_deadline(), Some(t0 + EXPIRATION));
-        s.expire(t0 + EXPIRATION - Duration::from_secs(1));
+        assert_eq!(s.poll_timeout(), Some(t0 + EXPIRATION));
+        s.handle_timeout(t0 + EXPIRATION - Duration::from_secs(1));
         assert_eq!(s.len(), 1);
-        s.expire(t0 + EXPIRATION);
+        s.handle_timeout(t0 + EXPIRATION);
         assert_eq!(s.len(), 0);
-        assert_eq!(s.next_deadline(), None);
+        assert_eq!(s.poll_timeout(), None);
     }
 }

@@ -11,7 +11,7 @@
 //! and added to the set. When a set has more than one member and has not
 //! changed for [`EXPIRATION`], its most loaded member is removed.
 //!
-//! Entries unused for [`EXPIRATION`] are dropped by [`Lblcr::expire`], and
+//! Entries unused for [`EXPIRATION`] are dropped by [`Lblcr::handle_timeout`], and
 //! those unused for [`ENTRY_TIMEOUT`] when there are more than
 //! [`MAX_ENTRIES`].
 //!
@@ -147,11 +147,11 @@ impl Lblcr {
         });
     }
 
-    pub fn expire(&mut self, now: Instant) {
+    pub fn handle_timeout(&mut self, now: Instant) {
         expire_entries(&mut self.map, now);
     }
 
-    pub fn next_deadline(&self) -> Option<Instant> {
+    pub fn poll_timeout(&self) -> Option<Instant> {
         next_entry_deadline(&self.map)
     }
 

@@ -197,19 +197,19 @@ impl Scheduler {
     }
 
     /// Drop stale locality entries (lblc, lblcr).
-    pub fn expire(&mut self, now: Instant) {
+    pub fn handle_timeout(&mut self, now: Instant) {
         match self {
-            Scheduler::Lblc(s) => s.expire(now),
-            Scheduler::Lblcr(s) => s.expire(now),
+            Scheduler::Lblc(s) => s.handle_timeout(now),
+            Scheduler::Lblcr(s) => s.handle_timeout(now),
             _ => {}
         }
     }
 
-    /// When [`Scheduler::expire`] next has something to do.
-    pub fn next_deadline(&self) -> Option<Instant> {
+    /// When [`Scheduler::handle_timeout`] next has something to do.
+    pub fn poll_timeout(&self) -> Option<Instant> {
         match self {
-            Scheduler::Lblc(s) => s.next_deadline(),
-            Scheduler::Lblcr(s) => s.next_deadline(),
+            Scheduler::Lblc(s) => s.poll_timeout(),
+            Scheduler::Lblcr(s) => s.poll_timeout(),
             _ => None,
         }
     }
