@@ -178,8 +178,8 @@ impl fmt::Display for WebhookUrl {
 }
 
 /// Checks an e-mail address (`ops@example.com` or
-/// `Ops <ops@example.com>`), as the mailer will parse it (lettre's
-/// grammar, in `src/mailbox.rs`, without lettre).
+/// `Ops <ops@example.com>`) without lettre (`src/mailbox.rs`): what it
+/// accepts, the mailer's lettre parses too.
 pub fn check_mailbox(s: &str) -> Result<(), String> {
     crate::mailbox::check(s).map_err(str::to_owned)
 }
