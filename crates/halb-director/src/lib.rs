@@ -529,7 +529,7 @@ impl Director {
         {
             self.inputs += 1;
             let every = (self.index.len() / 256).max(1) as u64;
-            if self.inputs % every == 0 {
+            if self.inputs.is_multiple_of(every) {
                 self.check_invariants();
             }
         }
