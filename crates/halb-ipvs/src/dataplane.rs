@@ -13,7 +13,7 @@ use halb_table::{
     Persistence, Protocol, Rates, RealStats, SchedulerKind, ServiceStats, Table, VirtualService,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Kernel-wide settings.
@@ -94,7 +94,7 @@ struct Inner {
     managed: BTreeSet<ServiceId>,
     /// Foreign services already reported (reported once).
     reported: BTreeSet<ServiceId>,
-    names: HashMap<ServiceId, String>,
+    names: Arc<HashMap<ServiceId, String>>,
     timeouts_sent: Option<Timeouts>,
     daemon_started: Option<SyncDaemon>,
     /// The kernel's table as of the last apply, kept up to date with every
@@ -116,9 +116,52 @@ struct Inner {
 }
 
 /// The IPVS data plane.
+/// The names of the managed services as of the last apply (`None`: IPVS
+/// never used), shared by the data plane and its observer.
+type SharedNames = Arc<Mutex<Option<Arc<HashMap<ServiceId, String>>>>>;
+
 pub struct IpvsDataPlane {
     opts: IpvsOptions,
     inner: Mutex<Inner>,
+    /// The names of the services halb manages, as of the last apply
+    /// (`None`: IPVS never used), shared with the observer.
+    shared_names: SharedNames,
+}
+
+/// [`DataPlane::observer`] of IPVS: its own netlink socket, and the names
+/// the last apply left, so reading the kernel's counters never waits for
+/// an apply.
+struct IpvsObserver {
+    names: SharedNames,
+    sock: Mutex<Option<IpvsSocket>>,
+}
+
+impl halb_table::Observer for IpvsObserver {
+    fn stats(&self) -> Vec<ServiceStats> {
+        let names = self.names.lock().ok().and_then(|n| n.clone());
+        let Some(names) = names else {
+            return Vec::new();
+        };
+        let Ok(mut sock) = self.sock.lock() else {
+            return Vec::new();
+        };
+        if sock.is_none() {
+            *sock = IpvsSocket::open().ok();
+        }
+        let Some(sock) = sock.as_mut() else {
+            return Vec::new();
+        };
+        stats_from(sock, &names)
+    }
+
+    fn connections(&self) -> Vec<ConnectionInfo> {
+        let used = self.names.lock().ok().is_some_and(|n| n.is_some());
+        if used {
+            crate::conn::read_conn_table()
+        } else {
+            Vec::new()
+        }
+    }
 }
 
 impl IpvsDataPlane {
@@ -132,7 +175,7 @@ impl IpvsDataPlane {
                 sock: None,
                 managed: BTreeSet::new(),
                 reported: BTreeSet::new(),
-                names: HashMap::new(),
+                names: Arc::default(),
                 timeouts_sent: None,
                 daemon_started: None,
                 kernel: None,
@@ -140,6 +183,7 @@ impl IpvsDataPlane {
                 verify: false,
                 last: None,
             }),
+            shared_names: Arc::default(),
         }
     }
 
@@ -353,7 +397,10 @@ impl IpvsDataPlane {
                 inner.managed.insert(e.0.id);
             }
         }
-        inner.names = names;
+        inner.names = Arc::new(names);
+        if let Ok(mut shared) = self.shared_names.lock() {
+            *shared = Some(inner.names.clone());
+        }
         if failed.is_empty() {
             if let Some(k) = inner.kernel.as_mut() {
                 crate::reconcile::apply_ops_map(k, &plan.ops);
@@ -382,6 +429,13 @@ fn service_err(name: &str, message: String) -> DataPlaneError {
 impl DataPlane for IpvsDataPlane {
     fn name(&self) -> &'static str {
         "ipvs"
+    }
+
+    fn observer(&self) -> Arc<dyn halb_table::Observer> {
+        Arc::new(IpvsObserver {
+            names: self.shared_names.clone(),
+            sock: Mutex::new(None),
+        })
     }
 
     fn apply(&mut self, table: &Table) -> ApplyReport {
@@ -539,95 +593,7 @@ impl DataPlane for IpvsDataPlane {
         let Ok(sock) = socket(&mut inner) else {
             return Vec::new();
         };
-        let Ok(table) = sock.table() else {
-            return Vec::new();
-        };
-        table
-            .into_iter()
-            .map(|(si, dests)| {
-                let s = &si.service;
-                let (protocol, listen) = match s.id {
-                    ServiceId::Inet { protocol, addr } => (
-                        match protocol {
-                            IpvsProtocol::Tcp => Protocol::Tcp,
-                            IpvsProtocol::Udp => Protocol::Udp,
-                            IpvsProtocol::Sctp => Protocol::Sctp,
-                        },
-                        addr,
-                    ),
-                    ServiceId::Fwmark { family, .. } => (
-                        Protocol::Tcp,
-                        match family {
-                            Family::V4 => (std::net::Ipv4Addr::UNSPECIFIED, 0).into(),
-                            Family::V6 => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
-                        },
-                    ),
-                };
-                let mut counters = counters(&si.stats);
-                let reals: Vec<RealStats> = dests
-                    .iter()
-                    .map(|d| {
-                        let mut c = counters_of(&d.stats);
-                        c.active = u64::from(d.active_conns);
-                        c.inactive = u64::from(d.inactive_conns);
-                        RealStats {
-                            addr: d.dest.addr,
-                            weight: d.dest.weight,
-                            forward: match d.dest.fwd {
-                                FwdMethod::Masq => Forward::Masq,
-                                FwdMethod::Tunnel => Forward::Tunnel,
-                                _ => Forward::Route,
-                            },
-                            overloaded: false,
-                            removed: false,
-                            counters: c,
-                            rates: rates(&d.stats),
-                        }
-                    })
-                    .collect();
-                counters.active = reals.iter().map(|r| r.counters.active).sum();
-                counters.inactive = reals.iter().map(|r| r.counters.inactive).sum();
-                ServiceStats {
-                    name: names
-                        .get(&s.id)
-                        .cloned()
-                        .unwrap_or_else(|| format!("{} (not managed by halb)", s.id)),
-                    protocol,
-                    listen,
-                    scheduler: SchedulerKind::from_name(&s.scheduler).unwrap_or(SchedulerKind::Wlc),
-                    scheduler_name: SchedulerKind::from_name(&s.scheduler)
-                        .is_none()
-                        .then(|| s.scheduler.clone()),
-                    flags: halb_table::SchedulerFlags {
-                        fallback: s.flags.sched_fallback,
-                        port: s.flags.sched_port,
-                    },
-                    fwmark: match s.id {
-                        ServiceId::Fwmark { mark, .. } => Some(mark),
-                        ServiceId::Inet { .. } => None,
-                    },
-                    one_packet: s.flags.one_packet,
-                    persistence: s.persistence.map(|t| Persistence {
-                        timeout: Duration::from_secs(u64::from(t)),
-                        prefix_v4: if s.id.family() == Family::V4 {
-                            s.netmask
-                        } else {
-                            32
-                        },
-                        prefix_v6: if s.id.family() == Family::V6 {
-                            s.netmask
-                        } else {
-                            128
-                        },
-                    }),
-                    fallback: None,
-                    fallback_conns: 0,
-                    counters,
-                    rates: rates(&si.stats),
-                    reals,
-                }
-            })
-            .collect()
+        stats_from(sock, &names)
     }
 
     fn connections(&self) -> Vec<ConnectionInfo> {
@@ -679,6 +645,99 @@ fn rates(s: &Stats) -> Rates {
         inbps: s.inbps as f64,
         outbps: s.outbps as f64,
     }
+}
+
+/// The kernel's counters as [`ServiceStats`], named with `names`.
+fn stats_from(sock: &mut IpvsSocket, names: &HashMap<ServiceId, String>) -> Vec<ServiceStats> {
+    let Ok(table) = sock.table() else {
+        return Vec::new();
+    };
+    table
+        .into_iter()
+        .map(|(si, dests)| {
+            let s = &si.service;
+            let (protocol, listen) = match s.id {
+                ServiceId::Inet { protocol, addr } => (
+                    match protocol {
+                        IpvsProtocol::Tcp => Protocol::Tcp,
+                        IpvsProtocol::Udp => Protocol::Udp,
+                        IpvsProtocol::Sctp => Protocol::Sctp,
+                    },
+                    addr,
+                ),
+                ServiceId::Fwmark { family, .. } => (
+                    Protocol::Tcp,
+                    match family {
+                        Family::V4 => (std::net::Ipv4Addr::UNSPECIFIED, 0).into(),
+                        Family::V6 => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
+                    },
+                ),
+            };
+            let mut counters = counters(&si.stats);
+            let reals: Vec<RealStats> = dests
+                .iter()
+                .map(|d| {
+                    let mut c = counters_of(&d.stats);
+                    c.active = u64::from(d.active_conns);
+                    c.inactive = u64::from(d.inactive_conns);
+                    RealStats {
+                        addr: d.dest.addr,
+                        weight: d.dest.weight,
+                        forward: match d.dest.fwd {
+                            FwdMethod::Masq => Forward::Masq,
+                            FwdMethod::Tunnel => Forward::Tunnel,
+                            _ => Forward::Route,
+                        },
+                        overloaded: false,
+                        removed: false,
+                        counters: c,
+                        rates: rates(&d.stats),
+                    }
+                })
+                .collect();
+            counters.active = reals.iter().map(|r| r.counters.active).sum();
+            counters.inactive = reals.iter().map(|r| r.counters.inactive).sum();
+            ServiceStats {
+                name: names
+                    .get(&s.id)
+                    .cloned()
+                    .unwrap_or_else(|| format!("{} (not managed by halb)", s.id)),
+                protocol,
+                listen,
+                scheduler: SchedulerKind::from_name(&s.scheduler).unwrap_or(SchedulerKind::Wlc),
+                scheduler_name: SchedulerKind::from_name(&s.scheduler)
+                    .is_none()
+                    .then(|| s.scheduler.clone()),
+                flags: halb_table::SchedulerFlags {
+                    fallback: s.flags.sched_fallback,
+                    port: s.flags.sched_port,
+                },
+                fwmark: match s.id {
+                    ServiceId::Fwmark { mark, .. } => Some(mark),
+                    ServiceId::Inet { .. } => None,
+                },
+                one_packet: s.flags.one_packet,
+                persistence: s.persistence.map(|t| Persistence {
+                    timeout: Duration::from_secs(u64::from(t)),
+                    prefix_v4: if s.id.family() == Family::V4 {
+                        s.netmask
+                    } else {
+                        32
+                    },
+                    prefix_v6: if s.id.family() == Family::V6 {
+                        s.netmask
+                    } else {
+                        128
+                    },
+                }),
+                fallback: None,
+                fallback_conns: 0,
+                counters,
+                rates: rates(&si.stats),
+                reals,
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -306,9 +306,39 @@ impl ProxyDataPlane {
     }
 }
 
+/// [`DataPlane::observer`] of the proxy: the services' shared counters
+/// (the list the estimator timer walks, in table order) and the
+/// connection registry.
+struct ProxyObserver {
+    services: Arc<Mutex<Vec<Arc<ServiceShared>>>>,
+    registry: Arc<Registry>,
+}
+
+impl halb_table::Observer for ProxyObserver {
+    fn stats(&self) -> Vec<ServiceStats> {
+        let services = self
+            .services
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        services.iter().map(|s| s.stats()).collect()
+    }
+
+    fn connections(&self) -> Vec<ConnectionInfo> {
+        self.registry.snapshot()
+    }
+}
+
 impl DataPlane for ProxyDataPlane {
     fn name(&self) -> &'static str {
         "proxy"
+    }
+
+    fn observer(&self) -> Arc<dyn halb_table::Observer> {
+        Arc::new(ProxyObserver {
+            services: self.timer_list.clone(),
+            registry: self.registry.clone(),
+        })
     }
 
     fn apply(&mut self, table: &Table) -> ApplyReport {

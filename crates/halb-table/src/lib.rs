@@ -414,6 +414,12 @@ pub trait DataPlane: Send {
     /// Short name for logs and `halb list` (`proxy`, `ipvs`).
     fn name(&self) -> &'static str;
 
+    /// A read-only view of this data plane's counters and connections,
+    /// for readers (the control socket, the dashboard) that must never
+    /// wait for the daemon's work: it does not go through `&self`, and an
+    /// apply in progress does not hold it up.
+    fn observer(&self) -> std::sync::Arc<dyn Observer>;
+
     /// Make the data plane match `table`.
     fn apply(&mut self, table: &Table) -> ApplyReport;
 
@@ -425,6 +431,16 @@ pub trait DataPlane: Send {
         ApplyReport::default()
     }
 
+    /// Counters and rates per service and real server, in table order.
+    fn stats(&self) -> Vec<ServiceStats>;
+
+    /// The connection table (TCP connections and UDP flows).
+    fn connections(&self) -> Vec<ConnectionInfo>;
+}
+
+/// What [`DataPlane::observer`] gives: counters and the connection
+/// table, read from the data plane's shared state.
+pub trait Observer: Send + Sync {
     /// Counters and rates per service and real server, in table order.
     fn stats(&self) -> Vec<ServiceStats>;
 

@@ -169,15 +169,60 @@ pub enum Msg {
     Answered,
 }
 
-/// How the control socket and the dashboard reach the daemon's task.
+/// What readers see without waiting for the daemon's task: the
+/// director's part of the status as last published (at most
+/// [`crate::daemon`]'s publish period old), and the live parts read at
+/// once (data-plane counters and connections through the data plane's
+/// observer, alert counters, VRRP state).
+pub struct Reader {
+    pub snapshot: tokio::sync::watch::Receiver<std::sync::Arc<Status>>,
+    pub observer: std::sync::Arc<dyn halb_table::Observer>,
+    pub alerts: halb_alert::Sender,
+    pub vrrp: std::sync::Arc<std::sync::Mutex<Option<std::sync::Arc<halb_vrrp_net::VrrpHandle>>>>,
+    pub started: std::time::Instant,
+}
+
+impl std::fmt::Debug for Reader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Reader")
+    }
+}
+
+impl Reader {
+    pub fn status(&self) -> Status {
+        let mut st = Status::clone(&self.snapshot.borrow());
+        st.uptime_secs = self.started.elapsed().as_secs();
+        st.services = self.observer.stats();
+        st.alerts = self.alerts.stats();
+        let handle = self.vrrp.lock().ok().and_then(|h| h.clone());
+        st.vrrp = handle.map(|h| crate::vrrp::status(&h)).unwrap_or_default();
+        st
+    }
+}
+
+/// How the control socket and the dashboard reach the daemon: status and
+/// connections from the [`Reader`] (never waiting for the daemon's task),
+/// a reload through the task's channel.
 #[derive(Debug, Clone)]
-pub struct Asker(pub tokio::sync::mpsc::Sender<Msg>);
+pub struct Asker {
+    pub tx: tokio::sync::mpsc::Sender<Msg>,
+    pub reader: std::sync::Arc<Reader>,
+}
 
 impl Asker {
     /// The daemon's answer to `req`.
     pub async fn ask(&self, req: Request) -> Response {
+        match req {
+            Request::Status => return Response::Status(self.reader.status()),
+            Request::Connections => {
+                return Response::Connections {
+                    connections: self.reader.observer.connections(),
+                }
+            }
+            Request::Reload => {}
+        }
         let (tx, rx) = tokio::sync::oneshot::channel();
-        if self.0.send(Msg::Ask(req, tx)).await.is_err() {
+        if self.tx.send(Msg::Ask(req, tx)).await.is_err() {
             return Response::Error {
                 message: "the daemon is stopping".into(),
             };
@@ -188,7 +233,7 @@ impl Asker {
     }
 
     async fn answered(&self) {
-        let _ = self.0.send(Msg::Answered).await;
+        let _ = self.tx.send(Msg::Answered).await;
     }
 }
 

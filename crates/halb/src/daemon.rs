@@ -10,7 +10,7 @@
 //! where the simulation tests drive it.
 
 use crate::cli::EXIT_CONFIG;
-use crate::control::{self, Asker, Msg, Request, Response, Status};
+use crate::control::{self, Asker, Msg, Reader, Request, Response, Status};
 use crate::{http, planes, vrrp};
 use anyhow::Context;
 use halb_config::{Config, SyncRole};
@@ -24,7 +24,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 /// Where the running config came from, so a reload can read it again.
@@ -41,7 +41,6 @@ struct Shell {
     source: Source,
     director: Director,
     plane: planes::Planes,
-    started: Instant,
     sender: halb_alert::Sender,
     vrrp: Option<vrrp::Running>,
     vrrp_events: Option<mpsc::UnboundedReceiver<halb_vrrp_net::Event>>,
@@ -56,7 +55,17 @@ struct Shell {
     /// whether VRRP took the new config.
     reload_report: Option<ApplyReport>,
     vrrp_reloaded: Option<bool>,
+    /// The director's part of the status, for the readers.
+    published: watch::Sender<Arc<Status>>,
+    /// Something may have changed since the last publish.
+    publish_due: bool,
+    last_publish: Instant,
+    /// The VRRP handle, for the readers.
+    vrrp_slot: Arc<std::sync::Mutex<Option<Arc<halb_vrrp_net::VrrpHandle>>>>,
 }
+
+/// The status readers see is at most this old (when something changed).
+const PUBLISH_EVERY: Duration = Duration::from_millis(200);
 
 impl Shell {
     /// Carries out every action the director has queued.
@@ -130,6 +139,9 @@ impl Shell {
                     Some(v) => v.reload(&config),
                     None => vrrp::Running::start(&config).map(|r| {
                         if let Some((running, events)) = r {
+                            if let Ok(mut slot) = self.vrrp_slot.lock() {
+                                *slot = Some(running.handle.clone());
+                            }
                             self.vrrp = Some(running);
                             self.vrrp_events = Some(events);
                         }
@@ -172,7 +184,9 @@ impl Shell {
         });
     }
 
-    fn status(&self) -> Status {
+    /// The director's part of the status (the readers add the live
+    /// counters, alerts and VRRP rows).
+    fn snapshot(&self) -> Status {
         Status {
             version: env!("CARGO_PKG_VERSION").to_string(),
             dataplane: self.plane.name().to_string(),
@@ -180,27 +194,40 @@ impl Shell {
                 Source::File(p, _) => Some(p.clone()),
                 Source::Embedded(_) => None,
             },
-            uptime_secs: self.started.elapsed().as_secs(),
-            services: self.plane.stats(),
+            uptime_secs: 0,
+            services: Vec::new(),
             health: self.director.health_report(),
             health_transitions: self.director.transitions(),
-            alerts: self.sender.stats(),
-            vrrp: self
-                .vrrp
-                .as_ref()
-                .map(|v| vrrp::status(&v.handle))
-                .unwrap_or_default(),
+            alerts: halb_alert::AlertStats::default(),
+            vrrp: Vec::new(),
         }
     }
 
+    fn publish(&mut self) {
+        self.published.send_replace(Arc::new(self.snapshot()));
+        self.publish_due = false;
+        self.last_publish = Instant::now();
+    }
+
+    /// The whole status, as a reader sees it (for the signal dumps).
+    fn status(&self, reader: &Reader) -> Status {
+        let mut st = reader.status();
+        st.health = self.director.health_report();
+        st.health_transitions = self.director.transitions();
+        st
+    }
+
     fn handle(&mut self, req: Request) -> Response {
-        match req {
-            Request::Status => Response::Status(self.status()),
-            Request::Connections => Response::Connections {
-                connections: self.plane.connections(),
+        let response = match req {
+            // Readers answer these themselves (control::Asker).
+            Request::Status | Request::Connections => Response::Error {
+                message: "status is read from the published snapshot".into(),
             },
             Request::Reload => self.reload(),
-        }
+        };
+        // A client that reads the status after its reload sees it.
+        self.publish();
+        response
     }
 
     /// Re-read the config and hand it to the director, which plans the
@@ -285,10 +312,10 @@ impl Shell {
 
     /// keepalived's SIGUSR1 (data) and SIGUSR2 (stats) dumps: the state
     /// as `halb list --json` shows it, written next to the control socket.
-    fn dump(&self, socket: &Path, stats: bool) {
+    fn dump(&self, socket: &Path, stats: bool, reader: &Reader) {
         let name = if stats { "halb.stats" } else { "halb.data" };
         let path = socket.with_file_name(name);
-        let status = self.status();
+        let status = self.status(reader);
         let body = if stats {
             serde_json::to_vec_pretty(&(&status.services, &status.alerts, &status.vrrp))
         } else {
@@ -457,11 +484,31 @@ pub fn run(
         };
         let (sender, sender_task) =
             halb_alert::Sender::spawn(ALERT_QUEUE, halb_alert::director_name());
+        let vrrp_slot = Arc::new(std::sync::Mutex::new(
+            vrrp.as_ref().map(|v: &vrrp::Running| v.handle.clone()),
+        ));
+        let (published, snapshot) = watch::channel(Arc::new(Status {
+            version: String::new(),
+            dataplane: String::new(),
+            config: None,
+            uptime_secs: 0,
+            services: Vec::new(),
+            health: Vec::new(),
+            health_transitions: 0,
+            alerts: halb_alert::AlertStats::default(),
+            vrrp: Vec::new(),
+        }));
+        let reader = Arc::new(Reader {
+            snapshot,
+            observer: plane.observer(),
+            alerts: sender.clone(),
+            vrrp: vrrp_slot.clone(),
+            started: Instant::now(),
+        });
         let mut shell = Shell {
             source,
             director,
             plane,
-            started: Instant::now(),
             sender,
             vrrp,
             vrrp_events,
@@ -471,8 +518,14 @@ pub fn run(
             verify_due: false,
             reload_report: None,
             vrrp_reloaded: None,
+            published,
+            publish_due: false,
+            last_publish: Instant::now(),
+            vrrp_slot,
         };
         shell.director.handle_start(Instant::now());
+        shell.drain();
+        shell.publish();
         tracing::info!(
             "halb {} running: {nservices} virtual service(s), {nchecks} health check(s) \
              (at most {check_cap} probes at once), alerts for {nalerts} service(s), control socket {}",
@@ -481,7 +534,10 @@ pub fn run(
         );
 
         let (control_tx, mut control_rx) = mpsc::channel::<Msg>(CONTROL_QUEUE);
-        let asker = Asker(control_tx);
+        let asker = Asker {
+            tx: control_tx,
+            reader: reader.clone(),
+        };
         let http_task = http_listener.map(|l| tokio::spawn(http::serve(l, asker.clone())));
         let served = asker.clone();
         let control_task = tokio::spawn(async move {
@@ -502,7 +558,14 @@ pub fn run(
 
         loop {
             shell.drain();
-            let wake = shell.director.poll_timeout();
+            if shell.publish_due && shell.last_publish.elapsed() >= PUBLISH_EVERY {
+                shell.publish();
+            }
+            let mut wake = shell.director.poll_timeout();
+            if shell.publish_due {
+                let at = shell.last_publish + PUBLISH_EVERY;
+                wake = Some(wake.map_or(at, |w| w.min(at)));
+            }
             let timer = async {
                 match wake {
                     Some(at) => tokio::time::sleep_until(at.into()).await,
@@ -516,10 +579,11 @@ pub fn run(
                 _ = hup.recv() => {
                     tracing::info!("SIGHUP: reloading");
                     shell.reload();
+                    shell.publish();
                     shell.after_reply();
                 }
-                _ = usr1.recv() => shell.dump(&socket_path, false),
-                _ = usr2.recv() => shell.dump(&socket_path, true),
+                _ = usr1.recv() => shell.dump(&socket_path, false, &reader),
+                _ = usr2.recv() => shell.dump(&socket_path, true, &reader),
                 _ = alrm.recv() => tracing::debug!("SIGALRM: ignored"),
                 Some(msg) = control_rx.recv() => match msg {
                     Msg::Ask(req, reply) => {
@@ -546,6 +610,7 @@ pub fn run(
                 Some(_) = shell.hooks.join_next(), if !shell.hooks.is_empty() => {}
                 () = timer => shell.director.handle_timeout(Instant::now()),
             }
+            shell.publish_due = true;
         }
         control_task.abort();
         if let Some(t) = http_task {
@@ -556,6 +621,9 @@ pub fn run(
         // VRRP releases first (priority-0 advert, VIPs removed) so the
         // backup takes over while our listeners close; its last state
         // changes still run their hooks.
+        if let Ok(mut slot) = shell.vrrp_slot.lock() {
+            slot.take();
+        }
         if let Some(v) = shell.vrrp.take() {
             let mut events = shell.vrrp_events.take();
             let stop = v.stop();

@@ -6,7 +6,9 @@ use halb_config::{ForeignServices, Global, SyncRole};
 use halb_ipvs::reconcile::ForeignPolicy;
 use halb_ipvs::{IpvsDataPlane, IpvsOptions, SyncDaemon, SyncState, Timeouts};
 use halb_proxy::ProxyDataPlane;
-use halb_table::{ApplyReport, ConnectionInfo, DataPlane, DataPlaneKind, ServiceStats, Table};
+use halb_table::{
+    ApplyReport, ConnectionInfo, DataPlane, DataPlaneKind, Observer, ServiceStats, Table,
+};
 
 pub struct Planes {
     proxy: ProxyDataPlane,
@@ -84,7 +86,34 @@ impl Planes {
     }
 }
 
+/// Both data planes' observers side by side.
+struct PlanesObserver {
+    proxy: std::sync::Arc<dyn Observer>,
+    ipvs: std::sync::Arc<dyn Observer>,
+}
+
+impl Observer for PlanesObserver {
+    fn stats(&self) -> Vec<ServiceStats> {
+        let mut s = self.proxy.stats();
+        s.extend(self.ipvs.stats());
+        s
+    }
+
+    fn connections(&self) -> Vec<ConnectionInfo> {
+        let mut c = self.proxy.connections();
+        c.extend(self.ipvs.connections());
+        c
+    }
+}
+
 impl DataPlane for Planes {
+    fn observer(&self) -> std::sync::Arc<dyn Observer> {
+        std::sync::Arc::new(PlanesObserver {
+            proxy: self.proxy.observer(),
+            ipvs: self.ipvs.observer(),
+        })
+    }
+
     fn name(&self) -> &'static str {
         if self.uses_ipvs {
             "proxy+ipvs"

@@ -77,7 +77,7 @@ fn instance_spec(v: &VrrpInstance) -> anyhow::Result<InstanceSpec> {
 
 /// VRRP as the daemon runs it.
 pub struct Running {
-    pub handle: VrrpHandle,
+    pub handle: std::sync::Arc<VrrpHandle>,
 }
 
 impl Running {
@@ -91,7 +91,12 @@ impl Running {
         }
         let (handle, events) = halb_vrrp_net::spawn(spec(config)?)?;
         tracing::info!("VRRP: {} instance(s) started", config.vrrp_instances.len());
-        Ok(Some((Running { handle }, events)))
+        Ok(Some((
+            Running {
+                handle: std::sync::Arc::new(handle),
+            },
+            events,
+        )))
     }
 
     /// Applies a reloaded config (the outcome is logged by the VRRP
