@@ -43,6 +43,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Health changes that come within this of the last table are applied
+/// together, at its end: a mass failure of 1,000 real servers is tens of
+/// tables, not a thousand (each is a walk of the whole config), and a
+/// transition waits at most this long for its table.
+pub const APPLY_COALESCE: Duration = Duration::from_millis(10);
+
+/// The coalescing window never exceeds this, however slow applying is.
+pub const MAX_COALESCE: Duration = Duration::from_millis(250);
+
 /// Why a table is applied (the shell prefixes its log lines with it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ApplyReason {
@@ -133,6 +142,11 @@ pub struct Director {
     alerts_dirty: bool,
     /// Inputs handled (paces the debug builds' invariant sweeps).
     inputs: u64,
+    /// When the last table for health changes was handed out.
+    last_health_apply: Option<Instant>,
+    /// How long the last health apply took, as the shell reported
+    /// ([`Director::handle_applied`]): the coalescing window grows with it.
+    apply_cost: Duration,
     now: Instant,
 }
 
@@ -225,6 +239,8 @@ impl Director {
             alert_deadline: None,
             alerts_dirty: false,
             inputs: 0,
+            last_health_apply: None,
+            apply_cost: Duration::ZERO,
             now,
         };
         d.debug_check();
@@ -361,6 +377,16 @@ impl Director {
         self.debug_check();
     }
 
+    /// The shell finished carrying out an [`Action::Apply`] for health at
+    /// `now`: how long it took paces the next one.
+    pub fn handle_applied(&mut self, now: Instant) {
+        self.advance(now);
+        if let Some(t) = self.last_health_apply {
+            self.apply_cost = now.saturating_duration_since(t);
+        }
+        self.debug_check();
+    }
+
     /// An operator's command (none exist yet).
     pub fn handle_command(&mut self, command: Command, _now: Instant) {
         match command {}
@@ -391,7 +417,13 @@ impl Director {
                 }
                 continue;
             }
-            if std::mem::take(&mut self.table_due) {
+            if self.table_due {
+                if self.health_apply_at() > self.now {
+                    // Coalesced with what follows (see APPLY_COALESCE).
+                    return None;
+                }
+                self.table_due = false;
+                self.last_health_apply = Some(self.now);
                 return Some(Action::Apply {
                     table: self.table(),
                     reason: ApplyReason::Health,
@@ -411,7 +443,14 @@ impl Director {
 
     /// When [`Director::handle_timeout`] is next due.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
-        if !self.actions.is_empty() || self.table_due || self.tracking_due {
+        if !self.actions.is_empty() {
+            return Some(self.now);
+        }
+        // Tracking follows the table: both wait for a coalesced table.
+        if self.table_due {
+            return Some(self.health_apply_at().max(self.now));
+        }
+        if self.tracking_due {
             return Some(self.now);
         }
         if std::mem::take(&mut self.alerts_dirty) {
@@ -531,7 +570,6 @@ impl Director {
         }
     }
 
-
     fn advance(&mut self, now: Instant) {
         self.now = self.now.max(now);
         self.engine.handle_timeout(self.now);
@@ -542,6 +580,15 @@ impl Director {
         while let Some(a) = self.alerts.poll_action() {
             self.actions.push_back(Action::Alert(a));
         }
+    }
+
+    /// When a table for health changes may next be handed out: at least
+    /// [`APPLY_COALESCE`] after the last one, and long enough that applying
+    /// takes at most a fifth of the time (a table of 10,000 real servers
+    /// costs milliseconds; probes must not wait behind a stream of them).
+    fn health_apply_at(&self) -> Instant {
+        let window = APPLY_COALESCE.max(self.apply_cost * 5).min(MAX_COALESCE);
+        self.last_health_apply.map_or(self.now, |t| t + window)
     }
 
     fn queue_table(&mut self, reason: ApplyReason) {

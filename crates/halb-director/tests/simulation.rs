@@ -310,9 +310,11 @@ impl World {
         self.settle();
     }
 
-    /// The table each node applied last equals the pure function of its
-    /// config and its engine's health.
-    fn check_tables(&self) {
+    /// The table each node applied last (once a coalesced one is out)
+    /// equals the pure function of its config and its engine's health.
+    fn check_tables(&mut self) {
+        let t = self.elapsed();
+        self.run_until(t + halb_director::APPLY_COALESCE);
         for (i, n) in self.nodes.iter().enumerate() {
             assert_eq!(
                 n.table(),

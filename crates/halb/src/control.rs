@@ -169,13 +169,18 @@ pub enum Msg {
     Answered,
 }
 
-/// What readers see without waiting for the daemon's task: the
-/// director's part of the status as last published (at most
-/// [`crate::daemon`]'s publish period old), and the live parts read at
-/// once (data-plane counters and connections through the data plane's
-/// observer, alert counters, VRRP state).
+/// What readers see without waiting for the daemon's work: the
+/// director's part of the status as the daemon's task publishes it when
+/// asked (a reader waits at most [`crate::daemon::FRESH_WAIT`] for it,
+/// else takes the last one), and the live parts read at once (data-plane
+/// counters and connections through the data plane's observer, alert
+/// counters, VRRP state).
 pub struct Reader {
     pub snapshot: tokio::sync::watch::Receiver<std::sync::Arc<Status>>,
+    /// Asks the daemon's task to publish a fresh snapshot (it costs a
+    /// walk of every checked real server, so it is made when asked for,
+    /// not after every probe).
+    pub refresh: tokio::sync::Notify,
     pub observer: std::sync::Arc<dyn halb_table::Observer>,
     pub alerts: halb_alert::Sender,
     pub vrrp: std::sync::Arc<std::sync::Mutex<Option<std::sync::Arc<halb_vrrp_net::VrrpHandle>>>>,
@@ -189,6 +194,18 @@ impl std::fmt::Debug for Reader {
 }
 
 impl Reader {
+    /// The status with the director's part as fresh as the daemon's task
+    /// publishes it within [`crate::daemon::FRESH_WAIT`] (else the last
+    /// one published).
+    pub async fn fresh_status(&self) -> Status {
+        let mut rx = self.snapshot.clone();
+        rx.borrow_and_update();
+        self.refresh.notify_one();
+        let _ = tokio::time::timeout(crate::daemon::FRESH_WAIT, rx.changed()).await;
+        self.status()
+    }
+
+    /// The status with the last published director's part.
     pub fn status(&self) -> Status {
         let mut st = Status::clone(&self.snapshot.borrow());
         st.uptime_secs = self.started.elapsed().as_secs();
@@ -213,7 +230,7 @@ impl Asker {
     /// The daemon's answer to `req`.
     pub async fn ask(&self, req: Request) -> Response {
         match req {
-            Request::Status => return Response::Status(self.reader.status()),
+            Request::Status => return Response::Status(self.reader.fresh_status().await),
             Request::Connections => {
                 return Response::Connections {
                     connections: self.reader.observer.connections(),

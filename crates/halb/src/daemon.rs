@@ -57,15 +57,14 @@ struct Shell {
     vrrp_reloaded: Option<bool>,
     /// The director's part of the status, for the readers.
     published: watch::Sender<Arc<Status>>,
-    /// Something may have changed since the last publish.
-    publish_due: bool,
-    last_publish: Instant,
     /// The VRRP handle, for the readers.
     vrrp_slot: Arc<std::sync::Mutex<Option<Arc<halb_vrrp_net::VrrpHandle>>>>,
 }
 
-/// The status readers see is at most this old (when something changed).
-const PUBLISH_EVERY: Duration = Duration::from_millis(200);
+/// How long a reader waits for the daemon's task to publish a fresh
+/// status before it answers with the last one (a busy task, a long IPVS
+/// apply, never holds a reader longer).
+pub const FRESH_WAIT: Duration = Duration::from_millis(250);
 
 impl Shell {
     /// Carries out every action the director has queued.
@@ -109,6 +108,9 @@ impl Shell {
                         r.warnings.extend(report.warnings);
                     }
                     ApplyReason::Health | ApplyReason::SyncRole => {
+                        if reason == ApplyReason::Health {
+                            self.director.handle_applied(Instant::now());
+                        }
                         let what = if reason == ApplyReason::Health {
                             "applying health changes"
                         } else {
@@ -205,8 +207,6 @@ impl Shell {
 
     fn publish(&mut self) {
         self.published.send_replace(Arc::new(self.snapshot()));
-        self.publish_due = false;
-        self.last_publish = Instant::now();
     }
 
     /// The whole status, as a reader sees it (for the signal dumps).
@@ -500,6 +500,7 @@ pub fn run(
         }));
         let reader = Arc::new(Reader {
             snapshot,
+            refresh: tokio::sync::Notify::new(),
             observer: plane.observer(),
             alerts: sender.clone(),
             vrrp: vrrp_slot.clone(),
@@ -519,8 +520,6 @@ pub fn run(
             reload_report: None,
             vrrp_reloaded: None,
             published,
-            publish_due: false,
-            last_publish: Instant::now(),
             vrrp_slot,
         };
         shell.director.handle_start(Instant::now());
@@ -558,14 +557,7 @@ pub fn run(
 
         loop {
             shell.drain();
-            if shell.publish_due && shell.last_publish.elapsed() >= PUBLISH_EVERY {
-                shell.publish();
-            }
-            let mut wake = shell.director.poll_timeout();
-            if shell.publish_due {
-                let at = shell.last_publish + PUBLISH_EVERY;
-                wake = Some(wake.map_or(at, |w| w.min(at)));
-            }
+            let wake = shell.director.poll_timeout();
             let timer = async {
                 match wake {
                     Some(at) => tokio::time::sleep_until(at.into()).await,
@@ -585,6 +577,7 @@ pub fn run(
                 _ = usr1.recv() => shell.dump(&socket_path, false, &reader),
                 _ = usr2.recv() => shell.dump(&socket_path, true, &reader),
                 _ = alrm.recv() => tracing::debug!("SIGALRM: ignored"),
+                () = reader.refresh.notified() => shell.publish(),
                 Some(msg) = control_rx.recv() => match msg {
                     Msg::Ask(req, reply) => {
                         let _ = reply.send(shell.handle(req));
@@ -610,7 +603,6 @@ pub fn run(
                 Some(_) = shell.hooks.join_next(), if !shell.hooks.is_empty() => {}
                 () = timer => shell.director.handle_timeout(Instant::now()),
             }
-            shell.publish_due = true;
         }
         control_task.abort();
         if let Some(t) = http_task {
