@@ -629,8 +629,16 @@ impl Engine {
         let advert = match packet::decode(payload, &p.header, &expected) {
             Ok(a) => a,
             Err(e) => {
-                *inst.drops.entry(e.reason().to_owned()).or_default() += 1;
-                tracing::debug!(instance = %inst.spec.name, src = %p.header.src, error = %e, "VRRP packet dropped");
+                let n = inst.drops.entry(e.reason().to_owned()).or_default();
+                *n += 1;
+                if matches!(e, packet::DecodeError::IntervalTooShort { .. }) && n.is_power_of_two()
+                {
+                    // A hostile or broken peer: said at the 1st, 2nd, 4th,
+                    // 8th… drop, so a flood writes a few dozen lines.
+                    tracing::warn!(instance = %inst.spec.name, src = %p.header.src, error = %e, dropped = *n, "VRRP advert with an advertisement interval halb does not accept dropped (it would make the backup take over at once); counted in drops as interval_too_short");
+                } else {
+                    tracing::debug!(instance = %inst.spec.name, src = %p.header.src, error = %e, "VRRP packet dropped");
+                }
                 return;
             }
         };

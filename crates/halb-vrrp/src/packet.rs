@@ -24,7 +24,8 @@
 //! destination, TTL / hop limit) come in an [`IpHeader`]. [`parse`] checks
 //! what the packet says about itself (TTL, version, type, length, checksum);
 //! [`Expected::check`] checks it against the local virtual router (VRID,
-//! version, owner, authentication, v2 interval); [`decode`] does both.
+//! version, owner, authentication, the smallest interval halb accepts, v2
+//! interval); [`decode`] does both.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -42,6 +43,12 @@ pub const MULTICAST_V6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12)
 pub const TYPE_ADVERTISEMENT: u8 = 1;
 /// Largest v3 Max Adver Int: 12 bits of centiseconds (RFC 5798 §5.2.7).
 pub const MAX_V3_INTERVAL_CS: u16 = 0x0fff;
+/// Smallest v3 Max Adver Int accepted, sent or received: 1 cs (10 ms), the
+/// smallest `advert_interval` halb's config takes. An advertised 0 would
+/// make a backup's Master_Down_Interval about zero (RFC 5798 §6.1).
+pub const MIN_V3_INTERVAL_CS: u16 = 1;
+/// Smallest v2 Adver Int accepted: 1 s (RFC 3768 §5.3.7), in centiseconds.
+pub const MIN_V2_INTERVAL_CS: u16 = 100;
 /// Priority of an address owner (RFC 5798 §5.2.4).
 pub const PRIORITY_OWNER: u8 = 255;
 /// Priority a master sends when it stops (RFC 5798 §5.2.4).
@@ -65,6 +72,16 @@ impl Version {
         match self {
             Version::V2 => 2,
             Version::V3 => 3,
+        }
+    }
+
+    /// The smallest advertisement interval of this version that halb
+    /// accepts, in centiseconds: what its config accepts ([`MIN_V3_INTERVAL_CS`],
+    /// [`MIN_V2_INTERVAL_CS`]).
+    pub fn min_interval_cs(self) -> u16 {
+        match self {
+            Version::V2 => MIN_V2_INTERVAL_CS,
+            Version::V3 => MIN_V3_INTERVAL_CS,
         }
     }
 }
@@ -300,6 +317,18 @@ pub enum DecodeError {
     /// it is not from the address owner (RFC 3768 §7.1: drop).
     #[error("the advert's addresses differ from the configured virtual addresses")]
     AddressList,
+    /// The advertisement interval is below what halb accepts in its own
+    /// config (v3: Max Adver Int 0; v2: Adver Int 0). Accepted, it would
+    /// make the backup's Master_Down_Interval about zero, so that one
+    /// hostile advert makes it take over at once and flap the VIP. Dropped,
+    /// in the spirit of the receive checks of RFC 5798 §7.1.
+    #[error("advert interval {got_cs} cs, below the smallest accepted ({min_cs} cs)")]
+    IntervalTooShort {
+        /// The smallest accepted.
+        min_cs: u16,
+        /// Received.
+        got_cs: u16,
+    },
 }
 
 impl DecodeError {
@@ -321,6 +350,7 @@ impl DecodeError {
             DecodeError::AuthFailed => "auth_failed",
             DecodeError::Interval { .. } => "interval",
             DecodeError::AddressList => "address_list",
+            DecodeError::IntervalTooShort { .. } => "interval_too_short",
         }
     }
 }
@@ -343,7 +373,11 @@ pub struct Expected {
 }
 
 impl Expected {
-    /// The checks against local configuration, in the RFC's order.
+    /// The checks against local configuration, in the RFC's order, plus
+    /// one of halb's own: an interval below [`Version::min_interval_cs`]
+    /// (Max Adver Int 0, Adver Int 0) is dropped as
+    /// [`DecodeError::IntervalTooShort`] (after the owner check in v3,
+    /// before the interval comparison in v2).
     pub fn check(&self, advert: &Advert) -> Result<(), DecodeError> {
         if advert.version != self.version {
             return Err(DecodeError::WrongVersion {
@@ -360,6 +394,11 @@ impl Expected {
         if self.local_is_owner {
             return Err(DecodeError::LocalIsOwner);
         }
+        if self.version == Version::V3 {
+            // Not an RFC 5798 §7.1 check, but in its spirit: an interval
+            // halb would refuse in its own config is not believed.
+            Self::check_min_interval(advert)?;
+        }
         if self.version == Version::V2 {
             // RFC 3768 §7.1: auth type must match; for type 1 the
             // password too. RFC 2338 §5.3.6.1 (simple text password).
@@ -375,6 +414,7 @@ impl Expected {
             if advert.priority != PRIORITY_OWNER && !self.addresses_match(advert) {
                 return Err(DecodeError::AddressList);
             }
+            Self::check_min_interval(advert)?;
             if advert.interval_cs != self.interval_cs {
                 return Err(DecodeError::Interval {
                     expected_cs: self.interval_cs,
@@ -387,6 +427,17 @@ impl Expected {
 }
 
 impl Expected {
+    fn check_min_interval(advert: &Advert) -> Result<(), DecodeError> {
+        let min_cs = advert.version.min_interval_cs();
+        if advert.interval_cs < min_cs {
+            return Err(DecodeError::IntervalTooShort {
+                min_cs,
+                got_cs: advert.interval_cs,
+            });
+        }
+        Ok(())
+    }
+
     /// The advert lists the configured addresses (in any order; true when
     /// none are configured). v3 only logs and counts a mismatch (RFC 5798
     /// §7.1: SHOULD log, MAY indicate); v2 drops it ([`Expected::check`]).

@@ -535,11 +535,18 @@ impl Router {
     /// and §6.4.3 (Master). Adverts for another VRID or version, from the
     /// local primary address (multicast loop) or reaching an owner are
     /// ignored.
+    ///
+    /// An advert whose interval is below what halb accepts
+    /// ([`crate::Version::min_interval_cs`]: Max Adver Int 0) is ignored
+    /// too, whether or not the shell decoded it first: it would set
+    /// Master_Down_Interval to about zero and let one hostile advert flap
+    /// the VIP ([`crate::DecodeError::IntervalTooShort`] is its counter).
     pub fn handle_advert(&mut self, src: IpAddr, advert: &Advert, now: Instant) {
         if advert.vrid != self.config.vrid
             || advert.version != self.config.version
             || self.is_owner()
             || src == self.config.primary_address
+            || advert.interval_cs < advert.version.min_interval_cs()
         {
             return;
         }
@@ -664,9 +671,9 @@ impl Router {
 
     fn learn_interval(&mut self, advert: &Advert) {
         if self.config.version == Version::V3 {
-            // An advertised 0 would make Master_Down_Interval 0: take the
-            // smallest interval instead.
-            let cs = u64::from(advert.interval_cs.max(1));
+            // handle_advert ignored an interval below the smallest one
+            // (an advertised 0 would make Master_Down_Interval 0).
+            let cs = u64::from(advert.interval_cs.max(crate::packet::MIN_V3_INTERVAL_CS));
             self.master_adver_interval = Duration::from_millis(cs * 10);
         }
     }

@@ -217,6 +217,97 @@ fn receive_checks() {
     assert_eq!(e(|x| x.vrid = 1).reason(), "vrid");
 }
 
+/// An interval halb would refuse in its own config (v3 Max Adver Int 0,
+/// v2 Adver Int 0) is dropped with its own reason, whatever else the
+/// advert says; the smallest accepted one passes.
+#[test]
+fn interval_below_the_smallest_is_dropped() {
+    let h = hdr("192.0.2.1", "224.0.0.18");
+    // v3: Max Adver Int 0 from a higher-priority "master".
+    let (mut a, _) = v3_v4();
+    a.priority = 254;
+    a.interval_cs = 0;
+    let bytes = a.encode(h.src, h.dst).unwrap();
+    assert_eq!(
+        parse(&bytes, &h).unwrap().interval_cs,
+        0,
+        "the codec reads it"
+    );
+    let v3 = Expected {
+        version: Version::V3,
+        vrid: 51,
+        local_is_owner: false,
+        auth: Auth::None,
+        interval_cs: 100,
+        addresses: Vec::new(),
+    };
+    let e = decode(&bytes, &h, &v3).unwrap_err();
+    assert_eq!(
+        e,
+        DecodeError::IntervalTooShort {
+            min_cs: MIN_V3_INTERVAL_CS,
+            got_cs: 0
+        }
+    );
+    assert_eq!(e.reason(), "interval_too_short");
+    // Only the reserved nibble set: still 0.
+    let mut b = bytes.clone();
+    b[4] |= 0xf0;
+    let c = checksum(Version::V3, h.src, h.dst, &b);
+    b[6..8].copy_from_slice(&c.to_be_bytes());
+    assert!(matches!(
+        decode(&b, &h, &v3),
+        Err(DecodeError::IntervalTooShort { got_cs: 0, .. })
+    ));
+    // 10 ms, the smallest halb's config takes, is accepted (v3 does not
+    // compare the interval with its own).
+    a.interval_cs = MIN_V3_INTERVAL_CS;
+    let bytes = a.encode(h.src, h.dst).unwrap();
+    assert_eq!(decode(&bytes, &h, &v3).unwrap().interval_cs, 1);
+    // IPv6 likewise.
+    let (mut a6, _) = v3_v6();
+    a6.interval_cs = 0;
+    let h6 = hdr("fe80::1", "ff02::12");
+    let bytes = a6.encode(h6.src, h6.dst).unwrap();
+    assert_eq!(
+        decode(&bytes, &h6, &v3).unwrap_err().reason(),
+        "interval_too_short"
+    );
+
+    // v2: Adver Int 0 gets the same reason, not the `interval` mismatch.
+    let (mut a, _) = keepalived_v2();
+    a.interval_cs = 0;
+    let bytes = a.encode(h.src, h.dst).unwrap();
+    let v2 = Expected {
+        version: Version::V2,
+        vrid: 51,
+        local_is_owner: false,
+        auth: Auth::password("secret"),
+        interval_cs: 100,
+        addresses: Vec::new(),
+    };
+    assert_eq!(
+        decode(&bytes, &h, &v2).unwrap_err(),
+        DecodeError::IntervalTooShort {
+            min_cs: MIN_V2_INTERVAL_CS,
+            got_cs: 0
+        }
+    );
+    // The RFC's checks before it still come first: VRID, owner.
+    let mut other = v3.clone();
+    other.vrid = 52;
+    let (mut a, _) = v3_v4();
+    a.interval_cs = 0;
+    let bytes = a.encode(h.src, h.dst).unwrap();
+    assert_eq!(decode(&bytes, &h, &other).unwrap_err().reason(), "vrid");
+    other.vrid = 51;
+    other.local_is_owner = true;
+    assert_eq!(
+        decode(&bytes, &h, &other).unwrap_err(),
+        DecodeError::LocalIsOwner
+    );
+}
+
 #[test]
 fn v2_unknown_auth_type() {
     let (_, mut b) = keepalived_v2();

@@ -550,3 +550,96 @@ fn late_wake_up_adverts_first_no_spurious_takeover() {
         assert_eq!(r.state(), State::Master, "late by {late:?}");
     }
 }
+
+/// Issue 16 item 5: a hostile host sends adverts with Max Adver Int 0 at
+/// priority 254, every 40 ms, for 20 s of virtual time. Accepted, each one
+/// would set Master_Down_Interval to about 36 ms and the backup would
+/// become master between two of them, then backup again: the VIP added
+/// and removed 25 times a second. Dropped (on the wire by
+/// [`crate::packet::decode`], counted as `interval_too_short`, or by
+/// `handle_advert` itself when a shell skipped the check), the backup's
+/// state changes only as the real master's adverts make it: with no real
+/// master it times out once and stays master; with one (priority 150,
+/// 1 s) it stays backup.
+#[test]
+fn zero_interval_adverts_do_not_flap_a_backup() {
+    let hostile = ip("192.0.2.66");
+    let real = ip("192.0.2.2");
+    let group = ip("224.0.0.18");
+    let run = |with_master: bool, through_decode: bool, hostile_cs: u16| {
+        let t0 = Instant::now();
+        let mut r = Router::new(cfg(100)).unwrap();
+        r.start(t0);
+        let (mut changes, mut drops, mut sent) = (Vec::new(), 0u32, 0u32);
+        let (mut now, end) = (t0, t0 + Duration::from_secs(20));
+        let (mut next_hostile, mut next_master) = (t0 + ms(3), t0);
+        while now < end {
+            while let Some(t) = r.poll_timeout() {
+                if t > now {
+                    break;
+                }
+                r.handle_timeout(t);
+            }
+            if with_master && now >= next_master {
+                r.handle_advert(real, &advert_from(150, 100), now);
+                next_master += Duration::from_secs(1);
+            }
+            if now >= next_hostile {
+                let a = advert_from(254, hostile_cs);
+                sent += 1;
+                if through_decode {
+                    let bytes = a.encode(hostile, group).unwrap();
+                    let hdr = crate::packet::IpHeader {
+                        src: hostile,
+                        dst: group,
+                        ttl: 255,
+                    };
+                    match crate::packet::decode(&bytes, &hdr, &r.expected()) {
+                        Ok(a) => r.handle_advert(hostile, &a, now),
+                        Err(e) => {
+                            assert_eq!(e.reason(), "interval_too_short");
+                            drops += 1;
+                        }
+                    }
+                } else {
+                    r.handle_advert(hostile, &a, now);
+                }
+                next_hostile += ms(40);
+            }
+            for a in drain(&mut r) {
+                if let Action::StateChange { from, to, .. } = a {
+                    changes.push((from, to));
+                }
+            }
+            now += ms(1);
+        }
+        (changes, drops, sent, r.state())
+    };
+    use State::{Backup, Initialize, Master};
+    for through_decode in [true, false] {
+        let (changes, drops, sent, state) = run(false, through_decode, 0);
+        assert_eq!(
+            changes,
+            [(Initialize, Backup), (Backup, Master)],
+            "no real master, decode {through_decode}"
+        );
+        assert_eq!(state, Master);
+        assert!(sent >= 400, "{sent} hostile adverts");
+        assert_eq!(drops, if through_decode { sent } else { 0 });
+
+        let (changes, _, _, state) = run(true, through_decode, 0);
+        assert_eq!(
+            changes,
+            [(Initialize, Backup)],
+            "with a real master, decode {through_decode}"
+        );
+        assert_eq!(state, Backup);
+    }
+    // The harness sees a flap when there is one: the same adverts with
+    // 10 ms (a valid interval, so accepted) move the backup back and
+    // forth, as the protocol says for a higher-priority master that goes
+    // silent after each advert.
+    let (changes, drops, _, _) = run(false, true, 1);
+    assert_eq!(drops, 0);
+    assert!(changes.len() > 100, "{} state changes", changes.len());
+}
