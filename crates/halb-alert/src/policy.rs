@@ -38,32 +38,11 @@
 
 use crate::spec::{AlertSpec, DaemonStatus, EmailSpec, WebhookSpec};
 use std::collections::{HashMap, VecDeque};
-use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Up or down.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum State {
-    Up,
-    Down,
-}
-
-impl State {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::Up => "up",
-            State::Down => "down",
-        }
-    }
-}
-
-impl fmt::Display for State {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use halb_health::Health;
 
 /// A real server of a virtual service that changed state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,8 +50,8 @@ pub struct Transition {
     /// The virtual service's name.
     pub service: String,
     pub real: SocketAddr,
-    pub from: State,
-    pub to: State,
+    pub from: Health,
+    pub to: Health,
     /// The probe's reason (`connection refused`, `HTTP 200`).
     pub reason: String,
 }
@@ -82,8 +61,8 @@ pub struct Transition {
 pub struct Alert {
     pub service: String,
     pub real: SocketAddr,
-    pub from: State,
-    pub to: State,
+    pub from: Health,
+    pub to: Health,
     pub reason: String,
     /// The daemon's status when the alert was decided.
     pub status: DaemonStatus,
@@ -224,7 +203,7 @@ impl Policy {
     fn transition(&mut self, t: Transition, now: Instant) {
         let key = (t.service.clone(), t.real);
         let down_for = match t.to {
-            State::Down => {
+            Health::Down => {
                 let next = repeat_of(&self.specs, &t.service).map(|r| now + r);
                 self.down.insert(
                     key,
@@ -237,7 +216,7 @@ impl Policy {
                 );
                 None
             }
-            State::Up => self
+            Health::Up => self
                 .down
                 .remove(&key)
                 .map(|d| now.saturating_duration_since(d.since)),
@@ -324,8 +303,8 @@ impl Policy {
                     alert: Alert {
                         service: service.clone(),
                         real: *real,
-                        from: State::Down,
-                        to: State::Down,
+                        from: Health::Down,
+                        to: Health::Down,
                         reason: d.reason.clone(),
                         status,
                         repeat: d.repeats,

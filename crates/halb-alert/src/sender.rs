@@ -9,7 +9,7 @@
 //! - e-mail: lettre's tokio SMTP transport (rustls, ring; no native-tls),
 //!   STARTTLS off, opportunistic or required, optional AUTH.
 
-use crate::policy::{Action, Alert, Sink, State};
+use crate::policy::{Action, Alert, Health, Sink};
 use crate::spec::{EmailSpec, Starttls, WebhookSpec};
 use bytes::Bytes;
 use http_body_util::Full;
@@ -129,9 +129,9 @@ impl Sender {
 /// "web: real server 192.0.2.10:80 is down (connection refused)".
 pub fn summary(a: &Alert) -> String {
     let what = match (a.from, a.to, a.repeat) {
-        (_, State::Down, r) if r > 0 => "is still down",
-        (_, State::Down, _) => "is down",
-        (_, State::Up, _) => "is up",
+        (_, Health::Down, r) if r > 0 => "is still down",
+        (_, Health::Down, _) => "is down",
+        (_, Health::Up, _) => "is up",
     };
     format!(
         "{}: real server {} {what} ({})",
@@ -455,8 +455,8 @@ mod tests {
         Alert {
             service: "web".into(),
             real: "192.0.2.10:80".parse().unwrap(),
-            from: State::Up,
-            to: State::Down,
+            from: Health::Up,
+            to: Health::Down,
             reason: "connection refused".into(),
             status: DaemonStatus::Running,
             repeat: 0,

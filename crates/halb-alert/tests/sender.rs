@@ -4,7 +4,7 @@
 //! Every wait is a bounded poll; no timing is asserted.
 #![allow(clippy::unwrap_used)]
 
-use halb_alert::{Action, Alert, DaemonStatus, Sender, Sink, State, WebhookSpec, WebhookUrl};
+use halb_alert::{Action, Alert, DaemonStatus, Health, Sender, Sink, WebhookSpec, WebhookUrl};
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -97,8 +97,8 @@ fn action(url: &str, retries: u32, ca_file: Option<PathBuf>) -> Action {
         alert: Alert {
             service: "web".into(),
             real: "192.0.2.10:80".parse().unwrap(),
-            from: State::Up,
-            to: State::Down,
+            from: Health::Up,
+            to: Health::Down,
             reason: "connection refused".into(),
             status: DaemonStatus::Running,
             repeat: 0,

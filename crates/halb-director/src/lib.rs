@@ -31,12 +31,13 @@ pub mod status;
 pub mod tracking;
 
 pub use checks::{CheckIndex, Owner};
+pub use halb_health::Health;
 pub use hooks::{hooks_for, VrrpEvent};
-pub use status::{describe, HealthState, RealHealth};
+pub use status::{describe, RealHealth};
 
-use halb_alert::{DaemonStatus, Policy, State as AlertState, Transition};
+use halb_alert::{DaemonStatus, Policy, Transition};
 use halb_config::{Config, Global, SyncRole};
-use halb_health::{CheckId, CheckSpec, Engine, Health, ProbeId, ProbeOutcome};
+use halb_health::{CheckId, CheckSpec, Engine, ProbeId, ProbeOutcome};
 use halb_table::{OnDown, ServiceKey, Table};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -360,14 +361,14 @@ impl Director {
         self.advance(now);
         self.alerts.handle_status(DaemonStatus::Stopping, None);
         for r in self.health_report() {
-            if r.health != HealthState::Up {
+            if r.health != Health::Up {
                 continue;
             }
             let t = Transition {
                 service: r.service,
                 real: r.real,
-                from: AlertState::Up,
-                to: AlertState::Down,
+                from: Health::Up,
+                to: Health::Down,
                 reason: "halb is stopping".to_owned(),
             };
             self.alerts.handle_transition(t, now);
@@ -510,7 +511,7 @@ impl Director {
                     protocol: vs.protocol,
                     listen: vs.listen,
                     real: r.addr,
-                    health: st.health.into(),
+                    health: st.health,
                     reason: st.last_reason.clone(),
                     transitions: st.transitions,
                     configured_weight: r.weight,
@@ -619,15 +620,11 @@ impl Director {
                         "health: {name}: real server {real} is down ({reason}; was {from})"
                     ),
                 }
-                let state = |h: Health| match h {
-                    Health::Up => AlertState::Up,
-                    Health::Down => AlertState::Down,
-                };
                 let t = Transition {
                     service: name,
                     real,
-                    from: state(from),
-                    to: state(to),
+                    from,
+                    to,
                     reason,
                 };
                 self.alerts.handle_transition(t, self.now);

@@ -2,27 +2,10 @@
 //! of `halb list` and the dashboard, built from the health engine's own
 //! state (the director keeps no copy of it).
 
-use halb_health::{CheckSpec, ProbeSpec};
+use halb_health::{CheckSpec, Health, ProbeSpec};
 use halb_table::{OnDown, Protocol};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
-
-/// Up or down, as the health checks see a real server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum HealthState {
-    Up,
-    Down,
-}
-
-impl From<halb_health::Health> for HealthState {
-    fn from(h: halb_health::Health) -> Self {
-        match h {
-            halb_health::Health::Up => HealthState::Up,
-            halb_health::Health::Down => HealthState::Down,
-        }
-    }
-}
 
 /// The health of one real server of one virtual service.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,7 +15,7 @@ pub struct RealHealth {
     pub protocol: Protocol,
     pub listen: SocketAddr,
     pub real: SocketAddr,
-    pub health: HealthState,
+    pub health: Health,
     /// Why: the last probe's reason ("HTTP 503", "login failed: …"),
     /// from the first probe on; before any probe, the forced state or none.
     pub reason: Option<String>,

@@ -321,22 +321,14 @@ impl World {
                 &n.director.table(),
                 "node {i}'s last table is stale"
             );
-            let health: HashMap<SocketAddr, halb_director::HealthState> = n
+            let health: HashMap<SocketAddr, Health> = n
                 .director
                 .health_report()
                 .into_iter()
                 .map(|h| (h.real, h.health))
                 .collect();
             let expected = effective_table(n.director.config(), |_, real| {
-                health.get(&real).map(|h| {
-                    (
-                        match h {
-                            halb_director::HealthState::Up => Health::Up,
-                            halb_director::HealthState::Down => Health::Down,
-                        },
-                        None,
-                    )
-                })
+                health.get(&real).map(|h| (*h, None))
             });
             assert_eq!(n.table(), &expected, "node {i}");
         }
@@ -473,7 +465,7 @@ fn alerts_say_starting_then_running_then_reloading() {
     // running; each alert says which it was decided in.
     for (t, real, to, status) in &statuses {
         assert_eq!(real, REALS[0]);
-        assert_eq!(*to, halb_alert::State::Up);
+        assert_eq!(*to, Health::Up);
         let expected = if *t < Duration::from_millis(1500) {
             halb_alert::DaemonStatus::Starting
         } else {
@@ -498,14 +490,14 @@ fn alerts_say_starting_then_running_then_reloading() {
     w.run_until(t + Duration::from_millis(1400));
     let (t, last) = w.nodes[0].alerts.last().unwrap();
     assert!(*t < reload_at + Duration::from_millis(1500));
-    assert_eq!(last.alert.to, halb_alert::State::Down);
+    assert_eq!(last.alert.to, Health::Down);
     assert_eq!(last.alert.status, halb_alert::DaemonStatus::Reloading);
     // After the reload's first round: running again.
     w.alive.insert(REALS[0].parse().unwrap());
     let t = w.elapsed();
     w.run_until(t + Duration::from_secs(4));
     let (_, last) = w.nodes[0].alerts.last().unwrap();
-    assert_eq!(last.alert.to, halb_alert::State::Up);
+    assert_eq!(last.alert.to, Health::Up);
     assert_eq!(last.alert.status, halb_alert::DaemonStatus::Running);
     w.check_tables();
 }

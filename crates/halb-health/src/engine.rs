@@ -86,19 +86,27 @@ impl ProbeId {
     }
 }
 
-/// Health of a check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Up or down: the one health type of halb, from the engine to every
+/// consumer (the director, alerts, `halb list` as `"up"`/`"down"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Health {
     Up,
     Down,
 }
 
-impl fmt::Display for Health {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl Health {
+    pub fn as_str(self) -> &'static str {
+        match self {
             Health::Up => "up",
             Health::Down => "down",
-        })
+        }
+    }
+}
+
+impl fmt::Display for Health {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

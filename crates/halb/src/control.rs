@@ -75,7 +75,7 @@ pub struct VrrpStatus {
     pub address_mismatches: u64,
 }
 
-pub use halb_director::{HealthState, RealHealth};
+pub use halb_director::RealHealth;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "snake_case")]

@@ -1,7 +1,8 @@
 //! `halb list`: the running table in the layout of `ipvsadm -L -n`.
 
 use crate::cli::ListArgs;
-use crate::control::{self, HealthState, RealHealth, Request, Response, Status};
+use crate::control::{self, RealHealth, Request, Response, Status};
+use halb_health::Health;
 use halb_table::{ConnectionInfo, Persistence, Rates, ServiceStats};
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -151,7 +152,7 @@ fn health_of<'a>(status: &'a Status, s: &ServiceStats, real: SocketAddr) -> Opti
 fn down_reason(h: Option<&RealHealth>) -> String {
     match h {
         Some(RealHealth {
-            health: HealthState::Down,
+            health: Health::Down,
             reason: Some(r),
             ..
         }) => format!(" ({r})"),
@@ -161,8 +162,8 @@ fn down_reason(h: Option<&RealHealth>) -> String {
 
 fn health_text(h: Option<&RealHealth>) -> &'static str {
     match h.map(|h| h.health) {
-        Some(HealthState::Up) => "Up",
-        Some(HealthState::Down) => "Down",
+        Some(Health::Up) => "Up",
+        Some(Health::Down) => "Down",
         None => "-",
     }
 }
@@ -385,7 +386,7 @@ mod tests {
     use halb_table::{Counters, Forward, Protocol, RealStats, SchedulerKind};
     use std::time::Duration;
 
-    fn health(port: u16, state: HealthState, transitions: u64) -> RealHealth {
+    fn health(port: u16, state: Health, transitions: u64) -> RealHealth {
         RealHealth {
             service: "web".into(),
             protocol: Protocol::Tcp,
@@ -394,8 +395,8 @@ mod tests {
             health: state,
             reason: Some(
                 match state {
-                    HealthState::Up => "HTTP 200",
-                    HealthState::Down => "HTTP 503",
+                    Health::Up => "HTTP 200",
+                    Health::Down => "HTTP 503",
                 }
                 .into(),
             ),
@@ -493,9 +494,9 @@ mod tests {
             uptime_secs: 5,
             services: vec![web, dns],
             health: vec![
-                health(18081, HealthState::Up, 1),
-                health(18082, HealthState::Up, 3),
-                health(18084, HealthState::Down, 2),
+                health(18081, Health::Up, 1),
+                health(18082, Health::Up, 3),
+                health(18084, Health::Down, 2),
             ],
             health_transitions: 6,
             alerts: halb_alert::AlertStats::default(),

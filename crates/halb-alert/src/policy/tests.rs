@@ -38,13 +38,13 @@ fn real() -> SocketAddr {
     "192.0.2.10:80".parse().unwrap()
 }
 
-fn tr(from: State, to: State) -> Transition {
+fn tr(from: Health, to: Health) -> Transition {
     Transition {
         service: "web".into(),
         real: real(),
         from,
         to,
-        reason: if to == State::Down {
+        reason: if to == Health::Down {
             "connection refused".into()
         } else {
             "HTTP 200".into()
@@ -52,7 +52,7 @@ fn tr(from: State, to: State) -> Transition {
     }
 }
 
-fn kinds(actions: &[Action]) -> Vec<(&'static str, State, u32)> {
+fn kinds(actions: &[Action]) -> Vec<(&'static str, Health, u32)> {
     actions
         .iter()
         .map(|a| {
@@ -84,23 +84,23 @@ fn down_up_goes_to_both_sinks_and_repeats_while_down() {
     let mut p = Policy::new();
     p.handle_specs([("web".to_owned(), spec(60 * s, StatusSet::ALL))], t0);
     assert_eq!(p.poll_timeout(), None);
-    let a = transition(&mut p, tr(State::Up, State::Down), t0);
+    let a = transition(&mut p, tr(Health::Up, Health::Down), t0);
     assert_eq!(
         kinds(&a),
-        [("webhook", State::Down, 0), ("email", State::Down, 0)]
+        [("webhook", Health::Down, 0), ("email", Health::Down, 0)]
     );
     assert_eq!(a[0].alert.reason, "connection refused");
     assert_eq!(p.poll_timeout(), Some(t0 + 60 * s));
     assert!(timeout(&mut p, t0 + 59 * s).is_empty());
     let r = timeout(&mut p, t0 + 60 * s);
-    assert_eq!(kinds(&r), [("email", State::Down, 1)]);
+    assert_eq!(kinds(&r), [("email", Health::Down, 1)]);
     assert_eq!(r[0].alert.down_for, Some(60 * s));
-    assert_eq!(r[0].alert.from, State::Down);
+    assert_eq!(r[0].alert.from, Health::Down);
     assert_eq!(p.poll_timeout(), Some(t0 + 120 * s));
-    let up = transition(&mut p, tr(State::Down, State::Up), t0 + 90 * s);
+    let up = transition(&mut p, tr(Health::Down, Health::Up), t0 + 90 * s);
     assert_eq!(
         kinds(&up),
-        [("webhook", State::Up, 0), ("email", State::Up, 0)]
+        [("webhook", Health::Up, 0), ("email", Health::Up, 0)]
     );
     assert_eq!(up[0].alert.down_for, Some(90 * s));
     assert_eq!(p.poll_timeout(), None, "up ends the repeats");
@@ -115,10 +115,10 @@ fn zero_freq_never_repeats_and_unknown_services_are_silent() {
         [("web".to_owned(), spec(Duration::ZERO, StatusSet::ALL))],
         t0,
     );
-    transition(&mut p, tr(State::Up, State::Down), t0);
+    transition(&mut p, tr(Health::Up, Health::Down), t0);
     assert_eq!(p.poll_timeout(), None);
     assert!(timeout(&mut p, t0 + Duration::from_secs(3600)).is_empty());
-    let mut other = tr(State::Up, State::Down);
+    let mut other = tr(Health::Up, Health::Down);
     other.service = "db".into();
     assert!(transition(&mut p, other, t0).is_empty());
 }
@@ -132,8 +132,8 @@ fn status_filter_applies_to_mail_not_webhook() {
     p.handle_specs([("web".to_owned(), spec(10 * s, only_running))], t0);
     p.handle_status(DaemonStatus::Starting, Some(t0 + 5 * s));
     assert_eq!(p.status(t0), DaemonStatus::Starting);
-    let a = transition(&mut p, tr(State::Up, State::Down), t0);
-    assert_eq!(kinds(&a), [("webhook", State::Down, 0)]);
+    let a = transition(&mut p, tr(Health::Up, Health::Down), t0);
+    assert_eq!(kinds(&a), [("webhook", Health::Down, 0)]);
     assert_eq!(a[0].alert.status, DaemonStatus::Starting);
     assert_eq!(p.poll_timeout(), Some(t0 + 5 * s), "end of starting");
     assert!(timeout(&mut p, t0 + 5 * s).is_empty());
@@ -141,13 +141,13 @@ fn status_filter_applies_to_mail_not_webhook() {
     // The repeat falls in `running`: mailed.
     assert_eq!(
         kinds(&timeout(&mut p, t0 + 10 * s)),
-        [("email", State::Down, 1)]
+        [("email", Health::Down, 1)]
     );
     // Stopping is filtered out, repeats included.
     p.handle_status(DaemonStatus::Stopping, None);
     assert!(timeout(&mut p, t0 + 20 * s).is_empty());
-    let up = transition(&mut p, tr(State::Down, State::Up), t0 + 21 * s);
-    assert_eq!(kinds(&up), [("webhook", State::Up, 0)]);
+    let up = transition(&mut p, tr(Health::Down, Health::Up), t0 + 21 * s);
+    assert_eq!(kinds(&up), [("webhook", Health::Up, 0)]);
 }
 
 #[test]
@@ -159,7 +159,7 @@ fn reload_keeps_down_servers_and_reschedules() {
         [("web".to_owned(), spec(Duration::ZERO, StatusSet::ALL))],
         t0,
     );
-    transition(&mut p, tr(State::Up, State::Down), t0);
+    transition(&mut p, tr(Health::Up, Health::Down), t0);
     assert_eq!(p.poll_timeout(), None);
     // Now with repeats every 30s: the first is due 30s after it went down.
     p.handle_specs(
@@ -188,8 +188,8 @@ fn no_email_only_webhook() {
         email: None,
     };
     p.handle_specs([("web".to_owned(), only_hook)], t0);
-    let a = transition(&mut p, tr(State::Up, State::Down), t0);
-    assert_eq!(kinds(&a), [("webhook", State::Down, 0)]);
+    let a = transition(&mut p, tr(Health::Up, Health::Down), t0);
+    assert_eq!(kinds(&a), [("webhook", Health::Down, 0)]);
     assert_eq!(p.poll_timeout(), None);
 }
 
@@ -223,7 +223,7 @@ proptest! {
         p.handle_specs([("web".to_owned(), spec(freq, statuses))], t0);
         p.handle_status(status, None);
         let down = t0 + down_at * s;
-        let first = transition(&mut p, tr(State::Up, State::Down), down);
+        let first = transition(&mut p, tr(Health::Up, Health::Down), down);
         let mails = first.iter().filter(|a| matches!(a.sink, Sink::Email(_))).count();
         prop_assert_eq!(mails, usize::from(statuses.contains(status)));
         prop_assert_eq!(first.iter().filter(|a| matches!(a.sink, Sink::Webhook(_))).count(), 1);
@@ -252,7 +252,7 @@ proptest! {
             Vec::new()
         };
         prop_assert_eq!(repeats, expected);
-        let last = transition(&mut p, tr(State::Down, State::Up), up);
+        let last = transition(&mut p, tr(Health::Down, Health::Up), up);
         prop_assert_eq!(last.len(), 1 + usize::from(statuses.contains(status)));
         prop_assert_eq!(p.poll_timeout(), None);
     }
