@@ -46,40 +46,48 @@ fn pick(n: &Notify, s: State) -> Option<&Vec<String>> {
 pub fn hooks_for(config: &Config, ev: &VrrpEvent) -> Vec<Vec<String>> {
     let mut out = Vec::new();
     if let Some(v) = config.vrrp_instances.iter().find(|v| v.name == ev.instance) {
-        if let Some(c) = pick(&v.notify, ev.state) {
-            out.push(c.clone());
-        }
-        if let Some(c) = &v.notify.any {
-            let mut c = c.clone();
-            c.extend([
-                "INSTANCE".to_owned(),
-                v.name.clone(),
-                word(ev.state).to_owned(),
-                ev.priority.to_string(),
-            ]);
-            out.push(c);
-        }
+        push_hooks(
+            &mut out,
+            &v.notify,
+            ev.state,
+            "INSTANCE",
+            &v.name,
+            ev.priority,
+        );
     }
     if let (Some(g), true) = (&ev.group, ev.group_settled) {
         if let Some(g) = config.vrrp_sync_groups.iter().find(|x| &x.name == g) {
-            if let Some(c) = pick(&g.notify, ev.state) {
-                out.push(c.clone());
-            }
-            if let Some(c) = &g.notify.any {
-                let mut c = c.clone();
-                c.extend([
-                    "GROUP".to_owned(),
-                    g.name.clone(),
-                    word(ev.state).to_owned(),
-                    // keepalived passes 4 arguments for groups too; a
-                    // group has no priority of its own: 0.
-                    "0".to_owned(),
-                ]);
-                out.push(c);
-            }
+            // keepalived passes 4 arguments for groups too; a group has
+            // no priority of its own: 0.
+            push_hooks(&mut out, &g.notify, ev.state, "GROUP", &g.name, 0);
         }
     }
     out
+}
+
+/// The `notify_<state>` hook as written, then `notify` with
+/// `KIND name STATE priority`.
+fn push_hooks(
+    out: &mut Vec<Vec<String>>,
+    n: &Notify,
+    state: State,
+    kind: &str,
+    name: &str,
+    priority: u8,
+) {
+    if let Some(c) = pick(n, state) {
+        out.push(c.clone());
+    }
+    if let Some(c) = &n.any {
+        let mut c = c.clone();
+        c.extend([
+            kind.to_owned(),
+            name.to_owned(),
+            word(state).to_owned(),
+            priority.to_string(),
+        ]);
+        out.push(c);
+    }
 }
 
 #[cfg(test)]
