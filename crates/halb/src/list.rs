@@ -451,6 +451,8 @@ mod tests {
             }),
             fallback: Some(([127, 0, 0, 1], 9999).into()),
             fallback_conns: 0,
+            udp_flows: 0,
+            udp_flows_evicted: 0,
             counters: Counters::default(),
             rates: Rates::default(),
             reals,
@@ -470,6 +472,8 @@ mod tests {
             persistence: None,
             fallback: None,
             fallback_conns: 0,
+            udp_flows: 0,
+            udp_flows_evicted: 0,
             counters: Counters::default(),
             rates: Rates::default(),
             reals: vec![RealStats {
