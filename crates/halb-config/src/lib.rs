@@ -59,6 +59,11 @@ pub struct Global {
     pub idle_timeout: Duration,
     /// Default: UDP flow idle timeout.
     pub udp_timeout: Duration,
+    /// Most UDP flows of the userspace proxy at once, all services
+    /// together (0: a quarter of the soft `RLIMIT_NOFILE`; a larger value
+    /// is held to half of it; decided by the data plane). Not a default:
+    /// each service has its own `udp_max_flows` as well.
+    pub udp_max_flows: usize,
     /// Default: what a real server that is down becomes.
     pub on_down: OnDown,
     /// Default data plane of every virtual service.
@@ -128,6 +133,7 @@ impl Default for Global {
             connect_attempts: 3,
             idle_timeout: Duration::from_secs(15 * 60),
             udp_timeout: Duration::from_secs(5 * 60),
+            udp_max_flows: 0,
             on_down: OnDown::Quiescent,
             data_plane: DataPlaneKind::Proxy,
             ipvs: IpvsGlobal::default(),

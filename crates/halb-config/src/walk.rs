@@ -48,6 +48,7 @@ const GLOBAL_KEYS: &[&str] = &[
     "connect_attempts",
     "idle_timeout",
     "udp_timeout",
+    "udp_max_flows",
     "on_down",
     "check",
     "alert",
@@ -67,6 +68,7 @@ const SERVICE_KEYS: &[&str] = &[
     "connect_attempts",
     "idle_timeout",
     "udp_timeout",
+    "udp_max_flows",
     "persistence",
     "check",
     "alert",
@@ -1332,6 +1334,17 @@ impl<'s> Cx<'s> {
                 g.check_concurrency = usize::try_from(v).unwrap_or(0);
             }
         }
+        if let Some(f) = self.field(&n, "udp_max_flows") {
+            let w = Want {
+                short: "an integer",
+                expected: "an integer 0..10000000 (0: a quarter of the open-file limit)",
+                example: "0",
+            };
+            let fix = "use 0 to derive it from the open-file limit, or a total cap up to 10000000 (each service also has its own udp_max_flows)";
+            if let Some(v) = self.int_range(&f, &w, (0, 10_000_000), fix) {
+                g.udp_max_flows = usize::try_from(v).unwrap_or(0);
+            }
+        }
         let mut d = Defaults {
             connect_timeout: g.connect_timeout,
             connect_attempts: g.connect_attempts,
@@ -1564,6 +1577,17 @@ impl<'s> Cx<'s> {
         vs.idle_timeout = dd.idle_timeout;
         vs.udp_timeout = dd.udp_timeout;
         vs.on_down = dd.on_down;
+        if let Some(f) = self.field(&node, "udp_max_flows") {
+            let w = Want {
+                short: "an integer",
+                expected: "an integer 1..10000000 (default 10000)",
+                example: "10000",
+            };
+            let fix = "use at least 1 (a service with no flow cannot answer) and at most 10000000";
+            if let Some(v) = self.int_range(&f, &w, (1, 10_000_000), fix) {
+                vs.udp_max_flows = u32::try_from(v).unwrap_or(halb_table::DEFAULT_UDP_MAX_FLOWS);
+            }
+        }
 
         if let Some(f) = self.field(&node, "fallback") {
             if let Some(a) = self.addr(&f, "\"127.0.0.1:9999\"") {

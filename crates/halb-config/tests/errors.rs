@@ -659,3 +659,44 @@ listen = "192.0.2.10:80"
 "#
     ));
 }
+
+#[test]
+fn udp_max_flows_out_of_range_or_on_ipvs() {
+    let src = r#"[global]
+udp_max_flows = -1
+
+[[virtual_service]]
+name = "dns"
+listen = "127.0.0.1:53"
+protocol = "udp"
+udp_max_flows = 0
+
+[[virtual_service]]
+name = "kdns"
+listen = "127.0.0.1:54"
+protocol = "udp"
+data_plane = "ipvs"
+udp_max_flows = 100
+
+[[virtual_service]]
+name = "big"
+listen = "127.0.0.1:55"
+protocol = "udp"
+udp_max_flows = "many"
+"#;
+    let text = render(src);
+    let e = errors(src);
+    let at: Vec<(usize, usize, &str)> = e
+        .iter()
+        .map(|e| (e.line, e.column, e.key.as_str()))
+        .collect();
+    assert_eq!(e.len(), 4, "{text}");
+    assert_eq!(at[0].0, 2, "{text}");
+    assert!(at[0].2.ends_with("udp_max_flows"), "{text}");
+    assert_eq!(at[1].0, 8, "{text}");
+    assert_eq!(at[2].0, 15, "{text}");
+    assert_eq!(at[3].0, 21, "{text}");
+    assert!(at.iter().all(|&(_, col, _)| col == 17), "{text}");
+    assert!(text.contains("out of range"), "{text}");
+    assert!(text.contains("userspace-proxy setting"), "{text}");
+}

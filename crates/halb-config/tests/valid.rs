@@ -68,6 +68,7 @@ fn docs_example_parses_to_the_model() {
         connect_attempts: 3,
         idle_timeout: Duration::from_secs(15 * 60),
         udp_timeout: Duration::from_secs(5 * 60),
+        udp_max_flows: halb_table::DEFAULT_UDP_MAX_FLOWS,
         data_plane: halb_table::DataPlaneKind::Proxy,
         fwmark: None,
         one_packet: false,
@@ -157,6 +158,7 @@ connect_timeout = "250ms"
 connect_attempts = 5
 idle_timeout = 0
 udp_timeout = "1m"
+udp_max_flows = 50000
 on_down = "remove"
 
 [[virtual_service]]
@@ -171,6 +173,7 @@ connect_timeout = 2
 connect_attempts = 1
 idle_timeout = "1h"
 udp_timeout = "30s"
+udp_max_flows = 200
 on_down = "quiescent"
 "#);
     assert_eq!(cfg.global.control_socket, Path::new("/tmp/x/halb.sock"));
@@ -181,6 +184,8 @@ on_down = "quiescent"
     assert_eq!(cfg.global.idle_timeout, Duration::ZERO);
     assert_eq!(cfg.global.udp_timeout, Duration::from_secs(60));
     assert_eq!(cfg.global.on_down, OnDown::Remove);
+    // the global cap is a total, not a default
+    assert_eq!(cfg.global.udp_max_flows, 50_000);
 
     let a = &cfg.services[0];
     assert_eq!(a.protocol, Protocol::Udp);
@@ -189,6 +194,7 @@ on_down = "quiescent"
     assert_eq!(a.idle_timeout, Duration::ZERO);
     assert_eq!(a.udp_timeout, Duration::from_secs(60));
     assert_eq!(a.on_down, OnDown::Remove);
+    assert_eq!(a.udp_max_flows, halb_table::DEFAULT_UDP_MAX_FLOWS);
 
     let b = &cfg.services[1];
     assert_eq!(b.connect_timeout, Duration::from_secs(2));
@@ -196,6 +202,7 @@ on_down = "quiescent"
     assert_eq!(b.idle_timeout, Duration::from_secs(3600));
     assert_eq!(b.udp_timeout, Duration::from_secs(30));
     assert_eq!(b.on_down, OnDown::Quiescent);
+    assert_eq!(b.udp_max_flows, 200);
 }
 
 #[test]

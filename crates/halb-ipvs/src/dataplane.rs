@@ -732,6 +732,8 @@ fn stats_from(sock: &mut IpvsSocket, names: &HashMap<ServiceId, String>) -> Vec<
                 }),
                 fallback: None,
                 fallback_conns: 0,
+                udp_flows: 0,
+                udp_flows_evicted: 0,
                 counters,
                 rates: rates(&si.stats),
                 reals,

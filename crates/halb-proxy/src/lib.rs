@@ -13,7 +13,9 @@
 //! copying through a pooled buffer or, for bulk transfers, zero-copy with
 //! splice(2) through a pooled pipe ([`SpliceMode`]). UDP datagrams go
 //! through per-client flows, each with its own socket connected to its real
-//! server.
+//! server; flows are capped per service (`udp_max_flows`) and in all
+//! ([`ProxyDataPlane::set_udp_max_flows`]), the flow idle the longest
+//! evicted first.
 //!
 //! Limits: a UDP service listening on a wildcard address answers from the
 //! address the kernel picks for the client (bind the VIP itself to be
@@ -173,6 +175,27 @@ pub struct ProxyDataPlane {
     registry: Arc<Registry>,
     timer: Option<Timer>,
     workers: Option<Workers>,
+    /// Every UDP flow of every service, under the global cap.
+    udp_flows: Arc<udp::GlobalFlows>,
+}
+
+/// The global UDP flow cap for `[global] udp_max_flows = requested`: 0 is
+/// a quarter of the soft `RLIMIT_NOFILE` (each flow holds a descriptor; the
+/// rest is for TCP, health checks and the control socket), and no value
+/// goes above half of it. Never below 1.
+pub fn udp_flow_budget(requested: usize) -> usize {
+    use nix::sys::resource::{getrlimit, Resource};
+    let soft = getrlimit(Resource::RLIMIT_NOFILE)
+        .map(|(soft, _)| usize::try_from(soft).unwrap_or(usize::MAX))
+        .unwrap_or(1024);
+    let auto = soft / 4;
+    let most = soft / 2;
+    let budget = if requested == 0 {
+        auto
+    } else {
+        requested.min(most)
+    };
+    budget.max(1)
 }
 
 enum Bound {
@@ -215,7 +238,9 @@ impl ProxyDataPlane {
         )?;
         let timer_list = Arc::new(Mutex::new(Vec::new()));
         let timer = Timer::start(timer_list.clone())?;
+        let udp_flows = Arc::new(udp::GlobalFlows::new(udp_flow_budget(0)));
         Ok(ProxyDataPlane {
+            udp_flows,
             registry: Arc::new(Registry::new(opts.workers)),
             opts,
             services: Vec::new(),
@@ -223,6 +248,28 @@ impl ProxyDataPlane {
             timer: Some(timer),
             workers: Some(workers),
         })
+    }
+
+    /// The global UDP flow cap, `[global] udp_max_flows` (0: derived from
+    /// the descriptor limit; see [`udp_flow_budget`]). Takes effect at
+    /// once: flows over a lowered cap are evicted, oldest idle first.
+    /// Returns the cap in force.
+    pub fn set_udp_max_flows(&self, requested: usize) -> usize {
+        let max = udp_flow_budget(requested);
+        if requested > max {
+            tracing::warn!(
+                requested,
+                max,
+                "udp_max_flows is more than half the open-file limit allows; capped"
+            );
+        }
+        self.udp_flows.set_max(max);
+        max
+    }
+
+    /// UDP flows open now, all services together.
+    pub fn udp_flows(&self) -> usize {
+        self.udp_flows.count()
     }
 
     /// The options in force (`workers` resolved).
@@ -294,6 +341,7 @@ impl ProxyDataPlane {
                             udp::UdpCtx {
                                 svc: shared.clone(),
                                 registry: self.registry.clone(),
+                                global: self.udp_flows.clone(),
                                 worker,
                             },
                         ))

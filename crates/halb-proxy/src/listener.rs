@@ -85,6 +85,12 @@ pub(crate) fn is_resource_exhaustion(e: &io::Error) -> bool {
     )
 }
 
+/// The process (EMFILE) or the system (ENFILE) is out of file
+/// descriptors: say so, rather than blame a real server.
+pub(crate) fn is_out_of_descriptors(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
+}
+
 /// An accept error about one connection only (it died before we took
 /// it): accept the next.
 pub(crate) fn is_per_connection(e: &io::Error) -> bool {
@@ -154,6 +160,12 @@ mod tests {
         )));
         assert!(!is_resource_exhaustion(&io::Error::from_raw_os_error(
             libc::ECONNABORTED
+        )));
+        assert!(is_out_of_descriptors(&io::Error::from_raw_os_error(
+            libc::ENFILE
+        )));
+        assert!(!is_out_of_descriptors(&io::Error::from_raw_os_error(
+            libc::ENOBUFS
         )));
         assert!(is_per_connection(&io::Error::from_raw_os_error(
             libc::ECONNABORTED

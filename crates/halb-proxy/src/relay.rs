@@ -26,7 +26,11 @@
 //! says it all and no shutdown is made; to catch that, a bare end of stream
 //! waits for one more look at the event loop before it is passed on. An
 //! error on either side aborts both, with a reset (`SO_LINGER` 0), as the
-//! failure it is.
+//! failure it is: a real server's reset reaches the client as a reset, and
+//! a client's the real server. A read that ends at the peer's close (the
+//! short read above) asks the socket for its error before taking the close
+//! for a FIN, since a reset that arrived with the last bytes is reported
+//! only once.
 
 use crate::splice::{self, Pipe};
 use crate::worker;
@@ -189,6 +193,9 @@ struct Half {
     eof: bool,
     /// Bytes went out with `MSG_MORE`: the shutdown must follow at once.
     corked: bool,
+    /// `src` failed (a reset that came with its last bytes): reported once
+    /// those are delivered.
+    err: Option<io::Error>,
     /// `eof` and everything delivered.
     done: bool,
     /// `dst` was shut down for writing.
@@ -206,6 +213,7 @@ impl Half {
             splice,
             eof: false,
             corked: false,
+            err: None,
             done: false,
             shut: false,
         }
@@ -271,7 +279,10 @@ impl Half {
                 continue;
             }
             // 2. Everything delivered: this direction is over (the relay
-            // passes the end of stream on).
+            // passes the end of stream on, or the error).
+            if let Some(e) = self.err.take() {
+                return Poll::Ready(Err(e));
+            }
             if self.eof {
                 self.done = true;
                 return Poll::Ready(Ok(()));
@@ -320,7 +331,16 @@ impl Half {
                             // a full buffer: bulk transfer, splice from now on
                             self.splice = true;
                         }
-                        self.eof = last;
+                        if last {
+                            // The peer's end came with these bytes: a FIN,
+                            // or a reset (which must be passed on as one,
+                            // and which no later read would report now
+                            // that the socket is closed).
+                            match src.get_ref().take_error() {
+                                Ok(None) => self.eof = true,
+                                Ok(Some(e)) | Err(e) => self.err = Some(e),
+                            }
+                        }
                         self.start = 0;
                         self.end = n;
                         self.buf = Some(buf);
@@ -347,8 +367,10 @@ impl Drop for Half {
     }
 }
 
-fn abort(s: &Sock) {
-    // Close with a reset rather than a FIN: the other side failed.
+/// Make the close of `s` a reset (`SO_LINGER` 0) rather than a FIN: the
+/// other side failed, or the proxy gave up on the connection, and the peer
+/// must not take what it got for a complete stream.
+pub(crate) fn abort(s: &Sock) {
     let _ = s.get_ref().set_linger(Some(Duration::ZERO));
 }
 

@@ -3,6 +3,7 @@
 //! connection's life), and its counters.
 
 use crate::stats::Metered;
+use crate::udp::ServiceFlows;
 use halb_scheduler::{Pick, Pool, Request};
 use halb_table::{RealStats, ServiceKey, ServiceStats, VirtualService};
 use std::collections::HashMap;
@@ -40,6 +41,8 @@ pub(crate) struct ServiceShared {
     workers: usize,
     state: Mutex<PoolState>,
     pub(crate) metered: Metered,
+    /// UDP services: the flow count, its cap and the evictions.
+    pub(crate) udp: ServiceFlows,
 }
 
 impl ServiceShared {
@@ -57,6 +60,7 @@ impl ServiceShared {
             workers,
             state: Mutex::new(st),
             metered: Metered::new(workers),
+            udp: ServiceFlows::new(svc.udp_max_flows),
         }
     }
 
@@ -69,16 +73,23 @@ impl ServiceShared {
     /// Apply a changed definition (same key); established connections
     /// carry on.
     pub(crate) fn update(&self, svc: &VirtualService) {
-        let mut st = self.lock();
-        if *st.cfg == *svc {
-            return;
+        {
+            let mut st = self.lock();
+            if *st.cfg == *svc {
+                return;
+            }
+            st.pool.update(svc);
+            st.cfg = Arc::new(svc.clone());
+            for r in &svc.reals {
+                st.real_metered(r.addr, self.workers);
+            }
+            st.prune();
         }
-        st.pool.update(svc);
-        st.cfg = Arc::new(svc.clone());
-        for r in &svc.reals {
-            st.real_metered(r.addr, self.workers);
-        }
-        st.prune();
+        // A lowered cap evicts at once (not under the pool lock: an
+        // evicted flow closes its place in the pool).
+        self.udp
+            .set
+            .set_max(usize::try_from(svc.udp_max_flows).unwrap_or(usize::MAX));
     }
 
     /// Schedule a new connection from `client` to `dest`, skipping
@@ -164,6 +175,8 @@ impl ServiceShared {
             persistence: cfg.persistence,
             fallback: cfg.fallback,
             fallback_conns: self.metered.counters.fallback_conns(),
+            udp_flows: self.udp.set.count() as u64,
+            udp_flows_evicted: self.udp.evicted.load(std::sync::atomic::Ordering::Relaxed),
             counters: self.metered.counters.snapshot(),
             rates: self.metered.rates(),
             reals: reals

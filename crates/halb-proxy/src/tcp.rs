@@ -3,7 +3,9 @@
 //! the accounting around the relay.
 
 use crate::clock::{duration_ms, ms_of};
-use crate::listener::{is_per_connection, is_resource_exhaustion, start_connect};
+use crate::listener::{
+    is_out_of_descriptors, is_per_connection, is_resource_exhaustion, start_connect,
+};
 use crate::proxy_protocol;
 use crate::ratelimit::warn_limited;
 use crate::registry::{ConnEntry, ConnState, Registry};
@@ -124,6 +126,16 @@ async fn established(stream: &Sock, timeout: Duration) -> io::Result<()> {
     }
 }
 
+/// Who failed while connecting.
+enum ConnectError {
+    /// The real server (refused, timed out), or this host (out of
+    /// descriptors).
+    Real(io::Error),
+    /// The client: its reset, read with its first bytes and reported only
+    /// once, is passed on as a reset.
+    Client(io::Error),
+}
+
 /// Connect to `real`. With `read_first`, first take what that client has
 /// already sent into `first`; if there is something, send it at once: on a
 /// nearby real server the handshake is usually done by the time connect(2)
@@ -135,11 +147,18 @@ async fn connect(
     timeout: Duration,
     read_first: Option<&Sock>,
     first: &mut Option<Pending>,
-) -> io::Result<Sock> {
-    let stream = sock::register_stream(start_connect(real)?)?;
+) -> Result<Sock, ConnectError> {
+    let stream = sock::register_stream(start_connect(real).map_err(ConnectError::Real)?)
+        .map_err(ConnectError::Real)?;
     if let Some(client) = read_first {
         if first.is_none() {
-            *first = first_bytes(client);
+            match first_bytes(client) {
+                Ok(p) => *first = p,
+                Err(e) => {
+                    relay::abort(&stream);
+                    return Err(ConnectError::Client(e));
+                }
+            }
         }
     }
     if let Some(p) = first.as_mut() {
@@ -152,27 +171,38 @@ async fn connect(
             Err(e)
                 if e.kind() == io::ErrorKind::WouldBlock
                     || e.raw_os_error() == Some(libc::ENOTCONN) => {}
-            Err(e) => return Err(e),
+            Err(e) => return Err(ConnectError::Real(e)),
         }
     }
-    established(&stream, timeout).await?;
+    established(&stream, timeout)
+        .await
+        .map_err(ConnectError::Real)?;
     Ok(stream)
 }
 
 /// The client's first bytes if they are already there (they usually are:
-/// a client sends its request as soon as its connect returns).
-fn first_bytes(client: &Sock) -> Option<Pending> {
+/// a client sends its request as soon as its connect returns). An error
+/// (a reset) is returned: a later read would not see it again.
+fn first_bytes(client: &Sock) -> io::Result<Option<Pending>> {
     let mut buf = worker::take_buffer();
     match relay::recv_now(client, &mut buf) {
-        Ok(n) if n > 0 => Some(Pending {
+        Ok(n) if n > 0 => Ok(Some(Pending {
             buf,
             start: 0,
             end: n,
-        }),
-        // nothing yet, end of stream or an error: the relay will see it
-        _ => {
+        })),
+        // nothing yet, or end of stream: the relay will see it
+        Ok(_) => {
             worker::put_buffer(buf);
-            None
+            Ok(None)
+        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            worker::put_buffer(buf);
+            Ok(None)
+        }
+        Err(e) => {
+            worker::put_buffer(buf);
+            Err(e)
         }
     }
 }
@@ -229,7 +259,8 @@ async fn connection(client: Socket, peer: SocketAddr, ctx: Arc<TcpCtx>) {
     };
     let mut conn = ServiceConn::new(ctx.svc.clone(), w);
     let Some((mut assignment, cfg)) = ctx.svc.schedule(peer, vaddr, &[], w) else {
-        warn_limited!(service = %ctx.svc.key, client = %peer, "no real server available, connection dropped");
+        warn_limited!(service = %ctx.svc.key, client = %peer, "no real server available, connection reset");
+        relay::abort(&client);
         return;
     };
     let idle = (!cfg.idle_timeout.is_zero()).then_some(cfg.idle_timeout);
@@ -256,7 +287,21 @@ async fn connection(client: Socket, peer: SocketAddr, ctx: Arc<TcpCtx>) {
         let read_first = (tried.is_empty() && cfg.proxy_protocol.is_none()).then_some(&client);
         match connect(real, cfg.connect_timeout, read_first, &mut first).await {
             Ok(s) => break s,
-            Err(e) => {
+            Err(ConnectError::Client(e)) => {
+                tracing::debug!(client = %peer, error = %e, "client failed before its real server answered");
+                relay::abort(&client);
+                return;
+            }
+            Err(ConnectError::Real(e)) if is_out_of_descriptors(&e) => {
+                // not the real server's fault: no other one is tried
+                warn_limited!(
+                    service = %cfg.name, client = %peer, error = %e,
+                    "out of file descriptors: cannot connect to a real server, connection reset"
+                );
+                relay::abort(&client);
+                return;
+            }
+            Err(ConnectError::Real(e)) => {
                 warn_limited!(
                     service = %cfg.name, real = %real, client = %peer, error = %e,
                     "cannot connect to real server, trying another"
@@ -264,12 +309,18 @@ async fn connection(client: Socket, peer: SocketAddr, ctx: Arc<TcpCtx>) {
                 tried.push(real);
                 // closes the failed attempt in the pool
                 drop(assignment);
+                // Given up: the client is reset, as the real server's
+                // refusal would have reset it without the proxy.
                 if tried.len() >= attempts as usize {
+                    relay::abort(&client);
                     return;
                 }
                 match ctx.svc.schedule(peer, vaddr, &tried, w) {
                     Some((a, _)) => assignment = a,
-                    None => return,
+                    None => {
+                        relay::abort(&client);
+                        return;
+                    }
                 }
             }
         }
@@ -282,6 +333,8 @@ async fn connection(client: Socket, peer: SocketAddr, ctx: Arc<TcpCtx>) {
         let header = proxy_protocol::header(version, peer, vaddr);
         if let Err(e) = relay::write_all(&server, &header).await {
             tracing::debug!(real = %assignment.addr(), error = %e, "sending the PROXY header failed");
+            relay::abort(&client);
+            relay::abort(&server);
             return;
         }
     }

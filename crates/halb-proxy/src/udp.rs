@@ -8,9 +8,23 @@
 //! so replies come from the virtual address. A flow with no datagram
 //! either way for `udp_timeout` is forgotten (IPVS's UDP timeout), and so
 //! are all flows of a removed service.
+//!
+//! Flows are capped, per service (`udp_max_flows`, over all its workers)
+//! and for the whole data plane ([`GlobalFlows`], a share of the
+//! descriptor limit), since each holds a socket. A new client at a cap
+//! evicts the flow idle the longest: of its own service, and of another
+//! service only when its own has none (a flood against one service churns
+//! that service's flows, not the others'). Each table keeps its flows in
+//! an LRU index keyed by the last activity seen when the entry was made;
+//! an entry whose flow has been active since is moved back when it comes
+//! up (amortized, so forwarding a datagram costs no index update).
+//!
+//! One socket per flow: a flow's replies are told apart by the address
+//! and port the real server answers, so a socket connected to a real
+//! server can carry one client's flow only (see ARCHITECTURE.md).
 
 use crate::clock::{duration_ms, now_ms};
-use crate::listener::{connect_udp, is_resource_exhaustion};
+use crate::listener::{connect_udp, is_out_of_descriptors};
 use crate::ratelimit::warn_limited;
 use crate::registry::{instant_of_ms, ConnEntry, ConnState, Registered, Registry};
 use crate::service::{Assignment, ServiceConn, ServiceShared};
@@ -18,10 +32,14 @@ use crate::stats::Metered;
 use crate::worker::with_scratch;
 use halb_table::Protocol;
 use socket2::{SockAddr, SockRef};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{
+    AtomicU64, AtomicUsize,
+    Ordering::{Relaxed, SeqCst},
+};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio::task::AbortHandle;
@@ -30,10 +48,93 @@ use tokio::task::AbortHandle;
 /// before its reply).
 const MIN_TIMEOUT: Duration = Duration::from_millis(10);
 
+/// Evictions one new flow may cause before it is refused (a lowered cap
+/// is enforced at once by the apply; this only bounds races).
+const EVICT_TRIES: usize = 4;
+
 pub(crate) struct UdpCtx {
     pub(crate) svc: Arc<ServiceShared>,
     pub(crate) registry: Arc<Registry>,
+    pub(crate) global: Arc<GlobalFlows>,
     pub(crate) worker: usize,
+}
+
+/// Flow tables and a flow count, with their cap.
+pub(crate) struct FlowSet {
+    /// Flows in the tables, plus the ones being created.
+    count: AtomicUsize,
+    max: AtomicUsize,
+    tables: Mutex<Vec<Weak<FlowTable>>>,
+}
+
+impl FlowSet {
+    pub(crate) fn new(max: usize) -> Self {
+        FlowSet {
+            count: AtomicUsize::new(0),
+            max: AtomicUsize::new(max.max(1)),
+            tables: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub(crate) fn count(&self) -> usize {
+        self.count.load(SeqCst)
+    }
+
+    fn over(&self) -> bool {
+        self.count.load(SeqCst) > self.max.load(SeqCst)
+    }
+
+    fn add(&self, table: &Arc<FlowTable>) {
+        let mut t = self.tables.lock().unwrap_or_else(|e| e.into_inner());
+        t.retain(|w| w.strong_count() > 0);
+        t.push(Arc::downgrade(table));
+    }
+
+    fn live(&self) -> Vec<Arc<FlowTable>> {
+        let t = self.tables.lock().unwrap_or_else(|e| e.into_inner());
+        t.iter().filter_map(Weak::upgrade).collect()
+    }
+
+    /// Evict the flow idle the longest among these tables. False: none.
+    fn evict_oldest(&self) -> bool {
+        let oldest = self
+            .live()
+            .into_iter()
+            .filter_map(|t| t.oldest().map(|k| (k, t)))
+            .min_by_key(|(k, _)| *k);
+        match oldest {
+            Some((_, t)) => t.evict_oldest(),
+            None => false,
+        }
+    }
+
+    /// A new cap: flows over it are evicted now, oldest idle first.
+    pub(crate) fn set_max(&self, max: usize) {
+        self.max.store(max.max(1), SeqCst);
+        while self.over() {
+            if !self.evict_oldest() {
+                break;
+            }
+        }
+    }
+}
+
+/// The UDP flows of the whole data plane.
+pub(crate) type GlobalFlows = FlowSet;
+
+/// The UDP flows of one service, and their evictions.
+pub(crate) struct ServiceFlows {
+    pub(crate) set: FlowSet,
+    pub(crate) evicted: AtomicU64,
+}
+
+impl ServiceFlows {
+    pub(crate) fn new(max: u32) -> Self {
+        ServiceFlows {
+            set: FlowSet::new(usize::try_from(max).unwrap_or(usize::MAX)),
+            evicted: AtomicU64::new(0),
+        }
+    }
 }
 
 struct Flow {
@@ -47,17 +148,190 @@ struct Flow {
 struct Slot {
     flow: Arc<Flow>,
     task: AbortHandle,
+    /// Its key in the LRU index.
+    key: (u64, u64),
 }
 
 #[derive(Default)]
+struct Inner {
+    flows: HashMap<SocketAddr, Slot>,
+    /// (last activity when indexed, id) -> client; every slot has exactly
+    /// its `key` here.
+    lru: BTreeMap<(u64, u64), SocketAddr>,
+}
+
+impl Inner {
+    fn take(&mut self, client: &SocketAddr) -> Option<Slot> {
+        let slot = self.flows.remove(client)?;
+        self.lru.remove(&slot.key);
+        Some(slot)
+    }
+
+    /// The key of the flow idle the longest, moving back the entries of
+    /// flows active since they were indexed.
+    fn oldest(&mut self) -> Option<(u64, u64)> {
+        loop {
+            let (&key, &client) = self.lru.first_key_value()?;
+            let Some(slot) = self.flows.get_mut(&client) else {
+                // cannot happen (the index follows the map); heal it
+                self.lru.remove(&key);
+                continue;
+            };
+            let last = slot.flow.reg.entry().last_ms();
+            if last <= key.0 {
+                return Some(key);
+            }
+            self.lru.remove(&key);
+            slot.key = (last, key.1);
+            self.lru.insert(slot.key, client);
+        }
+    }
+}
+
+/// The flows of one listener (one service on one worker).
 struct FlowTable {
-    flows: Mutex<HashMap<SocketAddr, Slot>>,
+    inner: Mutex<Inner>,
+    svc: Arc<ServiceShared>,
+    global: Arc<GlobalFlows>,
 }
 
 impl FlowTable {
-    fn lock(&self) -> MutexGuard<'_, HashMap<SocketAddr, Slot>> {
-        self.flows.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    fn released(&self, n: usize) {
+        if n > 0 {
+            self.svc.udp.set.count.fetch_sub(n, SeqCst);
+            self.global.count.fetch_sub(n, SeqCst);
+        }
+    }
+
+    fn get(&self, client: &SocketAddr) -> Option<Arc<Flow>> {
+        self.lock().flows.get(client).map(|s| s.flow.clone())
+    }
+
+    /// Insert a flow whose place was reserved ([`admit`]).
+    fn insert(&self, flow: Arc<Flow>, task: AbortHandle) {
+        // One sequence for every table, so that flows of one millisecond
+        // compare in the order they came across workers too.
+        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+        let id = NEXT_ID.fetch_add(1, Relaxed);
+        let mut t = self.lock();
+        let key = (flow.reg.entry().last_ms(), id);
+        let client = flow.client;
+        t.lru.insert(key, client);
+        let old = t.flows.insert(client, Slot { flow, task, key });
+        if let Some(old) = &old {
+            // cannot happen (one listener task creates flows); keep counts right
+            t.lru.remove(&old.key);
+        }
+        drop(t);
+        if let Some(old) = old {
+            old.task.abort();
+            self.released(1);
+        }
+    }
+
+    /// Take `flow` out if it is still the client's.
+    fn remove(&self, flow: &Arc<Flow>) {
+        let mut t = self.lock();
+        let mine = t
+            .flows
+            .get(&flow.client)
+            .is_some_and(|s| Arc::ptr_eq(&s.flow, flow));
+        if mine {
+            t.take(&flow.client);
+            drop(t);
+            self.released(1);
+        }
+    }
+
+    /// Take `flow` out if it has been idle for `timeout_ms` (decided under
+    /// the lock, so a datagram being forwarded right now is not lost with
+    /// it). True: the flow is over.
+    fn expire(&self, flow: &Arc<Flow>, timeout_ms: u64) -> bool {
+        let mut t = self.lock();
+        if now_ms() < flow.reg.entry().last_ms().saturating_add(timeout_ms) {
+            return false;
+        }
+        let mine = t
+            .flows
+            .get(&flow.client)
+            .is_some_and(|s| Arc::ptr_eq(&s.flow, flow));
+        if mine {
+            t.take(&flow.client);
+            drop(t);
+            self.released(1);
+        }
+        true
+    }
+
+    fn oldest(&self) -> Option<(u64, u64)> {
+        self.lock().oldest()
+    }
+
+    /// Evict this table's flow idle the longest: out of the table now, its
+    /// task aborted (its socket closes as the task is dropped).
+    fn evict_oldest(&self) -> bool {
+        let slot = {
+            let mut t = self.lock();
+            let Some(key) = t.oldest() else {
+                return false;
+            };
+            let Some(client) = t.lru.get(&key).copied() else {
+                return false;
+            };
+            t.take(&client)
+        };
+        let Some(slot) = slot else { return false };
+        slot.task.abort();
+        self.released(1);
+        self.svc.udp.evicted.fetch_add(1, SeqCst);
+        tracing::debug!(service = %self.svc.key, client = %slot.flow.client, "UDP flow evicted (udp_max_flows)");
+        true
+    }
+
+    /// Every flow out (the listener ended).
+    fn clear(&self) {
+        let slots: Vec<Slot> = {
+            let mut t = self.lock();
+            t.lru.clear();
+            t.flows.drain().map(|(_, s)| s).collect()
+        };
+        for s in &slots {
+            s.task.abort();
+        }
+        self.released(slots.len());
+    }
+}
+
+/// Reserve a place for one more flow of `ctx`'s service, evicting the
+/// flows idle the longest at a cap. False: no place (the datagram is
+/// dropped).
+fn admit(ctx: &UdpCtx) -> bool {
+    let svc = &ctx.svc.udp.set;
+    let global = &*ctx.global;
+    svc.count.fetch_add(1, SeqCst);
+    global.count.fetch_add(1, SeqCst);
+    for _ in 0..EVICT_TRIES {
+        let svc_over = svc.over();
+        let global_over = global.over();
+        if !svc_over && !global_over {
+            return true;
+        }
+        // the service's own flows first, whichever cap it is
+        let evicted = svc.evict_oldest() || (global_over && global.evict_oldest());
+        if !evicted {
+            break;
+        }
+    }
+    if !svc.over() && !global.over() {
+        return true;
+    }
+    svc.count.fetch_sub(1, SeqCst);
+    global.count.fetch_sub(1, SeqCst);
+    false
 }
 
 /// Owned by the listener task: when it ends (service removed, data plane
@@ -66,10 +340,7 @@ struct AbortFlows(Arc<FlowTable>);
 
 impl Drop for AbortFlows {
     fn drop(&mut self) {
-        let flows: Vec<Slot> = self.0.lock().drain().map(|(_, s)| s).collect();
-        for s in flows {
-            s.task.abort();
-        }
+        self.0.clear();
     }
 }
 
@@ -83,7 +354,13 @@ pub(crate) async fn serve(sock: std::net::UdpSocket, ctx: UdpCtx) {
         }
     };
     let ctx = Arc::new(ctx);
-    let table = Arc::new(FlowTable::default());
+    let table = Arc::new(FlowTable {
+        inner: Mutex::new(Inner::default()),
+        svc: ctx.svc.clone(),
+        global: ctx.global.clone(),
+    });
+    ctx.svc.udp.set.add(&table);
+    ctx.global.add(&table);
     let _abort = AbortFlows(table.clone());
     let mut buf = vec![0u8; 65536].into_boxed_slice();
     let w = ctx.worker;
@@ -92,13 +369,13 @@ pub(crate) async fn serve(sock: std::net::UdpSocket, ctx: UdpCtx) {
             Ok(r) => r,
             Err(e) => {
                 warn_limited!(service = %ctx.svc.key, error = %e, "UDP receive failed");
-                if is_resource_exhaustion(&e) {
+                if crate::listener::is_resource_exhaustion(&e) {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
                 continue;
             }
         };
-        let existing = table.lock().get(&client).map(|s| s.flow.clone());
+        let existing = table.get(&client);
         let flow = match existing {
             Some(f) => f,
             None => match new_flow(client, &sock, &table, &ctx) {
@@ -140,6 +417,24 @@ fn new_flow(
     table: &Arc<FlowTable>,
     ctx: &Arc<UdpCtx>,
 ) -> Option<Arc<Flow>> {
+    if !admit(ctx) {
+        warn_limited!(service = %ctx.svc.key, client = %client, "UDP flow table full (udp_max_flows) and no flow to evict, datagram dropped");
+        return None;
+    }
+    let flow = open_flow(client, listener, table, ctx);
+    if flow.is_none() {
+        // the place reserved by admit
+        table.released(1);
+    }
+    flow
+}
+
+fn open_flow(
+    client: SocketAddr,
+    listener: &Arc<UdpSocket>,
+    table: &Arc<FlowTable>,
+    ctx: &Arc<UdpCtx>,
+) -> Option<Arc<Flow>> {
     let w = ctx.worker;
     let vaddr = ctx.svc.key.listen;
     let mut tried: Vec<SocketAddr> = Vec::new();
@@ -151,6 +446,14 @@ fn new_flow(
         let real = assignment.addr();
         let sock = match connect_udp(real).and_then(UdpSocket::from_std) {
             Ok(s) => s,
+            Err(e) if is_out_of_descriptors(&e) => {
+                // not the real server's fault: no other one is tried
+                warn_limited!(
+                    service = %cfg.name, client = %client, error = %e,
+                    "out of file descriptors: cannot open a UDP flow, datagram dropped"
+                );
+                return None;
+            }
             Err(e) => {
                 warn_limited!(service = %cfg.name, real = %real, error = %e, "cannot open a UDP flow to real server");
                 tried.push(real);
@@ -189,13 +492,7 @@ fn new_flow(
             assignment,
             conn,
         ));
-        table.lock().insert(
-            client,
-            Slot {
-                flow: flow.clone(),
-                task: task.abort_handle(),
-            },
-        );
+        table.insert(flow.clone(), task.abort_handle());
         return Some(flow);
     }
 }
@@ -208,12 +505,7 @@ struct RemoveOnDrop {
 
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
-        let mut t = self.table.lock();
-        if t.get(&self.flow.client)
-            .is_some_and(|s| Arc::ptr_eq(&s.flow, &self.flow))
-        {
-            t.remove(&self.flow.client);
-        }
+        self.table.remove(&self.flow);
     }
 }
 
@@ -278,16 +570,8 @@ async fn flow_task(
             }
             () = &mut sleep => {
                 let deadline = entry.last_ms().saturating_add(timeout_ms);
-                if now_ms() >= deadline {
-                    // Decide under the table lock so a datagram being
-                    // forwarded right now is not lost with the flow.
-                    let mut t = table.lock();
-                    if now_ms() >= entry.last_ms().saturating_add(timeout_ms) {
-                        if t.get(&flow.client).is_some_and(|s| Arc::ptr_eq(&s.flow, &flow)) {
-                            t.remove(&flow.client);
-                        }
-                        return;
-                    }
+                if now_ms() >= deadline && table.expire(&flow, timeout_ms) {
+                    return;
                 }
                 sleep.as_mut().reset(instant_of_ms(deadline).into());
             }

@@ -174,3 +174,136 @@ async fn udp_over_ipv6() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_flow_table_is_capped_and_the_oldest_idle_flow_goes_first() {
+    bounded(async {
+        const CAP: usize = 50;
+        let a = udp_backend("a", "127.0.0.1").await;
+        let vip = free_udp("127.0.0.1");
+        let mut p = plane(SpliceMode::Auto);
+        let mut t = udp_service(vip, &[a.addr], Duration::from_secs(60));
+        t.services[0].udp_max_flows = CAP as u32;
+        let r = p.apply(&t);
+        assert!(r.is_ok(), "{:?}", r.errors);
+        let flows = |p: &halb_proxy::ProxyDataPlane| {
+            let st = &p.stats()[0];
+            (st.udp_flows as usize, st.udp_flows_evicted)
+        };
+
+        // the oldest client, idle from now on
+        let old = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        assert_eq!(ask(&old, vip, "old").await, "a:old");
+        // 200 more sources, one after the other: each is answered, and the
+        // table never holds more than the cap
+        let mut clients = Vec::new();
+        for i in 0..200 {
+            let c = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let q = format!("c{i}");
+            assert_eq!(ask(&c, vip, &q).await, format!("a:{q}"));
+            let (n, _) = flows(&p);
+            assert!(n <= CAP, "{n} flows after {} sources", i + 2);
+            clients.push(c);
+        }
+        assert_eq!(flows(&p), (CAP, 201 - CAP as u64));
+        // the flows left are the 50 most recent; the evicted ones' sockets
+        // close as their tasks end
+        eventually("evicted flows gone", || p.connections().len() == CAP).await;
+        let conns = p.connections();
+        let old_addr = old.local_addr().unwrap();
+        assert!(!conns.iter().any(|c| c.client == old_addr));
+        for c in &clients[200 - CAP..] {
+            let addr = c.local_addr().unwrap();
+            assert!(conns.iter().any(|x| x.client == addr), "{addr} evicted");
+        }
+        // a busy flow is not the oldest idle one: keep one early client
+        // talking while new ones come
+        let keep = &clients[200 - CAP];
+        let mut more = Vec::new();
+        for i in 0..(CAP + 10) {
+            assert!(ask(keep, vip, "still here").await.ends_with("still here"));
+            let c = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            assert!(ask(&c, vip, &format!("n{i}"))
+                .await
+                .ends_with(&format!("n{i}")));
+            more.push(c);
+        }
+        let keep_addr = keep.local_addr().unwrap();
+        eventually("table settled", || p.connections().len() == CAP).await;
+        assert!(p.connections().iter().any(|c| c.client == keep_addr));
+
+        // a burst from 200 sources at once: still within the cap
+        let mut burst = Vec::new();
+        for i in 0..200 {
+            let c = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            c.send_to(format!("b{i}").as_bytes(), vip).await.unwrap();
+            burst.push(c);
+        }
+        // until the burst is worked off (no eviction for 300 ms)
+        let mut last = flows(&p).1;
+        loop {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let now = flows(&p).1;
+            assert!(flows(&p).0 <= CAP);
+            if now == last {
+                break;
+            }
+            last = now;
+        }
+        // and a new client still gets its answer
+        let fresh = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        assert_eq!(ask(&fresh, vip, "fresh").await, "a:fresh");
+        assert!(flows(&p).0 <= CAP);
+        eventually("connections within the cap", || {
+            p.connections().len() <= CAP
+        })
+        .await;
+
+        // the global cap, lowered below the service's: enforced at once
+        let (before, evicted) = flows(&p);
+        assert_eq!(before, CAP);
+        assert_eq!(p.set_udp_max_flows(20), 20);
+        assert_eq!(p.udp_flows(), 20);
+        let (n, after) = flows(&p);
+        assert_eq!(n, 20);
+        assert_eq!(after, evicted + (CAP as u64 - 20));
+        let fresh2 = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        assert_eq!(ask(&fresh2, vip, "fresh2").await, "a:fresh2");
+        assert_eq!(p.udp_flows(), 20);
+
+        // removing the service gives its places back
+        p.apply(&Table::default());
+        eventually("no flows", || p.udp_flows() == 0).await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_lowered_service_cap_evicts_at_once() {
+    bounded(async {
+        let a = udp_backend("a", "127.0.0.1").await;
+        let vip = free_udp("127.0.0.1");
+        let mut p = plane(SpliceMode::Auto);
+        let mut t = udp_service(vip, &[a.addr], Duration::from_secs(60));
+        p.apply(&t);
+        let mut clients = Vec::new();
+        for i in 0..30 {
+            let c = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            ask(&c, vip, &format!("{i}")).await;
+            clients.push(c);
+        }
+        assert_eq!(p.stats()[0].udp_flows, 30);
+        t.services[0].udp_max_flows = 10;
+        p.apply(&t);
+        let st = &p.stats()[0];
+        assert_eq!((st.udp_flows, st.udp_flows_evicted), (10, 20));
+        eventually("registry follows", || p.connections().len() == 10).await;
+        // the 10 most recent stay
+        let conns = p.connections();
+        for c in &clients[20..] {
+            let addr = c.local_addr().unwrap();
+            assert!(conns.iter().any(|x| x.client == addr), "{addr} evicted");
+        }
+    })
+    .await;
+}

@@ -266,6 +266,13 @@ impl RealServer {
     }
 }
 
+/// The default `udp_max_flows` of a virtual service.
+pub const DEFAULT_UDP_MAX_FLOWS: u32 = 10_000;
+
+fn default_udp_max_flows() -> u32 {
+    DEFAULT_UDP_MAX_FLOWS
+}
+
 /// One virtual service as the data plane should see it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct VirtualService {
@@ -288,6 +295,10 @@ pub struct VirtualService {
     pub idle_timeout: Duration,
     /// UDP: a client flow with no packets either way is forgotten after this.
     pub udp_timeout: Duration,
+    /// UDP (userspace proxy): at most this many client flows at once; when
+    /// a new client comes at the cap, the flow idle the longest is evicted.
+    #[serde(default = "default_udp_max_flows")]
+    pub udp_max_flows: u32,
     /// Which data plane carries this service.
     #[serde(default)]
     pub data_plane: DataPlaneKind,
@@ -325,6 +336,7 @@ impl VirtualService {
             connect_attempts: 3,
             idle_timeout: Duration::from_secs(900),
             udp_timeout: Duration::from_secs(300),
+            udp_max_flows: DEFAULT_UDP_MAX_FLOWS,
             data_plane: DataPlaneKind::Proxy,
             fwmark: None,
             one_packet: false,

@@ -82,6 +82,13 @@ pub struct ServiceStats {
     pub fallback: Option<SocketAddr>,
     /// Connections sent to the fallback server.
     pub fallback_conns: u64,
+    /// UDP flows open now (userspace proxy).
+    #[serde(default)]
+    pub udp_flows: u64,
+    /// UDP flows evicted to make room for new clients (`udp_max_flows`,
+    /// per service or global), since the service started.
+    #[serde(default)]
+    pub udp_flows_evicted: u64,
     pub counters: Counters,
     pub rates: Rates,
     pub reals: Vec<RealStats>,

@@ -452,6 +452,8 @@ mod tests {
             }),
             fallback: Some(([127, 0, 0, 1], 9999).into()),
             fallback_conns: 0,
+            udp_flows: 0,
+            udp_flows_evicted: 0,
             counters: Counters::default(),
             rates: Rates::default(),
             reals,
@@ -471,6 +473,8 @@ mod tests {
             persistence: None,
             fallback: None,
             fallback_conns: 0,
+            udp_flows: 0,
+            udp_flows_evicted: 0,
             counters: Counters::default(),
             rates: Rates::default(),
             reals: vec![RealStats {

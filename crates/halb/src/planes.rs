@@ -51,6 +51,7 @@ pub fn ipvs_options(g: &Global) -> IpvsOptions {
 
 impl Planes {
     pub fn new(proxy: ProxyDataPlane, global: &Global) -> Self {
+        proxy.set_udp_max_flows(global.udp_max_flows);
         Planes {
             proxy,
             ipvs: IpvsDataPlane::new(ipvs_options(global)),
@@ -60,6 +61,7 @@ impl Planes {
     }
 
     pub fn set_global(&mut self, global: &Global) {
+        self.proxy.set_udp_max_flows(global.udp_max_flows);
         let mut opts = ipvs_options(global);
         let follows = global
             .ipvs

@@ -427,6 +427,13 @@ impl Cx<'_> {
                     );
                 }
             }
+            if let Some(f) = self.field(node, "udp_max_flows") {
+                self.push(
+                    Problem::new(f.span.clone(), f.path.clone(), "udp_max_flows is a userspace-proxy setting, and this service uses the IPVS data plane")
+                        .expected("no udp_max_flows with data_plane = \"ipvs\"")
+                        .fix("the kernel keeps its own connection table (no socket per flow): remove udp_max_flows, or use data_plane = \"proxy\""),
+                );
+            }
         }
         plane
     }
