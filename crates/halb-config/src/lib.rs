@@ -26,7 +26,7 @@ mod suggest;
 mod values;
 mod walk;
 
-pub use diag::{ConfigError, ConfigErrors};
+pub use diag::{ConfigError, ConfigErrors, SNIPPET_WIDTH};
 pub use walk::incremental::LoadStats;
 pub use walk::vrrp::{
     Notify, TrackPing, TrackScript, TrackService, VrrpAuth, VrrpGarp, VrrpInstance, VrrpSyncGroup,
@@ -213,26 +213,46 @@ pub fn parse(src: &str, file: &Path) -> Result<Config, ConfigErrors> {
 }
 
 /// Read, parse and check a configuration file. A file that cannot be read
-/// is one error naming it.
+/// (missing, not a regular file, larger than [`DEFAULT_MAX_SIZE`]) is one
+/// error naming it.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     Loader::default().load(path)
 }
+
+/// The largest configuration file halb reads unless told otherwise
+/// (`--max-config-size`): 64 MiB, some 300,000 virtual services.
+pub const DEFAULT_MAX_SIZE: u64 = 64 * 1024 * 1024;
 
 /// Reads a configuration again and again (the daemon's start and its
 /// reloads): a load re-parses only the virtual services whose text changed
 /// since the last load that succeeded, and parses a large file on several
 /// threads. It accepts and rejects exactly what [`parse`] does, with the
 /// same config or the same errors.
-#[derive(Default)]
 pub struct Loader {
     cache: walk::incremental::Cache,
     stats: LoadStats,
+    max_size: u64,
+}
+
+impl Default for Loader {
+    fn default() -> Self {
+        Loader::with_max_size(DEFAULT_MAX_SIZE)
+    }
 }
 
 impl Loader {
+    /// A loader that refuses files larger than `max_size` bytes.
+    pub fn with_max_size(max_size: u64) -> Self {
+        Loader {
+            cache: walk::incremental::Cache::default(),
+            stats: LoadStats::default(),
+            max_size,
+        }
+    }
+
     /// [`load`], remembering what it can reuse next time.
     pub fn load(&mut self, path: &Path) -> Result<Config, ConfigErrors> {
-        let src = read(path)?;
+        let src = read(path, self.max_size)?;
         self.parse(&src, path)
     }
 
@@ -265,29 +285,120 @@ impl std::fmt::Debug for Loader {
 }
 
 /// A file's text; a file that cannot be read is one error naming it.
-fn read(path: &Path) -> Result<String, ConfigErrors> {
-    let bytes = std::fs::read(path).map_err(|e| {
+/// Only a regular file of at most `max` bytes is read: a FIFO, a device
+/// (`/dev/zero`), a socket or a directory is refused before it is opened
+/// (opening a FIFO would wait for a writer), and again on what was
+/// opened, should the path have changed in between.
+fn read(path: &Path, max: u64) -> Result<String, ConfigErrors> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let one = |message: String, fix: Option<String>| ConfigErrors {
+        file: path.to_owned(),
+        errors: vec![ConfigError::whole_file(path, message, fix)],
+    };
+    let io = |e: std::io::Error| {
         let fix = match e.kind() {
             std::io::ErrorKind::NotFound => Some("check the path".to_owned()),
             std::io::ErrorKind::PermissionDenied => Some(
                 "make the file readable by this user, or run halb as one who can read it"
                     .to_owned(),
             ),
-            _ if path.is_dir() => {
-                Some("this is a directory: give the path of the TOML file".to_owned())
-            }
             _ => None,
         };
-        ConfigErrors {
-            file: path.to_owned(),
-            errors: vec![ConfigError::whole_file(
-                path,
-                format!("cannot read the file: {e}"),
-                fix,
-            )],
+        one(format!("cannot read the file: {e}"), fix)
+    };
+    let refuse = |meta: &std::fs::Metadata| -> Result<(), ConfigErrors> {
+        if let Some(what) = not_regular(&meta.file_type()) {
+            let fix = if meta.is_dir() {
+                "this is a directory: give the path of the TOML file"
+            } else {
+                "halb reads its config from a regular file only: give the path of the TOML file"
+            };
+            return Err(one(
+                format!("cannot read the file: it is {what}, not a regular file"),
+                Some(fix.to_owned()),
+            ));
         }
-    })?;
+        if meta.len() > max {
+            return Err(too_large(path, meta.len(), max, false));
+        }
+        Ok(())
+    };
+    refuse(&std::fs::metadata(path).map_err(io)?)?;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY)
+        .open(path)
+        .map_err(io)?;
+    let meta = file.metadata().map_err(io)?;
+    refuse(&meta)?;
+    let cap = usize::try_from(meta.len().min(max)).unwrap_or(0);
+    let mut bytes = Vec::with_capacity(cap.saturating_add(1));
+    file.take(max.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    // It grew while it was read.
+    if bytes.len() as u64 > max {
+        return Err(too_large(path, bytes.len() as u64, max, true));
+    }
     String::from_utf8(bytes).map_err(|e| not_utf8(path, e))
+}
+
+/// What a file is when it is not a regular one.
+fn not_regular(t: &std::fs::FileType) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_file() {
+        None
+    } else if t.is_dir() {
+        Some("a directory")
+    } else if t.is_fifo() {
+        Some("a FIFO (named pipe)")
+    } else if t.is_char_device() {
+        Some("a character device")
+    } else if t.is_block_device() {
+        Some("a block device")
+    } else if t.is_socket() {
+        Some("a socket")
+    } else {
+        Some("a special file")
+    }
+}
+
+/// A file over the limit; `size` is what was seen (more than `max`).
+fn too_large(path: &Path, size: u64, max: u64, grew: bool) -> ConfigErrors {
+    let message = if grew {
+        format!(
+            "cannot read the file: it grew past the limit of {} ({max} bytes) while it was read",
+            mib(max)
+        )
+    } else {
+        format!(
+            "cannot read the file: it is {size} bytes, larger than the limit of {} ({max} bytes)",
+            mib(max)
+        )
+    };
+    ConfigErrors {
+        file: path.to_owned(),
+        errors: vec![ConfigError::whole_file(
+            path,
+            message,
+            Some(
+                "check that this is the config file; if it is, raise the limit with \
+                 --max-config-size (halb run, halb check-config)"
+                    .to_owned(),
+            ),
+        )],
+    }
+}
+
+/// `64 MiB`, `1.5 KiB`, `10 bytes`.
+fn mib(n: u64) -> String {
+    const K: u64 = 1024;
+    match n {
+        n if n >= K * K && n % (K * K) == 0 => format!("{} MiB", n / (K * K)),
+        n if n >= K && n % K == 0 => format!("{} KiB", n / K),
+        n => format!("{n} bytes"),
+    }
 }
 
 /// A file that is not UTF-8: say where the first bad byte is.
@@ -355,6 +466,81 @@ mod tests {
         let good = dir.join("good.toml");
         std::fs::write(&good, "[global]\nworkers = 2\n").unwrap();
         assert_eq!(load(&good).unwrap().global.workers, 2);
+        // A symlink to a regular file is a regular file.
+        let link = dir.join("link.toml");
+        std::os::unix::fs::symlink(&good, &link).unwrap();
+        assert_eq!(load(&link).unwrap().global.workers, 2);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn only_error(e: &ConfigErrors) -> &ConfigError {
+        assert_eq!(e.len(), 1, "{e}");
+        &e.errors[0]
+    }
+
+    #[test]
+    fn only_regular_files_are_read() {
+        let dir = std::env::temp_dir().join(format!("halb-config-special-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        // A FIFO nobody writes to: refused at once, not waited on.
+        let fifo = dir.join("fifo.toml");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let e = load(&fifo).unwrap_err();
+        let err = only_error(&e);
+        assert_eq!(err.file, fifo);
+        assert!(
+            err.message
+                .contains("a FIFO (named pipe), not a regular file"),
+            "{e}"
+        );
+        assert!(e.render().contains("fifo.toml"), "{e}");
+        // A device that never ends.
+        let e = load(Path::new("/dev/zero")).unwrap_err();
+        assert!(
+            only_error(&e)
+                .message
+                .contains("a character device, not a regular file"),
+            "{e}"
+        );
+        assert!(e.render().contains("/dev/zero"), "{e}");
+        // A directory.
+        let e = load(&dir).unwrap_err();
+        let err = only_error(&e);
+        assert!(err.message.contains("a directory"), "{e}");
+        assert!(
+            err.fix.as_deref().unwrap_or("").contains("directory"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn size_is_bounded() {
+        let dir = std::env::temp_dir().join(format!("halb-config-size-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("big.toml");
+        std::fs::write(&f, "[global]\nworkers = 2\n").unwrap();
+        let e = Loader::with_max_size(10).load(&f).unwrap_err();
+        let err = only_error(&e);
+        assert!(
+            err.message
+                .contains("bytes, larger than the limit of 10 bytes (10 bytes)"),
+            "{e}"
+        );
+        assert!(
+            err.fix
+                .as_deref()
+                .unwrap_or("")
+                .contains("--max-config-size"),
+            "{e}"
+        );
+        // At the limit: read.
+        let size = std::fs::metadata(&f).unwrap().len();
+        assert!(Loader::with_max_size(size).load(&f).is_ok());
+        assert_eq!(mib(DEFAULT_MAX_SIZE), "64 MiB");
+        assert_eq!(mib(2048), "2 KiB");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

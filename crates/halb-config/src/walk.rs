@@ -470,6 +470,17 @@ impl<'a> Kind<'a> {
         }
     }
 
+    /// "a string", "an integer": what was found, without its value.
+    fn kind_name(self) -> String {
+        match self {
+            Kind::Str(_) => "a string".to_owned(),
+            Kind::Int(_) => "an integer".to_owned(),
+            Kind::Float(_) => "a float".to_owned(),
+            Kind::Bool(_) => "a boolean".to_owned(),
+            other => other.describe(),
+        }
+    }
+
     /// "the string \"5\"", "an array": what was found.
     fn describe(self) -> String {
         match self {
@@ -911,11 +922,17 @@ impl<'s> Cx<'s> {
 
     fn type_error(&mut self, f: &Field, w: &Want, fix: Option<String>) {
         let fix = fix.unwrap_or_else(|| format!("write {} = {}", f.name, w.example));
+        // A secret's value is never quoted, only its type.
+        let found = if crate::diag::secret_key(f.name) {
+            f.kind.kind_name()
+        } else {
+            f.kind.describe()
+        };
         self.push(
             Problem::new(
                 f.span.clone(),
                 f.path.clone(),
-                format!("{} is not {}", f.kind.describe(), w.short),
+                format!("{found} is not {}", w.short),
             )
             .expected(w.expected)
             .fix(fix),
@@ -927,10 +944,14 @@ impl<'s> Cx<'s> {
             return Some(s);
         }
         let fix = match f.kind {
-            Kind::Array(a) if a.len() == 1 => a
-                .get(0)
-                .and_then(Value::as_str)
-                .map(|s| format!("give one value, not an array: {} = {}", f.name, quote(s))),
+            Kind::Array(a) if a.len() == 1 => a.get(0).and_then(Value::as_str).map(|s| {
+                let s = if crate::diag::secret_key(f.name) {
+                    "\"…\"".to_owned()
+                } else {
+                    quote(s)
+                };
+                format!("give one value, not an array: {} = {s}", f.name)
+            }),
             _ => None,
         };
         self.type_error(f, w, fix);

@@ -30,11 +30,18 @@ enum Command {
         /// Control socket, overriding the config's `control_socket`.
         #[arg(long)]
         socket: Option<PathBuf>,
+        /// Largest config file read, at start and at each reload
+        /// (bytes, or with KiB, MiB, GiB).
+        #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
+        max_config_size: u64,
     },
     /// Validate a config file: every error with file, line, column and key.
     CheckConfig {
         /// The TOML config file.
         file: PathBuf,
+        /// Largest config file read (bytes, or with KiB, MiB, GiB).
+        #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
+        max_config_size: u64,
     },
     /// List virtual services and real servers like `ipvsadm -L -n`.
     List(ListArgs),
@@ -98,8 +105,15 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     let result = match cli.command {
-        Command::Run { config, socket } => daemon::run_file(&config, socket),
-        Command::CheckConfig { file } => return check_config(&file),
+        Command::Run {
+            config,
+            socket,
+            max_config_size,
+        } => daemon::run_file(&config, socket, max_config_size),
+        Command::CheckConfig {
+            file,
+            max_config_size,
+        } => return check_config(&file, max_config_size),
         Command::List(args) => list::run(&args),
         Command::Reload { socket } => reload(socket),
         Command::Demo { socket } => demo::run(socket),
@@ -130,8 +144,29 @@ fn init_logging() {
         .init();
 }
 
-fn check_config(file: &std::path::Path) -> ExitCode {
-    match halb_config::load(file) {
+/// `65536`, `64KiB`, `64MiB`, `1GiB` (K, M, G and KB, MB, GB mean the
+/// same powers of 1024).
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size: write 65536, 64KiB, 64MiB or 1GiB"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return Err(format!("unknown unit in {s:?}: use KiB, MiB or GiB")),
+    };
+    n.checked_mul(mult)
+        .filter(|&v| v > 0)
+        .ok_or_else(|| format!("{s:?} is out of range"))
+}
+
+fn check_config(file: &std::path::Path, max_size: u64) -> ExitCode {
+    match halb_config::Loader::with_max_size(max_size).load(file) {
         Ok(cfg) => {
             let reals: usize = cfg.services.iter().map(|s| s.reals.len()).sum();
             println!(
@@ -168,5 +203,22 @@ fn reload(socket: Option<PathBuf>) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::FAILURE)
         }
         other => anyhow::bail!("unexpected answer from the daemon: {other:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("65536"), Ok(65536));
+        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_size("2k"), Ok(2048));
+        assert_eq!(parse_size("1 GiB"), Ok(1 << 30));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("5 parsecs").is_err());
+        assert!(parse_size("99999999999999999999G").is_err());
     }
 }

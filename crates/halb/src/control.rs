@@ -1,10 +1,12 @@
-//! The control socket: a Unix stream socket, owner-only (mode 0600), one
-//! JSON request line and one JSON response per connection.
+//! The control socket: a Unix stream socket, owner-only (mode 0600, in a
+//! directory of its user's that nobody else can write to), one JSON
+//! request line and one JSON response per connection. Clients give up
+//! after a timeout, connect included.
 
 use anyhow::Context;
 use halb_table::{ConnectionInfo, ServiceStats};
 use serde::{Deserialize, Serialize};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{Read, Write};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -96,48 +98,345 @@ pub enum Response {
     },
 }
 
-/// Send one request to the daemon and read its answer.
+/// How long a client waits for the daemon, at each step.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// For the daemon to take the connection: a daemon out of file
+    /// descriptors (or stopped) leaves clients in its backlog.
+    pub connect: Duration,
+    /// For the request to be written and the whole answer read.
+    pub answer: Duration,
+}
+
+impl Timeouts {
+    /// Status and connections are read from a published snapshot: a few
+    /// seconds is plenty. A reload answers once the new table is applied:
+    /// with tens of thousands of services on a slow machine that takes
+    /// minutes, so only its connect is short.
+    pub fn for_request(req: &Request) -> Timeouts {
+        let connect = Duration::from_secs(5);
+        match req {
+            Request::Reload => Timeouts {
+                connect,
+                answer: Duration::from_secs(600),
+            },
+            Request::Status | Request::Connections => Timeouts {
+                connect,
+                answer: Duration::from_secs(10),
+            },
+        }
+    }
+}
+
+/// Send one request to the daemon and read its answer; give up, with a
+/// message saying why, after [`Timeouts::for_request`].
 pub fn request(socket: &Path, req: &Request) -> anyhow::Result<Response> {
-    let mut stream = UnixStream::connect(socket).with_context(|| {
-        format!(
+    request_within(socket, req, Timeouts::for_request(req))
+}
+
+/// [`request`] with its own timeouts.
+pub fn request_within(socket: &Path, req: &Request, t: Timeouts) -> anyhow::Result<Response> {
+    // Never talk to a socket someone else could have put there.
+    check_socket_dir(socket, false)?;
+    check_socket_owner(socket)?;
+    let mut stream = connect_within(socket, t.connect)?;
+    let deadline = std::time::Instant::now() + t.answer;
+    let late = || {
+        anyhow::anyhow!(
+            "the halb daemon at {} took the connection but did not answer within {} s: \
+             it may be stopped (SIGSTOP), out of file descriptors or overloaded; its log says which",
+            socket.display(),
+            t.answer.as_secs()
+        )
+    };
+    let left = |deadline: std::time::Instant| {
+        deadline
+            .checked_duration_since(std::time::Instant::now())
+            .filter(|d| !d.is_zero())
+    };
+    let mut line = serde_json::to_vec(req)?;
+    line.push(b'\n');
+    stream.set_write_timeout(Some(left(deadline).ok_or_else(late)?))?;
+    stream.write_all(&line).map_err(|e| match e.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => late(),
+        _ => {
+            anyhow::Error::new(e).context(format!("writing to the daemon at {}", socket.display()))
+        }
+    })?;
+    // Read the answer line with one deadline for all of it.
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 64 * 1024];
+    loop {
+        stream.set_read_timeout(Some(left(deadline).ok_or_else(late)?))?;
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                answer.extend_from_slice(&buf[..n]);
+                if answer.ends_with(b"\n") {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(late())
+            }
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context(format!(
+                    "reading the answer of the daemon at {}",
+                    socket.display()
+                )))
+            }
+        }
+    }
+    if answer.is_empty() {
+        anyhow::bail!(
+            "the halb daemon at {} closed the connection without answering (is it stopping?)",
+            socket.display()
+        );
+    }
+    serde_json::from_slice(&answer).context("the daemon sent an answer halb cannot read")
+}
+
+/// Connects to `socket`, waiting at most `limit` for the daemon to take
+/// the connection: the wait of a blocking connect on a full backlog
+/// honours `SO_SNDTIMEO`.
+fn connect_within(socket: &Path, limit: Duration) -> anyhow::Result<UnixStream> {
+    use nix::sys::socket::{self as so, sockopt, AddressFamily, SockFlag, SockType, UnixAddr};
+    use nix::sys::time::{TimeVal, TimeValLike};
+    use std::os::fd::AsRawFd;
+    let unreachable = |e: std::io::Error| {
+        anyhow::Error::new(e).context(format!(
             "cannot reach the halb daemon at {} (is `halb run` or `halb demo` running? \
              pass --socket PATH if it uses another control socket)",
             socket.display()
-        )
-    })?;
-    // A reload answers once the new table is applied: with tens of
-    // thousands of services on a slow machine that takes minutes.
-    let wait = match req {
-        Request::Reload => Duration::from_secs(600),
-        Request::Status | Request::Connections => Duration::from_secs(30),
+        ))
     };
-    stream.set_read_timeout(Some(wait))?;
-    let mut line = serde_json::to_vec(req)?;
-    line.push(b'\n');
-    stream.write_all(&line)?;
-    let mut answer = String::new();
-    BufReader::new(stream)
-        .read_line(&mut answer)
-        .with_context(|| {
-            format!(
-                "the daemon at {} did not answer within {} s",
-                socket.display(),
-                wait.as_secs()
-            )
-        })?;
-    serde_json::from_str(&answer).context("the daemon sent an answer halb cannot read")
+    let addr = UnixAddr::new(socket).map_err(|e| unreachable(e.into()))?;
+    let fd = so::socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .context("creating a socket")?;
+    let ms = i64::try_from(limit.as_millis()).unwrap_or(i64::MAX).max(1);
+    so::setsockopt(&fd, sockopt::SendTimeout, &TimeVal::milliseconds(ms))
+        .context("setting the connect timeout")?;
+    match so::connect(fd.as_raw_fd(), &addr) {
+        Ok(()) => {}
+        Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINPROGRESS) => anyhow::bail!(
+            "the halb daemon at {} did not take the connection within {} s: it may be out of \
+             file descriptors, stopped or overloaded (its log says which)",
+            socket.display(),
+            limit.as_secs()
+        ),
+        Err(e) => return Err(unreachable(e.into())),
+    }
+    let stream = UnixStream::from(fd);
+    // Back to no send timeout; request_within sets its own.
+    stream.set_write_timeout(None)?;
+    Ok(stream)
 }
 
-/// Bind the control socket: create its directory (0700) if missing, replace
-/// a stale socket that nobody answers on, refuse to steal a live one.
-pub fn bind(path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
-    if let Some(dir) = path.parent() {
-        if !dir.as_os_str().is_empty() && !dir.exists() {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("creating control socket directory {}", dir.display()))?;
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+/// The control socket's directory, as the daemon creates it and as every
+/// client checks it: its own user's (or root's), and writable by nobody
+/// else, so that nobody else can put a socket there that would receive
+/// the operator's commands (the non-root default `/tmp/halb-$UID` is in a
+/// directory anyone can write to). The daemon (`create`) makes it 0700
+/// when it is missing; a client only checks what is there.
+pub fn check_socket_dir(socket: &Path, create: bool) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let dir = match socket.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if create && std::fs::symlink_metadata(dir).is_err() {
+        if let Some(up) = dir.parent().filter(|u| !u.as_os_str().is_empty()) {
+            std::fs::create_dir_all(up).with_context(|| {
+                format!(
+                    "creating the control socket's parent directory {}",
+                    up.display()
+                )
+            })?;
+        }
+        match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+            Ok(()) => std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .with_context(|| format!("making {} private (0700)", dir.display()))?,
+            // Someone made it in the meantime: checked below like any other.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context(format!(
+                    "creating control socket directory {}",
+                    dir.display()
+                )))
+            }
         }
     }
+    let me = nix::unistd::geteuid().as_raw();
+    let Ok(link) = std::fs::symlink_metadata(dir) else {
+        // Missing: a client finds no daemon there (the connect says so).
+        return Ok(());
+    };
+    if link.file_type().is_symlink() && !trusted(link.uid(), me) {
+        anyhow::bail!(
+            "refusing the control socket directory {}: it is a symbolic link owned by uid {}, \
+             not by you (uid {me}) or root, so that user chooses where halb's commands go; \
+             remove it and start halb again, or set another control_socket (--socket)",
+            dir.display(),
+            link.uid()
+        );
+    }
+    let meta = std::fs::metadata(dir)
+        .with_context(|| format!("reading the control socket directory {}", dir.display()))?;
+    dir_verdict(dir, &meta, me)
+}
+
+/// Whether a file owned by `uid` may hold our control socket.
+fn trusted(uid: u32, me: u32) -> bool {
+    uid == me || uid == 0
+}
+
+/// The rule itself, on what `stat` said.
+fn dir_verdict(dir: &Path, meta: &std::fs::Metadata, me: u32) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    if !meta.is_dir() {
+        anyhow::bail!(
+            "the control socket's directory {} is not a directory; set another control_socket (--socket)",
+            dir.display()
+        );
+    }
+    if !trusted(meta.uid(), me) {
+        anyhow::bail!(
+            "refusing the control socket directory {}: it belongs to uid {}, not to you (uid {me}) \
+             or root, so that user could replace the socket and receive halb's commands; \
+             remove it (its owner or root can: rm -r {}) and start halb again, which creates it \
+             mode 0700, or set another control_socket (--socket)",
+            dir.display(),
+            meta.uid(),
+            dir.display()
+        );
+    }
+    let mode = meta.mode() & 0o7777;
+    // A sticky directory (/tmp, /run/user's parents): others may create
+    // files there but cannot remove or rename ours, and a socket of theirs
+    // at our path is refused by its owner (`check_socket_owner`).
+    if mode & 0o1000 != 0 {
+        return Ok(());
+    }
+    if mode & 0o022 != 0 {
+        anyhow::bail!(
+            "refusing the control socket directory {}: it is writable by {} (mode {mode:04o}), \
+             so they could replace the socket and receive halb's commands; \
+             run `chmod go-w {}` (halb makes it 0700), or set another control_socket (--socket)",
+            dir.display(),
+            match (mode & 0o020 != 0, mode & 0o002 != 0) {
+                (true, true) => "its group and others",
+                (true, false) => "its group",
+                _ => "others",
+            },
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// A socket at `path`, if any, must be ours (or root's).
+fn check_socket_owner(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let me = nix::unistd::geteuid().as_raw();
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if !trusted(m.uid(), me) => anyhow::bail!(
+            "refusing the control socket {}: it belongs to uid {}, not to you (uid {me}) or root; \
+             it is not a halb daemon of yours. Remove it, or pass --socket PATH",
+            path.display(),
+            m.uid()
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// The control socket, bound, and this daemon's claim on its path.
+pub struct Bound {
+    pub listener: tokio::net::UnixListener,
+    pub claim: Claim,
+}
+
+/// This daemon's hold on the control socket's path: an exclusive `flock`
+/// on `<socket>.lock` beside it for the daemon's life (a second daemon on
+/// the same socket is refused at once, even while the first is starting),
+/// and the socket's inode, so that the daemon removes its own socket and
+/// never one a successor bound in its place.
+pub struct Claim {
+    path: PathBuf,
+    inode: Option<(u64, u64)>,
+    _lock: nix::fcntl::Flock<std::fs::File>,
+}
+
+impl Claim {
+    /// Removes the socket if it is still ours.
+    pub fn remove(&mut self) {
+        use std::os::unix::fs::MetadataExt;
+        if let (Some(ours), Ok(m)) = (self.inode, std::fs::symlink_metadata(&self.path)) {
+            if (m.dev(), m.ino()) == ours {
+                let _ = std::fs::remove_file(&self.path);
+            }
+        }
+        self.inode = None;
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+impl std::fmt::Debug for Claim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Claim").field("path", &self.path).finish()
+    }
+}
+
+/// Bind the control socket, before anything else is bound: check its
+/// directory (created 0700 if missing), take the lock beside it, refuse
+/// to start while a live daemon answers on it, replace a stale socket
+/// that nobody answers on.
+pub fn bind(path: &Path) -> anyhow::Result<Bound> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    check_socket_dir(path, true)?;
+    let another = || {
+        anyhow::anyhow!(
+            "another halb daemon is already running with the control socket {}; \
+             stop it first (or give this one another --socket; two daemons must not \
+             serve the same addresses)",
+            path.display()
+        )
+    };
+    let mut lock_name = path.as_os_str().to_owned();
+    lock_name.push(".lock");
+    let lock_path = PathBuf::from(lock_name);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(&lock_path)
+        .with_context(|| format!("opening the lock file {}", lock_path.display()))?;
+    let lock = match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+        Ok(l) => l,
+        Err((_, nix::errno::Errno::EAGAIN)) => return Err(another()),
+        Err((_, e)) => {
+            return Err(anyhow::Error::new(std::io::Error::from(e))
+                .context(format!("locking {}", lock_path.display())))
+        }
+    };
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         if !meta.file_type().is_socket() {
             anyhow::bail!(
@@ -145,18 +444,108 @@ pub fn bind(path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
                 path.display()
             );
         }
+        check_socket_owner(path)?;
+        // A daemon of a version without the lock may still answer.
         if UnixStream::connect(path).is_ok() {
-            anyhow::bail!(
-                "another halb daemon is already listening on {}; stop it or choose another control_socket",
-                path.display()
-            );
+            return Err(another());
         }
-        std::fs::remove_file(path)?;
+        std::fs::remove_file(path)
+            .with_context(|| format!("removing the stale control socket {}", path.display()))?;
     }
     let listener = tokio::net::UnixListener::bind(path)
         .with_context(|| format!("binding control socket {}", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    Ok(listener)
+    let inode = std::fs::symlink_metadata(path)
+        .ok()
+        .map(|m| (m.dev(), m.ino()));
+    Ok(Bound {
+        listener,
+        claim: Claim {
+            path: path.to_owned(),
+            inode,
+            _lock: lock,
+        },
+    })
+}
+
+/// Accept errors are logged at most once per this long.
+const ACCEPT_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// The log of accept errors, rate-limited: a daemon out of file
+/// descriptors fails every accept, and must not fill the log.
+#[derive(Debug, Default)]
+pub struct AcceptErrors {
+    last: Option<std::time::Instant>,
+    suppressed: u64,
+}
+
+impl AcceptErrors {
+    /// The line to log for this error now, if one is due.
+    pub fn note(&mut self, e: &std::io::Error, now: std::time::Instant) -> Option<String> {
+        if self
+            .last
+            .is_some_and(|l| now.saturating_duration_since(l) < ACCEPT_LOG_EVERY)
+        {
+            self.suppressed += 1;
+            return None;
+        }
+        self.last = Some(now);
+        let what = match e.raw_os_error() {
+            Some(nix::libc::EMFILE) => format!(
+                "out of file descriptors (the daemon's limit, RLIMIT_NOFILE, is used up: {e})"
+            ),
+            Some(nix::libc::ENFILE) => {
+                format!("out of file descriptors (the system's limit, fs.file-max: {e})")
+            }
+            _ => e.to_string(),
+        };
+        let more = match std::mem::take(&mut self.suppressed) {
+            0 => String::new(),
+            n => format!(
+                "; {n} more accept errors in the last {} s not logged",
+                ACCEPT_LOG_EVERY.as_secs()
+            ),
+        };
+        Some(format!("control socket accept: {what}{more}"))
+    }
+
+    /// An accept worked: the line that tells how many errors went
+    /// unlogged since the last line, once that is [`ACCEPT_LOG_EVERY`]
+    /// old (a daemon that fails every other accept still logs one line
+    /// per period).
+    pub fn recovered(&mut self, now: std::time::Instant) -> Option<String> {
+        let last = self.last?;
+        if self.suppressed == 0 || now.saturating_duration_since(last) < ACCEPT_LOG_EVERY {
+            return None;
+        }
+        self.last = Some(now);
+        let n = std::mem::take(&mut self.suppressed);
+        Some(format!(
+            "control socket accept: working again; {n} more accept errors before that not logged"
+        ))
+    }
+}
+
+/// Accept control clients for ever, each served by [`serve_one`]; accept
+/// errors are logged rate-limited and retried after a short pause.
+pub async fn serve(listener: tokio::net::UnixListener, asker: Asker) {
+    let mut errors = AcceptErrors::default();
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                if let Some(line) = errors.recovered(std::time::Instant::now()) {
+                    tracing::info!("{line}");
+                }
+                tokio::spawn(serve_one(stream, asker.clone()));
+            }
+            Err(e) => {
+                if let Some(line) = errors.note(&e, std::time::Instant::now()) {
+                    tracing::warn!("{line}");
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
 }
 
 /// A message to the daemon's one task.
@@ -280,4 +669,174 @@ pub async fn serve_one(stream: tokio::net::UnixStream, asker: Asker) {
         let _ = wr.shutdown().await;
     }
     asker.answered().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    fn dir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("halb-control-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    #[test]
+    fn accept_errors_are_rate_limited() {
+        let mut log = AcceptErrors::default();
+        let emfile = std::io::Error::from_raw_os_error(nix::libc::EMFILE);
+        let t0 = Instant::now();
+        let first = log.note(&emfile, t0).unwrap();
+        assert!(
+            first.starts_with("control socket accept: out of file descriptors"),
+            "{first}"
+        );
+        assert!(!first.contains("more"), "{first}");
+        for i in 1..1000 {
+            assert_eq!(log.note(&emfile, t0 + Duration::from_millis(i)), None);
+        }
+        let next = log.note(&emfile, t0 + ACCEPT_LOG_EVERY).unwrap();
+        assert!(
+            next.ends_with("; 999 more accept errors in the last 10 s not logged"),
+            "{next}"
+        );
+        let enfile = std::io::Error::from_raw_os_error(nix::libc::ENFILE);
+        let sys = log.note(&enfile, t0 + 3 * ACCEPT_LOG_EVERY).unwrap();
+        assert!(
+            sys.contains("out of file descriptors (the system's limit"),
+            "{sys}"
+        );
+        let other = std::io::Error::from_raw_os_error(nix::libc::ECONNABORTED);
+        let line = log.note(&other, t0 + 5 * ACCEPT_LOG_EVERY).unwrap();
+        assert!(!line.contains("file descriptors"), "{line}");
+        // Back to work: what went unlogged is told once, in its time.
+        let t1 = t0 + 10 * ACCEPT_LOG_EVERY;
+        assert_eq!(log.recovered(t1), None);
+        assert!(log.note(&emfile, t1).is_some());
+        assert_eq!(log.note(&emfile, t1 + Duration::from_secs(1)), None);
+        assert_eq!(log.recovered(t1 + Duration::from_secs(2)), None);
+        let back = log.recovered(t1 + ACCEPT_LOG_EVERY).unwrap();
+        assert!(back.contains("1 more accept errors"), "{back}");
+        assert_eq!(log.recovered(t1 + 3 * ACCEPT_LOG_EVERY), None);
+    }
+
+    #[test]
+    fn the_socket_directory_must_be_private() {
+        let d = dir("perm");
+        let sock = d.join("halb.sock");
+        // Missing: a client has nothing to check, the daemon creates it.
+        check_socket_dir(&sock, false).unwrap();
+        assert!(!d.exists());
+        check_socket_dir(&sock, true).unwrap();
+        let mode = std::fs::metadata(&d).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o700);
+        for (mode, who) in [
+            (0o777, "its group and others"),
+            (0o720, "its group"),
+            (0o702, "others"),
+        ] {
+            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(mode)).unwrap();
+            for create in [false, true] {
+                let e = check_socket_dir(&sock, create).unwrap_err().to_string();
+                assert!(
+                    e.contains(&format!("writable by {who} (mode {mode:04o})")),
+                    "{e}"
+                );
+                assert!(e.contains(&format!("chmod go-w {}", d.display())), "{e}");
+            }
+        }
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        check_socket_dir(&sock, false).unwrap();
+        // Sticky and ours (or root's), as /tmp: others cannot move our
+        // socket, and one of theirs at our path is refused by its owner.
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        check_socket_dir(&sock, false).unwrap();
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        // Someone else's: refused, whoever we are.
+        use std::os::unix::fs::MetadataExt;
+        let me = nix::unistd::geteuid().as_raw();
+        let other = if me == 0 {
+            std::os::unix::fs::chown(&d, Some(65534), None).unwrap();
+            0
+        } else {
+            me + 1
+        };
+        let meta = std::fs::metadata(&d).unwrap();
+        assert_ne!(meta.uid(), 0);
+        let e = dir_verdict(&d, &meta, other).unwrap_err().to_string();
+        assert!(e.contains(&format!("belongs to uid {}", meta.uid())), "{e}");
+        assert!(e.contains("rm -r"), "{e}");
+        // A file where the directory should be.
+        let f = d.join("file");
+        std::fs::write(&f, "").unwrap();
+        let e = check_socket_dir(&f.join("halb.sock"), false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is not a directory"), "{e}");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_full_backlog_times_out_the_connect() {
+        use nix::sys::socket::{self as so, AddressFamily, Backlog, SockFlag, SockType, UnixAddr};
+        let d = dir("backlog");
+        std::fs::create_dir_all(&d).unwrap();
+        let path = d.join("halb.sock");
+        // A daemon that never accepts, with a backlog of one.
+        let l = so::socket(
+            AddressFamily::Unix,
+            SockType::Stream,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .unwrap();
+        let addr = UnixAddr::new(&path).unwrap();
+        use std::os::fd::AsRawFd;
+        so::bind(l.as_raw_fd(), &addr).unwrap();
+        so::listen(&l, Backlog::new(1).unwrap()).unwrap();
+        // Fill the backlog.
+        let mut queued = Vec::new();
+        for _ in 0..64 {
+            let c = so::socket(
+                AddressFamily::Unix,
+                SockType::Stream,
+                SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+                None,
+            )
+            .unwrap();
+            let full = so::connect(c.as_raw_fd(), &addr).is_err();
+            queued.push(c);
+            if full {
+                break;
+            }
+        }
+        let t = Timeouts {
+            connect: Duration::from_millis(300),
+            answer: Duration::from_secs(1),
+        };
+        let e = request_within(&path, &Request::Status, t)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("did not take the connection within"), "{e}");
+        assert!(e.contains("out of file descriptors"), "{e}");
+        drop(queued);
+        drop(l);
+        // Queued but never answered: the answer's timeout.
+        let path2 = d.join("quiet.sock");
+        let quiet = std::os::unix::net::UnixListener::bind(&path2).unwrap();
+        let e = request_within(&path2, &Request::Status, t)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("did not answer within 1 s"), "{e}");
+        drop(quiet);
+        // Nobody there at all.
+        let _ = std::fs::remove_file(&path);
+        let e = format!(
+            "{:#}",
+            request_within(&path, &Request::Status, t).unwrap_err()
+        );
+        assert!(e.contains("cannot reach the halb daemon"), "{e}");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
 }

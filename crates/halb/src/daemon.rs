@@ -59,6 +59,9 @@ struct Shell {
     published: watch::Sender<Arc<Status>>,
     /// The VRRP handle, for the readers.
     vrrp_slot: Arc<std::sync::Mutex<Option<Arc<halb_vrrp_net::VrrpHandle>>>>,
+    /// This daemon's hold on its listen addresses (last: let go of after
+    /// the data planes closed their listeners).
+    locks: Option<crate::listenlock::ListenLocks>,
 }
 
 /// How long a reader waits for the daemon's task to publish a fresh
@@ -256,6 +259,17 @@ impl Shell {
                 }
             }
         };
+        // A service another daemon serves is refused like a bad config.
+        let claimed = match &mut self.locks {
+            Some(l) => l.claim(new.services.iter().map(|s| s.key())),
+            None => Ok(()),
+        };
+        if let Err(e) = claimed {
+            tracing::error!("reload rejected, the running config stays: {e:#}");
+            return Response::Rejected {
+                message: format!("halb: {e:#}\nhalb: the running config stays\n"),
+            };
+        }
         let instances = new.vrrp_instances.len();
         let plan = self.director.handle_config(new, Instant::now());
         if !plan.at_restart.is_empty() {
@@ -267,6 +281,16 @@ impl Shell {
         self.reload_report = None;
         self.vrrp_reloaded = None;
         self.drain();
+        if let Some(l) = &mut self.locks {
+            let serving = self
+                .director
+                .config()
+                .services
+                .iter()
+                .map(|s| s.key())
+                .collect();
+            l.retain(&serving);
+        }
         self.verify_due = true;
         let report = self.reload_report.take().unwrap_or_default();
         let mut changes = plan.changes;
@@ -383,8 +407,12 @@ fn log_load(loader: &halb_config::Loader) {
 }
 
 /// `halb run --config FILE`.
-pub fn run_file(path: &Path, socket: Option<PathBuf>) -> anyhow::Result<ExitCode> {
-    let mut loader = Box::<halb_config::Loader>::default();
+pub fn run_file(
+    path: &Path,
+    socket: Option<PathBuf>,
+    max_config_size: u64,
+) -> anyhow::Result<ExitCode> {
+    let mut loader = Box::new(halb_config::Loader::with_max_size(max_config_size));
     let config = match loader.load(path) {
         Ok(c) => {
             log_load(&loader);
@@ -442,6 +470,30 @@ pub fn run(
         let mut usr2 = signal(SignalKind::user_defined2())?;
         let mut alrm = signal(SignalKind::alarm())?;
         let socket_path = config.global.control_socket.clone();
+        // The control socket before anything else is bound: a second
+        // instance is refused here, while a live daemon answers on it,
+        // before it could take (and, on exit, reset) connections queued
+        // on the first one's listeners.
+        let control::Bound {
+            listener,
+            mut claim,
+        } = control::bind(&socket_path)?;
+        // And one daemon per listen address, whatever its socket.
+        // (A lock file halb cannot use, say a directory another user
+        // made, only loses that check: it must not stop the daemon.)
+        let lock_dir = crate::listenlock::default_dir();
+        let mut locks = match crate::listenlock::ListenLocks::open(&lock_dir) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                tracing::warn!(
+                    "not checking that no other halb daemon serves these addresses: {e:#}"
+                );
+                None
+            }
+        };
+        if let Some(l) = &mut locks {
+            l.claim(config.services.iter().map(|s| s.key()))?;
+        }
         let proxy = ProxyDataPlane::new(ProxyOptions {
             workers: config.global.workers,
             ..ProxyOptions::default()
@@ -466,7 +518,6 @@ pub fn run(
         for w in &report.warnings {
             tracing::error!("{w}");
         }
-        let listener = control::bind(&socket_path)?;
         let http_listener = match http {
             Some(addr) => Some(
                 tokio::net::TcpListener::bind(addr)
@@ -521,6 +572,7 @@ pub fn run(
             vrrp_reloaded: None,
             published,
             vrrp_slot,
+            locks,
         };
         shell.director.handle_start(Instant::now());
         shell.drain();
@@ -538,20 +590,7 @@ pub fn run(
             reader: reader.clone(),
         };
         let http_task = http_listener.map(|l| tokio::spawn(http::serve(l, asker.clone())));
-        let served = asker.clone();
-        let control_task = tokio::spawn(async move {
-            loop {
-                match listener.accept().await {
-                    Ok((stream, _)) => {
-                        tokio::spawn(control::serve_one(stream, served.clone()));
-                    }
-                    Err(e) => {
-                        tracing::warn!("control socket accept: {e}");
-                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                    }
-                }
-            }
-        });
+        let control_task = tokio::spawn(control::serve(listener, asker.clone()));
         drop(asker);
         ready();
 
@@ -608,7 +647,8 @@ pub fn run(
         if let Some(t) = http_task {
             t.abort();
         }
-        let _ = std::fs::remove_file(&socket_path);
+        // Our socket only: a successor may have bound its own there.
+        claim.remove();
         shell.probes.abort_all();
         // VRRP releases first (priority-0 advert, VIPs removed) so the
         // backup takes over while our listeners close; its last state

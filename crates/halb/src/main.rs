@@ -13,6 +13,7 @@ mod daemon;
 mod demo;
 mod http;
 mod list;
+mod listenlock;
 mod planes;
 mod realserver;
 mod vrrp;

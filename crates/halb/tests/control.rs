@@ -1,0 +1,273 @@
+//! The control socket under attack and misuse, end to end: a second
+//! instance is refused before it binds anything, two daemons never share
+//! a listen address, clients give up on a daemon that does not answer,
+//! and the socket's directory must be its user's alone.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+mod common;
+
+use common::{free_port, poll_for, temp_dir, Daemon, HALB};
+
+/// A back end that echoes each line.
+fn echo_backend() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut w = s.try_clone().unwrap();
+                for line in BufReader::new(s).lines() {
+                    let Ok(line) = line else { break };
+                    if w.write_all(format!("{line}\n").as_bytes()).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+fn config(port: u16, real: SocketAddr) -> String {
+    format!(
+        "[[virtual_service]]\nlisten = \"127.0.0.1:{port}\"\n\
+         [[virtual_service.real_server]]\naddress = \"{real}\"\n"
+    )
+}
+
+/// One line through an open connection, and its echo.
+fn echo(s: &mut BufReader<TcpStream>, line: &str) -> String {
+    s.get_mut()
+        .write_all(format!("{line}\n").as_bytes())
+        .unwrap();
+    let mut out = String::new();
+    s.read_line(&mut out).unwrap();
+    out.trim().to_owned()
+}
+
+fn connect(addr: SocketAddr) -> BufReader<TcpStream> {
+    let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    BufReader::new(s)
+}
+
+/// `halb run` with `config` in `dir` (a second instance), to its end:
+/// it must not run.
+fn run_to_end(dir: &Path, config: &str, socket: &Path) -> Output {
+    let file = dir.join("second.toml");
+    std::fs::write(&file, config).unwrap();
+    let mut child = Command::new(HALB)
+        .args(["run", "--config"])
+        .arg(&file)
+        .arg("--socket")
+        .arg(socket)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let done = poll_for(Duration::from_secs(20), || child.try_wait().unwrap());
+    if done.is_none() {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(done.is_some(), "the second instance kept running: {out:?}");
+    out
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn a_second_instance_is_refused_before_it_binds_anything() {
+    let real = echo_backend();
+    let port = free_port();
+    let d = Daemon::start(&temp_dir("second"), &config(port, real));
+    let vip: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut long = connect(vip);
+    assert_eq!(echo(&mut long, "before"), "before");
+
+    // Same socket, another port that the test holds (without
+    // SO_REUSEPORT): had the second instance bound its listeners first,
+    // it would fail on that port; it must fail on the socket.
+    let held = TcpListener::bind("127.0.0.1:0").unwrap();
+    let other = held.local_addr().unwrap().port();
+    let out = run_to_end(&d.dir, &config(other, real), &d.socket);
+    assert!(!out.status.success(), "{out:?}");
+    let err = stderr(&out);
+    assert!(
+        err.contains("another halb daemon is already running with the control socket"),
+        "{err}"
+    );
+    assert!(
+        !err.contains(&format!("127.0.0.1:{other}")),
+        "it got as far as the port: {err}"
+    );
+
+    // Same socket, same config: refused, and the first daemon's
+    // connections (established and new) are untouched.
+    let out = run_to_end(&d.dir, &config(port, real), &d.socket);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        stderr(&out).contains("another halb daemon"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(echo(&mut long, "after"), "after");
+    for i in 0..20 {
+        let mut s = connect(vip);
+        assert_eq!(echo(&mut s, &format!("new {i}")), format!("new {i}"));
+    }
+    // The first daemon still answers on its socket.
+    assert!(d.list(&[]).status.success(), "{}", d.log());
+}
+
+#[test]
+fn two_daemons_never_share_a_listen_address() {
+    let real = echo_backend();
+    let port = free_port();
+    let d = Daemon::start(&temp_dir("shared-a"), &config(port, real));
+    let vip: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut long = connect(vip);
+    assert_eq!(echo(&mut long, "one"), "one");
+
+    // Another control socket, the same address: refused.
+    let dir = temp_dir("shared-b");
+    let out = run_to_end(&dir, &config(port, real), &dir.join("halb.sock"));
+    assert!(!out.status.success(), "{out:?}");
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("already serves tcp 127.0.0.1:{port}")),
+        "{err}"
+    );
+    assert!(
+        !dir.join("halb.sock").exists(),
+        "its socket was left behind"
+    );
+    assert_eq!(echo(&mut long, "two"), "two");
+
+    // A reload that adds an address another daemon serves is refused
+    // too, and the running config stays.
+    let port2 = free_port();
+    let other = temp_dir("shared-c");
+    let d2 = Daemon::start(&other, &config(port2, real));
+    std::fs::write(
+        &d.file,
+        format!("{}\n{}", config(port, real), config(port2, real)),
+    )
+    .unwrap();
+    let out = d.ctl(&["reload"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        stderr(&out).contains(&format!("already serves tcp 127.0.0.1:{port2}")),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(echo(&mut long, "three"), "three");
+    drop(d2);
+    // Once the other one stopped, the same reload goes through.
+    let out = d.ctl(&["reload"]);
+    assert!(out.status.success(), "{out:?}\n{}", d.log());
+}
+
+/// SIGCONTs the daemon when the test ends, however it ends.
+struct Continue(u32);
+
+impl Drop for Continue {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-CONT", &self.0.to_string()])
+            .status();
+    }
+}
+
+#[test]
+fn clients_give_up_on_a_daemon_that_does_not_answer() {
+    let real = echo_backend();
+    let d = Daemon::start(&temp_dir("stopped"), &config(free_port(), real));
+    d.signal("-STOP");
+    let _cont = Continue(d.child.id());
+    for args in [&["list"][..], &["list", "-c"]] {
+        let mut child = Command::new(HALB)
+            .args(args)
+            .arg("--socket")
+            .arg(&d.socket)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let done = poll_for(Duration::from_secs(60), || child.try_wait().unwrap());
+        if done.is_none() {
+            let _ = child.kill();
+        }
+        let out = child.wait_with_output().unwrap();
+        assert!(done.is_some(), "halb {args:?} waited for ever: {out:?}");
+        assert!(!out.status.success(), "{out:?}");
+        let err = stderr(&out);
+        assert!(err.contains("did not answer within"), "{err}");
+        assert!(err.contains(&d.socket.display().to_string()), "{err}");
+    }
+    d.signal("-CONT");
+    // Back to normal once it runs again.
+    let ok = poll_for(Duration::from_secs(20), || {
+        d.list(&[]).status.success().then_some(())
+    });
+    assert!(ok.is_some(), "{}", d.log());
+}
+
+#[test]
+fn the_socket_directory_is_the_users_alone() {
+    let real = echo_backend();
+    // Missing: created 0700.
+    let base = temp_dir("sockdir");
+    let dir = base.join("new");
+    let socket = dir.join("halb.sock");
+    let file = base.join("halb.toml");
+    std::fs::write(&file, config(free_port(), real)).unwrap();
+    let child = Command::new(HALB)
+        .args(["run", "--config"])
+        .arg(&file)
+        .arg("--socket")
+        .arg(&socket)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(base.join("halb.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let d = Daemon::attach(child, &base, &file, &socket);
+    let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o700);
+    // Made writable by others behind its back: clients refuse it.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = d.list(&[]);
+    assert!(!out.status.success(), "{out:?}");
+    let err = stderr(&out);
+    assert!(
+        err.contains("writable by its group and others (mode 0777)") && err.contains("chmod go-w"),
+        "{err}"
+    );
+    let out = d.ctl(&["reload"]);
+    assert!(
+        !out.status.success() && stderr(&out).contains("writable by"),
+        "{out:?}"
+    );
+    let mut d = d;
+    d.signal("-TERM");
+    assert!(d.wait_exit().success(), "{}", d.log());
+    assert!(!socket.exists(), "the daemon left its socket");
+
+    // And the daemon refuses to bind there.
+    let out = run_to_end(&base, &config(free_port(), real), &socket);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        stderr(&out).contains("refusing the control socket directory"),
+        "{out:?}"
+    );
+    assert!(!socket.exists());
+}
