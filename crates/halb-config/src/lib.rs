@@ -64,6 +64,15 @@ pub struct Global {
     /// is held to half of it; decided by the data plane). Not a default:
     /// each service has its own `udp_max_flows` as well.
     pub udp_max_flows: usize,
+    /// Default: passive health, failed connects in a row that leave a
+    /// real server out (0: off).
+    pub max_fails: u32,
+    /// Default: passive health's failure window and time out.
+    pub fail_timeout: Duration,
+    /// On SIGTERM: how long established connections of the userspace
+    /// proxy may go on after the listeners closed and VRRP released;
+    /// those still open then are reset (0: at once).
+    pub drain_timeout: Duration,
     /// Default: what a real server that is down becomes.
     pub on_down: OnDown,
     /// Default data plane of every virtual service.
@@ -120,6 +129,9 @@ pub struct SyncDaemonConfig {
     pub max_len: Option<u16>,
 }
 
+/// The default `[global] drain_timeout`.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
 impl Default for Global {
     /// The documented defaults; the control socket from
     /// [`default_control_socket`].
@@ -134,6 +146,9 @@ impl Default for Global {
             idle_timeout: Duration::from_secs(15 * 60),
             udp_timeout: Duration::from_secs(5 * 60),
             udp_max_flows: 0,
+            max_fails: halb_table::DEFAULT_MAX_FAILS,
+            fail_timeout: halb_table::DEFAULT_FAIL_TIMEOUT,
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             on_down: OnDown::Quiescent,
             data_plane: DataPlaneKind::Proxy,
             ipvs: IpvsGlobal::default(),

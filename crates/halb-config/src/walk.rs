@@ -49,6 +49,9 @@ const GLOBAL_KEYS: &[&str] = &[
     "idle_timeout",
     "udp_timeout",
     "udp_max_flows",
+    "max_fails",
+    "fail_timeout",
+    "drain_timeout",
     "on_down",
     "check",
     "alert",
@@ -69,6 +72,8 @@ const SERVICE_KEYS: &[&str] = &[
     "idle_timeout",
     "udp_timeout",
     "udp_max_flows",
+    "max_fails",
+    "fail_timeout",
     "persistence",
     "check",
     "alert",
@@ -564,6 +569,8 @@ struct Defaults {
     connect_attempts: u32,
     idle_timeout: Duration,
     udp_timeout: Duration,
+    max_fails: u32,
+    fail_timeout: Duration,
     on_down: OnDown,
     data_plane: halb_table::DataPlaneKind,
 }
@@ -1252,6 +1259,8 @@ impl<'s> Cx<'s> {
             connect_attempts: global.connect_attempts,
             idle_timeout: global.idle_timeout,
             udp_timeout: global.udp_timeout,
+            max_fails: global.max_fails,
+            fail_timeout: global.fail_timeout,
             on_down: global.on_down,
             data_plane: global.data_plane,
         };
@@ -1371,6 +1380,8 @@ impl<'s> Cx<'s> {
             connect_attempts: g.connect_attempts,
             idle_timeout: g.idle_timeout,
             udp_timeout: g.udp_timeout,
+            max_fails: g.max_fails,
+            fail_timeout: g.fail_timeout,
             on_down: g.on_down,
             data_plane: g.data_plane,
         };
@@ -1379,7 +1390,14 @@ impl<'s> Cx<'s> {
         g.connect_attempts = d.connect_attempts;
         g.idle_timeout = d.idle_timeout;
         g.udp_timeout = d.udp_timeout;
+        g.max_fails = d.max_fails;
+        g.fail_timeout = d.fail_timeout;
         g.on_down = d.on_down;
+        if let Some(f) = self.field(&n, "drain_timeout") {
+            if let Some(v) = self.duration(&f, Duration::ZERO, "") {
+                g.drain_timeout = v;
+            }
+        }
         self.ipvs_global(&n, &mut g);
         g
     }
@@ -1449,6 +1467,23 @@ impl<'s> Cx<'s> {
             let fix = "use at least \"1s\"";
             if let Some(v) = self.duration(&f, Duration::from_secs(1), fix) {
                 d.udp_timeout = v;
+            }
+        }
+        if let Some(f) = self.field(n, "max_fails") {
+            let w = Want {
+                short: "an integer",
+                expected: "an integer 0..1000 (default 1; 0: no passive health)",
+                example: "1",
+            };
+            let fix = "use 0 to turn passive health off, or a count up to 1000";
+            if let Some(v) = self.int_range(&f, &w, (0, 1000), fix) {
+                d.max_fails = u32::try_from(v).unwrap_or(0);
+            }
+        }
+        if let Some(f) = self.field(n, "fail_timeout") {
+            let fix = "use at least \"1s\" (or max_fails = 0 for no passive health)";
+            if let Some(v) = self.duration(&f, Duration::from_secs(1), fix) {
+                d.fail_timeout = v;
             }
         }
         if let Some(f) = self.field(n, "on_down") {
@@ -1597,6 +1632,8 @@ impl<'s> Cx<'s> {
         vs.connect_attempts = dd.connect_attempts;
         vs.idle_timeout = dd.idle_timeout;
         vs.udp_timeout = dd.udp_timeout;
+        vs.max_fails = dd.max_fails;
+        vs.fail_timeout = dd.fail_timeout;
         vs.on_down = dd.on_down;
         if let Some(f) = self.field(&node, "udp_max_flows") {
             let w = Want {

@@ -69,6 +69,8 @@ fn docs_example_parses_to_the_model() {
         idle_timeout: Duration::from_secs(15 * 60),
         udp_timeout: Duration::from_secs(5 * 60),
         udp_max_flows: halb_table::DEFAULT_UDP_MAX_FLOWS,
+        max_fails: halb_table::DEFAULT_MAX_FAILS,
+        fail_timeout: halb_table::DEFAULT_FAIL_TIMEOUT,
         data_plane: halb_table::DataPlaneKind::Proxy,
         fwmark: None,
         one_packet: false,
@@ -460,4 +462,42 @@ fn garp_second_burst_delay() {
         Some(Duration::from_secs(2))
     );
     assert_eq!(cfg("garp = { delay = \"0s\" }"), None);
+}
+
+#[test]
+fn passive_health_and_drain_keys() {
+    let c = parse(
+        r#"[global]
+max_fails = 3
+fail_timeout = "30s"
+drain_timeout = "0s"
+
+[[virtual_service]]
+listen = "127.0.0.1:8080"
+real_server = [{ address = "127.0.0.1:18081" }]
+
+[[virtual_service]]
+listen = "127.0.0.1:8081"
+max_fails = 0
+real_server = [{ address = "127.0.0.1:18081" }]
+"#,
+        Path::new("halb.toml"),
+    )
+    .unwrap();
+    assert_eq!(c.global.drain_timeout, Duration::ZERO);
+    assert_eq!(
+        (c.services[0].max_fails, c.services[0].fail_timeout),
+        (3, Duration::from_secs(30))
+    );
+    assert_eq!(
+        (c.services[1].max_fails, c.services[1].fail_timeout),
+        (0, Duration::from_secs(30))
+    );
+    let d = parse(
+        "[[virtual_service]]\nlisten = \"127.0.0.1:8080\"\nreal_server = [{ address = \"127.0.0.1:18081\" }]\n",
+        Path::new("halb.toml"),
+    )
+    .unwrap();
+    assert_eq!(d.global.drain_timeout, halb_config::DEFAULT_DRAIN_TIMEOUT);
+    assert_eq!(d.services[0].max_fails, 1);
 }

@@ -690,6 +690,7 @@ fn stats_from(sock: &mut IpvsSocket, names: &HashMap<ServiceId, String>) -> Vec<
                         },
                         overloaded: false,
                         removed: false,
+                        left_out_ms: 0,
                         counters: c,
                         rates: rates(&d.stats),
                     }

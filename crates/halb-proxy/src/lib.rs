@@ -177,6 +177,8 @@ pub struct ProxyDataPlane {
     workers: Option<Workers>,
     /// Every UDP flow of every service, under the global cap.
     udp_flows: Arc<udp::GlobalFlows>,
+    /// Set at the end of a drain: every connection still open is reset.
+    cut: tokio::sync::watch::Sender<bool>,
 }
 
 /// The global UDP flow cap for `[global] udp_max_flows = requested`: 0 is
@@ -241,6 +243,7 @@ impl ProxyDataPlane {
         let udp_flows = Arc::new(udp::GlobalFlows::new(udp_flow_budget(0)));
         Ok(ProxyDataPlane {
             udp_flows,
+            cut: tokio::sync::watch::channel(false).0,
             registry: Arc::new(Registry::new(opts.workers)),
             opts,
             services: Vec::new(),
@@ -332,6 +335,7 @@ impl ProxyDataPlane {
                                 registry: self.registry.clone(),
                                 worker,
                                 splice: self.opts.splice,
+                                cut: self.cut.subscribe(),
                             },
                         ))
                         .abort_handle(),
@@ -435,6 +439,21 @@ impl DataPlane for ProxyDataPlane {
 
     fn connections(&self) -> Vec<ConnectionInfo> {
         self.registry.snapshot()
+    }
+
+    fn close_listeners(&mut self) {
+        for s in &self.services {
+            s.stop();
+        }
+    }
+
+    fn open_connections(&self) -> usize {
+        self.registry.len()
+    }
+
+    fn reset_connections(&mut self) {
+        self.close_listeners();
+        self.cut.send_replace(true);
     }
 }
 

@@ -216,7 +216,7 @@ impl Registry {
         out
     }
 
-    #[cfg(test)]
+    /// Connections and flows open now.
     pub(crate) fn len(&self) -> usize {
         (0..self.shards.len()).map(|w| self.shard(w).len).sum()
     }

@@ -136,6 +136,26 @@ impl ServiceShared {
         ))
     }
 
+    /// A connect to `real` failed: passive health counts it (and says so
+    /// when it leaves the real server out).
+    pub(crate) fn connect_failed(&self, real: SocketAddr, now: Instant) {
+        let out = self.lock().pool.connect_failed(real, now);
+        if let Some(out) = out {
+            tracing::warn!(
+                service = %self.key, real = %real, fails = out.fails,
+                "real server left out for {:?} after failed connects (passive health)",
+                out.until.saturating_duration_since(now)
+            );
+        }
+    }
+
+    /// A connect to `real` succeeded: passive health forgets its failures.
+    pub(crate) fn connect_succeeded(&self, real: SocketAddr) {
+        if self.lock().pool.connect_succeeded(real) {
+            tracing::info!(service = %self.key, real = %real, "real server answers again (passive health)");
+        }
+    }
+
     /// Drop expired persistence templates.
     pub(crate) fn expire(&self, now: Instant) {
         let mut st = self.lock();
@@ -153,7 +173,8 @@ impl ServiceShared {
     }
 
     pub(crate) fn stats(&self) -> ServiceStats {
-        let (cfg, reals) = {
+        let now = Instant::now();
+        let (cfg, reals, left_out) = {
             let st = self.lock();
             let reals: Vec<_> = st
                 .pool
@@ -161,7 +182,18 @@ impl ServiceShared {
                 .iter()
                 .map(|r| (r.clone(), st.reals.get(&r.server.addr).cloned()))
                 .collect();
-            (st.cfg.clone(), reals)
+            let left_out: HashMap<SocketAddr, u64> = st
+                .pool
+                .reals()
+                .iter()
+                .filter_map(|r| {
+                    let until = st.pool.left_out_until(&r.server.addr, now)?;
+                    let ms = u64::try_from(until.saturating_duration_since(now).as_millis())
+                        .unwrap_or(u64::MAX);
+                    Some((r.server.addr, ms.max(1)))
+                })
+                .collect();
+            (st.cfg.clone(), reals, left_out)
         };
         ServiceStats {
             name: cfg.name.clone(),
@@ -187,6 +219,7 @@ impl ServiceShared {
                     forward: r.server.forward,
                     overloaded: r.overloaded,
                     removed: r.removed,
+                    left_out_ms: left_out.get(&r.server.addr).copied().unwrap_or(0),
                     counters: m
                         .as_ref()
                         .map(|m| m.counters.snapshot())
@@ -211,6 +244,11 @@ pub(crate) struct Assignment {
 }
 
 impl Assignment {
+    /// The fallback server (no passive health for it).
+    pub(crate) fn is_fallback(&self) -> bool {
+        self.pick.fallback
+    }
+
     pub(crate) fn addr(&self) -> SocketAddr {
         self.pick.addr
     }

@@ -29,6 +29,8 @@ pub(crate) struct TcpCtx {
     pub(crate) registry: Arc<Registry>,
     pub(crate) worker: usize,
     pub(crate) splice: SpliceMode,
+    /// Turns true when the data plane resets what is left (end of a drain).
+    pub(crate) cut: tokio::sync::watch::Receiver<bool>,
 }
 
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
@@ -239,7 +241,6 @@ impl Observer for Accounting<'_> {
 
 /// One client connection, from accept to close.
 async fn connection(client: Socket, peer: SocketAddr, ctx: Arc<TcpCtx>) {
-    let w = ctx.worker;
     let listen = ctx.svc.key.listen;
     let vaddr = if listen.ip().is_unspecified() {
         client
@@ -257,10 +258,23 @@ async fn connection(client: Socket, peer: SocketAddr, ctx: Arc<TcpCtx>) {
             return;
         }
     };
+    // Shutdown: at the end of the drain, what is still open is reset, so
+    // that the client knows its transfer is incomplete.
+    let mut cut = ctx.cut.clone();
+    tokio::select! {
+        biased;
+        () = serve(&client, peer, vaddr, &ctx) => {}
+        _ = cut.wait_for(|cut| *cut) => relay::abort(&client),
+    }
+}
+
+/// A registered client connection: schedule, connect, relay.
+async fn serve(client: &Sock, peer: SocketAddr, vaddr: SocketAddr, ctx: &TcpCtx) {
+    let w = ctx.worker;
     let mut conn = ServiceConn::new(ctx.svc.clone(), w);
     let Some((mut assignment, cfg)) = ctx.svc.schedule(peer, vaddr, &[], w) else {
         warn_limited!(service = %ctx.svc.key, client = %peer, "no real server available, connection reset");
-        relay::abort(&client);
+        relay::abort(client);
         return;
     };
     let idle = (!cfg.idle_timeout.is_zero()).then_some(cfg.idle_timeout);
@@ -284,12 +298,17 @@ async fn connection(client: Socket, peer: SocketAddr, ctx: Arc<TcpCtx>) {
     let server = loop {
         let real = assignment.addr();
         entry.set_real(real);
-        let read_first = (tried.is_empty() && cfg.proxy_protocol.is_none()).then_some(&client);
+        let read_first = (tried.is_empty() && cfg.proxy_protocol.is_none()).then_some(client);
         match connect(real, cfg.connect_timeout, read_first, &mut first).await {
-            Ok(s) => break s,
+            Ok(s) => {
+                if !assignment.is_fallback() {
+                    ctx.svc.connect_succeeded(real);
+                }
+                break s;
+            }
             Err(ConnectError::Client(e)) => {
                 tracing::debug!(client = %peer, error = %e, "client failed before its real server answered");
-                relay::abort(&client);
+                relay::abort(client);
                 return;
             }
             Err(ConnectError::Real(e)) if is_out_of_descriptors(&e) => {
@@ -298,10 +317,13 @@ async fn connection(client: Socket, peer: SocketAddr, ctx: Arc<TcpCtx>) {
                     service = %cfg.name, client = %peer, error = %e,
                     "out of file descriptors: cannot connect to a real server, connection reset"
                 );
-                relay::abort(&client);
+                relay::abort(client);
                 return;
             }
             Err(ConnectError::Real(e)) => {
+                if !assignment.is_fallback() {
+                    ctx.svc.connect_failed(real, Instant::now());
+                }
                 warn_limited!(
                     service = %cfg.name, real = %real, client = %peer, error = %e,
                     "cannot connect to real server, trying another"
@@ -312,13 +334,13 @@ async fn connection(client: Socket, peer: SocketAddr, ctx: Arc<TcpCtx>) {
                 // Given up: the client is reset, as the real server's
                 // refusal would have reset it without the proxy.
                 if tried.len() >= attempts as usize {
-                    relay::abort(&client);
+                    relay::abort(client);
                     return;
                 }
                 match ctx.svc.schedule(peer, vaddr, &tried, w) {
                     Some((a, _)) => assignment = a,
                     None => {
-                        relay::abort(&client);
+                        relay::abort(client);
                         return;
                     }
                 }
@@ -333,7 +355,7 @@ async fn connection(client: Socket, peer: SocketAddr, ctx: Arc<TcpCtx>) {
         let header = proxy_protocol::header(version, peer, vaddr);
         if let Err(e) = relay::write_all(&server, &header).await {
             tracing::debug!(real = %assignment.addr(), error = %e, "sending the PROXY header failed");
-            relay::abort(&client);
+            relay::abort(client);
             relay::abort(&server);
             return;
         }
@@ -352,7 +374,7 @@ async fn connection(client: Socket, peer: SocketAddr, ctx: Arc<TcpCtx>) {
             acc.transferred(p.start as u64, 0, Instant::now());
         }
     }
-    let end = relay::relay(&client, &server, ctx.splice, idle, first, &mut acc).await;
+    let end = relay::relay(client, &server, ctx.splice, idle, first, &mut acc).await;
     match end {
         End::Closed => {}
         End::Idle => {
@@ -383,6 +405,7 @@ mod tests {
             registry: Arc::new(Registry::new(1)),
             worker: 0,
             splice: SpliceMode::Auto,
+            cut: tokio::sync::watch::channel(false).1,
         });
         let f = connection(c, addr, ctx);
         let size = std::mem::size_of_val(&f);

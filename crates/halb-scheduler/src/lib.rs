@@ -36,11 +36,13 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod hash;
+mod passive;
 mod persistence;
 mod pool;
 mod schedulers;
 mod threshold;
 
+pub use passive::{LeftOut, Passive};
 pub use pool::Pool;
 
 use halb_table::RealServer;

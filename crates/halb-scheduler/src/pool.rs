@@ -3,6 +3,7 @@
 //! persistence.
 
 use crate::hash::AddrMap;
+use crate::passive::{LeftOut, Passive};
 use crate::persistence::Templates;
 use crate::schedulers::{Ctx, Live, Scheduler};
 use crate::threshold;
@@ -27,6 +28,8 @@ pub struct Pool {
     fallback: Option<SocketAddr>,
     sched: Scheduler,
     persistence: Option<Templates>,
+    /// Real servers left out after failed connects.
+    passive: Passive,
     /// Inputs since the last full invariant sweep (debug builds).
     #[cfg(debug_assertions)]
     unswept: usize,
@@ -52,6 +55,7 @@ impl Pool {
             fallback: None,
             sched,
             persistence: None,
+            passive: Passive::new(svc.max_fails, svc.fail_timeout),
             #[cfg(debug_assertions)]
             unswept: 0,
         };
@@ -153,7 +157,35 @@ impl Pool {
         self.last_weight = last_weight;
         self.index = index;
         self.fallback = svc.fallback;
+        self.passive.reconfigure(svc.max_fails, svc.fail_timeout);
+        let index = &self.index;
+        self.passive.retain(|a| index.contains_key(a));
         self.debug_sweep();
+    }
+
+    /// A connect to `addr` (chosen by [`Pool::schedule`]) failed: passive
+    /// health counts it. Returns the real server if it is now left out of
+    /// the choice (see [`Passive`]).
+    pub fn connect_failed(&mut self, addr: SocketAddr, now: Instant) -> Option<LeftOut> {
+        let out = if self.index.contains_key(&addr) {
+            self.passive.failed(addr, now)
+        } else {
+            None
+        };
+        self.debug_sweep();
+        out
+    }
+
+    /// A connect to `addr` succeeded: passive health clears its record.
+    /// Returns whether it had been left out.
+    pub fn connect_succeeded(&mut self, addr: SocketAddr) -> bool {
+        self.passive.succeeded(addr)
+    }
+
+    /// Until when passive health leaves `addr` out of the choice, if it
+    /// does at `now`.
+    pub fn left_out_until(&self, addr: &SocketAddr, now: Instant) -> Option<Instant> {
+        self.passive.out_until(addr, now)
     }
 
     /// Choose where a new connection goes and count it (inactive).
@@ -179,11 +211,43 @@ impl Pool {
             sched,
             persistence,
             fallback,
+            passive,
             ..
         } = self;
+        // Passive health: real servers left out join the exclusions, unless
+        // that leaves no one to try.
+        let widened: Vec<SocketAddr>;
+        let mut exclude = req.exclude;
+        if passive.any_out(now) {
+            let live_reals = &reals[..*live];
+            let usable = live_reals.iter().any(|r| {
+                r.server.weight > 0
+                    && !req.exclude.contains(&r.server.addr)
+                    && !passive.is_out(&r.server.addr, now)
+            });
+            if usable {
+                widened = req
+                    .exclude
+                    .iter()
+                    .copied()
+                    .chain(
+                        live_reals
+                            .iter()
+                            .map(|r| r.server.addr)
+                            .filter(|a| passive.is_out(a, now)),
+                    )
+                    .collect();
+                exclude = &widened;
+            }
+        }
+        let req = &Request {
+            client: req.client,
+            dest: req.dest,
+            exclude,
+        };
         let ctx = Ctx {
             reals: &reals[..*live],
-            exclude: req.exclude,
+            exclude,
         };
         let chosen = match persistence {
             None => sched.pick(&ctx, req, now),
@@ -342,6 +406,7 @@ impl Pool {
         if let Some(t) = &self.persistence {
             t.check_invariants();
         }
+        self.passive.check_invariants();
     }
 
     #[cfg(debug_assertions)]

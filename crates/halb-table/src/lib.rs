@@ -266,6 +266,20 @@ impl RealServer {
     }
 }
 
+/// Passive health: failed connects in a row that leave a real server out
+/// (nginx's default).
+pub const DEFAULT_MAX_FAILS: u32 = 1;
+/// Passive health: the failure window and the time out (nginx's default).
+pub const DEFAULT_FAIL_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn default_max_fails() -> u32 {
+    DEFAULT_MAX_FAILS
+}
+
+fn default_fail_timeout() -> Duration {
+    DEFAULT_FAIL_TIMEOUT
+}
+
 /// The default `udp_max_flows` of a virtual service.
 pub const DEFAULT_UDP_MAX_FLOWS: u32 = 10_000;
 
@@ -299,6 +313,16 @@ pub struct VirtualService {
     /// a new client comes at the cap, the flow idle the longest is evicted.
     #[serde(default = "default_udp_max_flows")]
     pub udp_max_flows: u32,
+    /// Passive health (userspace proxy, TCP; nginx's `max_fails`): after
+    /// this many failed connects in a row, each within `fail_timeout` of
+    /// the first, the real server is left out of the choice for
+    /// `fail_timeout`. 0: off.
+    #[serde(default = "default_max_fails")]
+    pub max_fails: u32,
+    /// Passive health: the window the failures count in, and how long the
+    /// real server is then left out (nginx's `fail_timeout`).
+    #[serde(default = "default_fail_timeout")]
+    pub fail_timeout: Duration,
     /// Which data plane carries this service.
     #[serde(default)]
     pub data_plane: DataPlaneKind,
@@ -337,6 +361,8 @@ impl VirtualService {
             idle_timeout: Duration::from_secs(900),
             udp_timeout: Duration::from_secs(300),
             udp_max_flows: DEFAULT_UDP_MAX_FLOWS,
+            max_fails: DEFAULT_MAX_FAILS,
+            fail_timeout: DEFAULT_FAIL_TIMEOUT,
             data_plane: DataPlaneKind::Proxy,
             fwmark: None,
             one_packet: false,
@@ -448,6 +474,22 @@ pub trait DataPlane: Send {
 
     /// The connection table (TCP connections and UDP flows).
     fn connections(&self) -> Vec<ConnectionInfo>;
+
+    /// Shutdown, first step: stop taking new connections (listeners
+    /// closed); established ones go on. A data plane that does not carry
+    /// connections itself (the kernel's IPVS) has nothing to do.
+    fn close_listeners(&mut self) {}
+
+    /// Connections (and flows) this data plane carries now: what a drain
+    /// waits for.
+    fn open_connections(&self) -> usize {
+        0
+    }
+
+    /// Shutdown, last step (the drain is over): every connection still
+    /// open is reset (RST, not FIN), so that its client knows the transfer
+    /// is incomplete.
+    fn reset_connections(&mut self) {}
 }
 
 /// What [`DataPlane::observer`] gives: counters and the connection

@@ -55,6 +55,10 @@ pub struct RealStats {
     pub overloaded: bool,
     /// Still carrying connections after being removed from the table.
     pub removed: bool,
+    /// Left out of the choice by passive health (failed connects), for
+    /// this many more milliseconds (userspace proxy); 0: not left out.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub left_out_ms: u64,
     pub counters: Counters,
     pub rates: Rates,
 }
@@ -109,4 +113,8 @@ pub struct ConnectionInfo {
     pub expires_ms: u64,
     pub bytes_in: u64,
     pub bytes_out: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }

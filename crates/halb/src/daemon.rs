@@ -643,6 +643,9 @@ pub fn run(
                 () = timer => shell.director.handle_timeout(Instant::now()),
             }
         }
+        // New clients are refused from now on (or go to the peer once VRRP
+        // released); established connections drain below.
+        shell.plane.close_listeners();
         control_task.abort();
         if let Some(t) = http_task {
             t.abort();
@@ -684,6 +687,18 @@ pub fn run(
                 _ => {}
             }
         }
+        // The drain: established connections get `drain_timeout` to end
+        // (the alerts go out meanwhile); what is left is reset.
+        let drain = shell.director.config().global.drain_timeout;
+        drain_connections(&shell.plane, drain, &mut term, &mut int).await;
+        shell.plane.reset_connections();
+        // The resets are made by the connections' own tasks: let them run
+        // before the data plane is dropped (a dropped one would end with a
+        // FIN).
+        let cut_by = tokio::time::Instant::now() + RESET_WAIT;
+        while shell.plane.open_connections() > 0 && tokio::time::Instant::now() < cut_by {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         let mut sender_task = sender_task;
         let sender = shell.sender.clone();
         let drained = tokio::time::timeout(ALERT_DRAIN, async {
@@ -704,6 +719,55 @@ pub fn run(
         Ok(ExitCode::SUCCESS)
     })
 }
+
+/// Wait until the data planes carry no connection, `limit` passed, or a
+/// second SIGTERM or SIGINT (stop now, as HAProxy's hard stop).
+async fn drain_connections(
+    plane: &planes::Planes,
+    limit: Duration,
+    term: &mut tokio::signal::unix::Signal,
+    int: &mut tokio::signal::unix::Signal,
+) {
+    let open = plane.open_connections();
+    if open == 0 || limit.is_zero() {
+        if open > 0 {
+            tracing::info!(open, "drain_timeout is 0: resetting the open connections");
+        }
+        return;
+    }
+    tracing::info!(
+        open,
+        "draining: established connections have {limit:?} to end"
+    );
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut tick = tokio::time::interval(DRAIN_POLL);
+    loop {
+        tokio::select! {
+            _ = term.recv() => { tracing::warn!("SIGTERM again: resetting the open connections now"); return; }
+            _ = int.recv() => { tracing::warn!("interrupted again: resetting the open connections now"); return; }
+            () = tokio::time::sleep_until(deadline) => {
+                let open = plane.open_connections();
+                if open > 0 {
+                    tracing::warn!(open, "drain_timeout ({limit:?}) reached: resetting the connections still open");
+                }
+                return;
+            }
+            _ = tick.tick() => {
+                if plane.open_connections() == 0 {
+                    tracing::info!("drained: no connection left");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// How long the connections' tasks get to reset themselves at the end of
+/// a drain.
+const RESET_WAIT: Duration = Duration::from_secs(1);
+
+/// How often a drain looks whether connections are left.
+const DRAIN_POLL: Duration = Duration::from_millis(50);
 
 /// Bytes of a notify hook's stdout and stderr kept for the log.
 const HOOK_OUTPUT: usize = 4096;

@@ -415,6 +415,7 @@ mod tests {
             forward: Forward::Proxy,
             overloaded: false,
             removed: false,
+            left_out_ms: 0,
             counters: Counters {
                 conns,
                 active,
@@ -483,6 +484,7 @@ mod tests {
                 forward: Forward::Proxy,
                 overloaded: false,
                 removed: true,
+                left_out_ms: 0,
                 counters: Counters {
                     packets_in: 5,
                     packets_out: 5,

@@ -159,4 +159,18 @@ impl DataPlane for Planes {
         }
         c
     }
+
+    fn close_listeners(&mut self) {
+        self.proxy.close_listeners();
+        self.ipvs.close_listeners();
+    }
+
+    fn open_connections(&self) -> usize {
+        self.proxy.open_connections() + self.ipvs.open_connections()
+    }
+
+    fn reset_connections(&mut self) {
+        self.proxy.reset_connections();
+        self.ipvs.reset_connections();
+    }
 }

@@ -427,6 +427,15 @@ impl Cx<'_> {
                     );
                 }
             }
+            for key in ["max_fails", "fail_timeout"] {
+                if let Some(f) = self.field(node, key) {
+                    self.push(
+                        Problem::new(f.span.clone(), f.path.clone(), format!("{key} is a userspace-proxy setting (passive health), and this service uses the IPVS data plane"))
+                            .expected("no max_fails or fail_timeout with data_plane = \"ipvs\"")
+                            .fix("the kernel makes the connections, so halb cannot see them fail: remove it and configure a health check, or use data_plane = \"proxy\""),
+                    );
+                }
+            }
             if let Some(f) = self.field(node, "udp_max_flows") {
                 self.push(
                     Problem::new(f.span.clone(), f.path.clone(), "udp_max_flows is a userspace-proxy setting, and this service uses the IPVS data plane")
