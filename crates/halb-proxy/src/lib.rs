@@ -55,6 +55,7 @@ use service::ServiceShared;
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -102,15 +103,20 @@ struct Service {
     shared: Arc<ServiceShared>,
     /// The listener task on each worker.
     tasks: Vec<AbortHandle>,
+    /// A duplicate of each worker's listening socket, for a hand-over to a
+    /// successor process ([`ProxyDataPlane::listener_fds`]); dropped with
+    /// the listeners, so that a stopped service is closed for good.
+    fds: Vec<OwnedFd>,
 }
 
 impl Service {
     /// Stop listening. Established TCP connections run to their end; UDP
     /// flows end with the listener (their replies would have nowhere to go).
-    fn stop(&self) {
+    fn stop(&mut self) {
         for t in &self.tasks {
             t.abort();
         }
+        self.fds.clear();
     }
 }
 
@@ -165,6 +171,10 @@ impl Drop for Timer {
     }
 }
 
+/// Listening sockets by service, as handed to a successor process (one
+/// per worker).
+pub type Listeners = Vec<(ServiceKey, Vec<OwnedFd>)>;
+
 /// The userspace data plane (see the crate documentation).
 pub struct ProxyDataPlane {
     opts: ProxyOptions,
@@ -179,6 +189,9 @@ pub struct ProxyDataPlane {
     udp_flows: Arc<udp::GlobalFlows>,
     /// Set at the end of a drain: every connection still open is reset.
     cut: tokio::sync::watch::Sender<bool>,
+    /// Listening sockets handed over by a predecessor process, by service:
+    /// used (instead of binding) when the service starts.
+    inherited: HashMap<ServiceKey, Vec<OwnedFd>>,
 }
 
 /// The global UDP flow cap for `[global] udp_max_flows = requested`: 0 is
@@ -244,6 +257,7 @@ impl ProxyDataPlane {
         Ok(ProxyDataPlane {
             udp_flows,
             cut: tokio::sync::watch::channel(false).0,
+            inherited: HashMap::new(),
             registry: Arc::new(Registry::new(opts.workers)),
             opts,
             services: Vec::new(),
@@ -270,6 +284,31 @@ impl ProxyDataPlane {
         max
     }
 
+    /// Listening sockets a predecessor handed over (seamless restart): a
+    /// service started next with one of these keys accepts on them rather
+    /// than binding its own, so no client is refused while the two
+    /// processes change places. Those no service takes are closed at the
+    /// next apply.
+    pub fn inherit(&mut self, listeners: HashMap<ServiceKey, Vec<OwnedFd>>) {
+        self.inherited = listeners;
+    }
+
+    /// Duplicates of the listening sockets of every running service, for a
+    /// successor process (sent over the control socket).
+    pub fn listener_fds(&self) -> io::Result<Listeners> {
+        self.services
+            .iter()
+            .map(|s| {
+                let fds = s
+                    .fds
+                    .iter()
+                    .map(|f| f.try_clone())
+                    .collect::<io::Result<Vec<_>>>()?;
+                Ok((s.shared.key, fds))
+            })
+            .collect()
+    }
+
     /// UDP flows open now, all services together.
     pub fn udp_flows(&self) -> usize {
         self.udp_flows.count()
@@ -280,11 +319,35 @@ impl ProxyDataPlane {
         &self.opts
     }
 
-    fn bind(&self, svc: &VirtualService) -> io::Result<Vec<Bound>> {
+    fn bind(&mut self, svc: &VirtualService) -> io::Result<Vec<Bound>> {
         let mut addr = svc.listen;
         let backlog = i32::try_from(self.opts.backlog).unwrap_or(i32::MAX);
         let mut out = Vec::with_capacity(self.opts.workers);
-        for _ in 0..self.opts.workers {
+        // A predecessor's sockets first (all of them, whatever its worker
+        // count: every one must be accepted on); then bound ones
+        // (SO_REUSEPORT) up to our worker count.
+        let mut inherited = self.inherited.remove(&svc.key()).unwrap_or_default();
+        while let Some(fd) = inherited.pop() {
+            let b = match svc.protocol {
+                Protocol::Tcp => Bound::Tcp(std::net::TcpListener::from(fd)),
+                Protocol::Udp => Bound::Udp(std::net::UdpSocket::from(fd)),
+                Protocol::Sctp => continue,
+            };
+            let local = match &b {
+                Bound::Tcp(l) => l.local_addr()?,
+                Bound::Udp(u) => u.local_addr()?,
+            };
+            if addr.port() != 0 && local != addr {
+                tracing::warn!(service = %svc.name, %local, "a handed-over socket is bound elsewhere; not used");
+                continue;
+            }
+            addr = local;
+            out.push(b);
+        }
+        if !out.is_empty() {
+            tracing::info!(service = %svc.name, listeners = out.len(), "virtual service takes over its predecessor's listening sockets");
+        }
+        for _ in out.len().min(self.opts.workers)..self.opts.workers {
             let b = match svc.protocol {
                 Protocol::Tcp => Bound::Tcp(listener::bind_tcp(addr, backlog)?),
                 Protocol::Udp => Bound::Udp(listener::bind_udp(addr)?),
@@ -308,15 +371,30 @@ impl ProxyDataPlane {
         Ok(out)
     }
 
-    fn start(&self, svc: &VirtualService) -> Result<Service, DataPlaneError> {
-        let Some(workers) = self.workers.as_ref() else {
+    fn start(&mut self, svc: &VirtualService) -> Result<Service, DataPlaneError> {
+        if self.workers.is_none() {
             return Err(DataPlaneError::Other("data plane stopped".into()));
-        };
+        }
         let bound = self.bind(svc).map_err(|source| DataPlaneError::Listen {
             service: svc.name.clone(),
             listen: svc.listen,
             source,
         })?;
+        let fds = bound
+            .iter()
+            .map(|b| match b {
+                Bound::Tcp(l) => l.as_fd().try_clone_to_owned(),
+                Bound::Udp(u) => u.as_fd().try_clone_to_owned(),
+            })
+            .collect::<io::Result<Vec<_>>>()
+            .map_err(|source| DataPlaneError::Listen {
+                service: svc.name.clone(),
+                listen: svc.listen,
+                source,
+            })?;
+        let Some(workers) = self.workers.as_ref() else {
+            return Err(DataPlaneError::Other("data plane stopped".into()));
+        };
         if svc.protocol == Protocol::Udp && svc.proxy_protocol.is_some() {
             tracing::warn!(service = %svc.name, "PROXY protocol is not sent on UDP services");
         }
@@ -354,7 +432,7 @@ impl ProxyDataPlane {
             })
             .collect();
         tracing::info!(service = %svc.name, listen = %svc.listen, protocol = %svc.protocol, "virtual service started");
-        Ok(Service { shared, tasks })
+        Ok(Service { shared, tasks, fds })
     }
 }
 
@@ -397,7 +475,7 @@ impl DataPlane for ProxyDataPlane {
         let mut report = ApplyReport::default();
         let wanted: HashSet<ServiceKey> = table.services.iter().map(|s| s.key()).collect();
         let mut old: HashMap<ServiceKey, Service> = HashMap::new();
-        for s in self.services.drain(..) {
+        for mut s in self.services.drain(..) {
             if wanted.contains(&s.shared.key) {
                 old.insert(s.shared.key, s);
             } else {
@@ -430,6 +508,8 @@ impl DataPlane for ProxyDataPlane {
         }
         *self.timer_list.lock().unwrap_or_else(|e| e.into_inner()) =
             self.services.iter().map(|s| s.shared.clone()).collect();
+        // Handed-over sockets no service took: closed.
+        self.inherited.clear();
         report
     }
 
@@ -442,7 +522,7 @@ impl DataPlane for ProxyDataPlane {
     }
 
     fn close_listeners(&mut self) {
-        for s in &self.services {
+        for s in &mut self.services {
             s.stop();
         }
     }
@@ -460,7 +540,7 @@ impl DataPlane for ProxyDataPlane {
 impl Drop for ProxyDataPlane {
     fn drop(&mut self) {
         self.timer.take();
-        for s in &self.services {
+        for s in &mut self.services {
             s.stop();
         }
         // joins the workers; their remaining connections close

@@ -34,6 +34,12 @@ enum Command {
         /// (bytes, or with KiB, MiB, GiB).
         #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
         max_config_size: u64,
+        /// Seamless restart: take the listening sockets over from the
+        /// daemon running on the control socket (which then stops
+        /// accepting and drains), so that no client is refused. Without
+        /// it, a second daemon on the same socket is refused.
+        #[arg(long)]
+        takeover: bool,
     },
     /// Validate a config file: every error with file, line, column and key.
     CheckConfig {
@@ -109,7 +115,8 @@ pub fn main() -> ExitCode {
             config,
             socket,
             max_config_size,
-        } => daemon::run_file(&config, socket, max_config_size),
+            takeover,
+        } => daemon::run_file(&config, socket, max_config_size, takeover),
         Command::CheckConfig {
             file,
             max_config_size,

@@ -21,6 +21,9 @@ pub enum Request {
     Status,
     Connections,
     Reload,
+    /// A successor (`halb run --takeover`) asks for the listening sockets
+    /// (see `handover`); answered on the connection itself.
+    Handover,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -120,7 +123,7 @@ impl Timeouts {
                 connect,
                 answer: Duration::from_secs(600),
             },
-            Request::Status | Request::Connections => Timeouts {
+            Request::Status | Request::Connections | Request::Handover => Timeouts {
                 connect,
                 answer: Duration::from_secs(10),
             },
@@ -556,6 +559,10 @@ pub enum Msg {
     /// An answer was written to its client: work it did not wait for may
     /// run now.
     Answered,
+    /// A successor asks for the listening sockets (duplicates).
+    Listeners(tokio::sync::oneshot::Sender<std::io::Result<halb_proxy::Listeners>>),
+    /// The successor accepts on them: stop, as on SIGTERM.
+    HandedOver,
 }
 
 /// What readers see without waiting for the daemon's work: the
@@ -626,6 +633,11 @@ impl Asker {
                 }
             }
             Request::Reload => {}
+            Request::Handover => {
+                return Response::Error {
+                    message: "a hand-over is made on the control connection itself".into(),
+                }
+            }
         }
         let (tx, rx) = tokio::sync::oneshot::channel();
         if self.tx.send(Msg::Ask(req, tx)).await.is_err() {
@@ -653,6 +665,12 @@ pub async fn serve_one(stream: tokio::net::UnixStream, asker: Asker) {
     let read = tokio::time::timeout(Duration::from_secs(10), rd.read_line(&mut line)).await;
     let response = match read {
         Ok(Ok(_)) => match serde_json::from_str::<Request>(&line) {
+            Ok(Request::Handover) => {
+                if let Ok(stream) = rd.into_inner().into_inner().reunite(wr) {
+                    hand_over(stream, &asker).await;
+                }
+                return;
+            }
             Ok(req) => asker.ask(req).await,
             Err(e) => Response::Error {
                 message: format!("bad control request: {e}"),
@@ -669,6 +687,43 @@ pub async fn serve_one(stream: tokio::net::UnixStream, asker: Asker) {
         let _ = wr.shutdown().await;
     }
     asker.answered().await;
+}
+
+/// The running daemon's side of a hand-over (see `handover`): send the
+/// listening sockets, wait for the successor's `ready`, then tell the
+/// daemon's task to stop. Any failure leaves this daemon running as it was.
+async fn hand_over(stream: tokio::net::UnixStream, asker: &Asker) {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    if asker.tx.send(Msg::Listeners(tx)).await.is_err() {
+        return;
+    }
+    let listeners = match rx.await {
+        Ok(Ok(l)) => l,
+        Ok(Err(e)) => {
+            tracing::warn!("hand-over refused: cannot duplicate the listening sockets: {e}");
+            return;
+        }
+        Err(_) => return,
+    };
+    let n: usize = listeners.iter().map(|(_, f)| f.len()).sum();
+    let done = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        let stream = stream.into_std()?;
+        stream.set_nonblocking(false)?;
+        crate::handover::send(&stream, &listeners)?;
+        crate::handover::wait_ready(&stream)
+    })
+    .await;
+    match done {
+        Ok(Ok(())) => {
+            tracing::info!(
+                sockets = n,
+                "hand-over: the successor accepts on our listening sockets; stopping"
+            );
+            let _ = asker.tx.send(Msg::HandedOver).await;
+        }
+        Ok(Err(e)) => tracing::warn!("hand-over failed, this daemon keeps running: {e}"),
+        Err(e) => tracing::warn!("hand-over failed, this daemon keeps running: {e}"),
+    }
 }
 
 #[cfg(test)]

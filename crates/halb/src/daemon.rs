@@ -223,7 +223,7 @@ impl Shell {
     fn handle(&mut self, req: Request) -> Response {
         let response = match req {
             // Readers answer these themselves (control::Asker).
-            Request::Status | Request::Connections => Response::Error {
+            Request::Status | Request::Connections | Request::Handover => Response::Error {
                 message: "status is read from the published snapshot".into(),
             },
             Request::Reload => self.reload(),
@@ -411,6 +411,7 @@ pub fn run_file(
     path: &Path,
     socket: Option<PathBuf>,
     max_config_size: u64,
+    takeover: bool,
 ) -> anyhow::Result<ExitCode> {
     let mut loader = Box::new(halb_config::Loader::with_max_size(max_config_size));
     let config = match loader.load(path) {
@@ -429,6 +430,7 @@ pub fn run_file(
         config,
         socket,
         http,
+        takeover,
         || {},
     )
 }
@@ -443,13 +445,17 @@ async fn next_event(
     }
 }
 
-/// Run the daemon until SIGINT or SIGTERM. `ready` is called once the
-/// table is applied and the control socket listens.
+/// Run the daemon until SIGINT or SIGTERM (or a hand-over to a
+/// successor). `ready` is called once the table is applied and the
+/// control socket listens. With `takeover`, the daemon running on the
+/// control socket hands its listening sockets over first (seamless
+/// restart, see `handover`).
 pub fn run(
     source: Source,
     mut config: Config,
     socket: Option<PathBuf>,
     http: Option<SocketAddr>,
+    takeover: bool,
     ready: impl FnOnce(),
 ) -> anyhow::Result<ExitCode> {
     if let Some(s) = socket {
@@ -474,10 +480,19 @@ pub fn run(
         // instance is refused here, while a live daemon answers on it,
         // before it could take (and, on exit, reset) connections queued
         // on the first one's listeners.
-        let control::Bound {
-            listener,
-            mut claim,
-        } = control::bind(&socket_path)?;
+        // With --takeover: the running daemon's sockets, and the
+        // connection its `ready` goes back on. Its control socket and
+        // listen locks are claimed once it has let go of them.
+        let handover = if takeover {
+            control::check_socket_dir(&socket_path, false)?;
+            Some(crate::handover::request(&socket_path)?)
+        } else {
+            None
+        };
+        let mut bound = match handover {
+            None => Some(control::bind(&socket_path)?),
+            Some(_) => None,
+        };
         // And one daemon per listen address, whatever its socket.
         // (A lock file halb cannot use, say a directory another user
         // made, only loses that check: it must not stop the daemon.)
@@ -491,14 +506,22 @@ pub fn run(
                 None
             }
         };
-        if let Some(l) = &mut locks {
-            l.claim(config.services.iter().map(|s| s.key()))?;
+        if handover.is_none() {
+            if let Some(l) = &mut locks {
+                l.claim(config.services.iter().map(|s| s.key()))?;
+            }
         }
-        let proxy = ProxyDataPlane::new(ProxyOptions {
+        let mut proxy = ProxyDataPlane::new(ProxyOptions {
             workers: config.global.workers,
             ..ProxyOptions::default()
         })
         .context("starting the userspace data plane")?;
+        let handover = handover.map(|(stream, listeners)| {
+            let n: usize = listeners.values().map(Vec::len).sum();
+            tracing::info!(sockets = n, "--takeover: received the running daemon's listening sockets");
+            proxy.inherit(listeners);
+            stream
+        });
         let mut plane = planes::Planes::new(proxy, &config.global);
         // After the data plane raised RLIMIT_NOFILE.
         let check_cap = check_concurrency(config.global.check_concurrency);
@@ -518,12 +541,46 @@ pub fn run(
         for w in &report.warnings {
             tracing::error!("{w}");
         }
+        if let Some(stream) = handover {
+            // We accept on the sockets: the predecessor stops accepting,
+            // lets go of its control socket and listen locks, and drains.
+            {
+                use std::io::Write as _;
+                let mut w = &stream;
+                w.write_all(crate::handover::READY)
+                    .context("--takeover: telling the running daemon we are ready")?;
+            }
+            let until = Instant::now() + crate::handover::STEP;
+            let b = loop {
+                match control::bind(&socket_path) {
+                    Ok(b) => break b,
+                    Err(e) if Instant::now() >= until => {
+                        return Err(e.context("--takeover: the predecessor kept its control socket"))
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                }
+            };
+            bound = Some(b);
+            if let Some(l) = &mut locks {
+                let keys: Vec<_> = director.config().services.iter().map(|s| s.key()).collect();
+                loop {
+                    match l.claim(keys.iter().copied()) {
+                        Ok(()) => break,
+                        Err(e) if Instant::now() >= until => {
+                            return Err(e.context("--takeover: the predecessor kept its listen locks"))
+                        }
+                        Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                    }
+                }
+            }
+            tracing::info!("--takeover: the predecessor let go; this daemon runs the service");
+        }
+        let Some(control::Bound { listener, claim }) = bound
+        else {
+            anyhow::bail!("no control socket");
+        };
         let http_listener = match http {
-            Some(addr) => Some(
-                tokio::net::TcpListener::bind(addr)
-                    .await
-                    .with_context(|| format!("dashboard cannot listen on {addr}"))?,
-            ),
+            Some(addr) => Some(bind_dashboard(addr, takeover).await?),
             None => None,
         };
         let nservices = table.services.len();
@@ -622,6 +679,10 @@ pub fn run(
                         let _ = reply.send(shell.handle(req));
                     }
                     Msg::Answered => shell.after_reply(),
+                    Msg::Listeners(reply) => {
+                        let _ = reply.send(shell.plane.listener_fds());
+                    }
+                    Msg::HandedOver => { tracing::info!("handed over to the successor: stopping"); break; }
                 },
                 Some(done) = shell.probes.join_next(), if !shell.probes.is_empty() => {
                     // Results ready together are fed together, before the
@@ -650,8 +711,12 @@ pub fn run(
         if let Some(t) = http_task {
             t.abort();
         }
-        // Our socket only: a successor may have bound its own there.
-        claim.remove();
+        // The control socket (ours only: a successor may have bound its
+        // own there) and the listen claims are let go of at once, now that
+        // our listeners are closed: a successor (`--takeover`, or a
+        // restart) may start while this daemon drains.
+        drop(claim);
+        shell.locks.take();
         shell.probes.abort_all();
         // VRRP releases first (priority-0 advert, VIPs removed) so the
         // backup takes over while our listeners close; its last state
@@ -718,6 +783,32 @@ pub fn run(
         drop(shell);
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// The dashboard's listener. After a hand-over the predecessor closes its
+/// own a moment later: retried for [`crate::handover::STEP`] then.
+async fn bind_dashboard(
+    addr: SocketAddr,
+    takeover: bool,
+) -> anyhow::Result<tokio::net::TcpListener> {
+    let until = Instant::now() + crate::handover::STEP;
+    loop {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => return Ok(l),
+            Err(e)
+                if takeover
+                    && e.kind() == std::io::ErrorKind::AddrInUse
+                    && Instant::now() < until =>
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => {
+                return Err(
+                    anyhow::Error::new(e).context(format!("dashboard cannot listen on {addr}"))
+                )
+            }
+        }
+    }
 }
 
 /// Wait until the data planes carry no connection, `limit` passed, or a

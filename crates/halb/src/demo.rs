@@ -57,9 +57,16 @@ pub fn run(socket: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         .clone()
         .unwrap_or_else(|| config.global.control_socket.clone());
     let http: SocketAddr = DASHBOARD.parse()?;
-    let result = daemon::run(Source::Embedded("demo"), config, socket, Some(http), || {
-        print_banner(&socket_path);
-    });
+    let result = daemon::run(
+        Source::Embedded("demo"),
+        config,
+        socket,
+        Some(http),
+        false,
+        || {
+            print_banner(&socket_path);
+        },
+    );
     drop(backends);
     result
 }

@@ -11,6 +11,7 @@ mod cli;
 mod control;
 mod daemon;
 mod demo;
+mod handover;
 mod http;
 mod list;
 mod listenlock;

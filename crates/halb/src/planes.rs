@@ -60,6 +60,12 @@ impl Planes {
         }
     }
 
+    /// The userspace proxy's listening sockets (duplicates), for a
+    /// successor process; IPVS services have none (the kernel keeps them).
+    pub fn listener_fds(&self) -> std::io::Result<halb_proxy::Listeners> {
+        self.proxy.listener_fds()
+    }
+
     pub fn set_global(&mut self, global: &Global) {
         self.proxy.set_udp_max_flows(global.udp_max_flows);
         let mut opts = ipvs_options(global);
