@@ -32,6 +32,7 @@
 
 mod clock;
 mod listener;
+mod memory;
 pub mod proxy_protocol;
 mod ratelimit;
 mod registry;
@@ -128,8 +129,12 @@ struct Timer {
 }
 
 impl Timer {
-    fn start(services: Arc<Mutex<Vec<Arc<ServiceShared>>>>) -> io::Result<Timer> {
+    fn start(
+        services: Arc<Mutex<Vec<Arc<ServiceShared>>>>,
+        registry: Arc<Registry>,
+    ) -> io::Result<Timer> {
         let (stop, stopped) = mpsc::channel::<()>();
+        let mut trim = memory::TrimPolicy::default();
         let thread = std::thread::Builder::new()
             .name("halb-proxy-timer".into())
             .spawn(move || {
@@ -140,6 +145,10 @@ impl Timer {
                         _ => return,
                     }
                     let now = Instant::now();
+                    // After a flood: give the freed memory back.
+                    if trim.observe(registry.len()) {
+                        memory::release_free_memory();
+                    }
                     let list: Vec<Arc<ServiceShared>> =
                         services.lock().unwrap_or_else(|e| e.into_inner()).clone();
                     for s in &list {
@@ -252,13 +261,14 @@ impl ProxyDataPlane {
             },
         )?;
         let timer_list = Arc::new(Mutex::new(Vec::new()));
-        let timer = Timer::start(timer_list.clone())?;
+        let registry = Arc::new(Registry::new(opts.workers));
+        let timer = Timer::start(timer_list.clone(), registry.clone())?;
         let udp_flows = Arc::new(udp::GlobalFlows::new(udp_flow_budget(0)));
         Ok(ProxyDataPlane {
             udp_flows,
             cut: tokio::sync::watch::channel(false).0,
             inherited: HashMap::new(),
-            registry: Arc::new(Registry::new(opts.workers)),
+            registry,
             opts,
             services: Vec::new(),
             timer_list,

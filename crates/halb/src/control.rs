@@ -363,12 +363,6 @@ fn check_socket_owner(path: &Path) -> anyhow::Result<()> {
     }
 }
 
-/// The control socket, bound, and this daemon's claim on its path.
-pub struct Bound {
-    pub listener: tokio::net::UnixListener,
-    pub claim: Claim,
-}
-
 /// This daemon's hold on the control socket's path: an exclusive `flock`
 /// on `<socket>.lock` beside it for the daemon's life (a second daemon on
 /// the same socket is refused at once, even while the first is starting),
@@ -381,6 +375,19 @@ pub struct Claim {
 }
 
 impl Claim {
+    /// Bind the control socket at the claimed path (mode 0600).
+    pub fn listen(&mut self) -> anyhow::Result<tokio::net::UnixListener> {
+        use std::os::unix::fs::MetadataExt;
+        let path = &self.path;
+        let listener = tokio::net::UnixListener::bind(path)
+            .with_context(|| format!("binding control socket {}", path.display()))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        self.inode = std::fs::symlink_metadata(path)
+            .ok()
+            .map(|m| (m.dev(), m.ino()));
+        Ok(listener)
+    }
+
     /// Removes the socket if it is still ours.
     pub fn remove(&mut self) {
         use std::os::unix::fs::MetadataExt;
@@ -405,12 +412,14 @@ impl std::fmt::Debug for Claim {
     }
 }
 
-/// Bind the control socket, before anything else is bound: check its
-/// directory (created 0700 if missing), take the lock beside it, refuse
-/// to start while a live daemon answers on it, replace a stale socket
-/// that nobody answers on.
-pub fn bind(path: &Path) -> anyhow::Result<Bound> {
-    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+/// Claim the control socket's path, before anything else is bound: check
+/// its directory (created 0700 if missing), take the lock beside it,
+/// refuse to start while a live daemon answers on it, remove a stale
+/// socket that nobody answers on. The socket itself is bound later
+/// ([`Claim::listen`]), once the daemon serves: its appearing means the
+/// table is applied.
+pub fn claim(path: &Path) -> anyhow::Result<Claim> {
+    use std::os::unix::fs::OpenOptionsExt;
     check_socket_dir(path, true)?;
     let another = || {
         anyhow::anyhow!(
@@ -455,19 +464,10 @@ pub fn bind(path: &Path) -> anyhow::Result<Bound> {
         std::fs::remove_file(path)
             .with_context(|| format!("removing the stale control socket {}", path.display()))?;
     }
-    let listener = tokio::net::UnixListener::bind(path)
-        .with_context(|| format!("binding control socket {}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    let inode = std::fs::symlink_metadata(path)
-        .ok()
-        .map(|m| (m.dev(), m.ino()));
-    Ok(Bound {
-        listener,
-        claim: Claim {
-            path: path.to_owned(),
-            inode,
-            _lock: lock,
-        },
+    Ok(Claim {
+        path: path.to_owned(),
+        inode: None,
+        _lock: lock,
     })
 }
 

@@ -489,8 +489,8 @@ pub fn run(
         } else {
             None
         };
-        let mut bound = match handover {
-            None => Some(control::bind(&socket_path)?),
+        let mut claim = match handover {
+            None => Some(control::claim(&socket_path)?),
             Some(_) => None,
         };
         // And one daemon per listen address, whatever its socket.
@@ -551,16 +551,16 @@ pub fn run(
                     .context("--takeover: telling the running daemon we are ready")?;
             }
             let until = Instant::now() + crate::handover::STEP;
-            let b = loop {
-                match control::bind(&socket_path) {
-                    Ok(b) => break b,
+            let c = loop {
+                match control::claim(&socket_path) {
+                    Ok(c) => break c,
                     Err(e) if Instant::now() >= until => {
                         return Err(e.context("--takeover: the predecessor kept its control socket"))
                     }
                     Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
                 }
             };
-            bound = Some(b);
+            claim = Some(c);
             if let Some(l) = &mut locks {
                 let keys: Vec<_> = director.config().services.iter().map(|s| s.key()).collect();
                 loop {
@@ -575,14 +575,15 @@ pub fn run(
             }
             tracing::info!("--takeover: the predecessor let go; this daemon runs the service");
         }
-        let Some(control::Bound { listener, claim }) = bound
-        else {
+        let Some(mut claim) = claim else {
             anyhow::bail!("no control socket");
         };
         let http_listener = match http {
             Some(addr) => Some(bind_dashboard(addr, takeover).await?),
             None => None,
         };
+        // The control socket appears once the table is applied.
+        let listener = claim.listen()?;
         let nservices = table.services.len();
         let (vrrp, vrrp_events) = match vrrp::Running::start(director.config())
             .context("starting VRRP")?
