@@ -198,9 +198,28 @@ pub struct ProxyDataPlane {
     udp_flows: Arc<udp::GlobalFlows>,
     /// Set at the end of a drain: every connection still open is reset.
     cut: tokio::sync::watch::Sender<bool>,
+    /// Most connections and flows open at once: the descriptor budget
+    /// ([`ProxyDataPlane::set_descriptor_reserve`]).
+    budget: Arc<std::sync::atomic::AtomicUsize>,
     /// Listening sockets handed over by a predecessor process, by service:
     /// used (instead of binding) when the service starts.
     inherited: HashMap<ServiceKey, Vec<OwnedFd>>,
+}
+
+/// Descriptors the proxy leaves to the rest of the daemon unless told
+/// otherwise ([`ProxyDataPlane::set_descriptor_reserve`]).
+pub const DEFAULT_RESERVE: usize = 128;
+
+/// Most TCP connections and UDP flows open at once when `reserve`
+/// descriptors of the soft `RLIMIT_NOFILE` stay for the rest of the
+/// daemon: a connection holds two (client and real server), a flow one;
+/// counted as two each. At least 1.
+pub fn connection_budget(reserve: usize) -> usize {
+    use nix::sys::resource::{getrlimit, Resource};
+    let soft = getrlimit(Resource::RLIMIT_NOFILE)
+        .map(|(soft, _)| usize::try_from(soft).unwrap_or(usize::MAX))
+        .unwrap_or(1024);
+    (soft.saturating_sub(reserve) / 2).max(1)
 }
 
 /// The global UDP flow cap for `[global] udp_max_flows = requested`: 0 is
@@ -268,6 +287,9 @@ impl ProxyDataPlane {
             udp_flows,
             cut: tokio::sync::watch::channel(false).0,
             inherited: HashMap::new(),
+            budget: Arc::new(std::sync::atomic::AtomicUsize::new(connection_budget(
+                DEFAULT_RESERVE,
+            ))),
             registry,
             opts,
             services: Vec::new(),
@@ -317,6 +339,18 @@ impl ProxyDataPlane {
                 Ok((s.shared.key, fds))
             })
             .collect()
+    }
+
+    /// One descriptor budget for the daemon: the proxy accepts no new
+    /// connection while its connections and flows would leave fewer than
+    /// `reserve` descriptors (the control socket, VRRP, the dashboard and
+    /// the health checks' share); accepting resumes as connections end.
+    /// Returns the connection budget in force.
+    pub fn set_descriptor_reserve(&self, reserve: usize) -> usize {
+        let most = connection_budget(reserve);
+        self.budget
+            .store(most, std::sync::atomic::Ordering::Relaxed);
+        most
     }
 
     /// UDP flows open now, all services together.
@@ -424,6 +458,7 @@ impl ProxyDataPlane {
                                 worker,
                                 splice: self.opts.splice,
                                 cut: self.cut.subscribe(),
+                                budget: self.budget.clone(),
                             },
                         ))
                         .abort_handle(),

@@ -31,6 +31,8 @@ pub(crate) struct TcpCtx {
     pub(crate) splice: SpliceMode,
     /// Turns true when the data plane resets what is left (end of a drain).
     pub(crate) cut: tokio::sync::watch::Receiver<bool>,
+    /// Most connections and flows open at once (the descriptor budget).
+    pub(crate) budget: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
@@ -56,6 +58,18 @@ pub(crate) async fn accept_loop(listener: std::net::TcpListener, ctx: TcpCtx) {
         match listener.readable().await {
             Ok(mut g) => {
                 while burst < ACCEPT_BURST {
+                    // The descriptor budget: what is left is the reserve
+                    // of the control socket, VRRP and the health checks.
+                    let open = ctx.registry.len();
+                    let most = ctx.budget.load(std::sync::atomic::Ordering::Relaxed);
+                    if open >= most {
+                        warn_limited!(
+                            service = %ctx.svc.key, open, most,
+                            "descriptor budget reached: not accepting until connections end (the rest is the control socket's, VRRP's and the health checks' reserve)"
+                        );
+                        pause = Some(BACKOFF_MIN);
+                        break;
+                    }
                     let accepted = g.try_io(|l| {
                         l.get_ref()
                             .accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
@@ -406,6 +420,7 @@ mod tests {
             worker: 0,
             splice: SpliceMode::Auto,
             cut: tokio::sync::watch::channel(false).1,
+            budget: Arc::new(std::sync::atomic::AtomicUsize::new(usize::MAX)),
         });
         let f = connection(c, addr, ctx);
         let size = std::mem::size_of_val(&f);

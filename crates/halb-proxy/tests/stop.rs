@@ -140,3 +140,39 @@ async fn a_real_server_that_drops_syns_costs_one_connect_timeout_in_all() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_descriptor_budget_new_clients_wait_until_one_ends() {
+    bounded(async {
+        let b = backend("b1", "127.0.0.1").await;
+        let vip = free_tcp("127.0.0.1");
+        let mut p = plane(SpliceMode::Auto);
+        let (soft, _) =
+            nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap();
+        let soft = usize::try_from(soft).unwrap();
+        // Room for three connections.
+        assert_eq!(p.set_descriptor_reserve(soft - 6), 3);
+        assert!(p
+            .apply(&Table {
+                services: vec![service("web", vip, SchedulerKind::Rr, &[(b.addr, 1)])],
+            })
+            .is_ok());
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            held.push(open(vip).await.0);
+        }
+        // The fourth waits in the listen queue: no greeting yet.
+        let mut waiting = TcpStream::connect(vip).await.unwrap();
+        let mut line = [0u8; 3];
+        let early =
+            tokio::time::timeout(Duration::from_millis(500), waiting.read_exact(&mut line)).await;
+        assert!(early.is_err(), "served beyond the budget");
+        // One ends: the fourth is served.
+        drop(held.pop());
+        step("served once one ended", waiting.read_exact(&mut line))
+            .await
+            .unwrap();
+        assert_eq!(&line, b"b1\n");
+    })
+    .await;
+}

@@ -533,6 +533,10 @@ impl AcceptErrors {
 /// errors are logged rate-limited and retried after a short pause.
 pub async fn serve(listener: tokio::net::UnixListener, asker: Asker) {
     let mut errors = AcceptErrors::default();
+    // The control socket's own reserve: one descriptor held open, given up
+    // to accept an operator while the daemon is out of descriptors (the
+    // answer needs no other), then taken again.
+    let mut spare = spare_descriptor();
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
@@ -545,10 +549,30 @@ pub async fn serve(listener: tokio::net::UnixListener, asker: Asker) {
                 if let Some(line) = errors.note(&e, std::time::Instant::now()) {
                     tracing::warn!("{line}");
                 }
+                let out_of_fds = matches!(
+                    e.raw_os_error(),
+                    Some(nix::libc::EMFILE | nix::libc::ENFILE)
+                );
+                if out_of_fds && spare.take().is_some() {
+                    if let Ok((stream, _)) = listener.accept().await {
+                        tracing::info!("control socket: out of file descriptors, a client served from the reserve");
+                        serve_one(stream, asker.clone()).await;
+                    }
+                    spare = spare_descriptor();
+                    continue;
+                }
                 tokio::time::sleep(Duration::from_millis(100)).await;
+                if spare.is_none() {
+                    spare = spare_descriptor();
+                }
             }
         }
     }
+}
+
+/// A descriptor to give up when the daemon is out of them (`/dev/null`).
+fn spare_descriptor() -> Option<std::fs::File> {
+    std::fs::File::open("/dev/null").ok()
 }
 
 /// A message to the daemon's one task.

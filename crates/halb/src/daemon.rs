@@ -525,6 +525,11 @@ pub fn run(
         let mut plane = planes::Planes::new(proxy, &config.global);
         // After the data plane raised RLIMIT_NOFILE.
         let check_cap = check_concurrency(config.global.check_concurrency);
+        // One descriptor budget: the proxy leaves the health checks, the
+        // dashboard and the rest (control socket, VRRP, hooks, logs)
+        // their share.
+        let budget = plane.set_descriptor_reserve(check_cap + http::MAX_CONNECTIONS + OTHER_RESERVE);
+        tracing::debug!(connections = budget, "descriptor budget of the userspace proxy");
         let nchecks = config.checks.len();
         let nalerts = config.alerts.len();
         let director = Director::new(config, check_cap, Instant::now());
@@ -860,6 +865,10 @@ const RESET_WAIT: Duration = Duration::from_secs(1);
 
 /// How often a drain looks whether connections are left.
 const DRAIN_POLL: Duration = Duration::from_millis(50);
+
+/// Descriptors kept for the control socket, VRRP, notify hooks, alerts
+/// and logs, beyond the health checks' and the dashboard's shares.
+const OTHER_RESERVE: usize = 128;
 
 /// Bytes of a notify hook's stdout and stderr kept for the log.
 const HOOK_OUTPUT: usize = 4096;

@@ -66,6 +66,11 @@ impl Planes {
         self.proxy.listener_fds()
     }
 
+    /// See [`ProxyDataPlane::set_descriptor_reserve`].
+    pub fn set_descriptor_reserve(&self, reserve: usize) -> usize {
+        self.proxy.set_descriptor_reserve(reserve)
+    }
+
     pub fn set_global(&mut self, global: &Global) {
         self.proxy.set_udp_max_flows(global.udp_max_flows);
         let mut opts = ipvs_options(global);

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 mod common;
 
-use common::{free_port, poll_for, temp_dir, Daemon, HALB};
+use common::{free_port, poll, poll_for, temp_dir, Daemon, HALB};
 
 /// A back end that echoes each line.
 fn echo_backend() -> SocketAddr {
@@ -270,4 +270,59 @@ fn the_socket_directory_is_the_users_alone() {
         "{out:?}"
     );
     assert!(!socket.exists());
+}
+
+/// The control socket keeps a descriptor in reserve: with every other one
+/// taken (idle dashboard connections up to a low RLIMIT_NOFILE), `halb
+/// list` is still answered.
+#[test]
+fn halb_list_answers_while_the_daemon_is_out_of_descriptors() {
+    let dir = temp_dir("emfile-control");
+    let port = free_port();
+    let http = free_port();
+    let real = echo_backend();
+    let file = dir.join("halb.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[global]\nhttp_listen = \"127.0.0.1:{http}\"\n\n{}",
+            config(port, real)
+        ),
+    )
+    .unwrap();
+    let socket = dir.join("halb.sock");
+    let log = std::fs::File::create(dir.join("halb.log")).unwrap();
+    // 200 descriptors at most (soft and hard): fewer than the dashboard's
+    // connection cap, so idle dashboard clients can use them all up.
+    let child = Command::new("prlimit")
+        .args(["--nofile=200:200", "--"])
+        .arg(common::HALB)
+        .args(["run", "--config"])
+        .arg(&file)
+        .arg("--socket")
+        .arg(&socket)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let d = Daemon::attach(child, &dir, &file, &socket);
+    let mut idle = Vec::new();
+    for _ in 0..300 {
+        if let Ok(s) = TcpStream::connect(("127.0.0.1", http)) {
+            idle.push(s);
+        }
+    }
+    // The daemon has hit its limit (the log says so) ...
+    let out_of_fds = poll(|| d.log().contains("out of file descriptors").then_some(()));
+    assert!(out_of_fds.is_some(), "{}", d.log());
+    // ... and answers its operator all the same, more than once.
+    for _ in 0..3 {
+        let out = d.list(&[]);
+        assert!(out.status.success(), "{out:?}\n{}", d.log());
+    }
+    // From the control socket's own reserve, not because the dashboard
+    // closed its idle clients in the meantime.
+    let log = d.log();
+    assert!(log.contains("a client served from the reserve"), "{log}");
+    drop(idle);
 }
