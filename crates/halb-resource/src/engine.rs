@@ -1395,3 +1395,751 @@ impl Engine {
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::result::code;
+    use crate::spec::{Agent, Follows};
+
+    fn member(name: &str) -> MemberSpec {
+        let mut m = MemberSpec::new(name, Agent::Lsb(name.into()));
+        m.monitor.interval = Duration::from_secs(10);
+        m
+    }
+
+    fn group(name: &str, members: &[&str]) -> GroupSpec {
+        GroupSpec::new(
+            name,
+            Follows::Instance(format!("vi_{name}")),
+            members.iter().map(|m| member(m)).collect(),
+        )
+    }
+
+    /// An engine, its clock, and the calls in flight.
+    struct H {
+        e: Engine,
+        now: Instant,
+        flying: Vec<(OpId, String, String, Op)>,
+        events: Vec<ResourceEvent>,
+        other: Vec<Action>,
+    }
+
+    impl H {
+        fn new(groups: Vec<GroupSpec>) -> H {
+            H {
+                e: Engine::new(groups),
+                now: Instant::now(),
+                flying: Vec::new(),
+                events: Vec::new(),
+                other: Vec::new(),
+            }
+        }
+
+        fn drain(&mut self) {
+            while let Some(a) = self.e.poll_action() {
+                match a {
+                    Action::Run {
+                        id,
+                        group,
+                        member,
+                        op,
+                        ..
+                    } => self.flying.push((id, group, member, op)),
+                    Action::Event(e) => self.events.push(e),
+                    a => self.other.push(a),
+                }
+            }
+        }
+
+        fn start(&mut self) {
+            self.e.handle_start(self.now);
+            self.drain();
+        }
+
+        fn role(&mut self, name: &str, active: bool) {
+            self.e.handle_role(name, active, self.now);
+            self.drain();
+        }
+
+        fn advance(&mut self, d: Duration) {
+            self.now += d;
+            self.e.handle_timeout(self.now);
+            self.drain();
+        }
+
+        /// Answers every call (and the ones they lead to) with `agent`,
+        /// returning "member op" in the order they were made.
+        fn settle(&mut self, mut agent: impl FnMut(&str, Op) -> AgentResult) -> Vec<String> {
+            let mut done = Vec::new();
+            for _ in 0..1000 {
+                if self.flying.is_empty() {
+                    return done;
+                }
+                let (id, _g, m, op) = self.flying.remove(0);
+                done.push(format!("{m} {op}"));
+                let r = agent(&m, op);
+                assert!(self.e.handle_result(id, r, self.now));
+                self.drain();
+            }
+            panic!("did not settle: {done:?}");
+        }
+
+        fn state(&self, g: usize) -> State {
+            self.e.status(self.now)[g].state
+        }
+
+        fn kinds(&mut self) -> Vec<String> {
+            std::mem::take(&mut self.events)
+                .into_iter()
+                .map(|e| {
+                    let k = format!("{:?}", e.kind);
+                    let k = k
+                        .split([' ', '{', '('])
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned();
+                    match e.member {
+                        Some(m) => format!("{m} {k}"),
+                        None => k,
+                    }
+                })
+                .collect()
+        }
+    }
+
+    /// Everything answers: ok, and monitors "not running" until started.
+    fn stopped_world(_: &str, op: Op) -> AgentResult {
+        match op {
+            Op::Probe => AgentResult::code(code::NOT_RUNNING),
+            _ => AgentResult::code(code::OK),
+        }
+    }
+
+    fn running_world(_: &str, _: Op) -> AgentResult {
+        AgentResult::code(code::OK)
+    }
+
+    fn strs(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn start_up_probes_then_master_starts_in_order_and_backup_stops_in_reverse() {
+        let mut h = H::new(vec![group("web", &["fs", "ip", "nginx"])]);
+        h.start();
+        assert_eq!(h.state(0), State::Probing);
+        let ops = h.settle(stopped_world);
+        assert_eq!(ops, strs(&["fs probe", "ip probe", "nginx probe"]));
+        assert_eq!(h.state(0), State::Stopped);
+        assert!(h.other.is_empty());
+
+        h.role("vi_web", true);
+        let ops = h.settle(stopped_world);
+        assert_eq!(
+            ops,
+            strs(&[
+                "fs probe",
+                "ip probe",
+                "nginx probe",
+                "fs start",
+                "ip start",
+                "nginx start"
+            ])
+        );
+        assert_eq!(h.state(0), State::Started);
+        assert_eq!(
+            h.kinds(),
+            strs(&["fs Started", "ip Started", "nginx Started"])
+        );
+
+        h.role("vi_web", false);
+        assert_eq!(h.state(0), State::Stopping);
+        let ops = h.settle(stopped_world);
+        assert_eq!(ops, strs(&["nginx stop", "ip stop", "fs stop"]));
+        assert_eq!(
+            h.other,
+            vec![Action::GroupReleased {
+                group: "web".into()
+            }]
+        );
+        assert_eq!(h.state(0), State::Stopped);
+    }
+
+    #[test]
+    fn release_waits_for_the_call_in_flight_and_a_lost_role_stops_a_start() {
+        let mut h = H::new(vec![group("web", &["fs", "nginx"])]);
+        h.role("web", true); // by group name
+        h.start();
+        let (id, ..) = h.flying.remove(0);
+        h.e.handle_result(id, AgentResult::code(7), h.now);
+        h.drain();
+        // nginx probe in flight; the role goes.
+        h.role("vi_web", false);
+        assert!(h.other.is_empty(), "nothing released while probing");
+        let ops = h.settle(|m, op| match (m, op) {
+            ("nginx", Op::Probe) => AgentResult::code(0),
+            _ => stopped_world(m, op),
+        });
+        assert_eq!(ops, strs(&["nginx probe", "nginx stop"]));
+        assert_eq!(
+            h.kinds(),
+            strs(&["nginx RunningWhereItShouldNot", "nginx Stopped"])
+        );
+        assert_eq!(h.other.len(), 1, "{:?}", h.other);
+    }
+
+    #[test]
+    fn start_up_adopts_what_runs_where_it_should() {
+        let mut h = H::new(vec![group("web", &["fs", "nginx"])]);
+        h.role("vi_web", true);
+        h.start();
+        let ops = h.settle(running_world);
+        assert_eq!(
+            ops,
+            strs(&["fs probe", "nginx probe"]),
+            "never started twice"
+        );
+        assert_eq!(h.kinds(), strs(&["fs Adopted", "nginx Adopted"]));
+        assert_eq!(h.state(0), State::Started);
+        // Monitors follow, one at a time.
+        h.advance(Duration::from_secs(10));
+        assert_eq!(h.flying.len(), 1);
+        let ops = h.settle(running_world);
+        assert_eq!(ops, strs(&["fs monitor", "nginx monitor"]));
+    }
+
+    #[test]
+    fn a_member_running_out_of_order_is_stopped_then_started_in_order() {
+        let mut h = H::new(vec![group("web", &["fs", "nginx"])]);
+        h.role("vi_web", true);
+        h.start();
+        let ops = h.settle(|m, op| match (m, op) {
+            ("nginx", Op::Probe) => AgentResult::code(0),
+            _ => stopped_world(m, op),
+        });
+        assert_eq!(
+            ops,
+            strs(&[
+                "fs probe",
+                "nginx probe",
+                "nginx stop",
+                "fs start",
+                "nginx start"
+            ])
+        );
+    }
+
+    #[test]
+    fn a_failed_monitor_restarts_it_and_every_later_member() {
+        let mut h = H::new(vec![group("web", &["fs", "ip", "nginx"])]);
+        h.role("vi_web", true);
+        h.start();
+        h.settle(running_world);
+        h.kinds();
+        h.advance(Duration::from_secs(10));
+        let ops = h.settle(|m, op| match (m, op) {
+            ("ip", Op::Monitor) => AgentResult::code(7),
+            _ => running_world(m, op),
+        });
+        assert_eq!(
+            ops,
+            strs(&[
+                "fs monitor",
+                "ip monitor",
+                "nginx stop",
+                "ip stop",
+                "ip start",
+                "nginx start"
+            ])
+        );
+        assert_eq!(
+            h.kinds(),
+            strs(&[
+                "ip Failed",
+                "ip Recovery",
+                "nginx Stopped",
+                "ip Stopped",
+                "ip Restarted",
+                "nginx Restarted"
+            ])
+        );
+        let st = &h.e.status(h.now)[0];
+        assert_eq!(st.state, State::Started);
+        assert_eq!(st.members[1].fail_count, 1);
+        let f = st.members[1].last_failure.as_ref().unwrap();
+        assert_eq!((f.op, f.exit_code), (Op::Monitor, Some(7)));
+        assert_eq!(f.exit_code_name, "not running");
+    }
+
+    #[test]
+    fn migration_threshold_bans_until_the_failure_timeout() {
+        let mut g = group("web", &["fs", "nginx"]);
+        g.migration_threshold = 2;
+        g.failure_timeout = Some(Duration::from_secs(60));
+        let mut h = H::new(vec![g]);
+        h.role("vi_web", true);
+        h.start();
+        h.settle(running_world);
+        let nginx_fails = |m: &str, op: Op| match (m, op) {
+            ("nginx", Op::Monitor) => AgentResult::code(1),
+            _ => running_world(m, op),
+        };
+        h.advance(Duration::from_secs(10));
+        h.settle(nginx_fails);
+        assert!(h.other.is_empty());
+        h.advance(Duration::from_secs(10));
+        let ops = h.settle(nginx_fails);
+        assert_eq!(
+            ops,
+            strs(&["fs monitor", "nginx monitor", "nginx stop", "fs stop"])
+        );
+        let until = h.now + Duration::from_secs(60);
+        assert_eq!(
+            h.other,
+            vec![Action::GiveUp {
+                group: "web".into(),
+                until: Some(until),
+                reason: GiveUpReason::MigrationThreshold
+            }]
+        );
+        h.other.clear();
+        let st = &h.e.status(h.now)[0];
+        assert_eq!(st.state, State::Stopped);
+        assert_eq!(st.ban.as_ref().unwrap().expires_in_ms, Some(60_000));
+        assert_eq!(st.members[1].fail_count, 2);
+        // The director faults the instance; it comes back: no start while banned.
+        h.role("vi_web", false);
+        assert_eq!(
+            h.other,
+            vec![Action::GroupReleased {
+                group: "web".into()
+            }]
+        );
+        h.other.clear();
+        h.role("vi_web", true);
+        h.settle(stopped_world);
+        assert_eq!(h.e.poll_timeout(), Some(until));
+        h.advance(Duration::from_secs(59));
+        assert_eq!(h.state(0), State::Stopped);
+        assert!(h.flying.is_empty());
+        h.advance(Duration::from_secs(1));
+        assert_eq!(
+            h.other,
+            vec![Action::BanLifted {
+                group: "web".into()
+            }]
+        );
+        let ops = h.settle(stopped_world);
+        assert_eq!(
+            ops,
+            strs(&["fs probe", "nginx probe", "fs start", "nginx start"])
+        );
+        let st = &h.e.status(h.now)[0];
+        assert_eq!(st.members[1].fail_count, 0, "expired with the ban");
+        assert!(st.ban.is_none());
+    }
+
+    #[test]
+    fn fail_counts_expire_after_the_failure_timeout() {
+        let mut g = group("web", &["nginx"]);
+        g.migration_threshold = 2;
+        g.failure_timeout = Some(Duration::from_secs(15));
+        let mut h = H::new(vec![g]);
+        h.role("vi_web", true);
+        h.start();
+        h.settle(running_world);
+        let fails = |_: &str, op: Op| match op {
+            Op::Monitor => AgentResult::code(1),
+            _ => AgentResult::code(0),
+        };
+        h.advance(Duration::from_secs(10));
+        h.settle(fails);
+        assert_eq!(h.e.status(h.now)[0].members[0].fail_count, 1);
+        h.advance(Duration::from_secs(15));
+        assert_eq!(h.e.status(h.now)[0].members[0].fail_count, 0);
+        h.settle(running_world);
+        h.advance(Duration::from_secs(10));
+        h.settle(fails);
+        assert!(h.other.is_empty(), "one failure in 15 s: no ban");
+    }
+
+    #[test]
+    fn a_failed_start_is_fatal_by_default_and_stops_what_started() {
+        let mut h = H::new(vec![group("web", &["fs", "nginx"])]);
+        h.role("vi_web", true);
+        h.start();
+        let ops = h.settle(|m, op| match (m, op) {
+            ("nginx", Op::Start) => AgentResult {
+                exit_reason: Some("no config".into()),
+                ..AgentResult::code(1)
+            },
+            _ => stopped_world(m, op),
+        });
+        assert_eq!(
+            ops,
+            strs(&[
+                "fs probe",
+                "nginx probe",
+                "fs start",
+                "nginx start",
+                "nginx stop",
+                "fs stop"
+            ])
+        );
+        assert!(matches!(
+            h.other[..],
+            [Action::GiveUp {
+                until: None,
+                reason: GiveUpReason::StartFailed,
+                ..
+            }]
+        ));
+        let st = &h.e.status(h.now)[0];
+        let f = st.members[1].last_failure.as_ref().unwrap();
+        assert_eq!(f.exit_reason.as_deref(), Some("no config"));
+        assert!(st
+            .ban
+            .as_ref()
+            .unwrap()
+            .reason
+            .contains("start_failure_is_fatal"));
+        // Cleanup lifts it and starts again.
+        h.e.handle_command(
+            Command::Cleanup {
+                group: None,
+                member: None,
+            },
+            h.now,
+        )
+        .unwrap();
+        h.drain();
+        assert_eq!(
+            h.other[1],
+            Action::BanLifted {
+                group: "web".into()
+            }
+        );
+        let ops = h.settle(stopped_world);
+        assert_eq!(
+            ops,
+            strs(&["fs probe", "nginx probe", "fs start", "nginx start"])
+        );
+    }
+
+    #[test]
+    fn a_failed_start_that_is_not_fatal_is_retried() {
+        let mut g = group("web", &["nginx"]);
+        g.start_failure_is_fatal = false;
+        g.migration_threshold = 3;
+        let mut h = H::new(vec![g]);
+        h.role("vi_web", true);
+        h.start();
+        let ops = h.settle(|_, op| match op {
+            Op::Start => AgentResult::code(1),
+            _ => stopped_world("", op),
+        });
+        assert_eq!(
+            ops,
+            strs(&[
+                "nginx probe",
+                "nginx start",
+                "nginx stop",
+                "nginx start",
+                "nginx stop",
+                "nginx start",
+                "nginx stop"
+            ])
+        );
+        assert!(matches!(
+            h.other[..],
+            [Action::GiveUp {
+                reason: GiveUpReason::MigrationThreshold,
+                ..
+            }]
+        ));
+    }
+
+    #[test]
+    fn a_hard_error_bans_at_once_and_a_missing_agent_is_not_stopped() {
+        let mut h = H::new(vec![group("web", &["fs", "nginx"])]);
+        h.start();
+        let ops = h.settle(|m, op| match (m, op) {
+            ("nginx", Op::Probe) => AgentResult::code(5),
+            _ => stopped_world(m, op),
+        });
+        assert_eq!(
+            ops,
+            strs(&["fs probe", "nginx probe"]),
+            "no stop of what is not installed"
+        );
+        assert!(matches!(
+            h.other[..],
+            [Action::GiveUp {
+                reason: GiveUpReason::HardError,
+                ..
+            }]
+        ));
+        assert_eq!(h.state(0), State::Stopped);
+    }
+
+    #[test]
+    fn a_failed_stop_blocks_the_group_and_it_is_never_reported_stopped() {
+        let mut h = H::new(vec![group("web", &["fs", "nginx"])]);
+        h.role("vi_web", true);
+        h.start();
+        h.settle(running_world);
+        h.role("vi_web", false);
+        let ops = h.settle(|m, op| match (m, op) {
+            ("fs", Op::Stop) => AgentResult::code(1),
+            _ => running_world(m, op),
+        });
+        assert_eq!(ops, strs(&["nginx stop", "fs stop"]));
+        assert!(h.other.is_empty(), "never released: {:?}", h.other);
+        let st = &h.e.status(h.now)[0];
+        assert_eq!(st.state, State::Blocked);
+        assert_eq!(st.members[0].state, State::Blocked);
+        assert!(st.blocked.as_ref().unwrap().contains("may still run"));
+        assert!(h.kinds().contains(&"fs Blocked".to_owned()));
+        // Nothing more: no monitors, no starts, even as master again.
+        h.role("vi_web", true);
+        h.advance(Duration::from_secs(100));
+        assert!(h.flying.is_empty());
+        assert_eq!(h.e.poll_timeout(), None);
+        // The operator cleans up: re-probe, then what the role says.
+        h.role("vi_web", false);
+        h.e.handle_command(
+            Command::Cleanup {
+                group: Some("web".into()),
+                member: None,
+            },
+            h.now,
+        )
+        .unwrap();
+        h.drain();
+        let ops = h.settle(stopped_world);
+        assert_eq!(ops, strs(&["fs probe", "nginx probe"]));
+        assert_eq!(
+            h.other,
+            vec![Action::GroupReleased {
+                group: "web".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn a_stop_that_never_answers_times_out_blocks_and_its_late_result_is_stale() {
+        let mut h = H::new(vec![group("web", &["fs"])]);
+        h.role("vi_web", true);
+        h.start();
+        h.settle(stopped_world);
+        h.role("vi_web", false);
+        let (id, _, _, op) = h.flying.remove(0);
+        assert_eq!(op, Op::Stop);
+        assert_eq!(
+            h.e.poll_timeout(),
+            Some(h.now + DEFAULT_TIMEOUT_FOR_TEST + OP_GRACE)
+        );
+        h.advance(DEFAULT_TIMEOUT_FOR_TEST + OP_GRACE);
+        assert_eq!(h.state(0), State::Blocked);
+        assert!(!h.e.handle_result(id, AgentResult::code(0), h.now));
+        assert!(!h.e.handle_result(OpId(999), AgentResult::code(0), h.now));
+        assert_eq!(h.e.stale_results(), 2);
+        assert_eq!(h.state(0), State::Blocked, "a stale result changes nothing");
+        let f = h.e.status(h.now)[0].members[0]
+            .last_failure
+            .clone()
+            .unwrap();
+        assert_eq!(f.exit_code_name, "timed out");
+    }
+
+    const DEFAULT_TIMEOUT_FOR_TEST: Duration = crate::spec::DEFAULT_TIMEOUT;
+
+    #[test]
+    fn on_fail_stop_ignore_block_standby() {
+        let run = |on_fail: OnFail| {
+            let mut g = group("web", &["fs", "nginx"]);
+            g.members[0].on_fail = on_fail;
+            let mut h = H::new(vec![g]);
+            h.role("vi_web", true);
+            h.start();
+            h.settle(running_world);
+            h.advance(Duration::from_secs(10));
+            let ops = h.settle(|m, op| match (m, op) {
+                ("fs", Op::Monitor) => AgentResult::code(7),
+                _ => running_world(m, op),
+            });
+            (h, ops)
+        };
+        let (mut h, ops) = run(OnFail::Stop);
+        assert_eq!(ops, strs(&["fs monitor", "nginx stop", "fs stop"]));
+        assert_eq!(h.state(0), State::Stopped);
+        h.advance(Duration::from_secs(100));
+        assert!(h.flying.is_empty(), "held stopped until cleanup");
+
+        let (mut h, ops) = run(OnFail::Ignore);
+        assert_eq!(ops, strs(&["fs monitor", "nginx monitor"]));
+        assert_eq!(h.state(0), State::Started);
+        assert_eq!(h.e.status(h.now)[0].members[0].fail_count, 0);
+        assert!(h.e.status(h.now)[0].members[0].last_failure.is_some());
+        h.advance(Duration::from_secs(10));
+        assert_eq!(h.flying.len(), 1, "monitors go on");
+
+        let (mut h, ops) = run(OnFail::Block);
+        assert_eq!(ops, strs(&["fs monitor"]));
+        assert_eq!(h.state(0), State::Blocked);
+        h.advance(Duration::from_secs(100));
+        assert!(h.flying.is_empty());
+
+        let (h, ops) = run(OnFail::Standby);
+        assert_eq!(ops, strs(&["fs monitor", "nginx stop", "fs stop"]));
+        assert!(matches!(
+            h.other[..],
+            [Action::GiveUp {
+                until: None,
+                reason: GiveUpReason::Standby,
+                ..
+            }]
+        ));
+    }
+
+    #[test]
+    fn maintenance_stops_every_call_and_leaving_it_probes() {
+        let mut h = H::new(vec![
+            group("web", &["fs", "nginx"]),
+            group("db", &["mysql"]),
+        ]);
+        h.role("vi_web", true);
+        h.start();
+        h.settle(running_world);
+        h.e.handle_command(
+            Command::Maintenance {
+                group: Some("web".into()),
+                on: true,
+            },
+            h.now,
+        )
+        .unwrap();
+        h.drain();
+        assert_eq!(h.state(0), State::Unmanaged);
+        h.advance(Duration::from_secs(30));
+        let ops = h.settle(running_world);
+        assert!(ops.is_empty(), "{ops:?}");
+        // Losing the role releases at once: halb does not own it now.
+        h.role("vi_web", false);
+        assert_eq!(
+            h.other,
+            vec![Action::GroupReleased {
+                group: "web".into()
+            }]
+        );
+        h.other.clear();
+        h.role("vi_web", true);
+        h.e.handle_command(
+            Command::Maintenance {
+                group: None,
+                on: false,
+            },
+            h.now,
+        )
+        .unwrap();
+        h.drain();
+        // nginx was killed meanwhile: the probe finds it, it is started.
+        let ops = h.settle(|m, op| match (m, op) {
+            ("nginx", Op::Probe) => AgentResult::code(7),
+            _ => running_world(m, op),
+        });
+        assert_eq!(ops, strs(&["fs probe", "nginx probe", "nginx start"]));
+        let unknown = h.e.handle_command(
+            Command::Maintenance {
+                group: Some("nope".into()),
+                on: true,
+            },
+            h.now,
+        );
+        assert_eq!(unknown, Err(CommandError::NoGroup("nope".into())));
+    }
+
+    #[test]
+    fn groups_run_in_parallel_one_call_each() {
+        let mut h = H::new(vec![
+            group("web", &["fs", "nginx"]),
+            group("db", &["mysql"]),
+        ]);
+        h.start();
+        assert_eq!(h.flying.len(), 2);
+        assert_eq!(h.e.in_flight(), 2);
+        let groups: Vec<_> = h.flying.iter().map(|f| f.1.as_str()).collect();
+        assert_eq!(groups, ["web", "db"]);
+    }
+
+    #[test]
+    fn restart_command_restarts_from_that_member() {
+        let mut h = H::new(vec![group("web", &["fs", "ip", "nginx"])]);
+        h.role("vi_web", true);
+        h.start();
+        h.settle(running_world);
+        let restart = |m: &str| Command::Restart {
+            group: "web".into(),
+            member: m.into(),
+        };
+        h.e.handle_command(restart("ip"), h.now).unwrap();
+        h.drain();
+        let ops = h.settle(running_world);
+        assert_eq!(
+            ops,
+            strs(&["nginx stop", "ip stop", "ip start", "nginx start"])
+        );
+        assert!(matches!(
+            h.e.handle_command(restart("xx"), h.now),
+            Err(CommandError::NoMember { .. })
+        ));
+        h.role("vi_web", false);
+        h.settle(running_world);
+        assert!(matches!(
+            h.e.handle_command(restart("ip"), h.now),
+            Err(CommandError::NotRunning { .. })
+        ));
+    }
+
+    #[test]
+    fn unmanaged_groups_are_never_called() {
+        let mut g = group("web", &["fs"]);
+        g.managed = false;
+        let mut h = H::new(vec![g]);
+        h.role("vi_web", true);
+        h.start();
+        assert!(h.flying.is_empty());
+        assert_eq!(h.kinds(), strs(&["Unmanaged"]));
+        assert_eq!(h.state(0), State::Unmanaged);
+    }
+
+    #[test]
+    fn status_serializes_with_stable_names() {
+        let mut h = H::new(vec![group("web", &["fs"])]);
+        h.start();
+        // A probe that errs: the member may run, so it is stopped.
+        let ops = h.settle(|_, op| match op {
+            Op::Probe => AgentResult {
+                exit_reason: Some("broken".into()),
+                elapsed: Duration::from_millis(12),
+                ..AgentResult::code(1)
+            },
+            _ => AgentResult::code(0),
+        });
+        assert_eq!(ops, strs(&["fs probe", "fs stop"]));
+        let v = serde_json::to_value(h.e.status(h.now)).unwrap();
+        let m = &v[0]["members"][0];
+        assert_eq!(v[0]["name"], "web");
+        assert_eq!(v[0]["follows"], "vi_web");
+        assert_eq!(m["agent"], "lsb:fs");
+        assert_eq!(m["fail_count"], 1);
+        assert_eq!(m["last_failure"]["op"], "probe");
+        assert_eq!(m["last_failure"]["exit_code"], 1);
+        assert_eq!(m["last_failure"]["exit_code_name"], "error");
+        assert_eq!(m["last_failure"]["exit_reason"], "broken");
+        assert_eq!(m["last_failure"]["duration_ms"], 12);
+        assert_eq!(v[0]["state"], "stopped");
+        assert!(v[0]["ban"].is_null());
+    }
+}
