@@ -90,6 +90,11 @@ impl OpId {
     pub fn get(self) -> u64 {
         self.0
     }
+
+    /// An id from its number (a shell that keeps ids as numbers, tests).
+    pub fn from_raw(n: u64) -> OpId {
+        OpId(n)
+    }
 }
 
 impl fmt::Display for OpId {
