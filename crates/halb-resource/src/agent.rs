@@ -257,10 +257,10 @@ fn not_installed(why: &str) -> AgentResult {
 pub fn exit_reason(stderr: &str) -> Option<String> {
     stderr
         .lines()
+        .rev()
         .filter_map(|l| l.trim_start().strip_prefix(EXIT_REASON_PREFIX))
         .map(|r| r.trim().to_owned())
-        .filter(|r| !r.is_empty())
-        .last()
+        .find(|r| !r.is_empty())
 }
 
 /// heartbeat v1's reading of a `status` answer: running when standard
