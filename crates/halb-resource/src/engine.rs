@@ -297,8 +297,9 @@ impl fmt::Display for ResourceEvent {
 pub enum Command {
     /// Clear fail counts, last failures, bans, blocks and `on_fail =
     /// stop` holds, and re-probe (a healthy member is adopted again,
-    /// never restarted). `group: None`: every group; `member`: only that
-    /// member's counts (the group's ban or block goes too).
+    /// never restarted). `group: None`: every group; `member` (with a
+    /// group only): only that member's counts and last failure are
+    /// cleared (the group's ban, block and holds go too).
     Cleanup {
         group: Option<String>,
         member: Option<String>,
@@ -921,15 +922,18 @@ impl Engine {
     }
 
     /// A probe, start or monitor failed: count it, then ban or recover.
+    /// Unmanaged (a call that was in flight when maintenance began): the
+    /// failure is recorded, not counted, and nothing is done about it.
     fn fail(&mut self, gi: usize, i: usize, op: Op, r: &AgentResult) {
+        if self.unmanaged(&self.groups[gi]) {
+            self.record(gi, i, op, r);
+            return;
+        }
         {
             let m = &mut self.groups[gi].members[i];
             m.fail_count = m.fail_count.saturating_add(1);
         }
         self.record(gi, i, op, r);
-        if self.unmanaged(&self.groups[gi]) {
-            return;
-        }
         let g = &self.groups[gi];
         let m = &g.members[i];
         let threshold = g.spec.migration_threshold;
