@@ -576,13 +576,13 @@ impl Engine {
     /// it should is adopted, what runs where it should not is stopped).
     /// Roles given before this are kept.
     pub fn handle_start(&mut self, now: Instant) {
-        self.advance(now);
+        let now = self.advance(now);
         self.started = true;
         for gi in 0..self.groups.len() {
             self.groups[gi].reprobe(|_| true);
             self.unmanaged_event(gi, true);
         }
-        self.drive_all();
+        self.drive_all(now);
         self.debug_check();
     }
 
@@ -590,7 +590,7 @@ impl Engine {
     /// name) became master (`active`) or left master. Returns how many
     /// groups it concerns.
     pub fn handle_role(&mut self, name: &str, active: bool, now: Instant) -> usize {
-        self.advance(now);
+        let now = self.advance(now);
         let mut n = 0;
         for gi in 0..self.groups.len() {
             let g = &mut self.groups[gi];
@@ -612,7 +612,7 @@ impl Engine {
                 }
             }
         }
-        self.drive_all();
+        self.drive_all(now);
         self.debug_check();
         n
     }
@@ -620,11 +620,11 @@ impl Engine {
     /// The shell ran `id`. Returns false (and changes nothing) for a stale
     /// id: one the engine gave up on, or never issued.
     pub fn handle_result(&mut self, id: OpId, result: AgentResult, now: Instant) -> bool {
-        self.advance(now);
+        let now = self.advance(now);
         let fresh = match self.by_op.remove(&id) {
             Some(gi) => {
                 if let Some(f) = self.groups[gi].in_flight.take() {
-                    self.apply(gi, f, result);
+                    self.apply(gi, f, result, now);
                 }
                 true
             }
@@ -633,7 +633,7 @@ impl Engine {
                 false
             }
         };
-        self.drive_all();
+        self.drive_all(now);
         self.debug_check();
         fresh
     }
@@ -641,16 +641,16 @@ impl Engine {
     /// Time passed: operation deadlines, fail count and ban expiry, the
     /// monitors that are due.
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.advance(now);
-        self.drive_all();
+        let now = self.advance(now);
+        self.drive_all(now);
         self.debug_check();
     }
 
     /// An operator's command.
     pub fn handle_command(&mut self, command: Command, now: Instant) -> Result<(), CommandError> {
-        self.advance(now);
+        let now = self.advance(now);
         let r = self.command(command);
-        self.drive_all();
+        self.drive_all(now);
         self.debug_check();
         r
     }
@@ -764,7 +764,7 @@ impl Engine {
     /// Takes `now` (never backwards) and fires what is due by it:
     /// operations past their deadline time out, fail counts and bans
     /// expire.
-    fn advance(&mut self, now: Instant) {
+    fn advance(&mut self, now: Instant) -> Instant {
         let now = self.now.map_or(now, |n| n.max(now));
         self.now = Some(now);
         for gi in 0..self.groups.len() {
@@ -772,7 +772,7 @@ impl Engine {
                 if f.deadline <= now {
                     self.by_op.remove(&f.id);
                     self.groups[gi].in_flight = None;
-                    self.apply(gi, f, AgentResult::timed_out(f.timeout));
+                    self.apply(gi, f, AgentResult::timed_out(f.timeout), now);
                 }
             }
             let g = &mut self.groups[gi];
@@ -789,11 +789,7 @@ impl Engine {
                 self.lift_ban(gi);
             }
         }
-    }
-
-    fn now(&self) -> Instant {
-        // Every input calls `advance` first.
-        self.now.unwrap_or_else(Instant::now)
+        now
     }
 
     fn lift_ban(&mut self, gi: usize) {
@@ -810,8 +806,7 @@ impl Engine {
     }
 
     /// What an agent's answer means.
-    fn apply(&mut self, gi: usize, f: InFlight, r: AgentResult) {
-        let now = self.now();
+    fn apply(&mut self, gi: usize, f: InFlight, r: AgentResult, now: Instant) {
         let i = f.member;
         let interval = self.groups[gi].members[i].spec.monitor.interval;
         let next_monitor = (!interval.is_zero()).then(|| now + interval);
@@ -835,10 +830,10 @@ impl Engine {
                 {
                     // The agent cannot run here: nothing of it runs.
                     m.known = Known::Stopped;
-                    self.fail(gi, i, Op::Probe, &r);
+                    self.fail(gi, i, Op::Probe, &r, now);
                 } else {
                     m.known = Known::Failed;
-                    self.fail(gi, i, Op::Probe, &r);
+                    self.fail(gi, i, Op::Probe, &r, now);
                 }
             }
             Op::Start => {
@@ -854,7 +849,7 @@ impl Engine {
                     self.event(gi, Some(i), kind);
                 } else {
                     m.known = Known::Failed;
-                    self.fail(gi, i, Op::Start, &r);
+                    self.fail(gi, i, Op::Start, &r, now);
                 }
             }
             Op::Stop => {
@@ -865,7 +860,7 @@ impl Engine {
                     self.event(gi, Some(i), EventKind::Stopped { elapsed: r.elapsed });
                 } else {
                     m.known = Known::Failed;
-                    self.record(gi, i, Op::Stop, &r);
+                    self.record(gi, i, Op::Stop, &r, now);
                     let reason = format!(
                         "stop of {} {}: it may still run here",
                         self.groups[gi].members[i].spec.name,
@@ -881,20 +876,19 @@ impl Engine {
                     m.next_monitor = next_monitor;
                 } else if on_fail == OnFail::Ignore {
                     m.next_monitor = next_monitor;
-                    self.record(gi, i, Op::Monitor, &r);
+                    self.record(gi, i, Op::Monitor, &r, now);
                     self.event(gi, Some(i), EventKind::Recovery { on_fail });
                 } else {
                     m.known = Known::Failed;
                     m.next_monitor = None;
-                    self.fail(gi, i, Op::Monitor, &r);
+                    self.fail(gi, i, Op::Monitor, &r, now);
                 }
             }
         }
     }
 
     /// Records a failure (last failure, an event) without counting it.
-    fn record(&mut self, gi: usize, i: usize, op: Op, r: &AgentResult) {
-        let now = self.now();
+    fn record(&mut self, gi: usize, i: usize, op: Op, r: &AgentResult, now: Instant) {
         let threshold = self.groups[gi].spec.migration_threshold;
         let m = &mut self.groups[gi].members[i];
         m.last_failure = Some(Failure {
@@ -924,16 +918,16 @@ impl Engine {
     /// A probe, start or monitor failed: count it, then ban or recover.
     /// Unmanaged (a call that was in flight when maintenance began): the
     /// failure is recorded, not counted, and nothing is done about it.
-    fn fail(&mut self, gi: usize, i: usize, op: Op, r: &AgentResult) {
+    fn fail(&mut self, gi: usize, i: usize, op: Op, r: &AgentResult, now: Instant) {
         if self.unmanaged(&self.groups[gi]) {
-            self.record(gi, i, op, r);
+            self.record(gi, i, op, r, now);
             return;
         }
         {
             let m = &mut self.groups[gi].members[i];
             m.fail_count = m.fail_count.saturating_add(1);
         }
-        self.record(gi, i, op, r);
+        self.record(gi, i, op, r, now);
         let g = &self.groups[gi];
         let m = &g.members[i];
         let threshold = g.spec.migration_threshold;
@@ -965,7 +959,7 @@ impl Engine {
             Severity::Soft => None,
         };
         if let Some((why, reason)) = ban {
-            self.ban(gi, why, reason);
+            self.ban(gi, why, reason, now);
             return;
         }
         // A failed start (not fatal) or probe is restarted; a monitor
@@ -1004,8 +998,8 @@ impl Engine {
         }
     }
 
-    fn ban(&mut self, gi: usize, why: GiveUpReason, reason: String) {
-        let until = self.groups[gi].spec.failure_timeout.map(|t| self.now() + t);
+    fn ban(&mut self, gi: usize, why: GiveUpReason, reason: String, now: Instant) {
+        let until = self.groups[gi].spec.failure_timeout.map(|t| now + t);
         self.ban_until(gi, why, reason, until);
     }
 
@@ -1144,9 +1138,9 @@ impl Engine {
         }
     }
 
-    fn drive_all(&mut self) {
+    fn drive_all(&mut self, now: Instant) {
         for gi in 0..self.groups.len() {
-            self.drive(gi);
+            self.drive(gi, now);
         }
     }
 
@@ -1176,8 +1170,7 @@ impl Engine {
         None
     }
 
-    fn drive(&mut self, gi: usize) {
-        let now = self.now();
+    fn drive(&mut self, gi: usize, now: Instant) {
         {
             let g = &mut self.groups[gi];
             if let Some(s) = g.stop_from {
@@ -1204,7 +1197,7 @@ impl Engine {
                 .map(|(_, i)| (i, Op::Monitor));
         }
         if let Some((i, op)) = next {
-            self.issue(gi, i, op);
+            self.issue(gi, i, op, now);
         }
         let g = &self.groups[gi];
         if g.release_owed
@@ -1218,8 +1211,7 @@ impl Engine {
         }
     }
 
-    fn issue(&mut self, gi: usize, i: usize, op: Op) {
-        let now = self.now();
+    fn issue(&mut self, gi: usize, i: usize, op: Op, now: Instant) {
         let id = OpId(self.next_id);
         self.next_id += 1;
         let g = &mut self.groups[gi];
