@@ -528,3 +528,42 @@ async fn a_running_dummy_group_is_adopted() {
     );
     assert_eq!(l.engine.status(Instant::now())[0].state, State::Started);
 }
+
+/// Every agent Debian ships answers meta-data that parses, with named
+/// parameters (what check-config will read).
+#[tokio::test]
+async fn every_debian_heartbeat_agent_meta_data_parses() {
+    if !have_dummy() {
+        return;
+    }
+    let dir = Path::new("/usr/lib/ocf/resource.d/heartbeat");
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        // .ocf-shellfuncs and the like are libraries, not agents.
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    names.sort();
+    assert!(names.len() > 50, "{names:?}");
+    let mut bad = Vec::new();
+    for n in &names {
+        match halb_resource::agent::meta_data("heartbeat", n).await {
+            Ok(md) => assert!(md.parameters.iter().all(|p| !p.name.is_empty()), "{n}"),
+            Err(e) => bad.push(format!("{n}: {e}")),
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "{} of {}:\n{}",
+        bad.len(),
+        names.len(),
+        bad.join("\n")
+    );
+    let fs = halb_resource::agent::meta_data("heartbeat", "Filesystem")
+        .await
+        .unwrap();
+    for p in ["device", "directory", "fstype"] {
+        assert!(fs.parameter(p).unwrap().required, "Filesystem {p}");
+    }
+    assert_eq!(fs.timeout("start"), Some(Duration::from_secs(60)));
+}
