@@ -1458,6 +1458,12 @@ mod tests {
             self.drain();
         }
 
+        fn command(&mut self, c: Command) -> Result<(), CommandError> {
+            let r = self.e.handle_command(c, self.now);
+            self.drain();
+            r
+        }
+
         fn role(&mut self, name: &str, active: bool) {
             self.e.handle_role(name, active, self.now);
             self.drain();
@@ -1521,8 +1527,18 @@ mod tests {
         AgentResult::code(code::OK)
     }
 
-    fn strs(v: &[&str]) -> Vec<String> {
-        v.iter().map(|s| s.to_string()).collect()
+    fn released(group: &str) -> Vec<Action> {
+        vec![Action::GroupReleased {
+            group: group.into(),
+        }]
+    }
+
+    /// "fs start, nginx start" as a list.
+    fn seq(s: &str) -> Vec<String> {
+        s.split(", ")
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
     }
 
     #[test]
@@ -1531,7 +1547,7 @@ mod tests {
         h.start();
         assert_eq!(h.state(0), State::Probing);
         let ops = h.settle(stopped_world);
-        assert_eq!(ops, strs(&["fs probe", "ip probe", "nginx probe"]));
+        assert_eq!(ops, seq("fs probe, ip probe, nginx probe"));
         assert_eq!(h.state(0), State::Stopped);
         assert!(h.other.is_empty());
 
@@ -1539,31 +1555,16 @@ mod tests {
         let ops = h.settle(stopped_world);
         assert_eq!(
             ops,
-            strs(&[
-                "fs probe",
-                "ip probe",
-                "nginx probe",
-                "fs start",
-                "ip start",
-                "nginx start"
-            ])
+            seq("fs probe, ip probe, nginx probe, fs start, ip start, nginx start")
         );
         assert_eq!(h.state(0), State::Started);
-        assert_eq!(
-            h.kinds(),
-            strs(&["fs Started", "ip Started", "nginx Started"])
-        );
+        assert_eq!(h.kinds(), seq("fs Started, ip Started, nginx Started"));
 
         h.role("vi_web", false);
         assert_eq!(h.state(0), State::Stopping);
         let ops = h.settle(stopped_world);
-        assert_eq!(ops, strs(&["nginx stop", "ip stop", "fs stop"]));
-        assert_eq!(
-            h.other,
-            vec![Action::GroupReleased {
-                group: "web".into()
-            }]
-        );
+        assert_eq!(ops, seq("nginx stop, ip stop, fs stop"));
+        assert_eq!(h.other, released("web"));
         assert_eq!(h.state(0), State::Stopped);
     }
 
@@ -1582,10 +1583,10 @@ mod tests {
             ("nginx", Op::Probe) => AgentResult::code(0),
             _ => stopped_world(m, op),
         });
-        assert_eq!(ops, strs(&["nginx probe", "nginx stop"]));
+        assert_eq!(ops, seq("nginx probe, nginx stop"));
         assert_eq!(
             h.kinds(),
-            strs(&["nginx RunningWhereItShouldNot", "nginx Stopped"])
+            seq("nginx RunningWhereItShouldNot, nginx Stopped")
         );
         assert_eq!(h.other.len(), 1, "{:?}", h.other);
     }
@@ -1596,18 +1597,14 @@ mod tests {
         h.role("vi_web", true);
         h.start();
         let ops = h.settle(running_world);
-        assert_eq!(
-            ops,
-            strs(&["fs probe", "nginx probe"]),
-            "never started twice"
-        );
-        assert_eq!(h.kinds(), strs(&["fs Adopted", "nginx Adopted"]));
+        assert_eq!(ops, seq("fs probe, nginx probe"), "never started twice");
+        assert_eq!(h.kinds(), seq("fs Adopted, nginx Adopted"));
         assert_eq!(h.state(0), State::Started);
         // Monitors follow, one at a time.
         h.advance(Duration::from_secs(10));
         assert_eq!(h.flying.len(), 1);
         let ops = h.settle(running_world);
-        assert_eq!(ops, strs(&["fs monitor", "nginx monitor"]));
+        assert_eq!(ops, seq("fs monitor, nginx monitor"));
     }
 
     #[test]
@@ -1621,13 +1618,7 @@ mod tests {
         });
         assert_eq!(
             ops,
-            strs(&[
-                "fs probe",
-                "nginx probe",
-                "nginx stop",
-                "fs start",
-                "nginx start"
-            ])
+            seq("fs probe, nginx probe, nginx stop, fs start, nginx start")
         );
     }
 
@@ -1645,25 +1636,11 @@ mod tests {
         });
         assert_eq!(
             ops,
-            strs(&[
-                "fs monitor",
-                "ip monitor",
-                "nginx stop",
-                "ip stop",
-                "ip start",
-                "nginx start"
-            ])
+            seq("fs monitor, ip monitor, nginx stop, ip stop, ip start, nginx start")
         );
         assert_eq!(
             h.kinds(),
-            strs(&[
-                "ip Failed",
-                "ip Recovery",
-                "nginx Stopped",
-                "ip Stopped",
-                "ip Restarted",
-                "nginx Restarted"
-            ])
+            seq("ip Failed, ip Recovery, nginx Stopped, ip Stopped, ip Restarted, nginx Restarted")
         );
         let st = &h.e.status(h.now)[0];
         assert_eq!(st.state, State::Started);
@@ -1691,10 +1668,7 @@ mod tests {
         assert!(h.other.is_empty());
         h.advance(Duration::from_secs(10));
         let ops = h.settle(nginx_fails);
-        assert_eq!(
-            ops,
-            strs(&["fs monitor", "nginx monitor", "nginx stop", "fs stop"])
-        );
+        assert_eq!(ops, seq("fs monitor, nginx monitor, nginx stop, fs stop"));
         let until = h.now + Duration::from_secs(60);
         assert_eq!(
             h.other,
@@ -1711,12 +1685,7 @@ mod tests {
         assert_eq!(st.members[1].fail_count, 2);
         // The director faults the instance; it comes back: no start while banned.
         h.role("vi_web", false);
-        assert_eq!(
-            h.other,
-            vec![Action::GroupReleased {
-                group: "web".into()
-            }]
-        );
+        assert_eq!(h.other, released("web"));
         h.other.clear();
         h.role("vi_web", true);
         h.settle(stopped_world);
@@ -1732,10 +1701,7 @@ mod tests {
             }]
         );
         let ops = h.settle(stopped_world);
-        assert_eq!(
-            ops,
-            strs(&["fs probe", "nginx probe", "fs start", "nginx start"])
-        );
+        assert_eq!(ops, seq("fs probe, nginx probe, fs start, nginx start"));
         let st = &h.e.status(h.now)[0];
         assert_eq!(st.members[1].fail_count, 0, "expired with the ban");
         assert!(st.ban.is_none());
@@ -1779,14 +1745,7 @@ mod tests {
         });
         assert_eq!(
             ops,
-            strs(&[
-                "fs probe",
-                "nginx probe",
-                "fs start",
-                "nginx start",
-                "nginx stop",
-                "fs stop"
-            ])
+            seq("fs probe, nginx probe, fs start, nginx start, nginx stop, fs stop")
         );
         assert!(matches!(
             h.other[..],
@@ -1806,15 +1765,11 @@ mod tests {
             .reason
             .contains("start_failure_is_fatal"));
         // Cleanup lifts it and starts again.
-        h.e.handle_command(
-            Command::Cleanup {
-                group: None,
-                member: None,
-            },
-            h.now,
-        )
+        h.command(Command::Cleanup {
+            group: None,
+            member: None,
+        })
         .unwrap();
-        h.drain();
         assert_eq!(
             h.other[1],
             Action::BanLifted {
@@ -1822,10 +1777,7 @@ mod tests {
             }
         );
         let ops = h.settle(stopped_world);
-        assert_eq!(
-            ops,
-            strs(&["fs probe", "nginx probe", "fs start", "nginx start"])
-        );
+        assert_eq!(ops, seq("fs probe, nginx probe, fs start, nginx start"));
     }
 
     #[test]
@@ -1842,15 +1794,7 @@ mod tests {
         });
         assert_eq!(
             ops,
-            strs(&[
-                "nginx probe",
-                "nginx start",
-                "nginx stop",
-                "nginx start",
-                "nginx stop",
-                "nginx start",
-                "nginx stop"
-            ])
+            seq("nginx probe, nginx start, nginx stop, nginx start, nginx stop, nginx start, nginx stop")
         );
         assert!(matches!(
             h.other[..],
@@ -1871,7 +1815,7 @@ mod tests {
         });
         assert_eq!(
             ops,
-            strs(&["fs probe", "nginx probe"]),
+            seq("fs probe, nginx probe"),
             "no stop of what is not installed"
         );
         assert!(matches!(
@@ -1895,7 +1839,7 @@ mod tests {
             ("fs", Op::Stop) => AgentResult::code(1),
             _ => running_world(m, op),
         });
-        assert_eq!(ops, strs(&["nginx stop", "fs stop"]));
+        assert_eq!(ops, seq("nginx stop, fs stop"));
         assert!(h.other.is_empty(), "never released: {:?}", h.other);
         let st = &h.e.status(h.now)[0];
         assert_eq!(st.state, State::Blocked);
@@ -1909,23 +1853,14 @@ mod tests {
         assert_eq!(h.e.poll_timeout(), None);
         // The operator cleans up: re-probe, then what the role says.
         h.role("vi_web", false);
-        h.e.handle_command(
-            Command::Cleanup {
-                group: Some("web".into()),
-                member: None,
-            },
-            h.now,
-        )
+        h.command(Command::Cleanup {
+            group: Some("web".into()),
+            member: None,
+        })
         .unwrap();
-        h.drain();
         let ops = h.settle(stopped_world);
-        assert_eq!(ops, strs(&["fs probe", "nginx probe"]));
-        assert_eq!(
-            h.other,
-            vec![Action::GroupReleased {
-                group: "web".into()
-            }]
-        );
+        assert_eq!(ops, seq("fs probe, nginx probe"));
+        assert_eq!(h.other, released("web"));
     }
 
     #[test]
@@ -1973,13 +1908,13 @@ mod tests {
             (h, ops)
         };
         let (mut h, ops) = run(OnFail::Stop);
-        assert_eq!(ops, strs(&["fs monitor", "nginx stop", "fs stop"]));
+        assert_eq!(ops, seq("fs monitor, nginx stop, fs stop"));
         assert_eq!(h.state(0), State::Stopped);
         h.advance(Duration::from_secs(100));
         assert!(h.flying.is_empty(), "held stopped until cleanup");
 
         let (mut h, ops) = run(OnFail::Ignore);
-        assert_eq!(ops, strs(&["fs monitor", "nginx monitor"]));
+        assert_eq!(ops, seq("fs monitor, nginx monitor"));
         assert_eq!(h.state(0), State::Started);
         assert_eq!(h.e.status(h.now)[0].members[0].fail_count, 0);
         assert!(h.e.status(h.now)[0].members[0].last_failure.is_some());
@@ -1987,13 +1922,13 @@ mod tests {
         assert_eq!(h.flying.len(), 1, "monitors go on");
 
         let (mut h, ops) = run(OnFail::Block);
-        assert_eq!(ops, strs(&["fs monitor"]));
+        assert_eq!(ops, seq("fs monitor"));
         assert_eq!(h.state(0), State::Blocked);
         h.advance(Duration::from_secs(100));
         assert!(h.flying.is_empty());
 
         let (h, ops) = run(OnFail::Standby);
-        assert_eq!(ops, strs(&["fs monitor", "nginx stop", "fs stop"]));
+        assert_eq!(ops, seq("fs monitor, nginx stop, fs stop"));
         assert!(matches!(
             h.other[..],
             [Action::GiveUp {
@@ -2013,44 +1948,31 @@ mod tests {
         h.role("vi_web", true);
         h.start();
         h.settle(running_world);
-        h.e.handle_command(
-            Command::Maintenance {
-                group: Some("web".into()),
-                on: true,
-            },
-            h.now,
-        )
+        h.command(Command::Maintenance {
+            group: Some("web".into()),
+            on: true,
+        })
         .unwrap();
-        h.drain();
         assert_eq!(h.state(0), State::Unmanaged);
         h.advance(Duration::from_secs(30));
         let ops = h.settle(running_world);
         assert!(ops.is_empty(), "{ops:?}");
         // Losing the role releases at once: halb does not own it now.
         h.role("vi_web", false);
-        assert_eq!(
-            h.other,
-            vec![Action::GroupReleased {
-                group: "web".into()
-            }]
-        );
+        assert_eq!(h.other, released("web"));
         h.other.clear();
         h.role("vi_web", true);
-        h.e.handle_command(
-            Command::Maintenance {
-                group: None,
-                on: false,
-            },
-            h.now,
-        )
+        h.command(Command::Maintenance {
+            group: None,
+            on: false,
+        })
         .unwrap();
-        h.drain();
         // nginx was killed meanwhile: the probe finds it, it is started.
         let ops = h.settle(|m, op| match (m, op) {
             ("nginx", Op::Probe) => AgentResult::code(7),
             _ => running_world(m, op),
         });
-        assert_eq!(ops, strs(&["fs probe", "nginx probe", "nginx start"]));
+        assert_eq!(ops, seq("fs probe, nginx probe, nginx start"));
         let unknown = h.e.handle_command(
             Command::Maintenance {
                 group: Some("nope".into()),
@@ -2087,10 +2009,7 @@ mod tests {
         h.e.handle_command(restart("ip"), h.now).unwrap();
         h.drain();
         let ops = h.settle(running_world);
-        assert_eq!(
-            ops,
-            strs(&["nginx stop", "ip stop", "ip start", "nginx start"])
-        );
+        assert_eq!(ops, seq("nginx stop, ip stop, ip start, nginx start"));
         assert!(matches!(
             h.e.handle_command(restart("xx"), h.now),
             Err(CommandError::NoMember { .. })
@@ -2111,7 +2030,7 @@ mod tests {
         h.role("vi_web", true);
         h.start();
         assert!(h.flying.is_empty());
-        assert_eq!(h.kinds(), strs(&["Unmanaged"]));
+        assert_eq!(h.kinds(), seq("Unmanaged"));
         assert_eq!(h.state(0), State::Unmanaged);
     }
 
@@ -2128,7 +2047,7 @@ mod tests {
             },
             _ => AgentResult::code(0),
         });
-        assert_eq!(ops, strs(&["fs probe", "fs stop"]));
+        assert_eq!(ops, seq("fs probe, fs stop"));
         let v = serde_json::to_value(h.e.status(h.now)).unwrap();
         let m = &v[0]["members"][0];
         assert_eq!(v[0]["name"], "web");
