@@ -205,8 +205,8 @@ pub enum EventKind {
     },
     /// A probe found it running where it should run: kept, not started.
     Adopted,
-    /// A probe found it running where it should not (or out of order):
-    /// it is stopped next.
+    /// A probe found it running where it should not (the group does not
+    /// run here, or a member before it does not run): it is stopped next.
     RunningWhereItShouldNot,
     /// An operation failed.
     Failed {
@@ -812,12 +812,14 @@ impl Engine {
         let next_monitor = (!interval.is_zero()).then(|| now + interval);
         match f.op {
             Op::Probe => {
-                let should = self.groups[gi].should_run();
                 let m = &mut self.groups[gi].members[i];
                 if r.running() {
                     m.known = Known::Running;
                     m.next_monitor = next_monitor;
-                    let kind = if should {
+                    // Kept if the group runs here and every member before
+                    // it runs (probes go first to last, so those are
+                    // known); else it is stopped next.
+                    let kind = if i < self.groups[gi].keep() {
                         EventKind::Adopted
                     } else {
                         EventKind::RunningWhereItShouldNot
@@ -1619,6 +1621,10 @@ mod tests {
         assert_eq!(
             ops,
             seq("fs probe, nginx probe, nginx stop, fs start, nginx start")
+        );
+        assert_eq!(
+            h.kinds(),
+            seq("nginx RunningWhereItShouldNot, nginx Stopped, fs Started, nginx Started")
         );
     }
 
