@@ -442,6 +442,39 @@ struct Member {
     next_monitor: Option<Instant>,
     /// Being restarted: its next successful start says so.
     restarting: bool,
+    /// The last operations, newest last (successive successful monitors
+    /// are one entry).
+    history: VecDeque<Done>,
+}
+
+/// One finished operation, for `halb resource show`.
+#[derive(Debug, Clone)]
+struct Done {
+    op: Op,
+    result: AgentResult,
+    at: Instant,
+    repeated: u32,
+}
+
+/// Operations kept per member for `halb resource show`.
+pub const HISTORY: usize = 10;
+
+/// One of a member's last operations ([`Engine::history`]).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct OpRecord {
+    pub op: Op,
+    pub exit_code: Option<i32>,
+    pub exit_code_name: String,
+    pub exit_reason: Option<String>,
+    /// What the agent wrote (bounded by the shell).
+    pub stdout: String,
+    pub stderr: String,
+    pub ago_ms: u64,
+    pub duration_ms: u64,
+    /// Successive successful monitors are one record: how many.
+    pub repeated: u32,
+    #[serde(skip)]
+    pub at: Instant,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -545,6 +578,7 @@ impl Engine {
                         last_failure: None,
                         next_monitor: None,
                         restarting: false,
+                        history: VecDeque::new(),
                     })
                     .collect(),
                 spec,
@@ -708,6 +742,33 @@ impl Engine {
             .map(|m| &m.spec)
     }
 
+    /// A member's last operations (at most [`HISTORY`], oldest first),
+    /// with their output, for `halb resource show`.
+    pub fn history(&self, group: &str, member: &str, now: Instant) -> Option<Vec<OpRecord>> {
+        let m = self
+            .group(group)?
+            .members
+            .iter()
+            .find(|m| m.spec.name == member)?;
+        Some(
+            m.history
+                .iter()
+                .map(|d| OpRecord {
+                    op: d.op,
+                    exit_code: d.result.exit_code(),
+                    exit_code_name: d.result.code_name().to_owned(),
+                    exit_reason: d.result.exit_reason.clone(),
+                    stdout: d.result.stdout.clone(),
+                    stderr: d.result.stderr.clone(),
+                    ago_ms: millis(now.saturating_duration_since(d.at)),
+                    duration_ms: millis(d.result.elapsed),
+                    repeated: d.repeated,
+                    at: d.at,
+                })
+                .collect(),
+        )
+    }
+
     /// Results ignored because their id was stale.
     pub fn stale_results(&self) -> u64 {
         self.stale
@@ -808,6 +869,7 @@ impl Engine {
     /// What an agent's answer means.
     fn apply(&mut self, gi: usize, f: InFlight, r: AgentResult, now: Instant) {
         let i = f.member;
+        remember(&mut self.groups[gi].members[i].history, f.op, &r, now);
         let interval = self.groups[gi].members[i].spec.monitor.interval;
         let next_monitor = (!interval.is_zero()).then(|| now + interval);
         match f.op {
@@ -1393,6 +1455,29 @@ impl Engine {
             }
         }
     }
+}
+
+/// Adds a finished operation to a member's history.
+fn remember(history: &mut VecDeque<Done>, op: Op, r: &AgentResult, now: Instant) {
+    if op == Op::Monitor && r.running() {
+        if let Some(last) = history.back_mut() {
+            if last.op == Op::Monitor && last.result.running() {
+                last.result = r.clone();
+                last.at = now;
+                last.repeated = last.repeated.saturating_add(1);
+                return;
+            }
+        }
+    }
+    if history.len() == HISTORY {
+        history.pop_front();
+    }
+    history.push_back(Done {
+        op,
+        result: r.clone(),
+        at: now,
+        repeated: 1,
+    });
 }
 
 fn millis(d: Duration) -> u64 {
@@ -2038,6 +2123,41 @@ mod tests {
         assert!(h.flying.is_empty());
         assert_eq!(h.kinds(), seq("Unmanaged"));
         assert_eq!(h.state(0), State::Unmanaged);
+    }
+
+    #[test]
+    fn history_keeps_the_last_operations_with_their_output() {
+        let mut h = H::new(vec![group("web", &["nginx"])]);
+        h.role("vi_web", true);
+        h.start();
+        h.settle(|_, op| AgentResult {
+            stdout: format!("{op} said hello\n"),
+            ..stopped_world("", op)
+        });
+        for _ in 0..3 {
+            h.advance(Duration::from_secs(10));
+            h.settle(running_world);
+        }
+        let hist = h.e.history("web", "nginx", h.now).unwrap();
+        let ops: Vec<_> = hist.iter().map(|r| (r.op, r.repeated)).collect();
+        assert_eq!(ops, [(Op::Probe, 1), (Op::Start, 1), (Op::Monitor, 3)]);
+        assert_eq!(hist[0].exit_code_name, "not running");
+        assert_eq!(hist[1].stdout, "start said hello\n");
+        assert_eq!(hist[2].ago_ms, 0);
+        let v = serde_json::to_value(&hist[1]).unwrap();
+        assert_eq!(v["op"], "start");
+        assert_eq!(v["exit_code"], 0);
+        assert!(h.e.history("web", "nope", h.now).is_none());
+        // Bounded.
+        for _ in 0..2 * HISTORY {
+            h.command(Command::Restart {
+                group: "web".into(),
+                member: "nginx".into(),
+            })
+            .unwrap();
+            h.settle(running_world);
+        }
+        assert_eq!(h.e.history("web", "nginx", h.now).unwrap().len(), HISTORY);
     }
 
     #[test]

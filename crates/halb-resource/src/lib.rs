@@ -41,6 +41,7 @@
 //!     then engine.handle_timeout(now)
 //! }
 //! // halb list: engine.status(now) (serde, stable snake_case fields)
+// halb resource show: engine.history(group, member, now) (the last operations, with output)
 //! // halb resource cleanup/restart, halb maintenance: engine.handle_command(cmd, now)
 //! ```
 //!
@@ -58,7 +59,7 @@ pub mod spec;
 
 pub use engine::{
     Action, BanStatus, Command, CommandError, Engine, EventKind, FailureStatus, GiveUpReason,
-    GroupStatus, MemberStatus, Op, OpId, ResourceEvent, State, OP_GRACE,
+    GroupStatus, MemberStatus, Op, OpId, OpRecord, ResourceEvent, State, HISTORY, OP_GRACE,
 };
 pub use metadata::{MetaData, MetaDataError, Parameter};
 pub use result::{code_name, severity, AgentResult, AgentStatus, Severity};
