@@ -374,6 +374,9 @@ pub struct GroupStatus {
     pub managed: bool,
     /// Why it is blocked (a stop failed: a member may still run).
     pub blocked: Option<String>,
+    /// `on_fail = stop`: this member and the later ones are held stopped
+    /// until cleanup.
+    pub held_from: Option<String>,
     pub ban: Option<BanStatus>,
     pub members: Vec<MemberStatus>,
 }
@@ -535,8 +538,12 @@ impl Group {
         self.members.iter().all(|m| m.known == Known::Stopped)
     }
 
-    /// Every member not in flight is probed again.
+    /// The members `which` selects, but the one in flight, are probed
+    /// again (not while blocked: cleanup re-probes everything then).
     fn reprobe(&mut self, which: impl Fn(Known) -> bool) {
+        if self.blocked.is_some() {
+            return;
+        }
         let busy = self.in_flight.map(|f| f.member);
         for (i, m) in self.members.iter_mut().enumerate() {
             if Some(i) != busy && which(m.known) {
@@ -1376,6 +1383,7 @@ impl Engine {
             state,
             managed: !unmanaged,
             blocked: g.blocked.as_ref().map(|(_, r)| r.clone()),
+            held_from: g.hold_from.map(|i| g.members[i].spec.name.clone()),
             ban: g.ban.as_ref().map(|b| BanStatus {
                 reason: b.reason.clone(),
                 expires_in_ms: b.until.map(|u| millis(u.saturating_duration_since(now))),
@@ -1942,6 +1950,9 @@ mod tests {
         h.advance(Duration::from_secs(100));
         assert!(h.flying.is_empty());
         assert_eq!(h.e.poll_timeout(), None);
+        let st = &h.e.status(h.now)[0];
+        assert_eq!(st.state, State::Blocked);
+        assert_eq!(st.members[1].state, State::Stopped, "not shown as probing");
         // The operator cleans up: re-probe, then what the role says.
         h.role("vi_web", false);
         h.command(Command::Cleanup {
@@ -2003,6 +2014,7 @@ mod tests {
         assert_eq!(h.state(0), State::Stopped);
         h.advance(Duration::from_secs(100));
         assert!(h.flying.is_empty(), "held stopped until cleanup");
+        assert_eq!(h.e.status(h.now)[0].held_from.as_deref(), Some("fs"));
 
         let (mut h, ops) = run(OnFail::Ignore);
         assert_eq!(ops, seq("fs monitor, nginx monitor"));

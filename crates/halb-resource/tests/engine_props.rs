@@ -210,6 +210,11 @@ impl World {
         name[1..].parse().unwrap()
     }
 
+    /// A failed monitor of this member changes nothing.
+    fn ignored(&self, g: usize, m: usize) -> bool {
+        self.cfgs[g].members[m].on_fail == OnFail::Ignore && !self.unmanaged(g)
+    }
+
     fn unmanaged(&self, g: usize) -> bool {
         !self.cfgs[g].managed || self.maint_group[g] || self.maint_all
     }
@@ -222,12 +227,16 @@ impl World {
         self.flying.retain(|f| {
             let keep = f.deadline > now;
             if !keep {
-                gave_up.push((f.group, f.member));
+                gave_up.push((f.group, f.member, f.op));
             }
             keep
         });
-        for (g, m) in gave_up {
-            self.belief[g][m] = Belief::Unknown;
+        for (g, m, op) in gave_up {
+            // A monitor that timed out with on_fail = ignore changes
+            // nothing; anything else may have left it in any state.
+            if !(op == Op::Monitor && self.ignored(g, m)) {
+                self.belief[g][m] = Belief::Unknown;
+            }
         }
         let status = self.e.status(self.now);
         while let Some(a) = self.e.poll_action() {
@@ -348,8 +357,7 @@ impl World {
         let r = result(a, f.timeout);
         let fresh = self.e.handle_result(f.id, r.clone(), self.now);
         prop_assert!(fresh, "a call in flight before its deadline is not stale");
-        let ignored = self.cfgs[f.group].members[f.member].on_fail == OnFail::Ignore
-            && !self.unmanaged(f.group);
+        let ignored = self.ignored(f.group, f.member);
         let b = &mut self.belief[f.group][f.member];
         *b = match f.op {
             Op::Probe | Op::Monitor if r.running() => Belief::Running,
@@ -455,6 +463,7 @@ proptest! {
                 && w.active[gi]
                 && s.ban.is_none()
                 && s.blocked.is_none()
+                && s.held_from.is_none()
                 && !w.unmanaged(gi)
                 && !s.members.iter().any(|m| m.state == State::Failed)
                 && s.state != State::Partial
