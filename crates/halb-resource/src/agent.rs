@@ -28,7 +28,7 @@
 //! a signal answers 1 with the signal as its reason; one still running at
 //! its timeout is [`AgentStatus::TimedOut`].
 
-use crate::engine::Op;
+use crate::engine::{Action, Op, OpId};
 use crate::metadata::{self, MetaData, MetaDataError};
 use crate::result::{code, AgentResult, AgentStatus};
 use crate::spec::{Agent, MemberSpec};
@@ -220,6 +220,46 @@ impl Agents {
         })
         .await;
         interpret(&spec.agent, op, &outcome)
+    }
+
+    /// The agent call an [`Action::Run`] asks for, as a future the shell
+    /// spawns (`None` for any other action): it resolves to the id and the
+    /// result to give [`crate::Engine::handle_result`].
+    ///
+    /// ```text
+    /// if let Some(call) = agents.call(&action) { calls.spawn(call); }   // a JoinSet
+    /// …
+    /// Some(Ok((id, result))) = calls.join_next() => engine.handle_result(id, result, Instant::now()),
+    /// ```
+    pub fn call(
+        &self,
+        action: &Action,
+    ) -> Option<impl std::future::Future<Output = (OpId, AgentResult)> + Send + 'static> {
+        let Action::Run {
+            id,
+            group,
+            op,
+            timeout,
+            interval,
+            spec,
+            ..
+        } = action
+        else {
+            return None;
+        };
+        let (agents, id, group, op, timeout, interval, spec) = (
+            self.clone(),
+            *id,
+            group.clone(),
+            *op,
+            *timeout,
+            *interval,
+            spec.clone(),
+        );
+        Some(async move {
+            let r = agents.run(&spec, &group, op, interval, timeout).await;
+            (id, r)
+        })
     }
 
     /// Runs `TYPE meta-data` of an OCF agent and parses it.

@@ -28,9 +28,8 @@
 //! loop {
 //!     while let Some(a) = engine.poll_action() {
 //!         match a {
-//!             Action::Run { id, spec, group, op, interval, timeout, .. } =>
-//!                 // spawn: agent::run(&spec, &group, op, interval, timeout).await,
-//!                 // then engine.handle_result(id, result, Instant::now())
+//!             Action::Run { .. } => calls.spawn(agents.call(&a)?),   // a JoinSet;
+//!                 // its (id, result) goes to engine.handle_result(id, result, Instant::now())
 //!             Action::Event(e) => { /* log `e`, alert, status */ }
 //!             Action::GroupReleased { group } => { /* VRRP may drop the VIPs */ }
 //!             Action::GiveUp { group, until, .. } => { /* fault the followed instance */ }

@@ -328,22 +328,8 @@ impl Loop {
 
     fn drain(&mut self) {
         while let Some(a) = self.engine.poll_action() {
-            if let Action::Run {
-                id,
-                group,
-                op,
-                timeout,
-                interval,
-                spec,
-                ..
-            } = &a
-            {
-                let (id, group, op, timeout, interval) =
-                    (*id, group.clone(), *op, *timeout, *interval);
-                let (spec, agents) = (spec.clone(), self.agents.clone());
-                self.calls.spawn(async move {
-                    (id, agents.run(&spec, &group, op, interval, timeout).await)
-                });
+            if let Some(call) = self.agents.call(&a) {
+                self.calls.spawn(call);
             }
             if let Action::Event(e) = &a {
                 eprintln!("{e}");
