@@ -24,15 +24,17 @@
 //!   `start`/`stop`: exit 0 succeeded, anything else is an error (1).
 //! - **systemd**: not supported yet (an error result, a hard failure).
 //!
-//! An agent that does not exist answers 5 (not installed); one killed by
-//! a signal answers 1 with the signal as its reason; one still running at
-//! its timeout is [`AgentStatus::TimedOut`].
+//! As with Pacemaker, an agent that does not exist (or is not a file)
+//! answers 5 (not installed), one that is not executable 4 (insufficient
+//! privileges); one killed by a signal answers 1 with the signal as its
+//! reason; one still running at its timeout is [`AgentStatus::TimedOut`].
 
 use crate::engine::{Action, Op, OpId};
 use crate::metadata::{self, MetaData, MetaDataError};
 use crate::result::{code, AgentResult, AgentStatus};
 use crate::spec::{Agent, MemberSpec};
 use halb_process::{Exit, Outcome};
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -175,12 +177,19 @@ impl Agents {
                 )),
             };
         };
-        if !program.exists() {
-            return not_installed(&format!(
-                "{group}/{}: {} does not exist",
-                spec.name,
-                program.display()
-            ));
+        // As Pacemaker stat()s the agent first: missing or a directory is
+        // "not installed", not executable "insufficient privileges".
+        let what = format!("{group}/{}: {}", spec.name, program.display());
+        match tokio::fs::metadata(&program).await {
+            Err(_) => return not_installed(&format!("{what} does not exist")),
+            Ok(md) if !md.is_file() => return not_installed(&format!("{what} is not a file")),
+            Ok(md) if md.permissions().mode() & 0o111 == 0 => {
+                return AgentResult {
+                    exit_reason: Some(format!("{what} is not executable")),
+                    ..AgentResult::code(code::ERR_PERM)
+                }
+            }
+            Ok(_) => {}
         }
         let status_word = |lsb: &'static str| match op {
             Op::Probe | Op::Monitor => lsb,

@@ -264,6 +264,11 @@ esac
     let missing = MemberSpec::new("nope", Agent::parse("lsb:nope").unwrap());
     let r = a.run(&missing, "g", Op::Probe, Duration::ZERO, T).await;
     assert_eq!(r.status, AgentStatus::Code(5), "{r:?}");
+    std::fs::write(tmp.path().join("plain"), "#!/bin/sh\nexit 0\n").unwrap();
+    let plain = MemberSpec::new("plain", Agent::parse("lsb:plain").unwrap());
+    let r = a.run(&plain, "g", Op::Probe, Duration::ZERO, T).await;
+    assert_eq!(r.status, AgentStatus::Code(4), "not executable: {r:?}");
+    assert!(r.exit_reason.unwrap().ends_with("is not executable"));
 }
 
 #[tokio::test]
