@@ -236,6 +236,11 @@ pub enum EventKind {
     /// Maintenance off.
     Managed,
     CleanedUp,
+    /// A reload changed the group: the old one is stopped, this is the new
+    /// one (its members are probed).
+    Reconfigured,
+    /// A reload removed the group, and it is stopped (or unmanaged).
+    Removed,
 }
 
 impl fmt::Display for ResourceEvent {
@@ -288,6 +293,8 @@ impl fmt::Display for ResourceEvent {
             EventKind::Unmanaged => write!(f, ": unmanaged (maintenance)"),
             EventKind::Managed => write!(f, ": managed again"),
             EventKind::CleanedUp => write!(f, ": cleaned up"),
+            EventKind::Reconfigured => write!(f, ": reconfigured"),
+            EventKind::Removed => write!(f, ": removed from the configuration"),
         }
     }
 }
@@ -370,6 +377,9 @@ pub struct GroupStatus {
     pub follows: String,
     /// The followed instance is master here.
     pub active: bool,
+    /// A reload removed or changed it: it is being stopped, then dropped
+    /// or replaced.
+    pub reconfiguring: bool,
     pub state: State,
     pub managed: bool,
     /// Why it is blocked (a stop failed: a member may still run).
@@ -510,11 +520,44 @@ struct Group {
     hold_from: Option<usize>,
     /// The role was lost and VRRP waits for the group to be down.
     release_owed: bool,
+    /// Removed or changed by a reload: stopped, then dropped (or replaced
+    /// by `successor`).
+    retiring: bool,
+    successor: Option<GroupSpec>,
 }
 
 impl Group {
     fn should_run(&self) -> bool {
-        self.active && self.ban.is_none()
+        self.active && self.ban.is_none() && !self.retiring
+    }
+
+    fn new(spec: GroupSpec) -> Group {
+        Group {
+            members: spec
+                .members
+                .iter()
+                .map(|m| Member {
+                    spec: Arc::new(m.clone()),
+                    known: Known::Unknown,
+                    fail_count: 0,
+                    last_failure: None,
+                    next_monitor: None,
+                    restarting: false,
+                    history: VecDeque::new(),
+                })
+                .collect(),
+            spec,
+            active: false,
+            in_flight: None,
+            blocked: None,
+            ban: None,
+            maintenance: false,
+            stop_from: None,
+            hold_from: None,
+            release_owed: false,
+            retiring: false,
+            successor: None,
+        }
     }
 
     /// Members below this index may run; the rest are stopped.
@@ -572,33 +615,7 @@ impl Engine {
     /// An engine for these groups. Nothing happens until
     /// [`Engine::handle_start`].
     pub fn new(groups: Vec<GroupSpec>) -> Engine {
-        let groups = groups
-            .into_iter()
-            .map(|spec| Group {
-                members: spec
-                    .members
-                    .iter()
-                    .map(|m| Member {
-                        spec: Arc::new(m.clone()),
-                        known: Known::Unknown,
-                        fail_count: 0,
-                        last_failure: None,
-                        next_monitor: None,
-                        restarting: false,
-                        history: VecDeque::new(),
-                    })
-                    .collect(),
-                spec,
-                active: false,
-                in_flight: None,
-                blocked: None,
-                ban: None,
-                maintenance: false,
-                stop_from: None,
-                hold_from: None,
-                release_owed: false,
-            })
-            .collect();
+        let groups = groups.into_iter().map(Group::new).collect();
         let e = Engine {
             groups,
             by_op: HashMap::new(),
@@ -656,6 +673,77 @@ impl Engine {
         self.drive_all(now);
         self.debug_check();
         n
+    }
+
+    /// A reload: the new set of groups. Returns one line per change.
+    ///
+    /// - A group whose spec is unchanged keeps all its state.
+    /// - One whose members and followed instance are unchanged takes its
+    ///   new settings in place (thresholds, timeouts, `managed`).
+    /// - One whose members or followed instance changed is **stopped** (in
+    ///   reverse, as on losing the role), then replaced by the new one,
+    ///   which probes and starts as usual (the role carries over when it
+    ///   follows the same instance). Nothing is started twice and an old
+    ///   member never runs beside the new ones.
+    /// - A removed group is stopped, then dropped.
+    /// - A new group starts inactive: the integration sends the current
+    ///   roles again ([`Engine::handle_role`]) after every reload.
+    ///
+    /// A blocked group is replaced or dropped only after cleanup; an
+    /// unmanaged one at once, its members left as they are.
+    pub fn handle_groups(&mut self, groups: Vec<GroupSpec>, now: Instant) -> Vec<String> {
+        let now = self.advance(now);
+        let mut changes = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for spec in groups {
+            seen.insert(spec.name.clone());
+            let Some(gi) = self.groups.iter().position(|g| g.spec.name == spec.name) else {
+                changes.push(format!("resource group {}: added", spec.name));
+                self.groups.push(Group::new(spec));
+                let gi = self.groups.len() - 1;
+                if self.started {
+                    self.unmanaged_event(gi, true);
+                }
+                continue;
+            };
+            let g = &self.groups[gi];
+            if g.retiring {
+                // Already on its way out: the newest spec succeeds it.
+                if g.successor.as_ref() != Some(&spec) {
+                    changes.push(format!("resource group {}: changed again", spec.name));
+                }
+                self.set_managed(gi, spec.managed);
+                self.groups[gi].successor = Some(spec);
+                continue;
+            }
+            if g.spec == spec {
+                continue;
+            }
+            // What the new config says of management applies at once,
+            // also to the old group on its way out.
+            self.set_managed(gi, spec.managed);
+            let g = &mut self.groups[gi];
+            if g.spec.members == spec.members && g.spec.follows == spec.follows {
+                changes.push(format!("resource group {}: settings changed", spec.name));
+                g.spec = spec;
+                continue;
+            }
+            changes.push(format!(
+                "resource group {}: members or followed instance changed: stopped, then started anew",
+                spec.name
+            ));
+            g.retiring = true;
+            g.successor = Some(spec);
+        }
+        for g in &mut self.groups {
+            if !seen.contains(&g.spec.name) && !g.retiring {
+                changes.push(format!("resource group {}: removed: stopped", g.spec.name));
+                g.retiring = true;
+            }
+        }
+        self.drive_all(now);
+        self.debug_check();
+        changes
     }
 
     /// The shell ran `id`. Returns false (and changes nothing) for a stale
@@ -1209,10 +1297,27 @@ impl Engine {
         }
     }
 
+    /// A reload's `managed`, with its events (leaving maintenance
+    /// re-probes).
+    fn set_managed(&mut self, gi: usize, managed: bool) {
+        let was = self.unmanaged(&self.groups[gi]);
+        self.groups[gi].spec.managed = managed;
+        let is = self.unmanaged(&self.groups[gi]);
+        if was != is {
+            if is {
+                self.event(gi, None, EventKind::Unmanaged);
+            } else {
+                self.groups[gi].reprobe(|_| true);
+                self.event(gi, None, EventKind::Managed);
+            }
+        }
+    }
+
     fn drive_all(&mut self, now: Instant) {
         for gi in 0..self.groups.len() {
             self.drive(gi, now);
         }
+        self.sweep();
     }
 
     /// The next step of one group (see the module documentation).
@@ -1280,6 +1385,71 @@ impl Engine {
             self.groups[gi].release_owed = false;
             self.actions.push_back(Action::GroupReleased { group });
         }
+        let g = &self.groups[gi];
+        if g.retiring
+            && g.in_flight.is_none()
+            && g.blocked.is_none()
+            && (self.unmanaged(g) || g.all_stopped())
+        {
+            self.retire(gi, now);
+        }
+    }
+
+    /// A retiring group is down (or unmanaged): its successor takes its
+    /// place, or it goes.
+    fn retire(&mut self, gi: usize, now: Instant) {
+        if self.groups[gi].ban.is_some() {
+            self.lift_ban(gi);
+        }
+        let old = &mut self.groups[gi];
+        let name = old.spec.name.clone();
+        match old.successor.take() {
+            Some(spec) => {
+                let mut new = Group::new(spec);
+                // An operator's maintenance outlives a reload.
+                new.maintenance = old.maintenance;
+                // The same followed instance: the same role (a new one
+                // starts inactive until the integration says).
+                if new.spec.follows == old.spec.follows {
+                    new.active = old.active;
+                    new.release_owed = old.release_owed;
+                }
+                self.groups[gi] = new;
+                // (Its `managed` was the old group's since the reload.)
+                self.event(gi, None, EventKind::Reconfigured);
+                self.drive(gi, now);
+            }
+            None => {
+                self.actions.push_back(Action::Event(ResourceEvent {
+                    group: name,
+                    member: None,
+                    kind: EventKind::Removed,
+                }));
+                self.groups[gi].members.clear();
+                self.groups[gi].successor = None;
+                // Dropped by `sweep` once every group was driven.
+            }
+        }
+    }
+
+    /// Drops the removed groups (their slots are empty) and reindexes the
+    /// calls in flight.
+    fn sweep(&mut self) {
+        if !self
+            .groups
+            .iter()
+            .any(|g| g.retiring && g.members.is_empty() && g.successor.is_none())
+        {
+            return;
+        }
+        self.groups
+            .retain(|g| !(g.retiring && g.members.is_empty() && g.successor.is_none()));
+        self.by_op = self
+            .groups
+            .iter()
+            .enumerate()
+            .filter_map(|(gi, g)| g.in_flight.map(|f| (f.id, gi)))
+            .collect();
     }
 
     fn issue(&mut self, gi: usize, i: usize, op: Op, now: Instant) {
@@ -1380,6 +1550,7 @@ impl Engine {
             name: g.spec.name.clone(),
             follows: g.spec.follows.name().to_owned(),
             active: g.active,
+            reconfiguring: g.retiring,
             state,
             managed: !unmanaged,
             blocked: g.blocked.as_ref().map(|(_, r)| r.clone()),
@@ -2170,6 +2341,93 @@ mod tests {
             h.settle(running_world);
         }
         assert_eq!(h.e.history("web", "nginx", h.now).unwrap().len(), HISTORY);
+    }
+
+    #[test]
+    fn reload_keeps_what_is_unchanged_and_replaces_what_changed() {
+        let web = group("web", &["fs", "nginx"]);
+        let db = group("db", &["mysql"]);
+        let mut h = H::new(vec![web.clone(), db.clone()]);
+        h.role("vi_web", true);
+        h.role("vi_db", true);
+        h.start();
+        h.settle(stopped_world);
+        h.kinds();
+        // Unchanged: nothing happens.
+        let changes = h.e.handle_groups(vec![web.clone(), db.clone()], h.now);
+        h.drain();
+        assert!(changes.is_empty() && h.flying.is_empty());
+        // Settings only: in place.
+        let mut web2 = web.clone();
+        web2.migration_threshold = 3;
+        let changes = h.e.handle_groups(vec![web2.clone(), db.clone()], h.now);
+        h.drain();
+        assert_eq!(changes, ["resource group web: settings changed"]);
+        assert!(h.flying.is_empty());
+        assert_eq!(h.e.status(h.now)[0].members[0].migration_threshold, 3);
+        // A member added: the old group stops in reverse, the new one
+        // probes and starts in order; db is removed (stopped, dropped);
+        // cache is new (inactive until its role is said).
+        let mut web3 = web2.clone();
+        web3.members.insert(1, member("ip"));
+        let cache = group("cache", &["memcached"]);
+        let changes = h.e.handle_groups(vec![web3, cache], h.now);
+        h.drain();
+        assert_eq!(changes.len(), 3, "{changes:?}");
+        assert!(h.e.status(h.now)[0].reconfiguring);
+        let ops = h.settle(stopped_world);
+        assert_eq!(
+            ops,
+            seq("nginx stop, mysql stop, memcached probe, fs stop, fs probe, ip probe, nginx probe, fs start, ip start, nginx start")
+        );
+        let kinds = h.kinds();
+        assert!(kinds.contains(&"Reconfigured".to_owned()), "{kinds:?}");
+        assert!(kinds.contains(&"Removed".to_owned()), "{kinds:?}");
+        let names: Vec<_> = h.e.groups().collect();
+        assert_eq!(names, ["web", "cache"]);
+        let st = h.e.status(h.now);
+        assert_eq!((st[0].state, st[0].reconfiguring), (State::Started, false));
+        assert_eq!(st[0].members.len(), 3);
+        assert_eq!(st[1].state, State::Stopped);
+        h.role("vi_cache", true);
+        assert_eq!(
+            h.settle(stopped_world),
+            seq("memcached probe, memcached start")
+        );
+    }
+
+    #[test]
+    fn a_blocked_group_is_replaced_only_after_cleanup() {
+        let web = group("web", &["fs"]);
+        let mut h = H::new(vec![web.clone()]);
+        h.role("vi_web", true);
+        h.start();
+        h.settle(stopped_world);
+        let mut web2 = web.clone();
+        web2.members[0].stop_timeout = Duration::from_secs(5);
+        h.e.handle_groups(vec![web2], h.now);
+        h.drain();
+        let ops = h.settle(|_, op| match op {
+            Op::Stop => AgentResult::code(1),
+            _ => stopped_world("", op),
+        });
+        assert_eq!(ops, seq("fs stop"));
+        assert_eq!(h.state(0), State::Blocked);
+        h.advance(Duration::from_secs(60));
+        assert!(h.flying.is_empty(), "still blocked, still the old group");
+        h.command(Command::Cleanup {
+            group: None,
+            member: None,
+        })
+        .unwrap();
+        // The old group's re-probe finds it stopped: it goes, the new one
+        // probes and starts.
+        let ops = h.settle(stopped_world);
+        assert_eq!(ops, seq("fs probe, fs probe, fs start"));
+        assert_eq!(
+            h.e.member_spec("web", "fs").unwrap().stop_timeout,
+            Duration::from_secs(5)
+        );
     }
 
     #[test]

@@ -42,6 +42,8 @@
 //! // halb list: engine.status(now) (serde, stable snake_case fields)
 // halb resource show: engine.history(group, member, now) (the last operations, with output)
 //! // halb resource cleanup/restart, halb maintenance: engine.handle_command(cmd, now)
+// halb reload: engine.handle_groups(new_groups, now) (the change lines), then
+//              handle_role again for every followed instance
 //! ```
 //!
 //! `tests/agents.rs` holds such a loop, driving Debian's real agents.

@@ -60,6 +60,9 @@ enum Step {
     Cleanup(Option<usize>),
     Maintenance(Option<usize>, bool),
     Restart(usize, usize),
+    /// A reload: `false` changes settings (threshold, managed) in place,
+    /// `true` a member (the group is stopped and replaced).
+    Reload(usize, bool),
 }
 
 fn member_cfg() -> impl Strategy<Value = MemberCfg> {
@@ -124,6 +127,7 @@ fn step() -> impl Strategy<Value = Step> {
         1 => prop::option::of(0usize..2).prop_map(Step::Cleanup),
         1 => (prop::option::of(0usize..2), any::<bool>()).prop_map(|(g, on)| Step::Maintenance(g, on)),
         1 => (0usize..2, 0usize..3).prop_map(|(g, m)| Step::Restart(g, m)),
+        1 => (0usize..2, any::<bool>()).prop_map(|(g, m)| Step::Reload(g, m)),
     ]
 }
 
@@ -439,6 +443,16 @@ proptest! {
                     }
                     let group = g.map(|g| format!("g{g}"));
                     w.e.handle_command(Command::Maintenance { group, on }, w.now).unwrap();
+                }
+                Step::Reload(g, member) => {
+                    let c = &mut w.cfgs[g];
+                    if member {
+                        c.members[0].timeout_s = c.members[0].timeout_s % 19 + 1;
+                    } else {
+                        c.threshold = (c.threshold + 1) % 4;
+                        c.managed = !c.managed;
+                    }
+                    w.e.handle_groups(specs(&w.cfgs), w.now);
                 }
                 Step::Restart(g, m) => {
                     let _ = w.e.handle_command(
