@@ -1,6 +1,6 @@
 //! The one process runner of halb: every program halb starts (external
-//! health checks, VRRP `track_script`, notify hooks, and next, resource
-//! agents) runs through [`run`].
+//! health checks, VRRP `track_script`, notify hooks, resource agents)
+//! runs through [`run`].
 //!
 //! - No shell: the program and its arguments as given; stdin is
 //!   /dev/null.
