@@ -173,6 +173,9 @@ pub struct Config {
     pub vrrp_instances: Vec<VrrpInstance>,
     /// `[[vrrp_sync_group]]`s, in file order.
     pub vrrp_sync_groups: Vec<VrrpSyncGroup>,
+    /// `[[resource_group]]`s, in file order: what runs on the director
+    /// where the instance (or sync group) each follows is master.
+    pub resource_groups: Vec<halb_resource::GroupSpec>,
 }
 
 /// The resolved health check of one real server of one virtual service.

@@ -1299,6 +1299,7 @@ impl<'s> Cx<'s> {
             alerts,
             vrrp_instances,
             vrrp_sync_groups,
+            resource_groups: Vec::new(),
         }
     }
 

@@ -12,7 +12,7 @@ pub const DEFAULT_MONITOR_INTERVAL: Duration = Duration::from_secs(10);
 
 /// One ordered group of members that runs where the followed VRRP
 /// instance (or sync group) is master, and nowhere else.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GroupSpec {
     pub name: String,
     pub follows: Follows,
@@ -67,7 +67,7 @@ impl Follows {
 }
 
 /// One member of a group: one agent with its parameters and operations.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MemberSpec {
     pub name: String,
     pub agent: Agent,
