@@ -27,6 +27,7 @@
 pub mod checks;
 pub mod diff;
 pub mod hooks;
+pub mod resources;
 pub mod status;
 pub mod tracking;
 
@@ -97,12 +98,23 @@ pub enum Action {
     /// Run a VRRP notify hook (program and arguments); its result is
     /// logged.
     RunHook { argv: Vec<String>, event: String },
+    /// Run this resource agent call (a `halb_resource::Action::Run`: the
+    /// agents shell's `call` takes it) and report with
+    /// [`Director::handle_agent_result`].
+    RunAgent(halb_resource::Action),
+    /// Something happened to a resource group or member: for the log.
+    ResourceEvent(halb_resource::ResourceEvent),
+    /// A resource group is stopped here after losing its role.
+    ResourceReleased { group: String },
 }
 
-/// An operator's runtime command. None yet: the operations issue adds
-/// drain, weight, standby and takeover here.
+/// An operator's runtime command. The operations issue adds drain,
+/// weight, standby and takeover here.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Command {}
+pub enum Command {
+    /// `halb resource cleanup|restart`, `halb maintenance on|off`.
+    Resource(halb_resource::Command),
+}
 
 /// What a reload changes, decided by the director before anything is
 /// applied: the answer to `halb reload` and its log come from this.
@@ -148,6 +160,8 @@ pub struct Director {
     /// How long the last health apply took, as the shell reported
     /// ([`Director::handle_applied`]): the coalescing window grows with it.
     apply_cost: Duration,
+    /// Resource groups: their engine and the roles it was told.
+    resources: resources::Resources,
     now: Instant,
 }
 
@@ -225,7 +239,9 @@ impl Director {
         let mut index = CheckIndex::default();
         let set = index.set(&config);
         engine.handle_checks(set, now);
+        let resources = resources::Resources::new(&config, now);
         let mut d = Director {
+            resources,
             config: Arc::new(config),
             engine,
             index,
@@ -258,7 +274,61 @@ impl Director {
         let config = self.config.clone();
         self.set_alerts(&config, DaemonStatus::Starting);
         self.tracking_due = true;
+        // Resource groups: probe every member here, then follow VRRP.
+        self.resources.engine.handle_start(now);
+        self.resources.sync(&config, &self.roles, now);
         self.debug_check();
+    }
+
+    /// A resource agent call the shell ran ([`Action::RunAgent`]) ended.
+    pub fn handle_agent_result(
+        &mut self,
+        id: halb_resource::OpId,
+        result: halb_resource::AgentResult,
+        now: Instant,
+    ) {
+        self.advance(now);
+        self.resources.engine.handle_result(id, result, now);
+        self.debug_check();
+    }
+
+    /// The daemon is stopping: every resource group is stopped here, in
+    /// reverse order, before VRRP releases (heartbeat's order). The shell
+    /// runs the agent calls until every group is released
+    /// ([`Action::ResourceReleased`], [`Director::resources_running`]).
+    pub fn handle_stop_resources(&mut self, now: Instant) {
+        self.advance(now);
+        let config = self.config.clone();
+        self.resources.stop_all(&config, now);
+        self.debug_check();
+    }
+
+    /// Whether an agent call is in flight or a group is not yet released.
+    pub fn resources_running(&self) -> bool {
+        self.resources.engine.in_flight() > 0
+            || self.resources.engine.status(self.now).iter().any(|g| {
+                !matches!(
+                    g.state,
+                    halb_resource::State::Stopped
+                        | halb_resource::State::Unmanaged
+                        | halb_resource::State::Blocked
+                )
+            })
+    }
+
+    /// The resource groups' status, for `halb list`.
+    pub fn resource_status(&self, now: Instant) -> Vec<halb_resource::GroupStatus> {
+        self.resources.engine.status(now)
+    }
+
+    /// A member's last operations with their output (`halb resource show`).
+    pub fn resource_history(
+        &self,
+        group: &str,
+        member: &str,
+        now: Instant,
+    ) -> Option<Vec<halb_resource::OpRecord>> {
+        self.resources.engine.history(group, member, now)
     }
 
     /// A probe the shell ran reported.
@@ -280,6 +350,9 @@ impl Director {
             self.take_alerts();
             self.alerts_changed();
         }
+        self.resources.engine.handle_timeout(now);
+        let config = self.config.clone();
+        self.resources.sync(&config, &self.roles, now);
         self.debug_check();
     }
 
@@ -298,6 +371,8 @@ impl Director {
         if self.follow_sync() {
             self.queue_table(ApplyReason::SyncRole);
         }
+        let config = self.config.clone();
+        self.resources.sync(&config, &self.roles, now);
         self.debug_check();
     }
 
@@ -333,6 +408,16 @@ impl Director {
         plan.vrrp = new.vrrp_instances != old.vrrp_instances
             || new.vrrp_sync_groups != old.vrrp_sync_groups;
 
+        if new.resource_groups != old.resource_groups {
+            plan.changes.extend(self.resources.reload(&new, now));
+            for (instance, key) in self.resources.faults_of_removed(&new) {
+                self.actions.push_back(Action::SetFault {
+                    instance,
+                    key,
+                    faulty: false,
+                });
+            }
+        }
         let set = self.index.set(&new);
         self.engine.handle_checks(set, now);
         self.set_alerts(&new, DaemonStatus::Reloading);
@@ -346,10 +431,19 @@ impl Director {
         self.follow_sync();
         self.queue_table(ApplyReason::Reload);
         if plan.vrrp {
-            self.actions.push_back(Action::ReloadVrrp(new));
+            self.actions.push_back(Action::ReloadVrrp(new.clone()));
             self.tracking.forget_sent();
+            // The groups' faults go to the new VRRP too.
+            for (instance, key) in self.resources.faults() {
+                self.actions.push_back(Action::SetFault {
+                    instance: instance.clone(),
+                    key: key.clone(),
+                    faulty: true,
+                });
+            }
         }
         self.tracking_due = true;
+        self.resources.sync(&new, &self.roles, now);
         self.debug_check();
         plan
     }
@@ -388,9 +482,18 @@ impl Director {
         self.debug_check();
     }
 
-    /// An operator's command (none exist yet).
-    pub fn handle_command(&mut self, command: Command, _now: Instant) {
-        match command {}
+    /// An operator's command.
+    pub fn handle_command(
+        &mut self,
+        command: Command,
+        now: Instant,
+    ) -> Result<(), halb_resource::CommandError> {
+        self.advance(now);
+        let r = match command {
+            Command::Resource(c) => self.resources.engine.handle_command(c, now),
+        };
+        self.debug_check();
+        r
     }
 
     /// The next thing for the shell to do.
@@ -413,6 +516,36 @@ impl Director {
                     halb_health::Action::Weight { check, .. } => {
                         if matches!(self.index.owner(check), Some(Owner::Real { .. })) {
                             self.table_due = true;
+                        }
+                    }
+                }
+                continue;
+            }
+            if let Some(a) = self.resources.engine.poll_action() {
+                match a {
+                    halb_resource::Action::Run { .. } => return Some(Action::RunAgent(a)),
+                    halb_resource::Action::Event(e) => return Some(Action::ResourceEvent(e)),
+                    halb_resource::Action::GroupReleased { group } => {
+                        return Some(Action::ResourceReleased { group })
+                    }
+                    halb_resource::Action::GiveUp { group, .. } => {
+                        let config = self.config.clone();
+                        for (instance, key) in self.resources.fault(&config, &group, true) {
+                            self.actions.push_back(Action::SetFault {
+                                instance,
+                                key,
+                                faulty: true,
+                            });
+                        }
+                    }
+                    halb_resource::Action::BanLifted { group } => {
+                        let config = self.config.clone();
+                        for (instance, key) in self.resources.fault(&config, &group, false) {
+                            self.actions.push_back(Action::SetFault {
+                                instance,
+                                key,
+                                faulty: false,
+                            });
                         }
                     }
                 }
@@ -457,10 +590,14 @@ impl Director {
         if std::mem::take(&mut self.alerts_dirty) {
             self.alert_deadline = self.alerts.poll_timeout();
         }
-        [self.engine.poll_timeout(), self.alert_deadline]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.engine.poll_timeout(),
+            self.alert_deadline,
+            self.resources.poll_timeout(&self.config, self.now),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// The running config.
@@ -531,6 +668,7 @@ impl Director {
         self.index.check_invariants();
         self.engine.check_invariants();
         self.alerts.check_invariants();
+        self.resources.check_invariants();
         assert_eq!(
             self.index.len(),
             self.engine.checks(),

@@ -141,3 +141,167 @@ fn a_reload_table_is_not_held_back() {
     }
     assert!(got, "the reload's table is queued at once");
 }
+
+/// A config with one VRRP instance VI_1 (advert 1 s) and a group of two
+/// members following it.
+fn config_with_group() -> Config {
+    let src = r#"
+[[vrrp_instance]]
+name = "VI_1"
+interface = "eth0"
+virtual_router_id = 51
+priority = 100
+virtual_ipaddress = ["192.0.2.100/24"]
+"#;
+    let mut c = halb_config::parse(src, Path::new("t.toml")).unwrap();
+    use halb_resource::{Agent, Follows, GroupSpec, MemberSpec};
+    let member = |n: &str| MemberSpec::new(n, Agent::parse("ocf:heartbeat:Dummy").unwrap());
+    let mut g = GroupSpec::new(
+        "web",
+        Follows::Instance("VI_1".into()),
+        vec![member("fs"), member("nginx")],
+    );
+    g.migration_threshold = 1;
+    c.resource_groups = vec![g];
+    c
+}
+
+fn vrrp(state: halb_vrrp::State) -> VrrpEvent {
+    VrrpEvent {
+        instance: "VI_1".into(),
+        group: None,
+        state,
+        priority: 100,
+        group_settled: true,
+    }
+}
+
+/// Answers every agent call at once: probes "not running" (7), the rest
+/// with `code(op)`; returns the calls made, as "op member", and the other
+/// actions.
+fn run_agents(
+    d: &mut Director,
+    now: Instant,
+    mut code: impl FnMut(halb_resource::Op, &str) -> i32,
+) -> (Vec<String>, Vec<Action>) {
+    let mut calls = Vec::new();
+    let mut other = Vec::new();
+    for _ in 0..100 {
+        let Some(a) = d.poll_action() else { break };
+        match a {
+            Action::RunAgent(halb_resource::Action::Run { id, op, member, .. }) => {
+                calls.push(format!("{op} {member}"));
+                let c = if op == halb_resource::Op::Probe {
+                    7
+                } else {
+                    code(op, &member)
+                };
+                d.handle_agent_result(id, halb_resource::AgentResult::code(c), now);
+            }
+            a => other.push(a),
+        }
+    }
+    (calls, other)
+}
+
+#[test]
+fn a_group_starts_in_order_on_master_and_stops_in_reverse_on_backup() {
+    let t0 = Instant::now();
+    let mut d = Director::new(config_with_group(), 16, t0);
+    d.handle_start(t0);
+    let (calls, _) = run_agents(&mut d, t0, |_, _| 0);
+    assert_eq!(calls, ["probe fs", "probe nginx"]);
+    // BACKUP at once: nothing is stopped during the start-up grace.
+    d.handle_vrrp_event(vrrp(halb_vrrp::State::Backup), t0);
+    assert!(run_agents(&mut d, t0, |_, _| 0).0.is_empty());
+    let t1 = t0 + Duration::from_secs(1);
+    d.handle_vrrp_event(vrrp(halb_vrrp::State::Master), t1);
+    let (calls, _) = run_agents(&mut d, t1, |_, _| 0);
+    // Becoming master probes the stopped members again, then starts them.
+    assert_eq!(
+        calls,
+        ["probe fs", "probe nginx", "start fs", "start nginx"]
+    );
+    let st = d.resource_status(t1);
+    assert_eq!(st[0].state, halb_resource::State::Started, "{st:?}");
+    let t2 = t1 + Duration::from_secs(1);
+    d.handle_vrrp_event(vrrp(halb_vrrp::State::Backup), t2);
+    let (calls, other) = run_agents(&mut d, t2, |_, _| 0);
+    assert_eq!(calls, ["stop nginx", "stop fs"]);
+    assert!(
+        other
+            .iter()
+            .any(|a| matches!(a, Action::ResourceReleased { group } if group == "web")),
+        "{other:?}"
+    );
+}
+
+#[test]
+fn a_failed_start_gives_the_group_up_with_a_vrrp_fault() {
+    let t0 = Instant::now();
+    let mut d = Director::new(config_with_group(), 16, t0);
+    d.handle_start(t0);
+    run_agents(&mut d, t0, |_, _| 0);
+    d.handle_vrrp_event(vrrp(halb_vrrp::State::Master), t0);
+    // nginx's start fails (OCF_ERR_GENERIC): fs is stopped again, and the
+    // instance faults so the peer takes over.
+    let (calls, other) = run_agents(&mut d, t0, |op, m| {
+        if op == halb_resource::Op::Start && m == "nginx" {
+            1
+        } else {
+            0
+        }
+    });
+    assert_eq!(
+        calls[..4],
+        ["probe fs", "probe nginx", "start fs", "start nginx"],
+        "{calls:?}"
+    );
+    assert!(calls.contains(&"stop fs".to_owned()), "{calls:?}");
+    let fault = other.iter().find_map(|a| match a {
+        Action::SetFault {
+            instance,
+            key,
+            faulty: true,
+        } => Some((instance.clone(), key.clone())),
+        _ => None,
+    });
+    assert_eq!(
+        fault,
+        Some(("VI_1".to_owned(), "resource group web".to_owned())),
+        "{other:?}"
+    );
+}
+
+#[test]
+fn a_restarted_director_adopts_a_running_group_on_becoming_master_again() {
+    let t0 = Instant::now();
+    let mut d = Director::new(config_with_group(), 16, t0);
+    d.handle_start(t0);
+    // Both members run (halb was restarted on the master).
+    let mut calls = Vec::new();
+    while let Some(a) = d.poll_action() {
+        if let Action::RunAgent(halb_resource::Action::Run { id, op, member, .. }) = a {
+            calls.push(format!("{op} {member}"));
+            d.handle_agent_result(id, halb_resource::AgentResult::code(0), t0);
+        }
+    }
+    assert_eq!(calls, ["probe fs", "probe nginx"]);
+    d.handle_vrrp_event(vrrp(halb_vrrp::State::Backup), t0);
+    // Within the grace (3 x 1 s advert + 1 s) it becomes master: no start,
+    // no stop.
+    let t1 = t0 + Duration::from_secs(3);
+    d.handle_timeout(t1);
+    d.handle_vrrp_event(vrrp(halb_vrrp::State::Master), t1);
+    let (calls, _) = run_agents(&mut d, t1, |_, _| 0);
+    assert!(
+        calls
+            .iter()
+            .all(|c| !c.starts_with("start") && !c.starts_with("stop")),
+        "{calls:?}"
+    );
+    assert_eq!(
+        d.resource_status(t1)[0].state,
+        halb_resource::State::Started
+    );
+}

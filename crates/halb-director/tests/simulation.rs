@@ -216,6 +216,10 @@ impl World {
                     Action::RunHook { argv, .. } => n.hooks.push(argv),
                     Action::Alert(a) => n.alerts.push((elapsed, a)),
                     Action::SetGlobal(_) | Action::ReloadVrrp(_) => {}
+                    // No resource groups in these configs.
+                    Action::RunAgent(_)
+                    | Action::ResourceEvent(_)
+                    | Action::ResourceReleased { .. } => {}
                 }
             }
             while let Some(a) = self.nodes[i].router.poll_action() {

@@ -104,7 +104,7 @@ impl fmt::Display for OpId {
 }
 
 /// An agent operation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Op {
     /// A one-off monitor (interval 0): is it running?
@@ -133,7 +133,7 @@ impl fmt::Display for Op {
 }
 
 /// Why a group was given up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum GiveUpReason {
     /// A member's fail count reached `migration_threshold`.
@@ -351,7 +351,7 @@ impl fmt::Display for CommandError {
 impl std::error::Error for CommandError {}
 
 /// A member's (or a group's) state, for `halb list`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum State {
     Started,
@@ -370,7 +370,7 @@ pub enum State {
 }
 
 /// A group's status.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct GroupStatus {
     pub name: String,
     /// The followed instance or sync group.
@@ -391,7 +391,7 @@ pub struct GroupStatus {
     pub members: Vec<MemberStatus>,
 }
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct BanStatus {
     pub reason: String,
     /// `None`: until cleanup.
@@ -400,7 +400,7 @@ pub struct BanStatus {
     pub until: Option<Instant>,
 }
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MemberStatus {
     pub name: String,
     /// `ocf:heartbeat:Filesystem`.
@@ -412,7 +412,7 @@ pub struct MemberStatus {
     pub last_failure: Option<FailureStatus>,
 }
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FailureStatus {
     pub op: Op,
     pub exit_code: Option<i32>,
@@ -421,7 +421,7 @@ pub struct FailureStatus {
     pub ago_ms: u64,
     /// How long the failed operation took.
     pub duration_ms: u64,
-    #[serde(skip)]
+    #[serde(skip, default = "Instant::now")]
     pub at: Instant,
 }
 
@@ -473,7 +473,7 @@ struct Done {
 pub const HISTORY: usize = 10;
 
 /// One of a member's last operations ([`Engine::history`]).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct OpRecord {
     pub op: Op,
     pub exit_code: Option<i32>,
@@ -486,7 +486,7 @@ pub struct OpRecord {
     pub duration_ms: u64,
     /// Successive successful monitors are one record: how many.
     pub repeated: u32,
-    #[serde(skip)]
+    #[serde(skip, default = "Instant::now")]
     pub at: Instant,
 }
 
@@ -510,6 +510,10 @@ struct Group {
     spec: GroupSpec,
     members: Vec<Member>,
     active: bool,
+    /// The integration has said the role at least once: until then
+    /// nothing is started or stopped (a restarted halb does not know yet
+    /// whether it is master; its probes find what runs, and wait).
+    role_known: bool,
     in_flight: Option<InFlight>,
     blocked: Option<(usize, String)>,
     ban: Option<Ban>,
@@ -548,6 +552,7 @@ impl Group {
                 .collect(),
             spec,
             active: false,
+            role_known: false,
             in_flight: None,
             blocked: None,
             ban: None,
@@ -656,6 +661,7 @@ impl Engine {
                 continue;
             }
             n += 1;
+            g.role_known = true;
             if g.active == active {
                 continue;
             }
@@ -1328,6 +1334,9 @@ impl Engine {
         if let Some(i) = g.members.iter().position(|m| m.known == Known::Unknown) {
             return Some((i, Op::Probe));
         }
+        if !g.role_known {
+            return None;
+        }
         let keep = g.keep();
         if let Some(i) = (keep..g.members.len())
             .rev()
@@ -1412,6 +1421,7 @@ impl Engine {
                 // starts inactive until the integration says).
                 if new.spec.follows == old.spec.follows {
                     new.active = old.active;
+                    new.role_known = old.role_known;
                     new.release_owed = old.release_owed;
                 }
                 self.groups[gi] = new;
@@ -2220,6 +2230,7 @@ mod tests {
             group("db", &["mysql"]),
         ]);
         h.role("vi_web", true);
+        h.role("vi_db", false);
         h.start();
         h.settle(running_world);
         h.command(Command::Maintenance {
@@ -2431,8 +2442,30 @@ mod tests {
     }
 
     #[test]
+    fn nothing_is_started_or_stopped_until_the_role_is_known() {
+        let mut h = H::new(vec![group("web", &["fs", "nginx"])]);
+        h.start();
+        // Running (a restarted halb): probed, then left alone, monitored.
+        let ops = h.settle(running_world);
+        assert_eq!(ops, seq("fs probe, nginx probe"));
+        h.advance(Duration::from_secs(11));
+        let ops = h.settle(running_world);
+        assert!(ops.iter().all(|o| o.ends_with("monitor")), "{ops:?}");
+        // Master after all: adopted, nothing started.
+        h.role("vi_web", true);
+        let ops = h.settle(running_world);
+        assert!(
+            ops.iter()
+                .all(|o| !o.ends_with("start") && !o.ends_with("stop")),
+            "{ops:?}"
+        );
+        assert_eq!(h.state(0), State::Started);
+    }
+
+    #[test]
     fn status_serializes_with_stable_names() {
         let mut h = H::new(vec![group("web", &["fs"])]);
+        h.role("vi_web", false);
         h.start();
         // A probe that errs: the member may run, so it is stopped.
         let ops = h.settle(|_, op| match op {

@@ -41,7 +41,7 @@ pub fn code_name(c: i32) -> &'static str {
 
 /// How bad a failure is (the OCF spec's classes, as Pacemaker applies
 /// them).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     /// Recoverable here: `on_fail` applies (1, 7, 9, a timeout).

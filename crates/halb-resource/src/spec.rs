@@ -115,7 +115,9 @@ impl Default for OpSpec {
 }
 
 /// What a failed monitor does (Pacemaker's `on-fail`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum OnFail {
     /// Stop the member and every later one (in reverse), start them again

@@ -44,6 +44,9 @@ pub struct Status {
     /// Health-check alerts sent, failed, retried and dropped.
     #[serde(default)]
     pub alerts: halb_alert::AlertStats,
+    /// Resource groups (empty without `[[resource_group]]`).
+    #[serde(default)]
+    pub resources: Vec<halb_resource::GroupStatus>,
     /// VRRP instances (empty without `[[vrrp_instance]]`).
     #[serde(default)]
     pub vrrp: Vec<VrrpStatus>,

@@ -48,6 +48,10 @@ struct Shell {
     prober: Arc<NetProber>,
     /// Notify hooks still running (reaped as they end).
     hooks: JoinSet<()>,
+    /// Resource agent calls in flight.
+    agents: JoinSet<(halb_resource::OpId, halb_resource::AgentResult)>,
+    /// How agents are called (OCF root, init.d, heartbeat's resource.d).
+    agent_runner: halb_resource::agent::Agents,
     /// A reload was applied: the data planes check what changed behind
     /// halb's back once it is answered.
     verify_due: bool,
@@ -159,6 +163,15 @@ impl Shell {
             }
             Action::Alert(a) => self.sender.submit(a),
             Action::RunHook { argv, event } => self.run_hook(argv, event),
+            Action::RunAgent(call) => {
+                if let Some(f) = self.agent_runner.call(&call) {
+                    self.agents.spawn(f);
+                }
+            }
+            Action::ResourceEvent(e) => log_resource_event(&e),
+            Action::ResourceReleased { group } => {
+                tracing::info!(group = %group, "resource group stopped here");
+            }
         }
     }
 
@@ -204,6 +217,7 @@ impl Shell {
             health: self.director.health_report(),
             health_transitions: self.director.transitions(),
             alerts: halb_alert::AlertStats::default(),
+            resources: self.director.resource_status(Instant::now()),
             vrrp: Vec::new(),
         }
     }
@@ -610,6 +624,7 @@ pub fn run(
             health: Vec::new(),
             health_transitions: 0,
             alerts: halb_alert::AlertStats::default(),
+            resources: Vec::new(),
             vrrp: Vec::new(),
         }));
         let reader = Arc::new(Reader {
@@ -630,6 +645,8 @@ pub fn run(
             probes: JoinSet::new(),
             prober: Arc::new(NetProber),
             hooks: JoinSet::new(),
+            agents: JoinSet::new(),
+            agent_runner: halb_resource::agent::Agents::default(),
             verify_due: false,
             reload_report: None,
             vrrp_reloaded: None,
@@ -707,6 +724,11 @@ pub fn run(
                     shell.director.handle_vrrp_event(vrrp::event(ev), Instant::now());
                 }
                 Some(_) = shell.hooks.join_next(), if !shell.hooks.is_empty() => {}
+                Some(done) = shell.agents.join_next(), if !shell.agents.is_empty() => {
+                    if let Ok((id, result)) = done {
+                        shell.director.handle_agent_result(id, result, Instant::now());
+                    }
+                }
                 () = timer => shell.director.handle_timeout(Instant::now()),
             }
         }
@@ -724,6 +746,10 @@ pub fn run(
         drop(claim);
         shell.locks.take();
         shell.probes.abort_all();
+        // Resource groups stop here first (reverse order), then VRRP
+        // releases: the peer never starts a group this director still
+        // runs (heartbeat's order).
+        stop_resources(&mut shell, &mut term, &mut int).await;
         // VRRP releases first (priority-0 advert, VIPs removed) so the
         // backup takes over while our listeners close; its last state
         // changes still run their hooks.
@@ -813,6 +839,71 @@ async fn bind_dashboard(
                     anyhow::Error::new(e).context(format!("dashboard cannot listen on {addr}"))
                 )
             }
+        }
+    }
+}
+
+/// A resource event in the log, at the level it deserves.
+fn log_resource_event(e: &halb_resource::ResourceEvent) {
+    use halb_resource::EventKind as K;
+    match &e.kind {
+        K::Blocked { .. } => tracing::error!("resource: {e}"),
+        K::Failed { .. } | K::Banned { .. } | K::RunningWhereItShouldNot => {
+            tracing::warn!("resource: {e}")
+        }
+        _ => tracing::info!("resource: {e}"),
+    }
+}
+
+/// Stop every resource group here (in reverse order) before VRRP
+/// releases, running the agents' stops; bounded by the longest group's
+/// stop timeouts (plus grace), and cut short by a second SIGTERM/SIGINT.
+async fn stop_resources(
+    shell: &mut Shell,
+    term: &mut tokio::signal::unix::Signal,
+    int: &mut tokio::signal::unix::Signal,
+) {
+    shell.director.handle_stop_resources(Instant::now());
+    let limit = shell
+        .director
+        .config()
+        .resource_groups
+        .iter()
+        .map(|g| {
+            g.members
+                .iter()
+                .map(|m| m.stop_timeout + halb_resource::OP_GRACE)
+                .sum::<Duration>()
+        })
+        .max()
+        .unwrap_or(Duration::ZERO)
+        + Duration::from_secs(1);
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        shell.drain();
+        if !shell.director.resources_running() {
+            return;
+        }
+        let wake = shell.director.poll_timeout();
+        let timer = async {
+            match wake {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = term.recv() => { tracing::warn!("SIGTERM again: not waiting for the resource groups to stop"); return; }
+            _ = int.recv() => { tracing::warn!("interrupted again: not waiting for the resource groups to stop"); return; }
+            () = tokio::time::sleep_until(deadline) => {
+                tracing::error!("resource groups not stopped within {limit:?}: VRRP releases anyway");
+                return;
+            }
+            Some(done) = shell.agents.join_next(), if !shell.agents.is_empty() => {
+                if let Ok((id, result)) = done {
+                    shell.director.handle_agent_result(id, result, Instant::now());
+                }
+            }
+            () = timer => shell.director.handle_timeout(Instant::now()),
         }
     }
 }

@@ -221,6 +221,7 @@ pub fn render_table(status: &Status) -> String {
         }
     }
     out.push_str(&render_vrrp(status));
+    out.push_str(&render_resources(status));
     out.lines()
         .map(|l| l.trim_end().to_string() + "\n")
         .collect()
@@ -276,6 +277,96 @@ pub fn render_vrrp(status: &Status) -> String {
                 "  {} adverts listed other virtual addresses than configured here",
                 v.address_mismatches
             );
+        }
+    }
+    out
+}
+
+/// The resource groups (Pacemaker's `crm_mon` in a few lines): group,
+/// what it follows and whether it is active here, then each member with
+/// its agent, state, fail count against the threshold and last failure.
+pub fn render_resources(status: &Status) -> String {
+    use halb_resource::State;
+    let mut out = String::new();
+    if status.resources.is_empty() {
+        return out;
+    }
+    let state = |s: State| -> &'static str {
+        match s {
+            State::Started => "Started",
+            State::Stopped => "Stopped",
+            State::Starting => "Starting",
+            State::Stopping => "Stopping",
+            State::Failed => "FAILED",
+            State::Blocked => "BLOCKED",
+            State::Unmanaged => "Unmanaged",
+            State::Probing => "Probing",
+            State::Unknown => "Unknown",
+            State::Partial => "Partial",
+        }
+    };
+    let secs = |ms: u64| format!("{:.1}s", ms as f64 / 1000.0);
+    out.push_str(
+        "
+Resource Group   Follows          Here     State
+",
+    );
+    for g in &status.resources {
+        let _ = writeln!(
+            out,
+            "{:<16} {:<16} {:<8} {}{}",
+            g.name,
+            g.follows,
+            if g.active { "active" } else { "standby" },
+            state(g.state),
+            if g.managed { "" } else { " (maintenance)" }
+        );
+        if let Some(b) = &g.blocked {
+            let _ = writeln!(out, "  BLOCKED: {b} (a member may still run here; `halb resource cleanup` once it is safe)");
+        }
+        if let Some(ban) = &g.ban {
+            let until = ban.expires_in_ms.map_or_else(
+                || "until cleanup".to_owned(),
+                |ms| format!("for {}", secs(ms)),
+            );
+            let _ = writeln!(out, "  banned here {until}: {}", ban.reason);
+        }
+        if let Some(m) = &g.held_from {
+            let _ = writeln!(
+                out,
+                "  held stopped from {m} (on_fail = stop) until cleanup"
+            );
+        }
+        for m in &g.members {
+            let fails = if m.migration_threshold > 0 {
+                format!("{}/{}", m.fail_count, m.migration_threshold)
+            } else {
+                m.fail_count.to_string()
+            };
+            let _ = writeln!(
+                out,
+                "  -> {:<14} {:<28} {:<9} fails {}",
+                m.name,
+                m.agent,
+                state(m.state),
+                fails
+            );
+            if let Some(f) = &m.last_failure {
+                let _ = writeln!(
+                    out,
+                    "     last failure: {} {} ({}){}, {} ago, took {}",
+                    f.op,
+                    f.exit_code
+                        .map_or_else(|| "-".to_owned(), |c| c.to_string()),
+                    f.exit_code_name,
+                    f.exit_reason
+                        .as_deref()
+                        .map(|r| format!(": {r}"))
+                        .unwrap_or_default(),
+                    secs(f.ago_ms),
+                    secs(f.duration_ms)
+                );
+            }
         }
     }
     out
@@ -506,6 +597,7 @@ mod tests {
             ],
             health_transitions: 6,
             alerts: halb_alert::AlertStats::default(),
+            resources: Vec::new(),
             vrrp: vec![crate::control::VrrpStatus {
                 name: "VI_1".into(),
                 interface: "eth0".into(),
