@@ -56,6 +56,23 @@ enum Command {
         #[arg(long)]
         socket: Option<PathBuf>,
     },
+    /// Resource groups: show a member's last operations, clean up fail
+    /// counts and bans, restart a member.
+    Resource {
+        #[command(subcommand)]
+        action: ResourceAction,
+        #[arg(long, global = true)]
+        socket: Option<PathBuf>,
+    },
+    /// Maintenance mode (Pacemaker's is-managed=false): halb starts,
+    /// stops and monitors nothing in GROUP (or every group); the VIPs stay
+    /// with VRRP. Leaving it probes the members again.
+    Maintenance {
+        state: OnOff,
+        group: Option<String>,
+        #[arg(long)]
+        socket: Option<PathBuf>,
+    },
     /// Run a self-contained demo on loopback: three HTTP back ends and a
     /// weighted round-robin virtual service on 127.0.0.1:8080.
     Demo {
@@ -123,6 +140,31 @@ pub fn main() -> ExitCode {
         } => return check_config(&file, max_config_size),
         Command::List(args) => list::run(&args),
         Command::Reload { socket } => reload(socket),
+        Command::Resource { action, socket } => {
+            let req = match action {
+                ResourceAction::Show { group, member } => {
+                    control::ResourceRequest::Show { group, member }
+                }
+                ResourceAction::Cleanup { group, member } => {
+                    control::ResourceRequest::Cleanup { group, member }
+                }
+                ResourceAction::Restart { group, member } => {
+                    control::ResourceRequest::Restart { group, member }
+                }
+            };
+            command(socket, control::Request::Resource(req))
+        }
+        Command::Maintenance {
+            state,
+            group,
+            socket,
+        } => command(
+            socket,
+            control::Request::Resource(control::ResourceRequest::Maintenance {
+                group,
+                on: matches!(state, OnOff::On),
+            }),
+        ),
         Command::Demo { socket } => demo::run(socket),
         Command::Realserver {
             action,
@@ -189,6 +231,47 @@ fn check_config(file: &std::path::Path, max_size: u64) -> ExitCode {
             eprint!("{}", errors.render());
             ExitCode::from(EXIT_CONFIG)
         }
+    }
+}
+
+#[derive(Subcommand)]
+enum ResourceAction {
+    /// A member's last operations (exit codes, reasons, the agent's output).
+    Show { group: String, member: String },
+    /// Clear fail counts and bans and probe again (a healthy member is
+    /// not restarted); every group without GROUP.
+    Cleanup {
+        group: Option<String>,
+        member: Option<String>,
+    },
+    /// Stop and start MEMBER (and the members after it, in order).
+    Restart { group: String, member: String },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum OnOff {
+    On,
+    Off,
+}
+
+/// Send an operator command; print what the daemon did.
+fn command(socket: Option<PathBuf>, req: control::Request) -> anyhow::Result<ExitCode> {
+    let socket = socket.unwrap_or_else(halb_config::default_control_socket);
+    match control::request(&socket, &req)
+        .with_context(|| format!("asking the daemon at {}", socket.display()))?
+    {
+        control::Response::Done { message } => {
+            print!("{message}");
+            if !message.ends_with('\n') {
+                println!();
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        control::Response::Error { message } => {
+            eprintln!("halb: {message}");
+            Ok(ExitCode::FAILURE)
+        }
+        other => anyhow::bail!("unexpected answer from the daemon: {other:?}"),
     }
 }
 

@@ -24,6 +24,25 @@ pub enum Request {
     /// A successor (`halb run --takeover`) asks for the listening sockets
     /// (see `handover`); answered on the connection itself.
     Handover,
+    /// `halb resource …`, `halb maintenance …`.
+    Resource(ResourceRequest),
+}
+
+/// An operator's resource command.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum ResourceRequest {
+    /// The last operations of a member, with their output.
+    Show { group: String, member: String },
+    /// Clear fail counts and bans and probe again (a healthy member is
+    /// not restarted); all groups when `group` is `None`.
+    Cleanup {
+        group: Option<String>,
+        member: Option<String>,
+    },
+    /// Stop and start a member (and the members after it).
+    Restart { group: String, member: String },
+    /// Maintenance (is-managed=false) for one group or all.
+    Maintenance { group: Option<String>, on: bool },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -102,6 +121,10 @@ pub enum Response {
     Error {
         message: String,
     },
+    /// A command was carried out; what it did.
+    Done {
+        message: String,
+    },
 }
 
 /// How long a client waits for the daemon, at each step.
@@ -126,10 +149,12 @@ impl Timeouts {
                 connect,
                 answer: Duration::from_secs(600),
             },
-            Request::Status | Request::Connections | Request::Handover => Timeouts {
-                connect,
-                answer: Duration::from_secs(10),
-            },
+            Request::Status | Request::Connections | Request::Handover | Request::Resource(_) => {
+                Timeouts {
+                    connect,
+                    answer: Duration::from_secs(10),
+                }
+            }
         }
     }
 }
@@ -659,7 +684,7 @@ impl Asker {
                     connections: self.reader.observer.connections(),
                 }
             }
-            Request::Reload => {}
+            Request::Reload | Request::Resource(_) => {}
             Request::Handover => {
                 return Response::Error {
                     message: "a hand-over is made on the control connection itself".into(),

@@ -241,10 +241,65 @@ impl Shell {
                 message: "status is read from the published snapshot".into(),
             },
             Request::Reload => self.reload(),
+            Request::Resource(r) => self.resource_command(r),
         };
         // A client that reads the status after its reload sees it.
         self.publish();
         response
+    }
+
+    /// `halb resource …` / `halb maintenance …`.
+    fn resource_command(&mut self, r: control::ResourceRequest) -> Response {
+        use control::ResourceRequest as R;
+        use halb_resource::Command as C;
+        let now = Instant::now();
+        let (command, what) = match r {
+            R::Show { group, member } => {
+                return match self.director.resource_history(&group, &member, now) {
+                    Some(ops) => Response::Done {
+                        message: render_history(&group, &member, &ops),
+                    },
+                    None => Response::Error {
+                        message: format!("no member {member} in a resource group {group}"),
+                    },
+                }
+            }
+            R::Cleanup { group, member } => {
+                let what = match (&group, &member) {
+                    (None, _) => "cleanup of every resource group".to_owned(),
+                    (Some(g), None) => format!("cleanup of resource group {g}"),
+                    (Some(g), Some(m)) => format!("cleanup of {g}/{m}"),
+                };
+                (C::Cleanup { group, member }, what)
+            }
+            R::Restart { group, member } => {
+                let what = format!("restart of {group}/{member}");
+                (C::Restart { group, member }, what)
+            }
+            R::Maintenance { group, on } => {
+                let what = format!(
+                    "maintenance {} for {}",
+                    if on { "on" } else { "off" },
+                    group.as_deref().map_or_else(
+                        || "every resource group".to_owned(),
+                        |g| format!("resource group {g}")
+                    )
+                );
+                (C::Maintenance { group, on }, what)
+            }
+        };
+        match self
+            .director
+            .handle_command(halb_director::Command::Resource(command), now)
+        {
+            Ok(()) => {
+                tracing::info!("operator: {what}");
+                Response::Done { message: what }
+            }
+            Err(e) => Response::Error {
+                message: e.to_string(),
+            },
+        }
     }
 
     /// Re-read the config and hand it to the director, which plans the
@@ -841,6 +896,40 @@ async fn bind_dashboard(
             }
         }
     }
+}
+
+/// `halb resource show`: a member's last operations, newest last.
+fn render_history(group: &str, member: &str, ops: &[halb_resource::OpRecord]) -> String {
+    use std::fmt::Write as _;
+    let mut out = format!(
+        "{group}/{member}: last {} operation(s), oldest first\n",
+        ops.len()
+    );
+    for o in ops {
+        let _ = write!(
+            out,
+            "{:<8} {} ({}) {:.1}s ago, took {:.3}s",
+            o.op.as_str(),
+            o.exit_code
+                .map_or_else(|| "-".to_owned(), |c| c.to_string()),
+            o.exit_code_name,
+            o.ago_ms as f64 / 1000.0,
+            o.duration_ms as f64 / 1000.0
+        );
+        if o.repeated > 1 {
+            let _ = write!(out, " (x{})", o.repeated);
+        }
+        if let Some(r) = &o.exit_reason {
+            let _ = write!(out, ": {r}");
+        }
+        out.push('\n');
+        for (name, text) in [("stdout", &o.stdout), ("stderr", &o.stderr)] {
+            for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                let _ = writeln!(out, "    {name}: {line}");
+            }
+        }
+    }
+    out
 }
 
 /// A resource event in the log, at the level it deserves.
