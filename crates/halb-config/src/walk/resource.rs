@@ -336,14 +336,14 @@ impl Cx<'_> {
         }
         spec.start_failure_is_fatal = self.vrrp_bool(&n, "start_failure_is_fatal", true);
         spec.managed = self.vrrp_bool(&n, "managed", true);
-        let mut members = Vec::new();
+        let (mut members, mut names) = (Vec::new(), Vec::new());
         match self.field(&n, "member") {
             Some(f) => {
                 for (j, tbl, mspan) in self.tables(&f, "resource_group.member", "name = \"fs\"") {
                     let path = format!("{}.member[{j}]", n.path);
-                    if let Some(m) = self.member(tbl, mspan, path) {
-                        members.push(m);
-                    }
+                    let (m, named) = self.member(tbl, mspan, path);
+                    members.extend(m);
+                    names.extend(named);
                 }
             }
             None => self.push(
@@ -360,11 +360,7 @@ impl Cx<'_> {
             ),
         }
         let ok = self.errors.len() == before && name.is_some();
-        let names = members
-            .iter()
-            .map(|(m, s, p): &(MemberSpec, Span, String)| (m.name.clone(), s.clone(), p.clone()))
-            .collect();
-        spec.members = members.into_iter().map(|(m, _, _)| m).collect();
+        spec.members = members;
         Grp {
             spec,
             name_span,
@@ -442,8 +438,14 @@ impl Cx<'_> {
         None
     }
 
-    /// One member: its spec, where its name is, and the path of its name.
-    fn member(&mut self, tbl: Tbl, span: Span, path: String) -> Option<(MemberSpec, Span, String)> {
+    /// One member: its spec (if valid), and its name with where it is
+    /// written and the path of its name (if it has one).
+    fn member(
+        &mut self,
+        tbl: Tbl,
+        span: Span,
+        path: String,
+    ) -> (Option<MemberSpec>, Option<(String, Span, String)>) {
         let n = Node {
             tbl,
             path,
@@ -499,10 +501,11 @@ impl Cx<'_> {
             }
         }
         let ok = self.errors.len() == before;
-        match (name, name_span) {
-            (Some(_), Some(s)) if ok => Some((m, s, format!("{}.name", n.path))),
+        let named = match (name, name_span) {
+            (Some(name), Some(s)) => Some((name, s, format!("{}.name", n.path))),
             _ => None,
-        }
+        };
+        (ok.then_some(m), named)
     }
 
     fn agent(&mut self, f: &Field) -> Option<Agent> {
