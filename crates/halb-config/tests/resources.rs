@@ -324,3 +324,24 @@ follows = "VI_1"
     check(&e, &src);
     assert_snapshot!(e.render());
 }
+
+#[test]
+fn the_loader_walks_resource_groups_as_the_rest() {
+    let svc = |port: u16| {
+        format!("\n[[virtual_service]]\nlisten = \"127.0.0.1:{port}\"\n  [[virtual_service.real_server]]\n  address = \"127.0.0.2:{port}\"\n")
+    };
+    let groups = "\n[[resource_group]]\nname = \"web\"\nfollows = \"VI_1\"\n  [[resource_group.member]]\n  name = \"nginx\"\n  agent = \"lsb:nginx\"\n";
+    let member = "\n[[resource_group.member]]\nname = \"fs\"\nagent = \"ocf:heartbeat:Filesystem\"\n";
+    // A member after a service: still its group's, in the rest.
+    let src = format!("{VRRP}{}{groups}{}{member}{}", svc(80), svc(81), svc(82));
+    let mut loader = halb_config::Loader::default();
+    let c = loader.parse(&src, Path::new("halb.toml")).unwrap();
+    assert!(!loader.stats().whole, "{:?}", loader.stats());
+    assert_eq!(c, parse(&src, Path::new("halb.toml")).unwrap());
+    let names: Vec<&str> = c.resource_groups[0]
+        .members
+        .iter()
+        .map(|m| m.name.as_str())
+        .collect();
+    assert_eq!(names, ["nginx", "fs"]);
+}
