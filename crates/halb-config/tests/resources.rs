@@ -92,7 +92,10 @@ follows = "G1"
 fn a_full_example_gives_the_exact_groups() {
     // The last member's empty [params] table: no parameters, but a
     // systemd agent takes none: an error. Without it, the full example.
-    let src = format!("{VRRP}{}", FULL.replace("\n  [resource_group.member.params]\n", ""));
+    let src = format!(
+        "{VRRP}{}",
+        FULL.replace("\n  [resource_group.member.params]\n", "")
+    );
     let c = parse(&src, Path::new("halb.toml")).unwrap();
     let mut fs = MemberSpec::new(
         "web-fs",
@@ -146,7 +149,10 @@ fn params_on_a_non_ocf_agent_are_an_error() {
     assert_eq!(e.len(), 1, "{}", e.render());
     let err = e.iter().next().unwrap();
     assert_eq!(err.key, "resource_group[1].member[1].params");
-    assert!(err.message.contains("systemd agents take no params"), "{err:?}");
+    assert!(
+        err.message.contains("systemd agents take no params"),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -239,7 +245,10 @@ follows = "VI_2"
 "#
     );
     let c = parse(&src, Path::new("halb.toml")).unwrap();
-    assert_eq!(c.resource_groups[0].follows, Follows::Instance("VI_2".into()));
+    assert_eq!(
+        c.resource_groups[0].follows,
+        Follows::Instance("VI_2".into())
+    );
 }
 
 fn param(name: &str, required: bool, short: &str) -> Parameter {
@@ -290,7 +299,11 @@ follows = "VI_1"
                 name: "Dummy".into(),
                 parameters: vec![
                     param("state", false, "State file"),
-                    param("fake", false, "Fake attribute that can be changed to cause a reload"),
+                    param(
+                        "fake",
+                        false,
+                        "Fake attribute that can be changed to cause a reload",
+                    ),
                 ],
                 actions: Vec::new(),
             }),
@@ -331,7 +344,8 @@ fn the_loader_walks_resource_groups_as_the_rest() {
         format!("\n[[virtual_service]]\nlisten = \"127.0.0.1:{port}\"\n  [[virtual_service.real_server]]\n  address = \"127.0.0.2:{port}\"\n")
     };
     let groups = "\n[[resource_group]]\nname = \"web\"\nfollows = \"VI_1\"\n  [[resource_group.member]]\n  name = \"nginx\"\n  agent = \"lsb:nginx\"\n";
-    let member = "\n[[resource_group.member]]\nname = \"fs\"\nagent = \"ocf:heartbeat:Filesystem\"\n";
+    let member =
+        "\n[[resource_group.member]]\nname = \"fs\"\nagent = \"ocf:heartbeat:Filesystem\"\n";
     // A member after a service: still its group's, in the rest.
     let src = format!("{VRRP}{}{groups}{}{member}{}", svc(80), svc(81), svc(82));
     let mut loader = halb_config::Loader::default();

@@ -38,11 +38,23 @@ const MONITOR_KEYS: &[&str] = &["interval", "timeout"];
 
 /// Pacemaker's names (meta attributes, crm shell) and where they went.
 const GROUP_HINTS: &[(&str, &str)] = &[
-    ("members", "write each member as a [[resource_group.member]] table"),
-    ("resources", "write each member as a [[resource_group.member]] table"),
-    ("primitive", "write each member as a [[resource_group.member]] table"),
+    (
+        "members",
+        "write each member as a [[resource_group.member]] table",
+    ),
+    (
+        "resources",
+        "write each member as a [[resource_group.member]] table",
+    ),
+    (
+        "primitive",
+        "write each member as a [[resource_group.member]] table",
+    ),
     ("follow", "did you mean `follows`?"),
-    ("vrrp_instance", "write follows = \"VI_1\" (a vrrp_instance or vrrp_sync_group name)"),
+    (
+        "vrrp_instance",
+        "write follows = \"VI_1\" (a vrrp_instance or vrrp_sync_group name)",
+    ),
     ("migration-threshold", "did you mean `migration_threshold`?"),
     ("failure-timeout", "did you mean `failure_timeout`?"),
     ("is_managed", "did you mean `managed`?"),
@@ -50,14 +62,29 @@ const GROUP_HINTS: &[(&str, &str)] = &[
     ("maintenance", "write managed = false"),
 ];
 const MEMBER_HINTS: &[(&str, &str)] = &[
-    ("type", "did you mean `agent`? agent = \"ocf:heartbeat:Filesystem\""),
-    ("class", "did you mean `agent`? agent = \"ocf:heartbeat:Filesystem\""),
-    ("ra", "did you mean `agent`? agent = \"ocf:heartbeat:Filesystem\""),
+    (
+        "type",
+        "did you mean `agent`? agent = \"ocf:heartbeat:Filesystem\"",
+    ),
+    (
+        "class",
+        "did you mean `agent`? agent = \"ocf:heartbeat:Filesystem\"",
+    ),
+    (
+        "ra",
+        "did you mean `agent`? agent = \"ocf:heartbeat:Filesystem\"",
+    ),
     ("instance_attributes", "did you mean `params`?"),
     ("parameters", "did you mean `params`?"),
     ("on-fail", "did you mean `on_fail`?"),
-    ("op", "write monitor = { interval = \"10s\", timeout = \"20s\" }, start_timeout and stop_timeout"),
-    ("timeout", "write start_timeout, stop_timeout or monitor = { timeout = \"20s\" }"),
+    (
+        "op",
+        "write monitor = { interval = \"10s\", timeout = \"20s\" }, start_timeout and stop_timeout",
+    ),
+    (
+        "timeout",
+        "write start_timeout, stop_timeout or monitor = { timeout = \"20s\" }",
+    ),
     ("interval", "write monitor = { interval = \"10s\" }"),
 ];
 
@@ -187,7 +214,10 @@ fn unit_problem(unit: &str) -> Option<String> {
         _ => (unit, None),
     };
     if stem.is_empty() || stem.starts_with('.') {
-        return Some(format!("the unit {} has no name before its suffix", quote(unit)));
+        return Some(format!(
+            "the unit {} has no name before its suffix",
+            quote(unit)
+        ));
     }
     if suffix.is_none() && unit.ends_with('.') {
         return Some(format!("the unit {} ends with a dot", quote(unit)));
@@ -269,9 +299,13 @@ impl Cx<'_> {
     fn rg_name(&mut self, n: &Node, what: &str, example: &str) -> (Option<String>, Option<Span>) {
         let Some(f) = self.field(n, "name") else {
             self.push(
-                Problem::new(n.span.clone(), n.path.clone(), format!("{what} without `name`"))
-                    .expected(format!("name = {example}: a unique name"))
-                    .fix(format!("add name = {example}")),
+                Problem::new(
+                    n.span.clone(),
+                    n.path.clone(),
+                    format!("{what} without `name`"),
+                )
+                .expected(format!("name = {example}: a unique name"))
+                .fix(format!("add name = {example}")),
             );
             return (None, None);
         };
@@ -371,18 +405,23 @@ impl Cx<'_> {
     }
 
     fn follows(&mut self, n: &Node, instances: &[&str], sync_groups: &[&str]) -> Option<Follows> {
-        const EXPECTED: &str = "the name of a [[vrrp_instance]] or a [[vrrp_sync_group]] in this file";
+        const EXPECTED: &str =
+            "the name of a [[vrrp_instance]] or a [[vrrp_sync_group]] in this file";
         let Some(f) = self.field(n, "follows") else {
             let fix = match instances.first().or(sync_groups.first()) {
                 Some(x) => format!("add follows = {}", quote(x)),
                 None => "define a [[vrrp_instance]] and add follows = \"VI_1\"".to_owned(),
             };
             self.push(
-                Problem::new(n.span.clone(), n.path.clone(), "resource_group without `follows`")
-                    .expected(format!(
-                        "follows = \"VI_1\": {EXPECTED} (the group runs where it is master)"
-                    ))
-                    .fix(fix),
+                Problem::new(
+                    n.span.clone(),
+                    n.path.clone(),
+                    "resource_group without `follows`",
+                )
+                .expected(format!(
+                    "follows = \"VI_1\": {EXPECTED} (the group runs where it is master)"
+                ))
+                .fix(fix),
             );
             return None;
         };
@@ -402,7 +441,11 @@ impl Cx<'_> {
             (false, false) => {
                 let all: Vec<&str> = instances.iter().chain(sync_groups).copied().collect();
                 let list = |names: &[&str]| {
-                    names.iter().map(|n| quote(n)).collect::<Vec<_>>().join(", ")
+                    names
+                        .iter()
+                        .map(|n| quote(n))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 };
                 let mut fix = match closest(s, &all) {
                     Some(c) => format!("did you mean {}? ", quote(c)),
@@ -570,11 +613,7 @@ impl Cx<'_> {
             let Some(p) = self.field(&n, key) else {
                 continue;
             };
-            if key.is_empty()
-                || !key
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
-            {
+            if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 self.push(
                     Problem::new(
                         p.key_span.clone(),
@@ -589,9 +628,13 @@ impl Cx<'_> {
             let value = match p.kind {
                 Kind::Str(s) if s.contains('\0') => {
                     self.push(
-                        Problem::new(p.span.clone(), p.path.clone(), "NUL character in a parameter")
-                            .expected("a string without NUL (it goes into the environment)")
-                            .fix("remove the \\u0000"),
+                        Problem::new(
+                            p.span.clone(),
+                            p.path.clone(),
+                            "NUL character in a parameter",
+                        )
+                        .expected("a string without NUL (it goes into the environment)")
+                        .fix("remove the \\u0000"),
                     );
                     continue;
                 }
@@ -688,7 +731,12 @@ impl Cx<'_> {
             if list.is_empty() {
                 format!("{} takes no parameters", m.agent)
             } else {
-                format!("the parameters {} takes: {}", m.agent, list.join("; "))
+                // One a line, under the `= expected:` of the rendering.
+                format!(
+                    "the parameters {} takes:\n        {}",
+                    m.agent,
+                    list.join("\n        ")
+                )
             }
         };
         let params = self.field(n, "params");
@@ -711,7 +759,9 @@ impl Cx<'_> {
                 if names.contains(&key) {
                     continue;
                 }
-                let Some(p) = self.field(pn, key) else { continue };
+                let Some(p) = self.field(pn, key) else {
+                    continue;
+                };
                 let fix = match closest(key, &names) {
                     Some(c) => format!("did you mean `{c}`?"),
                     None => format!("remove `{key}`"),

@@ -264,7 +264,13 @@ fn valid_ifname(s: &str) -> bool {
 const IFNAME_EXPECTED: &str = "an interface name of 1..15 characters without '/', ':' or spaces";
 
 impl Cx<'_> {
-    pub(super) fn vrrp_keys(&mut self, n: &Node, allowed: &[&str], what: &str, hints: &[(&str, &str)]) {
+    pub(super) fn vrrp_keys(
+        &mut self,
+        n: &Node,
+        allowed: &[&str],
+        what: &str,
+        hints: &[(&str, &str)],
+    ) {
         for name in n.tbl.names() {
             if allowed.contains(&name) {
                 continue;
@@ -311,7 +317,12 @@ impl Cx<'_> {
         default
     }
 
-    pub(super) fn vrrp_str<'a>(&mut self, f: &Field<'a>, expected: &str, example: &str) -> Option<&'a str> {
+    pub(super) fn vrrp_str<'a>(
+        &mut self,
+        f: &Field<'a>,
+        expected: &str,
+        example: &str,
+    ) -> Option<&'a str> {
         let w = Want {
             short: "a string",
             expected,
