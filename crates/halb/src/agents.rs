@@ -11,6 +11,26 @@ use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
+/// Loads `path` with `loader` and, when it parsed, checks its agents
+/// ([`check`]): what `halb check-config`, the daemon's start and its
+/// reloads accept.
+pub fn load(loader: &mut halb_config::Loader, path: &Path) -> Result<Config, ConfigErrors> {
+    let config = loader.load(path)?;
+    if config.resource_groups.is_empty() {
+        return Ok(config);
+    }
+    // The file parsed: read it again for the places of the agents' errors.
+    let src = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
+        file: path.to_owned(),
+        errors: vec![halb_config::ConfigError::whole_file(
+            path,
+            format!("cannot read it again: {e}"),
+            None,
+        )],
+    })?;
+    check(&src, path, &config).map(|()| config)
+}
+
 /// Checks the agents of `config` (parsed from `src`, read from `file`)
 /// with the system's agent directories.
 pub fn check(src: &str, file: &Path, config: &Config) -> Result<(), ConfigErrors> {
@@ -67,6 +87,16 @@ fn meta_data_all(agents: &Agents, ocf: &[(String, String)]) -> Metas {
     if runnable.is_empty() {
         return Metas::new();
     }
+    // On a thread of its own: the daemon's reload calls this from within
+    // its runtime, where another one cannot block.
+    std::thread::scope(|s| {
+        s.spawn(|| meta_data_on_runtime(agents, runnable))
+            .join()
+            .unwrap_or_default()
+    })
+}
+
+fn meta_data_on_runtime(agents: &Agents, runnable: Vec<&(String, String)>) -> Metas {
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -173,24 +173,7 @@ fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 fn check_config(file: &std::path::Path, max_size: u64) -> ExitCode {
-    let loaded = halb_config::Loader::with_max_size(max_size)
-        .load(file)
-        .and_then(|cfg| {
-            if cfg.resource_groups.is_empty() {
-                return Ok(cfg);
-            }
-            // The file parsed: read it again for the places of the agents'
-            // errors.
-            let src = std::fs::read_to_string(file).map_err(|e| halb_config::ConfigErrors {
-                file: file.to_owned(),
-                errors: vec![halb_config::ConfigError::whole_file(
-                    file,
-                    format!("cannot read it again: {e}"),
-                    None,
-                )],
-            })?;
-            crate::agents::check(&src, file, &cfg).map(|()| cfg)
-        });
+    let loaded = crate::agents::load(&mut halb_config::Loader::with_max_size(max_size), file);
     match loaded {
         Ok(cfg) => {
             let reals: usize = cfg.services.iter().map(|s| s.reals.len()).sum();

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 mod common;
 
-use common::{poll_for, temp_dir, HALB};
+use common::{free_port, poll_for, temp_dir, Daemon, HALB};
 
 const OCF: &str = "/usr/lib/ocf/resource.d/heartbeat";
 
@@ -139,4 +139,64 @@ follows = "VI_1"
     std::fs::write(&file, &src).unwrap();
     let out = check_config(&file);
     assert!(out.status.success(), "{out:?}");
+}
+
+#[test]
+fn the_daemon_refuses_to_start_and_to_reload_with_an_agent_error() {
+    if !have_resource_agents() {
+        return;
+    }
+    let bad = format!(
+        "{VRRP}{}",
+        r#"
+[[resource_group]]
+name = "web"
+follows = "VI_1"
+  [[resource_group.member]]
+  name = "fs"
+  agent = "ocf:heartbeat:Filesystem"
+  params = { directory = "/mnt/shared", fstype = "ext4" }
+"#
+    );
+    let service = format!(
+        "[[virtual_service]]\nlisten = \"127.0.0.1:{}\"\n[[virtual_service.real_server]]\naddress = \"127.0.0.1:9\"\n",
+        free_port()
+    );
+    // At start: nothing is started.
+    let dir = temp_dir("resource-agents-run");
+    let file = dir.join("halb.toml");
+    std::fs::write(&file, format!("{service}\n{bad}")).unwrap();
+    let mut child = Command::new(HALB)
+        .args(["run", "--config"])
+        .arg(&file)
+        .arg("--socket")
+        .arg(dir.join("halb.sock"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let done = poll_for(Duration::from_secs(30), || child.try_wait().unwrap());
+    if done.is_none() {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("ocf:heartbeat:Filesystem requires the parameter `device`")
+            && err.contains("nothing was started"),
+        "{err}"
+    );
+    // At a reload: rejected, the running config stays.
+    let d = Daemon::start(&temp_dir("resource-agents-reload"), &service);
+    std::fs::write(&d.file, format!("{service}\n{bad}")).unwrap();
+    let out = d.ctl(&["reload"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        err.contains("requires the parameter `device`") && err.contains("the running config stays"),
+        "{err}"
+    );
+    assert!(d.ctl(&["list"]).status.success());
 }
