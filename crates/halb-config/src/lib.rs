@@ -28,6 +28,7 @@ mod walk;
 
 pub use diag::{ConfigError, ConfigErrors, SNIPPET_WIDTH};
 pub use walk::incremental::LoadStats;
+pub use walk::resource::{check_agents, AgentLookup};
 pub use walk::vrrp::{
     Notify, TrackPing, TrackScript, TrackService, VrrpAuth, VrrpGarp, VrrpInstance, VrrpSyncGroup,
     VrrpVip,

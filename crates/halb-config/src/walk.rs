@@ -20,6 +20,7 @@ mod alert;
 mod check;
 pub(crate) mod incremental;
 mod ipvs;
+pub(crate) mod resource;
 pub(crate) mod vrrp;
 
 type Span = Range<usize>;
@@ -38,6 +39,7 @@ const ROOT_KEYS: &[&str] = &[
     "virtual_service",
     "vrrp_instance",
     "vrrp_sync_group",
+    "resource_group",
 ];
 const GLOBAL_KEYS: &[&str] = &[
     "control_socket",
@@ -1277,6 +1279,11 @@ impl<'s> Cx<'s> {
         self.cross_check(svcs);
         let (vrrp_instances, vrrp_sync_groups) = self.vrrp(root, svcs);
         self.sync_follow_check(&vrrp_instances);
+        let resource_groups = {
+            let insts: Vec<&str> = vrrp_instances.iter().map(|v| v.name.as_str()).collect();
+            let groups: Vec<&str> = vrrp_sync_groups.iter().map(|g| g.name.as_str()).collect();
+            self.resource_groups(root, &insts, &groups)
+        };
         let mut checks = Vec::new();
         let mut services = Vec::with_capacity(svcs.len());
         let mut alerts = Vec::new();
@@ -1299,7 +1306,7 @@ impl<'s> Cx<'s> {
             alerts,
             vrrp_instances,
             vrrp_sync_groups,
-            resource_groups: Vec::new(),
+            resource_groups,
         }
     }
 

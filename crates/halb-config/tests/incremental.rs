@@ -117,6 +117,10 @@ fn other() -> impl Strategy<Value = String> {
         Just("[[vrrp_instance]]\nname = \"VI_1\"\ninterface = \"lo\"\nvirtual_router_id = 51\npriority = 100\nvirtual_ipaddress = [\"192.0.2.100/24\"]\n".to_owned()),
         Just("[[vrrp_instance]]\nname = \"VI_2\"\ninterface = \"lo\"\nvirtual_router_id = 52\npriority = 100\nvirtual_ipaddress = [\"192.0.2.101/24\"]\ntrack_service = [\"web\"]\n".to_owned()),
         Just("[global.ipvs]\nforeign = \"keep\"\n".to_owned()),
+        // Resource groups: their member tables are root tables of the rest
+        // too, cut apart from their group.
+        Just("[[resource_group]]\nname = \"web\"\nfollows = \"VI_1\"\n  [[resource_group.member]]\n  name = \"fs\"\n  agent = \"ocf:heartbeat:Filesystem\"\n  [resource_group.member.params]\n  device = \"/dev/loop0\"\n  [[resource_group.member]]\n  name = \"nginx\"\n  agent = \"lsb:nginx\"\n".to_owned()),
+        Just("[[resource_group]]\nname = \"db\"\nfollows = \"VI_2\"\nmember = [{ name = \"cache\", agent = \"lsb:memcached\", on_fail = \"stop\" }]\n".to_owned()),
         Just("[unknown_table]\n".to_owned()),
     ]
 }

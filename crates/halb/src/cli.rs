@@ -215,7 +215,8 @@ fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 fn check_config(file: &std::path::Path, max_size: u64) -> ExitCode {
-    match halb_config::Loader::with_max_size(max_size).load(file) {
+    let loaded = crate::agents::load(&mut halb_config::Loader::with_max_size(max_size), file);
+    match loaded {
         Ok(cfg) => {
             let reals: usize = cfg.services.iter().map(|s| s.reals.len()).sum();
             println!(

@@ -307,7 +307,7 @@ impl Shell {
     /// nothing.
     fn reload(&mut self) -> Response {
         let new = match &mut self.source {
-            Source::File(path, loader) => match loader.load(path) {
+            Source::File(path, loader) => match crate::agents::load(loader, path) {
                 Ok(c) => {
                     log_load(loader);
                     c
@@ -483,7 +483,7 @@ pub fn run_file(
     takeover: bool,
 ) -> anyhow::Result<ExitCode> {
     let mut loader = Box::new(halb_config::Loader::with_max_size(max_config_size));
-    let config = match loader.load(path) {
+    let config = match crate::agents::load(&mut loader, path) {
         Ok(c) => {
             log_load(&loader);
             c

@@ -7,6 +7,7 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+mod agents;
 mod cli;
 mod control;
 mod daemon;

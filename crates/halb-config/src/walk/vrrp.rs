@@ -264,7 +264,13 @@ fn valid_ifname(s: &str) -> bool {
 const IFNAME_EXPECTED: &str = "an interface name of 1..15 characters without '/', ':' or spaces";
 
 impl Cx<'_> {
-    fn vrrp_keys(&mut self, n: &Node, allowed: &[&str], what: &str, hints: &[(&str, &str)]) {
+    pub(super) fn vrrp_keys(
+        &mut self,
+        n: &Node,
+        allowed: &[&str],
+        what: &str,
+        hints: &[(&str, &str)],
+    ) {
         for name in n.tbl.names() {
             if allowed.contains(&name) {
                 continue;
@@ -290,7 +296,7 @@ impl Cx<'_> {
         }
     }
 
-    fn vrrp_bool(&mut self, n: &Node, key: &str, default: bool) -> bool {
+    pub(super) fn vrrp_bool(&mut self, n: &Node, key: &str, default: bool) -> bool {
         let Some(f) = self.field(n, key) else {
             return default;
         };
@@ -311,7 +317,12 @@ impl Cx<'_> {
         default
     }
 
-    fn vrrp_str<'a>(&mut self, f: &Field<'a>, expected: &str, example: &str) -> Option<&'a str> {
+    pub(super) fn vrrp_str<'a>(
+        &mut self,
+        f: &Field<'a>,
+        expected: &str,
+        example: &str,
+    ) -> Option<&'a str> {
         let w = Want {
             short: "a string",
             expected,
@@ -445,7 +456,7 @@ impl Cx<'_> {
         self.accept(f, EXPECTED, problem, || words)
     }
 
-    fn small_int(
+    pub(super) fn small_int(
         &mut self,
         f: &Field,
         range: (i64, i64),

@@ -1,0 +1,818 @@
+//! `[[resource_group]]` and its `[[resource_group.member]]`s: the ordered
+//! agents that run where the followed VRRP instance (or sync group) is
+//! master. Each group is checked on its own, then across groups (unique
+//! group names, member names unique across all groups). [`check_agents`]
+//! checks the members against the agents installed (an I/O the caller
+//! does, through [`AgentLookup`]), with the same positioned errors.
+
+use super::{Cx, Field, Kind, Node, Span, Tbl, Want};
+use crate::diag::{ConfigErrors, Problem};
+use crate::suggest::closest;
+use crate::values::quote;
+use crate::Config;
+use halb_resource::{Agent, Follows, GroupSpec, MemberSpec, MetaData, OnFail, OpSpec};
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+use toml_edit::ImDocument;
+
+const GROUP_KEYS: &[&str] = &[
+    "name",
+    "follows",
+    "migration_threshold",
+    "failure_timeout",
+    "start_failure_is_fatal",
+    "managed",
+    "member",
+];
+const MEMBER_KEYS: &[&str] = &[
+    "name",
+    "agent",
+    "params",
+    "monitor",
+    "start_timeout",
+    "stop_timeout",
+    "on_fail",
+];
+const MONITOR_KEYS: &[&str] = &["interval", "timeout"];
+
+/// Pacemaker's names (meta attributes, crm shell) and where they went.
+const GROUP_HINTS: &[(&str, &str)] = &[
+    (
+        "members",
+        "write each member as a [[resource_group.member]] table",
+    ),
+    (
+        "resources",
+        "write each member as a [[resource_group.member]] table",
+    ),
+    (
+        "primitive",
+        "write each member as a [[resource_group.member]] table",
+    ),
+    ("follow", "did you mean `follows`?"),
+    (
+        "vrrp_instance",
+        "write follows = \"VI_1\" (a vrrp_instance or vrrp_sync_group name)",
+    ),
+    ("migration-threshold", "did you mean `migration_threshold`?"),
+    ("failure-timeout", "did you mean `failure_timeout`?"),
+    ("is_managed", "did you mean `managed`?"),
+    ("is-managed", "did you mean `managed`?"),
+    ("maintenance", "write managed = false"),
+];
+const MEMBER_HINTS: &[(&str, &str)] = &[
+    (
+        "type",
+        "did you mean `agent`? agent = \"ocf:heartbeat:Filesystem\"",
+    ),
+    (
+        "class",
+        "did you mean `agent`? agent = \"ocf:heartbeat:Filesystem\"",
+    ),
+    (
+        "ra",
+        "did you mean `agent`? agent = \"ocf:heartbeat:Filesystem\"",
+    ),
+    ("instance_attributes", "did you mean `params`?"),
+    ("parameters", "did you mean `params`?"),
+    ("on-fail", "did you mean `on_fail`?"),
+    (
+        "op",
+        "write monitor = { interval = \"10s\", timeout = \"20s\" }, start_timeout and stop_timeout",
+    ),
+    (
+        "timeout",
+        "write start_timeout, stop_timeout or monitor = { timeout = \"20s\" }",
+    ),
+    ("interval", "write monitor = { interval = \"10s\" }"),
+];
+
+/// Unit suffixes systemd knows; a name without one is a `.service`, as
+/// `systemctl` reads it.
+const UNIT_SUFFIXES: &[&str] = &[
+    "service",
+    "socket",
+    "device",
+    "mount",
+    "automount",
+    "swap",
+    "target",
+    "path",
+    "timer",
+    "slice",
+    "scope",
+];
+
+/// A group as parsed, with the places the cross-checks point at.
+struct Grp {
+    spec: GroupSpec,
+    name_span: Option<Span>,
+    /// `resource_group[0]`
+    path: String,
+    /// Each member's name and where it is written.
+    members: Vec<(String, Span, String)>,
+    ok: bool,
+}
+
+/// What the caller found of one agent (see [`check_agents`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AgentLookup {
+    /// An OCF agent, with its meta-data: the parameters are checked
+    /// against it.
+    Ocf(MetaData),
+    /// The agent is there (an executable LSB or heartbeat script, a
+    /// systemd unit name).
+    Found,
+    /// It cannot run: what is wrong (`agent not installed: PATH`) and how
+    /// to fix it.
+    Unusable { problem: String, fix: String },
+}
+
+/// Checks every member of `config` (parsed from `src`) against what
+/// `lookup` finds of its agent, which is asked once per distinct agent:
+/// an agent that cannot run, an unknown parameter or a missing required
+/// one is an error at its place in `src`, all of them at once.
+pub fn check_agents(
+    src: &str,
+    file: &Path,
+    config: &Config,
+    mut lookup: impl FnMut(&Agent) -> AgentLookup,
+) -> Result<(), ConfigErrors> {
+    let mut cache: HashMap<Agent, AgentLookup> = HashMap::new();
+    for g in &config.resource_groups {
+        for m in &g.members {
+            if !cache.contains_key(&m.agent) {
+                let found = lookup(&m.agent);
+                cache.insert(m.agent.clone(), found);
+            }
+        }
+    }
+    if cache.values().all(|l| *l == AgentLookup::Found) {
+        return Ok(());
+    }
+    let mut cx = Cx::new(src, file);
+    let Ok(doc) = ImDocument::parse(src) else {
+        return Ok(());
+    };
+    let root = Node {
+        tbl: Tbl::Std(doc.as_table()),
+        path: String::new(),
+        span: 0..0,
+    };
+    let Some(f) = cx.field(&root, "resource_group") else {
+        return Ok(());
+    };
+    let tables = cx.tables(&f, "resource_group", "name = \"web\"");
+    for ((i, tbl, span), g) in tables.into_iter().zip(&config.resource_groups) {
+        let n = Node {
+            tbl,
+            path: format!("resource_group[{i}]"),
+            span,
+        };
+        let Some(mf) = cx.field(&n, "member") else {
+            continue;
+        };
+        let members = cx.tables(&mf, "resource_group.member", "name = \"fs\"");
+        for ((j, tbl, span), m) in members.into_iter().zip(&g.members) {
+            let mn = Node {
+                tbl,
+                path: format!("{}.member[{j}]", n.path),
+                span,
+            };
+            if let Some(found) = cache.get(&m.agent) {
+                cx.member_agent(&mn, m, found);
+            }
+        }
+    }
+    cx.outcome(Some(config.clone())).map(|_| ())
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s != "."
+        && s != ".."
+        && !s
+            .chars()
+            .any(|c| c == '/' || c.is_whitespace() || c.is_control())
+}
+
+/// A systemd unit name as `systemctl` takes it: why not, if it is not one.
+fn unit_problem(unit: &str) -> Option<String> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || ":-_.\\@".contains(c);
+    if let Some(c) = unit.chars().find(|c| !allowed(*c)) {
+        return Some(format!(
+            "the unit {} contains {c:?}, which no unit name has",
+            quote(unit)
+        ));
+    }
+    if unit.len() > 255 {
+        return Some(format!("the unit name is {} bytes long", unit.len()));
+    }
+    let (stem, suffix) = match unit.rsplit_once('.') {
+        Some((s, x)) if UNIT_SUFFIXES.contains(&x) => (s, Some(x)),
+        _ => (unit, None),
+    };
+    if stem.is_empty() || stem.starts_with('.') {
+        return Some(format!(
+            "the unit {} has no name before its suffix",
+            quote(unit)
+        ));
+    }
+    if suffix.is_none() && unit.ends_with('.') {
+        return Some(format!("the unit {} ends with a dot", quote(unit)));
+    }
+    None
+}
+
+impl Cx<'_> {
+    /// `[[resource_group]]`s, checked against the VRRP instances (valid
+    /// ones) and sync groups they may follow.
+    pub(super) fn resource_groups(
+        &mut self,
+        root: &Node,
+        instances: &[&str],
+        sync_groups: &[&str],
+    ) -> Vec<GroupSpec> {
+        let Some(f) = self.field(root, "resource_group") else {
+            return Vec::new();
+        };
+        let mut groups = Vec::new();
+        for (i, tbl, span) in self.tables(&f, "resource_group", "name = \"web\"") {
+            groups.push(self.resource_group(tbl, span, i, instances, sync_groups));
+        }
+        self.resource_cross(&groups);
+        groups
+            .into_iter()
+            .filter(|g| g.ok)
+            .map(|g| g.spec)
+            .collect()
+    }
+
+    fn resource_cross(&mut self, groups: &[Grp]) {
+        let mut names: HashMap<&str, usize> = HashMap::new();
+        for g in groups {
+            let Some(span) = &g.name_span else { continue };
+            match names.get(g.spec.name.as_str()) {
+                Some(&line) => self.push(
+                    Problem::new(
+                        span.clone(),
+                        format!("{}.name", g.path),
+                        format!("duplicate resource_group name {}", quote(&g.spec.name)),
+                    )
+                    .expected("a name no other resource_group has")
+                    .fix(format!("rename one of them (the other is at line {line})")),
+                ),
+                None => {
+                    names.insert(&g.spec.name, self.line(span));
+                }
+            }
+        }
+        let mut members: HashMap<&str, (usize, &str)> = HashMap::new();
+        for g in groups {
+            for (name, span, path) in &g.members {
+                match members.get(name.as_str()) {
+                    Some(&(line, group)) => self.push(
+                        Problem::new(
+                            span.clone(),
+                            path.clone(),
+                            format!(
+                                "member name {} is already used in resource_group {} (line {line})",
+                                quote(name),
+                                quote(group)
+                            ),
+                        )
+                        .expected(
+                            "a member name unique across all groups (agents get it as \
+                             OCF_RESOURCE_INSTANCE and name their state files after it)",
+                        )
+                        .fix("rename one of them"),
+                    ),
+                    None => {
+                        members.insert(name, (self.line(span), &g.spec.name));
+                    }
+                }
+            }
+        }
+    }
+
+    fn rg_name(&mut self, n: &Node, what: &str, example: &str) -> (Option<String>, Option<Span>) {
+        let Some(f) = self.field(n, "name") else {
+            self.push(
+                Problem::new(
+                    n.span.clone(),
+                    n.path.clone(),
+                    format!("{what} without `name`"),
+                )
+                .expected(format!("name = {example}: a unique name"))
+                .fix(format!("add name = {example}")),
+            );
+            return (None, None);
+        };
+        let Some(s) = self.vrrp_str(&f, "a unique name", example) else {
+            return (None, Some(f.span.clone()));
+        };
+        if !valid_name(s) {
+            self.push(
+                Problem::new(
+                    f.span.clone(),
+                    f.path.clone(),
+                    format!("{what} name {} is empty, a path or has spaces", quote(s)),
+                )
+                .expected("a name without spaces or '/' (it names state files)")
+                .fix(format!("write name = {example}")),
+            );
+            return (None, Some(f.span.clone()));
+        }
+        (Some(s.to_owned()), Some(f.span.clone()))
+    }
+
+    fn resource_group(
+        &mut self,
+        tbl: Tbl,
+        span: Span,
+        i: usize,
+        instances: &[&str],
+        sync_groups: &[&str],
+    ) -> Grp {
+        let n0 = Node {
+            tbl,
+            path: format!("resource_group[{i}]"),
+            span: span.clone(),
+        };
+        let before = self.errors.len();
+        self.vrrp_keys(&n0, GROUP_KEYS, "a resource_group key", GROUP_HINTS);
+        let (name, name_span) = self.rg_name(&n0, "resource_group", "\"web\"");
+        let n = n0;
+        let follows = self.follows(&n, instances, sync_groups);
+        let mut spec = GroupSpec::new(
+            name.clone().unwrap_or_default(),
+            follows.unwrap_or(Follows::Instance(String::new())),
+            Vec::new(),
+        );
+        if let Some(f) = self.field(&n, "migration_threshold") {
+            if let Some(v) = self.small_int(
+                &f,
+                (0, i64::from(u32::MAX)),
+                "a fail count 0.. (0: never move the group away; default 0)",
+                "3",
+                "write a count such as 3, or 0 to never move the group away",
+            ) {
+                spec.migration_threshold = u32::try_from(v).unwrap_or(u32::MAX);
+            }
+        }
+        if let Some(f) = self.field(&n, "failure_timeout") {
+            spec.failure_timeout = self.duration(
+                &f,
+                Duration::from_secs(1),
+                "write failure_timeout = \"60s\", or leave it out: fail counts then last until cleanup",
+            );
+        }
+        spec.start_failure_is_fatal = self.vrrp_bool(&n, "start_failure_is_fatal", true);
+        spec.managed = self.vrrp_bool(&n, "managed", true);
+        let (mut members, mut names) = (Vec::new(), Vec::new());
+        match self.field(&n, "member") {
+            Some(f) => {
+                for (j, tbl, mspan) in self.tables(&f, "resource_group.member", "name = \"fs\"") {
+                    let path = format!("{}.member[{j}]", n.path);
+                    let (m, named) = self.member(tbl, mspan, path);
+                    members.extend(m);
+                    names.extend(named);
+                }
+            }
+            None => self.push(
+                Problem::new(
+                    span.clone(),
+                    n.path.clone(),
+                    "resource_group without members",
+                )
+                .expected("at least one [[resource_group.member]], started in file order")
+                .fix(
+                    "add a member below the group: [[resource_group.member]] with name = \"fs\" \
+                     and agent = \"ocf:heartbeat:Filesystem\"",
+                ),
+            ),
+        }
+        let ok = self.errors.len() == before && name.is_some();
+        spec.members = members;
+        Grp {
+            spec,
+            name_span,
+            path: n.path.clone(),
+            members: names,
+            ok,
+        }
+    }
+
+    fn follows(&mut self, n: &Node, instances: &[&str], sync_groups: &[&str]) -> Option<Follows> {
+        const EXPECTED: &str =
+            "the name of a [[vrrp_instance]] or a [[vrrp_sync_group]] in this file";
+        let Some(f) = self.field(n, "follows") else {
+            let fix = match instances.first().or(sync_groups.first()) {
+                Some(x) => format!("add follows = {}", quote(x)),
+                None => "define a [[vrrp_instance]] and add follows = \"VI_1\"".to_owned(),
+            };
+            self.push(
+                Problem::new(
+                    n.span.clone(),
+                    n.path.clone(),
+                    "resource_group without `follows`",
+                )
+                .expected(format!(
+                    "follows = \"VI_1\": {EXPECTED} (the group runs where it is master)"
+                ))
+                .fix(fix),
+            );
+            return None;
+        };
+        let s = self.vrrp_str(&f, EXPECTED, "\"VI_1\"")?;
+        let (inst, group) = (instances.contains(&s), sync_groups.contains(&s));
+        let problem = match (inst, group) {
+            (true, false) => return Some(Follows::Instance(s.to_owned())),
+            (false, true) => return Some(Follows::SyncGroup(s.to_owned())),
+            (true, true) => (
+                format!(
+                    "{} names both a vrrp_instance and a vrrp_sync_group",
+                    quote(s)
+                ),
+                "rename the sync group or the instance, so that follows names one of them"
+                    .to_owned(),
+            ),
+            (false, false) => {
+                let all: Vec<&str> = instances.iter().chain(sync_groups).copied().collect();
+                let list = |names: &[&str]| {
+                    names
+                        .iter()
+                        .map(|n| quote(n))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                let mut fix = match closest(s, &all) {
+                    Some(c) => format!("did you mean {}? ", quote(c)),
+                    None => String::new(),
+                };
+                if all.is_empty() {
+                    fix.push_str("define the [[vrrp_instance]] (with name = …) the group follows");
+                } else {
+                    if !instances.is_empty() {
+                        fix.push_str(&format!("instances: {}", list(instances)));
+                    }
+                    if !sync_groups.is_empty() {
+                        if !instances.is_empty() {
+                            fix.push_str("; ");
+                        }
+                        fix.push_str(&format!("sync groups: {}", list(sync_groups)));
+                    }
+                }
+                (
+                    format!(
+                        "no valid [[vrrp_instance]] or [[vrrp_sync_group]] named {}",
+                        quote(s)
+                    ),
+                    fix,
+                )
+            }
+        };
+        self.push(
+            Problem::new(f.span.clone(), f.path.clone(), problem.0)
+                .expected(EXPECTED)
+                .fix(problem.1),
+        );
+        None
+    }
+
+    /// One member: its spec (if valid), and its name with where it is
+    /// written and the path of its name (if it has one).
+    fn member(
+        &mut self,
+        tbl: Tbl,
+        span: Span,
+        path: String,
+    ) -> (Option<MemberSpec>, Option<(String, Span, String)>) {
+        let n = Node {
+            tbl,
+            path,
+            span: span.clone(),
+        };
+        let before = self.errors.len();
+        self.vrrp_keys(&n, MEMBER_KEYS, "a resource_group.member key", MEMBER_HINTS);
+        let (name, name_span) = self.rg_name(&n, "member", "\"fs\"");
+        let agent = match self.field(&n, "agent") {
+            Some(f) => self.agent(&f),
+            None => {
+                self.push(
+                    Problem::new(span.clone(), n.path.clone(), "member without `agent`")
+                        .expected(
+                            "agent = \"ocf:PROVIDER:TYPE\", \"lsb:NAME\", \
+                             \"heartbeat:NAME::ARG\" or \"systemd:UNIT\"",
+                        )
+                        .fix("add agent = \"ocf:heartbeat:Filesystem\" (for example)"),
+                );
+                None
+            }
+        };
+        let mut m = MemberSpec::new(
+            name.clone().unwrap_or_default(),
+            agent.clone().unwrap_or(Agent::Lsb(String::new())),
+        );
+        if let Some(f) = self.field(&n, "params") {
+            m.params = self.params(&f, agent.as_ref());
+        }
+        if let Some(f) = self.field(&n, "monitor") {
+            m.monitor = self.monitor(&f);
+        }
+        for (key, slot) in [
+            ("start_timeout", &mut m.start_timeout),
+            ("stop_timeout", &mut m.stop_timeout),
+        ] {
+            if let Some(f) = self.field(&n, key) {
+                let fix = format!("write {key} = \"60s\" (the default is 20s)");
+                if let Some(d) = self.duration(&f, Duration::from_secs(1), &fix) {
+                    *slot = d;
+                }
+            }
+        }
+        if let Some(f) = self.field(&n, "on_fail") {
+            let choices: Vec<&'static str> = OnFail::ALL.iter().map(|o| o.as_str()).collect();
+            let synonyms = [
+                ("fence", "standby"),
+                ("restart-container", "restart"),
+                ("demote", "stop"),
+            ];
+            if let Some(c) = self.choice(&f, "on_fail", &choices, &synonyms) {
+                m.on_fail = OnFail::parse(c).unwrap_or_default();
+            }
+        }
+        let ok = self.errors.len() == before;
+        let named = match (name, name_span) {
+            (Some(name), Some(s)) => Some((name, s, format!("{}.name", n.path))),
+            _ => None,
+        };
+        (ok.then_some(m), named)
+    }
+
+    fn agent(&mut self, f: &Field) -> Option<Agent> {
+        const EXPECTED: &str =
+            "\"ocf:PROVIDER:TYPE\", \"lsb:NAME\", \"heartbeat:NAME::ARG::ARG\" or \"systemd:UNIT\"";
+        let s = self.vrrp_str(f, EXPECTED, "\"ocf:heartbeat:Filesystem\"")?;
+        let problem = match Agent::parse(s) {
+            Ok(Agent::Systemd(u)) => match unit_problem(&u) {
+                None => return Some(Agent::Systemd(u)),
+                Some(p) => (
+                    p,
+                    "give the unit as systemctl shows it, e.g. \"systemd:nginx.service\" \
+                     (a name without a suffix is a .service)"
+                        .to_owned(),
+                ),
+            },
+            Ok(a) => return Some(a),
+            Err(e) => (e.problem, e.fix),
+        };
+        self.push(
+            Problem::new(f.span.clone(), f.path.clone(), problem.0)
+                .expected(EXPECTED)
+                .fix(problem.1),
+        );
+        None
+    }
+
+    /// `params = { … }`: strings, integers and booleans (as strings).
+    fn params(&mut self, f: &Field, agent: Option<&Agent>) -> Vec<(String, String)> {
+        let w = Want {
+            short: "a table",
+            expected: "a table of the agent's parameters: params = { device = \"/dev/sdb1\" }",
+            example: "{ device = \"/dev/sdb1\" }",
+        };
+        let Some(n) = self.table(f, &w, None) else {
+            return Vec::new();
+        };
+        match agent {
+            Some(Agent::Ocf { .. }) | None => {}
+            Some(a) => {
+                let fix = match a {
+                    Agent::Heartbeat { name, .. } => format!(
+                        "heartbeat scripts take arguments in the agent string, as in \
+                         haresources: agent = \"heartbeat:{name}::ARG1::ARG2\"; remove params"
+                    ),
+                    _ => "remove params: only OCF agents take parameters".to_owned(),
+                };
+                self.push(
+                    Problem::new(
+                        f.key_span.clone(),
+                        f.path.clone(),
+                        format!("{} agents take no params", a.class()),
+                    )
+                    .expected("params only with an ocf: agent")
+                    .fix(fix),
+                );
+                return Vec::new();
+            }
+        }
+        let mut out = Vec::new();
+        for key in n.tbl.names() {
+            let Some(p) = self.field(&n, key) else {
+                continue;
+            };
+            if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                self.push(
+                    Problem::new(
+                        p.key_span.clone(),
+                        p.path.clone(),
+                        format!("{} is not a parameter name", quote(key)),
+                    )
+                    .expected("letters, digits and '_' (it becomes OCF_RESKEY_<name>)")
+                    .fix("use the name the agent's meta-data gives"),
+                );
+                continue;
+            }
+            let value = match p.kind {
+                Kind::Str(s) if s.contains('\0') => {
+                    self.push(
+                        Problem::new(
+                            p.span.clone(),
+                            p.path.clone(),
+                            "NUL character in a parameter",
+                        )
+                        .expected("a string without NUL (it goes into the environment)")
+                        .fix("remove the \\u0000"),
+                    );
+                    continue;
+                }
+                Kind::Str(s) => s.to_owned(),
+                Kind::Int(i) => i.to_string(),
+                Kind::Bool(b) => b.to_string(),
+                _ => {
+                    let w = Want {
+                        short: "a parameter value",
+                        expected: "a string, an integer or a boolean (OCF parameters are strings)",
+                        example: "\"value\"",
+                    };
+                    let fix = match p.kind {
+                        Kind::Float(_) => Some(format!(
+                            "quote it: {key} = \"{}\"",
+                            self.raw(&p.span).trim()
+                        )),
+                        Kind::Array(_) => Some(format!(
+                            "give one string; for a list, write it as the agent reads it, e.g. {key} = \"a b c\""
+                        )),
+                        _ => None,
+                    };
+                    self.type_error(&p, &w, fix);
+                    continue;
+                }
+            };
+            out.push((key.to_owned(), value));
+        }
+        out
+    }
+
+    fn monitor(&mut self, f: &Field) -> OpSpec {
+        let mut op = OpSpec::default();
+        let w = Want {
+            short: "a table",
+            expected: "monitor = { interval = \"10s\", timeout = \"20s\" }",
+            example: "{ interval = \"10s\", timeout = \"20s\" }",
+        };
+        let Some(n) = self.table(f, &w, None) else {
+            return op;
+        };
+        self.vrrp_keys(&n, MONITOR_KEYS, "a monitor key", &[]);
+        if let Some(x) = self.field(&n, "interval") {
+            if let Some(d) = self.duration(&x, Duration::ZERO, "") {
+                op.interval = d;
+            }
+        }
+        if let Some(x) = self.field(&n, "timeout") {
+            if let Some(d) = self.duration(
+                &x,
+                Duration::from_secs(1),
+                "write timeout = \"20s\" (Pacemaker's default); an agent's monitor needs at least 1s",
+            ) {
+                op.timeout = d;
+            }
+        }
+        op
+    }
+
+    /// A member against what was found of its agent.
+    fn member_agent(&mut self, n: &Node, m: &MemberSpec, found: &AgentLookup) {
+        let agent_span = self
+            .field(n, "agent")
+            .map_or_else(|| n.span.clone(), |f| f.span.clone());
+        let agent_path = format!("{}.agent", n.path);
+        let md = match found {
+            AgentLookup::Found => return,
+            AgentLookup::Unusable { problem, fix } => {
+                self.push(
+                    Problem::new(agent_span, agent_path, problem.clone())
+                        .expected(format!("an agent installed on this director ({})", m.agent))
+                        .fix(fix.clone()),
+                );
+                return;
+            }
+            AgentLookup::Ocf(md) => md,
+        };
+        let takes = || {
+            let list: Vec<String> = md
+                .parameters
+                .iter()
+                .map(|p| {
+                    let mut s = p.name.clone();
+                    if p.required {
+                        s.push_str(" (required)");
+                    }
+                    if !p.short.is_empty() {
+                        s.push_str(": ");
+                        s.push_str(&p.short);
+                    }
+                    s
+                })
+                .collect();
+            if list.is_empty() {
+                format!("{} takes no parameters", m.agent)
+            } else {
+                // One a line, under the `= expected:` of the rendering.
+                format!(
+                    "the parameters {} takes:\n        {}",
+                    m.agent,
+                    list.join("\n        ")
+                )
+            }
+        };
+        let params = self.field(n, "params");
+        let pnode = params.as_ref().and_then(|f| match f.kind {
+            Kind::Inline(t) => Some(Node {
+                tbl: Tbl::Inline(t),
+                path: f.path.clone(),
+                span: f.span.clone(),
+            }),
+            Kind::Table(t) => Some(Node {
+                tbl: Tbl::Std(t),
+                path: f.path.clone(),
+                span: f.span.clone(),
+            }),
+            _ => None,
+        });
+        let names: Vec<&str> = md.parameters.iter().map(|p| p.name.as_str()).collect();
+        if let Some(pn) = &pnode {
+            for key in pn.tbl.names() {
+                if names.contains(&key) {
+                    continue;
+                }
+                let Some(p) = self.field(pn, key) else {
+                    continue;
+                };
+                let fix = match closest(key, &names) {
+                    Some(c) => format!("did you mean `{c}`?"),
+                    None => format!("remove `{key}`"),
+                };
+                self.push(
+                    Problem::new(
+                        p.key_span.clone(),
+                        p.path.clone(),
+                        format!("{} has no parameter `{key}`", m.agent),
+                    )
+                    .expected(takes())
+                    .fix(fix),
+                );
+            }
+        }
+        let missing: Vec<&str> = md
+            .parameters
+            .iter()
+            .filter(|p| p.required && !m.params.iter().any(|(k, _)| *k == p.name))
+            .map(|p| p.name.as_str())
+            .collect();
+        if !missing.is_empty() {
+            let (span, path) = match &params {
+                Some(f) => (f.key_span.clone(), f.path.clone()),
+                None => (agent_span, agent_path),
+            };
+            let list = missing.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>();
+            let example = missing
+                .iter()
+                .map(|p| format!("{p} = \"…\""))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let fix = if params.is_some() {
+                format!("add {example} to params")
+            } else {
+                format!("add params = {{ {example} }}")
+            };
+            self.push(
+                Problem::new(
+                    span,
+                    path,
+                    format!(
+                        "{} requires the parameter{} {}",
+                        m.agent,
+                        if missing.len() > 1 { "s" } else { "" },
+                        list.join(", ")
+                    ),
+                )
+                .expected(takes())
+                .fix(fix),
+            );
+        }
+    }
+}
