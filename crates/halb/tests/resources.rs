@@ -61,7 +61,13 @@ fn a_group_follows_vrrp_restarts_a_failed_member_and_stops_in_reverse() {
     }
     let ns = Netns(format!("hres-{}", std::process::id()));
     assert!(ip(&["netns", "add", &ns.0]));
-    assert!(ip(&["-n", &ns.0, "link", "add", "d0", "type", "dummy"]));
+    // A veth pair inside the namespace: the director's LAN (this kernel
+    // has no dummy module).
+    let veth = [
+        "-n", &ns.0, "link", "add", "d0", "type", "veth", "peer", "name", "d1",
+    ];
+    assert!(ip(&veth));
+    assert!(ip(&["-n", &ns.0, "link", "set", "d1", "up"]));
     assert!(ip(&[
         "-n",
         &ns.0,
