@@ -61,8 +61,12 @@ pub(crate) struct UdpCtx {
 
 /// Flow tables and a flow count, with their cap.
 pub(crate) struct FlowSet {
-    /// Flows in the tables, plus the ones being created.
+    /// Flows whose socket is open (in the tables, being created, or
+    /// evicted and not yet dropped by their task): what the cap bounds,
+    /// so that it bounds the descriptors.
     count: AtomicUsize,
+    /// Of `count`, flows evicted whose socket is not closed yet.
+    closing: AtomicUsize,
     max: AtomicUsize,
     tables: Mutex<Vec<Weak<FlowTable>>>,
 }
@@ -71,17 +75,30 @@ impl FlowSet {
     pub(crate) fn new(max: usize) -> Self {
         FlowSet {
             count: AtomicUsize::new(0),
+            closing: AtomicUsize::new(0),
             max: AtomicUsize::new(max.max(1)),
             tables: Mutex::new(Vec::new()),
         }
     }
 
+    /// Flows in the tables (evicted ones whose socket is still closing
+    /// are not counted).
     pub(crate) fn count(&self) -> usize {
-        self.count.load(SeqCst)
+        self.count
+            .load(SeqCst)
+            .saturating_sub(self.closing.load(SeqCst))
     }
 
     fn over(&self) -> bool {
-        self.count.load(SeqCst) > self.max.load(SeqCst)
+        self.count() > self.max.load(SeqCst)
+    }
+
+    /// So many evicted flows wait for their sockets to close (a flood)
+    /// that a new flow must wait too: the descriptors stay within the cap
+    /// plus a quarter (at least 16).
+    fn choked(&self) -> bool {
+        let max = self.max.load(SeqCst);
+        self.closing.load(SeqCst) > (max / 4).max(16)
     }
 
     fn add(&self, table: &Arc<FlowTable>) {
@@ -143,6 +160,38 @@ struct Flow {
     sock: UdpSocket,
     real: Option<Arc<Metered>>,
     reg: Registered,
+    /// Its place under the caps, given back when the socket closes.
+    place: Place,
+}
+
+/// A flow's place under its service's and the plane's caps: reserved by
+/// [`admit`], given back when the flow (and its socket) is dropped, not
+/// when it leaves the table — an evicted flow's socket closes only when
+/// the runtime drops its aborted task, and the caps bound descriptors.
+struct Place {
+    svc: Arc<ServiceShared>,
+    global: Arc<GlobalFlows>,
+    evicted: std::sync::atomic::AtomicBool,
+}
+
+impl Place {
+    fn evict(&self) {
+        if !self.evicted.swap(true, SeqCst) {
+            self.svc.udp.set.closing.fetch_add(1, SeqCst);
+            self.global.closing.fetch_add(1, SeqCst);
+        }
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        if self.evicted.load(SeqCst) {
+            self.svc.udp.set.closing.fetch_sub(1, SeqCst);
+            self.global.closing.fetch_sub(1, SeqCst);
+        }
+        self.svc.udp.set.count.fetch_sub(1, SeqCst);
+        self.global.count.fetch_sub(1, SeqCst);
+    }
 }
 
 struct Slot {
@@ -228,8 +277,8 @@ impl FlowTable {
         }
         drop(t);
         if let Some(old) = old {
+            old.flow.place.evict();
             old.task.abort();
-            self.released(1);
         }
     }
 
@@ -242,8 +291,6 @@ impl FlowTable {
             .is_some_and(|s| Arc::ptr_eq(&s.flow, flow));
         if mine {
             t.take(&flow.client);
-            drop(t);
-            self.released(1);
         }
     }
 
@@ -261,8 +308,6 @@ impl FlowTable {
             .is_some_and(|s| Arc::ptr_eq(&s.flow, flow));
         if mine {
             t.take(&flow.client);
-            drop(t);
-            self.released(1);
         }
         true
     }
@@ -285,10 +330,14 @@ impl FlowTable {
             t.take(&client)
         };
         let Some(slot) = slot else { return false };
+        slot.flow.place.evict();
         slot.task.abort();
-        self.released(1);
         self.svc.udp.evicted.fetch_add(1, SeqCst);
         tracing::debug!(service = %self.svc.key, client = %slot.flow.client, "UDP flow evicted (udp_max_flows)");
+        warn_limited!(
+            service = %self.svc.key,
+            "UDP flows at their cap (udp_max_flows): the flows idle the longest are evicted for new clients"
+        );
         true
     }
 
@@ -302,7 +351,6 @@ impl FlowTable {
         for s in &slots {
             s.task.abort();
         }
-        self.released(slots.len());
     }
 }
 
@@ -320,6 +368,11 @@ fn admit(ctx: &UdpCtx) -> bool {
         if !svc_over && !global_over {
             return true;
         }
+        // A flood: the sockets of evicted flows are not closed yet, and
+        // evicting more would only open more: the datagram is dropped.
+        if svc.choked() || global.choked() {
+            break;
+        }
         // the service's own flows first, whichever cap it is
         let evicted = svc.evict_oldest() || (global_over && global.evict_oldest());
         if !evicted {
@@ -328,6 +381,13 @@ fn admit(ctx: &UdpCtx) -> bool {
     }
     if !svc.over() && !global.over() {
         return true;
+    }
+    if svc.choked() || global.choked() {
+        warn_limited!(
+            service = %ctx.svc.key,
+            "UDP flood: udp_max_flows reached and {} evicted flows still closing; new flows wait (datagram dropped)",
+            global.closing.load(SeqCst)
+        );
     }
     svc.count.fetch_sub(1, SeqCst);
     global.count.fetch_sub(1, SeqCst);
@@ -481,6 +541,11 @@ fn open_flow(
             sock,
             real: assignment.real_metered(),
             reg,
+            place: Place {
+                svc: ctx.svc.clone(),
+                global: ctx.global.clone(),
+                evicted: std::sync::atomic::AtomicBool::new(false),
+            },
         });
         let conn = ServiceConn::new(ctx.svc.clone(), w);
         let task = tokio::spawn(flow_task(
