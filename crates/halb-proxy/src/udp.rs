@@ -95,10 +95,10 @@ impl FlowSet {
 
     /// So many evicted flows wait for their sockets to close (a flood)
     /// that a new flow must wait too: the descriptors stay within the cap
-    /// plus a quarter (at least 16).
+    /// plus an eighth (at least 16).
     fn choked(&self) -> bool {
         let max = self.max.load(SeqCst);
-        self.closing.load(SeqCst) > (max / 4).max(16)
+        self.closing.load(SeqCst) > (max / 8).max(16)
     }
 
     fn add(&self, table: &Arc<FlowTable>) {
