@@ -359,3 +359,26 @@ fn the_loader_walks_resource_groups_as_the_rest() {
         .collect();
     assert_eq!(names, ["nginx", "fs"]);
 }
+
+#[test]
+fn docs_resource_group_example_parses() {
+    let doc = include_str!("../../../docs/configuration.md");
+    let from = doc.find("## Resource groups").unwrap();
+    let start = from + doc[from..].find("```toml\n").unwrap() + "```toml\n".len();
+    let end = start + doc[start..].find("```").unwrap();
+    let c = parse(&doc[start..end], Path::new("doc.toml")).unwrap();
+    let g = &c.resource_groups[0];
+    assert_eq!(g.follows, Follows::Instance("VI_1".into()));
+    assert_eq!(g.migration_threshold, 3);
+    assert_eq!(g.failure_timeout, Some(Duration::from_secs(60)));
+    let names: Vec<&str> = g.members.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["web-fs", "web-nginx", "web-mail"]);
+    assert_eq!(g.members[0].params.len(), 3);
+    assert_eq!(
+        g.members[2].agent,
+        Agent::Heartbeat {
+            name: "MailTo".into(),
+            args: vec!["root@example.com".into()]
+        }
+    );
+}
