@@ -5,12 +5,12 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::Duration;
 
 mod common;
 
-use common::{free_port, poll_for, temp_dir, Daemon, HALB};
+use common::{free_port, halb_to_end, temp_dir, Daemon};
 
 const OCF: &str = "/usr/lib/ocf/resource.d/heartbeat";
 
@@ -29,21 +29,10 @@ fn have_resource_agents() -> bool {
 }
 
 fn check_config(file: &Path) -> Output {
-    let mut child = Command::new(HALB)
-        .arg("check-config")
-        .arg(file)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let done = poll_for(Duration::from_secs(60), || child.try_wait().unwrap());
-    if done.is_none() {
-        let _ = child.kill();
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(done.is_some(), "halb check-config did not end: {out:?}");
-    out
+    halb_to_end(
+        &["check-config".as_ref(), file.as_os_str()],
+        Duration::from_secs(60),
+    )
 }
 
 const VRRP: &str = r#"[[vrrp_instance]]
@@ -166,21 +155,15 @@ follows = "VI_1"
     let dir = temp_dir("resource-agents-run");
     let file = dir.join("halb.toml");
     std::fs::write(&file, format!("{service}\n{bad}")).unwrap();
-    let mut child = Command::new(HALB)
-        .args(["run", "--config"])
-        .arg(&file)
-        .arg("--socket")
-        .arg(dir.join("halb.sock"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let done = poll_for(Duration::from_secs(30), || child.try_wait().unwrap());
-    if done.is_none() {
-        let _ = child.kill();
-    }
-    let out = child.wait_with_output().unwrap();
+    let sock = dir.join("halb.sock");
+    let args = [
+        "run".as_ref(),
+        "--config".as_ref(),
+        file.as_os_str(),
+        "--socket".as_ref(),
+        sock.as_os_str(),
+    ];
+    let out = halb_to_end(&args, Duration::from_secs(30));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
