@@ -28,12 +28,13 @@ pub fn load(loader: &mut halb_config::Loader, path: &Path) -> Result<Config, Con
             None,
         )],
     })?;
-    check(&src, path, &config).map(|()| config)
+    check(&src, path, &config)
 }
 
 /// Checks the agents of `config` (parsed from `src`, read from `file`)
-/// with the system's agent directories.
-pub fn check(src: &str, file: &Path, config: &Config) -> Result<(), ConfigErrors> {
+/// with the system's agent directories; `config` with the OCF agents'
+/// meta-data defaults applied ([`halb_config::check_agents`]).
+pub fn check(src: &str, file: &Path, config: &Config) -> Result<Config, ConfigErrors> {
     check_with(&Agents::default(), src, file, config)
 }
 
@@ -43,7 +44,7 @@ pub fn check_with(
     src: &str,
     file: &Path,
     config: &Config,
-) -> Result<(), ConfigErrors> {
+) -> Result<Config, ConfigErrors> {
     let mut ocf: Vec<(String, String)> = Vec::new();
     for m in config.resource_groups.iter().flat_map(|g| &g.members) {
         if let Agent::Ocf { provider, kind } = &m.agent {

@@ -132,13 +132,16 @@ pub enum AgentLookup {
 /// Checks every member of `config` (parsed from `src`) against what
 /// `lookup` finds of its agent, which is asked once per distinct agent:
 /// an agent that cannot run, an unknown parameter or a missing required
-/// one is an error at its place in `src`, all of them at once.
+/// one is an error at its place in `src`, all of them at once. Returns
+/// `config` with the OCF agents' meta-data hints applied to the timeouts
+/// and monitor interval a member does not write (Pacemaker's 20 s stays
+/// where the agent gives none).
 pub fn check_agents(
     src: &str,
     file: &Path,
     config: &Config,
     mut lookup: impl FnMut(&Agent) -> AgentLookup,
-) -> Result<(), ConfigErrors> {
+) -> Result<Config, ConfigErrors> {
     let mut cache: HashMap<Agent, AgentLookup> = HashMap::new();
     for g in &config.resource_groups {
         for m in &g.members {
@@ -148,12 +151,13 @@ pub fn check_agents(
             }
         }
     }
+    let mut out = config.clone();
     if cache.values().all(|l| *l == AgentLookup::Found) {
-        return Ok(());
+        return Ok(out);
     }
     let mut cx = Cx::new(src, file);
     let Ok(doc) = ImDocument::parse(src) else {
-        return Ok(());
+        return Ok(out);
     };
     let root = Node {
         tbl: Tbl::Std(doc.as_table()),
@@ -161,10 +165,10 @@ pub fn check_agents(
         span: 0..0,
     };
     let Some(f) = cx.field(&root, "resource_group") else {
-        return Ok(());
+        return Ok(out);
     };
     let tables = cx.tables(&f, "resource_group", "name = \"web\"");
-    for ((i, tbl, span), g) in tables.into_iter().zip(&config.resource_groups) {
+    for ((i, tbl, span), g) in tables.into_iter().zip(&mut out.resource_groups) {
         let n = Node {
             tbl,
             path: format!("resource_group[{i}]"),
@@ -174,7 +178,7 @@ pub fn check_agents(
             continue;
         };
         let members = cx.tables(&mf, "resource_group.member", "name = \"fs\"");
-        for ((j, tbl, span), m) in members.into_iter().zip(&g.members) {
+        for ((j, tbl, span), m) in members.into_iter().zip(&mut g.members) {
             let mn = Node {
                 tbl,
                 path: format!("{}.member[{j}]", n.path),
@@ -185,7 +189,21 @@ pub fn check_agents(
             }
         }
     }
-    cx.outcome(Some(config.clone())).map(|_| ())
+    cx.outcome(Some(out))
+}
+
+/// A table field as a node (`None`: not a table).
+fn sub_node<'a>(f: &Field<'a>) -> Option<Node<'a>> {
+    let tbl = match f.kind {
+        Kind::Inline(t) => Tbl::Inline(t),
+        Kind::Table(t) => Tbl::Std(t),
+        _ => return None,
+    };
+    Some(Node {
+        tbl,
+        path: f.path.clone(),
+        span: f.span.clone(),
+    })
 }
 
 fn valid_name(s: &str) -> bool {
@@ -695,7 +713,7 @@ impl Cx<'_> {
     }
 
     /// A member against what was found of its agent.
-    fn member_agent(&mut self, n: &Node, m: &MemberSpec, found: &AgentLookup) {
+    fn member_agent(&mut self, n: &Node, m: &mut MemberSpec, found: &AgentLookup) {
         let agent_span = self
             .field(n, "agent")
             .map_or_else(|| n.span.clone(), |f| f.span.clone());
@@ -712,6 +730,7 @@ impl Cx<'_> {
             }
             AgentLookup::Ocf(md) => md,
         };
+        self.agent_defaults(n, m, md);
         let takes = || {
             let list: Vec<String> = md
                 .parameters
@@ -740,19 +759,7 @@ impl Cx<'_> {
             }
         };
         let params = self.field(n, "params");
-        let pnode = params.as_ref().and_then(|f| match f.kind {
-            Kind::Inline(t) => Some(Node {
-                tbl: Tbl::Inline(t),
-                path: f.path.clone(),
-                span: f.span.clone(),
-            }),
-            Kind::Table(t) => Some(Node {
-                tbl: Tbl::Std(t),
-                path: f.path.clone(),
-                span: f.span.clone(),
-            }),
-            _ => None,
-        });
+        let pnode = params.as_ref().and_then(sub_node);
         let names: Vec<&str> = md.parameters.iter().map(|p| p.name.as_str()).collect();
         if let Some(pn) = &pnode {
             for key in pn.tbl.names() {
@@ -813,6 +820,35 @@ impl Cx<'_> {
                 .expected(takes())
                 .fix(fix),
             );
+        }
+    }
+
+    /// The meta-data's hints for what `n` does not write: start and stop
+    /// timeouts, the monitor's interval and timeout (at least 1 s).
+    fn agent_defaults(&self, n: &Node, m: &mut MemberSpec, md: &MetaData) {
+        let at_least = |d: Duration| d.max(Duration::from_secs(1));
+        if self.field(n, "start_timeout").is_none() {
+            if let Some(d) = md.timeout("start") {
+                m.start_timeout = at_least(d);
+            }
+        }
+        if self.field(n, "stop_timeout").is_none() {
+            if let Some(d) = md.timeout("stop") {
+                m.stop_timeout = at_least(d);
+            }
+        }
+        let monitor = self.field(n, "monitor");
+        let mn = monitor.as_ref().and_then(sub_node);
+        let written = |k: &str| mn.as_ref().is_some_and(|mn| self.field(mn, k).is_some());
+        if !written("interval") {
+            if let Some(d) = md.monitor_interval() {
+                m.monitor.interval = d;
+            }
+        }
+        if !written("timeout") {
+            if let Some(d) = md.timeout("monitor") {
+                m.monitor.timeout = at_least(d);
+            }
         }
     }
 }
