@@ -200,6 +200,11 @@ follows = "G2"
   [[resource_group.member]]
   agent = "heartbeat:IPaddr2"
   params = { ip = "192.0.2.100" }
+
+[[resource_group]]
+name = "none"
+follows = "VI_1"
+member = []
 "#
     );
     assert_snapshot!(render(&src));

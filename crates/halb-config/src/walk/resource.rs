@@ -389,16 +389,21 @@ impl Cx<'_> {
         spec.start_failure_is_fatal = self.vrrp_bool(&n, "start_failure_is_fatal", true);
         spec.managed = self.vrrp_bool(&n, "managed", true);
         let (mut members, mut names) = (Vec::new(), Vec::new());
-        match self.field(&n, "member") {
-            Some(f) => {
-                for (j, tbl, mspan) in self.tables(&f, "resource_group.member", "name = \"fs\"") {
-                    let path = format!("{}.member[{j}]", n.path);
-                    let (m, named) = self.member(tbl, mspan, path);
-                    members.extend(m);
-                    names.extend(named);
-                }
-            }
-            None => self.push(
+        let member = self.field(&n, "member");
+        let mut tables = Vec::new();
+        if let Some(f) = &member {
+            tables = self.tables(f, "resource_group.member", "name = \"fs\"");
+        }
+        let empty = matches!(member.as_ref().map(|f| f.kind), Some(Kind::Array(a)) if a.is_empty());
+        for (j, tbl, mspan) in tables {
+            let path = format!("{}.member[{j}]", n.path);
+            let (m, named) = self.member(tbl, mspan, path);
+            members.extend(m);
+            names.extend(named);
+        }
+        match member {
+            Some(_) if !empty => {}
+            _ => self.push(
                 Problem::new(
                     span.clone(),
                     n.path.clone(),
