@@ -353,15 +353,14 @@ impl Cx<'_> {
         instances: &[&str],
         sync_groups: &[&str],
     ) -> Grp {
-        let n0 = Node {
+        let n = Node {
             tbl,
             path: format!("resource_group[{i}]"),
             span: span.clone(),
         };
         let before = self.errors.len();
-        self.vrrp_keys(&n0, GROUP_KEYS, "a resource_group key", GROUP_HINTS);
-        let (name, name_span) = self.rg_name(&n0, "resource_group", "\"web\"");
-        let n = n0;
+        self.vrrp_keys(&n, GROUP_KEYS, "a resource_group key", GROUP_HINTS);
+        let (name, name_span) = self.rg_name(&n, "resource_group", "\"web\"");
         let follows = self.follows(&n, instances, sync_groups);
         let mut spec = GroupSpec::new(
             name.clone().unwrap_or_default(),
