@@ -35,13 +35,23 @@ fn check_config(file: &Path) -> Output {
     )
 }
 
-const VRRP: &str = r#"[[vrrp_instance]]
+/// A VRRP instance and the group "web" following it, with `members`
+/// (from line 11 on).
+fn group(members: &str) -> String {
+    format!(
+        r#"[[vrrp_instance]]
 name = "VI_1"
 interface = "eth0"
 virtual_router_id = 51
 priority = 150
 virtual_ipaddress = ["192.0.2.100/24"]
-"#;
+
+[[resource_group]]
+name = "web"
+follows = "VI_1"
+{members}"#
+    )
+}
 
 #[test]
 fn unknown_and_missing_parameters_and_missing_agents_in_one_run() {
@@ -50,13 +60,8 @@ fn unknown_and_missing_parameters_and_missing_agents_in_one_run() {
     }
     let dir = temp_dir("resource-agents");
     let file = dir.join("halb.toml");
-    let src = format!(
-        "{VRRP}{}",
+    let src = group(
         r#"
-[[resource_group]]
-name = "web"
-follows = "VI_1"
-
   [[resource_group.member]]
   name = "dummy"
   agent = "ocf:heartbeat:Dummy"
@@ -78,7 +83,7 @@ follows = "VI_1"
   [[resource_group.member]]
   name = "v1"
   agent = "heartbeat:halb-no-such-script::a"
-"#
+"#,
     );
     std::fs::write(&file, &src).unwrap();
     let out = check_config(&file);
@@ -108,13 +113,8 @@ fn a_group_of_installed_agents_with_their_parameters_is_ok() {
     }
     let dir = temp_dir("resource-agents-ok");
     let file = dir.join("halb.toml");
-    let src = format!(
-        "{VRRP}{}",
+    let src = group(
         r#"
-[[resource_group]]
-name = "web"
-follows = "VI_1"
-
   [[resource_group.member]]
   name = "fs"
   agent = "ocf:heartbeat:Filesystem"
@@ -123,7 +123,7 @@ follows = "VI_1"
   [[resource_group.member]]
   name = "dummy"
   agent = "ocf:heartbeat:Dummy"
-"#
+"#,
     );
     std::fs::write(&file, &src).unwrap();
     let out = check_config(&file);
@@ -135,17 +135,12 @@ fn the_daemon_refuses_to_start_and_to_reload_with_an_agent_error() {
     if !have_resource_agents() {
         return;
     }
-    let bad = format!(
-        "{VRRP}{}",
-        r#"
-[[resource_group]]
-name = "web"
-follows = "VI_1"
-  [[resource_group.member]]
+    let bad = group(
+        r#"  [[resource_group.member]]
   name = "fs"
   agent = "ocf:heartbeat:Filesystem"
   params = { directory = "/mnt/shared", fstype = "ext4" }
-"#
+"#,
     );
     let service = format!(
         "[[virtual_service]]\nlisten = \"127.0.0.1:{}\"\n[[virtual_service.real_server]]\naddress = \"127.0.0.1:9\"\n",
