@@ -856,3 +856,32 @@ impl Cx<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::unit_problem;
+
+    #[test]
+    fn unit_names_as_systemctl_takes_them() {
+        for ok in [
+            "nginx",
+            "nginx.service",
+            "getty@tty1.service",
+            "mnt-shared.mount",
+            "a:b-c_d.socket",
+            "php8.2-fpm",
+        ] {
+            assert_eq!(unit_problem(ok), None, "{ok}");
+        }
+        for (bad, why) in [
+            ("nginx!", "contains '!'"),
+            ("ngïnx", "contains 'ï'"),
+            (".service", "no name before its suffix"),
+            ("nginx.", "ends with a dot"),
+        ] {
+            let p = unit_problem(bad).unwrap_or_default();
+            assert!(p.contains(why), "{bad}: {p}");
+        }
+        assert!(unit_problem(&"a".repeat(256)).is_some());
+    }
+}
