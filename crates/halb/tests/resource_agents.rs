@@ -128,6 +128,11 @@ fn a_group_of_installed_agents_with_their_parameters_is_ok() {
     std::fs::write(&file, &src).unwrap();
     let out = check_config(&file);
     assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("1 resource groups of 2 members, their agents checked"),
+        "{out:?}"
+    );
 }
 
 #[test]
