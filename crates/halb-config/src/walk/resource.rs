@@ -206,6 +206,50 @@ fn sub_node<'a>(f: &Field<'a>) -> Option<Node<'a>> {
     })
 }
 
+/// Characters of an error's `expected` before the rendering cuts it.
+const TAKES_BUDGET: usize = 900;
+
+/// "the parameters ocf:heartbeat:Dummy takes:" and one line for each,
+/// the required first, with its short description; past
+/// [`TAKES_BUDGET`], the names of the rest only.
+fn takes(agent: &Agent, md: &MetaData) -> String {
+    if md.parameters.is_empty() {
+        return format!("{agent} takes no parameters");
+    }
+    // One a line, under the `= expected:` of the rendering.
+    const NL: &str = "\n        ";
+    let mut out = format!("the parameters {agent} takes:");
+    let (required, optional): (Vec<_>, Vec<_>) = md.parameters.iter().partition(|p| p.required);
+    let mut rest = Vec::new();
+    for p in required.into_iter().chain(optional) {
+        let mut line = p.name.clone();
+        if p.required {
+            line.push_str(" (required)");
+        }
+        if !p.short.is_empty() {
+            line.push_str(": ");
+            line.push_str(&p.short);
+        }
+        if rest.is_empty() && out.len() + line.len() < TAKES_BUDGET {
+            out.push_str(NL);
+            out.push_str(&line);
+        } else {
+            rest.push(p.name.as_str());
+        }
+    }
+    if !rest.is_empty() {
+        let mut more = format!("{NL}and {}", rest.join(", "));
+        if out.len() + more.len() > TAKES_BUDGET + 90 {
+            more = format!(
+                "{NL}and {} more (the agent's meta-data has them all)",
+                rest.len()
+            );
+        }
+        out.push_str(&more);
+    }
+    out
+}
+
 fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s != "."
@@ -735,33 +779,7 @@ impl Cx<'_> {
             AgentLookup::Ocf(md) => md,
         };
         self.agent_defaults(n, m, md);
-        let takes = || {
-            let list: Vec<String> = md
-                .parameters
-                .iter()
-                .map(|p| {
-                    let mut s = p.name.clone();
-                    if p.required {
-                        s.push_str(" (required)");
-                    }
-                    if !p.short.is_empty() {
-                        s.push_str(": ");
-                        s.push_str(&p.short);
-                    }
-                    s
-                })
-                .collect();
-            if list.is_empty() {
-                format!("{} takes no parameters", m.agent)
-            } else {
-                // One a line, under the `= expected:` of the rendering.
-                format!(
-                    "the parameters {} takes:\n        {}",
-                    m.agent,
-                    list.join("\n        ")
-                )
-            }
-        };
+        let takes = || takes(&m.agent, md);
         let params = self.field(n, "params");
         let pnode = params.as_ref().and_then(sub_node);
         let names: Vec<&str> = md.parameters.iter().map(|p| p.name.as_str()).collect();
@@ -859,7 +877,35 @@ impl Cx<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::unit_problem;
+    use super::{takes, unit_problem};
+    use halb_resource::{Agent, MetaData, Parameter};
+
+    #[test]
+    fn the_parameters_an_agent_takes_fit_before_the_cut() {
+        let agent = Agent::parse("ocf:heartbeat:Big").unwrap_or(Agent::Lsb("x".into()));
+        let param = |i: usize, required: bool| Parameter {
+            name: format!("param_{i}"),
+            required,
+            short: "a parameter with a description of some length".into(),
+            ..Parameter::default()
+        };
+        for n in [3, 30, 300] {
+            let md = MetaData {
+                parameters: (0..n).map(|i| param(i, i == n - 1)).collect(),
+                ..MetaData::default()
+            };
+            let t = takes(&agent, &md);
+            assert!(t.chars().count() < 1000, "{n}: {t}");
+            // The required one first, with its description.
+            let first = t.lines().nth(1).unwrap_or_default();
+            assert!(
+                first.contains(&format!("param_{} (required): a parameter", n - 1)),
+                "{t}"
+            );
+            assert_eq!(t.contains("and "), n > 3, "{t}");
+        }
+        assert!(takes(&agent, &MetaData::default()).contains("takes no parameters"));
+    }
 
     #[test]
     fn unit_names_as_systemctl_takes_them() {
