@@ -15,19 +15,10 @@ use std::path::{Path, PathBuf};
 /// ([`check`]): what `halb check-config`, the daemon's start and its
 /// reloads accept.
 pub fn load(loader: &mut halb_config::Loader, path: &Path) -> Result<Config, ConfigErrors> {
-    let config = loader.load(path)?;
+    let (config, src) = loader.load_with_source(path)?;
     if config.resource_groups.is_empty() {
         return Ok(config);
     }
-    // The file parsed: read it again for the places of the agents' errors.
-    let src = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
-        file: path.to_owned(),
-        errors: vec![halb_config::ConfigError::whole_file(
-            path,
-            format!("cannot read it again: {e}"),
-            None,
-        )],
-    })?;
     check(&src, path, &config)
 }
 
