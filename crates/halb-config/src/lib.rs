@@ -275,6 +275,14 @@ impl Loader {
         self.parse(&src, path)
     }
 
+    /// [`Loader::load`], with the text it read (for checks after the walk
+    /// that point into it, such as [`check_agents`]).
+    pub fn load_with_source(&mut self, path: &Path) -> Result<(Config, String), ConfigErrors> {
+        let src = read(path, self.max_size)?;
+        let config = self.parse(&src, path)?;
+        Ok((config, src))
+    }
+
     /// [`parse`], remembering what it can reuse next time.
     pub fn parse(&mut self, src: &str, file: &Path) -> Result<Config, ConfigErrors> {
         if let Some(c) = walk::incremental::check(src, file, &mut self.cache, &mut self.stats) {

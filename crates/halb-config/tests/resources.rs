@@ -200,6 +200,11 @@ follows = "G2"
   [[resource_group.member]]
   agent = "heartbeat:IPaddr2"
   params = { ip = "192.0.2.100" }
+
+[[resource_group]]
+name = "none"
+follows = "VI_1"
+member = []
 "#
     );
     assert_snapshot!(render(&src));
@@ -358,4 +363,100 @@ fn the_loader_walks_resource_groups_as_the_rest() {
         .map(|m| m.name.as_str())
         .collect();
     assert_eq!(names, ["nginx", "fs"]);
+}
+
+#[test]
+fn docs_resource_group_example_parses() {
+    let doc = include_str!("../../../docs/configuration.md");
+    let from = doc.find("## Resource groups").unwrap();
+    let start = from + doc[from..].find("```toml\n").unwrap() + "```toml\n".len();
+    let end = start + doc[start..].find("```").unwrap();
+    let c = parse(&doc[start..end], Path::new("doc.toml")).unwrap();
+    let g = &c.resource_groups[0];
+    assert_eq!(g.follows, Follows::Instance("VI_1".into()));
+    assert_eq!(g.migration_threshold, 3);
+    assert_eq!(g.failure_timeout, Some(Duration::from_secs(60)));
+    let names: Vec<&str> = g.members.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["web-fs", "web-nginx", "web-mail"]);
+    assert_eq!(g.members[0].params.len(), 3);
+    assert_eq!(
+        g.members[2].agent,
+        Agent::Heartbeat {
+            name: "MailTo".into(),
+            args: vec!["root@example.com".into()]
+        }
+    );
+}
+
+#[test]
+fn the_meta_data_hints_fill_what_a_member_does_not_write() {
+    let src = format!(
+        "{VRRP}{}",
+        r#"
+[[resource_group]]
+name = "web"
+follows = "VI_1"
+  [[resource_group.member]]
+  name = "fs"
+  agent = "ocf:heartbeat:Filesystem"
+  params = { device = "/dev/sdb", directory = "/mnt" }
+  [[resource_group.member]]
+  name = "fs2"
+  agent = "ocf:heartbeat:Filesystem"
+  params = { device = "/dev/sdc", directory = "/mnt2" }
+  start_timeout = "90s"
+  monitor = { interval = "5s" }
+  [[resource_group.member]]
+  name = "web"
+  agent = "lsb:nginx"
+"#
+    );
+    let c = parse(&src, Path::new("halb.toml")).unwrap();
+    let hint = |name: &str, timeout: u64, interval: u64| halb_resource::metadata::ActionHint {
+        name: name.into(),
+        timeout: Some(Duration::from_secs(timeout)),
+        interval: Some(Duration::from_secs(interval)),
+        depth: None,
+    };
+    let got = check_agents(&src, Path::new("halb.toml"), &c, |a| match a {
+        Agent::Ocf { .. } => AgentLookup::Ocf(MetaData {
+            name: "Filesystem".into(),
+            parameters: vec![
+                param("device", true, "block device"),
+                param("directory", true, "mount point"),
+            ],
+            actions: vec![
+                hint("start", 60, 0),
+                hint("stop", 70, 0),
+                hint("monitor", 40, 20),
+            ],
+        }),
+        _ => AgentLookup::Found,
+    })
+    .unwrap();
+    let m = &got.resource_groups[0].members;
+    assert_eq!(
+        (m[0].start_timeout, m[0].stop_timeout, m[0].monitor),
+        (
+            Duration::from_secs(60),
+            Duration::from_secs(70),
+            OpSpec {
+                interval: Duration::from_secs(20),
+                timeout: Duration::from_secs(40)
+            }
+        )
+    );
+    assert_eq!(
+        (m[1].start_timeout, m[1].stop_timeout, m[1].monitor),
+        (
+            Duration::from_secs(90),
+            Duration::from_secs(70),
+            OpSpec {
+                interval: Duration::from_secs(5),
+                timeout: Duration::from_secs(40)
+            }
+        )
+    );
+    // Not OCF: Pacemaker's defaults.
+    assert_eq!(m[2], c.resource_groups[0].members[2]);
 }

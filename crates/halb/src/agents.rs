@@ -15,25 +15,17 @@ use std::path::{Path, PathBuf};
 /// ([`check`]): what `halb check-config`, the daemon's start and its
 /// reloads accept.
 pub fn load(loader: &mut halb_config::Loader, path: &Path) -> Result<Config, ConfigErrors> {
-    let config = loader.load(path)?;
+    let (config, src) = loader.load_with_source(path)?;
     if config.resource_groups.is_empty() {
         return Ok(config);
     }
-    // The file parsed: read it again for the places of the agents' errors.
-    let src = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
-        file: path.to_owned(),
-        errors: vec![halb_config::ConfigError::whole_file(
-            path,
-            format!("cannot read it again: {e}"),
-            None,
-        )],
-    })?;
-    check(&src, path, &config).map(|()| config)
+    check(&src, path, &config)
 }
 
 /// Checks the agents of `config` (parsed from `src`, read from `file`)
-/// with the system's agent directories.
-pub fn check(src: &str, file: &Path, config: &Config) -> Result<(), ConfigErrors> {
+/// with the system's agent directories; `config` with the OCF agents'
+/// meta-data defaults applied ([`halb_config::check_agents`]).
+pub fn check(src: &str, file: &Path, config: &Config) -> Result<Config, ConfigErrors> {
     check_with(&Agents::default(), src, file, config)
 }
 
@@ -43,7 +35,7 @@ pub fn check_with(
     src: &str,
     file: &Path,
     config: &Config,
-) -> Result<(), ConfigErrors> {
+) -> Result<Config, ConfigErrors> {
     let mut ocf: Vec<(String, String)> = Vec::new();
     for m in config.resource_groups.iter().flat_map(|g| &g.members) {
         if let Agent::Ocf { provider, kind } = &m.agent {
@@ -187,5 +179,101 @@ fn lookup(agents: &Agents, agent: &Agent, metas: &Metas) -> AgentLookup {
         // The unit name was checked with the config; whether the unit is
         // loaded is systemd's to say when it starts it.
         Agent::Systemd(_) => AgentLookup::Found,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An agent tree in a new directory: an OCF agent with meta-data, one
+    /// not executable, an init script, a heartbeat script.
+    fn tree(tag: &str) -> (PathBuf, Agents) {
+        let dir = std::env::temp_dir().join(format!("halb-agents-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let ocf = dir.join("ocf/resource.d/test");
+        let (init, hb) = (dir.join("init.d"), dir.join("resource.d"));
+        for d in [&ocf, &init, &hb] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        let write = |p: PathBuf, text: &str, mode: u32| {
+            std::fs::write(&p, text).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+        };
+        write(
+            ocf.join("Thing"),
+            "#!/bin/sh\ncat <<'X'\n<?xml version=\"1.0\"?>\n<resource-agent name=\"Thing\">\n<parameters>\n<parameter name=\"path\" required=\"1\"><shortdesc>where</shortdesc><content type=\"string\"/></parameter>\n</parameters>\n<actions><action name=\"start\" timeout=\"45s\"/></actions>\n</resource-agent>\nX\n",
+            0o755,
+        );
+        write(ocf.join("Plain"), "#!/bin/sh\n", 0o644);
+        write(init.join("svc"), "#!/bin/sh\n", 0o755);
+        write(init.join("noexec"), "#!/bin/sh\n", 0o644);
+        write(hb.join("Hb"), "#!/bin/sh\n", 0o755);
+        let agents = Agents {
+            ocf_root: dir.join("ocf"),
+            init_d: init,
+            heartbeat_dirs: vec![hb],
+            ..Agents::default()
+        };
+        (dir, agents)
+    }
+
+    const SRC: &str = r#"[[vrrp_instance]]
+name = "VI_1"
+interface = "eth0"
+virtual_router_id = 51
+priority = 150
+virtual_ipaddress = ["192.0.2.100/24"]
+
+[[resource_group]]
+name = "g"
+follows = "VI_1"
+member = [
+  { name = "a", agent = "ocf:test:Thing", params = { path = "/x" } },
+  { name = "b", agent = "lsb:svc" },
+  { name = "c", agent = "heartbeat:Hb::1" },
+  { name = "d", agent = "systemd:nginx" },
+]
+"#;
+
+    #[test]
+    fn installed_agents_pass_and_take_their_hints() {
+        let (dir, agents) = tree("ok");
+        let file = Path::new("halb.toml");
+        let config = halb_config::parse(SRC, file).unwrap();
+        let got = check_with(&agents, SRC, file, &config).unwrap();
+        let m = &got.resource_groups[0].members;
+        assert_eq!(m[0].start_timeout, std::time::Duration::from_secs(45));
+        assert_eq!(m[1..], config.resource_groups[0].members[1..]);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn agents_not_executable_or_missing_are_errors_at_their_line() {
+        let (dir, agents) = tree("bad");
+        let src = SRC
+            .replace(
+                "ocf:test:Thing\", params = { path = \"/x\" }",
+                "ocf:test:Plain\"",
+            )
+            .replace("lsb:svc", "lsb:noexec")
+            .replace("heartbeat:Hb::1", "heartbeat:Gone");
+        let file = Path::new("halb.toml");
+        let config = halb_config::parse(&src, file).unwrap();
+        let e = check_with(&agents, &src, file, &config).unwrap_err();
+        let lines: Vec<(usize, &str)> = e.iter().map(|e| (e.line, e.message.as_str())).collect();
+        assert_eq!(lines.len(), 3, "{}", e.render());
+        assert_eq!(lines[0].0, 12);
+        assert!(lines[0].1.contains("Plain is not executable"), "{lines:?}");
+        assert_eq!(lines[1].0, 13);
+        assert!(lines[1].1.contains("noexec is not executable"), "{lines:?}");
+        assert_eq!(lines[2].0, 14);
+        assert!(
+            lines[2]
+                .1
+                .contains("heartbeat script not installed: no Gone in"),
+            "{lines:?}"
+        );
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

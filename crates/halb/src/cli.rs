@@ -219,8 +219,15 @@ fn check_config(file: &std::path::Path, max_size: u64) -> ExitCode {
     match loaded {
         Ok(cfg) => {
             let reals: usize = cfg.services.iter().map(|s| s.reals.len()).sum();
+            let groups = match cfg.resource_groups.len() {
+                0 => String::new(),
+                n => {
+                    let members: usize = cfg.resource_groups.iter().map(|g| g.members.len()).sum();
+                    format!(", {n} resource groups of {members} members, their agents checked")
+                }
+            };
             println!(
-                "{}: ok ({} virtual services, {} real servers, {} health checks)",
+                "{}: ok ({} virtual services, {} real servers, {} health checks{groups})",
                 file.display(),
                 cfg.services.len(),
                 reals,

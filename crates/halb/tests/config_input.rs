@@ -3,29 +3,16 @@
 //! quote: a cut line, never a secret.
 #![allow(clippy::unwrap_used)]
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
 mod common;
 
-use common::{poll_for, temp_dir, HALB};
+use common::{halb_to_end, temp_dir};
 
 /// `halb ARGS`, which must end by itself within a bound.
 fn halb(args: &[&std::ffi::OsStr]) -> Output {
-    let mut child = Command::new(HALB)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let done = poll_for(Duration::from_secs(20), || child.try_wait().unwrap());
-    if done.is_none() {
-        let _ = child.kill();
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(done.is_some(), "halb {args:?} did not end: {out:?}");
-    out
+    halb_to_end(args, Duration::from_secs(20))
 }
 
 fn check_config(file: &std::path::Path, extra: &[&str]) -> Output {

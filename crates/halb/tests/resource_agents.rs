@@ -5,12 +5,12 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::Duration;
 
 mod common;
 
-use common::{free_port, poll_for, temp_dir, Daemon, HALB};
+use common::{free_port, halb_to_end, temp_dir, Daemon};
 
 const OCF: &str = "/usr/lib/ocf/resource.d/heartbeat";
 
@@ -29,30 +29,29 @@ fn have_resource_agents() -> bool {
 }
 
 fn check_config(file: &Path) -> Output {
-    let mut child = Command::new(HALB)
-        .arg("check-config")
-        .arg(file)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let done = poll_for(Duration::from_secs(60), || child.try_wait().unwrap());
-    if done.is_none() {
-        let _ = child.kill();
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(done.is_some(), "halb check-config did not end: {out:?}");
-    out
+    halb_to_end(
+        &["check-config".as_ref(), file.as_os_str()],
+        Duration::from_secs(60),
+    )
 }
 
-const VRRP: &str = r#"[[vrrp_instance]]
+/// A VRRP instance and the group "web" following it, with `members`
+/// (from line 11 on).
+fn group(members: &str) -> String {
+    format!(
+        r#"[[vrrp_instance]]
 name = "VI_1"
 interface = "eth0"
 virtual_router_id = 51
 priority = 150
 virtual_ipaddress = ["192.0.2.100/24"]
-"#;
+
+[[resource_group]]
+name = "web"
+follows = "VI_1"
+{members}"#
+    )
+}
 
 #[test]
 fn unknown_and_missing_parameters_and_missing_agents_in_one_run() {
@@ -61,13 +60,8 @@ fn unknown_and_missing_parameters_and_missing_agents_in_one_run() {
     }
     let dir = temp_dir("resource-agents");
     let file = dir.join("halb.toml");
-    let src = format!(
-        "{VRRP}{}",
+    let src = group(
         r#"
-[[resource_group]]
-name = "web"
-follows = "VI_1"
-
   [[resource_group.member]]
   name = "dummy"
   agent = "ocf:heartbeat:Dummy"
@@ -89,7 +83,7 @@ follows = "VI_1"
   [[resource_group.member]]
   name = "v1"
   agent = "heartbeat:halb-no-such-script::a"
-"#
+"#,
     );
     std::fs::write(&file, &src).unwrap();
     let out = check_config(&file);
@@ -119,13 +113,8 @@ fn a_group_of_installed_agents_with_their_parameters_is_ok() {
     }
     let dir = temp_dir("resource-agents-ok");
     let file = dir.join("halb.toml");
-    let src = format!(
-        "{VRRP}{}",
+    let src = group(
         r#"
-[[resource_group]]
-name = "web"
-follows = "VI_1"
-
   [[resource_group.member]]
   name = "fs"
   agent = "ocf:heartbeat:Filesystem"
@@ -134,11 +123,16 @@ follows = "VI_1"
   [[resource_group.member]]
   name = "dummy"
   agent = "ocf:heartbeat:Dummy"
-"#
+"#,
     );
     std::fs::write(&file, &src).unwrap();
     let out = check_config(&file);
     assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("1 resource groups of 2 members, their agents checked"),
+        "{out:?}"
+    );
 }
 
 #[test]
@@ -146,17 +140,12 @@ fn the_daemon_refuses_to_start_and_to_reload_with_an_agent_error() {
     if !have_resource_agents() {
         return;
     }
-    let bad = format!(
-        "{VRRP}{}",
-        r#"
-[[resource_group]]
-name = "web"
-follows = "VI_1"
-  [[resource_group.member]]
+    let bad = group(
+        r#"  [[resource_group.member]]
   name = "fs"
   agent = "ocf:heartbeat:Filesystem"
   params = { directory = "/mnt/shared", fstype = "ext4" }
-"#
+"#,
     );
     let service = format!(
         "[[virtual_service]]\nlisten = \"127.0.0.1:{}\"\n[[virtual_service.real_server]]\naddress = \"127.0.0.1:9\"\n",
@@ -166,21 +155,15 @@ follows = "VI_1"
     let dir = temp_dir("resource-agents-run");
     let file = dir.join("halb.toml");
     std::fs::write(&file, format!("{service}\n{bad}")).unwrap();
-    let mut child = Command::new(HALB)
-        .args(["run", "--config"])
-        .arg(&file)
-        .arg("--socket")
-        .arg(dir.join("halb.sock"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let done = poll_for(Duration::from_secs(30), || child.try_wait().unwrap());
-    if done.is_none() {
-        let _ = child.kill();
-    }
-    let out = child.wait_with_output().unwrap();
+    let sock = dir.join("halb.sock");
+    let args = [
+        "run".as_ref(),
+        "--config".as_ref(),
+        file.as_os_str(),
+        "--socket".as_ref(),
+        sock.as_os_str(),
+    ];
+    let out = halb_to_end(&args, Duration::from_secs(30));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(

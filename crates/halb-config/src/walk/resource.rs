@@ -132,13 +132,16 @@ pub enum AgentLookup {
 /// Checks every member of `config` (parsed from `src`) against what
 /// `lookup` finds of its agent, which is asked once per distinct agent:
 /// an agent that cannot run, an unknown parameter or a missing required
-/// one is an error at its place in `src`, all of them at once.
+/// one is an error at its place in `src`, all of them at once. Returns
+/// `config` with the OCF agents' meta-data hints applied to the timeouts
+/// and monitor interval a member does not write (Pacemaker's 20 s stays
+/// where the agent gives none).
 pub fn check_agents(
     src: &str,
     file: &Path,
     config: &Config,
     mut lookup: impl FnMut(&Agent) -> AgentLookup,
-) -> Result<(), ConfigErrors> {
+) -> Result<Config, ConfigErrors> {
     let mut cache: HashMap<Agent, AgentLookup> = HashMap::new();
     for g in &config.resource_groups {
         for m in &g.members {
@@ -148,12 +151,13 @@ pub fn check_agents(
             }
         }
     }
+    let mut out = config.clone();
     if cache.values().all(|l| *l == AgentLookup::Found) {
-        return Ok(());
+        return Ok(out);
     }
     let mut cx = Cx::new(src, file);
     let Ok(doc) = ImDocument::parse(src) else {
-        return Ok(());
+        return Ok(out);
     };
     let root = Node {
         tbl: Tbl::Std(doc.as_table()),
@@ -161,10 +165,10 @@ pub fn check_agents(
         span: 0..0,
     };
     let Some(f) = cx.field(&root, "resource_group") else {
-        return Ok(());
+        return Ok(out);
     };
     let tables = cx.tables(&f, "resource_group", "name = \"web\"");
-    for ((i, tbl, span), g) in tables.into_iter().zip(&config.resource_groups) {
+    for ((i, tbl, span), g) in tables.into_iter().zip(&mut out.resource_groups) {
         let n = Node {
             tbl,
             path: format!("resource_group[{i}]"),
@@ -174,7 +178,7 @@ pub fn check_agents(
             continue;
         };
         let members = cx.tables(&mf, "resource_group.member", "name = \"fs\"");
-        for ((j, tbl, span), m) in members.into_iter().zip(&g.members) {
+        for ((j, tbl, span), m) in members.into_iter().zip(&mut g.members) {
             let mn = Node {
                 tbl,
                 path: format!("{}.member[{j}]", n.path),
@@ -185,7 +189,65 @@ pub fn check_agents(
             }
         }
     }
-    cx.outcome(Some(config.clone())).map(|_| ())
+    cx.outcome(Some(out))
+}
+
+/// A table field as a node (`None`: not a table).
+fn sub_node<'a>(f: &Field<'a>) -> Option<Node<'a>> {
+    let tbl = match f.kind {
+        Kind::Inline(t) => Tbl::Inline(t),
+        Kind::Table(t) => Tbl::Std(t),
+        _ => return None,
+    };
+    Some(Node {
+        tbl,
+        path: f.path.clone(),
+        span: f.span.clone(),
+    })
+}
+
+/// Characters of an error's `expected` before the rendering cuts it.
+const TAKES_BUDGET: usize = 900;
+
+/// "the parameters ocf:heartbeat:Dummy takes:" and one line for each,
+/// the required first, with its short description; past
+/// [`TAKES_BUDGET`], the names of the rest only.
+fn takes(agent: &Agent, md: &MetaData) -> String {
+    if md.parameters.is_empty() {
+        return format!("{agent} takes no parameters");
+    }
+    // One a line, under the `= expected:` of the rendering.
+    const NL: &str = "\n        ";
+    let mut out = format!("the parameters {agent} takes:");
+    let (required, optional): (Vec<_>, Vec<_>) = md.parameters.iter().partition(|p| p.required);
+    let mut rest = Vec::new();
+    for p in required.into_iter().chain(optional) {
+        let mut line = p.name.clone();
+        if p.required {
+            line.push_str(" (required)");
+        }
+        if !p.short.is_empty() {
+            line.push_str(": ");
+            line.push_str(&p.short);
+        }
+        if rest.is_empty() && out.len() + line.len() < TAKES_BUDGET {
+            out.push_str(NL);
+            out.push_str(&line);
+        } else {
+            rest.push(p.name.as_str());
+        }
+    }
+    if !rest.is_empty() {
+        let mut more = format!("{NL}and {}", rest.join(", "));
+        if out.len() + more.len() > TAKES_BUDGET + 90 {
+            more = format!(
+                "{NL}and {} more (the agent's meta-data has them all)",
+                rest.len()
+            );
+        }
+        out.push_str(&more);
+    }
+    out
 }
 
 fn valid_name(s: &str) -> bool {
@@ -335,15 +397,14 @@ impl Cx<'_> {
         instances: &[&str],
         sync_groups: &[&str],
     ) -> Grp {
-        let n0 = Node {
+        let n = Node {
             tbl,
             path: format!("resource_group[{i}]"),
             span: span.clone(),
         };
         let before = self.errors.len();
-        self.vrrp_keys(&n0, GROUP_KEYS, "a resource_group key", GROUP_HINTS);
-        let (name, name_span) = self.rg_name(&n0, "resource_group", "\"web\"");
-        let n = n0;
+        self.vrrp_keys(&n, GROUP_KEYS, "a resource_group key", GROUP_HINTS);
+        let (name, name_span) = self.rg_name(&n, "resource_group", "\"web\"");
         let follows = self.follows(&n, instances, sync_groups);
         let mut spec = GroupSpec::new(
             name.clone().unwrap_or_default(),
@@ -371,16 +432,21 @@ impl Cx<'_> {
         spec.start_failure_is_fatal = self.vrrp_bool(&n, "start_failure_is_fatal", true);
         spec.managed = self.vrrp_bool(&n, "managed", true);
         let (mut members, mut names) = (Vec::new(), Vec::new());
-        match self.field(&n, "member") {
-            Some(f) => {
-                for (j, tbl, mspan) in self.tables(&f, "resource_group.member", "name = \"fs\"") {
-                    let path = format!("{}.member[{j}]", n.path);
-                    let (m, named) = self.member(tbl, mspan, path);
-                    members.extend(m);
-                    names.extend(named);
-                }
-            }
-            None => self.push(
+        let member = self.field(&n, "member");
+        let mut tables = Vec::new();
+        if let Some(f) = &member {
+            tables = self.tables(f, "resource_group.member", "name = \"fs\"");
+        }
+        let empty = matches!(member.as_ref().map(|f| f.kind), Some(Kind::Array(a)) if a.is_empty());
+        for (j, tbl, mspan) in tables {
+            let path = format!("{}.member[{j}]", n.path);
+            let (m, named) = self.member(tbl, mspan, path);
+            members.extend(m);
+            names.extend(named);
+        }
+        match member {
+            Some(_) if !empty => {}
+            _ => self.push(
                 Problem::new(
                     span.clone(),
                     n.path.clone(),
@@ -695,7 +761,7 @@ impl Cx<'_> {
     }
 
     /// A member against what was found of its agent.
-    fn member_agent(&mut self, n: &Node, m: &MemberSpec, found: &AgentLookup) {
+    fn member_agent(&mut self, n: &Node, m: &mut MemberSpec, found: &AgentLookup) {
         let agent_span = self
             .field(n, "agent")
             .map_or_else(|| n.span.clone(), |f| f.span.clone());
@@ -712,47 +778,10 @@ impl Cx<'_> {
             }
             AgentLookup::Ocf(md) => md,
         };
-        let takes = || {
-            let list: Vec<String> = md
-                .parameters
-                .iter()
-                .map(|p| {
-                    let mut s = p.name.clone();
-                    if p.required {
-                        s.push_str(" (required)");
-                    }
-                    if !p.short.is_empty() {
-                        s.push_str(": ");
-                        s.push_str(&p.short);
-                    }
-                    s
-                })
-                .collect();
-            if list.is_empty() {
-                format!("{} takes no parameters", m.agent)
-            } else {
-                // One a line, under the `= expected:` of the rendering.
-                format!(
-                    "the parameters {} takes:\n        {}",
-                    m.agent,
-                    list.join("\n        ")
-                )
-            }
-        };
+        self.agent_defaults(n, m, md);
+        let takes = || takes(&m.agent, md);
         let params = self.field(n, "params");
-        let pnode = params.as_ref().and_then(|f| match f.kind {
-            Kind::Inline(t) => Some(Node {
-                tbl: Tbl::Inline(t),
-                path: f.path.clone(),
-                span: f.span.clone(),
-            }),
-            Kind::Table(t) => Some(Node {
-                tbl: Tbl::Std(t),
-                path: f.path.clone(),
-                span: f.span.clone(),
-            }),
-            _ => None,
-        });
+        let pnode = params.as_ref().and_then(sub_node);
         let names: Vec<&str> = md.parameters.iter().map(|p| p.name.as_str()).collect();
         if let Some(pn) = &pnode {
             for key in pn.tbl.names() {
@@ -814,5 +843,91 @@ impl Cx<'_> {
                 .fix(fix),
             );
         }
+    }
+
+    /// The meta-data's hints for what `n` does not write: start and stop
+    /// timeouts, the monitor's interval and timeout (at least 1 s).
+    fn agent_defaults(&self, n: &Node, m: &mut MemberSpec, md: &MetaData) {
+        let at_least = |d: Duration| d.max(Duration::from_secs(1));
+        if self.field(n, "start_timeout").is_none() {
+            if let Some(d) = md.timeout("start") {
+                m.start_timeout = at_least(d);
+            }
+        }
+        if self.field(n, "stop_timeout").is_none() {
+            if let Some(d) = md.timeout("stop") {
+                m.stop_timeout = at_least(d);
+            }
+        }
+        let monitor = self.field(n, "monitor");
+        let mn = monitor.as_ref().and_then(sub_node);
+        let written = |k: &str| mn.as_ref().is_some_and(|mn| self.field(mn, k).is_some());
+        if !written("interval") {
+            if let Some(d) = md.monitor_interval() {
+                m.monitor.interval = d;
+            }
+        }
+        if !written("timeout") {
+            if let Some(d) = md.timeout("monitor") {
+                m.monitor.timeout = at_least(d);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{takes, unit_problem};
+    use halb_resource::{Agent, MetaData, Parameter};
+
+    #[test]
+    fn the_parameters_an_agent_takes_fit_before_the_cut() {
+        let agent = Agent::parse("ocf:heartbeat:Big").unwrap_or(Agent::Lsb("x".into()));
+        let param = |i: usize, required: bool| Parameter {
+            name: format!("param_{i}"),
+            required,
+            short: "a parameter with a description of some length".into(),
+            ..Parameter::default()
+        };
+        for n in [3, 30, 300] {
+            let md = MetaData {
+                parameters: (0..n).map(|i| param(i, i == n - 1)).collect(),
+                ..MetaData::default()
+            };
+            let t = takes(&agent, &md);
+            assert!(t.chars().count() < 1000, "{n}: {t}");
+            // The required one first, with its description.
+            let first = t.lines().nth(1).unwrap_or_default();
+            assert!(
+                first.contains(&format!("param_{} (required): a parameter", n - 1)),
+                "{t}"
+            );
+            assert_eq!(t.contains("and "), n > 3, "{t}");
+        }
+        assert!(takes(&agent, &MetaData::default()).contains("takes no parameters"));
+    }
+
+    #[test]
+    fn unit_names_as_systemctl_takes_them() {
+        for ok in [
+            "nginx",
+            "nginx.service",
+            "getty@tty1.service",
+            "mnt-shared.mount",
+            "a:b-c_d.socket",
+            "php8.2-fpm",
+        ] {
+            assert_eq!(unit_problem(ok), None, "{ok}");
+        }
+        for (bad, why) in [
+            ("nginx!", "contains '!'"),
+            ("ngïnx", "contains 'ï'"),
+            (".service", "no name before its suffix"),
+            ("nginx.", "ends with a dot"),
+        ] {
+            let p = unit_problem(bad).unwrap_or_default();
+            assert!(p.contains(why), "{bad}: {p}");
+        }
+        assert!(unit_problem(&"a".repeat(256)).is_some());
     }
 }

@@ -35,6 +35,25 @@ pub fn poll_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<
     }
 }
 
+/// `halb ARGS`, which must end by itself within `limit` (killed and the
+/// test failed otherwise); its output.
+pub fn halb_to_end(args: &[&std::ffi::OsStr], limit: Duration) -> Output {
+    let mut child = Command::new(HALB)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let done = poll_for(limit, || child.try_wait().unwrap());
+    if done.is_none() {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(done.is_some(), "halb {args:?} did not end: {out:?}");
+    out
+}
+
 /// A loopback TCP port nobody listens on right now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
