@@ -114,7 +114,16 @@ pub enum Action {
 pub enum Command {
     /// `halb resource cleanup|restart`, `halb maintenance on|off`.
     Resource(halb_resource::Command),
+    /// `halb standby` (true) / `halb online` (false): heartbeat's
+    /// `hb_standby`. Every VRRP instance gets the fault [`STANDBY_FAULT`]:
+    /// a master sends a priority-0 advert and gives its VIPs (and so its
+    /// resource groups) to the peer; this director takes nothing back
+    /// until `halb online`.
+    Standby(bool),
 }
+
+/// The VRRP fault key of `halb standby`.
+pub const STANDBY_FAULT: &str = "standby (halb standby; `halb online` ends it)";
 
 /// What a reload changes, decided by the director before anything is
 /// applied: the answer to `halb reload` and its log come from this.
@@ -162,6 +171,8 @@ pub struct Director {
     apply_cost: Duration,
     /// Resource groups: their engine and the roles it was told.
     resources: resources::Resources,
+    /// `halb standby` is in force.
+    standby: bool,
     now: Instant,
 }
 
@@ -242,6 +253,7 @@ impl Director {
         let resources = resources::Resources::new(&config, now);
         let mut d = Director {
             resources,
+            standby: false,
             config: Arc::new(config),
             engine,
             index,
@@ -314,6 +326,21 @@ impl Director {
                         | halb_resource::State::Blocked
                 )
             })
+    }
+
+    /// Whether `halb standby` is in force.
+    pub fn standby(&self) -> bool {
+        self.standby
+    }
+
+    fn send_standby(&mut self, faulty: bool) {
+        for i in &self.config.vrrp_instances {
+            self.actions.push_back(Action::SetFault {
+                instance: i.name.clone(),
+                key: STANDBY_FAULT.to_owned(),
+                faulty,
+            });
+        }
     }
 
     /// The resource groups' status, for `halb list`.
@@ -442,6 +469,10 @@ impl Director {
                 });
             }
         }
+        // Standby holds for the instances of the new config too.
+        if self.standby {
+            self.send_standby(true);
+        }
         self.tracking_due = true;
         self.resources.sync(&new, &self.roles, now);
         self.debug_check();
@@ -491,6 +522,13 @@ impl Director {
         self.advance(now);
         let r = match command {
             Command::Resource(c) => self.resources.engine.handle_command(c, now),
+            Command::Standby(on) => {
+                if self.standby != on {
+                    self.standby = on;
+                    self.send_standby(on);
+                }
+                Ok(())
+            }
         };
         self.debug_check();
         r

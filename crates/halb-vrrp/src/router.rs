@@ -720,6 +720,12 @@ impl Router {
 
     fn enter_fault(&mut self, reason: Reason) {
         if self.state == State::Master {
+            // As keepalived leaving MASTER for FAULT: a priority-0 advert,
+            // so the backup takes over after Skew_Time rather than after
+            // Master_Down_Interval (a failed track_script, `halb standby`;
+            // on a dead link it goes nowhere, harmlessly).
+            self.actions
+                .push_back(Action::SendAdvert(self.advert(PRIORITY_RELEASE)));
             self.remove_addresses();
         }
         self.clear_timers();

@@ -64,6 +64,17 @@ enum Command {
         #[arg(long, global = true)]
         socket: Option<PathBuf>,
     },
+    /// Give up every VIP (and so every resource group) to the peer and
+    /// stay backup until `halb online` (heartbeat's hb_standby).
+    Standby {
+        #[arg(long)]
+        socket: Option<PathBuf>,
+    },
+    /// End `halb standby`: this director may be master again.
+    Online {
+        #[arg(long)]
+        socket: Option<PathBuf>,
+    },
     /// Maintenance mode (Pacemaker's is-managed=false): halb starts,
     /// stops and monitors nothing in GROUP (or every group); the VIPs stay
     /// with VRRP. Leaving it probes the members again.
@@ -154,6 +165,8 @@ pub fn main() -> ExitCode {
             };
             command(socket, control::Request::Resource(req))
         }
+        Command::Standby { socket } => command(socket, control::Request::Standby { on: true }),
+        Command::Online { socket } => command(socket, control::Request::Standby { on: false }),
         Command::Maintenance {
             state,
             group,

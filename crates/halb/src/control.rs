@@ -26,6 +26,10 @@ pub enum Request {
     Handover,
     /// `halb resource …`, `halb maintenance …`.
     Resource(ResourceRequest),
+    /// `halb standby` (true) / `halb online` (false).
+    Standby {
+        on: bool,
+    },
 }
 
 /// An operator's resource command.
@@ -149,12 +153,14 @@ impl Timeouts {
                 connect,
                 answer: Duration::from_secs(600),
             },
-            Request::Status | Request::Connections | Request::Handover | Request::Resource(_) => {
-                Timeouts {
-                    connect,
-                    answer: Duration::from_secs(10),
-                }
-            }
+            Request::Status
+            | Request::Connections
+            | Request::Handover
+            | Request::Resource(_)
+            | Request::Standby { .. } => Timeouts {
+                connect,
+                answer: Duration::from_secs(10),
+            },
         }
     }
 }
@@ -684,7 +690,7 @@ impl Asker {
                     connections: self.reader.observer.connections(),
                 }
             }
-            Request::Reload | Request::Resource(_) => {}
+            Request::Reload | Request::Resource(_) | Request::Standby { .. } => {}
             Request::Handover => {
                 return Response::Error {
                     message: "a hand-over is made on the control connection itself".into(),

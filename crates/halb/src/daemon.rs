@@ -242,10 +242,35 @@ impl Shell {
             },
             Request::Reload => self.reload(),
             Request::Resource(r) => self.resource_command(r),
+            Request::Standby { on } => self.standby(on),
         };
         // A client that reads the status after its reload sees it.
         self.publish();
         response
+    }
+
+    /// `halb standby` / `halb online`.
+    fn standby(&mut self, on: bool) -> Response {
+        if self.director.config().vrrp_instances.is_empty() {
+            return Response::Error {
+                message: "no vrrp_instance in the config: this director holds no VIP to give up or take back"
+                    .into(),
+            };
+        }
+        let was = self.director.standby();
+        let _ = self
+            .director
+            .handle_command(halb_director::Command::Standby(on), Instant::now());
+        let message = match (was, on) {
+            (false, true) => "standby: this director gives up its VIPs and resource groups, and takes none back until `halb online`",
+            (true, true) => "standby: already in standby",
+            (true, false) => "online: this director may be master again (its priority decides)",
+            (false, false) => "online: not in standby",
+        };
+        tracing::info!("operator: {message}");
+        Response::Done {
+            message: message.into(),
+        }
     }
 
     /// `halb resource …` / `halb maintenance …`.

@@ -2,7 +2,8 @@
 //! `ocf:heartbeat:Dummy` agent (package resource-agents): a director in
 //! its own network namespace (root) becomes VRRP master and starts its
 //! group in order; a member whose state vanishes is restarted in place;
-//! `halb resource cleanup`, `show` and `halb maintenance` work; SIGTERM
+//! `halb resource cleanup`, `show`, `halb maintenance` and `halb
+//! standby`/`online` work; SIGTERM
 //! stops the group in reverse before the daemon exits. Every wait is
 //! bounded.
 #![allow(clippy::unwrap_used)]
@@ -192,6 +193,22 @@ migration_threshold = 3
     wait_group(&d, "started after maintenance", |g| {
         g["state"] == "started" && g["managed"] == true
     });
+    assert!(a.exists() && b.exists());
+
+    // halb standby: the instance goes to FAULT (the VIPs go to the peer),
+    // so the group stops here; halb online: master again, started again.
+    let out = d.ctl(&["standby"]);
+    assert!(out.status.success(), "{out:?}");
+    wait_group(&d, "stopped in standby", |g| {
+        g["state"] == "stopped" && g["active"] == false
+    });
+    assert!(!a.exists() && !b.exists());
+    let vrrp = d.status().unwrap()["vrrp"][0].clone();
+    assert_eq!(vrrp["state"], "FAULT", "{vrrp}");
+    assert!(vrrp["faults"].to_string().contains("standby"), "{vrrp}");
+    let out = d.ctl(&["online"]);
+    assert!(out.status.success(), "{out:?}");
+    wait_group(&d, "started again online", |g| g["state"] == "started");
     assert!(a.exists() && b.exists());
 
     // SIGTERM: stopped in reverse, then exit 0.

@@ -301,7 +301,13 @@ fn link_down_and_up() {
     r.link_down(t0 + ms(1));
     assert_eq!(r.state(), State::Fault);
     let a = drain(&mut r);
-    assert!(matches!(a[0], Action::RemoveAddresses { .. }));
+    // A release advert first (keepalived's VRRP_PRIO_STOP), then the
+    // addresses go.
+    assert!(
+        matches!(&a[0], Action::SendAdvert(adv) if adv.priority == 0),
+        "{a:?}"
+    );
+    assert!(matches!(a[1], Action::RemoveAddresses { .. }));
     assert_eq!(r.poll_timeout(), None);
     // Adverts and timers do nothing in Fault.
     r.handle_advert(ip("192.0.2.2"), &advert_from(0, 100), t0 + ms(2));
