@@ -95,6 +95,7 @@ fn router_config(spec: &InstanceSpec, primary: IpAddr) -> Config {
     c.advert_interval = spec.advert_interval;
     c.preempt = spec.preempt;
     c.preempt_delay = spec.preempt_delay;
+    c.announce_at_startup = spec.announce_at_startup;
     c.accept_mode = spec.accept;
     c.unicast_peers = spec.unicast_peers.clone();
     c.auth = spec.auth.clone();

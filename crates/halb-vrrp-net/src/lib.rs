@@ -81,6 +81,9 @@ pub struct InstanceSpec {
     pub preempt: bool,
     /// Preempt delay.
     pub preempt_delay: Duration,
+    /// One advert at startup (halb-to-halb; for instances resource groups
+    /// follow: see `halb_vrrp::Config::announce_at_startup`).
+    pub announce_at_startup: bool,
     /// Accept mode.
     pub accept: bool,
     /// Virtual addresses.

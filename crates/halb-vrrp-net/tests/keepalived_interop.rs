@@ -220,6 +220,7 @@ fn spec(version: u8, priority: u8, advert: Duration) -> Spec {
             advert_interval: advert,
             preempt: true,
             preempt_delay: Duration::ZERO,
+            announce_at_startup: false,
             accept: false,
             vips: vec![VipSpec {
                 address: VIP.parse().unwrap(),

@@ -82,6 +82,7 @@ fn spec(priority: u8, vip: &str, prefix: u8) -> Spec {
             advert_interval: Duration::from_millis(100),
             preempt: true,
             preempt_delay: Duration::ZERO,
+            announce_at_startup: false,
             accept: false,
             vips: vec![VipSpec {
                 address: vip.parse().unwrap(),

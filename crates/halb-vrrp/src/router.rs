@@ -93,6 +93,13 @@ pub struct Config {
     pub auth: Auth,
     /// Gratuitous ARP / NA schedule.
     pub gratuitous: Gratuitous,
+    /// halb-to-halb: at startup (as Backup) send one advert at our
+    /// priority. A peer that took over while this router's daemon
+    /// restarted has not, by then, had a Master_Down_Interval of silence:
+    /// the advert restarts its timer, so a restarted master whose resource
+    /// groups still run becomes master again instead of the peer starting
+    /// them too. Set for instances that resource groups follow.
+    pub announce_at_startup: bool,
 }
 
 impl Config {
@@ -118,6 +125,7 @@ impl Config {
             unicast_peers: Vec::new(),
             auth: Auth::None,
             gratuitous: Gratuitous::default(),
+            announce_at_startup: false,
         }
     }
 
@@ -427,6 +435,10 @@ impl Router {
         } else {
             self.master_adver_interval = self.config.advert_interval;
             self.become_backup(now, reason);
+            if self.config.announce_at_startup && reason == Reason::Startup {
+                self.actions
+                    .push_back(Action::SendAdvert(self.advert(self.priority())));
+            }
         }
     }
 

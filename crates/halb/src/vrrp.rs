@@ -15,7 +15,15 @@ pub fn spec(config: &Config) -> anyhow::Result<Spec> {
         instances: config
             .vrrp_instances
             .iter()
-            .map(instance_spec)
+            .map(|v| {
+                // Followed by a resource group: announce at startup, so a
+                // restarted master keeps its running groups (see
+                // halb_vrrp::Config::announce_at_startup).
+                let followed = config.resource_groups.iter().any(|g| {
+                    halb_director::resources::instances_of(config, &g.follows).contains(&v.name)
+                });
+                instance_spec(v, followed)
+            })
             .collect::<anyhow::Result<_>>()?,
         groups: config
             .vrrp_sync_groups
@@ -28,7 +36,7 @@ pub fn spec(config: &Config) -> anyhow::Result<Spec> {
     })
 }
 
-fn instance_spec(v: &VrrpInstance) -> anyhow::Result<InstanceSpec> {
+fn instance_spec(v: &VrrpInstance, announce_at_startup: bool) -> anyhow::Result<InstanceSpec> {
     Ok(InstanceSpec {
         name: v.name.clone(),
         interface: v.interface.clone(),
@@ -42,6 +50,7 @@ fn instance_spec(v: &VrrpInstance) -> anyhow::Result<InstanceSpec> {
         advert_interval: v.advert_interval,
         preempt: v.preempt,
         preempt_delay: v.preempt_delay,
+        announce_at_startup,
         accept: v.accept,
         vips: v
             .virtual_ipaddress

@@ -649,3 +649,51 @@ fn zero_interval_adverts_do_not_flap_a_backup() {
     assert_eq!(drops, 0);
     assert!(changes.len() > 100, "{} state changes", changes.len());
 }
+
+#[test]
+fn announce_at_startup_sends_one_advert_and_holds_a_lower_peer_back() {
+    let t0 = Instant::now();
+    // Off (RFC behaviour): a starting backup is silent.
+    let mut r = Router::new(cfg(150)).unwrap();
+    r.start(t0);
+    assert!(!drain(&mut r)
+        .iter()
+        .any(|a| matches!(a, Action::SendAdvert(_))));
+    // On: one advert at our priority, still Backup.
+    let mut c = cfg(150);
+    c.announce_at_startup = true;
+    let mut r = Router::new(c).unwrap();
+    r.start(t0);
+    assert_eq!(r.state(), State::Backup);
+    let adverts: Vec<u8> = drain(&mut r)
+        .iter()
+        .filter_map(|a| match a {
+            Action::SendAdvert(adv) => Some(adv.priority),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(adverts, [150]);
+    // A lower-priority backup that hears it restarts its master-down timer
+    // (it would otherwise take over first: it has been silent-timed since
+    // the restarted master's last advert).
+    let mut peer = Router::new(cfg(100)).unwrap();
+    peer.start(t0);
+    drain(&mut peer);
+    let before = peer.poll_timeout().unwrap();
+    let mut hello = advert_from(150, 100);
+    hello.priority = 150;
+    peer.handle_advert(ip("192.0.2.9"), &hello, t0 + ms(500));
+    assert!(peer.poll_timeout().unwrap() > before);
+    // Not on a later startup (link back up): only the daemon's start.
+    let mut c = cfg(150);
+    c.announce_at_startup = true;
+    let mut r = Router::new(c).unwrap();
+    r.start(t0);
+    drain(&mut r);
+    r.link_down(t0 + ms(1));
+    drain(&mut r);
+    r.link_up(t0 + ms(2));
+    assert!(!drain(&mut r)
+        .iter()
+        .any(|a| matches!(a, Action::SendAdvert(_))));
+}
