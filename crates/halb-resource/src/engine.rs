@@ -661,7 +661,30 @@ impl Engine {
                 continue;
             }
             n += 1;
-            g.role_known = true;
+            let first = !std::mem::replace(&mut g.role_known, true);
+            if first {
+                // What the start-up probes found running, judged now that
+                // the role is known: kept (adopted) or stopped.
+                g.active = active;
+                let keep = g.keep();
+                let running: Vec<usize> = (0..g.members.len())
+                    .filter(|&i| g.members[i].known == Known::Running)
+                    .collect();
+                for i in running {
+                    let kind = if i < keep {
+                        EventKind::Adopted
+                    } else {
+                        EventKind::RunningWhereItShouldNot
+                    };
+                    self.event(gi, Some(i), kind);
+                }
+                let g = &mut self.groups[gi];
+                if active {
+                    g.release_owed = false;
+                    g.reprobe(|k| k == Known::Stopped);
+                }
+                continue;
+            }
             if g.active == active {
                 continue;
             }
@@ -982,12 +1005,16 @@ impl Engine {
                     // Kept if the group runs here and every member before
                     // it runs (probes go first to last, so those are
                     // known); else it is stopped next.
-                    let kind = if i < self.groups[gi].keep() {
-                        EventKind::Adopted
-                    } else {
-                        EventKind::RunningWhereItShouldNot
-                    };
-                    self.event(gi, Some(i), kind);
+                    // (Until the role is known nothing is decided: the
+                    // event comes with the role, `judge_running`.)
+                    if self.groups[gi].role_known {
+                        let kind = if i < self.groups[gi].keep() {
+                            EventKind::Adopted
+                        } else {
+                            EventKind::RunningWhereItShouldNot
+                        };
+                        self.event(gi, Some(i), kind);
+                    }
                 } else if r.not_running() {
                     m.known = Known::Stopped;
                 } else if matches!(r.status, AgentStatus::Error(_))
@@ -2451,8 +2478,17 @@ mod tests {
         h.advance(Duration::from_secs(11));
         let ops = h.settle(running_world);
         assert!(ops.iter().all(|o| o.ends_with("monitor")), "{ops:?}");
-        // Master after all: adopted, nothing started.
+        // Master after all: adopted (said now, with the role), nothing
+        // started.
+        let adopted = |h: &H| {
+            h.events
+                .iter()
+                .filter(|e| e.kind == EventKind::Adopted)
+                .count()
+        };
+        assert_eq!(adopted(&h), 0, "{:?}", h.events);
         h.role("vi_web", true);
+        assert_eq!(adopted(&h), 2, "{:?}", h.events);
         let ops = h.settle(running_world);
         assert!(
             ops.iter()
