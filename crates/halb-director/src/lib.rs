@@ -27,6 +27,7 @@
 pub mod checks;
 pub mod diff;
 pub mod hooks;
+pub mod overrides;
 pub mod resources;
 pub mod status;
 pub mod tracking;
@@ -63,6 +64,8 @@ pub enum ApplyReason {
     Reload,
     /// The IPVS sync daemon follows a VRRP instance's new role.
     SyncRole,
+    /// An operator's override (`halb weight|drain|disable|enable`).
+    Operator,
 }
 
 /// What the director asks of its shell, in order.
@@ -114,6 +117,13 @@ pub enum Action {
 pub enum Command {
     /// `halb resource cleanup|restart`, `halb maintenance on|off`.
     Resource(halb_resource::Command),
+    /// `halb weight|drain|disable|enable SERVICE REAL`: SERVICE by name
+    /// or VIP:port, REAL by address:port (see [`overrides`]).
+    Real {
+        service: String,
+        real: String,
+        action: overrides::RealAction,
+    },
     /// `halb standby` (true) / `halb online` (false): heartbeat's
     /// `hb_standby`. Every VRRP instance gets the fault [`STANDBY_FAULT`]:
     /// a master sends a priority-0 advert and gives its VIPs (and so its
@@ -121,6 +131,24 @@ pub enum Command {
     /// until `halb online`.
     Standby(bool),
 }
+
+/// Why an operator's command was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandError {
+    Resource(halb_resource::CommandError),
+    Target(overrides::TargetError),
+}
+
+impl std::fmt::Display for CommandError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CommandError::Resource(e) => e.fmt(f),
+            CommandError::Target(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for CommandError {}
 
 /// The VRRP fault key of `halb standby`.
 pub const STANDBY_FAULT: &str = "standby (halb standby; `halb online` ends it)";
@@ -173,6 +201,8 @@ pub struct Director {
     resources: resources::Resources,
     /// `halb standby` is in force.
     standby: bool,
+    /// Operators' real-server overrides.
+    overrides: overrides::Overrides,
     now: Instant,
 }
 
@@ -254,6 +284,7 @@ impl Director {
         let mut d = Director {
             resources,
             standby: false,
+            overrides: overrides::Overrides::default(),
             config: Arc::new(config),
             engine,
             index,
@@ -435,6 +466,7 @@ impl Director {
         plan.vrrp = new.vrrp_instances != old.vrrp_instances
             || new.vrrp_sync_groups != old.vrrp_sync_groups;
 
+        self.overrides.retain_in(&new);
         if new.resource_groups != old.resource_groups {
             plan.changes.extend(self.resources.reload(&new, now));
             for (instance, key) in self.resources.faults_of_removed(&new) {
@@ -514,14 +546,27 @@ impl Director {
     }
 
     /// An operator's command.
-    pub fn handle_command(
-        &mut self,
-        command: Command,
-        now: Instant,
-    ) -> Result<(), halb_resource::CommandError> {
+    pub fn handle_command(&mut self, command: Command, now: Instant) -> Result<(), CommandError> {
         self.advance(now);
         let r = match command {
-            Command::Resource(c) => self.resources.engine.handle_command(c, now),
+            Command::Resource(c) => self
+                .resources
+                .engine
+                .handle_command(c, now)
+                .map_err(CommandError::Resource),
+            Command::Real {
+                service,
+                real,
+                action,
+            } => match overrides::resolve(&self.config, &service, &real) {
+                Ok((key, addr)) => {
+                    if self.overrides.set(key, addr, action) {
+                        self.queue_table(ApplyReason::Operator);
+                    }
+                    Ok(())
+                }
+                Err(e) => Err(CommandError::Target(e)),
+            },
             Command::Standby(on) => {
                 if self.standby != on {
                     self.standby = on;
@@ -645,11 +690,21 @@ impl Director {
 
     /// The effective table now (see [`effective_table`]).
     pub fn table(&self) -> Table {
-        effective_table(&self.config, |service, real| {
+        let health = |service, real| {
             let (id, _) = self.index.real(service, real)?;
             let st = self.engine.status(id)?;
             Some((st.health, st.weight))
-        })
+        };
+        let mut table = effective_table(&self.config, health);
+        self.overrides.apply(&mut table, |service, real| {
+            matches!(health(service, real), Some((Health::Down, _)))
+        });
+        table
+    }
+
+    /// Operators' real-server overrides in force.
+    pub fn overrides(&self) -> &overrides::Overrides {
+        &self.overrides
     }
 
     /// Real-server health transitions since the start.

@@ -64,6 +64,40 @@ enum Command {
         #[arg(long, global = true)]
         socket: Option<PathBuf>,
     },
+    /// Set a real server's weight at runtime (ipvsadm -e … -w N); it
+    /// survives reloads while the real server stays in the config.
+    /// SERVICE by name or VIP:port, REAL by address:port.
+    Weight {
+        service: String,
+        real: String,
+        weight: u32,
+        #[arg(long)]
+        socket: Option<PathBuf>,
+    },
+    /// Drain a real server: weight 0, established connections go on, no
+    /// new ones (quiescent), until `halb enable`.
+    Drain {
+        service: String,
+        real: String,
+        #[arg(long)]
+        socket: Option<PathBuf>,
+    },
+    /// Take a real server out of the table (HAProxy's maint) until
+    /// `halb enable`.
+    Disable {
+        service: String,
+        real: String,
+        #[arg(long)]
+        socket: Option<PathBuf>,
+    },
+    /// End `halb weight`, `drain` or `disable`: back to the configured (or
+    /// health-driven) weight.
+    Enable {
+        service: String,
+        real: String,
+        #[arg(long)]
+        socket: Option<PathBuf>,
+    },
     /// Give up every VIP (and so every resource group) to the peer and
     /// stay backup until `halb online` (heartbeat's hb_standby).
     Standby {
@@ -165,6 +199,27 @@ pub fn main() -> ExitCode {
             };
             command(socket, control::Request::Resource(req))
         }
+        Command::Weight {
+            service,
+            real,
+            weight,
+            socket,
+        } => real_command(socket, service, real, RealAction::Weight(weight)),
+        Command::Drain {
+            service,
+            real,
+            socket,
+        } => real_command(socket, service, real, RealAction::Drain),
+        Command::Disable {
+            service,
+            real,
+            socket,
+        } => real_command(socket, service, real, RealAction::Disable),
+        Command::Enable {
+            service,
+            real,
+            socket,
+        } => real_command(socket, service, real, RealAction::Enable),
         Command::Standby { socket } => command(socket, control::Request::Standby { on: true }),
         Command::Online { socket } => command(socket, control::Request::Standby { on: false }),
         Command::Maintenance {
@@ -273,6 +328,24 @@ enum ResourceAction {
 enum OnOff {
     On,
     Off,
+}
+
+use halb_director::overrides::RealAction;
+
+fn real_command(
+    socket: Option<PathBuf>,
+    service: String,
+    real: String,
+    action: RealAction,
+) -> anyhow::Result<ExitCode> {
+    command(
+        socket,
+        control::Request::Real {
+            service,
+            real,
+            action,
+        },
+    )
 }
 
 /// Send an operator command; print what the daemon did.

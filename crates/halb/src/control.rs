@@ -30,6 +30,23 @@ pub enum Request {
     Standby {
         on: bool,
     },
+    /// `halb weight|drain|disable|enable SERVICE REAL`.
+    Real {
+        service: String,
+        real: String,
+        action: halb_director::overrides::RealAction,
+    },
+}
+
+/// One real server an operator overrode.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OverrideRow {
+    pub service: String,
+    pub protocol: halb_table::Protocol,
+    pub listen: std::net::SocketAddr,
+    pub real: std::net::SocketAddr,
+    #[serde(rename = "override")]
+    pub what: halb_director::overrides::Override,
 }
 
 /// An operator's resource command.
@@ -70,6 +87,9 @@ pub struct Status {
     /// Resource groups (empty without `[[resource_group]]`).
     #[serde(default)]
     pub resources: Vec<halb_resource::GroupStatus>,
+    /// Operators' real-server overrides (`halb weight|drain|disable`).
+    #[serde(default)]
+    pub overrides: Vec<OverrideRow>,
     /// VRRP instances (empty without `[[vrrp_instance]]`).
     #[serde(default)]
     pub vrrp: Vec<VrrpStatus>,
@@ -110,6 +130,9 @@ pub use halb_director::RealHealth;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
+// One per control request, built once and serialized: boxing the status
+// would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Response {
     Status(Status),
     Connections {
@@ -157,7 +180,8 @@ impl Timeouts {
             | Request::Connections
             | Request::Handover
             | Request::Resource(_)
-            | Request::Standby { .. } => Timeouts {
+            | Request::Standby { .. }
+            | Request::Real { .. } => Timeouts {
                 connect,
                 answer: Duration::from_secs(10),
             },
@@ -690,7 +714,10 @@ impl Asker {
                     connections: self.reader.observer.connections(),
                 }
             }
-            Request::Reload | Request::Resource(_) | Request::Standby { .. } => {}
+            Request::Reload
+            | Request::Resource(_)
+            | Request::Standby { .. }
+            | Request::Real { .. } => {}
             Request::Handover => {
                 return Response::Error {
                     message: "a hand-over is made on the control connection itself".into(),

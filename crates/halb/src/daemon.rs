@@ -114,12 +114,14 @@ impl Shell {
                         r.errors.extend(report.errors);
                         r.warnings.extend(report.warnings);
                     }
-                    ApplyReason::Health | ApplyReason::SyncRole => {
+                    ApplyReason::Health | ApplyReason::SyncRole | ApplyReason::Operator => {
                         if reason == ApplyReason::Health {
                             self.director.handle_applied(Instant::now());
                         }
                         let what = if reason == ApplyReason::Health {
                             "applying health changes"
+                        } else if reason == ApplyReason::Operator {
+                            "applying an operator's override"
                         } else {
                             "switching the sync daemon"
                         };
@@ -218,8 +220,28 @@ impl Shell {
             health_transitions: self.director.transitions(),
             alerts: halb_alert::AlertStats::default(),
             resources: self.director.resource_status(Instant::now()),
+            overrides: self.override_rows(),
             vrrp: Vec::new(),
         }
+    }
+
+    fn override_rows(&self) -> Vec<control::OverrideRow> {
+        let config = self.director.config();
+        self.director
+            .overrides()
+            .iter()
+            .map(|((key, real), what)| control::OverrideRow {
+                service: config
+                    .services
+                    .iter()
+                    .find(|s| s.key() == *key)
+                    .map_or_else(|| key.to_string(), |s| s.name.clone()),
+                protocol: key.protocol,
+                listen: key.listen,
+                real: *real,
+                what: *what,
+            })
+            .collect()
     }
 
     fn publish(&mut self) {
@@ -243,10 +265,51 @@ impl Shell {
             Request::Reload => self.reload(),
             Request::Resource(r) => self.resource_command(r),
             Request::Standby { on } => self.standby(on),
+            Request::Real {
+                service,
+                real,
+                action,
+            } => self.real_command(service, real, action),
         };
         // A client that reads the status after its reload sees it.
         self.publish();
         response
+    }
+
+    /// `halb weight|drain|disable|enable SERVICE REAL`.
+    fn real_command(
+        &mut self,
+        service: String,
+        real: String,
+        action: halb_director::overrides::RealAction,
+    ) -> Response {
+        use halb_director::overrides::RealAction as A;
+        let what = match action {
+            A::Weight(n) => format!("weight {n} for {real} of {service}"),
+            A::Drain => {
+                format!("drain {real} of {service} (weight 0: established connections go on)")
+            }
+            A::Disable => format!("disable {real} of {service} (out of the table)"),
+            A::Enable => format!(
+                "enable {real} of {service} (back to its configured or health-driven weight)"
+            ),
+        };
+        match self.director.handle_command(
+            halb_director::Command::Real {
+                service,
+                real,
+                action,
+            },
+            Instant::now(),
+        ) {
+            Ok(()) => {
+                tracing::info!("operator: {what}");
+                Response::Done { message: what }
+            }
+            Err(e) => Response::Error {
+                message: e.to_string(),
+            },
+        }
     }
 
     /// `halb standby` / `halb online`.
@@ -705,6 +768,7 @@ pub fn run(
             health_transitions: 0,
             alerts: halb_alert::AlertStats::default(),
             resources: Vec::new(),
+            overrides: Vec::new(),
             vrrp: Vec::new(),
         }));
         let reader = Arc::new(Reader {

@@ -141,6 +141,18 @@ fn mask_text(p: &Persistence, listen: SocketAddr) -> Option<String> {
 }
 
 /// The health check entry of real server `real` of service `s`.
+fn override_of(
+    status: &Status,
+    s: &ServiceStats,
+    real: SocketAddr,
+) -> Option<halb_director::overrides::Override> {
+    status
+        .overrides
+        .iter()
+        .find(|o| o.protocol == s.protocol && o.listen == s.listen && o.real == real)
+        .map(|o| o.what)
+}
+
 fn health_of<'a>(status: &'a Status, s: &ServiceStats, real: SocketAddr) -> Option<&'a RealHealth> {
     status
         .health
@@ -187,6 +199,9 @@ pub fn render_table(status: &Status) -> String {
             if r.removed {
                 flags.push_str(" removed");
             }
+            if let Some(o) = override_of(status, s, r.addr) {
+                flags.push_str(&format!(" [{}]", o.marker()));
+            }
             let h = health_of(status, s, r.addr);
             let _ = writeln!(
                 out,
@@ -202,6 +217,23 @@ pub fn render_table(status: &Status) -> String {
             );
         }
         let listed = |a: SocketAddr| s.reals.iter().any(|r| r.addr == a);
+        for o in status
+            .overrides
+            .iter()
+            .filter(|o| o.protocol == s.protocol && o.listen == s.listen && !listed(o.real))
+        {
+            let _ = writeln!(
+                out,
+                "  -> {:<28} {:<7} {:<6} {:<10} {:<10} {:<6} [{}]",
+                o.real.to_string(),
+                halb_table::Forward::Proxy.ipvsadm_name(),
+                0,
+                0,
+                0,
+                "-",
+                o.what.marker()
+            );
+        }
         for h in status
             .health
             .iter()
@@ -598,6 +630,7 @@ mod tests {
             health_transitions: 6,
             alerts: halb_alert::AlertStats::default(),
             resources: Vec::new(),
+            overrides: Vec::new(),
             vrrp: vec![crate::control::VrrpStatus {
                 name: "VI_1".into(),
                 interface: "eth0".into(),
