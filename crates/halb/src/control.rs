@@ -744,6 +744,8 @@ impl Asker {
 /// `asker`, then tell the daemon the answer is out.
 pub async fn serve_one(stream: tokio::net::UnixStream, asker: Asker) {
     use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+    // Who asks: every command that changes something is logged with it.
+    let uid = stream.peer_cred().ok().map(|c| c.uid());
     let (rd, mut wr) = stream.into_split();
     let mut line = String::new();
     let mut rd = tokio::io::BufReader::new(rd.take(MAX_REQUEST));
@@ -756,7 +758,15 @@ pub async fn serve_one(stream: tokio::net::UnixStream, asker: Asker) {
                 }
                 return;
             }
-            Ok(req) => asker.ask(req).await,
+            Ok(req) => {
+                if !matches!(req, Request::Status | Request::Connections) {
+                    match uid {
+                        Some(uid) => tracing::info!(uid, "control request: {req:?}"),
+                        None => tracing::info!("control request (peer unknown): {req:?}"),
+                    }
+                }
+                asker.ask(req).await
+            }
             Err(e) => Response::Error {
                 message: format!("bad control request: {e}"),
             },

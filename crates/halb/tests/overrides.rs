@@ -127,4 +127,10 @@ fn drain_weight_disable_enable_at_runtime() {
     );
     let log = d.log();
     assert!(log.contains("operator: drain"), "{log}");
+    // with who asked
+    let me = nix::unistd::geteuid().as_raw();
+    assert!(
+        log.contains(&format!("uid={me}")) && log.contains("control request: Real"),
+        "{log}"
+    );
 }
