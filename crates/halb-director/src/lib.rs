@@ -707,6 +707,12 @@ impl Director {
         &self.overrides
     }
 
+    /// Overrides saved by a previous run (before the first table is
+    /// applied): those the config still has are in force.
+    pub fn restore_overrides(&mut self, saved: &[overrides::Saved]) {
+        self.overrides = overrides::Overrides::from_saved(saved, &self.config);
+    }
+
     /// Real-server health transitions since the start.
     pub fn transitions(&self) -> u64 {
         self.transitions

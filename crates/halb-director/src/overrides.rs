@@ -121,6 +121,15 @@ pub fn resolve(
     Ok((svc.key(), r.addr))
 }
 
+/// One saved override.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Saved {
+    pub service: ServiceKey,
+    pub real: SocketAddr,
+    #[serde(rename = "override")]
+    pub what: Override,
+}
+
 /// The overrides in force.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Overrides {
@@ -153,6 +162,31 @@ impl Overrides {
 
     pub fn is_empty(&self) -> bool {
         self.by_real.is_empty()
+    }
+
+    /// The overrides as saved in the state file (HAProxy's
+    /// server-state-file): one entry per real server.
+    pub fn to_saved(&self) -> Vec<Saved> {
+        self.by_real
+            .iter()
+            .map(|((service, real), what)| Saved {
+                service: *service,
+                real: *real,
+                what: *what,
+            })
+            .collect()
+    }
+
+    /// From a state file: the entries `config` still has.
+    pub fn from_saved(saved: &[Saved], config: &Config) -> Overrides {
+        let mut o = Overrides {
+            by_real: saved
+                .iter()
+                .map(|s| ((s.service, s.real), s.what))
+                .collect(),
+        };
+        o.retain_in(config);
+        o
     }
 
     /// After a reload: only real servers the new config still has keep

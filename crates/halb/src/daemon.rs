@@ -48,6 +48,9 @@ struct Shell {
     prober: Arc<NetProber>,
     /// Notify hooks still running (reaped as they end).
     hooks: JoinSet<()>,
+    /// Where the operators' overrides are saved (`halb.state` beside the
+    /// control socket the daemon started with).
+    state_path: PathBuf,
     /// Resource agent calls in flight.
     agents: JoinSet<(halb_resource::OpId, halb_resource::AgentResult)>,
     /// How agents are called (OCF root, init.d, heartbeat's resource.d).
@@ -304,11 +307,28 @@ impl Shell {
         ) {
             Ok(()) => {
                 tracing::info!("operator: {what}");
+                self.save_state();
                 Response::Done { message: what }
             }
             Err(e) => Response::Error {
                 message: e.to_string(),
             },
+        }
+    }
+
+    /// The operators' overrides, for the next run (`halb.state` next to
+    /// the control socket, as HAProxy's server-state-file).
+    fn save_state(&self) {
+        let path = &self.state_path;
+        let saved = self.director.overrides().to_saved();
+        let written = serde_json::to_vec_pretty(&saved)
+            .map_err(std::io::Error::other)
+            .and_then(|b| write_private(path, &b));
+        if let Err(e) = written {
+            tracing::warn!(
+                "writing {}: {e} (the overrides will not survive a restart)",
+                path.display()
+            );
         }
     }
 
@@ -512,6 +532,29 @@ impl Shell {
     }
 }
 
+/// The overrides a previous run saved, if any (a missing file is none; a
+/// bad one is logged and ignored).
+fn read_state(path: &Path) -> Option<Vec<halb_director::overrides::Saved>> {
+    let body = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            tracing::warn!(
+                "reading {}: {e}; no operator overrides restored",
+                path.display()
+            );
+            return None;
+        }
+    };
+    match serde_json::from_slice(&body) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!("{}: {e}; no operator overrides restored", path.display());
+            None
+        }
+    }
+}
+
 /// Writes `body` to `path` (mode 0600) through a new file renamed over
 /// it, so a reader never sees half a dump and a symlink is never
 /// followed.
@@ -689,7 +732,16 @@ pub fn run(
         tracing::debug!(connections = budget, "descriptor budget of the userspace proxy");
         let nchecks = config.checks.len();
         let nalerts = config.alerts.len();
-        let director = Director::new(config, check_cap, Instant::now());
+        let mut director = Director::new(config, check_cap, Instant::now());
+        // Operators' overrides of the previous run (`halb drain` …).
+        let state_path = socket_path.with_file_name("halb.state");
+        if let Some(saved) = read_state(&state_path) {
+            director.restore_overrides(&saved);
+            let n = director.overrides().iter().count();
+            if n > 0 {
+                tracing::info!("{n} operator override(s) restored from {}", state_path.display());
+            }
+        }
         let table = director.table();
         let report = plane.apply(&table);
         if !report.is_ok() {
@@ -789,6 +841,7 @@ pub fn run(
             probes: JoinSet::new(),
             prober: Arc::new(NetProber),
             hooks: JoinSet::new(),
+            state_path: state_path.clone(),
             agents: JoinSet::new(),
             agent_runner: halb_resource::agent::Agents::default(),
             verify_due: false,

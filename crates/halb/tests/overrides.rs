@@ -1,6 +1,7 @@
 //! Operators' runtime overrides (issue 19): `halb drain`, `halb weight`,
 //! `halb disable` and `halb enable` change a real server without a config
-//! edit, are shown by `halb list`, survive `halb reload`, and an unknown
+//! edit, are shown by `halb list`, survive `halb reload` and a restart,
+//! and an unknown
 //! name is answered with the valid ones. Loopback only; every wait
 //! bounded.
 #![allow(clippy::unwrap_used)]
@@ -59,7 +60,7 @@ fn drain_weight_disable_enable_at_runtime() {
         "[[virtual_service]]\nname = \"web\"\nlisten = \"127.0.0.1:{port}\"\nscheduler = \"rr\"\n\
          real_server = [{{ address = \"{a}\" }}, {{ address = \"{b}\" }}]\n"
     );
-    let d = Daemon::start(&dir, &config);
+    let mut d = Daemon::start(&dir, &config);
     let vip: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let ctl = |args: &[&str]| {
         let out = d.ctl(args);
@@ -133,4 +134,26 @@ fn drain_weight_disable_enable_at_runtime() {
         log.contains(&format!("uid={me}")) && log.contains("control request: Real"),
         "{log}"
     );
+
+    // An override survives a restart (halb.state next to the socket).
+    let (ok, said) = ctl(&["drain", "web", &a.to_string()]);
+    assert!(ok, "{said}");
+    drop(ctl);
+    d.signal("-TERM");
+    assert!(d.wait_exit().success());
+    let file = d.file.clone();
+    let d = Daemon::start_file(&dir, &file);
+    assert!(
+        poll(|| (weight_of(&d, a) == Some(0)).then_some(())).is_some(),
+        "{}",
+        d.log()
+    );
+    assert!(
+        d.log().contains("1 operator override(s) restored"),
+        "{}",
+        d.log()
+    );
+    for _ in 0..4 {
+        assert_eq!(who(vip), "b");
+    }
 }
