@@ -138,7 +138,6 @@ fn drain_weight_disable_enable_at_runtime() {
     // An override survives a restart (halb.state next to the socket).
     let (ok, said) = ctl(&["drain", "web", &a.to_string()]);
     assert!(ok, "{said}");
-    drop(ctl);
     d.signal("-TERM");
     assert!(d.wait_exit().success());
     let file = d.file.clone();
