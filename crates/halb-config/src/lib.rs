@@ -45,6 +45,10 @@ use std::time::Duration;
 pub struct Global {
     /// Where the control socket listens (`halb list`, `halb reload`).
     pub control_socket: PathBuf,
+    /// An operators' group: the socket is made mode 0660 with this group
+    /// (its directory 0750), so its members run `halb list` and the other
+    /// commands without root. None: the daemon's user alone (0600).
+    pub control_socket_group: Option<String>,
     /// Data-plane worker threads (0: one per CPU).
     pub workers: usize,
     /// Most health-check probes in flight at once (0: 1024, or half the
@@ -139,6 +143,7 @@ impl Default for Global {
     fn default() -> Self {
         Global {
             control_socket: default_control_socket(),
+            control_socket_group: None,
             workers: 0,
             check_concurrency: 0,
             http_listen: None,

@@ -43,6 +43,7 @@ const ROOT_KEYS: &[&str] = &[
 ];
 const GLOBAL_KEYS: &[&str] = &[
     "control_socket",
+    "control_socket_group",
     "workers",
     "check_concurrency",
     "http_listen",
@@ -1345,6 +1346,34 @@ impl<'s> Cx<'s> {
         if let Some(f) = self.field(&n, "control_socket") {
             if let Some(p) = self.socket_path(&f) {
                 g.control_socket = p;
+            }
+        }
+        if let Some(f) = self.field(&n, "control_socket_group") {
+            let w = Want {
+                short: "a string",
+                expected: "a group name",
+                example: "\"halb\"",
+            };
+            if let Some(s) = self.string(&f, &w) {
+                let bad = s.is_empty()
+                    || s.len() > 32
+                    || !s
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+                let problem = bad.then(|| {
+                    (
+                        format!("control_socket_group {} is not a group name", quote(s)),
+                        "give an existing group's name, e.g. \"halb\" (groupadd halb), or remove the key".to_owned(),
+                    )
+                });
+                let name = s.to_owned();
+                if let Some(name) =
+                    self.accept(&f, "a group name (letters, digits, _ - .)", problem, || {
+                        name
+                    })
+                {
+                    g.control_socket_group = Some(name);
+                }
             }
         }
         if let Some(f) = self.field(&n, "http_listen") {

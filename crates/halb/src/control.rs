@@ -357,6 +357,37 @@ pub fn check_socket_dir(socket: &Path, create: bool) -> anyhow::Result<()> {
     dir_verdict(dir, &meta, me)
 }
 
+/// `control_socket_group`: the socket becomes mode 0660 with `group`,
+/// its directory 0750 with `group` (if the daemon's own), so the group's
+/// members can use every command without root; nobody else can.
+pub fn share_with_group(socket: &Path, group: &str) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let gid = match nix::unistd::Group::from_name(group) {
+        Ok(Some(g)) => g.gid,
+        Ok(None) => anyhow::bail!(
+            "control_socket_group {group:?}: no such group; create it (groupadd {group}) or remove the key"
+        ),
+        Err(e) => anyhow::bail!("control_socket_group {group:?}: looking it up: {e}"),
+    };
+    nix::unistd::chown(socket, None, Some(gid))
+        .with_context(|| format!("giving {} to group {group}", socket.display()))?;
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o660))?;
+    if let Some(dir) = socket.parent().filter(|d| !d.as_os_str().is_empty()) {
+        use std::os::unix::fs::MetadataExt;
+        let me = nix::unistd::geteuid().as_raw();
+        if std::fs::metadata(dir).is_ok_and(|m| m.uid() == me && m.mode() & 0o777 == 0o700) {
+            nix::unistd::chown(dir, None, Some(gid))
+                .with_context(|| format!("giving {} to group {group}", dir.display()))?;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o750))?;
+        }
+    }
+    tracing::info!(
+        group,
+        "control socket shared with group {group} (mode 0660)"
+    );
+    Ok(())
+}
+
 /// Whether a file owned by `uid` may hold our control socket.
 fn trusted(uid: u32, me: u32) -> bool {
     uid == me || uid == 0

@@ -798,6 +798,9 @@ pub fn run(
         };
         // The control socket appears once the table is applied.
         let listener = claim.listen()?;
+        if let Some(group) = &director.config().global.control_socket_group {
+            control::share_with_group(&socket_path, group)?;
+        }
         let nservices = table.services.len();
         let (vrrp, vrrp_events) = match vrrp::Running::start(director.config())
             .context("starting VRRP")?

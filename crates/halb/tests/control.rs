@@ -326,3 +326,37 @@ fn halb_list_answers_while_the_daemon_is_out_of_descriptors() {
     assert!(log.contains("a client served from the reserve"), "{log}");
     drop(idle);
 }
+
+/// `control_socket_group`: members of the group use `halb list` without
+/// root; others are refused by the socket's mode (root only: it needs
+/// another user).
+#[test]
+fn an_operators_group_may_use_the_control_socket() {
+    if !nix::unistd::geteuid().is_root() {
+        assert!(std::env::var_os("CI").is_none(), "CI runs this as root");
+        println!("SKIPPED: needs root to act as another user");
+        return;
+    }
+    let nobody = ["--reuid=65534", "--regid=65534", "--clear-groups"];
+    for (group, works) in [(Some("nogroup"), true), (None, false)] {
+        let dir = temp_dir("group");
+        let port = free_port();
+        let real = echo_backend();
+        let extra = group.map_or(String::new(), |g| {
+            format!("[global]\ncontrol_socket_group = \"{g}\"\n\n")
+        });
+        let d = Daemon::start(&dir, &format!("{extra}{}", config(port, real)));
+        let out = Command::new("setpriv")
+            .args(nobody)
+            .args([HALB, "list", "--socket"])
+            .arg(&d.socket)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.success(),
+            works,
+            "group {group:?}: {out:?}\n{}",
+            d.log()
+        );
+    }
+}
