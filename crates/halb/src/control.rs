@@ -388,6 +388,20 @@ pub fn share_with_group(socket: &Path, group: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A lock file of the daemon's (the control socket's, `listen.lock`):
+/// opened read-write, created 0600, never through a symbolic link.
+pub fn open_lock_file(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(path)
+}
+
 /// Whether a file owned by `uid` may hold our control socket.
 fn trusted(uid: u32, me: u32) -> bool {
     uid == me || uid == 0
@@ -508,7 +522,6 @@ impl std::fmt::Debug for Claim {
 /// ([`Claim::listen`]), once the daemon serves: its appearing means the
 /// table is applied.
 pub fn claim(path: &Path) -> anyhow::Result<Claim> {
-    use std::os::unix::fs::OpenOptionsExt;
     check_socket_dir(path, true)?;
     let another = || {
         anyhow::anyhow!(
@@ -521,14 +534,7 @@ pub fn claim(path: &Path) -> anyhow::Result<Claim> {
     let mut lock_name = path.as_os_str().to_owned();
     lock_name.push(".lock");
     let lock_path = PathBuf::from(lock_name);
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .custom_flags(nix::libc::O_NOFOLLOW)
-        .open(&lock_path)
+    let file = open_lock_file(&lock_path)
         .with_context(|| format!("opening the lock file {}", lock_path.display()))?;
     let lock = match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
         Ok(l) => l,

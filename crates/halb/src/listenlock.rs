@@ -45,18 +45,10 @@ pub fn default_dir() -> PathBuf {
 impl ListenLocks {
     /// Opens (creating it 0600, its directory 0700) `dir/listen.lock`.
     pub fn open(dir: &Path) -> anyhow::Result<ListenLocks> {
-        use std::os::unix::fs::OpenOptionsExt;
         // The same rules as the control socket's directory.
         crate::control::check_socket_dir(&dir.join("listen.lock"), true)?;
         let path = dir.join("listen.lock");
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(nix::libc::O_NOFOLLOW)
-            .open(&path)
+        let file = crate::control::open_lock_file(&path)
             .with_context(|| format!("opening the listen lock file {}", path.display()))?;
         Ok(ListenLocks {
             file,
