@@ -48,7 +48,7 @@ struct Shell {
     prober: Arc<NetProber>,
     /// Notify hooks still running (reaped as they end).
     hooks: JoinSet<()>,
-    /// Where the operators' overrides are saved (`halb.state` beside the
+    /// Where the operators' overrides are saved (`SOCKET.state` beside the
     /// control socket the daemon started with).
     state_path: PathBuf,
     /// Resource agent calls in flight.
@@ -316,7 +316,7 @@ impl Shell {
         }
     }
 
-    /// The operators' overrides, for the next run (`halb.state` next to
+    /// The operators' overrides, for the next run (`SOCKET.state` next to
     /// the control socket, as HAProxy's server-state-file).
     fn save_state(&self) {
         let path = &self.state_path;
@@ -734,7 +734,11 @@ pub fn run(
         let nalerts = config.alerts.len();
         let mut director = Director::new(config, check_cap, Instant::now());
         // Operators' overrides of the previous run (`halb drain` …).
-        let state_path = socket_path.with_file_name("halb.state");
+        let state_path = {
+            let mut name = socket_path.as_os_str().to_owned();
+            name.push(".state");
+            PathBuf::from(name)
+        };
         if let Some(saved) = read_state(&state_path) {
             director.restore_overrides(&saved);
             let n = director.overrides().iter().count();

@@ -135,7 +135,7 @@ fn drain_weight_disable_enable_at_runtime() {
         "{log}"
     );
 
-    // An override survives a restart (halb.state next to the socket).
+    // An override survives a restart (SOCKET.state next to the socket).
     let (ok, said) = ctl(&["drain", "web", &a.to_string()]);
     assert!(ok, "{said}");
     d.signal("-TERM");
