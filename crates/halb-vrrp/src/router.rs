@@ -31,7 +31,9 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
-use crate::packet::{Addresses, Advert, Auth, Expected, Version, PRIORITY_OWNER, PRIORITY_RELEASE};
+use crate::packet::{
+    Addresses, Advert, Auth, Expected, Version, PRIORITY_OWNER, PRIORITY_RELEASE, PRIORITY_TAKEOVER,
+};
 
 /// Gratuitous ARP / unsolicited neighbour advertisement schedule.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -248,6 +250,8 @@ pub enum Reason {
     Shutdown,
     /// Another member of the sync group moved.
     SyncGroup,
+    /// An operator's `halb takeover` ([`Router::set_takeover`]).
+    Takeover,
 }
 
 /// What the shell must do.
@@ -302,6 +306,8 @@ pub struct Router {
     state: State,
     link_up: bool,
     priority_delta: i32,
+    /// `halb takeover` in force ([`Router::set_takeover`]).
+    takeover: bool,
     master_adver_interval: Duration,
     adver_timer: Option<Instant>,
     master_down_timer: Option<Instant>,
@@ -324,6 +330,7 @@ impl Router {
             state: State::Initialize,
             link_up: true,
             priority_delta: 0,
+            takeover: false,
             adver_timer: None,
             master_down_timer: None,
             garp_timer: None,
@@ -349,10 +356,12 @@ impl Router {
     }
 
     /// The priority in use: the configured one plus the tracking delta,
-    /// within 1..=254; 255 for an owner.
+    /// within 1..=254; 255 for an owner; 254 while a takeover is in force.
     pub fn priority(&self) -> u8 {
         if self.config.priority == PRIORITY_OWNER {
             PRIORITY_OWNER
+        } else if self.takeover {
+            PRIORITY_TAKEOVER
         } else {
             (i32::from(self.config.priority) + self.priority_delta).clamp(1, 254) as u8
         }
@@ -484,6 +493,33 @@ impl Router {
         self.priority_delta = delta;
     }
 
+    /// `halb takeover` (heartbeat's `hb_takeover`): while `on`, the
+    /// priority is [`PRIORITY_TAKEOVER`] (above every peer but an address
+    /// owner) and the router preempts whatever `preempt` says; a backup
+    /// becomes master at once, and the old master steps down on its first
+    /// advert at 254 (asked again in Backup, as after a restart that kept
+    /// the takeover, it becomes master again at once). Off: the configured priority and preemption again
+    /// (the router stays master until a peer with a higher priority
+    /// preempts it). No effect on an address owner, which is master
+    /// anyway. True when it changed something.
+    pub fn set_takeover(&mut self, on: bool, now: Instant) -> bool {
+        if self.is_owner() {
+            return false;
+        }
+        let changed = self.takeover != on;
+        self.takeover = on;
+        if on && self.state == State::Backup {
+            self.become_master(now, Reason::Takeover);
+            return true;
+        }
+        changed
+    }
+
+    /// Whether a takeover is in force.
+    pub fn takeover(&self) -> bool {
+        self.takeover
+    }
+
     /// Reload: a new configured priority (1..=254; an address owner's
     /// 255 is identity and needs a new instance). Used from the next
     /// advert, like [`Router::set_priority_delta`].
@@ -570,8 +606,9 @@ impl Router {
                     self.master_down_timer = Some(now + self.skew_time());
                     return;
                 }
-                let deferred = self.preempt_after.is_some_and(|t| now < t);
-                if !self.config.preempt || advert.priority >= local || deferred {
+                let deferred = self.preempt_after.is_some_and(|t| now < t) && !self.takeover;
+                let preempt = self.config.preempt || self.takeover;
+                if !preempt || advert.priority >= local || deferred {
                     self.learn_interval(advert);
                     self.master_down_timer = Some(now + self.master_down_interval());
                 }

@@ -390,6 +390,7 @@ mod properties {
         LinkDown,
         LinkUp,
         Delta(i32),
+        Takeover(bool),
         Shutdown,
         Wait(u16),
     }
@@ -401,6 +402,7 @@ mod properties {
             1 => Just(Input::LinkDown),
             1 => Just(Input::LinkUp),
             1 => (-300i32..300).prop_map(Input::Delta),
+            1 => any::<bool>().prop_map(Input::Takeover),
             1 => Just(Input::Shutdown),
             6 => (0u16..5000).prop_map(Input::Wait),
         ]
@@ -430,6 +432,13 @@ mod properties {
                     Input::LinkDown => r.link_down(now),
                     Input::LinkUp => r.link_up(now),
                     Input::Delta(d) => r.set_priority_delta(d),
+                    Input::Takeover(on) => {
+                        let was = r.state();
+                        r.set_takeover(on, now);
+                        if on && was == State::Backup {
+                            prop_assert_eq!(r.state(), State::Master);
+                        }
+                    }
                     Input::Shutdown => r.shutdown(now),
                     Input::Wait(m) => {
                         now += ms(u64::from(m));
@@ -696,4 +705,75 @@ fn announce_at_startup_sends_one_advert_and_holds_a_lower_peer_back() {
     assert!(!drain(&mut r)
         .iter()
         .any(|a| matches!(a, Action::SendAdvert(_))));
+}
+
+#[test]
+fn takeover_makes_a_nopreempt_backup_master_at_once_and_holds() {
+    let t0 = Instant::now();
+    let mut c = cfg(100);
+    c.preempt = false;
+    let mut r = Router::new(c).unwrap();
+    r.start(t0);
+    r.handle_advert(ip("192.0.2.2"), &advert_from(200, 100), t0);
+    drain(&mut r);
+    assert!(r.set_takeover(true, t0));
+    assert_eq!(r.state(), State::Master);
+    assert_eq!(r.priority(), PRIORITY_TAKEOVER);
+    let a = drain(&mut r);
+    assert!(matches!(
+        a[0],
+        Action::StateChange {
+            from: State::Backup,
+            to: State::Master,
+            reason: Reason::Takeover
+        }
+    ));
+    assert!(matches!(&a[1], Action::SendAdvert(ad) if ad.priority == 254));
+    // The old master's advert at 200 no longer moves it.
+    r.handle_advert(ip("192.0.2.2"), &advert_from(200, 100), t0 + ms(10));
+    assert_eq!(r.state(), State::Master);
+    // Twice: nothing changes.
+    assert!(!r.set_takeover(true, t0));
+    // Off: the configured priority again, and the next higher advert
+    // takes it back.
+    assert!(r.set_takeover(false, t0 + ms(20)));
+    assert_eq!(r.priority(), 100);
+    r.handle_advert(ip("192.0.2.2"), &advert_from(200, 100), t0 + ms(30));
+    assert_eq!(r.state(), State::Backup);
+}
+
+#[test]
+fn a_master_steps_down_for_a_takeover_and_a_backup_under_takeover_preempts() {
+    let t0 = Instant::now();
+    // The old master, priority 200: the taker's 254 sends it to Backup.
+    let mut m = Router::new(cfg(200)).unwrap();
+    m.start(t0);
+    m.handle_timeout(t0 + m.master_down_interval());
+    assert_eq!(m.state(), State::Master);
+    m.handle_advert(ip("192.0.2.9"), &advert_from(254, 100), t0 + ms(4000));
+    assert_eq!(m.state(), State::Backup);
+    // A backup under takeover whose master comes back (a delayed advert
+    // at 200): it discards it and stays master; in Backup (after a fault
+    // cleared) with preempt off, it preempts a lower master at once
+    // (preempt_delay ignored).
+    let mut c = cfg(100);
+    c.preempt = false;
+    c.preempt_delay = Duration::from_secs(300);
+    let mut r = Router::new(c).unwrap();
+    r.set_takeover(true, t0);
+    r.start(t0);
+    assert_eq!(r.state(), State::Backup);
+    r.handle_advert(ip("192.0.2.2"), &advert_from(200, 100), t0);
+    let down = r.poll_timeout().unwrap();
+    r.handle_timeout(down);
+    assert_eq!(r.state(), State::Master, "a lower master is preempted");
+}
+
+#[test]
+fn takeover_does_not_touch_an_owner() {
+    let t0 = Instant::now();
+    let mut r = Router::new(cfg(255)).unwrap();
+    r.start(t0);
+    assert!(!r.set_takeover(true, t0));
+    assert_eq!(r.priority(), 255);
 }
