@@ -29,6 +29,7 @@ pub mod diff;
 pub mod hooks;
 pub mod overrides;
 pub mod resources;
+pub mod role_override;
 pub mod status;
 pub mod tracking;
 
@@ -87,6 +88,9 @@ pub enum Action {
     /// VRRP tracking: `instance`'s priority is its configured one plus
     /// `delta`.
     SetPriorityDelta { instance: String, delta: i32 },
+    /// `halb takeover` (`on`) or its end for `instance` (and its sync
+    /// group): priority 254 and master now.
+    SetTakeover { instance: String, on: bool },
     /// VRRP tracking: the fault `key` of `instance` is set or cleared.
     SetFault {
         instance: String,
@@ -128,8 +132,12 @@ pub enum Command {
     /// `hb_standby`. Every VRRP instance gets the fault [`STANDBY_FAULT`]:
     /// a master sends a priority-0 advert and gives its VIPs (and so its
     /// resource groups) to the peer; this director takes nothing back
-    /// until `halb online`.
+    /// until `halb online`, which also ends every takeover (see
+    /// [`role_override`]).
     Standby(bool),
+    /// `halb takeover [INSTANCE]`: heartbeat's `hb_takeover` (see
+    /// [`role_override`]).
+    Takeover(Option<String>),
 }
 
 /// Why an operator's command was refused.
@@ -137,6 +145,7 @@ pub enum Command {
 pub enum CommandError {
     Resource(halb_resource::CommandError),
     Target(overrides::TargetError),
+    Takeover(role_override::TakeoverError),
 }
 
 impl std::fmt::Display for CommandError {
@@ -144,14 +153,14 @@ impl std::fmt::Display for CommandError {
         match self {
             CommandError::Resource(e) => e.fmt(f),
             CommandError::Target(e) => e.fmt(f),
+            CommandError::Takeover(e) => e.fmt(f),
         }
     }
 }
 
 impl std::error::Error for CommandError {}
 
-/// The VRRP fault key of `halb standby`.
-pub const STANDBY_FAULT: &str = "standby (halb standby; `halb online` ends it)";
+pub use role_override::STANDBY_FAULT;
 
 /// What a reload changes, decided by the director before anything is
 /// applied: the answer to `halb reload` and its log come from this.
@@ -199,8 +208,8 @@ pub struct Director {
     apply_cost: Duration,
     /// Resource groups: their engine and the roles it was told.
     resources: resources::Resources,
-    /// `halb standby` is in force.
-    standby: bool,
+    /// `halb standby` and `halb takeover` in force.
+    role_override: role_override::RoleOverride,
     /// Operators' real-server overrides.
     overrides: overrides::Overrides,
     now: Instant,
@@ -283,7 +292,7 @@ impl Director {
         let resources = resources::Resources::new(&config, now);
         let mut d = Director {
             resources,
-            standby: false,
+            role_override: role_override::RoleOverride::default(),
             overrides: overrides::Overrides::default(),
             config: Arc::new(config),
             engine,
@@ -320,6 +329,8 @@ impl Director {
         // Resource groups: probe every member here, then follow VRRP.
         self.resources.engine.handle_start(now);
         self.resources.sync(&config, &self.roles, now);
+        // Standby and takeover restored from the state file.
+        self.role_override.resend(&config, &mut self.actions);
         self.debug_check();
     }
 
@@ -361,17 +372,18 @@ impl Director {
 
     /// Whether `halb standby` is in force.
     pub fn standby(&self) -> bool {
-        self.standby
+        self.role_override.standby()
     }
 
-    fn send_standby(&mut self, faulty: bool) {
-        for i in &self.config.vrrp_instances {
-            self.actions.push_back(Action::SetFault {
-                instance: i.name.clone(),
-                key: STANDBY_FAULT.to_owned(),
-                faulty,
-            });
-        }
+    /// `halb standby` and `halb takeover` in force.
+    pub fn role_override(&self) -> &role_override::RoleOverride {
+        &self.role_override
+    }
+
+    /// Standby and takeover saved by a previous run (before
+    /// [`Director::handle_start`], which sends them to VRRP).
+    pub fn restore_role_override(&mut self, saved: &role_override::Saved) {
+        self.role_override = role_override::RoleOverride::from_saved(saved, &self.config);
     }
 
     /// The resource groups' status, for `halb list`.
@@ -501,10 +513,10 @@ impl Director {
                 });
             }
         }
-        // Standby holds for the instances of the new config too.
-        if self.standby {
-            self.send_standby(true);
-        }
+        // Standby and takeover hold for the instances of the new config
+        // too.
+        self.role_override
+            .reload(&new, plan.vrrp, &mut self.actions);
         self.tracking_due = true;
         self.resources.sync(&new, &self.roles, now);
         self.debug_check();
@@ -567,12 +579,23 @@ impl Director {
                 }
                 Err(e) => Err(CommandError::Target(e)),
             },
-            Command::Standby(on) => {
-                if self.standby != on {
-                    self.standby = on;
-                    self.send_standby(on);
-                }
+            Command::Standby(true) => {
+                let config = self.config.clone();
+                self.role_override
+                    .set_standby(true, &config, &mut self.actions);
                 Ok(())
+            }
+            Command::Standby(false) => {
+                let config = self.config.clone();
+                self.role_override.online(&config, &mut self.actions);
+                Ok(())
+            }
+            Command::Takeover(instance) => {
+                let config = self.config.clone();
+                self.role_override
+                    .take_over(instance.as_deref(), &config, &mut self.actions)
+                    .map(|_| ())
+                    .map_err(CommandError::Takeover)
             }
         };
         self.debug_check();
@@ -768,6 +791,7 @@ impl Director {
         self.engine.check_invariants();
         self.alerts.check_invariants();
         self.resources.check_invariants();
+        self.role_override.check();
         assert_eq!(
             self.index.len(),
             self.engine.checks(),

@@ -15,7 +15,7 @@
 #![allow(clippy::unwrap_used)]
 
 use halb_config::{Config, SyncRole};
-use halb_director::{effective_table, Action, ApplyReason, Director, VrrpEvent};
+use halb_director::{effective_table, Action, ApplyReason, Command, Director, VrrpEvent};
 use halb_health::{Health, ProbeId, ProbeOutcome};
 use halb_table::Table;
 use halb_vrrp::{Action as VrrpAction, Advert, Router, State};
@@ -200,6 +200,9 @@ impl World {
                     }
                     Action::Apply { table, reason } => n.tables.push((elapsed, reason, table)),
                     Action::SetPriorityDelta { delta, .. } => n.router.set_priority_delta(delta),
+                    Action::SetTakeover { on, .. } => {
+                        n.router.set_takeover(on, now);
+                    }
                     Action::SetFault { key, faulty, .. } => {
                         if faulty {
                             n.faults.insert(key);
@@ -415,6 +418,65 @@ fn master_whose_service_dies_hands_over_and_the_peer_carries_the_traffic() {
     assert_eq!(w.state(0), State::Master);
     assert_eq!(w.state(1), State::Backup);
     assert_eq!(weights(w.nodes[0].table()), [(80, 1), (80, 0)]);
+    w.check_tables();
+}
+
+#[test]
+fn takeover_and_standby_move_the_master_and_hold_until_online() {
+    let mut w = World::new(&[config(150, &REALS, ""), config(100, &REALS, "")], &REALS);
+    w.run_until(Duration::from_secs(5));
+    assert_eq!(w.state(0), State::Master);
+    let cmd = |w: &mut World, i: usize, c: Command| {
+        let now = w.now;
+        let r = w.nodes[i].director.handle_command(c, now);
+        w.settle();
+        r
+    };
+    // An unknown instance: refused, with the valid names.
+    let e = cmd(&mut w, 1, Command::Takeover(Some("VI_9".into()))).unwrap_err();
+    assert!(e.to_string().contains("VI_1"), "{e}");
+    // The backup takes over: master now, the old master steps down on the
+    // first advert at 254, and stays down although it preempts.
+    cmd(&mut w, 1, Command::Takeover(None)).unwrap();
+    assert_eq!(w.state(1), State::Master);
+    assert_eq!(w.nodes[1].router.priority(), 254);
+    let t = w.elapsed();
+    w.run_until(t + Duration::from_millis(50));
+    assert_eq!(w.state(0), State::Backup);
+    assert!(w.nodes[1].vips && !w.nodes[0].vips);
+    w.run_until(t + Duration::from_secs(3));
+    assert_eq!(w.state(0), State::Backup, "the old master took it back");
+    assert_eq!(w.nodes[1].sync_roles.last(), Some(&SyncRole::Master));
+    // Standby and takeover exclude each other: standby on the taker ends
+    // its takeover and gives the VIP back.
+    cmd(&mut w, 1, Command::Standby(true)).unwrap();
+    assert!(w.nodes[1].director.role_override().takeover().is_empty());
+    let t = w.elapsed();
+    w.run_until(t + Duration::from_secs(2));
+    assert_eq!(w.state(0), State::Master);
+    assert_eq!(w.state(1), State::Fault);
+    let e = cmd(&mut w, 1, Command::Takeover(None)).unwrap_err();
+    assert!(e.to_string().contains("halb online"), "{e}");
+    // Online: back as backup (100 < 150).
+    cmd(&mut w, 1, Command::Standby(false)).unwrap();
+    let t = w.elapsed();
+    w.run_until(t + Duration::from_secs(2));
+    assert_eq!(w.state(1), State::Backup);
+    assert_eq!(w.state(0), State::Master);
+    // Takeover again, then online: the configured priorities decide and
+    // the preempting 150 takes the VIP back.
+    cmd(&mut w, 1, Command::Takeover(Some("VI_1".into()))).unwrap();
+    let t = w.elapsed();
+    w.run_until(t + Duration::from_millis(500));
+    assert_eq!(w.state(1), State::Master);
+    assert_eq!(w.state(0), State::Backup);
+    cmd(&mut w, 1, Command::Standby(false)).unwrap();
+    assert_eq!(w.nodes[1].router.priority(), 100);
+    let t = w.elapsed();
+    w.run_until(t + Duration::from_secs(2));
+    assert_eq!(w.state(0), State::Master);
+    assert_eq!(w.state(1), State::Backup);
+    assert!(w.nodes[0].vips && !w.nodes[1].vips);
     w.check_tables();
 }
 

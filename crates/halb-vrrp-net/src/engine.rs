@@ -885,6 +885,7 @@ impl Engine {
                     adverts_received: i.received,
                     address_mismatches: i.address_mismatches,
                     drops: i.drops.clone(),
+                    takeover: r.is_some_and(Router::takeover),
                 });
             }
         }
@@ -985,6 +986,14 @@ pub(crate) async fn run(
                 }
                 Some(Command::Fault { instance, key, faulty }) => {
                     eng.set_fault(&instance, key, faulty).await;
+                }
+                Some(Command::Takeover { instance, on }) => {
+                    if let Some((g, _)) = eng.find(&instance) {
+                        if eng.groups[g].sg.set_takeover(on, Instant::now()) {
+                            tracing::info!(%instance, on, "VRRP takeover (halb takeover)");
+                        }
+                        eng.drain(g).await;
+                    }
                 }
                 Some(Command::Reload(spec, reply)) => {
                     let r = eng.reload(spec).await;

@@ -201,6 +201,8 @@ pub struct InstanceStatus {
     /// v3 adverts accepted although their address list differs from the
     /// configured one (RFC 5798 §7.1; v2 drops them as `address_list`).
     pub address_mismatches: u64,
+    /// `halb takeover` in force (priority 254).
+    pub takeover: bool,
 }
 
 /// keepalived's state names.
@@ -245,6 +247,10 @@ pub(crate) enum Command {
         key: String,
         faulty: bool,
     },
+    Takeover {
+        instance: String,
+        on: bool,
+    },
     Reload(Spec, oneshot::Sender<Result<(), String>>),
     Shutdown(oneshot::Sender<()>),
 }
@@ -279,6 +285,16 @@ impl VrrpHandle {
             instance: instance.to_owned(),
             key: key.to_owned(),
             faulty,
+        });
+    }
+
+    /// `halb takeover` (`on`) or its end: `instance` and the rest of its
+    /// sync group hold priority 254 and become master now (see
+    /// [`halb_vrrp::Router::set_takeover`]).
+    pub fn set_takeover(&self, instance: &str, on: bool) {
+        let _ = self.commands.send(Command::Takeover {
+            instance: instance.to_owned(),
+            on,
         });
     }
 

@@ -104,7 +104,16 @@ enum Command {
         #[arg(long)]
         socket: Option<PathBuf>,
     },
-    /// End `halb standby`: this director may be master again.
+    /// Become master now of INSTANCE (with its sync group), or of every
+    /// instance: priority 254 until `halb online` (heartbeat's
+    /// hb_takeover). Refused for instances that resource groups follow.
+    Takeover {
+        instance: Option<String>,
+        #[arg(long)]
+        socket: Option<PathBuf>,
+    },
+    /// End `halb standby` and `halb takeover`: this director's priority
+    /// decides again.
     Online {
         #[arg(long)]
         socket: Option<PathBuf>,
@@ -222,6 +231,9 @@ pub fn main() -> ExitCode {
         } => real_command(socket, service, real, RealAction::Enable),
         Command::Standby { socket } => command(socket, control::Request::Standby { on: true }),
         Command::Online { socket } => command(socket, control::Request::Standby { on: false }),
+        Command::Takeover { instance, socket } => {
+            command(socket, control::Request::Takeover { instance })
+        }
         Command::Maintenance {
             state,
             group,

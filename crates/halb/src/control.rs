@@ -30,6 +30,11 @@ pub enum Request {
     Standby {
         on: bool,
     },
+    /// `halb takeover [INSTANCE]` (none: every instance).
+    Takeover {
+        #[serde(default)]
+        instance: Option<String>,
+    },
     /// `halb weight|drain|disable|enable SERVICE REAL`.
     Real {
         service: String,
@@ -124,6 +129,9 @@ pub struct VrrpStatus {
     /// v3 adverts accepted with another address list than ours.
     #[serde(default)]
     pub address_mismatches: u64,
+    /// `halb takeover` in force (priority 254).
+    #[serde(default)]
+    pub takeover: bool,
 }
 
 pub use halb_director::RealHealth;
@@ -181,6 +189,7 @@ impl Timeouts {
             | Request::Handover
             | Request::Resource(_)
             | Request::Standby { .. }
+            | Request::Takeover { .. }
             | Request::Real { .. } => Timeouts {
                 connect,
                 answer: Duration::from_secs(10),
@@ -754,6 +763,7 @@ impl Asker {
             Request::Reload
             | Request::Resource(_)
             | Request::Standby { .. }
+            | Request::Takeover { .. }
             | Request::Real { .. } => {}
             Request::Handover => {
                 return Response::Error {

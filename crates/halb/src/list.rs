@@ -287,6 +287,12 @@ pub fn render_vrrp(status: &Status) -> String {
         if !v.faults.is_empty() {
             let _ = writeln!(out, "  fault: {}", v.faults.join("; "));
         }
+        if v.takeover {
+            let _ = writeln!(
+                out,
+                "  takeover (halb takeover: priority 254; `halb online` ends it)"
+            );
+        }
         let _ = write!(
             out,
             "  adverts sent {}, received {}",
@@ -646,6 +652,7 @@ mod tests {
                 adverts_sent: 10,
                 adverts_received: 0,
                 address_mismatches: 0,
+                takeover: false,
                 drops: [("unknown_vrid".to_owned(), 3), ("bad_auth".to_owned(), 1)].into(),
             }],
         }

@@ -141,6 +141,7 @@ pub fn status(handle: &VrrpHandle) -> Vec<VrrpStatus> {
             adverts_sent: s.adverts_sent,
             adverts_received: s.adverts_received,
             address_mismatches: s.address_mismatches,
+            takeover: s.takeover,
             drops: s.drops,
         })
         .collect()
