@@ -370,6 +370,21 @@ impl Director {
             })
     }
 
+    /// VRRP faults held until the resource groups of their instance stop
+    /// here: (instance, fault, the groups still running).
+    pub fn held_faults(&self) -> Vec<(String, String, Vec<String>)> {
+        self.resources
+            .held()
+            .map(|(i, k)| {
+                (
+                    i.clone(),
+                    k.clone(),
+                    self.resources.held_for(&self.config, i),
+                )
+            })
+            .collect()
+    }
+
     /// Whether `halb standby` is in force.
     pub fn standby(&self) -> bool {
         self.role_override.standby()
@@ -605,7 +620,32 @@ impl Director {
     /// The next thing for the shell to do.
     pub fn poll_action(&mut self) -> Option<Action> {
         loop {
+            // Held faults whose groups have stopped here go out first
+            // (see resources.rs, "stop first, then release").
+            let config = self.config.clone();
+            for (instance, key) in self.resources.ripe(&config, &self.roles).into_iter().rev() {
+                self.actions.push_front(Action::SetFault {
+                    instance,
+                    key,
+                    faulty: true,
+                });
+            }
             if let Some(a) = self.actions.pop_front() {
+                if let Action::SetFault {
+                    instance,
+                    key,
+                    faulty,
+                } = &a
+                {
+                    if *faulty && self.resources.must_hold(&config, &self.roles, instance) {
+                        self.resources.hold(instance.clone(), key.clone());
+                        self.resources.sync(&config, &self.roles, self.now);
+                        continue;
+                    }
+                    if !*faulty && self.resources.unhold(instance, key) {
+                        self.resources.sync(&config, &self.roles, self.now);
+                    }
+                }
                 return Some(a);
             }
             if let Some(a) = self.engine.poll_action() {

@@ -98,10 +98,24 @@ pub struct Status {
     /// VRRP instances (empty without `[[vrrp_instance]]`).
     #[serde(default)]
     pub vrrp: Vec<VrrpStatus>,
+    /// VRRP faults held until the resource groups of their instance have
+    /// stopped here (stop first, then release the VIP).
+    #[serde(default)]
+    pub held_faults: Vec<HeldFault>,
+}
+
+/// A VRRP fault held until resource groups stop (see
+/// `halb_director::resources`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldFault {
+    pub instance: String,
+    pub fault: String,
+    /// The groups still running here.
+    pub waiting_for: Vec<String>,
 }
 
 /// One VRRP instance as `halb list` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VrrpStatus {
     pub name: String,
     pub interface: String,

@@ -230,6 +230,16 @@ impl Shell {
             resources: self.director.resource_status(Instant::now()),
             overrides: self.override_rows(),
             vrrp: Vec::new(),
+            held_faults: self
+                .director
+                .held_faults()
+                .into_iter()
+                .map(|(instance, fault, waiting_for)| control::HeldFault {
+                    instance,
+                    fault,
+                    waiting_for,
+                })
+                .collect(),
         }
     }
 
@@ -361,6 +371,22 @@ impl Shell {
             (true, false) => "online: this director may be master again (its priority decides)".to_owned(),
             (false, false) if !took.is_empty() => format!("online: takeover of {} ended; the configured priority decides again", took.join(", ")),
             (false, false) => "online: not in standby, no takeover in force".to_owned(),
+        };
+        let held: Vec<String> = self
+            .director
+            .held_faults()
+            .into_iter()
+            .flat_map(|(_, _, groups)| groups)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let message = if on && !held.is_empty() {
+            format!(
+                "{message}; resource group {} stops here first, then the VIPs go",
+                held.join(", ")
+            )
+        } else {
+            message
         };
         tracing::info!("operator: {message}");
         self.save_state();
@@ -908,6 +934,7 @@ pub fn run(
             resources: Vec::new(),
             overrides: Vec::new(),
             vrrp: Vec::new(),
+            held_faults: Vec::new(),
         }));
         let reader = Arc::new(Reader {
             snapshot,

@@ -287,6 +287,14 @@ pub fn render_vrrp(status: &Status) -> String {
         if !v.faults.is_empty() {
             let _ = writeln!(out, "  fault: {}", v.faults.join("; "));
         }
+        for h in status.held_faults.iter().filter(|h| h.instance == v.name) {
+            let _ = writeln!(
+                out,
+                "  fault held until resource group {} stops here: {}",
+                h.waiting_for.join(", "),
+                h.fault
+            );
+        }
         if v.takeover {
             let _ = writeln!(
                 out,
@@ -637,6 +645,7 @@ mod tests {
             alerts: halb_alert::AlertStats::default(),
             resources: Vec::new(),
             overrides: Vec::new(),
+            held_faults: Vec::new(),
             vrrp: vec![crate::control::VrrpStatus {
                 name: "VI_1".into(),
                 interface: "eth0".into(),
