@@ -472,6 +472,12 @@ impl Director {
         if new.global.control_socket != old.global.control_socket {
             plan.at_restart.push("control_socket");
         }
+        if new.global.control_socket_group != old.global.control_socket_group {
+            plan.at_restart.push("control_socket_group");
+        }
+        if new.global.control_socket_read_group != old.global.control_socket_read_group {
+            plan.at_restart.push("control_socket_read_group");
+        }
         if new.global.workers != old.global.workers {
             plan.at_restart.push("workers");
         }

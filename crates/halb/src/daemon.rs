@@ -907,9 +907,8 @@ pub fn run(
         };
         // The control socket appears once the table is applied.
         let listener = claim.listen()?;
-        if let Some(group) = &director.config().global.control_socket_group {
-            control::share_with_group(&socket_path, group)?;
-        }
+        let access = control::Access::new(&director.config().global)?;
+        access.share(&socket_path)?;
         let nservices = table.services.len();
         let (vrrp, vrrp_events) = match vrrp::Running::start(director.config())
             .context("starting VRRP")?
@@ -978,6 +977,7 @@ pub fn run(
         let asker = Asker {
             tx: control_tx,
             reader: reader.clone(),
+            access: Arc::new(access),
         };
         let http_task = http_listener.map(|l| tokio::spawn(http::serve(l, asker.clone())));
         let control_task = tokio::spawn(control::serve(listener, asker.clone()));
