@@ -91,6 +91,11 @@ pub enum Action {
     /// `halb takeover` (`on`) or its end for `instance` (and its sync
     /// group): priority 254 and master now.
     SetTakeover { instance: String, on: bool },
+    /// Resource groups following `instance` still stop here although it
+    /// is no longer MASTER (`on`), or have stopped: VRRP sends releasing
+    /// adverts meanwhile, so that the new master waits for them (see
+    /// `halb_vrrp::Router::set_releasing`).
+    SetReleasing { instance: String, on: bool },
     /// VRRP tracking: the fault `key` of `instance` is set or cleared.
     SetFault {
         instance: String,
@@ -445,16 +450,22 @@ impl Director {
     /// sync daemon follows it if configured so.
     pub fn handle_vrrp_event(&mut self, ev: VrrpEvent, now: Instant) {
         self.advance(now);
-        self.roles.insert(ev.instance.clone(), ev.state);
-        let what = format!("{} {}", ev.instance, hooks::word(ev.state));
-        for argv in hooks_for(&self.config, &ev) {
-            self.actions.push_back(Action::RunHook {
-                argv,
-                event: what.clone(),
-            });
-        }
-        if self.follow_sync() {
-            self.queue_table(ApplyReason::SyncRole);
+        let same = self.roles.insert(ev.instance.clone(), ev.state) == Some(ev.state);
+        self.resources.set_awaiting(
+            &ev.instance,
+            ev.awaiting_peer && ev.state == halb_vrrp::State::Master,
+        );
+        if !same {
+            let what = format!("{} {}", ev.instance, hooks::word(ev.state));
+            for argv in hooks_for(&self.config, &ev) {
+                self.actions.push_back(Action::RunHook {
+                    argv,
+                    event: what.clone(),
+                });
+            }
+            if self.follow_sync() {
+                self.queue_table(ApplyReason::SyncRole);
+            }
         }
         let config = self.config.clone();
         self.resources.sync(&config, &self.roles, now);
@@ -629,6 +640,10 @@ impl Director {
             // Held faults whose groups have stopped here go out first
             // (see resources.rs, "stop first, then release").
             let config = self.config.clone();
+            for (instance, on) in self.resources.releasing_changes(&config, &self.roles) {
+                self.actions
+                    .push_back(Action::SetReleasing { instance, on });
+            }
             for (instance, key) in self.resources.ripe(&config, &self.roles).into_iter().rev() {
                 self.actions.push_front(Action::SetFault {
                     instance,

@@ -49,6 +49,11 @@ pub struct Resources {
     /// Faults waiting for the groups of their instance to stop here:
     /// (instance, key).
     held: BTreeSet<(String, String)>,
+    /// MASTER instances whose previous master may still run the groups.
+    awaiting: BTreeSet<String>,
+    /// Non-MASTER instances whose groups still stop here (VRRP sends
+    /// releasing adverts for them).
+    releasing: BTreeSet<String>,
 }
 
 /// The VRRP fault key for a group given up.
@@ -64,6 +69,8 @@ impl Resources {
             grace_until: now + start_grace(config),
             faults: BTreeSet::new(),
             held: BTreeSet::new(),
+            awaiting: BTreeSet::new(),
+            releasing: BTreeSet::new(),
         }
     }
 
@@ -85,7 +92,7 @@ impl Resources {
             .map(|g| {
                 let held = instances_of(config, &g.follows)
                     .iter()
-                    .any(|i| self.held.iter().any(|(h, _)| h == i));
+                    .any(|i| self.held.iter().any(|(h, _)| h == i) || self.awaiting.contains(i));
                 (
                     g.follows.name().to_owned(),
                     active(config, roles, &g.follows) && !held,
@@ -226,6 +233,49 @@ impl Resources {
             self.held.remove(f);
         }
         ripe
+    }
+
+    /// `instance` is MASTER but awaits its peer's release (`on`), or not.
+    pub fn set_awaiting(&mut self, instance: &str, on: bool) {
+        if on {
+            self.awaiting.insert(instance.to_owned());
+        } else {
+            self.awaiting.remove(instance);
+        }
+    }
+
+    /// The instances whose releasing adverts must start (`true`) or stop:
+    /// groups that follow them still stop here while they are not MASTER.
+    pub fn releasing_changes(
+        &mut self,
+        config: &Config,
+        roles: &BTreeMap<String, halb_vrrp::State>,
+    ) -> Vec<(String, bool)> {
+        if config.resource_groups.is_empty() && self.releasing.is_empty() {
+            return Vec::new();
+        }
+        let want: BTreeSet<String> = config
+            .vrrp_instances
+            .iter()
+            .map(|i| i.name.as_str())
+            .filter(|i| {
+                roles
+                    .get(*i)
+                    .is_some_and(|s| *s != halb_vrrp::State::Master)
+            })
+            .filter(|i| {
+                self.groups_on(config, i)
+                    .any(|g| !self.engine.is_stopped_here(g))
+            })
+            .map(str::to_owned)
+            .collect();
+        let mut out: Vec<(String, bool)> = want
+            .difference(&self.releasing)
+            .map(|i| (i.clone(), true))
+            .collect();
+        out.extend(self.releasing.difference(&want).map(|i| (i.clone(), false)));
+        self.releasing = want;
+        out
     }
 
     /// The held faults, for `halb list` and the log.

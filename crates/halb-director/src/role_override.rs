@@ -8,11 +8,9 @@
 //!   `halb online`.
 //! - **Takeover**: the named instances (all, without a name), each with
 //!   the rest of its sync group, hold priority 254 and become master now
-//!   (see `halb_vrrp::Router::set_takeover`). An instance that a resource
-//!   group follows is refused: its peer would stop the group only after
-//!   giving up the VIP, so for a moment both could run it (a shared disk
-//!   mounted twice). For those, `halb standby` on the current master is the
-//!   planned move: it stops the groups before it releases the VIPs.
+//!   (see `halb_vrrp::Router::set_takeover`). The resource groups that
+//!   follow them start here only once the old master has stopped its own
+//!   (its releasing adverts end: the hand-over of `halb_vrrp::router`).
 //!
 //! Both are kept across reloads (re-sent to a new VRRP) and restarts
 //! ([`Saved`], in the daemon's state file).
@@ -20,7 +18,6 @@
 use std::collections::{BTreeSet, VecDeque};
 
 use halb_config::Config;
-use halb_resource::Follows;
 
 use crate::Action;
 
@@ -34,8 +31,6 @@ pub enum TakeoverError {
     NoInstances,
     /// No instance of that name; the valid ones.
     Unknown { name: String, valid: Vec<String> },
-    /// A resource group follows the instance (or its sync group).
-    CarriesGroup { instance: String, group: String },
     /// `halb standby` is in force.
     InStandby,
     /// Priority 255: the instance is master whenever it runs.
@@ -52,10 +47,6 @@ impl std::fmt::Display for TakeoverError {
                 f,
                 "no vrrp_instance named {name:?}; the instances are: {}",
                 valid.join(", ")
-            ),
-            TakeoverError::CarriesGroup { instance, group } => write!(
-                f,
-                "vrrp_instance {instance:?} carries resource group {group:?}: a takeover would run it on both directors for a moment; run `halb standby` on the current master instead (it stops the group before it gives up the VIP), then `halb online` there"
             ),
             TakeoverError::InStandby => f.write_str(
                 "this director is in standby: run `halb online` first, then `halb takeover`",
@@ -170,12 +161,6 @@ impl RoleOverride {
                 .collect(),
         };
         for n in &names {
-            if let Some(group) = group_following(config, n) {
-                return Err(TakeoverError::CarriesGroup {
-                    instance: n.clone(),
-                    group,
-                });
-            }
             let owner = config
                 .vrrp_instances
                 .iter()
@@ -229,17 +214,14 @@ impl RoleOverride {
     }
 
     /// From the state file, for `config`: takeovers of instances it no
-    /// longer has (or that now carry a group) are dropped.
+    /// longer has are dropped.
     pub fn from_saved(saved: &Saved, config: &Config) -> RoleOverride {
         RoleOverride {
             standby: saved.standby && !config.vrrp_instances.is_empty(),
             takeover: saved
                 .takeover
                 .iter()
-                .filter(|n| {
-                    config.vrrp_instances.iter().any(|i| &&i.name == n)
-                        && group_following(config, n).is_none()
-                })
+                .filter(|n| config.vrrp_instances.iter().any(|i| &&i.name == n))
                 .cloned()
                 .collect(),
         }
@@ -269,20 +251,6 @@ fn sync_group_of<'a>(config: &'a Config, instance: &str) -> Option<&'a halb_conf
         .vrrp_sync_groups
         .iter()
         .find(|g| g.instances.iter().any(|i| i == instance))
-}
-
-/// The resource group that follows `instance` (directly or through its
-/// sync group), if any.
-fn group_following(config: &Config, instance: &str) -> Option<String> {
-    let sync = sync_group_of(config, instance).map(|g| g.name.as_str());
-    config
-        .resource_groups
-        .iter()
-        .find(|g| match &g.follows {
-            Follows::Instance(i) => i == instance,
-            Follows::SyncGroup(s) => Some(s.as_str()) == sync,
-        })
-        .map(|g| g.name.clone())
 }
 
 #[cfg(test)]
@@ -358,7 +326,7 @@ instances = ["VI_2", "VI_3"]
     }
 
     #[test]
-    fn refused_for_unknown_names_groups_standby_and_owners() {
+    fn refused_for_unknown_names_standby_and_owners() {
         let c = config(
             r#"
 [[resource_group]]
@@ -373,16 +341,14 @@ follows = "G"
         let mut out = VecDeque::new();
         let e = r.take_over(Some("nope"), &c, &mut out).unwrap_err();
         assert!(e.to_string().contains("VI_1, VI_2, VI_3"), "{e}");
-        let e = r.take_over(Some("VI_2"), &c, &mut out).unwrap_err();
-        assert!(
-            matches!(&e, TakeoverError::CarriesGroup { group, .. } if group == "db"),
-            "{e}"
-        );
-        assert!(e.to_string().contains("halb standby"), "{e}");
-        // All instances: refused as a whole, nothing half done.
-        assert!(r.take_over(None, &c, &mut out).is_err());
         assert!(out.is_empty() && r.takeover().is_empty());
-        // VI_1 alone carries nothing.
+        // An instance a group follows (through its sync group) is taken
+        // over with its group: the hand-over makes it wait for the peer.
+        assert_eq!(
+            r.take_over(Some("VI_2"), &c, &mut out).unwrap(),
+            ["VI_2", "VI_3"]
+        );
+        r.online(&c, &mut out);
         assert_eq!(r.take_over(Some("VI_1"), &c, &mut out).unwrap(), ["VI_1"]);
         // Standby ends the takeover; a takeover in standby is refused.
         out.clear();

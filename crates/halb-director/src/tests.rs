@@ -173,6 +173,7 @@ fn vrrp(state: halb_vrrp::State) -> VrrpEvent {
         state,
         priority: 100,
         group_settled: true,
+        awaiting_peer: false,
     }
 }
 

@@ -573,6 +573,11 @@ impl Router {
         }
     }
 
+    /// Whether releasing adverts are asked for ([`Router::set_releasing`]).
+    pub fn releasing(&self) -> bool {
+        self.releasing
+    }
+
     /// Whether this master waits for its peer to release the resource
     /// groups (module docs).
     pub fn awaiting_peer(&self) -> bool {

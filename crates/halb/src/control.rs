@@ -146,6 +146,14 @@ pub struct VrrpStatus {
     /// `halb takeover` in force (priority 254).
     #[serde(default)]
     pub takeover: bool,
+    /// MASTER, waiting for the previous master to stop its resource
+    /// groups before they start here.
+    #[serde(default)]
+    pub awaiting_peer: bool,
+    /// Not MASTER, its resource groups still stopping here (releasing
+    /// adverts sent, so that the new master waits).
+    #[serde(default)]
+    pub releasing: bool,
 }
 
 pub use halb_director::RealHealth;

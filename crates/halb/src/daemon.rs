@@ -153,6 +153,16 @@ impl Shell {
                     v.handle.set_takeover(&instance, on);
                 }
             }
+            Action::SetReleasing { instance, on } => {
+                if on {
+                    tracing::info!(%instance, "resource groups still stop here: releasing adverts, so that the new master waits for them");
+                } else {
+                    tracing::info!(%instance, "resource groups stopped here: releasing adverts end");
+                }
+                if let Some(v) = &self.vrrp {
+                    v.handle.set_releasing(&instance, on);
+                }
+            }
             Action::ReloadVrrp(config) => {
                 let result = match &mut self.vrrp {
                     Some(v) => v.reload(&config),

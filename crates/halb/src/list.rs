@@ -295,6 +295,18 @@ pub fn render_vrrp(status: &Status) -> String {
                 h.fault
             );
         }
+        if v.awaiting_peer {
+            let _ = writeln!(
+                out,
+                "  waiting for the previous master to stop its resource groups before they start here"
+            );
+        }
+        if v.releasing {
+            let _ = writeln!(
+                out,
+                "  releasing: resource groups still stop here (the new master waits for them)"
+            );
+        }
         if v.takeover {
             let _ = writeln!(
                 out,
@@ -662,6 +674,8 @@ mod tests {
                 adverts_received: 0,
                 address_mismatches: 0,
                 takeover: false,
+                awaiting_peer: false,
+                releasing: false,
                 drops: [("unknown_vrid".to_owned(), 3), ("bad_auth".to_owned(), 1)].into(),
             }],
         }

@@ -142,6 +142,8 @@ pub fn status(handle: &VrrpHandle) -> Vec<VrrpStatus> {
             adverts_received: s.adverts_received,
             address_mismatches: s.address_mismatches,
             takeover: s.takeover,
+            awaiting_peer: s.awaiting_peer,
+            releasing: s.releasing,
             drops: s.drops,
         })
         .collect()
@@ -155,5 +157,6 @@ pub fn event(ev: Event) -> halb_director::VrrpEvent {
         state: ev.state,
         priority: ev.priority,
         group_settled: ev.group_settled,
+        awaiting_peer: ev.awaiting_peer,
     }
 }
