@@ -62,6 +62,11 @@ pub struct Global {
     pub check_concurrency: usize,
     /// Where the read-only dashboard and JSON API listen; off when unset.
     pub http_listen: Option<std::net::SocketAddr>,
+    /// The HTTP API's write token: with it the dashboard's buttons and
+    /// `POST /api/v1/command` work for a client that sends
+    /// `Authorization: Bearer TOKEN`; without it the HTTP side is
+    /// read-only. A non-loopback `http_listen` requires it.
+    pub http_token: Option<String>,
     /// Default: one TCP connect attempt to a real server.
     pub connect_timeout: Duration,
     /// Default: how many real servers one client connection may try.
@@ -154,6 +159,7 @@ impl Default for Global {
             workers: 0,
             check_concurrency: 0,
             http_listen: None,
+            http_token: None,
             connect_timeout: Duration::from_secs(3),
             connect_attempts: 3,
             idle_timeout: Duration::from_secs(15 * 60),

@@ -48,6 +48,7 @@ const GLOBAL_KEYS: &[&str] = &[
     "workers",
     "check_concurrency",
     "http_listen",
+    "http_token",
     "connect_timeout",
     "connect_attempts",
     "idle_timeout",
@@ -1355,8 +1356,27 @@ impl<'s> Cx<'s> {
         if let Some(f) = self.field(&n, "control_socket_read_group") {
             g.control_socket_read_group = self.group_name(&f, "control_socket_read_group");
         }
-        if let Some(f) = self.field(&n, "http_listen") {
-            g.http_listen = self.addr(&f, "\"127.0.0.1:9090\"");
+        let http_field = self.field(&n, "http_listen");
+        if let Some(f) = &http_field {
+            g.http_listen = self.addr(f, "\"127.0.0.1:9090\"");
+        }
+        if let Some(f) = self.field(&n, "http_token") {
+            g.http_token = self.http_token(&f);
+        }
+        if let (Some(f), Some(addr), None) = (&http_field, g.http_listen, &g.http_token) {
+            if !addr.ip().is_loopback() {
+                self.push(
+                    Problem::new(
+                        f.span.clone(),
+                        f.path.clone(),
+                        format!(
+                            "http_listen {addr} is not a loopback address and no http_token is set: anyone who reaches it could read the director's state"
+                        ),
+                    )
+                    .expected("a loopback address, or http_token beside it")
+                    .fix("set http_token = \"…\" (16 to 256 characters, e.g. from `openssl rand -hex 24`) in [global], or listen on 127.0.0.1"),
+                );
+            }
         }
         if let Some(f) = self.field(&n, "workers") {
             let w = Want {
@@ -1416,6 +1436,36 @@ impl<'s> Cx<'s> {
         }
         self.ipvs_global(&n, &mut g);
         g
+    }
+
+    /// `http_token`: 16 to 256 printable ASCII characters, no spaces.
+    fn http_token(&mut self, f: &Field) -> Option<String> {
+        let w = Want {
+            short: "a string",
+            expected: "a token of 16 to 256 printable characters",
+            example: "\"<output of openssl rand -hex 24>\"",
+        };
+        let s = self.string(f, &w)?;
+        let problem = if !(16..=256).contains(&s.len()) {
+            Some((
+                format!("http_token has {} characters; it needs 16 to 256", s.len()),
+                "generate one: openssl rand -hex 24".to_owned(),
+            ))
+        } else if !s.bytes().all(|b| b.is_ascii_graphic()) {
+            Some((
+                "http_token has spaces or characters outside printable ASCII".to_owned(),
+                "generate one: openssl rand -hex 24".to_owned(),
+            ))
+        } else {
+            None
+        };
+        let token = s.to_owned();
+        self.accept(
+            f,
+            "a token of 16 to 256 printable characters",
+            problem,
+            || token,
+        )
     }
 
     /// `control_socket_group`, `control_socket_read_group`: a group name.

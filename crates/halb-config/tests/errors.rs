@@ -700,3 +700,41 @@ udp_max_flows = "many"
     assert!(text.contains("out of range"), "{text}");
     assert!(text.contains("userspace-proxy setting"), "{text}");
 }
+
+#[test]
+fn a_non_loopback_dashboard_needs_a_token() {
+    let out = render(
+        "[global]\nhttp_listen = \"192.0.2.1:9090\"\n\n[[virtual_service]]\nlisten = \"127.0.0.1:80\"\nreal_server = [{ address = \"127.0.0.1:81\" }]\n",
+    );
+    assert!(out.contains("halb.toml:2:15"), "{out}");
+    assert!(
+        out.contains("is not a loopback address and no http_token is set"),
+        "{out}"
+    );
+    assert!(out.contains("openssl rand -hex 24"), "{out}");
+    // With a token, or on loopback: accepted.
+    let ok = "[global]\nhttp_listen = \"192.0.2.1:9090\"\nhttp_token = \"0123456789abcdef0123\"\n\n[[virtual_service]]\nlisten = \"127.0.0.1:80\"\nreal_server = [{ address = \"127.0.0.1:81\" }]\n";
+    let c = halb_config::parse(ok, std::path::Path::new("t.toml")).unwrap();
+    assert_eq!(c.global.http_token.as_deref(), Some("0123456789abcdef0123"));
+    let lo = "[global]\nhttp_listen = \"[::1]:9090\"\n\n[[virtual_service]]\nlisten = \"127.0.0.1:80\"\nreal_server = [{ address = \"127.0.0.1:81\" }]\n";
+    assert!(halb_config::parse(lo, std::path::Path::new("t.toml")).is_ok());
+}
+
+#[test]
+fn a_short_token_is_refused_and_never_quoted() {
+    let out = render(
+        "[global]\nhttp_listen = \"127.0.0.1:9090\"\nhttp_token = \"s3cr3t-abc\"\n\n[[virtual_service]]\nlisten = \"127.0.0.1:80\"\nreal_server = [{ address = \"127.0.0.1:81\" }]\n",
+    );
+    let out2 = render(
+        "[global]\nhttp_token = \"short1\"\n\n[[virtual_service]]\nlisten = \"127.0.0.1:80\"\nreal_server = [{ address = \"127.0.0.1:81\" }]\n",
+    );
+    assert!(
+        out.contains("http_token has 10 characters") && !out.contains("s3cr3t"),
+        "{out}"
+    );
+    assert!(
+        out2.contains("http_token has 6 characters; it needs 16 to 256"),
+        "{out2}"
+    );
+    assert!(!out2.contains("short1"), "the token is quoted: {out2}");
+}

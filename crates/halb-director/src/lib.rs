@@ -489,6 +489,12 @@ impl Director {
         if new.global.control_socket_read_group != old.global.control_socket_read_group {
             plan.at_restart.push("control_socket_read_group");
         }
+        if new.global.http_listen != old.global.http_listen {
+            plan.at_restart.push("http_listen");
+        }
+        if new.global.http_token != old.global.http_token {
+            plan.at_restart.push("http_token");
+        }
         if new.global.workers != old.global.workers {
             plan.at_restart.push("workers");
         }

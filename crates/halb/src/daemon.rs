@@ -989,7 +989,9 @@ pub fn run(
             reader: reader.clone(),
             access: Arc::new(access),
         };
-        let http_task = http_listener.map(|l| tokio::spawn(http::serve(l, asker.clone())));
+        let http_token = shell.director.config().global.http_token.clone();
+        let http_task =
+            http_listener.map(|l| tokio::spawn(http::serve(l, asker.clone(), http_token)));
         let control_task = tokio::spawn(control::serve(listener, asker.clone()));
         drop(asker);
         ready();

@@ -1,7 +1,8 @@
-//! The read-only HTTP endpoint: a live dashboard at `/` and the JSON API
-//! under `/api/v1/` (`status`, `connections`). It serves what the control
-//! socket serves; it changes nothing. Off unless `[global] http_listen` is
-//! set (the demo sets it to 127.0.0.1:9090).
+//! The HTTP endpoint: a live dashboard at `/` and the JSON API under
+//! `/api/v1/` (`status`, `connections`, the `events` stream, and with
+//! `http_token` the `command` POST: see `api.rs`). It serves what the
+//! control socket serves. Off unless `[global] http_listen` is set (the
+//! demo sets it to 127.0.0.1:9090).
 //!
 //! Every connection is bounded, so that nobody who can reach the port can
 //! hold the descriptors the data plane and the control socket share:
@@ -20,12 +21,11 @@
 //! * the read buffer is [`MAX_BUF`] bytes (a longer head is refused with
 //!   431).
 
+use crate::api::{self, Body};
 use crate::control::{Asker, Request as ControlRequest, Response as ControlResponse};
-use bytes::Bytes;
-use http_body_util::Full;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::{header, Method, Request, Response, StatusCode};
+use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
 use std::io;
@@ -96,12 +96,13 @@ impl RateLog {
     }
 }
 
-pub async fn serve(listener: tokio::net::TcpListener, handler: Asker) {
+pub async fn serve(listener: tokio::net::TcpListener, handler: Asker, token: Option<String>) {
+    let token: Option<Arc<str>> = token.map(Arc::from);
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut refused = RateLog::new("connections refused");
     let mut accept_errors = RateLog::new("accept errors");
     loop {
-        let (stream, _) = match listener.accept().await {
+        let (stream, peer) = match listener.accept().await {
             Ok(s) => s,
             Err(e) => {
                 let fds = [nix::errno::Errno::EMFILE, nix::errno::Errno::ENFILE]
@@ -126,15 +127,21 @@ pub async fn serve(listener: tokio::net::TcpListener, handler: Asker) {
             continue;
         };
         let handler = handler.clone();
+        let token = token.clone();
         tokio::spawn(async move {
-            connection(stream, handler).await;
+            connection(stream, handler, token, peer).await;
             drop(permit);
         });
     }
 }
 
 /// Serves one connection within its bounds (see the module documentation).
-async fn connection(stream: TcpStream, handler: Asker) {
+async fn connection(
+    stream: TcpStream,
+    handler: Asker,
+    token: Option<Arc<str>>,
+    peer: std::net::SocketAddr,
+) {
     let start = Instant::now();
     let activity = Arc::new(AtomicU64::new(0));
     let io = TokioIo::new(Tracked {
@@ -144,7 +151,8 @@ async fn connection(stream: TcpStream, handler: Asker) {
     });
     let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
         let handler = handler.clone();
-        async move { Ok::<_, Infallible>(route(&req, &handler).await) }
+        let token = token.clone();
+        async move { Ok::<_, Infallible>(route(req, &handler, token.as_deref(), peer).await) }
     });
     let mut builder = http1::Builder::new();
     builder
@@ -243,14 +251,26 @@ impl AsyncWrite for Tracked {
     }
 }
 
-async fn route(req: &Request<hyper::body::Incoming>, handler: &Asker) -> Response<Full<Bytes>> {
+async fn route(
+    req: Request<hyper::body::Incoming>,
+    handler: &Asker,
+    token: Option<&str>,
+    peer: std::net::SocketAddr,
+) -> Response<Body> {
+    if req.method() == Method::POST && req.uri().path() == "/api/v1/command" {
+        return api::command(req, handler, token, Some(peer)).await;
+    }
     if req.method() != Method::GET && req.method() != Method::HEAD {
-        return text(StatusCode::METHOD_NOT_ALLOWED, "read-only: GET only\n");
+        return text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "GET, or POST /api/v1/command with the http_token\n",
+        );
     }
     match req.uri().path() {
         "/" | "/index.html" => reply(StatusCode::OK, "text/html; charset=utf-8", DASHBOARD.into()),
         "/api/v1/status" => json(handler.ask(ControlRequest::Status).await),
         "/api/v1/connections" => json(handler.ask(ControlRequest::Connections).await),
+        "/api/v1/events" => api::events(handler),
         _ => text(
             StatusCode::NOT_FOUND,
             "not found; try / or /api/v1/status\n",
@@ -258,7 +278,7 @@ async fn route(req: &Request<hyper::body::Incoming>, handler: &Asker) -> Respons
     }
 }
 
-fn json(r: ControlResponse) -> Response<Full<Bytes>> {
+fn json(r: ControlResponse) -> Response<Body> {
     let (status, body) = match &r {
         ControlResponse::Status(s) => (StatusCode::OK, serde_json::to_vec(s)),
         ControlResponse::Connections { connections } => {
@@ -272,7 +292,7 @@ fn json(r: ControlResponse) -> Response<Full<Bytes>> {
     }
 }
 
-fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
+fn text(status: StatusCode, body: &str) -> Response<Body> {
     reply(
         status,
         "text/plain; charset=utf-8",
@@ -280,15 +300,6 @@ fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
     )
 }
 
-fn reply(status: StatusCode, ctype: &str, body: Vec<u8>) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from(body)));
-    *r.status_mut() = status;
-    if let Ok(v) = header::HeaderValue::from_str(ctype) {
-        r.headers_mut().insert(header::CONTENT_TYPE, v);
-    }
-    r.headers_mut().insert(
-        header::CACHE_CONTROL,
-        header::HeaderValue::from_static("no-store"),
-    );
-    r
+fn reply(status: StatusCode, ctype: &str, body: Vec<u8>) -> Response<Body> {
+    api::full(status, ctype, body)
 }
