@@ -1,0 +1,309 @@
+//! systemd's side of `Type=notify`, for real: the test plays the service
+//! manager. It binds a unix datagram socket, starts the `halb` binary
+//! with `NOTIFY_SOCKET` and `WATCHDOG_USEC` as systemd sets them, and
+//! reads what halb sends: READY=1 once the control socket listens,
+//! WATCHDOG=1 while it runs, RELOADING=1 (with MONOTONIC_USEC) then
+//! READY=1 around `halb reload` and SIGHUP, STOPPING=1 on SIGTERM. And
+//! the logs journald reads: `<N>` priority prefixes when stderr is the
+//! journal (`JOURNAL_STREAM` names its device and inode), JSON lines with
+//! `--log-format json`, `--log-level`.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{free_port, temp_dir, Daemon, DEADLINE, HALB};
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn config(port: u16, real: u16) -> String {
+    format!(
+        "[[virtual_service]]\nname = \"web\"\nlisten = \"127.0.0.1:{port}\"\n\n  \
+         [[virtual_service.real_server]]\n  address = \"127.0.0.1:{real}\"\n"
+    )
+}
+
+/// The service manager's end: every datagram halb sent, in order.
+struct Manager {
+    sock: UnixDatagram,
+    seen: Vec<String>,
+}
+
+impl Manager {
+    fn bind(path: &Path) -> Manager {
+        let sock = UnixDatagram::bind(path).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        Manager {
+            sock,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The next message for which `pred` holds (those before it are kept
+    /// in `seen`), waiting at most [`DEADLINE`].
+    fn wait(&mut self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let end = Instant::now() + DEADLINE;
+        let mut buf = vec![0u8; 4096];
+        while Instant::now() < end {
+            match self.sock.recv(&mut buf) {
+                Ok(n) => {
+                    let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+                    self.seen.push(msg.clone());
+                    if pred(&msg) {
+                        return msg;
+                    }
+                }
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(e) => panic!("reading the notify socket: {e}"),
+            }
+        }
+        panic!("{what}: not received; got {:?}", self.seen)
+    }
+}
+
+fn has_line(msg: &str, line: &str) -> bool {
+    msg.lines().any(|l| l == line)
+}
+
+#[test]
+fn notify_ready_watchdog_reloading_stopping() {
+    let dir = temp_dir("sd-notify");
+    let mut mgr = Manager::bind(&dir.join("notify.sock"));
+    let file = dir.join("halb.toml");
+    std::fs::write(&file, config(free_port(), free_port())).unwrap();
+    let socket = dir.join("halb.sock");
+    let log = std::fs::File::create(dir.join("halb.log")).unwrap();
+    let child = Command::new(HALB)
+        .args(["run", "-c"])
+        .arg(&file)
+        .arg("--socket")
+        .arg(&socket)
+        .env("NOTIFY_SOCKET", dir.join("notify.sock"))
+        // As systemd sets it for WatchdogSec=400ms (WATCHDOG_PID would
+        // name halb's PID; without it the value is for this process).
+        .env("WATCHDOG_USEC", "400000")
+        .env_remove("WATCHDOG_PID")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    // READY=1 first (no WATCHDOG, RELOADING or STOPPING before it), and
+    // when it comes the control socket already answers.
+    let ready = mgr.wait("READY=1", |m| has_line(m, "READY=1"));
+    assert_eq!(mgr.seen.len(), 1, "before READY=1: {:?}", mgr.seen);
+    assert!(
+        ready.contains("STATUS=running: 1 virtual service"),
+        "{ready}"
+    );
+    let mut d = Daemon::attach(child, &dir, &file, &socket);
+    assert!(d.list(&[]).status.success());
+
+    // The watchdog is fed.
+    mgr.wait("WATCHDOG=1", |m| has_line(m, "WATCHDOG=1"));
+
+    // `halb reload`: RELOADING=1 with the monotonic clock, then READY=1.
+    let n = mgr.seen.len();
+    let out = d.ctl(&["reload"]);
+    assert!(out.status.success(), "{out:?}");
+    let reloading = mgr.wait("RELOADING=1", |m| has_line(m, "RELOADING=1"));
+    let usec = reloading
+        .lines()
+        .find_map(|l| l.strip_prefix("MONOTONIC_USEC="))
+        .unwrap_or_else(|| panic!("no MONOTONIC_USEC with RELOADING=1: {reloading:?}"));
+    assert!(usec.parse::<u64>().unwrap() > 0, "{reloading:?}");
+    let after = mgr.wait("READY=1 after the reload", |m| has_line(m, "READY=1"));
+    assert!(after.contains("STATUS=running: reloaded"), "{after}");
+    assert!(
+        !mgr.seen[n..]
+            .iter()
+            .take_while(|m| !has_line(m, "RELOADING=1"))
+            .any(|m| has_line(m, "READY=1")),
+        "READY=1 before RELOADING=1: {:?}",
+        &mgr.seen[n..]
+    );
+
+    // SIGHUP is a reload too.
+    d.signal("-HUP");
+    mgr.wait("RELOADING=1 on SIGHUP", |m| has_line(m, "RELOADING=1"));
+    mgr.wait("READY=1 after SIGHUP", |m| has_line(m, "READY=1"));
+
+    // A rejected reload still ends with READY=1 (the old config runs).
+    std::fs::write(&file, "[[virtual_service]]\nname = 3\n").unwrap();
+    let out = d.ctl(&["reload"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    mgr.wait("RELOADING=1 (rejected)", |m| has_line(m, "RELOADING=1"));
+    let after = mgr.wait("READY=1 (rejected)", |m| has_line(m, "READY=1"));
+    assert!(after.contains("rejected"), "{after}");
+
+    // The watchdog is still fed after the reloads.
+    mgr.wait("WATCHDOG=1 after the reloads", |m| {
+        has_line(m, "WATCHDOG=1")
+    });
+
+    // SIGTERM: STOPPING=1, then a clean exit.
+    d.signal("-TERM");
+    mgr.wait("STOPPING=1", |m| has_line(m, "STOPPING=1"));
+    assert!(d.wait_exit().success(), "{}", d.log());
+    assert!(!socket.exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn without_notify_socket_nothing_is_sent_and_it_runs() {
+    // The same daemon outside systemd: no NOTIFY_SOCKET, a stray
+    // WATCHDOG_USEC ignored.
+    let dir = temp_dir("sd-none");
+    let file = dir.join("halb.toml");
+    std::fs::write(&file, config(free_port(), free_port())).unwrap();
+    let socket = dir.join("halb.sock");
+    let log = std::fs::File::create(dir.join("halb.log")).unwrap();
+    let child = Command::new(HALB)
+        .args(["run", "-c"])
+        .arg(&file)
+        .arg("--socket")
+        .arg(&socket)
+        .env_remove("NOTIFY_SOCKET")
+        .env("WATCHDOG_USEC", "400000")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let mut d = Daemon::attach(child, &dir, &file, &socket);
+    assert!(d.ctl(&["reload"]).status.success());
+    d.signal("-TERM");
+    assert!(d.wait_exit().success(), "{}", d.log());
+    assert!(!d.log().contains("sd_notify"), "{}", d.log());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Runs a daemon with `args` and `env`, stderr to `dir/halb.log`, stops it
+/// with SIGTERM once it answered; its log.
+fn run_and_log(dir: &Path, args: &[&str], journal: JournalStream) -> String {
+    let file = dir.join("halb.toml");
+    std::fs::write(&file, config(free_port(), free_port())).unwrap();
+    let socket = dir.join("halb.sock");
+    let log_path = dir.join("halb.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let meta = std::fs::metadata(&log_path).unwrap();
+    let mut cmd = Command::new(HALB);
+    cmd.args(args)
+        .args(["run", "-c"])
+        .arg(&file)
+        .arg("--socket")
+        .arg(&socket)
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("HALB_LOG")
+        .stdout(Stdio::null())
+        .stderr(log);
+    match journal {
+        // As systemd sets it for StandardError=journal: stderr's device
+        // and inode (here a file's: what halb checks is the match).
+        JournalStream::Stderr => {
+            cmd.env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()))
+        }
+        // Inherited from a parent whose stderr was the journal: another
+        // inode, not ours.
+        JournalStream::Other => cmd.env(
+            "JOURNAL_STREAM",
+            format!("{}:{}", meta.dev(), meta.ino() + 1),
+        ),
+        JournalStream::Unset => cmd.env_remove("JOURNAL_STREAM"),
+    };
+    let child = cmd.spawn().unwrap();
+    let mut d = Daemon::attach(child, dir, &file, &socket);
+    d.signal("-TERM");
+    assert!(d.wait_exit().success(), "{}", d.log());
+    d.log()
+}
+
+#[derive(Clone, Copy)]
+enum JournalStream {
+    Stderr,
+    Other,
+    Unset,
+}
+
+#[test]
+fn journal_gets_priority_prefixes() {
+    let dir = temp_dir("log-journal");
+    let log = run_and_log(&dir, &["--log-level", "debug"], JournalStream::Stderr);
+    let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty());
+    // Every event line starts with its priority (a multi-line message's
+    // later lines are the message's own).
+    for l in lines.iter().filter(|l| l.starts_with('<')) {
+        let p = &l[..3];
+        assert!(["<3>", "<4>", "<6>", "<7>"].contains(&p), "{l}");
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("<6>") && l.contains("running")),
+        "{log}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("<7>")),
+        "no debug line: {log}"
+    );
+    // Neither timestamp nor level word: journald has both.
+    assert!(lines.iter().any(|l| l.starts_with("<6>halb ")), "{log}");
+    assert!(!log.contains("INFO"), "{log}");
+
+    // A JOURNAL_STREAM that is not our stderr: plain lines.
+    let dir2 = temp_dir("log-other");
+    let log = run_and_log(&dir2, &[], JournalStream::Other);
+    assert!(log.lines().all(|l| !l.starts_with("<6>")), "{log}");
+    assert!(log.contains("INFO"), "{log}");
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(&dir2).unwrap();
+}
+
+#[test]
+fn json_logs_and_log_level() {
+    let dir = temp_dir("log-json");
+    let log = run_and_log(&dir, &["--log-format", "json"], JournalStream::Unset);
+    let mut infos = 0;
+    for l in log.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value =
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+        assert!(v["timestamp"].is_string(), "{l}");
+        assert!(v["fields"]["message"].is_string(), "{l}");
+        if v["level"] == "INFO" {
+            infos += 1;
+        }
+    }
+    assert!(infos > 0, "{log}");
+
+    // Under the journal, JSON too gets its prefix (journald strips it).
+    let dir2 = temp_dir("log-json-journal");
+    let log = run_and_log(&dir2, &["--log-format", "json"], JournalStream::Stderr);
+    for l in log.lines().filter(|l| !l.trim().is_empty()) {
+        let body = ["<3>", "<4>", "<6>", "<7>"]
+            .iter()
+            .find_map(|p| l.strip_prefix(p))
+            .unwrap_or_else(|| panic!("no prefix: {l}"));
+        serde_json::from_str::<serde_json::Value>(body).unwrap();
+    }
+
+    // --log-level warn: no info line.
+    let dir3 = temp_dir("log-warn");
+    let log = run_and_log(&dir3, &["--log-level", "warn"], JournalStream::Unset);
+    assert!(!log.contains("INFO"), "{log}");
+    // A bad level is a usage error that says what to write.
+    let out = Command::new(HALB)
+        .args(["--log-level", "loud=please=now", "check-config", "-c"])
+        .arg(dir3.join("halb.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("write error, warn, info"), "{err}");
+    for d in [dir, dir2, dir3] {
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}
