@@ -307,3 +307,82 @@ fn json_logs_and_log_level() {
         std::fs::remove_dir_all(&d).unwrap();
     }
 }
+
+/// dist/halb.service, the unit the package installs: `systemd-analyze
+/// verify` passes on it (offline: no systemd as PID 1 is needed), with
+/// ExecStart pointing at the binary under test and without the man pages
+/// (the package check verifies the installed unit as it is), and it says
+/// what docs/operations.md promises.
+#[test]
+fn unit_file_verifies() {
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../dist/halb.service"
+    ))
+    .unwrap();
+    for want in [
+        "Type=notify",
+        "ExecStart=/usr/bin/halb run --config /etc/halb/halb.toml",
+        "ExecReload=/usr/bin/halb reload --config /etc/halb/halb.toml",
+        "WatchdogSec=",
+        "RuntimeDirectory=halb",
+        "Restart=on-failure",
+    ] {
+        assert!(unit.lines().any(|l| l.starts_with(want)), "no {want}");
+    }
+    let caps = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("CapabilityBoundingSet="))
+        .unwrap();
+    for c in [
+        "CAP_NET_ADMIN",
+        "CAP_NET_RAW",
+        "CAP_NET_BIND_SERVICE",
+        "CAP_SYS_NICE",
+    ] {
+        assert!(caps.split_whitespace().any(|w| w == c), "{c} not in {caps}");
+    }
+    let Some(analyze) = which("systemd-analyze") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "systemd-analyze is missing (Debian package systemd, in .ci/packages)"
+        );
+        eprintln!("SKIPPED: systemd-analyze not installed (apt-get install systemd)");
+        return;
+    };
+    let dir = temp_dir("unit");
+    let local = unit
+        .replace("/usr/bin/halb", HALB)
+        .lines()
+        .filter(|l| !l.starts_with("Documentation="))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let path = dir.join("halb.service");
+    std::fs::write(&path, local + "\n").unwrap();
+    let out = Command::new(&analyze)
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "systemd-analyze verify: {out:?}"
+    );
+    // And a broken unit fails it: the check can fail.
+    std::fs::write(&path, "[Service]\nType=notify\nExecStart=relative/halb\n").unwrap();
+    let out = Command::new(&analyze)
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success() || !out.stderr.is_empty(), "{out:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn which(prog: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| Path::new(d).join(prog))
+        .find(|p| p.is_file())
+}
