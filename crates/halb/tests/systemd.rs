@@ -386,3 +386,107 @@ fn which(prog: &str) -> Option<std::path::PathBuf> {
         .map(|d| Path::new(d).join(prog))
         .find(|p| p.is_file())
 }
+
+/// A network namespace with one veth pair (`hop0` up, 192.0.2.1/24),
+/// deleted on drop.
+struct Netns(String);
+
+impl Netns {
+    fn new() -> Netns {
+        let name = format!("hop-wd-{}", std::process::id());
+        let ip = |args: &[&str]| {
+            let st = Command::new("ip").args(args).status().unwrap();
+            assert!(st.success(), "ip {args:?}");
+        };
+        let _ = Command::new("ip")
+            .args(["netns", "del", &name])
+            .stderr(Stdio::null())
+            .status();
+        ip(&["netns", "add", &name]);
+        let ns = Netns(name.clone());
+        ip(&[
+            "-n", &name, "link", "add", "hop0", "type", "veth", "peer", "name", "hop1",
+        ]);
+        ip(&["-n", &name, "addr", "add", "192.0.2.1/24", "dev", "hop0"]);
+        for l in ["lo", "hop0", "hop1"] {
+            ip(&["-n", &name, "link", "set", l, "up"]);
+        }
+        ns
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// With VRRP running, the watchdog is fed only while the VRRP thread
+/// answers its heartbeats: here it does (a VRRP master in a namespace of
+/// its own), and WATCHDOG=1 keeps coming. (That a silent thread stops the
+/// feeding is `systemd::tests::a_silent_vrrp_thread_stops_the_feeding`.)
+#[test]
+fn watchdog_is_fed_while_vrrp_runs() {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    if !root {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "needs root (a network namespace and VRRP's raw sockets)"
+        );
+        eprintln!("SKIPPED: needs root (a network namespace and VRRP's raw sockets)");
+        return;
+    }
+    let ns = Netns::new();
+    let dir = temp_dir("sd-vrrp");
+    let mut mgr = Manager::bind(&dir.join("notify.sock"));
+    let socket = dir.join("halb.sock");
+    let file = dir.join("halb.toml");
+    std::fs::write(
+        &file,
+        "[[vrrp_instance]]\nname = \"VI_1\"\ninterface = \"hop0\"\nvirtual_router_id = 51\n\
+         version = 3\npriority = 150\nadvert_interval = \"100ms\"\n\
+         virtual_ipaddress = [\"192.0.2.100/24\"]\n",
+    )
+    .unwrap();
+    let log = std::fs::File::create(dir.join("halb.log")).unwrap();
+    let child = Command::new("ip")
+        .args(["netns", "exec", &ns.0, HALB, "run", "-c"])
+        .arg(&file)
+        .arg("--socket")
+        .arg(&socket)
+        .env("NOTIFY_SOCKET", dir.join("notify.sock"))
+        .env("WATCHDOG_USEC", "400000")
+        .env_remove("WATCHDOG_PID")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    mgr.wait("READY=1", |m| has_line(m, "READY=1"));
+    let mut d = Daemon::attach(child, &dir, &file, &socket);
+    // VRRP runs (its thread answers `halb list` too).
+    let master = common::poll(|| {
+        let st = d.status()?;
+        (st["vrrp"][0]["state"] == "MASTER").then_some(())
+    });
+    assert!(master.is_some(), "never MASTER:\n{}", d.log());
+    for i in 0..3 {
+        mgr.wait(&format!("WATCHDOG=1 #{i} with VRRP"), |m| {
+            has_line(m, "WATCHDOG=1")
+        });
+    }
+    assert!(
+        !d.log()
+            .contains("watchdog: the VRRP thread has not answered"),
+        "{}",
+        d.log()
+    );
+    d.signal("-TERM");
+    mgr.wait("STOPPING=1", |m| has_line(m, "STOPPING=1"));
+    assert!(d.wait_exit().success(), "{}", d.log());
+    drop(ns);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
