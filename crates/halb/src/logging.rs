@@ -34,7 +34,9 @@ pub fn priority(level: &Level) -> u8 {
     }
 }
 
-/// A formatter that puts `<N>` before what `inner` writes.
+/// A formatter that puts `<N>` before each line `inner` writes (a
+/// multi-line message, a rejected reload's errors say, stays at its
+/// priority on every line: journald reads each line on its own).
 struct Prefixed<F>(F);
 
 impl<S, N, F> FormatEvent<S, N> for Prefixed<F>
@@ -49,9 +51,23 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        write!(writer, "<{}>", priority(event.metadata().level()))?;
-        self.0.format_event(ctx, writer, event)
+        let mut text = String::new();
+        self.0.format_event(ctx, Writer::new(&mut text), event)?;
+        writer.write_str(&prefix_lines(priority(event.metadata().level()), &text))
     }
+}
+
+/// `text` with `<priority>` at the start of each of its lines.
+fn prefix_lines(priority: u8, text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    for line in text.lines() {
+        out.push('<');
+        out.push(char::from(b'0' + priority % 10));
+        out.push('>');
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
 }
 
 /// The filter: `level` (a level or `EnvFilter` directives such as
@@ -111,6 +127,15 @@ mod tests {
         assert_eq!(priority(&Level::INFO), 6);
         assert_eq!(priority(&Level::DEBUG), 7);
         assert_eq!(priority(&Level::TRACE), 7);
+    }
+
+    #[test]
+    fn every_line_gets_the_prefix() {
+        assert_eq!(
+            prefix_lines(3, "reload rejected:\n  a\n  b\n"),
+            "<3>reload rejected:\n<3>  a\n<3>  b\n"
+        );
+        assert_eq!(prefix_lines(6, "one"), "<6>one\n");
     }
 
     #[test]

@@ -184,6 +184,16 @@ fn without_notify_socket_nothing_is_sent_and_it_runs() {
 /// Runs a daemon with `args` and `env`, stderr to `dir/halb.log`, stops it
 /// with SIGTERM once it answered; its log.
 fn run_and_log(dir: &Path, args: &[&str], journal: JournalStream) -> String {
+    run_and_log_with(dir, args, journal, |_| {})
+}
+
+/// [`run_and_log`], doing `meanwhile` with the running daemon first.
+fn run_and_log_with(
+    dir: &Path,
+    args: &[&str],
+    journal: JournalStream,
+    meanwhile: impl FnOnce(&Daemon),
+) -> String {
     let file = dir.join("halb.toml");
     std::fs::write(&file, config(free_port(), free_port())).unwrap();
     let socket = dir.join("halb.sock");
@@ -216,6 +226,7 @@ fn run_and_log(dir: &Path, args: &[&str], journal: JournalStream) -> String {
     };
     let child = cmd.spawn().unwrap();
     let mut d = Daemon::attach(child, dir, &file, &socket);
+    meanwhile(&d);
     d.signal("-TERM");
     assert!(d.wait_exit().success(), "{}", d.log());
     d.log()
@@ -231,13 +242,22 @@ enum JournalStream {
 #[test]
 fn journal_gets_priority_prefixes() {
     let dir = temp_dir("log-journal");
-    let log = run_and_log(&dir, &["--log-level", "debug"], JournalStream::Stderr);
+    // A rejected reload logs its errors on several lines, at error level.
+    let log = run_and_log_with(
+        &dir,
+        &["--log-level", "debug"],
+        JournalStream::Stderr,
+        |d| {
+            std::fs::write(&d.file, "[[virtual_service]]\nname = 3\nlisten = 4\n").unwrap();
+            assert_eq!(d.ctl(&["reload"]).status.code(), Some(2));
+        },
+    );
     let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
     assert!(!lines.is_empty());
-    // Every event line starts with its priority (a multi-line message's
-    // later lines are the message's own).
-    for l in lines.iter().filter(|l| l.starts_with('<')) {
-        let p = &l[..3];
+    // Every line starts with its priority (each line of a multi-line
+    // message too: journald reads lines one by one).
+    for l in &lines {
+        let p = l.get(..3).unwrap_or(l);
         assert!(["<3>", "<4>", "<6>", "<7>"].contains(&p), "{l}");
     }
     assert!(
@@ -250,6 +270,11 @@ fn journal_gets_priority_prefixes() {
         lines.iter().any(|l| l.starts_with("<7>")),
         "no debug line: {log}"
     );
+    let rejected = lines
+        .iter()
+        .position(|l| l.starts_with("<3>reload rejected"))
+        .unwrap_or_else(|| panic!("no <3>reload rejected: {log}"));
+    assert!(lines[rejected + 1].starts_with("<3>error: "), "{log}");
     // Neither timestamp nor level word: journald has both.
     assert!(lines.iter().any(|l| l.starts_with("<6>halb ")), "{log}");
     assert!(!log.contains("INFO"), "{log}");
