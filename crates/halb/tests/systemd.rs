@@ -75,7 +75,22 @@ fn notify_ready_watchdog_reloading_stopping() {
     let dir = temp_dir("sd-notify");
     let mut mgr = Manager::bind(&dir.join("notify.sock"));
     let file = dir.join("halb.toml");
-    std::fs::write(&file, config(free_port(), free_port())).unwrap();
+    // An external check that records its environment: a child of halb
+    // must not get NOTIFY_SOCKET (it would speak for halb to systemd).
+    let env_file = dir.join("check.env");
+    let env_path = env_file.display();
+    std::fs::write(
+        &file,
+        format!(
+            "[[virtual_service]]\nname = \"web\"\nlisten = \"127.0.0.1:{}\"\n\n  \
+             [virtual_service.check]\n  type = \"external\"\n  \
+             command = [\"/bin/sh\", \"-c\", \"env > {env_path}.tmp; mv {env_path}.tmp {env_path}\"]\n\n  \
+             [[virtual_service.real_server]]\n  address = \"127.0.0.1:{}\"\n",
+            free_port(),
+            free_port()
+        ),
+    )
+    .unwrap();
     let socket = dir.join("halb.sock");
     let log = std::fs::File::create(dir.join("halb.log")).unwrap();
     let child = Command::new(HALB)
@@ -105,6 +120,17 @@ fn notify_ready_watchdog_reloading_stopping() {
 
     // The watchdog is fed.
     mgr.wait("WATCHDOG=1", |m| has_line(m, "WATCHDOG=1"));
+
+    // The check ran, without halb's notify socket or watchdog settings.
+    let env = common::poll(|| std::fs::read_to_string(&env_file).ok())
+        .unwrap_or_else(|| panic!("the external check never ran:\n{}", d.log()));
+    assert!(env.contains("HALB_RIP="), "{env}");
+    for k in ["NOTIFY_SOCKET=", "WATCHDOG_USEC=", "WATCHDOG_PID="] {
+        assert!(
+            !env.lines().any(|l| l.starts_with(k)),
+            "{k} passed to a check: {env}"
+        );
+    }
 
     // `halb reload`: RELOADING=1 with the monotonic clock, then READY=1.
     let n = mgr.seen.len();
