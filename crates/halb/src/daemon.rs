@@ -967,6 +967,7 @@ pub fn run(
             }
         }
         shell.notify.stopping();
+        let _stop_feed = shell.notify.feed_while_stopping();
         // New clients are refused from now on (or go to the peer once VRRP
         // released); established connections drain below.
         shell.plane.close_listeners();

@@ -5,7 +5,8 @@
 //!   (and again after each reload);
 //! - `RELOADING=1` with `MONOTONIC_USEC=` (which systemd 253 and later
 //!   want with it) when a reload starts, SIGHUP or `halb reload`;
-//! - `STOPPING=1` when the stop begins;
+//! - `STOPPING=1` when the stop begins (the watchdog is then fed on its
+//!   own until the exit: `TimeoutStopSec` bounds the drain);
 //! - `WATCHDOG=1` every quarter of `WATCHDOG_USEC`, from the daemon's
 //!   task, and only while the VRRP thread answered its last heartbeat: a
 //!   hung task or a hung VRRP loop stops the feeding, and systemd
@@ -19,7 +20,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 /// The daemon's link to the service manager.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Notifier {
     /// `NOTIFY_SOCKET` was set at start.
     enabled: bool,
@@ -86,6 +87,22 @@ impl Notifier {
 
     fn feed(&self) {
         self.send(&[sd_notify::NotifyState::Watchdog]);
+    }
+
+    /// During the stop (after [`Notifier::stopping`]): WATCHDOG=1 every
+    /// period until the process ends, so a long drain is bounded by
+    /// `TimeoutStopSec`, not cut by the watchdog. Spawned on the daemon's
+    /// runtime; nothing without a watchdog.
+    pub fn feed_while_stopping(&self) -> Option<tokio::task::JoinHandle<()>> {
+        let period = self.watchdog_period()?;
+        let n = self.clone();
+        Some(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            loop {
+                tick.tick().await;
+                n.feed();
+            }
+        }))
     }
 }
 

@@ -66,6 +66,20 @@ impl Manager {
     }
 }
 
+impl Manager {
+    /// Reads (and keeps) messages until `d` exits, at most [`DEADLINE`].
+    fn read_until_exit(&mut self, d: &mut Daemon) {
+        let end = Instant::now() + DEADLINE;
+        let mut buf = vec![0u8; 4096];
+        while d.child.try_wait().unwrap().is_none() && Instant::now() < end {
+            if let Ok(n) = self.sock.recv(&mut buf) {
+                self.seen
+                    .push(String::from_utf8_lossy(&buf[..n]).into_owned());
+            }
+        }
+    }
+}
+
 fn has_line(msg: &str, line: &str) -> bool {
     msg.lines().any(|l| l == line)
 }
@@ -79,15 +93,19 @@ fn notify_ready_watchdog_reloading_stopping() {
     // must not get NOTIFY_SOCKET (it would speak for halb to systemd).
     let env_file = dir.join("check.env");
     let env_path = env_file.display();
+    // A back end that never accepts: the kernel completes the handshake,
+    // so a client's connection through halb stays established.
+    let backend = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listen = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
     std::fs::write(
         &file,
         format!(
-            "[[virtual_service]]\nname = \"web\"\nlisten = \"127.0.0.1:{}\"\n\n  \
+            "[global]\ndrain_timeout = \"2s\"\n\n\
+             [[virtual_service]]\nname = \"web\"\nlisten = \"{listen}\"\n\n  \
              [virtual_service.check]\n  type = \"external\"\n  \
              command = [\"/bin/sh\", \"-c\", \"env > {env_path}.tmp; mv {env_path}.tmp {env_path}\"]\n\n  \
-             [[virtual_service.real_server]]\n  address = \"127.0.0.1:{}\"\n",
-            free_port(),
-            free_port()
+             [[virtual_service.real_server]]\n  address = \"{}\"\n",
+            backend.local_addr().unwrap()
         ),
     )
     .unwrap();
@@ -171,9 +189,30 @@ fn notify_ready_watchdog_reloading_stopping() {
         has_line(m, "WATCHDOG=1")
     });
 
-    // SIGTERM: STOPPING=1, then a clean exit.
+    // SIGTERM: STOPPING=1, then a clean exit. A connection held open
+    // makes the stop drain (drain_timeout, 2 s here): the watchdog is fed
+    // on its own meanwhile (systemd's TimeoutStopSec bounds the stop).
+    let held = std::net::TcpStream::connect(listen).unwrap();
+    let active = common::poll(|| {
+        let st = d.status()?;
+        (st["services"][0]["reals"][0]["counters"]["active"].as_u64()? > 0).then_some(())
+    });
+    assert!(
+        active.is_some(),
+        "the held connection never became active:\n{}",
+        d.log()
+    );
     d.signal("-TERM");
     mgr.wait("STOPPING=1", |m| has_line(m, "STOPPING=1"));
+    for i in 0..3 {
+        mgr.wait(&format!("WATCHDOG=1 #{i} while draining"), |m| {
+            has_line(m, "WATCHDOG=1")
+        });
+    }
+    drop(held);
+    // Go on reading, as systemd does, until halb exits (a full queue
+    // would block its sends).
+    mgr.read_until_exit(&mut d);
     assert!(d.wait_exit().success(), "{}", d.log());
     assert!(!socket.exists());
     std::fs::remove_dir_all(&dir).unwrap();
@@ -537,6 +576,7 @@ fn watchdog_is_fed_while_vrrp_runs() {
     );
     d.signal("-TERM");
     mgr.wait("STOPPING=1", |m| has_line(m, "STOPPING=1"));
+    mgr.read_until_exit(&mut d);
     assert!(d.wait_exit().success(), "{}", d.log());
     drop(ns);
     std::fs::remove_dir_all(&dir).unwrap();
