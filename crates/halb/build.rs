@@ -64,24 +64,25 @@ fn git_commit(root: &Path) -> Option<String> {
     if !same {
         return None;
     }
-    // Rebuild when HEAD moves: HEAD itself, the branch it names, packed refs.
-    for name in ["HEAD", "packed-refs"] {
-        if let Some(p) = run(
-            Command::new("git").args(["rev-parse", "--git-path", name]),
-            root,
-        ) {
-            println!("cargo:rerun-if-changed={}", root.join(p).display());
-        }
-    }
+    // Rebuild when HEAD moves: HEAD itself, the branch it names, packed
+    // refs; only files that exist (cargo reruns a build script for a
+    // missing one every time, and so rebuilds halb).
+    let mut watch = vec!["HEAD".to_owned(), "packed-refs".to_owned()];
     if let Some(r) = run(
         Command::new("git").args(["symbolic-ref", "-q", "HEAD"]),
         root,
     ) {
+        watch.push(r);
+    }
+    for name in &watch {
         if let Some(p) = run(
-            Command::new("git").args(["rev-parse", "--git-path", &r]),
+            Command::new("git").args(["rev-parse", "--git-path", name]),
             root,
         ) {
-            println!("cargo:rerun-if-changed={}", root.join(p).display());
+            let path = root.join(p);
+            if path.exists() {
+                println!("cargo:rerun-if-changed={}", path.display());
+            }
         }
     }
     let hash = run(
