@@ -393,6 +393,10 @@ class Director:
         except ValueError:
             return None
 
+    def ctl(self, *args):
+        """halb: `halb ARGS --socket SOCKET` in the director's namespace."""
+        return self.lab.run_in(self.host, [self.halb_bin, *args, "--socket", self.socket], timeout=10)
+
     def instances(self):
         """halb: the `vrrp` array of `halb list --json` (list of dicts)."""
         j = self.halb_json()

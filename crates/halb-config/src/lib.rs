@@ -49,6 +49,12 @@ pub struct Global {
     /// (its directory 0750), so its members run `halb list` and the other
     /// commands without root. None: the daemon's user alone (0600).
     pub control_socket_group: Option<String>,
+    /// A read-only group: its members may run `halb list` (status,
+    /// connections) and nothing else. With it the socket is mode 0666 and
+    /// the daemon decides by the caller's credentials (SO_PEERCRED):
+    /// root, the daemon's user and `control_socket_group` may do
+    /// everything, this group may read, others are refused.
+    pub control_socket_read_group: Option<String>,
     /// Data-plane worker threads (0: one per CPU).
     pub workers: usize,
     /// Most health-check probes in flight at once (0: 1024, or half the
@@ -144,6 +150,7 @@ impl Default for Global {
         Global {
             control_socket: default_control_socket(),
             control_socket_group: None,
+            control_socket_read_group: None,
             workers: 0,
             check_concurrency: 0,
             http_listen: None,

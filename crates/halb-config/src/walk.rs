@@ -44,6 +44,7 @@ const ROOT_KEYS: &[&str] = &[
 const GLOBAL_KEYS: &[&str] = &[
     "control_socket",
     "control_socket_group",
+    "control_socket_read_group",
     "workers",
     "check_concurrency",
     "http_listen",
@@ -1349,32 +1350,10 @@ impl<'s> Cx<'s> {
             }
         }
         if let Some(f) = self.field(&n, "control_socket_group") {
-            let w = Want {
-                short: "a string",
-                expected: "a group name",
-                example: "\"halb\"",
-            };
-            if let Some(s) = self.string(&f, &w) {
-                let bad = s.is_empty()
-                    || s.len() > 32
-                    || !s
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-                let problem = bad.then(|| {
-                    (
-                        format!("control_socket_group {} is not a group name", quote(s)),
-                        "give an existing group's name, e.g. \"halb\" (groupadd halb), or remove the key".to_owned(),
-                    )
-                });
-                let name = s.to_owned();
-                if let Some(name) =
-                    self.accept(&f, "a group name (letters, digits, _ - .)", problem, || {
-                        name
-                    })
-                {
-                    g.control_socket_group = Some(name);
-                }
-            }
+            g.control_socket_group = self.group_name(&f, "control_socket_group");
+        }
+        if let Some(f) = self.field(&n, "control_socket_read_group") {
+            g.control_socket_read_group = self.group_name(&f, "control_socket_read_group");
         }
         if let Some(f) = self.field(&n, "http_listen") {
             g.http_listen = self.addr(&f, "\"127.0.0.1:9090\"");
@@ -1437,6 +1416,30 @@ impl<'s> Cx<'s> {
         }
         self.ipvs_global(&n, &mut g);
         g
+    }
+
+    /// `control_socket_group`, `control_socket_read_group`: a group name.
+    fn group_name(&mut self, f: &Field, key: &str) -> Option<String> {
+        let w = Want {
+            short: "a string",
+            expected: "a group name",
+            example: "\"halb\"",
+        };
+        let s = self.string(f, &w)?;
+        let bad = s.is_empty()
+            || s.len() > 32
+            || !s
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        let problem = bad.then(|| {
+            (
+                format!("{key} {} is not a group name", quote(s)),
+                "give an existing group's name, e.g. \"halb\" (groupadd halb), or remove the key"
+                    .to_owned(),
+            )
+        });
+        let name = s.to_owned();
+        self.accept(f, "a group name (letters, digits, _ - .)", problem, || name)
     }
 
     fn socket_path(&mut self, f: &Field) -> Option<PathBuf> {

@@ -18,6 +18,10 @@ pub struct VrrpEvent {
     /// Whether the whole group reached `state` with this change (the
     /// GROUP notify is sent once per group transition).
     pub group_settled: bool,
+    /// MASTER, but the previous master may still run the resource groups
+    /// (`halb_vrrp::Router::awaiting_peer`): they start here once an event
+    /// with the same state and `false` comes.
+    pub awaiting_peer: bool,
 }
 
 /// keepalived's state words.
@@ -124,6 +128,7 @@ notify = "/etc/halb/group.sh"
             state: State::Master,
             priority: 150,
             group_settled: true,
+            awaiting_peer: false,
         };
         let h = hooks_for(&cfg(), &ev);
         assert_eq!(
@@ -141,6 +146,7 @@ notify = "/etc/halb/group.sh"
         let stop = VrrpEvent {
             state: State::Initialize,
             group_settled: false,
+            awaiting_peer: false,
             ..ev
         };
         assert_eq!(

@@ -29,6 +29,7 @@ pub mod diff;
 pub mod hooks;
 pub mod overrides;
 pub mod resources;
+pub mod role_override;
 pub mod status;
 pub mod tracking;
 
@@ -87,6 +88,14 @@ pub enum Action {
     /// VRRP tracking: `instance`'s priority is its configured one plus
     /// `delta`.
     SetPriorityDelta { instance: String, delta: i32 },
+    /// `halb takeover` (`on`) or its end for `instance` (and its sync
+    /// group): priority 254 and master now.
+    SetTakeover { instance: String, on: bool },
+    /// Resource groups following `instance` still stop here although it
+    /// is no longer MASTER (`on`), or have stopped: VRRP sends releasing
+    /// adverts meanwhile, so that the new master waits for them (see
+    /// `halb_vrrp::Router::set_releasing`).
+    SetReleasing { instance: String, on: bool },
     /// VRRP tracking: the fault `key` of `instance` is set or cleared.
     SetFault {
         instance: String,
@@ -128,8 +137,12 @@ pub enum Command {
     /// `hb_standby`. Every VRRP instance gets the fault [`STANDBY_FAULT`]:
     /// a master sends a priority-0 advert and gives its VIPs (and so its
     /// resource groups) to the peer; this director takes nothing back
-    /// until `halb online`.
+    /// until `halb online`, which also ends every takeover (see
+    /// [`role_override`]).
     Standby(bool),
+    /// `halb takeover [INSTANCE]`: heartbeat's `hb_takeover` (see
+    /// [`role_override`]).
+    Takeover(Option<String>),
 }
 
 /// Why an operator's command was refused.
@@ -137,6 +150,7 @@ pub enum Command {
 pub enum CommandError {
     Resource(halb_resource::CommandError),
     Target(overrides::TargetError),
+    Takeover(role_override::TakeoverError),
 }
 
 impl std::fmt::Display for CommandError {
@@ -144,14 +158,14 @@ impl std::fmt::Display for CommandError {
         match self {
             CommandError::Resource(e) => e.fmt(f),
             CommandError::Target(e) => e.fmt(f),
+            CommandError::Takeover(e) => e.fmt(f),
         }
     }
 }
 
 impl std::error::Error for CommandError {}
 
-/// The VRRP fault key of `halb standby`.
-pub const STANDBY_FAULT: &str = "standby (halb standby; `halb online` ends it)";
+pub use role_override::STANDBY_FAULT;
 
 /// What a reload changes, decided by the director before anything is
 /// applied: the answer to `halb reload` and its log come from this.
@@ -199,8 +213,8 @@ pub struct Director {
     apply_cost: Duration,
     /// Resource groups: their engine and the roles it was told.
     resources: resources::Resources,
-    /// `halb standby` is in force.
-    standby: bool,
+    /// `halb standby` and `halb takeover` in force.
+    role_override: role_override::RoleOverride,
     /// Operators' real-server overrides.
     overrides: overrides::Overrides,
     now: Instant,
@@ -283,7 +297,7 @@ impl Director {
         let resources = resources::Resources::new(&config, now);
         let mut d = Director {
             resources,
-            standby: false,
+            role_override: role_override::RoleOverride::default(),
             overrides: overrides::Overrides::default(),
             config: Arc::new(config),
             engine,
@@ -320,6 +334,8 @@ impl Director {
         // Resource groups: probe every member here, then follow VRRP.
         self.resources.engine.handle_start(now);
         self.resources.sync(&config, &self.roles, now);
+        // Standby and takeover restored from the state file.
+        self.role_override.resend(&config, &mut self.actions);
         self.debug_check();
     }
 
@@ -359,19 +375,35 @@ impl Director {
             })
     }
 
-    /// Whether `halb standby` is in force.
-    pub fn standby(&self) -> bool {
-        self.standby
+    /// VRRP faults held until the resource groups of their instance stop
+    /// here: (instance, fault, the groups still running).
+    pub fn held_faults(&self) -> Vec<(String, String, Vec<String>)> {
+        self.resources
+            .held()
+            .map(|(i, k)| {
+                (
+                    i.clone(),
+                    k.clone(),
+                    self.resources.held_for(&self.config, i),
+                )
+            })
+            .collect()
     }
 
-    fn send_standby(&mut self, faulty: bool) {
-        for i in &self.config.vrrp_instances {
-            self.actions.push_back(Action::SetFault {
-                instance: i.name.clone(),
-                key: STANDBY_FAULT.to_owned(),
-                faulty,
-            });
-        }
+    /// Whether `halb standby` is in force.
+    pub fn standby(&self) -> bool {
+        self.role_override.standby()
+    }
+
+    /// `halb standby` and `halb takeover` in force.
+    pub fn role_override(&self) -> &role_override::RoleOverride {
+        &self.role_override
+    }
+
+    /// Standby and takeover saved by a previous run (before
+    /// [`Director::handle_start`], which sends them to VRRP).
+    pub fn restore_role_override(&mut self, saved: &role_override::Saved) {
+        self.role_override = role_override::RoleOverride::from_saved(saved, &self.config);
     }
 
     /// The resource groups' status, for `halb list`.
@@ -418,16 +450,22 @@ impl Director {
     /// sync daemon follows it if configured so.
     pub fn handle_vrrp_event(&mut self, ev: VrrpEvent, now: Instant) {
         self.advance(now);
-        self.roles.insert(ev.instance.clone(), ev.state);
-        let what = format!("{} {}", ev.instance, hooks::word(ev.state));
-        for argv in hooks_for(&self.config, &ev) {
-            self.actions.push_back(Action::RunHook {
-                argv,
-                event: what.clone(),
-            });
-        }
-        if self.follow_sync() {
-            self.queue_table(ApplyReason::SyncRole);
+        let same = self.roles.insert(ev.instance.clone(), ev.state) == Some(ev.state);
+        self.resources.set_awaiting(
+            &ev.instance,
+            ev.awaiting_peer && ev.state == halb_vrrp::State::Master,
+        );
+        if !same {
+            let what = format!("{} {}", ev.instance, hooks::word(ev.state));
+            for argv in hooks_for(&self.config, &ev) {
+                self.actions.push_back(Action::RunHook {
+                    argv,
+                    event: what.clone(),
+                });
+            }
+            if self.follow_sync() {
+                self.queue_table(ApplyReason::SyncRole);
+            }
         }
         let config = self.config.clone();
         self.resources.sync(&config, &self.roles, now);
@@ -444,6 +482,12 @@ impl Director {
         let mut plan = ReloadPlan::default();
         if new.global.control_socket != old.global.control_socket {
             plan.at_restart.push("control_socket");
+        }
+        if new.global.control_socket_group != old.global.control_socket_group {
+            plan.at_restart.push("control_socket_group");
+        }
+        if new.global.control_socket_read_group != old.global.control_socket_read_group {
+            plan.at_restart.push("control_socket_read_group");
         }
         if new.global.workers != old.global.workers {
             plan.at_restart.push("workers");
@@ -501,10 +545,10 @@ impl Director {
                 });
             }
         }
-        // Standby holds for the instances of the new config too.
-        if self.standby {
-            self.send_standby(true);
-        }
+        // Standby and takeover hold for the instances of the new config
+        // too.
+        self.role_override
+            .reload(&new, plan.vrrp, &mut self.actions);
         self.tracking_due = true;
         self.resources.sync(&new, &self.roles, now);
         self.debug_check();
@@ -567,12 +611,23 @@ impl Director {
                 }
                 Err(e) => Err(CommandError::Target(e)),
             },
-            Command::Standby(on) => {
-                if self.standby != on {
-                    self.standby = on;
-                    self.send_standby(on);
-                }
+            Command::Standby(true) => {
+                let config = self.config.clone();
+                self.role_override
+                    .set_standby(true, &config, &mut self.actions);
                 Ok(())
+            }
+            Command::Standby(false) => {
+                let config = self.config.clone();
+                self.role_override.online(&config, &mut self.actions);
+                Ok(())
+            }
+            Command::Takeover(instance) => {
+                let config = self.config.clone();
+                self.role_override
+                    .take_over(instance.as_deref(), &config, &mut self.actions)
+                    .map(|_| ())
+                    .map_err(CommandError::Takeover)
             }
         };
         self.debug_check();
@@ -582,7 +637,36 @@ impl Director {
     /// The next thing for the shell to do.
     pub fn poll_action(&mut self) -> Option<Action> {
         loop {
+            // Held faults whose groups have stopped here go out first
+            // (see resources.rs, "stop first, then release").
+            let config = self.config.clone();
+            for (instance, on) in self.resources.releasing_changes(&config, &self.roles) {
+                self.actions
+                    .push_back(Action::SetReleasing { instance, on });
+            }
+            for (instance, key) in self.resources.ripe(&config, &self.roles).into_iter().rev() {
+                self.actions.push_front(Action::SetFault {
+                    instance,
+                    key,
+                    faulty: true,
+                });
+            }
             if let Some(a) = self.actions.pop_front() {
+                if let Action::SetFault {
+                    instance,
+                    key,
+                    faulty,
+                } = &a
+                {
+                    if *faulty && self.resources.must_hold(&config, &self.roles, instance) {
+                        self.resources.hold(instance.clone(), key.clone());
+                        self.resources.sync(&config, &self.roles, self.now);
+                        continue;
+                    }
+                    if !*faulty && self.resources.unhold(instance, key) {
+                        self.resources.sync(&config, &self.roles, self.now);
+                    }
+                }
                 return Some(a);
             }
             if let Some(a) = self.engine.poll_action() {
@@ -768,6 +852,7 @@ impl Director {
         self.engine.check_invariants();
         self.alerts.check_invariants();
         self.resources.check_invariants();
+        self.role_override.check();
         assert_eq!(
             self.index.len(),
             self.engine.checks(),

@@ -20,6 +20,16 @@
 //!   NAME` on every followed instance: the instance goes to FAULT, the
 //!   peer takes over. `BanLifted` clears it. The faults are kept here and
 //!   sent again when VRRP restarts (a reload of its config).
+//! - **Stop first, then release** (a planned move: `halb standby`, a
+//!   give-up, a tracking fault). A fault for an instance that is MASTER
+//!   here while a group that follows it still runs here is *held*: the
+//!   groups of that instance are declared inactive at once and stop (in
+//!   reverse), and the fault goes to VRRP — the priority-0 advert, the
+//!   VIPs removed, the peer starting its copy — only once nothing of them
+//!   runs here (`Engine::is_stopped_here`). A stop that fails blocks the
+//!   group, and the fault stays held: the VIP stays here rather than let
+//!   the peer start what may still run (heartbeat's order; Pacemaker would
+//!   fence). SIGTERM keeps the same order in the shell.
 
 use halb_config::Config;
 use halb_resource::{Engine, Follows, GroupSpec};
@@ -36,6 +46,14 @@ pub struct Resources {
     grace_until: Instant,
     /// VRRP faults set for groups given up: (instance, key).
     faults: BTreeSet<(String, String)>,
+    /// Faults waiting for the groups of their instance to stop here:
+    /// (instance, key).
+    held: BTreeSet<(String, String)>,
+    /// MASTER instances whose previous master may still run the groups.
+    awaiting: BTreeSet<String>,
+    /// Non-MASTER instances whose groups still stop here (VRRP sends
+    /// releasing adverts for them).
+    releasing: BTreeSet<String>,
 }
 
 /// The VRRP fault key for a group given up.
@@ -50,6 +68,9 @@ impl Resources {
             sent: BTreeMap::new(),
             grace_until: now + start_grace(config),
             faults: BTreeSet::new(),
+            held: BTreeSet::new(),
+            awaiting: BTreeSet::new(),
+            releasing: BTreeSet::new(),
         }
     }
 
@@ -69,9 +90,12 @@ impl Resources {
             .resource_groups
             .iter()
             .map(|g| {
+                let held = instances_of(config, &g.follows)
+                    .iter()
+                    .any(|i| self.held.iter().any(|(h, _)| h == i) || self.awaiting.contains(i));
                 (
                     g.follows.name().to_owned(),
-                    active(config, roles, &g.follows),
+                    active(config, roles, &g.follows) && !held,
                 )
             })
             .collect();
@@ -146,6 +170,125 @@ impl Resources {
             }
         }
         instances.into_iter().map(|i| (i, key.clone())).collect()
+    }
+
+    /// Whether a fault for `instance` must be held: it is MASTER here and
+    /// a group that follows it has not stopped here.
+    pub fn must_hold(
+        &self,
+        config: &Config,
+        roles: &BTreeMap<String, halb_vrrp::State>,
+        instance: &str,
+    ) -> bool {
+        roles.get(instance) == Some(&halb_vrrp::State::Master)
+            && self
+                .groups_on(config, instance)
+                .any(|g| !self.engine.is_stopped_here(g))
+    }
+
+    fn groups_on<'a>(
+        &self,
+        config: &'a Config,
+        instance: &'a str,
+    ) -> impl Iterator<Item = &'a str> {
+        config
+            .resource_groups
+            .iter()
+            .filter(move |g| {
+                instances_of(config, &g.follows)
+                    .iter()
+                    .any(|i| i == instance)
+            })
+            .map(|g| g.name.as_str())
+    }
+
+    /// Hold a fault (see [`Resources::must_hold`]); the caller syncs the
+    /// roles so that the groups stop.
+    pub fn hold(&mut self, instance: String, key: String) {
+        self.held.insert((instance, key));
+    }
+
+    /// A held fault is cleared before it went out: true when it was held.
+    pub fn unhold(&mut self, instance: &str, key: &str) -> bool {
+        self.held.remove(&(instance.to_owned(), key.to_owned()))
+    }
+
+    /// The held faults whose groups have stopped here (or whose instance
+    /// is no longer MASTER or no longer configured): to send now.
+    pub fn ripe(
+        &mut self,
+        config: &Config,
+        roles: &BTreeMap<String, halb_vrrp::State>,
+    ) -> Vec<(String, String)> {
+        if self.held.is_empty() {
+            return Vec::new();
+        }
+        let ripe: Vec<(String, String)> = self
+            .held
+            .iter()
+            .filter(|(i, _)| !self.must_hold(config, roles, i))
+            .cloned()
+            .collect();
+        for f in &ripe {
+            self.held.remove(f);
+        }
+        ripe
+    }
+
+    /// `instance` is MASTER but awaits its peer's release (`on`), or not.
+    pub fn set_awaiting(&mut self, instance: &str, on: bool) {
+        if on {
+            self.awaiting.insert(instance.to_owned());
+        } else {
+            self.awaiting.remove(instance);
+        }
+    }
+
+    /// The instances whose releasing adverts must start (`true`) or stop:
+    /// groups that follow them still stop here while they are not MASTER.
+    pub fn releasing_changes(
+        &mut self,
+        config: &Config,
+        roles: &BTreeMap<String, halb_vrrp::State>,
+    ) -> Vec<(String, bool)> {
+        if config.resource_groups.is_empty() && self.releasing.is_empty() {
+            return Vec::new();
+        }
+        let want: BTreeSet<String> = config
+            .vrrp_instances
+            .iter()
+            .map(|i| i.name.as_str())
+            .filter(|i| {
+                roles
+                    .get(*i)
+                    .is_some_and(|s| *s != halb_vrrp::State::Master)
+            })
+            .filter(|i| {
+                self.groups_on(config, i)
+                    .any(|g| !self.engine.is_stopped_here(g))
+            })
+            .map(str::to_owned)
+            .collect();
+        let mut out: Vec<(String, bool)> = want
+            .difference(&self.releasing)
+            .map(|i| (i.clone(), true))
+            .collect();
+        out.extend(self.releasing.difference(&want).map(|i| (i.clone(), false)));
+        self.releasing = want;
+        out
+    }
+
+    /// The held faults, for `halb list` and the log.
+    pub fn held(&self) -> impl Iterator<Item = &(String, String)> {
+        self.held.iter()
+    }
+
+    /// The groups a held fault waits for.
+    pub fn held_for(&self, config: &Config, instance: &str) -> Vec<String> {
+        self.groups_on(config, instance)
+            .filter(|g| !self.engine.is_stopped_here(g))
+            .map(str::to_owned)
+            .collect()
     }
 
     /// The faults set now (sent again after VRRP restarts).

@@ -173,6 +173,7 @@ fn vrrp(state: halb_vrrp::State) -> VrrpEvent {
         state,
         priority: 100,
         group_settled: true,
+        awaiting_peer: false,
     }
 }
 
@@ -304,4 +305,91 @@ fn a_restarted_director_adopts_a_running_group_on_becoming_master_again() {
         d.resource_status(t1)[0].state,
         halb_resource::State::Started
     );
+}
+
+/// Like [`run_agents`], one ordered log: "op member" for agent calls,
+/// "fault KEY" / "clear KEY" for VRRP faults; a stop answers `stop_code`.
+fn run_log(d: &mut Director, now: Instant, stop_code: i32) -> Vec<String> {
+    let mut log = Vec::new();
+    for _ in 0..100 {
+        let Some(a) = d.poll_action() else { break };
+        match a {
+            Action::RunAgent(halb_resource::Action::Run { id, op, member, .. }) => {
+                log.push(format!("{op} {member}"));
+                let c = match op {
+                    halb_resource::Op::Probe => 7,
+                    halb_resource::Op::Stop => stop_code,
+                    _ => 0,
+                };
+                d.handle_agent_result(id, halb_resource::AgentResult::code(c), now);
+            }
+            Action::SetFault { key, faulty, .. } => {
+                log.push(format!("{} {key}", if faulty { "fault" } else { "clear" }))
+            }
+            _ => {}
+        }
+    }
+    log
+}
+
+#[test]
+fn standby_on_the_master_stops_its_groups_before_the_vip_goes() {
+    let t0 = Instant::now();
+    let mut d = Director::new(config_with_group(), 16, t0);
+    d.handle_start(t0);
+    run_log(&mut d, t0, 0);
+    d.handle_vrrp_event(vrrp(halb_vrrp::State::Master), t0);
+    let log = run_log(&mut d, t0, 0);
+    assert_eq!(log[2..], ["start fs", "start nginx"], "{log:?}");
+    d.handle_command(Command::Standby(true), t0).unwrap();
+    // Held while the group runs: the stops come first, then the fault
+    // (the priority-0 advert, the VIP removed) once nothing runs.
+    let log = run_log(&mut d, t0, 0);
+    assert_eq!(
+        log,
+        ["stop nginx", "stop fs", &format!("fault {STANDBY_FAULT}")]
+    );
+    assert_eq!(d.resources.held().count(), 0);
+    // VRRP went to FAULT: nothing starts; online clears the fault.
+    d.handle_vrrp_event(vrrp(halb_vrrp::State::Fault), t0);
+    d.handle_command(Command::Standby(false), t0).unwrap();
+    let log = run_log(&mut d, t0, 0);
+    assert_eq!(log, [format!("clear {STANDBY_FAULT}")]);
+}
+
+#[test]
+fn a_failed_stop_keeps_the_fault_held_and_the_vip_here() {
+    let t0 = Instant::now();
+    let mut d = Director::new(config_with_group(), 16, t0);
+    d.handle_start(t0);
+    run_log(&mut d, t0, 0);
+    d.handle_vrrp_event(vrrp(halb_vrrp::State::Master), t0);
+    run_log(&mut d, t0, 0);
+    d.handle_command(Command::Standby(true), t0).unwrap();
+    // nginx's stop fails: the group is blocked (nginx may still run), so
+    // the peer must not start it: no fault goes out.
+    let log = run_log(&mut d, t0, 1);
+    assert_eq!(log, ["stop nginx"], "{log:?}");
+    assert_eq!(
+        d.resources.held_for(&d.config.clone(), "VI_1"),
+        ["web".to_owned()]
+    );
+    // Online before it went out: the held fault is dropped, no clear
+    // needed but harmless.
+    d.handle_command(Command::Standby(false), t0).unwrap();
+    let log = run_log(&mut d, t0, 0);
+    assert!(log.iter().all(|l| !l.starts_with("fault")), "{log:?}");
+    assert_eq!(d.resources.held().count(), 0);
+}
+
+#[test]
+fn a_fault_on_a_backup_is_not_held() {
+    let t0 = Instant::now();
+    let mut d = Director::new(config_with_group(), 16, t0);
+    d.handle_start(t0);
+    run_log(&mut d, t0, 0);
+    d.handle_vrrp_event(vrrp(halb_vrrp::State::Backup), t0);
+    d.handle_command(Command::Standby(true), t0).unwrap();
+    let log = run_log(&mut d, t0, 0);
+    assert_eq!(log, [format!("fault {STANDBY_FAULT}")]);
 }

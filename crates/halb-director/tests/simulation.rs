@@ -15,7 +15,7 @@
 #![allow(clippy::unwrap_used)]
 
 use halb_config::{Config, SyncRole};
-use halb_director::{effective_table, Action, ApplyReason, Director, VrrpEvent};
+use halb_director::{effective_table, Action, ApplyReason, Command, Director, VrrpEvent};
 use halb_health::{Health, ProbeId, ProbeOutcome};
 use halb_table::Table;
 use halb_vrrp::{Action as VrrpAction, Advert, Router, State};
@@ -27,6 +27,24 @@ use std::time::{Duration, Instant};
 
 const LATENCY: Duration = Duration::from_millis(1);
 const PROBE_TIME: Duration = Duration::from_millis(3);
+/// A resource agent's start and stop (a mount, a database's shutdown).
+const START_TIME: Duration = Duration::from_millis(400);
+const STOP_TIME: Duration = Duration::from_millis(1500);
+
+/// A shared disk and the database on it, following VI_1.
+const GROUP: &str = r#"
+[[resource_group]]
+name = "data"
+follows = "VI_1"
+  [[resource_group.member]]
+  name = "disk"
+  agent = "ocf:heartbeat:Dummy"
+  monitor = { interval = "1s", timeout = "5s" }
+  [[resource_group.member]]
+  name = "db"
+  agent = "ocf:heartbeat:Dummy"
+  monitor = { interval = "1s", timeout = "5s" }
+"#;
 
 fn config(priority: u8, reals: &[&str], extra: &str) -> String {
     let mut s = String::from(
@@ -95,6 +113,10 @@ struct Node {
     vips: bool,
     /// Probe results due: (when, probe, outcome).
     probes: Vec<(Instant, ProbeId, ProbeOutcome)>,
+    /// Resource members running on this node (its "disk" and daemons).
+    running: BTreeSet<String>,
+    /// Agent calls in progress: (when they end, id, op, member).
+    agents: Vec<(Instant, halb_resource::OpId, halb_resource::Op, String)>,
 }
 
 impl Node {
@@ -111,6 +133,8 @@ struct World {
     alive: HashSet<SocketAddr>,
     /// Adverts in flight: (when, to node, from address, advert).
     lan: Vec<(Instant, usize, IpAddr, Advert)>,
+    /// When a resource member ran on both nodes at once (must stay empty).
+    both_ran: Vec<(Duration, String)>,
 }
 
 impl World {
@@ -145,6 +169,8 @@ impl World {
                     alerts: Vec::new(),
                     vips: false,
                     probes: Vec::new(),
+                    running: BTreeSet::new(),
+                    agents: Vec::new(),
                 }
             })
             .collect();
@@ -154,6 +180,7 @@ impl World {
             nodes,
             alive: alive.iter().map(|a| a.parse().unwrap()).collect(),
             lan: Vec::new(),
+            both_ran: Vec::new(),
         };
         for n in &mut w.nodes {
             n.router.start(t0);
@@ -200,6 +227,10 @@ impl World {
                     }
                     Action::Apply { table, reason } => n.tables.push((elapsed, reason, table)),
                     Action::SetPriorityDelta { delta, .. } => n.router.set_priority_delta(delta),
+                    Action::SetTakeover { on, .. } => {
+                        n.router.set_takeover(on, now);
+                    }
+                    Action::SetReleasing { on, .. } => n.router.set_releasing(on, now),
                     Action::SetFault { key, faulty, .. } => {
                         if faulty {
                             n.faults.insert(key);
@@ -216,7 +247,14 @@ impl World {
                     Action::RunHook { argv, .. } => n.hooks.push(argv),
                     Action::Alert(a) => n.alerts.push((elapsed, a)),
                     Action::SetGlobal(_) | Action::ReloadVrrp(_) => {}
-                    // No resource groups in these configs.
+                    Action::RunAgent(halb_resource::Action::Run { id, op, member, .. }) => {
+                        let took = match op {
+                            halb_resource::Op::Start => START_TIME,
+                            halb_resource::Op::Stop => STOP_TIME,
+                            _ => PROBE_TIME,
+                        };
+                        n.agents.push((now + took, id, op, member));
+                    }
                     Action::RunAgent(_)
                     | Action::ResourceEvent(_)
                     | Action::ResourceReleased { .. } => {}
@@ -237,6 +275,20 @@ impl World {
                     VrrpAction::AddAddresses { .. } => n.vips = true,
                     VrrpAction::RemoveAddresses { .. } => n.vips = false,
                     VrrpAction::SendGratuitous { .. } => {}
+                    VrrpAction::PeerReleased => {
+                        let priority = n.router.priority();
+                        n.director.handle_vrrp_event(
+                            VrrpEvent {
+                                instance: "VI_1".into(),
+                                group: None,
+                                state: State::Master,
+                                priority,
+                                group_settled: false,
+                                awaiting_peer: false,
+                            },
+                            now,
+                        );
+                    }
                     VrrpAction::StateChange { to, .. } => {
                         let priority = n.router.priority();
                         n.director.handle_vrrp_event(
@@ -246,6 +298,7 @@ impl World {
                                 state: to,
                                 priority,
                                 group_settled: false,
+                                awaiting_peer: n.router.awaiting_peer(),
                             },
                             now,
                         );
@@ -271,6 +324,7 @@ impl World {
             take(n.director.poll_timeout());
             take(n.router.poll_timeout());
             take(n.probes.iter().map(|p| p.0).min());
+            take(n.agents.iter().map(|a| a.0).min());
         }
         take(self.lan.iter().map(|l| l.0).min());
         t
@@ -304,6 +358,25 @@ impl World {
             for (_, probe, outcome) in due {
                 n.director.handle_probe_result(probe, outcome, now);
             }
+            let (due, later): (Vec<_>, Vec<_>) = n.agents.drain(..).partition(|a| a.0 <= now);
+            n.agents = later;
+            for (_, id, op, member) in due {
+                // A start runs the member from its end, a stop until it.
+                let code = match op {
+                    halb_resource::Op::Start => {
+                        n.running.insert(member);
+                        0
+                    }
+                    halb_resource::Op::Stop => {
+                        n.running.remove(&member);
+                        0
+                    }
+                    _ if n.running.contains(&member) => 0,
+                    _ => 7,
+                };
+                n.director
+                    .handle_agent_result(id, halb_resource::AgentResult::code(code), now);
+            }
             if n.director.poll_timeout().is_some_and(|t| t <= now) {
                 n.director.handle_timeout(now);
             }
@@ -312,6 +385,19 @@ impl World {
             }
         }
         self.settle();
+        // A member starting counts as running from the call (a mount in
+        // progress writes the disk): both nodes must never hold one.
+        let held = |n: &Node, m: &str| {
+            n.running.contains(m)
+                || n.agents
+                    .iter()
+                    .any(|a| a.3 == m && a.2 == halb_resource::Op::Start)
+        };
+        for m in ["disk", "db"] {
+            if self.nodes.len() == 2 && held(&self.nodes[0], m) && held(&self.nodes[1], m) {
+                self.both_ran.push((self.elapsed(), m.to_owned()));
+            }
+        }
     }
 
     /// The table each node applied last (once a coalesced one is out)
@@ -416,6 +502,112 @@ fn master_whose_service_dies_hands_over_and_the_peer_carries_the_traffic() {
     assert_eq!(w.state(1), State::Backup);
     assert_eq!(weights(w.nodes[0].table()), [(80, 1), (80, 0)]);
     w.check_tables();
+}
+
+#[test]
+fn takeover_and_standby_move_the_master_and_hold_until_online() {
+    let mut w = World::new(&[config(150, &REALS, ""), config(100, &REALS, "")], &REALS);
+    w.run_until(Duration::from_secs(5));
+    assert_eq!(w.state(0), State::Master);
+    let cmd = |w: &mut World, i: usize, c: Command| {
+        let now = w.now;
+        let r = w.nodes[i].director.handle_command(c, now);
+        w.settle();
+        r
+    };
+    // An unknown instance: refused, with the valid names.
+    let e = cmd(&mut w, 1, Command::Takeover(Some("VI_9".into()))).unwrap_err();
+    assert!(e.to_string().contains("VI_1"), "{e}");
+    // The backup takes over: master now, the old master steps down on the
+    // first advert at 254, and stays down although it preempts.
+    cmd(&mut w, 1, Command::Takeover(None)).unwrap();
+    assert_eq!(w.state(1), State::Master);
+    assert_eq!(w.nodes[1].router.priority(), 254);
+    let t = w.elapsed();
+    w.run_until(t + Duration::from_millis(50));
+    assert_eq!(w.state(0), State::Backup);
+    assert!(w.nodes[1].vips && !w.nodes[0].vips);
+    w.run_until(t + Duration::from_secs(3));
+    assert_eq!(w.state(0), State::Backup, "the old master took it back");
+    assert_eq!(w.nodes[1].sync_roles.last(), Some(&SyncRole::Master));
+    // Standby and takeover exclude each other: standby on the taker ends
+    // its takeover and gives the VIP back.
+    cmd(&mut w, 1, Command::Standby(true)).unwrap();
+    assert!(w.nodes[1].director.role_override().takeover().is_empty());
+    let t = w.elapsed();
+    w.run_until(t + Duration::from_secs(2));
+    assert_eq!(w.state(0), State::Master);
+    assert_eq!(w.state(1), State::Fault);
+    let e = cmd(&mut w, 1, Command::Takeover(None)).unwrap_err();
+    assert!(e.to_string().contains("halb online"), "{e}");
+    // Online: back as backup (100 < 150).
+    cmd(&mut w, 1, Command::Standby(false)).unwrap();
+    let t = w.elapsed();
+    w.run_until(t + Duration::from_secs(2));
+    assert_eq!(w.state(1), State::Backup);
+    assert_eq!(w.state(0), State::Master);
+    // Takeover again, then online: the configured priorities decide and
+    // the preempting 150 takes the VIP back.
+    cmd(&mut w, 1, Command::Takeover(Some("VI_1".into()))).unwrap();
+    let t = w.elapsed();
+    w.run_until(t + Duration::from_millis(500));
+    assert_eq!(w.state(1), State::Master);
+    assert_eq!(w.state(0), State::Backup);
+    cmd(&mut w, 1, Command::Standby(false)).unwrap();
+    assert_eq!(w.nodes[1].router.priority(), 100);
+    let t = w.elapsed();
+    w.run_until(t + Duration::from_secs(2));
+    assert_eq!(w.state(0), State::Master);
+    assert_eq!(w.state(1), State::Backup);
+    assert!(w.nodes[0].vips && !w.nodes[1].vips);
+    w.check_tables();
+}
+
+fn where_data_runs(w: &World) -> Vec<usize> {
+    (0..2)
+        .filter(|&i| w.nodes[i].running.contains("disk") && w.nodes[i].running.contains("db"))
+        .collect()
+}
+
+#[test]
+fn a_group_moves_by_standby_preemption_and_takeover_and_never_runs_twice() {
+    let c0 = config(150, &REALS, "") + GROUP;
+    let c1 = config(100, &REALS, "") + GROUP;
+    let mut w = World::new(&[c0, c1], &REALS);
+    w.run_until(Duration::from_secs(8));
+    assert_eq!(w.state(0), State::Master);
+    assert_eq!(where_data_runs(&w), [0]);
+    let cmd = |w: &mut World, i: usize, c: Command| {
+        let now = w.now;
+        w.nodes[i].director.handle_command(c, now).unwrap();
+        w.settle();
+    };
+    // Standby on the master: it stops its group, then releases; the peer
+    // starts it.
+    cmd(&mut w, 0, Command::Standby(true));
+    let t = w.elapsed();
+    w.run_until(t + Duration::from_millis(500));
+    assert_eq!(w.state(0), State::Master, "the VIP waits for the stops");
+    w.run_until(t + Duration::from_secs(8));
+    assert_eq!(w.state(1), State::Master);
+    assert_eq!(where_data_runs(&w), [1]);
+    // Online: the 150 preempts the 100 at once, and waits while the 100
+    // stops its group (releasing adverts), then starts it.
+    cmd(&mut w, 0, Command::Standby(false));
+    let t = w.elapsed();
+    w.run_until(t + Duration::from_secs(5));
+    assert_eq!(w.state(0), State::Master);
+    assert_eq!(w.state(1), State::Backup);
+    w.run_until(t + Duration::from_secs(10));
+    assert_eq!(where_data_runs(&w), [0]);
+    assert!(!w.nodes[0].director.resource_status(w.now).is_empty());
+    // A takeover by the 100: the same hand-over the other way.
+    cmd(&mut w, 1, Command::Takeover(None));
+    let t = w.elapsed();
+    w.run_until(t + Duration::from_secs(10));
+    assert_eq!(w.state(1), State::Master);
+    assert_eq!(where_data_runs(&w), [1]);
+    assert!(w.both_ran.is_empty(), "ran on both: {:?}", w.both_ran);
 }
 
 #[test]

@@ -903,6 +903,16 @@ impl Engine {
         self.by_op.len()
     }
 
+    /// Whether nothing of `group` runs or is being run here: every
+    /// member known stopped and no call in flight (or the group is not
+    /// managed by halb), and not blocked (a failed stop: a member may
+    /// still run). An unknown group: true.
+    pub fn is_stopped_here(&self, group: &str) -> bool {
+        self.group(group).is_none_or(|g| {
+            g.blocked.is_none() && (self.unmanaged(g) || (g.in_flight.is_none() && g.all_stopped()))
+        })
+    }
+
     fn group(&self, name: &str) -> Option<&Group> {
         self.groups.iter().find(|g| g.spec.name == name)
     }

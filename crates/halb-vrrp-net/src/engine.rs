@@ -529,6 +529,19 @@ impl Engine {
                     }
                 }
             }
+            Action::PeerReleased => {
+                let group = &self.groups[g];
+                let priority = group.sg.members().get(m).map_or(0, Router::priority);
+                tracing::info!(instance = %inst.spec.name, "VRRP: the previous master released its resource groups");
+                let _ = self.events.send(Event {
+                    instance: inst.spec.name.clone(),
+                    group: group.name.clone(),
+                    state: State::Master,
+                    priority,
+                    group_settled: false,
+                    awaiting_peer: false,
+                });
+            }
             Action::StateChange { from, to, reason } => {
                 let group = &self.groups[g];
                 let priority = group.sg.members().get(m).map_or(0, Router::priority);
@@ -540,12 +553,14 @@ impl Engine {
                     instance = %inst.spec.name, from = state_name(from), to = state_name(to),
                     reason = ?reason, priority, "VRRP state change"
                 );
+                let awaiting_peer = group.sg.members().get(m).is_some_and(Router::awaiting_peer);
                 let _ = self.events.send(Event {
                     instance: inst.spec.name.clone(),
                     group: name,
                     state: to,
                     priority,
                     group_settled,
+                    awaiting_peer,
                 });
                 let primary = inst.primary;
                 if group_settled {
@@ -885,6 +900,9 @@ impl Engine {
                     adverts_received: i.received,
                     address_mismatches: i.address_mismatches,
                     drops: i.drops.clone(),
+                    takeover: r.is_some_and(Router::takeover),
+                    awaiting_peer: r.is_some_and(Router::awaiting_peer),
+                    releasing: r.is_some_and(Router::releasing),
                 });
             }
         }
@@ -985,6 +1003,20 @@ pub(crate) async fn run(
                 }
                 Some(Command::Fault { instance, key, faulty }) => {
                     eng.set_fault(&instance, key, faulty).await;
+                }
+                Some(Command::Releasing { instance, on }) => {
+                    if let Some((g, m)) = eng.find(&instance) {
+                        eng.groups[g].sg.update(m, Instant::now(), |r| r.set_releasing(on, Instant::now()));
+                        eng.drain(g).await;
+                    }
+                }
+                Some(Command::Takeover { instance, on }) => {
+                    if let Some((g, _)) = eng.find(&instance) {
+                        if eng.groups[g].sg.set_takeover(on, Instant::now()) {
+                            tracing::info!(%instance, on, "VRRP takeover (halb takeover)");
+                        }
+                        eng.drain(g).await;
+                    }
                 }
                 Some(Command::Reload(spec, reply)) => {
                     let r = eng.reload(spec).await;

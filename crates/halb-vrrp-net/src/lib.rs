@@ -163,6 +163,10 @@ pub struct Event {
     /// Whether the whole group reached `state` with this change (for
     /// the GROUP notify: sent once per group transition).
     pub group_settled: bool,
+    /// A master that waits for its peer to release the resource groups
+    /// (`halb_vrrp::Router::awaiting_peer`); an event with the same state
+    /// and `false` follows once the peer released.
+    pub awaiting_peer: bool,
 }
 
 /// One instance as `halb list` shows it.
@@ -201,6 +205,12 @@ pub struct InstanceStatus {
     /// v3 adverts accepted although their address list differs from the
     /// configured one (RFC 5798 §7.1; v2 drops them as `address_list`).
     pub address_mismatches: u64,
+    /// `halb takeover` in force (priority 254).
+    pub takeover: bool,
+    /// Master: waiting for the peer to release its resource groups.
+    pub awaiting_peer: bool,
+    /// Backup: resource groups still stop here (releasing adverts sent).
+    pub releasing: bool,
 }
 
 /// keepalived's state names.
@@ -245,6 +255,14 @@ pub(crate) enum Command {
         key: String,
         faulty: bool,
     },
+    Takeover {
+        instance: String,
+        on: bool,
+    },
+    Releasing {
+        instance: String,
+        on: bool,
+    },
     Reload(Spec, oneshot::Sender<Result<(), String>>),
     /// Answered by the thread's loop as it goes round: a hung loop never
     /// answers (the daemon's systemd watchdog).
@@ -282,6 +300,26 @@ impl VrrpHandle {
             instance: instance.to_owned(),
             key: key.to_owned(),
             faulty,
+        });
+    }
+
+    /// `halb takeover` (`on`) or its end: `instance` and the rest of its
+    /// sync group hold priority 254 and become master now (see
+    /// [`halb_vrrp::Router::set_takeover`]).
+    pub fn set_takeover(&self, instance: &str, on: bool) {
+        let _ = self.commands.send(Command::Takeover {
+            instance: instance.to_owned(),
+            on,
+        });
+    }
+
+    /// Resource groups following `instance` still stop here after it lost
+    /// MASTER (`on`): releasing adverts, so that the peer waits before it
+    /// starts them (see `halb_vrrp::Router::set_releasing`).
+    pub fn set_releasing(&self, instance: &str, on: bool) {
+        let _ = self.commands.send(Command::Releasing {
+            instance: instance.to_owned(),
+            on,
         });
     }
 

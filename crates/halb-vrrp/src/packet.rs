@@ -53,6 +53,9 @@ pub const MIN_V2_INTERVAL_CS: u16 = 100;
 pub const PRIORITY_OWNER: u8 = 255;
 /// Priority a master sends when it stops (RFC 5798 §5.2.4).
 pub const PRIORITY_RELEASE: u8 = 0;
+/// The priority of a router under `halb takeover`: the highest a router
+/// that does not own the addresses may have.
+pub const PRIORITY_TAKEOVER: u8 = 254;
 
 const HEADER_LEN: usize = 8;
 const V2_AUTH_LEN: usize = 8;

@@ -24,6 +24,26 @@
 //!   (at most once per advert interval) so clients converge.
 //! * A master that receives a priority-0 advert sends an advert at once
 //!   (RFC 5798 §6.4.3).
+//!
+//! # Hand-over of resource groups (halb to halb)
+//!
+//! A director that loses MASTER (preempted, taken over) may still run
+//! resource groups that it must stop before its peer starts them (a file
+//! system mounted twice corrupts it). Two additions let the peer wait:
+//!
+//! * **Releasing** ([`Router::set_releasing`]): a Backup that still stops
+//!   its groups sends an advert at [`PRIORITY_RELEASING`] every advert
+//!   interval, "I may still run them". It holds no address; a master
+//!   discards such an advert as any lower-priority one.
+//! * **Awaiting the peer** ([`Router::awaiting_peer`]): a router that
+//!   becomes master while a live master was there (it preempted one whose
+//!   lower-priority adverts it was discarding, or an operator's takeover)
+//!   waits until no lower-priority advert has come for a master-down
+//!   interval, or a priority-0 one came, then emits
+//!   [`Action::PeerReleased`]. A master that took over after silence (the
+//!   old master dead) or after a priority-0 release does not wait. The
+//!   director starts its groups only once the peer released them; a peer
+//!   whose stop blocks keeps releasing, and the groups wait for it.
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -31,7 +51,9 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
-use crate::packet::{Addresses, Advert, Auth, Expected, Version, PRIORITY_OWNER, PRIORITY_RELEASE};
+use crate::packet::{
+    Addresses, Advert, Auth, Expected, Version, PRIORITY_OWNER, PRIORITY_RELEASE, PRIORITY_TAKEOVER,
+};
 
 /// Gratuitous ARP / unsolicited neighbour advertisement schedule.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -248,7 +270,12 @@ pub enum Reason {
     Shutdown,
     /// Another member of the sync group moved.
     SyncGroup,
+    /// An operator's `halb takeover` ([`Router::set_takeover`]).
+    Takeover,
 }
+
+/// The priority of a releasing backup's adverts (see the module docs).
+pub const PRIORITY_RELEASING: u8 = 1;
 
 /// What the shell must do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -277,6 +304,10 @@ pub enum Action {
         /// Messages per address.
         count: u32,
     },
+    /// A master that awaited its peer ([`Router::awaiting_peer`]): the
+    /// peer has released (its releasing adverts stopped, or it sent
+    /// priority 0).
+    PeerReleased,
     /// The state changed (for notify hooks, logs, `halb list`).
     StateChange {
         /// Old state.
@@ -302,6 +333,17 @@ pub struct Router {
     state: State,
     link_up: bool,
     priority_delta: i32,
+    /// `halb takeover` in force ([`Router::set_takeover`]).
+    takeover: bool,
+    /// Backup: groups still stop here ([`Router::set_releasing`]).
+    releasing: bool,
+    /// Backup, releasing: the next releasing advert.
+    release_timer: Option<Instant>,
+    /// Master: until then the previous master may still run groups.
+    awaiting_until: Option<Instant>,
+    /// Backup: when a live master's advert was last heard (discarded for
+    /// preemption or accepted), and whether it was a priority-0 release.
+    last_master: Option<(Instant, bool)>,
     master_adver_interval: Duration,
     adver_timer: Option<Instant>,
     master_down_timer: Option<Instant>,
@@ -324,6 +366,11 @@ impl Router {
             state: State::Initialize,
             link_up: true,
             priority_delta: 0,
+            takeover: false,
+            releasing: false,
+            release_timer: None,
+            awaiting_until: None,
+            last_master: None,
             adver_timer: None,
             master_down_timer: None,
             garp_timer: None,
@@ -349,10 +396,12 @@ impl Router {
     }
 
     /// The priority in use: the configured one plus the tracking delta,
-    /// within 1..=254; 255 for an owner.
+    /// within 1..=254; 255 for an owner; 254 while a takeover is in force.
     pub fn priority(&self) -> u8 {
         if self.config.priority == PRIORITY_OWNER {
             PRIORITY_OWNER
+        } else if self.takeover {
+            PRIORITY_TAKEOVER
         } else {
             (i32::from(self.config.priority) + self.priority_delta).clamp(1, 254) as u8
         }
@@ -484,6 +533,63 @@ impl Router {
         self.priority_delta = delta;
     }
 
+    /// `halb takeover` (heartbeat's `hb_takeover`): while `on`, the
+    /// priority is [`PRIORITY_TAKEOVER`] (above every peer but an address
+    /// owner) and the router preempts whatever `preempt` says; a backup
+    /// becomes master at once, and the old master steps down on its first
+    /// advert at 254 (asked again in Backup, as after a restart that kept
+    /// the takeover, it becomes master again at once). Off: the configured priority and preemption again
+    /// (the router stays master until a peer with a higher priority
+    /// preempts it). No effect on an address owner, which is master
+    /// anyway. True when it changed something.
+    pub fn set_takeover(&mut self, on: bool, now: Instant) -> bool {
+        if self.is_owner() {
+            return false;
+        }
+        let changed = self.takeover != on;
+        self.takeover = on;
+        if on && self.state == State::Backup {
+            self.become_master(now, Reason::Takeover);
+            return true;
+        }
+        changed
+    }
+
+    /// Whether a takeover is in force.
+    pub fn takeover(&self) -> bool {
+        self.takeover
+    }
+
+    /// Whether resource groups still stop here after this router lost
+    /// MASTER: a Backup sends releasing adverts meanwhile (module docs).
+    pub fn set_releasing(&mut self, on: bool, now: Instant) {
+        if self.releasing == on {
+            return;
+        }
+        self.releasing = on;
+        self.release_timer = None;
+        if on && self.state == State::Backup {
+            self.send_releasing(now);
+        }
+    }
+
+    /// Whether releasing adverts are asked for ([`Router::set_releasing`]).
+    pub fn releasing(&self) -> bool {
+        self.releasing
+    }
+
+    /// Whether this master waits for its peer to release the resource
+    /// groups (module docs).
+    pub fn awaiting_peer(&self) -> bool {
+        self.awaiting_until.is_some()
+    }
+
+    fn send_releasing(&mut self, now: Instant) {
+        self.actions
+            .push_back(Action::SendAdvert(self.advert(PRIORITY_RELEASING)));
+        self.release_timer = Some(now + self.config.advert_interval);
+    }
+
     /// Reload: a new configured priority (1..=254; an address owner's
     /// 255 is identity and needs a new instance). Used from the next
     /// advert, like [`Router::set_priority_delta`].
@@ -568,10 +674,13 @@ impl Router {
                 if advert.priority == PRIORITY_RELEASE {
                     // The master released: take over after Skew_Time.
                     self.master_down_timer = Some(now + self.skew_time());
+                    self.last_master = Some((now, true));
                     return;
                 }
-                let deferred = self.preempt_after.is_some_and(|t| now < t);
-                if !self.config.preempt || advert.priority >= local || deferred {
+                self.last_master = Some((now, false));
+                let deferred = self.preempt_after.is_some_and(|t| now < t) && !self.takeover;
+                let preempt = self.config.preempt || self.takeover;
+                if !preempt || advert.priority >= local || deferred {
                     self.learn_interval(advert);
                     self.master_down_timer = Some(now + self.master_down_interval());
                 }
@@ -581,11 +690,17 @@ impl Router {
             State::Master => {
                 if advert.priority == PRIORITY_RELEASE {
                     self.send_advert(now);
+                    if self.awaiting_until.take().is_some() {
+                        self.actions.push_back(Action::PeerReleased);
+                    }
                 } else if advert.priority > local
                     || (advert.priority == local && src > self.config.primary_address)
                 {
                     self.learn_interval(advert);
                     self.become_backup(now, Reason::HigherPriority);
+                } else if self.awaiting_until.is_some() {
+                    // The previous master still stops its groups.
+                    self.awaiting_until = Some(now + self.master_down_interval());
                 } else if self.config.gratuitous.on_lower_priority
                     && self
                         .last_lower_garp
@@ -611,11 +726,17 @@ impl Router {
             State::Backup => {
                 if self.master_down_timer.is_some_and(|t| t <= now) {
                     self.become_master(now, Reason::MasterDown);
+                } else if self.releasing && self.release_timer.is_some_and(|t| t <= now) {
+                    self.send_releasing(now);
                 }
             }
             State::Master => {
                 if self.adver_timer.is_some_and(|t| t <= now) {
                     self.send_advert(now);
+                }
+                if self.awaiting_until.is_some_and(|t| t <= now) {
+                    self.awaiting_until = None;
+                    self.actions.push_back(Action::PeerReleased);
                 }
                 if let Some((t, phase)) = self.garp_timer {
                     if t <= now {
@@ -647,6 +768,8 @@ impl Router {
             self.adver_timer,
             self.master_down_timer,
             self.garp_timer.map(|(t, _)| t),
+            self.release_timer,
+            self.awaiting_until,
         ]
         .into_iter()
         .flatten()
@@ -697,8 +820,19 @@ impl Router {
     }
 
     fn become_master(&mut self, now: Instant, reason: Reason) {
+        // A live master was there (preempted or taken over): it may still
+        // run resource groups; wait for it. Not after its priority-0
+        // release, nor after silence (dead).
+        let live = self.last_master.is_some_and(|(t, released)| {
+            !released && now.saturating_duration_since(t) < self.master_down_interval()
+        });
+        let awaiting = self.state == State::Backup && live;
         self.clear_timers();
+        self.last_master = None;
         self.set_state(State::Master, reason);
+        if awaiting {
+            self.awaiting_until = Some(now + self.master_down_interval());
+        }
         self.send_advert(now);
         self.actions.push_back(Action::AddAddresses {
             addresses: self.config.virtual_addresses.clone(),
@@ -728,6 +862,10 @@ impl Router {
         self.set_state(State::Backup, reason);
         self.master_down_timer = Some(now + self.master_down_interval());
         self.preempt_after = Some(now + self.config.preempt_delay);
+        self.last_master = None;
+        if self.releasing {
+            self.send_releasing(now);
+        }
     }
 
     fn enter_fault(&mut self, reason: Reason) {
@@ -754,6 +892,8 @@ impl Router {
         self.adver_timer = None;
         self.master_down_timer = None;
         self.garp_timer = None;
+        self.release_timer = None;
+        self.awaiting_until = None;
     }
 
     fn set_state(&mut self, to: State, reason: Reason) {

@@ -83,6 +83,19 @@ impl SyncGroup {
         }
     }
 
+    /// `halb takeover` for the whole group ([`Router::set_takeover`]):
+    /// every member at once, since a member left at its own priority would
+    /// be preempted by its peer and pull the others back. True when it
+    /// changed something.
+    pub fn set_takeover(&mut self, on: bool, now: Instant) -> bool {
+        let mut changed = false;
+        for m in &mut self.members {
+            changed |= m.set_takeover(on, now);
+        }
+        self.settle(now);
+        changed
+    }
+
     /// Changes `member` in place (reload: [`Router::set_priority`],
     /// [`Router::set_virtual_addresses`]) and collects its actions.
     pub fn update<T>(

@@ -157,7 +157,16 @@ enum Command {
         #[command(flatten)]
         target: Target,
     },
-    /// End `halb standby`: this director may be master again.
+    /// Become master now of INSTANCE (with its sync group), or of every
+    /// instance: priority 254 until `halb online` (heartbeat's
+    /// hb_takeover). Refused for instances that resource groups follow.
+    Takeover {
+        instance: Option<String>,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// End `halb standby` and `halb takeover`: this director's priority
+    /// decides again.
     Online {
         #[command(flatten)]
         target: Target,
@@ -307,6 +316,9 @@ pub fn main() -> ExitCode {
         } => real_command(&target, service, real, RealAction::Enable),
         Command::Standby { target } => command(&target, control::Request::Standby { on: true }),
         Command::Online { target } => command(&target, control::Request::Standby { on: false }),
+        Command::Takeover { instance, target } => {
+            command(&target, control::Request::Takeover { instance })
+        }
         Command::Maintenance {
             state,
             group,

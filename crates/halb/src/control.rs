@@ -30,6 +30,11 @@ pub enum Request {
     Standby {
         on: bool,
     },
+    /// `halb takeover [INSTANCE]` (none: every instance).
+    Takeover {
+        #[serde(default)]
+        instance: Option<String>,
+    },
     /// `halb weight|drain|disable|enable SERVICE REAL`.
     Real {
         service: String,
@@ -93,10 +98,24 @@ pub struct Status {
     /// VRRP instances (empty without `[[vrrp_instance]]`).
     #[serde(default)]
     pub vrrp: Vec<VrrpStatus>,
+    /// VRRP faults held until the resource groups of their instance have
+    /// stopped here (stop first, then release the VIP).
+    #[serde(default)]
+    pub held_faults: Vec<HeldFault>,
+}
+
+/// A VRRP fault held until resource groups stop (see
+/// `halb_director::resources`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldFault {
+    pub instance: String,
+    pub fault: String,
+    /// The groups still running here.
+    pub waiting_for: Vec<String>,
 }
 
 /// One VRRP instance as `halb list` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VrrpStatus {
     pub name: String,
     pub interface: String,
@@ -124,6 +143,17 @@ pub struct VrrpStatus {
     /// v3 adverts accepted with another address list than ours.
     #[serde(default)]
     pub address_mismatches: u64,
+    /// `halb takeover` in force (priority 254).
+    #[serde(default)]
+    pub takeover: bool,
+    /// MASTER, waiting for the previous master to stop its resource
+    /// groups before they start here.
+    #[serde(default)]
+    pub awaiting_peer: bool,
+    /// Not MASTER, its resource groups still stopping here (releasing
+    /// adverts sent, so that the new master waits).
+    #[serde(default)]
+    pub releasing: bool,
 }
 
 pub use halb_director::RealHealth;
@@ -181,6 +211,7 @@ impl Timeouts {
             | Request::Handover
             | Request::Resource(_)
             | Request::Standby { .. }
+            | Request::Takeover { .. }
             | Request::Real { .. } => Timeouts {
                 connect,
                 answer: Duration::from_secs(10),
@@ -357,35 +388,170 @@ pub fn check_socket_dir(socket: &Path, create: bool) -> anyhow::Result<()> {
     dir_verdict(dir, &meta, me)
 }
 
-/// `control_socket_group`: the socket becomes mode 0660 with `group`,
-/// its directory 0750 with `group` (if the daemon's own), so the group's
-/// members can use every command without root; nobody else can.
-pub fn share_with_group(socket: &Path, group: &str) -> anyhow::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let gid = match nix::unistd::Group::from_name(group) {
-        Ok(Some(g)) => g.gid,
+/// The caller of a control request, from SO_PEERCRED.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Peer {
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub pid: Option<i32>,
+}
+
+/// Who may do what on the control socket: root and the daemon's user
+/// everything; `control_socket_group` everything; `control_socket_read_group`
+/// the read requests (status, connections). Decided per request from the
+/// caller's credentials (SO_PEERCRED), so that one socket serves both
+/// groups (HAProxy's `stats socket … level`).
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    write: Option<(String, nix::unistd::Gid)>,
+    read: Option<(String, nix::unistd::Gid)>,
+}
+
+fn lookup_group(key: &str, group: &str) -> anyhow::Result<nix::unistd::Gid> {
+    match nix::unistd::Group::from_name(group) {
+        Ok(Some(g)) => Ok(g.gid),
         Ok(None) => anyhow::bail!(
-            "control_socket_group {group:?}: no such group; create it (groupadd {group}) or remove the key"
+            "{key} {group:?}: no such group; create it (groupadd {group}) or remove the key"
         ),
-        Err(e) => anyhow::bail!("control_socket_group {group:?}: looking it up: {e}"),
-    };
-    nix::unistd::chown(socket, None, Some(gid))
-        .with_context(|| format!("giving {} to group {group}", socket.display()))?;
-    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o660))?;
-    if let Some(dir) = socket.parent().filter(|d| !d.as_os_str().is_empty()) {
-        use std::os::unix::fs::MetadataExt;
-        let me = nix::unistd::geteuid().as_raw();
-        if std::fs::metadata(dir).is_ok_and(|m| m.uid() == me && m.mode() & 0o777 == 0o700) {
-            nix::unistd::chown(dir, None, Some(gid))
-                .with_context(|| format!("giving {} to group {group}", dir.display()))?;
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o750))?;
-        }
+        Err(e) => anyhow::bail!("{key} {group:?}: looking it up: {e}"),
     }
-    tracing::info!(
-        group,
-        "control socket shared with group {group} (mode 0660)"
-    );
-    Ok(())
+}
+
+impl Access {
+    /// The groups of `[global]`, looked up (a missing group stops the
+    /// start, naming `groupadd`).
+    pub fn new(global: &halb_config::Global) -> anyhow::Result<Access> {
+        let resolve = |key: &str, g: &Option<String>| -> anyhow::Result<_> {
+            g.as_ref()
+                .map(|g| lookup_group(key, g).map(|gid| (g.clone(), gid)))
+                .transpose()
+        };
+        Ok(Access {
+            write: resolve("control_socket_group", &global.control_socket_group)?,
+            read: resolve(
+                "control_socket_read_group",
+                &global.control_socket_read_group,
+            )?,
+        })
+    }
+
+    /// The socket's mode and group: none configured, 0600 (the socket as
+    /// bound); `control_socket_group` alone, 0660 with that group (its
+    /// directory 0750); with `control_socket_read_group`, 0666 (directory
+    /// 0755) and every request judged by [`Access::allows`].
+    pub fn share(&self, socket: &Path) -> anyhow::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let (sock_mode, dir_mode, gid) = match (&self.write, &self.read) {
+            (None, None) => return Ok(()),
+            (Some((_, gid)), None) => (0o660, 0o750, Some(*gid)),
+            (_, Some(_)) => (0o666, 0o755, None),
+        };
+        if let Some(gid) = gid {
+            nix::unistd::chown(socket, None, Some(gid))
+                .with_context(|| format!("giving {} to group {gid}", socket.display()))?;
+        }
+        std::fs::set_permissions(socket, std::fs::Permissions::from_mode(sock_mode))?;
+        if let Some(dir) = socket.parent().filter(|d| !d.as_os_str().is_empty()) {
+            use std::os::unix::fs::MetadataExt;
+            let me = nix::unistd::geteuid().as_raw();
+            if std::fs::metadata(dir).is_ok_and(|m| m.uid() == me && m.mode() & 0o777 == 0o700) {
+                if let Some(gid) = gid {
+                    nix::unistd::chown(dir, None, Some(gid))
+                        .with_context(|| format!("giving {} to group {gid}", dir.display()))?;
+                }
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(dir_mode))?;
+            }
+        }
+        match (&self.write, &self.read) {
+            (Some((w, _)), None) => {
+                tracing::info!("control socket shared with group {w} (mode 0660)")
+            }
+            (w, Some((r, _))) => tracing::info!(
+                "control socket open to group {r} for reading{} (mode 0666, each request judged by the caller's credentials)",
+                w.as_ref().map_or(String::new(), |(w, _)| format!(" and to group {w} for every command"))
+            ),
+            (None, None) => {}
+        }
+        Ok(())
+    }
+
+    /// Whether the caller may take the listening sockets and end this
+    /// daemon (`halb run --takeover`): root or the daemon's user only,
+    /// whatever the groups.
+    pub fn may_hand_over(uid: Option<u32>) -> bool {
+        let me = nix::unistd::geteuid().as_raw();
+        uid.is_some_and(|u| u == 0 || u == me)
+    }
+
+    /// Whether the caller (`uid`, `gid` from SO_PEERCRED) may make
+    /// `req`; the refusal says which group it needs.
+    pub fn allows(&self, peer: Peer, req: &Request) -> Result<(), String> {
+        let Peer { uid, gid, pid } = peer;
+        if self.read.is_none() {
+            // 0600 or 0660: the socket's mode already decided.
+            return Ok(());
+        }
+        let me = nix::unistd::geteuid().as_raw();
+        let Some(uid) = uid else {
+            return Err("permission denied: the caller's credentials are unknown".into());
+        };
+        if uid == 0 || uid == me {
+            return Ok(());
+        }
+        let member = |g: &Option<(String, nix::unistd::Gid)>| {
+            g.as_ref()
+                .is_some_and(|(_, want)| in_group(pid, gid, *want))
+        };
+        let read_only = matches!(req, Request::Status | Request::Connections);
+        if member(&self.write) || (read_only && member(&self.read)) {
+            return Ok(());
+        }
+        let write = self.write.as_ref().map(|(w, _)| w.as_str());
+        let read = self
+            .read
+            .as_ref()
+            .map(|(r, _)| r.as_str())
+            .unwrap_or_default();
+        Err(match (read_only, write) {
+            (true, Some(w)) => format!(
+                "permission denied: uid {uid} is in neither group {r} (control_socket_read_group) nor {w} (control_socket_group)",
+                r = read
+            ),
+            (true, None) => format!(
+                "permission denied: uid {uid} is not in group {read} (control_socket_read_group)"
+            ),
+            (false, Some(w)) => format!(
+                "permission denied: this command changes the director; uid {uid} needs group {w} (control_socket_group){}",
+                if member(&self.read) { format!(", group {read} may only read (halb list)") } else { String::new() }
+            ),
+            (false, None) => format!(
+                "permission denied: this command changes the director; only root and the daemon's user may (group {read} may only read: halb list); set control_socket_group for operators"
+            ),
+        })
+    }
+}
+
+/// Whether the calling process (`pid`, effective group `gid`, from
+/// SO_PEERCRED) has the group `want`: its effective group or one of its
+/// supplementary groups (the `Groups:` of /proc/PID/status) — what the
+/// kernel would check for a file of that group.
+fn in_group(pid: Option<i32>, gid: Option<u32>, want: nix::unistd::Gid) -> bool {
+    if gid == Some(want.as_raw()) {
+        return true;
+    }
+    let Some(pid) = pid else {
+        return false;
+    };
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return false;
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Groups:"))
+        .is_some_and(|gs| {
+            gs.split_whitespace()
+                .any(|g| g.parse::<u32>() == Ok(want.as_raw()))
+        })
 }
 
 /// A lock file of the daemon's (the control socket's, `listen.lock`):
@@ -739,6 +905,8 @@ impl Reader {
 pub struct Asker {
     pub tx: tokio::sync::mpsc::Sender<Msg>,
     pub reader: std::sync::Arc<Reader>,
+    /// Who may do what (the control socket's groups).
+    pub access: std::sync::Arc<Access>,
 }
 
 impl Asker {
@@ -754,6 +922,7 @@ impl Asker {
             Request::Reload
             | Request::Resource(_)
             | Request::Standby { .. }
+            | Request::Takeover { .. }
             | Request::Real { .. } => {}
             Request::Handover => {
                 return Response::Error {
@@ -782,28 +951,49 @@ impl Asker {
 pub async fn serve_one(stream: tokio::net::UnixStream, asker: Asker) {
     use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
     // Who asks: every command that changes something is logged with it.
-    let uid = stream.peer_cred().ok().map(|c| c.uid());
+    let cred = stream.peer_cred().ok();
+    let peer = Peer {
+        uid: cred.map(|c| c.uid()),
+        gid: cred.map(|c| c.gid()),
+        pid: cred.and_then(|c| c.pid()),
+    };
+    let uid = peer.uid;
     let (rd, mut wr) = stream.into_split();
     let mut line = String::new();
     let mut rd = tokio::io::BufReader::new(rd.take(MAX_REQUEST));
     let read = tokio::time::timeout(Duration::from_secs(10), rd.read_line(&mut line)).await;
     let response = match read {
         Ok(Ok(_)) => match serde_json::from_str::<Request>(&line) {
+            Ok(Request::Handover) if !Access::may_hand_over(uid) => {
+                tracing::warn!(
+                    uid,
+                    "control request refused: a hand-over is for root or the daemon's user"
+                );
+                Response::Error {
+                    message: "permission denied: a hand-over (halb run --takeover) is for root or the daemon's user".into(),
+                }
+            }
             Ok(Request::Handover) => {
                 if let Ok(stream) = rd.into_inner().into_inner().reunite(wr) {
                     hand_over(stream, &asker).await;
                 }
                 return;
             }
-            Ok(req) => {
-                if !matches!(req, Request::Status | Request::Connections) {
-                    match uid {
-                        Some(uid) => tracing::info!(uid, "control request: {req:?}"),
-                        None => tracing::info!("control request (peer unknown): {req:?}"),
-                    }
+            Ok(req) => match asker.access.allows(peer, &req) {
+                Err(message) => {
+                    tracing::warn!(uid, "control request refused: {message}: {req:?}");
+                    Response::Error { message }
                 }
-                asker.ask(req).await
-            }
+                Ok(()) => {
+                    if !matches!(req, Request::Status | Request::Connections) {
+                        match uid {
+                            Some(uid) => tracing::info!(uid, "control request: {req:?}"),
+                            None => tracing::info!("control request (peer unknown): {req:?}"),
+                        }
+                    }
+                    asker.ask(req).await
+                }
+            },
             Err(e) => Response::Error {
                 message: format!("bad control request: {e}"),
             },

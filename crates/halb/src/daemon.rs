@@ -150,6 +150,21 @@ impl Shell {
                     v.handle.set_fault(&instance, &key, faulty);
                 }
             }
+            Action::SetTakeover { instance, on } => {
+                if let Some(v) = &self.vrrp {
+                    v.handle.set_takeover(&instance, on);
+                }
+            }
+            Action::SetReleasing { instance, on } => {
+                if on {
+                    tracing::info!(%instance, "resource groups still stop here: releasing adverts, so that the new master waits for them");
+                } else {
+                    tracing::info!(%instance, "resource groups stopped here: releasing adverts end");
+                }
+                if let Some(v) = &self.vrrp {
+                    v.handle.set_releasing(&instance, on);
+                }
+            }
             Action::ReloadVrrp(config) => {
                 let result = match &mut self.vrrp {
                     Some(v) => v.reload(&config),
@@ -227,6 +242,16 @@ impl Shell {
             resources: self.director.resource_status(Instant::now()),
             overrides: self.override_rows(),
             vrrp: Vec::new(),
+            held_faults: self
+                .director
+                .held_faults()
+                .into_iter()
+                .map(|(instance, fault, waiting_for)| control::HeldFault {
+                    instance,
+                    fault,
+                    waiting_for,
+                })
+                .collect(),
         }
     }
 
@@ -270,6 +295,7 @@ impl Shell {
             Request::Reload => self.reload(),
             Request::Resource(r) => self.resource_command(r),
             Request::Standby { on } => self.standby(on),
+            Request::Takeover { instance } => self.takeover(instance),
             Request::Real {
                 service,
                 real,
@@ -322,7 +348,10 @@ impl Shell {
     /// the control socket, as HAProxy's server-state-file).
     fn save_state(&self) {
         let path = &self.state_path;
-        let saved = self.director.overrides().to_saved();
+        let saved = StateFile {
+            overrides: self.director.overrides().to_saved(),
+            roles: self.director.role_override().to_saved(),
+        };
         let written = serde_json::to_vec_pretty(&saved)
             .map_err(std::io::Error::other)
             .and_then(|b| write_private(path, &b));
@@ -342,19 +371,72 @@ impl Shell {
                     .into(),
             };
         }
-        let was = self.director.standby();
+        let was = self.director.role_override().clone();
         let _ = self
             .director
             .handle_command(halb_director::Command::Standby(on), Instant::now());
-        let message = match (was, on) {
-            (false, true) => "standby: this director gives up its VIPs and resource groups, and takes none back until `halb online`",
-            (true, true) => "standby: already in standby",
-            (true, false) => "online: this director may be master again (its priority decides)",
-            (false, false) => "online: not in standby",
+        let took: Vec<String> = was.takeover().iter().cloned().collect();
+        let message = match (was.standby(), on) {
+            (false, true) if took.is_empty() => "standby: this director gives up its VIPs and resource groups, and takes none back until `halb online`".to_owned(),
+            (false, true) => format!("standby: this director gives up its VIPs and resource groups, and takes none back until `halb online` (takeover of {} ended)", took.join(", ")),
+            (true, true) => "standby: already in standby".to_owned(),
+            (true, false) => "online: this director may be master again (its priority decides)".to_owned(),
+            (false, false) if !took.is_empty() => format!("online: takeover of {} ended; the configured priority decides again", took.join(", ")),
+            (false, false) => "online: not in standby, no takeover in force".to_owned(),
+        };
+        let held: Vec<String> = self
+            .director
+            .held_faults()
+            .into_iter()
+            .flat_map(|(_, _, groups)| groups)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let message = if on && !held.is_empty() {
+            format!(
+                "{message}; resource group {} stops here first, then the VIPs go",
+                held.join(", ")
+            )
+        } else {
+            message
         };
         tracing::info!("operator: {message}");
-        Response::Done {
-            message: message.into(),
+        self.save_state();
+        Response::Done { message }
+    }
+
+    /// `halb takeover [INSTANCE]`.
+    fn takeover(&mut self, instance: Option<String>) -> Response {
+        let r = self.director.handle_command(
+            halb_director::Command::Takeover(instance.clone()),
+            Instant::now(),
+        );
+        match r {
+            Ok(()) => {
+                let names: Vec<String> = self
+                    .director
+                    .role_override()
+                    .takeover()
+                    .iter()
+                    .cloned()
+                    .collect();
+                let message = format!(
+                    "takeover: {} at priority 254, master now; `halb online` ends it",
+                    names.join(", ")
+                );
+                tracing::info!("operator: {message}");
+                self.save_state();
+                Response::Done { message }
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "operator: takeover {} refused: {e}",
+                    instance.as_deref().unwrap_or("(all)")
+                );
+                Response::Error {
+                    message: e.to_string(),
+                }
+            }
         }
     }
 
@@ -549,7 +631,27 @@ impl Shell {
 
 /// The overrides a previous run saved, if any (a missing file is none; a
 /// bad one is logged and ignored).
-fn read_state(path: &Path) -> Option<Vec<halb_director::overrides::Saved>> {
+/// The state file (`SOCKET.state`): the operators' overrides, as
+/// HAProxy's server-state-file.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct StateFile {
+    #[serde(default)]
+    overrides: Vec<halb_director::overrides::Saved>,
+    /// `halb standby`, `halb takeover`.
+    #[serde(default, flatten)]
+    roles: halb_director::role_override::Saved,
+}
+
+/// What a state file may hold: this version's, or the first one's (a bare
+/// list of real-server overrides).
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum AnyStateFile {
+    Now(StateFile),
+    First(Vec<halb_director::overrides::Saved>),
+}
+
+fn read_state(path: &Path) -> Option<StateFile> {
     let body = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
@@ -562,7 +664,11 @@ fn read_state(path: &Path) -> Option<Vec<halb_director::overrides::Saved>> {
         }
     };
     match serde_json::from_slice(&body) {
-        Ok(s) => Some(s),
+        Ok(AnyStateFile::Now(s)) => Some(s),
+        Ok(AnyStateFile::First(overrides)) => Some(StateFile {
+            overrides,
+            ..StateFile::default()
+        }),
         Err(e) => {
             tracing::warn!("{}: {e}; no operator overrides restored", path.display());
             None
@@ -755,10 +861,19 @@ pub fn run(
             PathBuf::from(name)
         };
         if let Some(saved) = read_state(&state_path) {
-            director.restore_overrides(&saved);
+            director.restore_overrides(&saved.overrides);
             let n = director.overrides().iter().count();
             if n > 0 {
                 tracing::info!("{n} operator override(s) restored from {}", state_path.display());
+            }
+            director.restore_role_override(&saved.roles);
+            let roles = director.role_override();
+            if roles.standby() {
+                tracing::info!("halb standby restored from {}: no VIP is taken until `halb online`", state_path.display());
+            }
+            if !roles.takeover().is_empty() {
+                let names: Vec<&str> = roles.takeover().iter().map(String::as_str).collect();
+                tracing::info!("halb takeover of {} restored from {}", names.join(", "), state_path.display());
             }
         }
         let table = director.table();
@@ -817,9 +932,8 @@ pub fn run(
         };
         // The control socket appears once the table is applied.
         let listener = claim.listen()?;
-        if let Some(group) = &director.config().global.control_socket_group {
-            control::share_with_group(&socket_path, group)?;
-        }
+        let access = control::Access::new(&director.config().global)?;
+        access.share(&socket_path)?;
         let nservices = table.services.len();
         let (vrrp, vrrp_events) = match vrrp::Running::start(director.config())
             .context("starting VRRP")?
@@ -844,6 +958,7 @@ pub fn run(
             resources: Vec::new(),
             overrides: Vec::new(),
             vrrp: Vec::new(),
+            held_faults: Vec::new(),
         }));
         let reader = Arc::new(Reader {
             snapshot,
@@ -888,6 +1003,7 @@ pub fn run(
         let asker = Asker {
             tx: control_tx,
             reader: reader.clone(),
+            access: Arc::new(access),
         };
         let http_task = http_listener.map(|l| tokio::spawn(http::serve(l, asker.clone())));
         let control_task = tokio::spawn(control::serve(listener, asker.clone()));

@@ -284,6 +284,32 @@ pub fn render_vrrp(status: &Status) -> String {
         if !v.faults.is_empty() {
             let _ = writeln!(out, "  fault: {}", v.faults.join("; "));
         }
+        for h in status.held_faults.iter().filter(|h| h.instance == v.name) {
+            let _ = writeln!(
+                out,
+                "  fault held until resource group {} stops here: {}",
+                h.waiting_for.join(", "),
+                h.fault
+            );
+        }
+        if v.awaiting_peer {
+            let _ = writeln!(
+                out,
+                "  waiting for the previous master to stop its resource groups before they start here"
+            );
+        }
+        if v.releasing {
+            let _ = writeln!(
+                out,
+                "  releasing: resource groups still stop here (the new master waits for them)"
+            );
+        }
+        if v.takeover {
+            let _ = writeln!(
+                out,
+                "  takeover (halb takeover: priority 254; `halb online` ends it)"
+            );
+        }
         let _ = write!(
             out,
             "  adverts sent {}, received {}",
@@ -628,6 +654,7 @@ mod tests {
             alerts: halb_alert::AlertStats::default(),
             resources: Vec::new(),
             overrides: Vec::new(),
+            held_faults: Vec::new(),
             vrrp: vec![crate::control::VrrpStatus {
                 name: "VI_1".into(),
                 interface: "eth0".into(),
@@ -643,6 +670,9 @@ mod tests {
                 adverts_sent: 10,
                 adverts_received: 0,
                 address_mismatches: 0,
+                takeover: false,
+                awaiting_peer: false,
+                releasing: false,
                 drops: [("unknown_vrid".to_owned(), 3), ("bad_auth".to_owned(), 1)].into(),
             }],
         }

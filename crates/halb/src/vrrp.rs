@@ -141,6 +141,9 @@ pub fn status(handle: &VrrpHandle) -> Vec<VrrpStatus> {
             adverts_sent: s.adverts_sent,
             adverts_received: s.adverts_received,
             address_mismatches: s.address_mismatches,
+            takeover: s.takeover,
+            awaiting_peer: s.awaiting_peer,
+            releasing: s.releasing,
             drops: s.drops,
         })
         .collect()
@@ -154,5 +157,6 @@ pub fn event(ev: Event) -> halb_director::VrrpEvent {
         state: ev.state,
         priority: ev.priority,
         group_settled: ev.group_settled,
+        awaiting_peer: ev.awaiting_peer,
     }
 }

@@ -360,3 +360,92 @@ fn an_operators_group_may_use_the_control_socket() {
         );
     }
 }
+
+/// `control_socket_read_group` beside `control_socket_group`: members of
+/// the read group may `halb list` but not change anything (refused with
+/// the group they need), members of the operators' group may do both,
+/// others neither; a hand-over is refused to all but root. Root only (it
+/// acts as other users: uid 65534 with primary group nogroup, users or
+/// daemon).
+#[test]
+fn read_and_write_commands_go_to_separate_groups() {
+    if !nix::unistd::geteuid().is_root() {
+        assert!(std::env::var_os("CI").is_none(), "CI runs this as root");
+        println!("SKIPPED: needs root to act as another user");
+        return;
+    }
+    let dir = temp_dir("rwgroups");
+    let port = free_port();
+    let real = echo_backend();
+    let extra =
+        "[global]\ncontrol_socket_group = \"nogroup\"\ncontrol_socket_read_group = \"users\"\n\n";
+    let d = Daemon::start(&dir, &format!("{extra}{}", config(port, real)));
+    let as_user = |gid: &str, args: &[&str]| {
+        Command::new("setpriv")
+            .args(["--reuid=65534", &format!("--regid={gid}"), "--clear-groups"])
+            .arg(HALB)
+            .args(args)
+            .arg("--socket")
+            .arg(&d.socket)
+            .output()
+            .unwrap()
+    };
+    let real = real.to_string();
+    let service = format!("127.0.0.1:{port}");
+    let drain = ["drain", service.as_str(), real.as_str()];
+    let enable = ["enable", service.as_str(), real.as_str()];
+    // The read group (users, gid 100): list yes, drain no.
+    let out = as_user("users", &["list"]);
+    assert!(
+        out.status.success(),
+        "read group list: {out:?}\n{}",
+        d.log()
+    );
+    let out = as_user("users", &drain);
+    assert!(!out.status.success(), "read group drained: {out:?}");
+    let err =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(
+        err.contains("needs group nogroup (control_socket_group)") && err.contains("may only read"),
+        "{err}"
+    );
+    // The operators' group: both.
+    let out = as_user("nogroup", &drain);
+    assert!(
+        out.status.success(),
+        "operators' drain: {out:?}\n{}",
+        d.log()
+    );
+    let out = as_user("nogroup", &enable);
+    assert!(out.status.success(), "operators' enable: {out:?}");
+    // Another group (daemon): neither, told which groups.
+    let out = as_user("daemon", &["list"]);
+    assert!(!out.status.success(), "outsider listed: {out:?}");
+    let err =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(err.contains("in neither group users"), "{err}");
+    // A hand-over (the listening sockets, and the daemon ends) is for
+    // root and the daemon's user alone, even to the operators' group.
+    let script = "import socket,sys\ns=socket.socket(socket.AF_UNIX)\ns.connect(sys.argv[1])\n\
+                  s.sendall(b'{\"cmd\":\"handover\"}\\n')\nprint(s.recv(4096).decode())";
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=nogroup",
+            "--clear-groups",
+            "/usr/bin/python3",
+            "-c",
+            script,
+        ])
+        .arg(&d.socket)
+        .output()
+        .unwrap();
+    let answer = String::from_utf8_lossy(&out.stdout);
+    assert!(answer.contains("permission denied: a hand-over"), "{out:?}");
+    assert!(
+        d.status().is_some(),
+        "the daemon ended after a refused hand-over"
+    );
+    // The refusals are logged with the uid.
+    assert!(d.log().contains("control request refused"), "{}", d.log());
+}

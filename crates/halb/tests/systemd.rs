@@ -454,8 +454,19 @@ fn unit_file_verifies() {
         .arg(&path)
         .output()
         .unwrap();
+    // Only what it says about our unit counts: it also loads the units
+    // installed here, and may warn about those.
+    let ours = |out: &std::process::Output| -> Vec<String> {
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .filter(|l| {
+                l.contains("halb.service") && !l.starts_with("/lib/") && !l.starts_with("/usr/lib/")
+            })
+            .map(str::to_owned)
+            .collect()
+    };
     assert!(
-        out.status.success() && out.stderr.is_empty(),
+        out.status.success() && ours(&out).is_empty(),
         "systemd-analyze verify: {out:?}"
     );
     // And a broken unit fails it: the check can fail.
@@ -465,7 +476,7 @@ fn unit_file_verifies() {
         .arg(&path)
         .output()
         .unwrap();
-    assert!(!out.status.success() || !out.stderr.is_empty(), "{out:?}");
+    assert!(!out.status.success() || !ours(&out).is_empty(), "{out:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -390,6 +390,8 @@ mod properties {
         LinkDown,
         LinkUp,
         Delta(i32),
+        Takeover(bool),
+        Releasing(bool),
         Shutdown,
         Wait(u16),
     }
@@ -401,6 +403,8 @@ mod properties {
             1 => Just(Input::LinkDown),
             1 => Just(Input::LinkUp),
             1 => (-300i32..300).prop_map(Input::Delta),
+            1 => any::<bool>().prop_map(Input::Takeover),
+            1 => any::<bool>().prop_map(Input::Releasing),
             1 => Just(Input::Shutdown),
             6 => (0u16..5000).prop_map(Input::Wait),
         ]
@@ -430,6 +434,14 @@ mod properties {
                     Input::LinkDown => r.link_down(now),
                     Input::LinkUp => r.link_up(now),
                     Input::Delta(d) => r.set_priority_delta(d),
+                    Input::Takeover(on) => {
+                        let was = r.state();
+                        r.set_takeover(on, now);
+                        if on && was == State::Backup {
+                            prop_assert_eq!(r.state(), State::Master);
+                        }
+                    }
+                    Input::Releasing(on) => r.set_releasing(on, now),
                     Input::Shutdown => r.shutdown(now),
                     Input::Wait(m) => {
                         now += ms(u64::from(m));
@@ -458,12 +470,19 @@ mod properties {
                             state = to;
                         }
                         Action::SendAdvert(ad) => {
-                            prop_assert!(ad.priority == 0 || ad.priority == r.priority());
+                            prop_assert!(
+                                ad.priority == 0
+                                    || ad.priority == r.priority()
+                                    // (sent in Backup; the state may have moved since)
+                                    || ad.priority == PRIORITY_RELEASING
+                            );
                         }
+                        Action::PeerReleased => prop_assert_eq!(r.state(), State::Master),
                         Action::SendGratuitous { .. } => prop_assert!(holds),
                     }
                 }
                 prop_assert_eq!(state, r.state());
+                prop_assert!(!r.awaiting_peer() || r.state() == State::Master);
                 prop_assert_eq!(holds, r.state() == State::Master);
                 prop_assert_eq!(
                     r.poll_timeout().is_some(),
@@ -696,4 +715,186 @@ fn announce_at_startup_sends_one_advert_and_holds_a_lower_peer_back() {
     assert!(!drain(&mut r)
         .iter()
         .any(|a| matches!(a, Action::SendAdvert(_))));
+}
+
+#[test]
+fn takeover_makes_a_nopreempt_backup_master_at_once_and_holds() {
+    let t0 = Instant::now();
+    let mut c = cfg(100);
+    c.preempt = false;
+    let mut r = Router::new(c).unwrap();
+    r.start(t0);
+    r.handle_advert(ip("192.0.2.2"), &advert_from(200, 100), t0);
+    drain(&mut r);
+    assert!(r.set_takeover(true, t0));
+    assert_eq!(r.state(), State::Master);
+    assert_eq!(r.priority(), PRIORITY_TAKEOVER);
+    let a = drain(&mut r);
+    assert!(matches!(
+        a[0],
+        Action::StateChange {
+            from: State::Backup,
+            to: State::Master,
+            reason: Reason::Takeover
+        }
+    ));
+    assert!(matches!(&a[1], Action::SendAdvert(ad) if ad.priority == 254));
+    // The old master's advert at 200 no longer moves it.
+    r.handle_advert(ip("192.0.2.2"), &advert_from(200, 100), t0 + ms(10));
+    assert_eq!(r.state(), State::Master);
+    // Twice: nothing changes.
+    assert!(!r.set_takeover(true, t0));
+    // Off: the configured priority again, and the next higher advert
+    // takes it back.
+    assert!(r.set_takeover(false, t0 + ms(20)));
+    assert_eq!(r.priority(), 100);
+    r.handle_advert(ip("192.0.2.2"), &advert_from(200, 100), t0 + ms(30));
+    assert_eq!(r.state(), State::Backup);
+}
+
+#[test]
+fn a_master_steps_down_for_a_takeover_and_a_backup_under_takeover_preempts() {
+    let t0 = Instant::now();
+    // The old master, priority 200: the taker's 254 sends it to Backup.
+    let mut m = Router::new(cfg(200)).unwrap();
+    m.start(t0);
+    m.handle_timeout(t0 + m.master_down_interval());
+    assert_eq!(m.state(), State::Master);
+    m.handle_advert(ip("192.0.2.9"), &advert_from(254, 100), t0 + ms(4000));
+    assert_eq!(m.state(), State::Backup);
+    // A backup under takeover whose master comes back (a delayed advert
+    // at 200): it discards it and stays master; in Backup (after a fault
+    // cleared) with preempt off, it preempts a lower master at once
+    // (preempt_delay ignored).
+    let mut c = cfg(100);
+    c.preempt = false;
+    c.preempt_delay = Duration::from_secs(300);
+    let mut r = Router::new(c).unwrap();
+    r.set_takeover(true, t0);
+    r.start(t0);
+    assert_eq!(r.state(), State::Backup);
+    r.handle_advert(ip("192.0.2.2"), &advert_from(200, 100), t0);
+    let down = r.poll_timeout().unwrap();
+    r.handle_timeout(down);
+    assert_eq!(r.state(), State::Master, "a lower master is preempted");
+}
+
+#[test]
+fn takeover_does_not_touch_an_owner() {
+    let t0 = Instant::now();
+    let mut r = Router::new(cfg(255)).unwrap();
+    r.start(t0);
+    assert!(!r.set_takeover(true, t0));
+    assert_eq!(r.priority(), 255);
+}
+
+#[test]
+fn a_preempting_master_awaits_its_releasing_peer() {
+    let t0 = Instant::now();
+    // The returning higher priority (150) preempts a live master (100).
+    let mut r = Router::new(cfg(150)).unwrap();
+    r.start(t0);
+    let mut t = t0;
+    for _ in 0..3 {
+        t += ms(1000);
+        r.handle_advert(ip("192.0.2.2"), &advert_from(100, 100), t);
+    }
+    let down = r.poll_timeout().unwrap();
+    r.handle_timeout(down);
+    assert_eq!(r.state(), State::Master);
+    assert!(r.awaiting_peer(), "it preempted a live master");
+    drain(&mut r);
+    // The old master, now backup, releases: priority-1 adverts every
+    // second keep it waiting.
+    let mut t = down;
+    for _ in 0..10 {
+        t += ms(1000);
+        r.handle_advert(ip("192.0.2.2"), &advert_from(PRIORITY_RELEASING, 100), t);
+        while r.poll_timeout().is_some_and(|d| d <= t) {
+            let d = r.poll_timeout().unwrap();
+            r.handle_timeout(d);
+        }
+        assert!(r.awaiting_peer());
+        assert!(!drain(&mut r).contains(&Action::PeerReleased));
+    }
+    // They stop: a master-down interval later, released.
+    let end = t + r.master_down_interval();
+    while r.poll_timeout().is_some_and(|d| d <= end) {
+        let d = r.poll_timeout().unwrap();
+        r.handle_timeout(d);
+    }
+    assert!(!r.awaiting_peer());
+    assert!(drain(&mut r).contains(&Action::PeerReleased));
+}
+
+#[test]
+fn no_wait_after_a_dead_master_or_a_priority_0_release() {
+    let t0 = Instant::now();
+    // Dead: its last advert, then silence until Master_Down.
+    let mut r = Router::new(cfg(100)).unwrap();
+    r.start(t0);
+    r.handle_advert(ip("192.0.2.2"), &advert_from(150, 100), t0);
+    let down = r.poll_timeout().unwrap();
+    r.handle_timeout(down);
+    assert_eq!(r.state(), State::Master);
+    assert!(!r.awaiting_peer());
+    // Released with priority 0 (halb standby: its groups stopped first).
+    let mut r = Router::new(cfg(100)).unwrap();
+    r.start(t0);
+    r.handle_advert(ip("192.0.2.2"), &advert_from(150, 100), t0);
+    r.handle_advert(ip("192.0.2.2"), &advert_from(0, 100), t0 + ms(500));
+    let down = r.poll_timeout().unwrap();
+    r.handle_timeout(down);
+    assert_eq!(r.state(), State::Master);
+    assert!(!r.awaiting_peer());
+    // A takeover from a live master waits; a priority-0 ends the wait.
+    let mut r = Router::new(cfg(100)).unwrap();
+    r.start(t0);
+    r.handle_advert(ip("192.0.2.2"), &advert_from(150, 100), t0);
+    r.set_takeover(true, t0 + ms(10));
+    assert!(r.awaiting_peer());
+    drain(&mut r);
+    r.handle_advert(ip("192.0.2.2"), &advert_from(0, 100), t0 + ms(20));
+    assert!(!r.awaiting_peer());
+    assert!(drain(&mut r).contains(&Action::PeerReleased));
+}
+
+#[test]
+fn a_releasing_backup_sends_priority_1_adverts_until_told_to_stop() {
+    let t0 = Instant::now();
+    let mut r = Router::new(cfg(100)).unwrap();
+    r.start(t0);
+    r.handle_advert(ip("192.0.2.2"), &advert_from(150, 100), t0);
+    drain(&mut r);
+    r.set_releasing(true, t0);
+    assert!(
+        matches!(&drain(&mut r)[..], [Action::SendAdvert(a)] if a.priority == PRIORITY_RELEASING)
+    );
+    // The master's adverts keep it backup; the releasing adverts go on.
+    let mut sent = 0;
+    let mut t = t0;
+    for _ in 0..5 {
+        t += ms(500);
+        r.handle_advert(ip("192.0.2.2"), &advert_from(150, 100), t);
+        while r.poll_timeout().is_some_and(|d| d <= t) {
+            let d = r.poll_timeout().unwrap();
+            r.handle_timeout(d);
+        }
+        sent += drain(&mut r)
+            .iter()
+            .filter(|a| matches!(a, Action::SendAdvert(a) if a.priority == PRIORITY_RELEASING))
+            .count();
+    }
+    assert_eq!(r.state(), State::Backup);
+    assert_eq!(sent, 2, "one a second over 2.5 s");
+    r.set_releasing(false, t);
+    t += ms(3000);
+    r.handle_advert(ip("192.0.2.2"), &advert_from(150, 100), t);
+    while r.poll_timeout().is_some_and(|d| d <= t) {
+        let d = r.poll_timeout().unwrap();
+        r.handle_timeout(d);
+    }
+    assert!(drain(&mut r)
+        .iter()
+        .all(|a| !matches!(a, Action::SendAdvert(_))));
 }

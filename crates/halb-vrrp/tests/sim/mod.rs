@@ -318,6 +318,7 @@ impl Net {
                 Action::AddAddresses { .. } => self.nodes[i].holds_addresses = true,
                 Action::RemoveAddresses { .. } => self.nodes[i].holds_addresses = false,
                 Action::SendGratuitous { .. } => self.nodes[i].garps += 1,
+                Action::PeerReleased => {}
                 Action::StateChange { from, to, reason } => {
                     self.history.push((self.now, i, from, to, reason))
                 }
