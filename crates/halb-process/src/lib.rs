@@ -133,6 +133,11 @@ pub async fn run(spec: &Spec) -> Outcome {
     let start = Instant::now();
     let mut command = std::process::Command::new(&spec.program);
     command.args(&spec.args).process_group(0);
+    // A hook or an agent does not speak for halb to systemd (sd_notify:
+    // the daemon's own READY/WATCHDOG messages only).
+    for k in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"] {
+        command.env_remove(k);
+    }
     for (k, v) in &spec.env {
         command.env(k, v);
     }

@@ -1025,6 +1025,9 @@ pub(crate) async fn run(
                     }
                     let _ = reply.send(r);
                 }
+                Some(Command::Heartbeat(reply)) => {
+                    let _ = reply.send(());
+                }
                 Some(Command::Shutdown(reply)) => {
                     shutdown(&mut eng).await;
                     if let Ok(mut s) = status.lock() {

@@ -264,6 +264,9 @@ pub(crate) enum Command {
         on: bool,
     },
     Reload(Spec, oneshot::Sender<Result<(), String>>),
+    /// Answered by the thread's loop as it goes round: a hung loop never
+    /// answers (the daemon's systemd watchdog).
+    Heartbeat(oneshot::Sender<()>),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -338,6 +341,18 @@ impl VrrpHandle {
                 instance: "reload".into(),
                 message,
             })
+    }
+
+    /// A heartbeat: the receiver gets `()` once the VRRP thread's loop
+    /// has gone round (between two timers, adverts or commands), and is
+    /// closed if the thread has ended. Nothing waits on it: the caller
+    /// looks with `try_recv` (the daemon feeds systemd's watchdog only
+    /// while the last heartbeat came back, so a hung VRRP thread gets the
+    /// daemon restarted).
+    pub fn heartbeat(&self) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.commands.send(Command::Heartbeat(tx));
+        rx
     }
 
     /// [`VrrpHandle::reload`] without waiting for the outcome (it is

@@ -1,23 +1,70 @@
 //! Argument parsing and dispatch.
 
-use crate::{control, daemon, demo, list, realserver};
+use crate::{control, daemon, demo, list, logging, realserver};
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use std::path::PathBuf;
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Exit status for a config that does not validate (nothing was started).
 pub const EXIT_CONFIG: u8 = 2;
 
+/// The config `run`, `check-config` and `reload` read without `-c`.
+pub const DEFAULT_CONFIG: &str = "/etc/halb/halb.toml";
+
+/// `halb --version`: the version, the commit it was built from (build.rs:
+/// git, else `HALB_COMMIT`, else unknown) and what the build holds.
+const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    "\ncommit: ",
+    env!("HALB_BUILD_COMMIT"),
+    "\nfeatures: ",
+    env!("HALB_BUILD_FEATURES"),
+    "\nprofile: ",
+    env!("HALB_BUILD_PROFILE"),
+    ", target ",
+    env!("HALB_BUILD_TARGET"),
+    ", ",
+    env!("HALB_BUILD_RUSTC"),
+);
+
 #[derive(Parser)]
 #[command(
     name = "halb",
     version,
-    about = "High-availability layer-4 load balancer: LVS + ldirectord + keepalived in one program"
+    long_version = LONG_VERSION,
+    about = "High-availability layer-4 load balancer: LVS + ldirectord + keepalived in one program",
+    after_long_help = "Files: /etc/halb/halb.toml (the config run, check-config and reload \
+read without -c), /run/halb/halb.sock (the control socket, as root), \
+/usr/share/doc/halb/ (configuration.md, operations.md, examples/). \
+Exit status: 0 ok, 1 failure, 2 a config that does not validate."
 )]
-struct Cli {
+pub struct Cli {
+    /// Log level: error, warn, info, debug, trace, or directives such as
+    /// `info,halb_vrrp_net=debug` (default: $HALB_LOG, else info).
+    #[arg(long, global = true, value_name = "LEVEL")]
+    log_level: Option<String>,
+    /// Log format on stderr: text, or json (one object a line). Under
+    /// systemd (stderr is the journal) each line starts with its syslog
+    /// priority (<3> error … <7> debug), which journald ranks it by.
+    #[arg(long, global = true, value_enum, default_value_t = logging::Format::Text)]
+    log_format: logging::Format,
     #[command(subcommand)]
     command: Command,
+}
+
+/// Where a client finds the daemon: `--socket`, else the `control_socket`
+/// of `-c/--config` (or of /etc/halb/halb.toml when it exists and loads),
+/// else the default socket.
+#[derive(Args, Clone, Default)]
+pub struct Target {
+    /// Control socket of the daemon to ask.
+    #[arg(long, global = true)]
+    pub socket: Option<PathBuf>,
+    /// The config whose `control_socket` to ask (default /etc/halb/halb.toml,
+    /// if it exists).
+    #[arg(short = 'c', long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -25,7 +72,7 @@ enum Command {
     /// Run the director in the foreground with a config file.
     Run {
         /// The TOML config file.
-        #[arg(short, long)]
+        #[arg(short, long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
         config: PathBuf,
         /// Control socket, overriding the config's `control_socket`.
         #[arg(long)]
@@ -43,26 +90,32 @@ enum Command {
     },
     /// Validate a config file: every error with file, line, column and key.
     CheckConfig {
-        /// The TOML config file.
-        file: PathBuf,
+        /// The TOML config file (default /etc/halb/halb.toml).
+        #[arg(value_name = "FILE", conflicts_with = "config")]
+        file: Option<PathBuf>,
+        /// The TOML config file, as for `run`.
+        #[arg(short, long, value_name = "FILE")]
+        config: Option<PathBuf>,
         /// Largest config file read (bytes, or with KiB, MiB, GiB).
         #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
         max_config_size: u64,
     },
     /// List virtual services and real servers like `ipvsadm -L -n`.
     List(ListArgs),
-    /// Ask the running daemon to re-read its config and apply the changes.
+    /// Ask the running daemon to re-read its config and apply the changes
+    /// (the daemon re-reads the file it runs; `-c` only says which
+    /// config's control socket to ask).
     Reload {
-        #[arg(long)]
-        socket: Option<PathBuf>,
+        #[command(flatten)]
+        target: Target,
     },
     /// Resource groups: show a member's last operations, clean up fail
     /// counts and bans, restart a member.
     Resource {
         #[command(subcommand)]
         action: ResourceAction,
-        #[arg(long, global = true)]
-        socket: Option<PathBuf>,
+        #[command(flatten)]
+        target: Target,
     },
     /// Set a real server's weight at runtime (ipvsadm -e … -w N); it
     /// survives reloads while the real server stays in the config.
@@ -71,52 +124,52 @@ enum Command {
         service: String,
         real: String,
         weight: u32,
-        #[arg(long)]
-        socket: Option<PathBuf>,
+        #[command(flatten)]
+        target: Target,
     },
     /// Drain a real server: weight 0, established connections go on, no
     /// new ones (quiescent), until `halb enable`.
     Drain {
         service: String,
         real: String,
-        #[arg(long)]
-        socket: Option<PathBuf>,
+        #[command(flatten)]
+        target: Target,
     },
     /// Take a real server out of the table (HAProxy's maint) until
     /// `halb enable`.
     Disable {
         service: String,
         real: String,
-        #[arg(long)]
-        socket: Option<PathBuf>,
+        #[command(flatten)]
+        target: Target,
     },
     /// End `halb weight`, `drain` or `disable`: back to the configured (or
     /// health-driven) weight.
     Enable {
         service: String,
         real: String,
-        #[arg(long)]
-        socket: Option<PathBuf>,
+        #[command(flatten)]
+        target: Target,
     },
     /// Give up every VIP (and so every resource group) to the peer and
     /// stay backup until `halb online` (heartbeat's hb_standby).
     Standby {
-        #[arg(long)]
-        socket: Option<PathBuf>,
+        #[command(flatten)]
+        target: Target,
     },
     /// Become master now of INSTANCE (with its sync group), or of every
     /// instance: priority 254 until `halb online` (heartbeat's
     /// hb_takeover). Refused for instances that resource groups follow.
     Takeover {
         instance: Option<String>,
-        #[arg(long)]
-        socket: Option<PathBuf>,
+        #[command(flatten)]
+        target: Target,
     },
     /// End `halb standby` and `halb takeover`: this director's priority
     /// decides again.
     Online {
-        #[arg(long)]
-        socket: Option<PathBuf>,
+        #[command(flatten)]
+        target: Target,
     },
     /// Maintenance mode (Pacemaker's is-managed=false): halb starts,
     /// stops and monitors nothing in GROUP (or every group); the VIPs stay
@@ -124,8 +177,8 @@ enum Command {
     Maintenance {
         state: OnOff,
         group: Option<String>,
-        #[arg(long)]
-        socket: Option<PathBuf>,
+        #[command(flatten)]
+        target: Target,
     },
     /// Run a self-contained demo on loopback: three HTTP back ends and a
     /// weighted round-robin virtual service on 127.0.0.1:8080.
@@ -147,6 +200,15 @@ enum Command {
         #[arg(long, default_value = realserver::DEFAULT_STATE)]
         state: PathBuf,
     },
+    /// Print the shell completion script for SHELL (bash, zsh, fish,
+    /// elvish, powershell) on stdout.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (halb.8 and halb-COMMAND.8) into DIR.
+    #[command(hide = true)]
+    Man { dir: PathBuf },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -173,14 +235,31 @@ pub struct ListArgs {
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
+    /// Numeric output: accepted and ignored (halb never resolves names,
+    /// as `ipvsadm -n`).
+    #[arg(short = 'n', long)]
+    pub numeric: bool,
+    /// List: accepted and ignored (`halb list -L -n` as `ipvsadm -L -n`).
+    #[arg(short = 'L', long = "list")]
+    pub list: bool,
     /// Control socket of the daemon to ask.
     #[arg(long)]
     pub socket: Option<PathBuf>,
+    /// The config whose `control_socket` to ask (no `-c` here: it is
+    /// ipvsadm's `-c`, the connections).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    match logging::filter(cli.log_level.as_deref()) {
+        Ok(f) => logging::init(cli.log_format, f),
+        Err(e) => {
+            eprintln!("halb: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    }
     let result = match cli.command {
         Command::Run {
             config,
@@ -190,11 +269,17 @@ pub fn main() -> ExitCode {
         } => daemon::run_file(&config, socket, max_config_size, takeover),
         Command::CheckConfig {
             file,
+            config,
             max_config_size,
-        } => return check_config(&file, max_config_size),
+        } => {
+            let file = file
+                .or(config)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
+            return check_config(&file, max_config_size);
+        }
         Command::List(args) => list::run(&args),
-        Command::Reload { socket } => reload(socket),
-        Command::Resource { action, socket } => {
+        Command::Reload { target } => reload(&target),
+        Command::Resource { action, target } => {
             let req = match action {
                 ResourceAction::Show { group, member } => {
                     control::ResourceRequest::Show { group, member }
@@ -206,40 +291,40 @@ pub fn main() -> ExitCode {
                     control::ResourceRequest::Restart { group, member }
                 }
             };
-            command(socket, control::Request::Resource(req))
+            command(&target, control::Request::Resource(req))
         }
         Command::Weight {
             service,
             real,
             weight,
-            socket,
-        } => real_command(socket, service, real, RealAction::Weight(weight)),
+            target,
+        } => real_command(&target, service, real, RealAction::Weight(weight)),
         Command::Drain {
             service,
             real,
-            socket,
-        } => real_command(socket, service, real, RealAction::Drain),
+            target,
+        } => real_command(&target, service, real, RealAction::Drain),
         Command::Disable {
             service,
             real,
-            socket,
-        } => real_command(socket, service, real, RealAction::Disable),
+            target,
+        } => real_command(&target, service, real, RealAction::Disable),
         Command::Enable {
             service,
             real,
-            socket,
-        } => real_command(socket, service, real, RealAction::Enable),
-        Command::Standby { socket } => command(socket, control::Request::Standby { on: true }),
-        Command::Online { socket } => command(socket, control::Request::Standby { on: false }),
-        Command::Takeover { instance, socket } => {
-            command(socket, control::Request::Takeover { instance })
+            target,
+        } => real_command(&target, service, real, RealAction::Enable),
+        Command::Standby { target } => command(&target, control::Request::Standby { on: true }),
+        Command::Online { target } => command(&target, control::Request::Standby { on: false }),
+        Command::Takeover { instance, target } => {
+            command(&target, control::Request::Takeover { instance })
         }
         Command::Maintenance {
             state,
             group,
-            socket,
+            target,
         } => command(
-            socket,
+            &target,
             control::Request::Resource(control::ResourceRequest::Maintenance {
                 group,
                 on: matches!(state, OnOff::On),
@@ -251,6 +336,11 @@ pub fn main() -> ExitCode {
             vips,
             state,
         } => realserver::run(matches!(action, RealserverAction::Up), &vips, Some(state)),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "halb", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man { dir } => man_pages(&dir),
     };
     match result {
         Ok(code) => code,
@@ -261,16 +351,67 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_logging() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("HALB_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
+/// Exit status for a usage error (clap's own).
+const EXIT_USAGE: u8 = 2;
+
+/// The control socket a client asks (see [`Target`]).
+pub fn socket_for(socket: Option<&Path>, config: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(s) = socket {
+        return Ok(s.to_path_buf());
+    }
+    if let Some(file) = config {
+        return match halb_config::load(file) {
+            Ok(c) => Ok(c.global.control_socket),
+            Err(errors) => Err(anyhow::anyhow!(
+                "{}halb: {} does not validate: its control_socket is not known (give --socket)",
+                errors.render(),
+                file.display()
+            )),
+        };
+    }
+    // The installed config, when there is one a client can read: an
+    // operator need not repeat its control_socket. Any trouble with it
+    // (unreadable, invalid) falls back on the default socket, where the
+    // daemon (of a reload, say) answers with the errors itself.
+    let default = Path::new(DEFAULT_CONFIG);
+    if default.exists() {
+        if let Ok(c) = halb_config::load(default) {
+            return Ok(c.global.control_socket);
+        }
+    }
+    Ok(halb_config::default_control_socket())
+}
+
+/// `halb man DIR`: halb.8, and halb-COMMAND.8 for each command.
+fn man_pages(dir: &Path) -> anyhow::Result<ExitCode> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    // No `halb help` page: each command has its own.
+    let cmd = Cli::command().disable_help_subcommand(true);
+    let write = |name: &str, cmd: clap::Command| -> anyhow::Result<()> {
+        let path = dir.join(format!("{name}.8"));
+        let mut out = Vec::new();
+        clap_mangen::Man::new(cmd)
+            .section("8")
+            .manual("halb")
+            .source(format!("halb {}", env!("CARGO_PKG_VERSION")))
+            .render(&mut out)?;
+        std::fs::write(&path, out).with_context(|| format!("writing {}", path.display()))
+    };
+    let mut n = 0;
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let name = format!("halb-{}", sub.get_name());
+        write(
+            &name,
+            sub.clone()
+                .name(name.clone())
+                .bin_name(format!("halb {}", sub.get_name()))
+                .version(env!("CARGO_PKG_VERSION")),
+        )?;
+        n += 1;
+    }
+    write("halb", cmd)?;
+    println!("{} man pages written to {}", n + 1, dir.display());
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `65536`, `64KiB`, `64MiB`, `1GiB` (K, M, G and KB, MB, GB mean the
@@ -345,13 +486,13 @@ enum OnOff {
 use halb_director::overrides::RealAction;
 
 fn real_command(
-    socket: Option<PathBuf>,
+    target: &Target,
     service: String,
     real: String,
     action: RealAction,
 ) -> anyhow::Result<ExitCode> {
     command(
-        socket,
+        target,
         control::Request::Real {
             service,
             real,
@@ -361,8 +502,8 @@ fn real_command(
 }
 
 /// Send an operator command; print what the daemon did.
-fn command(socket: Option<PathBuf>, req: control::Request) -> anyhow::Result<ExitCode> {
-    let socket = socket.unwrap_or_else(halb_config::default_control_socket);
+fn command(target: &Target, req: control::Request) -> anyhow::Result<ExitCode> {
+    let socket = socket_for(target.socket.as_deref(), target.config.as_deref())?;
     match control::request(&socket, &req)
         .with_context(|| format!("asking the daemon at {}", socket.display()))?
     {
@@ -381,8 +522,14 @@ fn command(socket: Option<PathBuf>, req: control::Request) -> anyhow::Result<Exi
     }
 }
 
-fn reload(socket: Option<PathBuf>) -> anyhow::Result<ExitCode> {
-    let socket = socket.unwrap_or_else(halb_config::default_control_socket);
+fn reload(target: &Target) -> anyhow::Result<ExitCode> {
+    let socket = match socket_for(target.socket.as_deref(), target.config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e:#}");
+            return Ok(ExitCode::from(EXIT_CONFIG));
+        }
+    };
     match control::request(&socket, &control::Request::Reload)
         .with_context(|| format!("asking the daemon at {}", socket.display()))?
     {

@@ -69,6 +69,8 @@ struct Shell {
     /// This daemon's hold on its listen addresses (last: let go of after
     /// the data planes closed their listeners).
     locks: Option<crate::listenlock::ListenLocks>,
+    /// systemd (`Type=notify`): READY, RELOADING, STOPPING, WATCHDOG.
+    notify: crate::systemd::Notifier,
 }
 
 /// How long a reader waits for the daemon's task to publish a fresh
@@ -492,10 +494,23 @@ impl Shell {
         }
     }
 
+    /// A reload, told to systemd: RELOADING=1 before, READY=1 after
+    /// (whatever its outcome: the running config is in force either way).
+    fn reload(&mut self) -> Response {
+        self.notify.reloading();
+        let response = self.reload_config();
+        self.notify.ready(&match &response {
+            Response::Reloaded { .. } => "running: reloaded".to_owned(),
+            Response::Rejected { .. } => "running: the last reload was rejected".to_owned(),
+            _ => "running: the last reload applied with errors".to_owned(),
+        });
+        response
+    }
+
     /// Re-read the config and hand it to the director, which plans the
     /// change; carry it out. A config that does not validate changes
     /// nothing.
-    fn reload(&mut self) -> Response {
+    fn reload_config(&mut self) -> Response {
         let new = match &mut self.source {
             Source::File(path, loader) => match crate::agents::load(loader, path) {
                 Ok(c) => {
@@ -972,6 +987,7 @@ pub fn run(
             published,
             vrrp_slot,
             locks,
+            notify: crate::systemd::Notifier::from_env(),
         };
         shell.director.handle_start(Instant::now());
         shell.drain();
@@ -995,6 +1011,17 @@ pub fn run(
         let control_task = tokio::spawn(control::serve(listener, asker.clone()));
         drop(asker);
         ready();
+        shell.notify.ready(&format!(
+            "running: {nservices} virtual service(s), {nchecks} health check(s)"
+        ));
+        // systemd's watchdog: looked at every quarter of WatchdogSec, fed
+        // while this task runs and the VRRP thread answers (systemd.rs).
+        let mut watchdog = crate::systemd::Watchdog::default();
+        let mut watchdog_tick = shell.notify.watchdog_period().map(|p| {
+            let mut i = tokio::time::interval(p);
+            i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            i
+        });
 
         loop {
             shell.drain();
@@ -1052,8 +1079,13 @@ pub fn run(
                     }
                 }
                 () = timer => shell.director.handle_timeout(Instant::now()),
+                _ = tick(&mut watchdog_tick) => {
+                    watchdog.tick(&shell.notify, shell.vrrp.as_ref().map(|v| &*v.handle));
+                }
             }
         }
+        shell.notify.stopping();
+        let _stop_feed = shell.notify.feed_while_stopping();
         // New clients are refused from now on (or go to the peer once VRRP
         // released); established connections drain below.
         shell.plane.close_listeners();
@@ -1137,6 +1169,16 @@ pub fn run(
         drop(shell);
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// The watchdog's next period, or never without a watchdog.
+async fn tick(interval: &mut Option<tokio::time::Interval>) {
+    match interval {
+        Some(i) => {
+            i.tick().await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 /// The dashboard's listener. After a hand-over the predecessor closes its

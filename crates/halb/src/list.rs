@@ -13,10 +13,7 @@ pub fn run(args: &ListArgs) -> anyhow::Result<ExitCode> {
         print!("{}", timeouts(args.json)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let socket = args
-        .socket
-        .clone()
-        .unwrap_or_else(halb_config::default_control_socket);
+    let socket = crate::cli::socket_for(args.socket.as_deref(), args.config.as_deref())?;
     let req = if args.connections {
         Request::Connections
     } else {

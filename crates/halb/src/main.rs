@@ -17,8 +17,10 @@ mod handover;
 mod http;
 mod list;
 mod listenlock;
+mod logging;
 mod planes;
 mod realserver;
+mod systemd;
 mod vrrp;
 
 use std::process::ExitCode;

@@ -307,3 +307,244 @@ fn demo_spreads_by_weight_and_stops_on_ctrl_c() {
     assert!(TcpStream::connect("127.0.0.1:8080").is_err());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+// ---- Package and CLI conventions (issue 19 item 6) ----
+
+/// `-c/--config` on every command that reads a config: `run -c`,
+/// `check-config -c`, and the clients, which ask the `control_socket` the
+/// file names (`list` takes `--config` only: its `-c` is ipvsadm's
+/// connections).
+#[test]
+fn config_flag_finds_the_control_socket() {
+    let dir = tempdir("dash-c");
+    let socket = dir.join("ctl.sock");
+    let port = free_port();
+    let real = backend("a");
+    let file = dir.join("halb.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[global]\ncontrol_socket = \"{}\"\n\n{}",
+            socket.display(),
+            config(port, &[(real, 1)])
+        ),
+    )
+    .unwrap();
+    let f = file.to_str().unwrap();
+    assert!(halb(&["check-config", "-c", f]).status.success());
+    assert!(halb(&["check-config", "--config", f]).status.success());
+    // A file and -c both: refused.
+    assert!(!halb(&["check-config", f, "-c", f]).status.success());
+
+    let log = std::fs::File::create(dir.join("halb.log")).unwrap();
+    let child = Command::new(HALB)
+        .args(["run", "-c", f])
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let mut d = Daemon::attach(child, &dir, &file, &socket);
+    // No --socket: the config's control_socket.
+    let out = halb(&["reload", "-c", f]);
+    assert!(out.status.success(), "{out:?}\n{}", d.log());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("reloaded"));
+    let out = halb(&["list", "--config", f]);
+    assert!(out.status.success(), "{out:?}");
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(table.contains(&format!("127.0.0.1:{port}")), "{table}");
+    // ipvsadm habits: -L and -n are accepted and change nothing.
+    let out = halb(&["list", "-L", "-n", "--config", f]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), table);
+    let out = halb(&["list", "-Ln", "-c", "--config", f]);
+    assert!(out.status.success(), "list -Ln -c (connections): {out:?}");
+    // Operator commands take -c too.
+    let out = halb(&["weight", "-c", f, "web", &real.to_string(), "3"]);
+    assert!(out.status.success(), "{out:?}");
+    let out = halb(&["enable", "--config", f, "web", &real.to_string()]);
+    assert!(out.status.success(), "{out:?}");
+
+    // A config that does not validate: the client cannot know its socket,
+    // says so, and exits 2 (as the daemon's rejection would).
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "[global]\ncontrol_socket = 7\n").unwrap();
+    let out = halb(&["reload", "-c", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.toml:2:"), "{err}");
+    assert!(err.contains("give --socket"), "{err}");
+
+    d.signal("-TERM");
+    assert!(d.wait_exit().success());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// /etc/halb/halb.toml is the default config of run, check-config and
+/// reload (the test does not write /etc: it checks the name used).
+#[test]
+fn default_config_is_etc_halb() {
+    for cmd in ["run", "check-config", "reload"] {
+        let out = halb(&[cmd, "--help"]);
+        let help = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            help.contains("/etc/halb/halb.toml"),
+            "{cmd} --help:\n{help}"
+        );
+    }
+    // Without a file: that one is read (ok if installed, else its error).
+    let out = halb(&["check-config"]);
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(all.contains("/etc/halb/halb.toml"), "{all}");
+    if !std::path::Path::new("/etc/halb/halb.toml").exists() {
+        assert_eq!(out.status.code(), Some(2), "{all}");
+        assert!(all.contains("cannot read the file"), "{all}");
+    }
+}
+
+#[test]
+fn version_names_the_commit_and_the_build() {
+    let out = halb(&["--version"]);
+    assert!(out.status.success());
+    let v = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        v.starts_with(&format!("halb {}\n", env!("CARGO_PKG_VERSION"))),
+        "{v}"
+    );
+    let commit = v
+        .lines()
+        .find_map(|l| l.strip_prefix("commit: "))
+        .unwrap_or_else(|| panic!("no commit line: {v}"));
+    let first = commit.split_whitespace().next().unwrap_or_default();
+    assert!(
+        first == "unknown" || (first.len() == 12 && first.chars().all(|c| c.is_ascii_hexdigit())),
+        "{v}"
+    );
+    // Built from this repository's checkout: its commit (CI builds one).
+    let git = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output();
+    if let Ok(g) = git {
+        // (Built where git refused the checkout, "dubious ownership" say,
+        // build.rs said unknown: nothing to compare.)
+        if g.status.success() && std::env::var_os("HALB_COMMIT").is_none() && first != "unknown" {
+            let head = String::from_utf8_lossy(&g.stdout).trim().to_owned();
+            // The binary may predate the last commit (no rebuild since):
+            // it names a commit of this history either way.
+            let known = Command::new("git")
+                .args(["cat-file", "-e", &format!("{first}^{{commit}}")])
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false);
+            assert!(
+                known,
+                "commit {first} is not in this repository (HEAD {head}): {v}"
+            );
+        }
+    }
+    assert!(v.contains("\nfeatures: "), "{v}");
+    assert!(v.contains("ipvs") && v.contains("rustls"), "{v}");
+    assert!(v.contains("\nprofile: "), "{v}");
+    // -V stays the one-line form.
+    let short = String::from_utf8(halb(&["-V"]).stdout).unwrap();
+    assert_eq!(short.trim(), format!("halb {}", env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn completions_for_bash_zsh_fish() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = halb(&["completions", shell]);
+        assert!(out.status.success(), "{shell}: {out:?}");
+        let script = String::from_utf8(out.stdout).unwrap();
+        for sub in ["check-config", "reload", "drain", "completions"] {
+            assert!(script.contains(sub), "{shell} completion lacks {sub}");
+        }
+    }
+    // The bash script parses.
+    let dir = tempdir("completions");
+    let f = dir.join("halb.bash");
+    std::fs::write(&f, halb(&["completions", "bash"]).stdout).unwrap();
+    let st = Command::new("bash").arg("-n").arg(&f).status().unwrap();
+    assert!(st.success());
+    assert!(!halb(&["completions", "tcsh"]).status.success());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn man_pages_for_halb_and_each_command() {
+    let dir = tempdir("man");
+    let out = halb(&["man", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    let help = String::from_utf8(halb(&["--help"]).stdout).unwrap();
+    assert!(!help.contains("\n  man "), "`man` is hidden: {help}");
+    let mut pages: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    pages.sort();
+    for want in [
+        "halb.8",
+        "halb-run.8",
+        "halb-check-config.8",
+        "halb-list.8",
+        "halb-reload.8",
+        "halb-completions.8",
+    ] {
+        assert!(pages.iter().any(|p| p == want), "{want} missing: {pages:?}");
+    }
+    assert!(
+        !pages
+            .iter()
+            .any(|p| p == "halb-man.8" || p == "halb-help.8"),
+        "{pages:?}"
+    );
+    for p in &pages {
+        let text = std::fs::read_to_string(dir.join(p)).unwrap();
+        assert!(
+            text.starts_with(".ie") || text.contains(".TH "),
+            "{p} is not roff"
+        );
+    }
+    let main = std::fs::read_to_string(dir.join("halb.8")).unwrap();
+    assert!(
+        main.contains(".TH halb 8"),
+        "{}",
+        &main[..main.len().min(400)]
+    );
+    let list = std::fs::read_to_string(dir.join("halb-list.8")).unwrap();
+    assert!(list.contains("numeric"), "list -n documented");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// dist/halb.toml, the package's /etc/halb/halb.toml: valid as shipped
+/// (it runs nothing), and its commented example valid once uncommented.
+#[test]
+fn shipped_config_and_its_example_validate() {
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/../../dist/halb.toml");
+    let out = halb(&["check-config", shipped]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("0 virtual services"));
+    let text = std::fs::read_to_string(shipped).unwrap();
+    let start = text.find("# [[virtual_service]]").unwrap();
+    let example: String = text[start..]
+        .lines()
+        .map(|l| {
+            l.strip_prefix("# ")
+                .or_else(|| l.strip_prefix('#'))
+                .unwrap_or(l)
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let dir = tempdir("shipped");
+    let f = dir.join("example.toml");
+    std::fs::write(&f, example).unwrap();
+    let out = halb(&["check-config", f.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 virtual services"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
