@@ -143,6 +143,10 @@ pub enum Command {
     /// `halb takeover [INSTANCE]`: heartbeat's `hb_takeover` (see
     /// [`role_override`]).
     Takeover(Option<String>),
+    /// `halb reset`: every runtime override ends — the real servers'
+    /// (back to config and health), standby and takeover (as `halb
+    /// online`).
+    Reset,
 }
 
 /// Why an operator's command was refused.
@@ -624,6 +628,14 @@ impl Director {
                 Ok(())
             }
             Command::Standby(false) => {
+                let config = self.config.clone();
+                self.role_override.online(&config, &mut self.actions);
+                Ok(())
+            }
+            Command::Reset => {
+                if self.overrides.clear() > 0 {
+                    self.queue_table(ApplyReason::Operator);
+                }
                 let config = self.config.clone();
                 self.role_override.online(&config, &mut self.actions);
                 Ok(())

@@ -164,6 +164,11 @@ impl Overrides {
         self.by_real.is_empty()
     }
 
+    /// `halb reset`: every override ends; how many there were.
+    pub fn clear(&mut self) -> usize {
+        std::mem::take(&mut self.by_real).len()
+    }
+
     /// The overrides as saved in the state file (HAProxy's
     /// server-state-file): one entry per real server.
     pub fn to_saved(&self) -> Vec<Saved> {

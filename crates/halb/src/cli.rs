@@ -159,7 +159,8 @@ enum Command {
     },
     /// Become master now of INSTANCE (with its sync group), or of every
     /// instance: priority 254 until `halb online` (heartbeat's
-    /// hb_takeover). Refused for instances that resource groups follow.
+    /// hb_takeover). Resource groups start once the old master stopped
+    /// them.
     Takeover {
         instance: Option<String>,
         #[command(flatten)]
@@ -168,6 +169,12 @@ enum Command {
     /// End `halb standby` and `halb takeover`: this director's priority
     /// decides again.
     Online {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// End every runtime override: the real servers' (weight, drain,
+    /// disable), standby and takeover.
+    Reset {
         #[command(flatten)]
         target: Target,
     },
@@ -316,6 +323,7 @@ pub fn main() -> ExitCode {
         } => real_command(&target, service, real, RealAction::Enable),
         Command::Standby { target } => command(&target, control::Request::Standby { on: true }),
         Command::Online { target } => command(&target, control::Request::Standby { on: false }),
+        Command::Reset { target } => command(&target, control::Request::Reset),
         Command::Takeover { instance, target } => {
             command(&target, control::Request::Takeover { instance })
         }

@@ -30,6 +30,8 @@ pub enum Request {
     Standby {
         on: bool,
     },
+    /// `halb reset`: every runtime override ends.
+    Reset,
     /// `halb takeover [INSTANCE]` (none: every instance).
     Takeover {
         #[serde(default)]
@@ -212,6 +214,7 @@ impl Timeouts {
             | Request::Resource(_)
             | Request::Standby { .. }
             | Request::Takeover { .. }
+            | Request::Reset
             | Request::Real { .. } => Timeouts {
                 connect,
                 answer: Duration::from_secs(10),
@@ -923,6 +926,7 @@ impl Asker {
             | Request::Resource(_)
             | Request::Standby { .. }
             | Request::Takeover { .. }
+            | Request::Reset
             | Request::Real { .. } => {}
             Request::Handover => {
                 return Response::Error {

@@ -296,6 +296,7 @@ impl Shell {
             Request::Resource(r) => self.resource_command(r),
             Request::Standby { on } => self.standby(on),
             Request::Takeover { instance } => self.takeover(instance),
+            Request::Reset => self.reset(),
             Request::Real {
                 service,
                 real,
@@ -399,6 +400,37 @@ impl Shell {
             )
         } else {
             message
+        };
+        tracing::info!("operator: {message}");
+        self.save_state();
+        Response::Done { message }
+    }
+
+    /// `halb reset`.
+    fn reset(&mut self) -> Response {
+        let reals = self.director.overrides().iter().count();
+        let roles = self.director.role_override().clone();
+        let _ = self
+            .director
+            .handle_command(halb_director::Command::Reset, Instant::now());
+        let mut ended = Vec::new();
+        if reals > 0 {
+            ended.push(format!("{reals} real-server override(s)"));
+        }
+        if roles.standby() {
+            ended.push("standby".to_owned());
+        }
+        if !roles.takeover().is_empty() {
+            let names: Vec<&str> = roles.takeover().iter().map(String::as_str).collect();
+            ended.push(format!("takeover of {}", names.join(", ")));
+        }
+        let message = if ended.is_empty() {
+            "reset: no runtime override in force".to_owned()
+        } else {
+            format!(
+                "reset: {} ended; config, health and priorities decide again",
+                ended.join(", ")
+            )
         };
         tracing::info!("operator: {message}");
         self.save_state();

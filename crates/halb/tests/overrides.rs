@@ -155,4 +155,23 @@ fn drain_weight_disable_enable_at_runtime() {
     for _ in 0..4 {
         assert_eq!(who(vip), "b");
     }
+    // `halb reset` ends every override, and says what it ended.
+    let out = d.ctl(&["reset"]);
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success() && said.contains("1 real-server override(s)"),
+        "{out:?}"
+    );
+    assert!(
+        poll(|| (weight_of(&d, a) == Some(1)).then_some(())).is_some(),
+        "{}",
+        d.log()
+    );
+    let st = d.status().unwrap();
+    assert_eq!(st["overrides"].as_array().map(Vec::len), Some(0), "{st}");
+    let out = d.ctl(&["reset"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("no runtime override"),
+        "{out:?}"
+    );
 }
