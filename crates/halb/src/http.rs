@@ -1,5 +1,6 @@
-//! The read-only HTTP endpoint: a live dashboard at `/` and the JSON API
-//! under `/api/v1/` (`status`, `connections`). It serves what the control
+//! The read-only HTTP endpoint: a live dashboard at `/`, the JSON API
+//! under `/api/v1/` (`status`, `connections`) and Prometheus metrics at
+//! `/metrics` (`crate::metrics`). It serves what the control
 //! socket serves; it changes nothing. Off unless `[global] http_listen` is
 //! set (the demo sets it to 127.0.0.1:9090).
 //!
@@ -251,9 +252,33 @@ async fn route(req: &Request<hyper::body::Incoming>, handler: &Asker) -> Respons
         "/" | "/index.html" => reply(StatusCode::OK, "text/html; charset=utf-8", DASHBOARD.into()),
         "/api/v1/status" => json(handler.ask(ControlRequest::Status).await),
         "/api/v1/connections" => json(handler.ask(ControlRequest::Connections).await),
+        "/metrics" => {
+            let st = handler.reader.metrics_status().await;
+            // Prometheus asks for OpenMetrics; anyone else gets the
+            // classic text format (curl, promtool check metrics).
+            let om = req
+                .headers()
+                .get_all(header::ACCEPT)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .any(|v| v.contains("application/openmetrics-text"));
+            if om {
+                reply(
+                    StatusCode::OK,
+                    crate::metrics::OPENMETRICS,
+                    crate::metrics::render_openmetrics(&st).into_bytes(),
+                )
+            } else {
+                reply(
+                    StatusCode::OK,
+                    crate::metrics::TEXT,
+                    crate::metrics::render_text(&st).into_bytes(),
+                )
+            }
+        }
         _ => text(
             StatusCode::NOT_FOUND,
-            "not found; try / or /api/v1/status\n",
+            "not found; try /, /api/v1/status or /metrics\n",
         ),
     }
 }

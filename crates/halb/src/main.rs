@@ -16,6 +16,7 @@ mod handover;
 mod http;
 mod list;
 mod listenlock;
+mod metrics;
 mod planes;
 mod realserver;
 mod vrrp;
