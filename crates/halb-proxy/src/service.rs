@@ -388,3 +388,49 @@ impl Drop for ServiceConn {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use halb_table::{Protocol, RealServer, SchedulerKind};
+    use std::time::Duration;
+
+    fn svc(weight: u32) -> VirtualService {
+        let mut s = VirtualService::new(
+            "web",
+            ([127, 0, 0, 1], 8080).into(),
+            Protocol::Tcp,
+            SchedulerKind::Wrr,
+        );
+        s.reals = vec![
+            RealServer::new(([127, 0, 0, 1], 18081).into(), weight),
+            RealServer::new(([127, 0, 0, 1], 18082).into(), 1),
+        ];
+        s
+    }
+
+    /// A scrape (`stats_unlocked`) answers while a connection holds the
+    /// pool's lock, and shows what the last apply published.
+    #[test]
+    fn unlocked_stats_never_wait_for_the_pool() {
+        let shared = Arc::new(ServiceShared::new(&svc(3), 2));
+        shared.update(&svc(5));
+        let held = shared.lock();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let s = shared.clone();
+        let reader = std::thread::spawn(move || {
+            let _ = tx.send(s.stats_unlocked());
+        });
+        // Bounded: a reader that took the lock would never answer.
+        let got = rx.recv_timeout(Duration::from_secs(20));
+        drop(held);
+        reader.join().unwrap();
+        let got = got.expect("stats_unlocked answered while the pool was locked");
+        let weights: Vec<u32> = got.reals.iter().map(|r| r.weight).collect();
+        assert_eq!(weights, vec![5, 1]);
+        // The locked path agrees once the lock is free.
+        assert_eq!(shared.stats().reals.len(), 2);
+        assert_eq!(shared.stats().reals[0].weight, 5);
+    }
+}
