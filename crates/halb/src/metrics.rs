@@ -72,13 +72,37 @@ impl Reg {
     }
 }
 
+/// A label value as the exposition formats write it: backslash, double
+/// quote and line feed escaped (the crate writes values as they are, and
+/// a service name or a drop reason is not ours to trust).
+fn escape(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str(r"\\"),
+            '"' => out.push_str(r#"\""#),
+            '\n' => out.push_str(r"\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn escaped(labels: &Labels) -> Labels {
+    labels.iter().map(|(k, v)| (k.clone(), escape(v))).collect()
+}
+
 fn set(f: &GaugeFamily, labels: &Labels, v: impl TryInto<i64>) {
-    f.get_or_create(labels)
+    f.get_or_create(&escaped(labels))
         .set(v.try_into().unwrap_or(i64::MAX));
 }
 
+fn set_f64(f: &GaugeF64Family, labels: &Labels, v: f64) {
+    f.get_or_create(&escaped(labels)).set(v);
+}
+
 fn add(f: &CounterFamily, labels: &Labels, v: u64) {
-    f.get_or_create(labels).inc_by(v);
+    f.get_or_create(&escaped(labels)).inc_by(v);
 }
 
 fn l(pairs: &[(&str, String)]) -> Labels {
@@ -247,7 +271,7 @@ fn registry(st: &Status) -> Reg {
         "When the last clean reload ended (Unix time); absent before the first.",
     );
     if let Some(t) = st.reloads.last_success_unix {
-        last.get_or_create(&Labels::new()).set(t);
+        set_f64(&last, &Labels::new(), t);
     }
 
     let ov = r.gauge(
@@ -475,7 +499,7 @@ fn checks(r: &mut Reg, st: &Status) {
         if let Some(ms) = h.last_duration_ms {
             // Milliseconds as seconds: exact in an f64 for any real value.
             #[allow(clippy::cast_precision_loss)]
-            duration.get_or_create(&labels).set(ms as f64 / 1000.0);
+            set_f64(&duration, &labels, ms as f64 / 1000.0);
         }
     }
     add(
@@ -842,6 +866,17 @@ mod tests {
             v
         };
         assert_eq!(samples(&om), samples(&t));
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let mut st = status();
+        st.services[0].name = "we\"b\\x\ny".into();
+        let t = render_text(&st);
+        assert!(
+            t.contains(r#"halb_service_connections_total{service="we\"b\\x\ny","#),
+            "{t}"
+        );
     }
 
     #[test]
