@@ -915,11 +915,17 @@ impl Reader {
     /// publishes it within [`crate::daemon::FRESH_WAIT`] (else the last
     /// one published).
     pub async fn fresh_status(&self) -> Status {
+        self.refreshed().await;
+        self.status()
+    }
+
+    /// Asks the daemon's task for a fresh snapshot and waits at most
+    /// [`crate::daemon::FRESH_WAIT`] for it.
+    async fn refreshed(&self) {
         let mut rx = self.snapshot.clone();
         rx.borrow_and_update();
         self.refresh.notify_one();
         let _ = tokio::time::timeout(crate::daemon::FRESH_WAIT, rx.changed()).await;
-        self.status()
     }
 
     /// What `/metrics` renders: [`Reader::fresh_status`], with the data
@@ -928,10 +934,7 @@ impl Reader {
     /// thread's published status (read without a lock), so a scrape
     /// never delays the data plane or an advert.
     pub async fn metrics_status(&self) -> Status {
-        let mut rx = self.snapshot.clone();
-        rx.borrow_and_update();
-        self.refresh.notify_one();
-        let _ = tokio::time::timeout(crate::daemon::FRESH_WAIT, rx.changed()).await;
+        self.refreshed().await;
         self.status_with(self.observer.stats_unlocked())
     }
 
