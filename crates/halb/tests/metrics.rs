@@ -309,6 +309,37 @@ on_down = "quiescent"
     );
     assert!(value(&reloaded, "halb_last_reload_success_timestamp_seconds", &[]).unwrap() > 1e9);
 
+    // An operator's override shows, and goes with `halb enable`.
+    let drained = |t: &str| {
+        let mut l = real(a.addr);
+        l.push("override=\"drain\"".into());
+        value(t, "halb_backend_override", &l)
+    };
+    let out = d.ctl(&["drain", "web", &a.addr.to_string()]);
+    assert!(out.status.success(), "{out:?}");
+    let t = poll(|| {
+        let t = scrape(http)?;
+        (drained(&t)? == 1.0 && value(&t, "halb_backend_weight", &real(a.addr))? == 0.0)
+            .then_some(t)
+    });
+    assert!(
+        t.is_some(),
+        "drain not in /metrics\n{}",
+        scrape(http).unwrap_or_default()
+    );
+    let out = d.ctl(&["enable", "web", &a.addr.to_string()]);
+    assert!(out.status.success(), "{out:?}");
+    let back = poll(|| {
+        let t = scrape(http)?;
+        (drained(&t).is_none() && value(&t, "halb_backend_weight", &real(a.addr))? == 3.0)
+            .then_some(())
+    });
+    assert!(
+        back.is_some(),
+        "enable not in /metrics\n{}",
+        scrape(http).unwrap_or_default()
+    );
+
     // What Prometheus asks for: OpenMetrics.
     let (status, om) = get(
         http,
