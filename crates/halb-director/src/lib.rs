@@ -815,6 +815,12 @@ impl Director {
         self.overrides = overrides::Overrides::from_saved(saved, &self.config);
     }
 
+    /// The IPVS sync daemon's role, when `[global.ipvs.sync_daemon]` is
+    /// set.
+    pub fn sync_role(&self) -> Option<SyncRole> {
+        self.sync_role
+    }
+
     /// Real-server health transitions since the start.
     pub fn transitions(&self) -> u64 {
         self.transitions
@@ -852,6 +858,11 @@ impl Director {
                     health: st.health,
                     reason: st.last_reason.clone(),
                     transitions: st.transitions,
+                    probes: st.successes + st.failures,
+                    failures: st.failures,
+                    last_duration_ms: st
+                        .last_duration
+                        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
                     configured_weight: r.weight,
                     dynamic_weight: st.weight,
                     on_down: vs.on_down,

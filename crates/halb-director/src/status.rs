@@ -21,6 +21,17 @@ pub struct RealHealth {
     pub reason: Option<String>,
     /// Transitions of this check since it was configured.
     pub transitions: u64,
+    /// Probes completed (successes and failures, timeouts included)
+    /// since the check was configured.
+    #[serde(default)]
+    pub probes: u64,
+    /// Probes that failed (or timed out).
+    #[serde(default)]
+    pub failures: u64,
+    /// How long the last probe took, in milliseconds (none before the
+    /// first result).
+    #[serde(default)]
+    pub last_duration_ms: Option<u64>,
     /// The weight in the config.
     pub configured_weight: u32,
     /// The weight a dynamic external check reported, if any.

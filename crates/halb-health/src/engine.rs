@@ -173,6 +173,9 @@ pub struct CheckStatus {
     pub last_reason: Option<String>,
     /// Last weight reported by the probe.
     pub weight: Option<u32>,
+    /// How long the last probe took, from its start to its result (or
+    /// to its timeout), as the engine saw it.
+    pub last_duration: Option<Duration>,
 }
 
 type SlotId = u64;
@@ -183,6 +186,8 @@ struct InFlight {
     /// When it was due: the next start is scheduled from here, so checks
     /// keep their phase even when the shell polls late.
     nominal: Instant,
+    /// When it was started (for [`CheckStatus::last_duration`]).
+    started: Instant,
     deadline: Instant,
 }
 
@@ -364,6 +369,7 @@ impl Engine {
         slot.in_flight = Some(InFlight {
             id,
             nominal: at,
+            started: now,
             deadline,
         });
         slot.generation += 1;
@@ -627,6 +633,7 @@ impl Engine {
             failures: 0,
             last_reason: forced.map(|h| format!("forced {h}")),
             weight: None,
+            last_duration: None,
         };
         let spec = Arc::new(spec);
         if forced.is_none() {
@@ -675,6 +682,7 @@ impl Engine {
         slot.generation += 1;
         let status = &mut slot.status;
         status.probed = true;
+        status.last_duration = Some(now.saturating_duration_since(flight.started));
         if outcome.ok {
             status.successes += 1;
         } else {

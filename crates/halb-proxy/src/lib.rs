@@ -499,6 +499,15 @@ impl halb_table::Observer for ProxyObserver {
         services.iter().map(|s| s.stats()).collect()
     }
 
+    fn stats_unlocked(&self) -> Vec<ServiceStats> {
+        let services = self
+            .services
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        services.iter().map(|s| s.stats_unlocked()).collect()
+    }
+
     fn connections(&self) -> Vec<ConnectionInfo> {
         self.registry.snapshot()
     }

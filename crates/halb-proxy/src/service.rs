@@ -40,6 +40,9 @@ pub(crate) struct ServiceShared {
     pub(crate) key: ServiceKey,
     workers: usize,
     state: Mutex<PoolState>,
+    /// The pool's part of the stats as last published, read without the
+    /// lock (see [`ServiceShared::stats_unlocked`]).
+    view: arc_swap::ArcSwap<PoolView>,
     pub(crate) metered: Metered,
     /// UDP services: the flow count, its cap and the evictions.
     pub(crate) udp: ServiceFlows,
@@ -55,7 +58,9 @@ impl ServiceShared {
         for r in &svc.reals {
             st.real_metered(r.addr, workers);
         }
+        let view = arc_swap::ArcSwap::from_pointee(PoolView::of(&st, Instant::now()));
         ServiceShared {
+            view,
             key: svc.key(),
             workers,
             state: Mutex::new(st),
@@ -84,6 +89,7 @@ impl ServiceShared {
                 st.real_metered(r.addr, self.workers);
             }
             st.prune();
+            self.publish(&st, Instant::now());
         }
         // A lowered cap evicts at once (not under the pool lock: an
         // evicted flow closes its place in the pool).
@@ -161,6 +167,7 @@ impl ServiceShared {
         let mut st = self.lock();
         st.pool.handle_timeout(now);
         st.prune();
+        self.publish(&st, now);
     }
 
     /// Feed the rate estimators.
@@ -172,29 +179,30 @@ impl ServiceShared {
         }
     }
 
+    /// The counters, rates and the pool's weights, overload and passive
+    /// health now (takes the pool's lock briefly): `halb list`.
     pub(crate) fn stats(&self) -> ServiceStats {
         let now = Instant::now();
-        let (cfg, reals, left_out) = {
-            let st = self.lock();
-            let reals: Vec<_> = st
-                .pool
-                .reals()
-                .iter()
-                .map(|r| (r.clone(), st.reals.get(&r.server.addr).cloned()))
-                .collect();
-            let left_out: HashMap<SocketAddr, u64> = st
-                .pool
-                .reals()
-                .iter()
-                .filter_map(|r| {
-                    let until = st.pool.left_out_until(&r.server.addr, now)?;
-                    let ms = u64::try_from(until.saturating_duration_since(now).as_millis())
-                        .unwrap_or(u64::MAX);
-                    Some((r.server.addr, ms.max(1)))
-                })
-                .collect();
-            (st.cfg.clone(), reals, left_out)
-        };
+        let view = PoolView::of(&self.lock(), now);
+        self.render(&view, now)
+    }
+
+    /// [`ServiceShared::stats`] without the pool's lock, which every
+    /// connection takes: the counters live (atomics), the pool's part as
+    /// last published (at start, each apply and each timer tick, every
+    /// second). What a `/metrics` scrape reads.
+    pub(crate) fn stats_unlocked(&self) -> ServiceStats {
+        self.render(&self.view.load(), Instant::now())
+    }
+
+    /// Publishes the pool's part for [`ServiceShared::stats_unlocked`];
+    /// called with the lock held (`st`).
+    fn publish(&self, st: &PoolState, now: Instant) {
+        self.view.store(Arc::new(PoolView::of(st, now)));
+    }
+
+    fn render(&self, view: &PoolView, now: Instant) -> ServiceStats {
+        let cfg = &view.cfg;
         ServiceStats {
             name: cfg.name.clone(),
             scheduler_name: None,
@@ -211,20 +219,66 @@ impl ServiceShared {
             udp_flows_evicted: self.udp.evicted.load(std::sync::atomic::Ordering::Relaxed),
             counters: self.metered.counters.snapshot(),
             rates: self.metered.rates(),
-            reals: reals
-                .into_iter()
-                .map(|(r, m)| RealStats {
+            reals: view
+                .reals
+                .iter()
+                .map(|r| RealStats {
+                    addr: r.addr,
+                    weight: r.weight,
+                    forward: r.forward,
+                    overloaded: r.overloaded,
+                    removed: r.removed,
+                    left_out_ms: r.left_out_until.filter(|u| *u > now).map_or(0, |until| {
+                        u64::try_from(until.saturating_duration_since(now).as_millis())
+                            .unwrap_or(u64::MAX)
+                            .max(1)
+                    }),
+                    counters: r
+                        .metered
+                        .as_ref()
+                        .map(|m| m.counters.snapshot())
+                        .unwrap_or_default(),
+                    rates: r.metered.as_ref().map(|m| m.rates()).unwrap_or_default(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The pool's part of a service's stats at one instant: configuration,
+/// the real servers' weights, overload and passive health, and their
+/// counters' handles.
+struct PoolView {
+    cfg: Arc<VirtualService>,
+    reals: Vec<ViewReal>,
+}
+
+struct ViewReal {
+    addr: SocketAddr,
+    weight: u32,
+    forward: halb_table::Forward,
+    overloaded: bool,
+    removed: bool,
+    left_out_until: Option<Instant>,
+    metered: Option<Arc<Metered>>,
+}
+
+impl PoolView {
+    fn of(st: &PoolState, now: Instant) -> PoolView {
+        PoolView {
+            cfg: st.cfg.clone(),
+            reals: st
+                .pool
+                .reals()
+                .iter()
+                .map(|r| ViewReal {
                     addr: r.server.addr,
                     weight: r.server.weight,
                     forward: r.server.forward,
                     overloaded: r.overloaded,
                     removed: r.removed,
-                    left_out_ms: left_out.get(&r.server.addr).copied().unwrap_or(0),
-                    counters: m
-                        .as_ref()
-                        .map(|m| m.counters.snapshot())
-                        .unwrap_or_default(),
-                    rates: m.as_ref().map(|m| m.rates()).unwrap_or_default(),
+                    left_out_until: st.pool.left_out_until(&r.server.addr, now),
+                    metered: st.reals.get(&r.server.addr).cloned(),
                 })
                 .collect(),
         }
@@ -332,5 +386,51 @@ impl Drop for ServiceConn {
         } else {
             s.inactive_down();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use halb_table::{Protocol, RealServer, SchedulerKind};
+    use std::time::Duration;
+
+    fn svc(weight: u32) -> VirtualService {
+        let mut s = VirtualService::new(
+            "web",
+            ([127, 0, 0, 1], 8080).into(),
+            Protocol::Tcp,
+            SchedulerKind::Wrr,
+        );
+        s.reals = vec![
+            RealServer::new(([127, 0, 0, 1], 18081).into(), weight),
+            RealServer::new(([127, 0, 0, 1], 18082).into(), 1),
+        ];
+        s
+    }
+
+    /// A scrape (`stats_unlocked`) answers while a connection holds the
+    /// pool's lock, and shows what the last apply published.
+    #[test]
+    fn unlocked_stats_never_wait_for_the_pool() {
+        let shared = Arc::new(ServiceShared::new(&svc(3), 2));
+        shared.update(&svc(5));
+        let held = shared.lock();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let s = shared.clone();
+        let reader = std::thread::spawn(move || {
+            let _ = tx.send(s.stats_unlocked());
+        });
+        // Bounded: a reader that took the lock would never answer.
+        let got = rx.recv_timeout(Duration::from_secs(20));
+        drop(held);
+        reader.join().unwrap();
+        let got = got.expect("stats_unlocked answered while the pool was locked");
+        let weights: Vec<u32> = got.reals.iter().map(|r| r.weight).collect();
+        assert_eq!(weights, vec![5, 1]);
+        // The locked path agrees once the lock is free.
+        assert_eq!(shared.stats().reals.len(), 2);
+        assert_eq!(shared.stats().reals[0].weight, 5);
     }
 }

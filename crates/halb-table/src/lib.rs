@@ -498,6 +498,14 @@ pub trait Observer: Send + Sync {
     /// Counters and rates per service and real server, in table order.
     fn stats(&self) -> Vec<ServiceStats>;
 
+    /// [`Observer::stats`] without taking any lock the forwarding path
+    /// takes (what a `/metrics` scrape reads): counters live, parts that
+    /// need such a lock as the data plane last published them. The
+    /// default is `stats`, for planes whose `stats` takes none.
+    fn stats_unlocked(&self) -> Vec<ServiceStats> {
+        self.stats()
+    }
+
     /// The connection table (TCP connections and UDP flows).
     fn connections(&self) -> Vec<ConnectionInfo>;
 }

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv6Addr};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use halb_netlink::{sysctl, Address, Change, LinkEvents, Netlink};
@@ -38,6 +38,8 @@ struct Inst {
     master: Option<IpAddr>,
     sent: u64,
     received: u64,
+    /// Transitions to MASTER (keepalived's `become_master`).
+    became_master: u64,
     drops: BTreeMap<String, u64>,
     /// v3 adverts whose address list differs from ours (accepted).
     address_mismatches: u64,
@@ -254,6 +256,7 @@ impl Engine {
                 delta: 0,
                 master: None,
                 sent: 0,
+                became_master: 0,
                 received: 0,
                 address_mismatches: 0,
                 drops: BTreeMap::new(),
@@ -563,6 +566,11 @@ impl Engine {
                     awaiting_peer,
                 });
                 let primary = inst.primary;
+                if to == State::Master {
+                    if let Some(i) = self.groups.get_mut(g).and_then(|gr| gr.insts.get_mut(m)) {
+                        i.became_master += 1;
+                    }
+                }
                 if group_settled {
                     if let Some(gr) = self.groups.get_mut(g) {
                         gr.notified = Some(to);
@@ -898,6 +906,7 @@ impl Engine {
                     faults: i.faults.iter().cloned().collect(),
                     adverts_sent: i.sent,
                     adverts_received: i.received,
+                    became_master: i.became_master,
                     address_mismatches: i.address_mismatches,
                     drops: i.drops.clone(),
                     takeover: r.is_some_and(Router::takeover),
@@ -915,7 +924,7 @@ pub(crate) async fn run(
     spec: Spec,
     mut commands: mpsc::UnboundedReceiver<Command>,
     events: mpsc::UnboundedSender<Event>,
-    status: Arc<Mutex<Vec<InstanceStatus>>>,
+    status: Arc<arc_swap::ArcSwap<Vec<InstanceStatus>>>,
     ready: std::sync::mpsc::Sender<Result<(), Error>>,
 ) {
     let nl = match Netlink::new() {
@@ -953,9 +962,7 @@ pub(crate) async fn run(
         eng.start_group(g).await;
     }
     let _ = ready.send(Ok(()));
-    if let Ok(mut s) = status.lock() {
-        *s = eng.status();
-    }
+    status.store(Arc::new(eng.status()));
     loop {
         let deadline = eng.groups.iter().filter_map(|g| g.sg.poll_timeout()).min();
         let sleep = async {
@@ -1030,9 +1037,7 @@ pub(crate) async fn run(
                 }
                 Some(Command::Shutdown(reply)) => {
                     shutdown(&mut eng).await;
-                    if let Ok(mut s) = status.lock() {
-                        *s = eng.status();
-                    }
+                    status.store(Arc::new(eng.status()));
                     let _ = reply.send(());
                     return;
                 }
@@ -1043,9 +1048,7 @@ pub(crate) async fn run(
             }
         }
         eng.no_accept.set(eng.blocked());
-        if let Ok(mut s) = status.lock() {
-            *s = eng.status();
-        }
+        status.store(Arc::new(eng.status()));
     }
 }
 

@@ -200,6 +200,8 @@ pub struct InstanceStatus {
     pub adverts_sent: u64,
     /// Adverts received and accepted.
     pub adverts_received: u64,
+    /// Transitions to MASTER since the instance was created.
+    pub became_master: u64,
     /// Packets dropped, by reason.
     pub drops: BTreeMap<String, u64>,
     /// v3 adverts accepted although their address list differs from the
@@ -274,7 +276,10 @@ pub(crate) enum Command {
 #[derive(Debug)]
 pub struct VrrpHandle {
     commands: mpsc::UnboundedSender<Command>,
-    status: Arc<Mutex<Vec<InstanceStatus>>>,
+    /// Published by the VRRP thread after every input; read without a
+    /// lock, so no reader (control socket, dashboard, /metrics) can delay
+    /// the thread.
+    status: Arc<arc_swap::ArcSwap<Vec<InstanceStatus>>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
@@ -325,7 +330,7 @@ impl VrrpHandle {
 
     /// The state of every instance.
     pub fn status(&self) -> Vec<InstanceStatus> {
-        self.status.lock().map(|s| s.clone()).unwrap_or_default()
+        Vec::clone(&self.status.load())
     }
 
     /// Applies a new configuration: priority and VIP changes in place,
@@ -381,7 +386,7 @@ impl VrrpHandle {
 pub fn spawn(spec: Spec) -> Result<(VrrpHandle, mpsc::UnboundedReceiver<Event>), Error> {
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let (ev_tx, ev_rx) = mpsc::unbounded_channel();
-    let status = Arc::new(Mutex::new(Vec::new()));
+    let status = Arc::new(arc_swap::ArcSwap::from_pointee(Vec::new()));
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let st = status.clone();
     let thread = std::thread::Builder::new()

@@ -73,7 +73,7 @@ pub enum ResourceRequest {
     Maintenance { group: Option<String>, on: bool },
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Status {
     pub version: String,
     pub dataplane: String,
@@ -104,6 +104,39 @@ pub struct Status {
     /// stopped here (stop first, then release the VIP).
     #[serde(default)]
     pub held_faults: Vec<HeldFault>,
+    /// Reloads (SIGHUP, `halb reload`) since the start.
+    #[serde(default)]
+    pub reloads: ReloadStats,
+    /// The IPVS sync daemon's role ("master", "backup"), when
+    /// `[global.ipvs.sync_daemon]` is set.
+    #[serde(default)]
+    pub sync_daemon: Option<String>,
+    /// Every real server's weight as configured (checked or not).
+    #[serde(default)]
+    pub configured_weights: Vec<ConfiguredWeight>,
+}
+
+/// Reloads since the daemon started.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReloadStats {
+    /// Reloads asked for (accepted or not).
+    pub total: u64,
+    /// Reloads rejected (the config did not validate, or an address is
+    /// another daemon's) or applied with errors.
+    pub failed: u64,
+    /// When the last reload that applied cleanly ended (seconds since
+    /// the Unix epoch); none before the first.
+    pub last_success_unix: Option<f64>,
+}
+
+/// One real server's configured weight.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfiguredWeight {
+    pub service: String,
+    pub protocol: halb_table::Protocol,
+    pub listen: std::net::SocketAddr,
+    pub real: std::net::SocketAddr,
+    pub weight: u32,
 }
 
 /// A VRRP fault held until resource groups stop (see
@@ -140,6 +173,9 @@ pub struct VrrpStatus {
     pub faults: Vec<String>,
     pub adverts_sent: u64,
     pub adverts_received: u64,
+    /// Transitions to MASTER since the instance was created.
+    #[serde(default)]
+    pub became_master: u64,
     /// Received packets dropped, by reason (`ttl`, `checksum`, `auth`…).
     pub drops: std::collections::BTreeMap<String, u64>,
     /// v3 adverts accepted with another address list than ours.
@@ -882,18 +918,38 @@ impl Reader {
     /// publishes it within [`crate::daemon::FRESH_WAIT`] (else the last
     /// one published).
     pub async fn fresh_status(&self) -> Status {
+        self.refreshed().await;
+        self.status()
+    }
+
+    /// Asks the daemon's task for a fresh snapshot and waits at most
+    /// [`crate::daemon::FRESH_WAIT`] for it.
+    async fn refreshed(&self) {
         let mut rx = self.snapshot.clone();
         rx.borrow_and_update();
         self.refresh.notify_one();
         let _ = tokio::time::timeout(crate::daemon::FRESH_WAIT, rx.changed()).await;
-        self.status()
+    }
+
+    /// What `/metrics` renders: [`Reader::fresh_status`], with the data
+    /// planes' stats read without any lock a connection takes
+    /// ([`halb_table::Observer::stats_unlocked`]); the VRRP rows are the
+    /// thread's published status (read without a lock), so a scrape
+    /// never delays the data plane or an advert.
+    pub async fn metrics_status(&self) -> Status {
+        self.refreshed().await;
+        self.status_with(self.observer.stats_unlocked())
     }
 
     /// The status with the last published director's part.
     pub fn status(&self) -> Status {
+        self.status_with(self.observer.stats())
+    }
+
+    fn status_with(&self, services: Vec<ServiceStats>) -> Status {
         let mut st = Status::clone(&self.snapshot.borrow());
         st.uptime_secs = self.started.elapsed().as_secs();
-        st.services = self.observer.stats();
+        st.services = services;
         st.alerts = self.alerts.stats();
         let handle = self.vrrp.lock().ok().and_then(|h| h.clone());
         st.vrrp = handle.map(|h| crate::vrrp::status(&h)).unwrap_or_default();

@@ -64,6 +64,8 @@ struct Shell {
     vrrp_reloaded: Option<bool>,
     /// The director's part of the status, for the readers.
     published: watch::Sender<Arc<Status>>,
+    /// Reloads counted, for the status and /metrics.
+    reloads: control::ReloadStats,
     /// The VRRP handle, for the readers.
     vrrp_slot: Arc<std::sync::Mutex<Option<Arc<halb_vrrp_net::VrrpHandle>>>>,
     /// This daemon's hold on its listen addresses (last: let go of after
@@ -252,7 +254,33 @@ impl Shell {
                     waiting_for,
                 })
                 .collect(),
+            reloads: self.reloads.clone(),
+            sync_daemon: self.director.sync_role().map(|r| {
+                match r {
+                    SyncRole::Master => "master",
+                    SyncRole::Backup => "backup",
+                }
+                .to_owned()
+            }),
+            configured_weights: self.configured_weights(),
         }
+    }
+
+    fn configured_weights(&self) -> Vec<control::ConfiguredWeight> {
+        let config = self.director.config();
+        config
+            .services
+            .iter()
+            .flat_map(|vs| {
+                vs.reals.iter().map(|r| control::ConfiguredWeight {
+                    service: vs.name.clone(),
+                    protocol: vs.protocol,
+                    listen: vs.listen,
+                    real: r.addr,
+                    weight: r.weight,
+                })
+            })
+            .collect()
     }
 
     fn override_rows(&self) -> Vec<control::OverrideRow> {
@@ -292,7 +320,11 @@ impl Shell {
             Request::Status | Request::Connections | Request::Handover => Response::Error {
                 message: "status is read from the published snapshot".into(),
             },
-            Request::Reload => self.reload(),
+            Request::Reload => {
+                let r = self.reload();
+                self.count_reload(&r);
+                r
+            }
             Request::Resource(r) => self.resource_command(r),
             Request::Standby { on } => self.standby(on),
             Request::Takeover { instance } => self.takeover(instance),
@@ -537,6 +569,19 @@ impl Shell {
             _ => "running: the last reload applied with errors".to_owned(),
         });
         response
+    }
+
+    /// Counts a reload's outcome for the status and /metrics.
+    fn count_reload(&mut self, r: &Response) {
+        self.reloads.total += 1;
+        if matches!(r, Response::Reloaded { .. }) {
+            self.reloads.last_success_unix = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .ok()
+                .map(|d| d.as_secs_f64());
+        } else {
+            self.reloads.failed += 1;
+        }
     }
 
     /// Re-read the config and hand it to the director, which plans the
@@ -978,20 +1023,7 @@ pub fn run(
         let vrrp_slot = Arc::new(std::sync::Mutex::new(
             vrrp.as_ref().map(|v: &vrrp::Running| v.handle.clone()),
         ));
-        let (published, snapshot) = watch::channel(Arc::new(Status {
-            version: String::new(),
-            dataplane: String::new(),
-            config: None,
-            uptime_secs: 0,
-            services: Vec::new(),
-            health: Vec::new(),
-            health_transitions: 0,
-            alerts: halb_alert::AlertStats::default(),
-            resources: Vec::new(),
-            overrides: Vec::new(),
-            vrrp: Vec::new(),
-            held_faults: Vec::new(),
-        }));
+        let (published, snapshot) = watch::channel(Arc::new(Status::default()));
         let reader = Arc::new(Reader {
             snapshot,
             refresh: tokio::sync::Notify::new(),
@@ -1018,6 +1050,7 @@ pub fn run(
             vrrp_reloaded: None,
             published,
             vrrp_slot,
+            reloads: control::ReloadStats::default(),
             locks,
             notify: crate::systemd::Notifier::from_env(),
         };
@@ -1070,7 +1103,8 @@ pub fn run(
                 _ = int.recv() => { tracing::info!("interrupted: stopping"); break; }
                 _ = hup.recv() => {
                     tracing::info!("SIGHUP: reloading");
-                    shell.reload();
+                    let r = shell.reload();
+                    shell.count_reload(&r);
                     shell.publish();
                     shell.after_reply();
                 }

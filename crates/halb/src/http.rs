@@ -1,6 +1,7 @@
 //! The HTTP endpoint: a live dashboard at `/` and the JSON API under
 //! `/api/v1/` (`status`, `connections`, the `events` stream, and with
-//! `http_token` the `command` POST: see `api.rs`). It serves what the
+//! `http_token` the `command` POST: see `api.rs`), and Prometheus
+//! metrics at `/metrics` (`crate::metrics`). It serves what the
 //! control socket serves. Off unless `[global] http_listen` is set (the
 //! demo sets it to 127.0.0.1:9090).
 //!
@@ -25,7 +26,7 @@ use crate::api::{self, Body};
 use crate::control::{Asker, Request as ControlRequest, Response as ControlResponse};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{header, Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
 use std::io;
@@ -271,9 +272,33 @@ async fn route(
         "/api/v1/status" => json(handler.ask(ControlRequest::Status).await),
         "/api/v1/connections" => json(handler.ask(ControlRequest::Connections).await),
         "/api/v1/events" => api::events(handler),
+        "/metrics" => {
+            let st = handler.reader.metrics_status().await;
+            // Prometheus asks for OpenMetrics; anyone else gets the
+            // classic text format (curl, promtool check metrics).
+            let om = req
+                .headers()
+                .get_all(header::ACCEPT)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .any(|v| v.contains("application/openmetrics-text"));
+            if om {
+                reply(
+                    StatusCode::OK,
+                    crate::metrics::OPENMETRICS,
+                    crate::metrics::render_openmetrics(&st).into_bytes(),
+                )
+            } else {
+                reply(
+                    StatusCode::OK,
+                    crate::metrics::TEXT,
+                    crate::metrics::render_text(&st).into_bytes(),
+                )
+            }
+        }
         _ => text(
             StatusCode::NOT_FOUND,
-            "not found; try / or /api/v1/status\n",
+            "not found; try /, /api/v1/status or /metrics\n",
         ),
     }
 }

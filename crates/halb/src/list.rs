@@ -527,7 +527,7 @@ pub fn render_connections(conns: &[ConnectionInfo]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use halb_table::{Counters, Forward, Protocol, RealStats, SchedulerKind};
     use std::time::Duration;
@@ -547,6 +547,9 @@ mod tests {
                 .into(),
             ),
             transitions,
+            probes: 0,
+            failures: 0,
+            last_duration_ms: None,
             configured_weight: 1,
             dynamic_weight: None,
             on_down: halb_table::OnDown::Remove,
@@ -554,7 +557,7 @@ mod tests {
         }
     }
 
-    fn status() -> Status {
+    pub(crate) fn status() -> Status {
         let real = |port: u16, weight: u32, active: u64, inactive: u64, conns: u64| RealStats {
             addr: ([127, 0, 0, 1], port).into(),
             weight,
@@ -655,6 +658,9 @@ mod tests {
             resources: Vec::new(),
             overrides: Vec::new(),
             held_faults: Vec::new(),
+            reloads: Default::default(),
+            sync_daemon: None,
+            configured_weights: Vec::new(),
             vrrp: vec![crate::control::VrrpStatus {
                 name: "VI_1".into(),
                 interface: "eth0".into(),
@@ -669,6 +675,7 @@ mod tests {
                 faults: vec![],
                 adverts_sent: 10,
                 adverts_received: 0,
+                became_master: 1,
                 address_mismatches: 0,
                 takeover: false,
                 awaiting_peer: false,

@@ -18,6 +18,7 @@ mod http;
 mod list;
 mod listenlock;
 mod logging;
+mod metrics;
 mod planes;
 mod realserver;
 mod systemd;

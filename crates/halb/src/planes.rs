@@ -112,6 +112,12 @@ impl Observer for PlanesObserver {
         s
     }
 
+    fn stats_unlocked(&self) -> Vec<ServiceStats> {
+        let mut s = self.proxy.stats_unlocked();
+        s.extend(self.ipvs.stats_unlocked());
+        s
+    }
+
     fn connections(&self) -> Vec<ConnectionInfo> {
         let mut c = self.proxy.connections();
         c.extend(self.ipvs.connections());

@@ -140,6 +140,7 @@ pub fn status(handle: &VrrpHandle) -> Vec<VrrpStatus> {
             faults: s.faults,
             adverts_sent: s.adverts_sent,
             adverts_received: s.adverts_received,
+            became_master: s.became_master,
             address_mismatches: s.address_mismatches,
             takeover: s.takeover,
             awaiting_peer: s.awaiting_peer,

@@ -110,6 +110,31 @@ fn timeout_is_enforced_and_late_result_ignored() {
 }
 
 #[test]
+fn last_duration_is_from_start_to_result_or_timeout() {
+    let t0 = Instant::now();
+    let mut e = Engine::new();
+    e.handle_checks(
+        [(CheckId(1), tcp(1, timing(1, 1, InitialState::FullyUp)))],
+        t0,
+    );
+    assert_eq!(e.status(CheckId(1)).unwrap().last_duration, None);
+    let mut now = t0;
+    let (p, _, _) = next_start(&mut e, &mut now);
+    now += Duration::from_millis(120);
+    assert!(e.handle_result(p, ProbeOutcome::up("connected"), now));
+    let st = e.status(CheckId(1)).unwrap();
+    assert_eq!(st.last_duration, Some(Duration::from_millis(120)));
+    assert_eq!((st.successes, st.failures), (1, 0));
+    // A timeout: the timeout itself, counted as a failure.
+    let (_, spec, _) = next_start(&mut e, &mut now);
+    now += spec.timing.timeout;
+    drain(&mut e, now);
+    let st = e.status(CheckId(1)).unwrap();
+    assert_eq!(st.last_duration, Some(spec.timing.timeout));
+    assert_eq!((st.successes, st.failures), (1, 1));
+}
+
+#[test]
 fn delay_before_retry_while_counting_failures() {
     let t0 = Instant::now();
     let mut e = Engine::new();
