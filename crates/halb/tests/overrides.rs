@@ -175,3 +175,74 @@ fn drain_weight_disable_enable_at_runtime() {
         "{out:?}"
     );
 }
+
+/// A back end that answers every line with its name and the line, on the
+/// same connection, for as long as the client keeps it.
+fn echo_backend(name: &'static str) -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 512];
+                while let Ok(n) = s.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    let mut out = format!("{name}:").into_bytes();
+                    out.extend_from_slice(&buf[..n]);
+                    if s.write_all(&out).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+fn say(s: &mut TcpStream, what: &str) -> String {
+    s.write_all(what.as_bytes()).unwrap();
+    let mut buf = [0u8; 512];
+    let n = s.read(&mut buf).unwrap();
+    String::from_utf8_lossy(&buf[..n]).to_string()
+}
+
+/// `halb drain` is quiescent, as `ipvsadm -w 0`: a connection established
+/// before goes on working through the drain, new ones go elsewhere.
+#[test]
+fn a_drained_real_server_keeps_its_established_connections() {
+    let dir = temp_dir("drain-long");
+    let port = free_port();
+    let (a, b) = (echo_backend("a"), echo_backend("b"));
+    let config = format!(
+        "[[virtual_service]]\nname = \"web\"\nlisten = \"127.0.0.1:{port}\"\nscheduler = \"rr\"\n\
+         real_server = [{{ address = \"{a}\" }}, {{ address = \"{b}\" }}]\n"
+    );
+    let d = Daemon::start(&dir, &config);
+    let vip: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut long = TcpStream::connect(vip).unwrap();
+    long.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let first = say(&mut long, "hello");
+    let (held, other) = if first.starts_with("a:") {
+        (a, "b:")
+    } else {
+        (b, "a:")
+    };
+    let mine = &first[..2];
+    let out = d.ctl(&["drain", "web", &held.to_string()]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(poll(|| (weight_of(&d, held) == Some(0)).then_some(())).is_some());
+    for i in 0..5 {
+        // the established connection still reaches its drained server
+        assert_eq!(
+            say(&mut long, &format!("more{i}")),
+            format!("{mine}more{i}")
+        );
+        // a new one goes to the other
+        let mut s = TcpStream::connect(vip).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        assert!(say(&mut s, "x").starts_with(other));
+    }
+}
