@@ -365,10 +365,13 @@ impl World {
         let b = &mut self.belief[f.group][f.member];
         *b = match f.op {
             Op::Probe | Op::Monitor if r.running() => Belief::Running,
+            // on_fail = ignore: the engine carries on as if the monitor
+            // had passed (Pacemaker's "pretend the resource did not
+            // fail"), whatever the monitor said.
+            Op::Monitor if ignored => *b,
             Op::Probe | Op::Monitor if r.not_running() => Belief::Stopped,
             // An agent that cannot run here runs nothing.
             Op::Probe if matches!(a, Answer::NotInstalled | Answer::Error) => Belief::Stopped,
-            Op::Monitor if ignored => *b,
             Op::Start if r.running() => Belief::Running,
             Op::Stop if r.ok() || r.not_running() => Belief::Stopped,
             _ => Belief::Unknown,
