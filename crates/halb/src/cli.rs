@@ -49,6 +49,12 @@ enum Command {
         #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
         max_config_size: u64,
     },
+    /// Turn another tool's config into halb TOML: `halb import keepalived
+    /// /etc/keepalived/keepalived.conf -o halb.toml`. The report (stderr)
+    /// names everything that did not carry over. Exit 0 (warnings
+    /// only), 1 (--strict and something unmapped), 2 (a parse error, or
+    /// output halb would reject: nothing written).
+    Import(crate::import::ImportArgs),
     /// List virtual services and real servers like `ipvsadm -L -n`.
     List(ListArgs),
     /// Ask the running daemon to re-read its config and apply the changes.
@@ -192,6 +198,7 @@ pub fn main() -> ExitCode {
             file,
             max_config_size,
         } => return check_config(&file, max_config_size),
+        Command::Import(args) => return crate::import::run(&args),
         Command::List(args) => list::run(&args),
         Command::Reload { socket } => reload(socket),
         Command::Resource { action, socket } => {

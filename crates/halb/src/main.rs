@@ -14,6 +14,7 @@ mod daemon;
 mod demo;
 mod handover;
 mod http;
+mod import;
 mod list;
 mod listenlock;
 mod planes;
