@@ -301,14 +301,32 @@ pub fn check(toml: &str, file: &str) -> Result<halb_config::Config, halb_config:
 
 /// Resolve `path` (from an `include` or a reference in `from_file`)
 /// against the directory of `from_file`; absolute paths stay.
-#[allow(dead_code)] // the include-reading formats use it
 pub(crate) fn resolve_relative(from_file: &str, path: &str) -> String {
     if path.starts_with('/') {
         return path.to_owned();
     }
-    match from_file.rfind('/') {
+    let joined = match from_file.rfind('/') {
         Some(i) => format!("{}/{}", &from_file[..i], path),
-        None => path.to_owned(),
+        None => return path.to_owned(),
+    };
+    // `dir/../x` is `x` (lexically, as the kernel would for directories).
+    let abs = joined.starts_with('/');
+    let mut parts: Vec<&str> = Vec::new();
+    for c in joined.split('/') {
+        match c {
+            "" | "." => {}
+            ".." if parts.last().is_some_and(|l| *l != "..") => {
+                parts.pop();
+            }
+            ".." if abs => {}
+            c => parts.push(c),
+        }
+    }
+    let body = parts.join("/");
+    if abs {
+        format!("/{body}")
+    } else {
+        body
     }
 }
 
@@ -357,6 +375,11 @@ mod tests {
         );
         assert_eq!(resolve_relative("keepalived.conf", "x.conf"), "x.conf");
         assert_eq!(resolve_relative("a", "/abs"), "/abs");
+        assert_eq!(
+            resolve_relative("/etc/k/d/b.conf", "../x.inc"),
+            "/etc/k/x.inc"
+        );
+        assert_eq!(resolve_relative("d/b.conf", "./x"), "d/x");
     }
 
     #[test]
