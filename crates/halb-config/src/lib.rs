@@ -41,7 +41,7 @@ use std::time::Duration;
 
 /// Settings that apply to the whole daemon, and the defaults every virtual
 /// service inherits unless it sets its own.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Global {
     /// Where the control socket listens (`halb list`, `halb reload`).
     pub control_socket: PathBuf,
@@ -93,7 +93,7 @@ pub struct Global {
 }
 
 /// What halb does with IPVS services it does not manage.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub enum ForeignServices {
     /// Report them and leave them alone.
     #[default]
@@ -103,7 +103,7 @@ pub enum ForeignServices {
 }
 
 /// `[global.ipvs]`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct IpvsGlobal {
     /// Kernel connection timeouts (`ipvsadm --set`); unset: left as they are.
     pub timeout_tcp: Option<Duration>,
@@ -115,14 +115,14 @@ pub struct IpvsGlobal {
 }
 
 /// Role of the connection-sync daemon.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum SyncRole {
     Master,
     Backup,
 }
 
 /// `[global.ipvs.sync_daemon]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct SyncDaemonConfig {
     /// The fixed state, or the state at start (backup) when it follows
     /// a VRRP instance.
@@ -170,7 +170,7 @@ impl Default for Global {
 }
 
 /// A whole, valid configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Config {
     pub global: Global,
     /// In file order, every default applied.
@@ -192,7 +192,7 @@ pub struct Config {
 }
 
 /// The resolved health check of one real server of one virtual service.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct RealCheck {
     pub service: ServiceKey,
     pub real: std::net::SocketAddr,

@@ -48,6 +48,11 @@ enum Command {
         /// Largest config file read (bytes, or with KiB, MiB, GiB).
         #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
         max_config_size: u64,
+        /// Print the effective config as JSON (every default filled in,
+        /// names resolved, secrets shown as "<redacted>") instead of the
+        /// summary.
+        #[arg(long)]
+        json: bool,
     },
     /// Turn another tool's config into halb TOML: `halb import keepalived
     /// /etc/keepalived/keepalived.conf -o halb.toml`. The report (stderr)
@@ -197,7 +202,8 @@ pub fn main() -> ExitCode {
         Command::CheckConfig {
             file,
             max_config_size,
-        } => return check_config(&file, max_config_size),
+            json,
+        } => return check_config(&file, max_config_size, json),
         Command::Import(args) => return crate::import::run(&args),
         Command::List(args) => list::run(&args),
         Command::Reload { socket } => reload(socket),
@@ -301,9 +307,23 @@ fn parse_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{s:?} is out of range"))
 }
 
-fn check_config(file: &std::path::Path, max_size: u64) -> ExitCode {
+fn check_config(file: &std::path::Path, max_size: u64, json: bool) -> ExitCode {
     let loaded = crate::agents::load(&mut halb_config::Loader::with_max_size(max_size), file);
     match loaded {
+        Ok(cfg) if json => match serde_json::to_string_pretty(&cfg) {
+            Ok(text) => {
+                use std::io::Write;
+                let mut out = std::io::stdout().lock();
+                match writeln!(out, "{text}").and_then(|()| out.flush()) {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(_) => ExitCode::FAILURE,
+                }
+            }
+            Err(e) => {
+                eprintln!("halb: cannot show the config as JSON: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Ok(cfg) => {
             let reals: usize = cfg.services.iter().map(|s| s.reals.len()).sum();
             let groups = match cfg.resource_groups.len() {

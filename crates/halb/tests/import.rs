@@ -113,3 +113,106 @@ fn unknown_format_and_missing_file() {
         stderr(&o)
     );
 }
+
+const SAMPLES: &str = "/usr/share/doc/keepalived/samples";
+
+/// Debian's keepalived samples; None (SKIPPED) without the package, a
+/// failure under CI.
+fn keepalived_samples() -> Option<Vec<PathBuf>> {
+    let dir = std::path::Path::new(SAMPLES);
+    if !dir.is_dir() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{SAMPLES} is missing: install Debian's keepalived package (.ci/packages)"
+        );
+        eprintln!("SKIPPED: {SAMPLES} is missing (apt-get install keepalived)");
+        return None;
+    }
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("keepalived.conf.")
+        })
+        .collect();
+    v.sort();
+    Some(v)
+}
+
+#[test]
+fn every_keepalived_sample_through_the_binary() {
+    let Some(samples) = keepalived_samples() else {
+        return;
+    };
+    let d = tempdir("samples");
+    for s in samples {
+        let out = d.join(format!("{}.toml", s.file_name().unwrap().to_string_lossy()));
+        let o = halb(&[
+            "import",
+            "auto",
+            s.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}: {}", s.display(), stderr(&o));
+        assert!(
+            stderr(&o).contains("looks like keepalived"),
+            "{}",
+            stderr(&o)
+        );
+        let c = halb(&["check-config", out.to_str().unwrap()]);
+        assert_eq!(c.status.code(), Some(0), "{}: {}", s.display(), stderr(&c));
+        let j = halb(&["check-config", "--json", out.to_str().unwrap()]);
+        assert_eq!(j.status.code(), Some(0), "{}", stderr(&j));
+        let v: serde_json::Value = serde_json::from_slice(&j.stdout).unwrap();
+        assert!(
+            v["services"].is_array() && v["vrrp_instances"].is_array(),
+            "{v}"
+        );
+    }
+    // A sample with unmapped items: --strict fails, with the file written.
+    let quorum = format!("{SAMPLES}/keepalived.conf.quorum");
+    let out = d.join("strict.toml");
+    let o = halb(&[
+        "import",
+        "--strict",
+        "keepalived",
+        &quorum,
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o)
+            .contains("keepalived.conf.quorum:31:3: unmapped: virtual_server 10.0.1.1 80.quorum"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn check_config_json_fills_defaults_and_redacts() {
+    let d = tempdir("json");
+    let f = d.join("halb.toml");
+    std::fs::write(
+        &f,
+        "[[virtual_service]]\nlisten = \"127.0.0.1:8080\"\n[[virtual_service.real_server]]\naddress = \"127.0.0.1:18081\"\n\
+         [[vrrp_instance]]\nname = \"VI_1\"\ninterface = \"lo\"\nvirtual_router_id = 9\nversion = 2\n\
+         virtual_ipaddress = [\"192.0.2.9/32\"]\nauth = { type = \"pass\", password = \"s3cret\" }\n",
+    )
+    .unwrap();
+    let o = halb(&["check-config", "--json", f.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(!text.contains("s3cret"), "{text}");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["services"][0]["name"], "tcp/127.0.0.1:8080");
+    assert_eq!(v["services"][0]["scheduler"], "wlc");
+    assert_eq!(v["vrrp_instances"][0]["priority"], 100);
+    assert_eq!(v["vrrp_instances"][0]["auth"]["pass"], "<redacted>");
+    std::fs::remove_dir_all(&d).unwrap();
+}
