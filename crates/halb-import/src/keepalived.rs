@@ -546,6 +546,15 @@ fn known_unmapped(key: &str) -> Option<(&'static str, Advice)> {
         "vrrp_priority" | "checker_priority" | "bfd_priority" | "vrrp_no_swap" | "checker_no_swap" | "vrrp_rt_priority" | "checker_rt_priority" => ("a scheduling priority of keepalived's processes", f("halb's VRRP thread runs SCHED_RR as root")),
         "max_auto_priority" => ("limits the real-time priority", ns),
         "virtualhost" => ("the Host header of HTTP checks", ns),
+        "regex_no_match" | "regex_min_offset" | "regex_max_offset" | "regex_stack" | "regex_use_preload" => ("a refinement of the url's regex", f("body_regex matches anywhere in the body")),
+        "tls_compliant" | "fast_recovery" => ("a detail of the HTTP checker's connection", ns),
+        "lvs_flush" => ("empties the IPVS table at start", Advice::Key("global.ipvs.foreign = \"remove\" (removes what is not in the file, at start and reloads)".to_owned())),
+        "lvs_flush_onstop" => ("empties the IPVS table at stop", f("halb removes its own services at stop and leaves the others")),
+        "vrrp_notify_fifo" | "notify_fifo" | "notify_fifo_script" | "vrrp_notify_fifo_script" | "lvs_notify_fifo" | "lvs_notify_fifo_script" => ("state changes written to a FIFO", f("notify scripts, the control socket (halb list --json)")),
+        "enable_traps" | "enable_snmp_vrrp" | "enable_snmp_checker" | "enable_snmp_rfc" | "enable_snmp_rfcv2" | "enable_snmp_rfcv3" | "snmp_socket" | "enable_dbus" => ("SNMP or D-Bus", f("the dashboard's JSON API (/api/v1/status)")),
+        "vrrp_startup_delay" | "vrrp_min_garp" | "vrrp_garp_extra_if" | "vrrp_lower_prio_no_advert" | "vrrp_higher_prio_send_advert" | "lower_prio_no_advert" | "higher_prio_send_advert" | "unicast_ttl" | "unicast_fault_no_peer" | "track_src_ip" | "kernel_rx_buf_size" | "vrrp_rx_bufs_policy" | "vrrp_rx_bufs_multiplier" => ("a detail of keepalived's VRRP behaviour", ns),
+        "no_email_faults" | "startup_script" | "startup_script_timeout" | "shutdown_script" | "shutdown_script_timeout" | "dynamic_interfaces" | "process_names" | "process_name" | "vrrp_process_name" | "checker_process_name" | "bfd_process_name" | "random_seed" | "default_interface" | "linkbeat_use_polling" | "linkbeat_interfaces" | "instance" | "use_pid_dir" | "child_wait_time" | "config_save_dir" | "tmp_config_directory" | "reload_check_config" | "reload_time_file" | "reload_repeat" | "reload_file" | "umask" | "uid" | "gid" | "notify_fifo_user" => ("a setting of keepalived's own processes", ns),
+        "FILE_CHECK" => ("a real server's state (and weight) from a file", ns),
         _ => return None,
     })
 }
@@ -688,6 +697,7 @@ impl Mapper<'_> {
                 "vrrp_garp_interval" => self.vrrp.garp_interval = self.secs(n, ctx).unwrap_or(0),
                 "vrrp_garp_master_refresh_repeat" => self.refresh_repeat(n, ctx),
                 "lvs_sync_daemon" => self.sync_daemon(n, ctx, None, out),
+                "lvs_timeouts" => self.lvs_timeouts(n, ctx, out),
                 _ => self.unmapped(n, ctx),
             }
         }
@@ -718,6 +728,53 @@ impl Mapper<'_> {
                     ),
                 );
             }
+        }
+    }
+
+    /// `lvs_timeouts tcp N tcpfin N udp N` (seconds).
+    fn lvs_timeouts(&mut self, n: &Node, ctx: &str, out: &mut Emitter) {
+        let mut i = 0;
+        while i < n.args.len() {
+            let key = match n.arg(i) {
+                Some("tcp") => "timeout_tcp",
+                Some("tcpfin") => "timeout_tcpfin",
+                Some("udp") => "timeout_udp",
+                _ => {
+                    self.report.error(
+                        &n.args[i].pos,
+                        &join_path(ctx, n.k()),
+                        format!("unknown protocol {:?}", n.arg(i).unwrap_or("")),
+                        Advice::Fix("tcp N, tcpfin N or udp N (seconds)".into()),
+                    );
+                    i += 2;
+                    continue;
+                }
+            };
+            match n.arg(i + 1).and_then(|v| v.parse::<u64>().ok()) {
+                Some(v) if v > 0 => {
+                    let pos = n.pos().clone();
+                    emit::set_str(
+                        out.global_table(&["ipvs"], &pos, "global_defs lvs_timeouts"),
+                        key,
+                        dur(v * 1000),
+                    );
+                }
+                _ => {
+                    let pos = n
+                        .args
+                        .get(i + 1)
+                        .map(|t| &t.pos)
+                        .unwrap_or(&n.args[i].pos)
+                        .clone();
+                    self.report.error(
+                        &pos,
+                        &join_path(ctx, n.k()),
+                        "missing or bad number of seconds",
+                        Advice::Fix("lvs_timeouts tcp 900 tcpfin 120 udp 300".into()),
+                    );
+                }
+            }
+            i += 2;
         }
     }
 
@@ -2123,5 +2180,80 @@ mod tests {
         assert_eq!(cfg.checks.len(), 2);
         insta::assert_snapshot!(out.toml);
         insta::assert_snapshot!(out.report.render());
+    }
+}
+
+#[cfg(test)]
+mod more_tests {
+    use crate::{import, Format, Input, MemorySource, Options};
+
+    fn run(text: &str) -> Result<crate::Imported, crate::Report> {
+        import(
+            Format::Keepalived,
+            &[Input::new("k.conf", text)],
+            &MemorySource::default(),
+            &Options::default(),
+        )
+    }
+
+    #[test]
+    fn tabs_spaces_braces_on_the_next_line_and_quotes() {
+        let text = "global_defs\n{\n\tlvs_timeouts tcp 900 tcpfin 120 udp 300\n\tvrrp_strict\n}\n\
+            vrrp_script chk {\n\tscript \"/usr/bin/pidof haproxy\"\n  \tweight -20 # comment\n}\n\
+            vrrp_instance VI_1\n{\n \tinterface eth0 ! a comment\n\tvirtual_router_id 7\n\tvirtual_ipaddress { 192.0.2.7/24 }\n\
+            \ttrack_script {\n\t\tchk\n\t}\n\tnotify_master \"/etc/k/n.sh master now\"\n}\n\
+            vrrp_sync_group G {\n group {\n  VI_1\n  VI_9\n }\n}\n";
+        let out = run(text).unwrap();
+        let cfg = crate::check(&out.toml, "x.toml")
+            .unwrap_or_else(|e| panic!("{}\n{}", e.render(), out.toml));
+        let vi = &cfg.vrrp_instances[0];
+        assert!(!vi.accept, "vrrp_strict: no accept");
+        assert_eq!(
+            vi.track_script[0].command,
+            vec!["/usr/bin/pidof", "haproxy"]
+        );
+        assert_eq!(vi.track_script[0].weight, -20);
+        assert_eq!(
+            vi.notify.master.as_deref(),
+            Some(&["/etc/k/n.sh".to_owned(), "master".into(), "now".into()][..])
+        );
+        assert_eq!(
+            cfg.global.ipvs.timeout_tcp,
+            Some(std::time::Duration::from_secs(900))
+        );
+        assert_eq!(cfg.vrrp_sync_groups[0].instances, vec!["VI_1"]);
+        let r = out.report.render();
+        assert!(
+            r.contains("k.conf:23:3: unmapped: vrrp_sync_group.group: instance \"VI_9\""),
+            "{r}"
+        );
+    }
+
+    #[test]
+    fn groups_and_ranges_expand() {
+        let text = "virtual_server_group G {\n 192.0.2.1-3 80\n fwmark 5\n}\n\
+            virtual_server group G {\n lb_kind TUN\n protocol TCP\n real_server 198.51.100.1 80 {\n  TCP_CHECK {\n   connect_timeout 1\n  }\n }\n}\n";
+        let out = run(text).unwrap();
+        let cfg = crate::check(&out.toml, "x.toml")
+            .unwrap_or_else(|e| panic!("{}\n{}", e.render(), out.toml));
+        assert_eq!(cfg.services.len(), 4);
+        assert_eq!(cfg.checks.len(), 4);
+        let e = run("virtual_server_group G {\n 192.0.2.9-3 80\n}\n").unwrap_err();
+        assert!(
+            e.render()
+                .contains("k.conf:2:2: error: virtual_server_group G: bad range"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn known_but_unmapped_and_unknown_keywords_differ() {
+        let out = run("global_defs {\n enable_snmp_vrrp\n frobnicate 3\n}\n").unwrap();
+        let r = out.report.render();
+        assert!(
+            r.contains("k.conf:2:2: unmapped: global_defs.enable_snmp_vrrp: SNMP or D-Bus"),
+            "{r}"
+        );
+        assert!(r.contains("k.conf:3:2: unmapped: global_defs.frobnicate: not a keyword keepalived 2.2 reads here"), "{r}");
     }
 }

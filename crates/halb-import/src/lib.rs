@@ -120,7 +120,8 @@ pub fn guess_format(text: &str) -> Option<Format> {
             | "static_routes"
             | "vrrp_track_process"
             | "track_file"
-            | "linkbeat_use_polling" => return Some(Format::Keepalived),
+            | "linkbeat_use_polling"
+            | "include" => return Some(Format::Keepalived),
             "virtual" | "checktimeout" | "negotiatetimeout" | "checkinterval" | "autoreload"
             | "quiescent" | "emailalert" | "fallback" | "logfile"
                 if line.contains('=') =>
@@ -337,7 +338,7 @@ mod tests {
     #[test]
     fn guesses() {
         assert_eq!(
-            guess_format("! comment\nglobal_defs {\n}\n"),
+            guess_format("include /etc/keepalived/conf.d/*.conf\n"),
             Some(Format::Keepalived)
         );
         assert_eq!(
