@@ -512,6 +512,29 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    #[test]
+    fn fwmark_real_servers_may_have_port_0() {
+        let base = "[[virtual_service]]\ndata_plane = \"ipvs\"\nfwmark = 1\n\
+                    [[virtual_service.real_server]]\naddress = \"192.0.2.1:0\"\n";
+        let c = parse(base, Path::new("x.toml")).unwrap();
+        assert_eq!(c.services[0].reals[0].addr.port(), 0);
+        let ok = format!("{base}check = {{ type = \"tcp\", port = 80 }}\n");
+        let c = parse(&ok, Path::new("x.toml")).unwrap();
+        assert_eq!(c.checks[0].spec.target.port(), 80);
+        let bad = format!("{base}check = {{ type = \"tcp\" }}\n");
+        let e = parse(&bad, Path::new("x.toml")).unwrap_err();
+        assert!(
+            e.render().contains("has port 0: its check has no port"),
+            "{e}"
+        );
+        let e = parse(
+            "[[virtual_service]]\nlisten = \"192.0.2.9:80\"\n[[virtual_service.real_server]]\naddress = \"192.0.2.1:0\"\n",
+            Path::new("x.toml"),
+        )
+        .unwrap_err();
+        assert!(e.render().contains("port 0 is not allowed"), "{e}");
+    }
+
     fn only_error(e: &ConfigErrors) -> &ConfigError {
         assert_eq!(e.len(), 1, "{e}");
         &e.errors[0]

@@ -134,16 +134,12 @@ fn import_one(input: &Input, out: &mut Emitter, report: &mut Report) {
             emit::set_sub_table(&mut t, "persistence", p);
         }
         for d in dests {
-            if d.addr.port() == 0 {
+            if d.addr.port() == 0 && !matches!(svc.id, ServiceId::Fwmark { .. }) {
                 report.unmapped(
                     &pos,
                     &format!("-r {}", d.addr),
-                    "a real server of port 0: each packet keeps its own destination port",
-                    Advice::Feature(
-                        "not supported yet (halb needs the real server's port): add it by hand \
-                         with the port it serves, or one service per port"
-                            .to_owned(),
-                    ),
+                    "a real server of port 0 in a service of one port",
+                    Advice::Fix("give the real server's port (left out)".to_owned()),
                 );
                 continue;
             }

@@ -1565,10 +1565,12 @@ impl Mapper<'_> {
             }
             emit::set_sub_table(&mut svc, "persistence", p);
         }
+        // A real server without a port only where every endpoint is a mark.
+        let all_fwmark = endpoints.iter().all(|e| e.0.starts_with("fwmark"));
         // The real servers (the same under every endpoint of a group).
         let mut real_tables = Vec::new();
         for r in reals {
-            if let Some(t) = self.real_server(r, &ctx, &d, fwd) {
+            if let Some(t) = self.real_server(r, &ctx, &d, fwd, all_fwmark) {
                 real_tables.push((t, r.pos().clone()));
             }
         }
@@ -1604,6 +1606,7 @@ impl Mapper<'_> {
         vctx: &str,
         vd: &CheckDefaults,
         fwd: &str,
+        vfwmark: bool,
     ) -> Option<Table> {
         let ctx = format!(
             "{vctx}.real_server {}",
@@ -1624,11 +1627,17 @@ impl Mapper<'_> {
             );
             return None;
         };
-        if port == "0" {
-            self.report.unmapped(b.pos(), &ctx, "a real server without a port: each packet keeps its own port", Advice::Feature("not supported yet (halb needs the real server's port): the real server was left out".into()));
+        if port == "0" && !vfwmark {
+            self.report.unmapped(
+                b.pos(),
+                &ctx,
+                "a real server without a port in a service of one port",
+                Advice::Fix("give the real server's port (it was left out)".into()),
+            );
             return None;
         }
-        let mut t = emit::table(b.pos(), &format!("real_server {ip} {port}"));
+        let head: Vec<&str> = b.args.iter().map(|t| t.text.as_str()).collect();
+        let mut t = emit::table(b.pos(), &format!("real_server {}", head.join(" ")));
         emit::set_str(&mut t, "address", addr);
         let mut d = vd.clone();
         let mut fwd = fwd;
@@ -1677,6 +1686,27 @@ impl Mapper<'_> {
                 continue;
             }
             if let Some(check) = self.checker(c, &ctx, &d, port) {
+                let portless = matches!(
+                    check.get("type").and_then(|v| v.as_str()),
+                    Some("icmp" | "external")
+                );
+                if port == "0"
+                    && !portless
+                    && !check.contains_key("port")
+                    && !check.contains_key("address")
+                {
+                    self.report.unmapped(
+                        c.pos(),
+                        &join_path(&ctx, c.k()),
+                        "a check of a real server without a port, without connect_port",
+                        Advice::Fix(
+                            "add connect_port (halb needs a port to probe): the check was left out"
+                                .into(),
+                        ),
+                    );
+                    first = false;
+                    continue;
+                }
                 emit::set_sub_table(&mut t, "check", check);
                 first = false;
             }

@@ -88,7 +88,7 @@ fn parse_errors_exit_2_positioned_nothing_written() {
 
 #[test]
 fn strict_exits_1_on_unmapped() {
-    let rules = "-A -f 7 -s rr\n-a -f 7 -r 198.51.100.4:0 -g -w 1\n";
+    let rules = "-A -t 192.0.2.1:80 -s rr\n-a -t 192.0.2.1:80 -r 198.51.100.4:0 -g -w 1\n";
     let o = halb_stdin(&["import", "ipvsadm", "-"], rules);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(
