@@ -285,6 +285,7 @@ pub fn import(
             }
         }
     }
+    report.sort();
     if report.has_errors() {
         return Err(report.errors_only());
     }

@@ -190,6 +190,21 @@ impl Report {
         self.push(Finding::error(pos, key, what, fix));
     }
 
+    /// In source order: by line and column within each file, the files
+    /// in the order they first appear.
+    pub fn sort(&mut self) {
+        let mut files: Vec<String> = Vec::new();
+        for f in &self.findings {
+            if !files.contains(&f.file) {
+                files.push(f.file.clone());
+            }
+        }
+        self.findings.sort_by_key(|f| {
+            let i = files.iter().position(|x| *x == f.file).unwrap_or(0);
+            (i, f.line, f.col)
+        });
+    }
+
     pub fn count(&self, s: Severity) -> usize {
         self.findings.iter().filter(|f| f.severity == s).count()
     }
