@@ -905,10 +905,15 @@ impl Mapper<'_> {
         let mut peers: Vec<String> = Vec::new();
         let mut interface = None;
         let mut vrid = None;
+        let mut state_master: Option<Pos> = None;
+        let mut priority_set = false;
         for n in b.children() {
             let k = n.k();
             match k {
                 "state" => {
+                    if n.arg(0) == Some("MASTER") {
+                        state_master = Some(n.pos().clone());
+                    }
                     match n.arg(0) {
                         Some("MASTER") | Some("BACKUP") => self.report.note(n.pos(), &join_path(&ctx, k), "the state the instance starts in", Advice::Feature("halb starts as backup and the election decides at once (priority and preempt)".into())),
                         _ => self.bad(n, 0, &ctx, "MASTER or BACKUP"),
@@ -930,6 +935,7 @@ impl Mapper<'_> {
                     if let Some(v) = self.int(n, &ctx, 1, 255) {
                         emit::set_int(&mut t, "priority", v);
                     }
+                    priority_set = true;
                 }
                 "advert_int" => advert_ms = self.secs(n, &ctx).unwrap_or(1000),
                 "version" => version = self.int(n, &ctx, 2, 3),
@@ -953,7 +959,11 @@ impl Mapper<'_> {
                     for c in n.children() {
                         match c.k() {
                             "auth_type" => ty = c.arg(0).map(str::to_owned),
-                            "auth_pass" => pass = self.string(c, &ctx, "a password").map(|p| (p, c.pos().clone())),
+                            "auth_pass" => {
+                                pass = self
+                                    .string(c, &ctx, "a password")
+                                    .map(|p| (p, c.pos().clone()))
+                            }
                             _ => self.unmapped(c, &join_path(&ctx, "authentication")),
                         }
                     }
@@ -972,7 +982,12 @@ impl Mapper<'_> {
                     for c in n.children() {
                         peers.push(c.k().to_owned());
                         if !c.args.is_empty() {
-                            self.report.unmapped(c.pos(), &join_path(&ctx, "unicast_peer"), "a per-peer option (min_ttl, max_ttl)", Advice::NotSupported);
+                            self.report.unmapped(
+                                c.pos(),
+                                &join_path(&ctx, "unicast_peer"),
+                                "a per-peer option (min_ttl, max_ttl)",
+                                Advice::NotSupported,
+                            );
                         }
                     }
                 }
@@ -981,7 +996,12 @@ impl Mapper<'_> {
                         if let Some((v, is6)) = self.vip(c, &ctx, interface.as_deref()) {
                             let ip = c.k().split('/').next().unwrap_or("").to_owned();
                             if !seen_vips.insert(ip.clone()) {
-                                self.report.note(c.pos(), &join_path(&ctx, "virtual_ipaddress"), format!("{ip} is listed twice (keepalived adds it once)"), Advice::Fix("written once".into()));
+                                self.report.note(
+                                    c.pos(),
+                                    &join_path(&ctx, "virtual_ipaddress"),
+                                    format!("{ip} is listed twice (keepalived adds it once)"),
+                                    Advice::Fix("written once".into()),
+                                );
                                 continue;
                             }
                             v6 |= is6;
@@ -1005,7 +1025,12 @@ impl Mapper<'_> {
                             continue;
                         };
                         let Some(cmd) = s.command.clone() else {
-                            self.report.unmapped(c.pos(), &join_path(&ctx, "track_script"), format!("vrrp_script {sname:?} has no script"), Advice::None);
+                            self.report.unmapped(
+                                c.pos(),
+                                &join_path(&ctx, "track_script"),
+                                format!("vrrp_script {sname:?} has no script"),
+                                Advice::None,
+                            );
                             continue;
                         };
                         let mut ts = Table::new();
@@ -1033,14 +1058,24 @@ impl Mapper<'_> {
                         emit::set_str(&mut t, k, s);
                     }
                 }
-                "notify_master_rx_lower_pri" | "notify_deleted" => self.report.unmapped(n.pos(), &join_path(&ctx, k), "a notify script for an event halb does not signal", Advice::NotSupported),
+                "notify_master_rx_lower_pri" | "notify_deleted" => self.report.unmapped(
+                    n.pos(),
+                    &join_path(&ctx, k),
+                    "a notify script for an event halb does not signal",
+                    Advice::NotSupported,
+                ),
                 "garp_master_delay" => garp.2 = self.secs(n, &ctx).unwrap_or(5000),
                 "garp_master_repeat" => garp.0 = self.int(n, &ctx, 0, 100).unwrap_or(5),
                 "garp_master_refresh" => garp.3 = self.secs(n, &ctx).unwrap_or(0),
                 "garp_interval" => garp.1 = self.secs(n, &ctx).unwrap_or(0),
                 "garp_master_refresh_repeat" => self.refresh_repeat(n, &ctx),
                 "lvs_sync_daemon_interface" => self.sync_daemon(n, &ctx, Some(&name), out),
-                "smtp_alert" => self.report.unmapped(n.pos(), &join_path(&ctx, k), "mails the instance's state changes", Advice::Feature("a notify script that sends the mail".into())),
+                "smtp_alert" => self.report.unmapped(
+                    n.pos(),
+                    &join_path(&ctx, k),
+                    "mails the instance's state changes",
+                    Advice::Feature("a notify script that sends the mail".into()),
+                ),
                 _ => self.unmapped(n, &ctx),
             }
         }
@@ -1051,6 +1086,18 @@ impl Mapper<'_> {
                 "an instance needs `interface` and `virtual_router_id`",
                 Advice::Fix("add both (keepalived refuses the instance too)".into()),
             );
+        }
+        if !priority_set {
+            // keepalived: no priority and state MASTER make the address
+            // owner (255); halb keeps 255 for a director that owns the VIPs.
+            let p = match &state_master {
+                Some(pos) => {
+                    self.report.note(pos, &join_path(&ctx, "state"), "state MASTER without a priority: keepalived runs it at 255, as the address owner", Advice::Key("priority = 254 (written: the highest below the owner; 255 only if the VIPs are this director's own addresses)".into()));
+                    254
+                }
+                None => 100,
+            };
+            emit::set_int(&mut t, "priority", p);
         }
         let version = if v6 { 3 } else { version.unwrap_or(2) };
         emit::set_int(&mut t, "version", version);
@@ -2257,6 +2304,22 @@ mod more_tests {
             r.contains("k.conf:23:3: unmapped: vrrp_sync_group.group: instance \"VI_9\""),
             "{r}"
         );
+    }
+
+    #[test]
+    fn master_without_priority_is_keepaliveds_owner() {
+        let text = "vrrp_instance V {\n state MASTER\n interface eth0\n virtual_router_id 3\n virtual_ipaddress {\n  192.0.2.3\n }\n}\n";
+        let out = run(text).unwrap();
+        assert!(out.toml.contains("priority = 254"), "{}", out.toml);
+        assert!(
+            out.report.render().contains(
+                "k.conf:2:2: note: vrrp_instance V.state: state MASTER without a priority"
+            ),
+            "{}",
+            out.report
+        );
+        let out = run(&text.replace("MASTER", "BACKUP")).unwrap();
+        assert!(out.toml.contains("priority = 100"), "{}", out.toml);
     }
 
     #[test]
