@@ -1963,9 +1963,9 @@ impl Mapper<'_> {
             .unwrap_or(interval)
             .max(10);
         emit::set_str(&mut t, "delay_before_retry", dur(dbr));
-        if let Some(w) = d.warmup {
-            emit::set_str(&mut t, "warmup", dur(w));
-        }
+        // keepalived's warmup defaults to delay_loop (a random delay of up
+        // to one interval before the first check).
+        emit::set_str(&mut t, "warmup", dur(d.warmup.unwrap_or(interval)));
         emit::set_str(
             &mut t,
             "initial",
