@@ -1527,7 +1527,7 @@ impl Mapper<'_> {
         let mut svc = Table::new();
         emit::set_str(&mut svc, "data_plane", "ipvs");
         let mut d = CheckDefaults::default();
-        let mut fwd = "route";
+        let mut fwd = "";
         let mut on_down = "remove";
         let mut reals: Vec<&Node> = Vec::new();
         let mut persistence: Option<Table> = None;
@@ -1593,6 +1593,21 @@ impl Mapper<'_> {
                     }
                 }
                 _ => self.unmapped(n, &ctx),
+            }
+        }
+        if fwd.is_empty() {
+            // keepalived: "no forwarding method set, setting default NAT".
+            fwd = "masq";
+            if reals
+                .iter()
+                .any(|r| !r.children().iter().any(|c| c.k() == "lvs_method"))
+            {
+                self.report.note(
+                    b.pos(),
+                    &ctx,
+                    "no lb_kind: keepalived warns and uses NAT",
+                    Advice::Key("forward = \"masq\" (written)".into()),
+                );
             }
         }
         emit::set_str(&mut svc, "on_down", on_down);
