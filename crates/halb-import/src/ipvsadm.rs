@@ -97,6 +97,15 @@ fn import_one(input: &Input, out: &mut Emitter, report: &mut Report) {
                 family == Family::V6
             }
         };
+        if !SCHEDULERS.contains(&svc.scheduler.as_str()) {
+            report.error(
+                &pos,
+                "-s",
+                format!("unknown scheduler {:?}", svc.scheduler),
+                Advice::Fix(format!("one of {}", SCHEDULERS.join(", "))),
+            );
+            continue;
+        }
         emit::set_str(&mut t, "scheduler", &svc.scheduler);
         let mut flags = Vec::new();
         if svc.flags.sched_fallback {
@@ -143,6 +152,19 @@ fn import_one(input: &Input, out: &mut Emitter, report: &mut Report) {
                 );
                 continue;
             }
+            if let ServiceId::Inet { addr, .. } = svc.id {
+                if addr == d.addr {
+                    report.unmapped(
+                        &pos,
+                        &format!("-r {}", d.addr),
+                        "a real server that is the service's own address",
+                        Advice::Fix(
+                            "halb refuses a service that loops into itself: left out".to_owned(),
+                        ),
+                    );
+                    continue;
+                }
+            }
             let mut r = toml_edit::Table::new();
             emit::set_str(&mut r, "address", d.addr.to_string());
             emit::set_int(&mut r, "weight", i64::from(d.weight));
@@ -173,6 +195,11 @@ fn import_one(input: &Input, out: &mut Emitter, report: &mut Report) {
         out.virtual_service(t);
     }
 }
+
+/// The IPVS schedulers halb knows (its config refuses others).
+const SCHEDULERS: &[&str] = &[
+    "rr", "wrr", "lc", "wlc", "sed", "nq", "sh", "dh", "lblc", "lblcr", "mh", "fo", "ovf",
+];
 
 fn proto_name(p: IpvsProtocol) -> &'static str {
     match p {
@@ -220,5 +247,72 @@ mod tests {
                     -A -t 192.0.2.2:80 -q\n";
         let e = run(text).unwrap_err();
         insta::assert_snapshot!(e.render());
+    }
+}
+
+#[cfg(test)]
+mod props {
+    use crate::{import, Format, Input, MemorySource, Options, Severity};
+    use proptest::prelude::*;
+
+    const WORDS: &[&str] = &[
+        "-A",
+        "-a",
+        "-E",
+        "-e",
+        "-t",
+        "-u",
+        "-f",
+        "-r",
+        "-s",
+        "-p",
+        "-M",
+        "-w",
+        "-x",
+        "-y",
+        "-g",
+        "-m",
+        "-i",
+        "-o",
+        "-b",
+        "-6",
+        "--tun-type",
+        "--tun-port",
+        "192.0.2.1:80",
+        "[2001:db8::1]:80",
+        "198.51.100.1:0",
+        "7",
+        "rr",
+        "sh-port",
+        "gue",
+        "x",
+        "",
+        "#",
+    ];
+
+    proptest! {
+        #[test]
+        fn random_lines_never_panic_and_errors_are_positioned(
+            lines in proptest::collection::vec(proptest::collection::vec(0..WORDS.len(), 0..8), 0..12)
+        ) {
+            let text: String = lines
+                .iter()
+                .map(|l| l.iter().map(|&i| WORDS[i]).collect::<Vec<_>>().join(" ") + "\n")
+                .collect();
+            match import(Format::Ipvsadm, &[Input::new("r", text.as_str())], &MemorySource::default(), &Options::default()) {
+                Ok(out) => {
+                    // What the importer writes, halb accepts.
+                    if let Err(e) = crate::check(&out.toml, "x.toml") {
+                        prop_assert!(false, "{}\n{}\n{}", text, e.render(), out.toml);
+                    }
+                }
+                Err(e) => {
+                    for f in &e.findings {
+                        prop_assert_eq!(f.severity, Severity::Error);
+                        prop_assert!(f.line >= 1 && f.col >= 1, "{}", f);
+                    }
+                }
+            }
+        }
     }
 }
