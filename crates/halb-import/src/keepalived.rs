@@ -1464,8 +1464,8 @@ impl Mapper<'_> {
             }
             for a in addrs {
                 match sockaddr(&a.to_string(), port) {
-                    Some(s) => list.push((s, n.pos().clone())),
-                    None => {
+                    Some(s) if port != "0" => list.push((s, n.pos().clone())),
+                    _ => {
                         self.bad(n, 0, &ctx, "a port 1..65535");
                         break;
                     }
@@ -1500,6 +1500,10 @@ impl Mapper<'_> {
                 }
             },
             [ip, port] => match sockaddr(ip, port) {
+                Some(_) if *port == "0" => {
+                    self.bad(b, 1, &ctx, "a port 1..65535 (fwmark N for every port)");
+                    return;
+                }
                 Some(s) => vec![(s, b.pos().clone())],
                 None => {
                     self.report.error(
@@ -2335,6 +2339,13 @@ mod more_tests {
         );
         let out = run(&text.replace("MASTER", "BACKUP")).unwrap();
         assert!(out.toml.contains("priority = 100"), "{}", out.toml);
+    }
+
+    #[test]
+    fn values_halb_refuses_are_errors_at_their_item() {
+        let text = "global_defs {\n notification_email {\n  ops@example.com\n }\n notification_email_from \"A B@x\"\n}\n";
+        let e = run(text).unwrap_err();
+        assert!(e.render().starts_with("k.conf:1:1: error: global.alert.email_from: halb refuses the value imported from here"), "{e}");
     }
 
     #[test]

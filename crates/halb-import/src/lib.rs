@@ -289,10 +289,42 @@ pub fn import(
     if report.has_errors() {
         return Err(report.errors_only());
     }
-    Ok(Imported {
-        toml: out.finish(),
-        report,
-    })
+    let toml = out.finish();
+    // A value the importer carried over as it was but halb refuses (an
+    // e-mail address with a space, an interface name too long): an error
+    // of the input, placed at the item it came from.
+    if let Err(errors) = check(&toml, "imported.toml") {
+        let mut bad = Report::default();
+        for e in &errors.errors {
+            let pos = origin_of(&toml, e.line);
+            let fix = e.fix.clone().or_else(|| e.expected.clone());
+            bad.error(
+                &pos,
+                &e.key,
+                format!("halb refuses the value imported from here: {}", e.message),
+                fix.map(Advice::Fix).unwrap_or(Advice::None),
+            );
+        }
+        return Err(bad);
+    }
+    Ok(Imported { toml, report })
+}
+
+/// The `(from FILE:LINE)` of the item that holds line `line` of the
+/// output (the nearest origin comment above it).
+fn origin_of(toml: &str, line: usize) -> Pos {
+    let lines: Vec<&str> = toml.lines().collect();
+    let upto = line.min(lines.len());
+    for l in lines[..upto].iter().rev() {
+        if let Some(rest) = l.strip_prefix('#').and_then(|r| r.rsplit_once("(from ")) {
+            if let Some((file, n)) = rest.1.trim_end_matches(')').rsplit_once(':') {
+                if let Ok(n) = n.parse::<usize>() {
+                    return Pos::new(file, n.max(1), 1);
+                }
+            }
+        }
+    }
+    Pos::new("<import>", 1, 1)
 }
 
 /// halb's own config check of an import's output (`file` names it in
