@@ -216,3 +216,40 @@ fn check_config_json_fills_defaults_and_redacts() {
     assert_eq!(v["vrrp_instances"][0]["auth"]["pass"], "<redacted>");
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+#[test]
+fn keepalived_includes_from_disk_with_globs_and_conditionals() {
+    let d = tempdir("include");
+    std::fs::create_dir_all(d.join("conf.d")).unwrap();
+    std::fs::write(d.join("keepalived.conf"), "include conf.d/*.conf\n").unwrap();
+    std::fs::write(d.join("conf.d/10-vars.conf"), "$IF=eth0\n").unwrap();
+    std::fs::write(
+        d.join("conf.d/20-vi.conf"),
+        "vrrp_instance VI_1 {\n interface $IF\n virtual_router_id 51\n@lb1 priority 150\n@^lb1 priority 100\n \
+         virtual_ipaddress {\n  192.0.2.100/24\n }\n}\n",
+    )
+    .unwrap();
+    let conf = d.join("keepalived.conf");
+    let o = halb(&[
+        "import",
+        "keepalived",
+        "--config-id",
+        "lb1",
+        conf.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let toml = String::from_utf8(o.stdout.clone()).unwrap();
+    assert!(toml.contains("interface = \"eth0\""), "{toml}");
+    assert!(toml.contains("priority = 150"), "{toml}");
+    assert!(toml.contains("conf.d/20-vi.conf:1)"), "{toml}");
+    // A missing include is a positioned error, exit 2.
+    std::fs::write(d.join("keepalived.conf"), "\ninclude missing/x.conf\n").unwrap();
+    let o = halb(&["import", "keepalived", conf.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("keepalived.conf:2:1: error: include: cannot read"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::remove_dir_all(&d).unwrap();
+}
