@@ -1012,6 +1012,14 @@ impl Mapper<'_> {
                 "track_interface" => {
                     for c in n.children() {
                         track_ifs.push(c.k().to_owned());
+                        if !c.args.is_empty() && c.arg(0) != Some("weight") {
+                            self.report.unmapped(
+                                &c.args[0].pos,
+                                &join_path(&ctx, "track_interface"),
+                                format!("{:?} after the interface name", c.arg(0).unwrap_or("")),
+                                Advice::Fix("one interface a line, optionally `weight N`".into()),
+                            );
+                        }
                         if c.arg(0) == Some("weight") {
                             self.report.unmapped(c.pos(), &join_path(&ctx, "track_interface weight"), "lowers the priority while the interface is down", Advice::Feature("a down tracked interface is Fault in halb (as keepalived's weight 0)".into()));
                         }
