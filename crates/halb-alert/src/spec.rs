@@ -6,7 +6,7 @@ use std::fmt;
 use std::time::Duration;
 
 /// The daemon's own state, as ldirectord's `emailalertstatus` names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 pub enum DaemonStatus {
     /// The first probe round after the daemon started.
     Starting,
@@ -57,7 +57,7 @@ impl fmt::Display for DaemonStatus {
 
 /// The daemon statuses in which e-mail alerts are sent
 /// (`emailalertstatus`); `all` by default.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct StatusSet(u8);
 
 impl StatusSet {
@@ -80,7 +80,7 @@ impl Default for StatusSet {
 }
 
 /// `http://host:port/path` or `https://…`, checked by [`WebhookUrl::parse`].
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct WebhookUrl {
     pub https: bool,
     /// A host name or an IP literal (IPv6 without brackets).
@@ -224,7 +224,7 @@ fn parse_port(p: &str) -> Result<u16, String> {
 }
 
 /// Where webhook alerts go.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct WebhookSpec {
     pub url: WebhookUrl,
     /// One attempt (connect, request, response head).
@@ -236,7 +236,7 @@ pub struct WebhookSpec {
 }
 
 /// STARTTLS towards the SMTP server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
 pub enum Starttls {
     /// Plain SMTP.
     Off,
@@ -247,9 +247,17 @@ pub enum Starttls {
     Required,
 }
 
+/// A secret as `"<redacted>"`, `None` as null.
+fn redacted<T, S: serde::Serializer>(v: &Option<T>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(_) => s.serialize_some("<redacted>"),
+        None => s.serialize_none(),
+    }
+}
+
 /// Where e-mail alerts go, and when. Its `Debug` never shows the
 /// password.
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct EmailSpec {
     /// Recipients (`emailalert`).
     pub to: Vec<String>,
@@ -262,6 +270,7 @@ pub struct EmailSpec {
     /// PEM trust anchors for STARTTLS instead of the bundled roots.
     pub ca_file: Option<std::path::PathBuf>,
     /// AUTH user and password.
+    #[serde(serialize_with = "redacted")]
     pub auth: Option<(String, String)>,
     /// Repeat the "down" mail every this long while the real server stays
     /// down (`emailalertfreq`); zero: no repeat.
@@ -294,7 +303,7 @@ impl fmt::Debug for EmailSpec {
 
 /// The alert settings of one virtual service (its own keys over the
 /// global ones). Both sinks absent: no alerts.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, serde::Serialize)]
 pub struct AlertSpec {
     pub webhook: Option<WebhookSpec>,
     pub email: Option<EmailSpec>,

@@ -41,7 +41,7 @@ use std::time::Duration;
 
 /// Settings that apply to the whole daemon, and the defaults every virtual
 /// service inherits unless it sets its own.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Global {
     /// Where the control socket listens (`halb list`, `halb reload`).
     pub control_socket: PathBuf,
@@ -98,7 +98,7 @@ pub struct Global {
 }
 
 /// What halb does with IPVS services it does not manage.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub enum ForeignServices {
     /// Report them and leave them alone.
     #[default]
@@ -108,7 +108,7 @@ pub enum ForeignServices {
 }
 
 /// `[global.ipvs]`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct IpvsGlobal {
     /// Kernel connection timeouts (`ipvsadm --set`); unset: left as they are.
     pub timeout_tcp: Option<Duration>,
@@ -120,14 +120,14 @@ pub struct IpvsGlobal {
 }
 
 /// Role of the connection-sync daemon.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum SyncRole {
     Master,
     Backup,
 }
 
 /// `[global.ipvs.sync_daemon]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct SyncDaemonConfig {
     /// The fixed state, or the state at start (backup) when it follows
     /// a VRRP instance.
@@ -176,7 +176,7 @@ impl Default for Global {
 }
 
 /// A whole, valid configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Config {
     pub global: Global,
     /// In file order, every default applied.
@@ -198,7 +198,7 @@ pub struct Config {
 }
 
 /// The resolved health check of one real server of one virtual service.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct RealCheck {
     pub service: ServiceKey,
     pub real: std::net::SocketAddr,
@@ -516,6 +516,29 @@ mod tests {
         std::os::unix::fs::symlink(&good, &link).unwrap();
         assert_eq!(load(&link).unwrap().global.workers, 2);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn fwmark_real_servers_may_have_port_0() {
+        let base = "[[virtual_service]]\ndata_plane = \"ipvs\"\nfwmark = 1\n\
+                    [[virtual_service.real_server]]\naddress = \"192.0.2.1:0\"\n";
+        let c = parse(base, Path::new("x.toml")).unwrap();
+        assert_eq!(c.services[0].reals[0].addr.port(), 0);
+        let ok = format!("{base}check = {{ type = \"tcp\", port = 80 }}\n");
+        let c = parse(&ok, Path::new("x.toml")).unwrap();
+        assert_eq!(c.checks[0].spec.target.port(), 80);
+        let bad = format!("{base}check = {{ type = \"tcp\" }}\n");
+        let e = parse(&bad, Path::new("x.toml")).unwrap_err();
+        assert!(
+            e.render().contains("has port 0: its check has no port"),
+            "{e}"
+        );
+        let e = parse(
+            "[[virtual_service]]\nlisten = \"192.0.2.9:80\"\n[[virtual_service.real_server]]\naddress = \"192.0.2.1:0\"\n",
+            Path::new("x.toml"),
+        )
+        .unwrap_err();
+        assert!(e.render().contains("port 0 is not allowed"), "{e}");
     }
 
     fn only_error(e: &ConfigErrors) -> &ConfigError {

@@ -1790,6 +1790,9 @@ impl<'s> Cx<'s> {
             None => check::Layer::default(),
         };
         let mut checks = Vec::new();
+        // A firewall-mark service's real servers may have port 0 (each
+        // packet keeps its own destination port, as ipvsadm -f … -r IP).
+        let fwmark = listen.is_none() && self.field(&node, "fwmark").is_some();
         if let Some(f) = self.field(&node, "real_server") {
             let mut seen: HashMap<SocketAddr, usize> = HashMap::new();
             for (j, tbl, rspan) in self.tables(
@@ -1804,7 +1807,7 @@ impl<'s> Cx<'s> {
                     path,
                     listen.as_ref().map(|l| l.0),
                     (gcheck, &scheck),
-                    plane,
+                    (plane, fwmark),
                 ) {
                     if let Some(spec) = check {
                         checks.push((real.addr, spec));
@@ -1997,7 +2000,8 @@ impl<'s> Cx<'s> {
         path: String,
         listen: Option<SocketAddr>,
         above: (&check::Layer, &check::Layer),
-        plane: halb_table::DataPlaneKind,
+        // The service's data plane, and whether it is a firewall mark's.
+        (plane, fwmark): (halb_table::DataPlaneKind, bool),
     ) -> Option<(RealServer, Span, Option<halb_health::CheckSpec>)> {
         let node = Node { tbl, path, span };
         self.check_keys(&node, Section::Real);
@@ -2008,7 +2012,13 @@ impl<'s> Cx<'s> {
         };
         let addr = match self.field(&node, "address") {
             Some(f) => {
-                let a = self.addr(&f, "\"192.0.2.10:80\"");
+                let a = match f.kind {
+                    Kind::Str(s) if fwmark => match s.parse::<SocketAddr>() {
+                        Ok(a) if a.port() == 0 => Some(a),
+                        _ => self.addr(&f, "\"192.0.2.10:80\""),
+                    },
+                    _ => self.addr(&f, "\"192.0.2.10:80\""),
+                };
                 if let (Some(a), Some(l)) = (a, listen) {
                     self.same_family(&f, "real server", a, l);
                     if a == l {
@@ -2100,6 +2110,19 @@ impl<'s> Cx<'s> {
         // picks the probe (80 http, 3306 mysql, ...); a port that picks
         // none (8080, a firewall mark's 0) leaves it to the real server's.
         let check = self.resolve_check(above.0, above.1, &rcheck, addr, listen);
+        if let Some(c) = &check {
+            let portless = matches!(
+                c.probe,
+                halb_health::ProbeSpec::Icmp | halb_health::ProbeSpec::External(_)
+            );
+            if addr.port() == 0 && c.target.port() == 0 && !portless {
+                self.push(
+                    Problem::new(aspan.clone(), join(&node.path, "address"), format!("real server {addr} has port 0: its check has no port to probe"))
+                        .expected("a check port for a real server of port 0")
+                        .fix("add check = { port = 80 } (the port the check probes) to this real server or its service"),
+                );
+            }
+        }
         if self.errors.len() != before {
             return None;
         }

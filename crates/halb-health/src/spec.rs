@@ -9,7 +9,7 @@ use std::time::Duration;
 
 /// One check, fully resolved. Two checks with equal specs are the same
 /// probe: the engine runs it once and gives the result to both.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct CheckSpec {
     /// The address probed. Usually the real server, but may differ
     /// (ldirectord `checkport`, keepalived `connect_ip`/`connect_port`).
@@ -19,7 +19,7 @@ pub struct CheckSpec {
 }
 
 /// Timing and thresholds of one check, resolved from [`Params`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct Timing {
     /// Time between the starts of two probes while the state is settled.
     pub interval: Duration,
@@ -41,7 +41,7 @@ pub struct Timing {
 }
 
 /// The state of a check before its first result (HAProxy's `init-state`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
 pub enum InitialState {
     /// Up; `fall` failures take it Down (keepalived without `alpha`).
     FullyUp,
@@ -58,7 +58,7 @@ pub enum InitialState {
 }
 
 /// How to probe.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
 pub enum ProbeSpec {
     /// TCP connect; up when the handshake completes.
     Tcp,
@@ -115,7 +115,7 @@ impl ProbeSpec {
 }
 
 /// GET or HEAD.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
 pub enum HttpMethod {
     #[default]
     Get,
@@ -132,7 +132,7 @@ impl HttpMethod {
 }
 
 /// An HTTP check.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct HttpSpec {
     pub method: HttpMethod,
     /// Request target, e.g. `/health`.
@@ -154,7 +154,7 @@ pub struct HttpSpec {
 }
 
 /// TLS parameters of an HTTPS check.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, serde::Serialize)]
 pub struct TlsSpec {
     /// SNI, and the name verified. Defaults to [`HttpSpec::host`] without
     /// its port, else the target's IP address (no SNI is sent for an IP).
@@ -170,7 +170,7 @@ pub struct TlsSpec {
 }
 
 /// A client certificate: chain and key, PEM files.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct ClientCert {
     pub cert_file: PathBuf,
     pub key_file: PathBuf,
@@ -206,6 +206,22 @@ impl HttpSpec {
 /// pattern, so specs stay comparable.
 #[derive(Debug, Clone)]
 pub struct BodyRegex(regex::bytes::Regex);
+
+/// As its pattern.
+impl serde::Serialize for BodyRegex {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0.as_str())
+    }
+}
+
+/// Serializes a secret as `"<redacted>"` (and `None` as null), so a
+/// config shown as JSON never shows a password.
+pub fn redacted<T, S: serde::Serializer>(v: &Option<T>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(_) => s.serialize_some("<redacted>"),
+        None => s.serialize_none(),
+    }
+}
 
 impl BodyRegex {
     /// Compiles `pattern`; the error is the regex crate's message.
@@ -243,9 +259,10 @@ impl std::hash::Hash for BodyRegex {
 /// A database check (mysql, pgsql). Without `username` only the server's
 /// greeting is checked (no login). The password is never printed by
 /// `Debug`.
-#[derive(Clone, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, PartialEq, Eq, Hash, Default, serde::Serialize)]
 pub struct SqlSpec {
     pub username: Option<String>,
+    #[serde(serialize_with = "redacted")]
     pub password: Option<String>,
     /// Database to open (mysql: in the login; pgsql: default the user name).
     pub database: Option<String>,
@@ -268,7 +285,7 @@ impl std::fmt::Debug for SqlSpec {
 /// checks: `PROGRAM ARGS... VIP VPORT RIP RPORT` (the virtual service's
 /// address and port, then the checked address and port), and with the
 /// same values in `HALB_VIP`, `HALB_VPORT`, `HALB_RIP`, `HALB_RPORT`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct ExternalSpec {
     pub program: PathBuf,
     pub args: Vec<String>,
@@ -288,10 +305,11 @@ pub struct ExternalSpec {
 
 /// A Redis check: `AUTH [username] password` first when a password is
 /// set, then `PING`. The password is never printed by `Debug`.
-#[derive(Clone, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, PartialEq, Eq, Hash, Default, serde::Serialize)]
 pub struct RedisSpec {
     /// ACL user (Redis 6+); only with a password.
     pub username: Option<String>,
+    #[serde(serialize_with = "redacted")]
     pub password: Option<String>,
 }
 
@@ -308,7 +326,7 @@ impl std::fmt::Debug for RedisSpec {
 pub const DEFAULT_HELO_NAME: &str = "halb";
 
 /// An SMTP check.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct SmtpSpec {
     /// Sent with `EHLO`/`HELO`.
     pub helo_name: String,
@@ -323,7 +341,7 @@ impl Default for SmtpSpec {
 }
 
 /// The record types a DNS check can ask for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
 pub enum DnsType {
     A,
     Ns,
@@ -370,7 +388,7 @@ impl DnsType {
 }
 
 /// A DNS check: one query over UDP.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct DnsSpec {
     /// The name asked for; `"."` is the root.
     pub query_name: String,
@@ -387,7 +405,7 @@ impl Default for DnsSpec {
 }
 
 /// A UDP check.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, serde::Serialize)]
 pub struct UdpSpec {
     /// The datagram sent (may be empty).
     pub payload: Vec<u8>,
@@ -400,7 +418,7 @@ pub struct UdpSpec {
 
 /// Timing parameters at one level (global, virtual service, real server);
 /// `None` inherits from the level above.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 pub struct Params {
     pub interval: Option<Duration>,
     pub timeout: Option<Duration>,

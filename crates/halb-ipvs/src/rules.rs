@@ -25,6 +25,24 @@ pub fn parse_rules(text: &str) -> Result<Vec<Entry>, String> {
     Ok(out)
 }
 
+/// [`parse_rules`] that goes on past a bad line: the entries of the good
+/// lines, and each bad line's number (1-based) with what is wrong with it
+/// (for `halb import ipvsadm`, which reports every error).
+pub fn parse_rules_all(text: &str) -> (Vec<Entry>, Vec<(usize, String)>) {
+    let mut out: Vec<Entry> = Vec::new();
+    let mut errors = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if let Err(e) = parse_line(line, &mut out) {
+            errors.push((n + 1, e));
+        }
+    }
+    (out, errors)
+}
+
 fn parse_line(line: &str, out: &mut Vec<Entry>) -> Result<(), String> {
     let toks: Vec<&str> = line.split_whitespace().collect();
     let mut cmd = "";

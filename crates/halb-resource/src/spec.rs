@@ -12,7 +12,7 @@ pub const DEFAULT_MONITOR_INTERVAL: Duration = Duration::from_secs(10);
 
 /// One ordered group of members that runs where the followed VRRP
 /// instance (or sync group) is master, and nowhere else.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct GroupSpec {
     pub name: String,
     pub follows: Follows,
@@ -49,7 +49,7 @@ impl GroupSpec {
 }
 
 /// What a group follows.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 pub enum Follows {
     /// A `vrrp_instance` by name.
     Instance(String),
@@ -67,7 +67,7 @@ impl Follows {
 }
 
 /// One member of a group: one agent with its parameters and operations.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct MemberSpec {
     pub name: String,
     pub agent: Agent,
@@ -99,7 +99,7 @@ impl MemberSpec {
 
 /// A recurring operation (the monitor): its interval (zero: no recurring
 /// monitor) and timeout.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct OpSpec {
     pub interval: Duration,
     pub timeout: Duration,
@@ -169,7 +169,7 @@ impl fmt::Display for OnFail {
 }
 
 /// Which agent runs a member, and how it is found.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 pub enum Agent {
     /// `ocf:PROVIDER:TYPE`: `/usr/lib/ocf/resource.d/PROVIDER/TYPE`.
     Ocf { provider: String, kind: String },

@@ -99,7 +99,18 @@ enum Command {
         /// Largest config file read (bytes, or with KiB, MiB, GiB).
         #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
         max_config_size: u64,
+        /// Print the effective config as JSON (every default filled in,
+        /// names resolved, secrets shown as "<redacted>") instead of the
+        /// summary.
+        #[arg(long)]
+        json: bool,
     },
+    /// Turn another tool's config into halb TOML: `halb import keepalived
+    /// /etc/keepalived/keepalived.conf -o halb.toml`. The report (stderr)
+    /// names everything that did not carry over. Exit 0 (warnings
+    /// only), 1 (--strict and something unmapped), 2 (a parse error, or
+    /// output halb would reject: nothing written).
+    Import(crate::import::ImportArgs),
     /// List virtual services and real servers like `ipvsadm -L -n`.
     List(ListArgs),
     /// Ask the running daemon to re-read its config and apply the changes
@@ -278,12 +289,14 @@ pub fn main() -> ExitCode {
             file,
             config,
             max_config_size,
+            json,
         } => {
             let file = file
                 .or(config)
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
-            return check_config(&file, max_config_size);
+            return check_config(&file, max_config_size, json);
         }
+        Command::Import(args) => return crate::import::run(&args),
         Command::List(args) => list::run(&args),
         Command::Reload { target } => reload(&target),
         Command::Resource { action, target } => {
@@ -443,9 +456,23 @@ fn parse_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{s:?} is out of range"))
 }
 
-fn check_config(file: &std::path::Path, max_size: u64) -> ExitCode {
+fn check_config(file: &std::path::Path, max_size: u64, json: bool) -> ExitCode {
     let loaded = crate::agents::load(&mut halb_config::Loader::with_max_size(max_size), file);
     match loaded {
+        Ok(cfg) if json => match serde_json::to_string_pretty(&cfg) {
+            Ok(text) => {
+                use std::io::Write;
+                let mut out = std::io::stdout().lock();
+                match writeln!(out, "{text}").and_then(|()| out.flush()) {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(_) => ExitCode::FAILURE,
+                }
+            }
+            Err(e) => {
+                eprintln!("halb: cannot show the config as JSON: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Ok(cfg) => {
             let reals: usize = cfg.services.iter().map(|s| s.reals.len()).sum();
             let groups = match cfg.resource_groups.len() {

@@ -15,6 +15,7 @@ mod daemon;
 mod demo;
 mod handover;
 mod http;
+mod import;
 mod list;
 mod listenlock;
 mod logging;

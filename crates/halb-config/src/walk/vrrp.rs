@@ -79,7 +79,7 @@ const INSTANCE_HINTS: &[(&str, &str)] = &[
 ];
 
 /// A virtual address of an instance.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct VrrpVip {
     /// The address.
     pub address: IpAddr,
@@ -92,17 +92,19 @@ pub struct VrrpVip {
 }
 
 /// Authentication of adverts.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum VrrpAuth {
     /// None (VRRPv3, or v2 without auth).
     #[default]
     None,
     /// VRRPv2 simple text password (RFC 3768), at most 8 bytes: weak.
-    Pass(String),
+    Pass(#[serde(serialize_with = "secret")] String),
     /// halb-to-halb HMAC-SHA256 with anti-replay; not keepalived
     /// compatible.
     HmacSha256 {
         /// The shared key.
+        #[serde(serialize_with = "secret")]
         key: Vec<u8>,
         /// How many sequence numbers behind the highest seen are still
         /// accepted (reordering); 0: strictly increasing.
@@ -111,7 +113,7 @@ pub enum VrrpAuth {
 }
 
 /// Gratuitous ARP / unsolicited NA on becoming master.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct VrrpGarp {
     /// Messages per address.
     pub count: u32,
@@ -126,7 +128,7 @@ pub struct VrrpGarp {
 
 /// `track_service`: all real servers of `service` down shifts the
 /// priority by `weight`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct TrackService {
     /// Virtual service name.
     pub service: String,
@@ -135,7 +137,7 @@ pub struct TrackService {
 }
 
 /// `track_ping`: ping nodes (heartbeat's ipfail).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct TrackPing {
     /// Hosts; unreachable means none answers.
     pub hosts: Vec<IpAddr>,
@@ -150,7 +152,7 @@ pub struct TrackPing {
 }
 
 /// `[[vrrp_instance.track_script]]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct TrackScript {
     /// Name (logs).
     pub name: String,
@@ -169,7 +171,7 @@ pub struct TrackScript {
 }
 
 /// Notify hooks (argv, no shell).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
 pub struct Notify {
     /// On Master.
     pub master: Option<Vec<String>>,
@@ -184,7 +186,7 @@ pub struct Notify {
 }
 
 /// One `[[vrrp_instance]]`, every default applied.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct VrrpInstance {
     /// Unique name.
     pub name: String,
@@ -231,7 +233,7 @@ pub struct VrrpInstance {
 }
 
 /// `[[vrrp_sync_group]]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct VrrpSyncGroup {
     /// Name.
     pub name: String,
@@ -1636,4 +1638,9 @@ fn placeholder(name: String) -> VrrpInstance {
         vip_on_loopback_when_backup: false,
         notify: Notify::default(),
     }
+}
+
+/// A password or key, shown as `"<redacted>"`.
+fn secret<T, S: serde::Serializer>(_: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str("<redacted>")
 }
