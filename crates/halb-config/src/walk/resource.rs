@@ -23,6 +23,7 @@ const GROUP_KEYS: &[&str] = &[
     "failure_timeout",
     "start_failure_is_fatal",
     "managed",
+    "alert",
     "member",
 ];
 const MEMBER_KEYS: &[&str] = &[
@@ -112,6 +113,8 @@ struct Grp {
     path: String,
     /// Each member's name and where it is written.
     members: Vec<(String, Span, String)>,
+    /// Its `alert` table over the global one.
+    alert: halb_alert::AlertSpec,
     ok: bool,
 }
 
@@ -295,20 +298,23 @@ impl Cx<'_> {
         root: &Node,
         instances: &[&str],
         sync_groups: &[&str],
-    ) -> Vec<GroupSpec> {
+        galert: &super::alert::Layer,
+    ) -> (Vec<GroupSpec>, Vec<(String, halb_alert::AlertSpec)>) {
         let Some(f) = self.field(root, "resource_group") else {
-            return Vec::new();
+            return (Vec::new(), Vec::new());
         };
         let mut groups = Vec::new();
         for (i, tbl, span) in self.tables(&f, "resource_group", "name = \"web\"") {
-            groups.push(self.resource_group(tbl, span, i, instances, sync_groups));
+            groups.push(self.resource_group(tbl, span, i, instances, sync_groups, galert));
         }
         self.resource_cross(&groups);
-        groups
-            .into_iter()
-            .filter(|g| g.ok)
-            .map(|g| g.spec)
-            .collect()
+        let groups: Vec<Grp> = groups.into_iter().filter(|g| g.ok).collect();
+        let alerts = groups
+            .iter()
+            .filter(|g| !g.alert.is_empty())
+            .map(|g| (g.spec.name.clone(), g.alert.clone()))
+            .collect();
+        (groups.into_iter().map(|g| g.spec).collect(), alerts)
     }
 
     fn resource_cross(&mut self, groups: &[Grp]) {
@@ -396,6 +402,7 @@ impl Cx<'_> {
         i: usize,
         instances: &[&str],
         sync_groups: &[&str],
+        galert: &super::alert::Layer,
     ) -> Grp {
         let n = Node {
             tbl,
@@ -431,6 +438,12 @@ impl Cx<'_> {
         }
         spec.start_failure_is_fatal = self.vrrp_bool(&n, "start_failure_is_fatal", true);
         spec.managed = self.vrrp_bool(&n, "managed", true);
+        // Resource events go to the group's `alert` table over [global.alert].
+        let galert_own = match self.field(&n, "alert") {
+            Some(f) => self.alert_table(&f),
+            None => super::alert::Layer::default(),
+        };
+        let alert = self.resolve_alert(galert, &galert_own);
         let (mut members, mut names) = (Vec::new(), Vec::new());
         let member = self.field(&n, "member");
         let mut tables = Vec::new();
@@ -466,6 +479,7 @@ impl Cx<'_> {
             name_span,
             path: n.path.clone(),
             members: names,
+            alert,
             ok,
         }
     }
