@@ -19,7 +19,9 @@ pub mod policy;
 pub mod sender;
 pub mod spec;
 
-pub use policy::{Action, Alert, Health, Policy, Sink, Transition};
+pub use policy::{
+    Action, Alert, Health, Policy, ResourceAlert, ResourceTransition, Sink, Subject, Transition,
+};
 #[cfg(feature = "sender")]
 pub use sender::{director_name, AlertStats, Sender};
 pub use spec::{AlertSpec, DaemonStatus, EmailSpec, Starttls, StatusSet, WebhookSpec, WebhookUrl};

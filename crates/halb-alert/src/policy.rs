@@ -1,4 +1,5 @@
-//! The alert policy, sans-IO: fed real-server transitions, the daemon's
+//! The alert policy, sans-IO: fed real-server transitions, resource
+//! events (issue 17), the daemon's
 //! status and `now`; emits "send this alert there" [`Action`]s and its next
 //! deadline (for repeated mails). No clock, no socket.
 //!
@@ -56,13 +57,67 @@ pub struct Transition {
     pub reason: String,
 }
 
+/// What an alert is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    /// A real server of a virtual service changed state.
+    RealServer {
+        service: String,
+        real: SocketAddr,
+        from: Health,
+        to: Health,
+    },
+    /// A resource group (`member: None`) or one of its members.
+    Resource {
+        group: String,
+        member: Option<String>,
+        event: ResourceAlert,
+    },
+}
+
+/// The resource events that are alerted (issue 17): the rest (stopped,
+/// adopted, monitors that pass) only go to the log and the status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ResourceAlert {
+    /// A member's probe, start, monitor or stop failed.
+    Failed,
+    /// A member was started again after a failure.
+    Restarted,
+    /// The group was given up here (migration threshold, a fatal start,
+    /// `on_fail`): it moves to the peer.
+    GivenUp,
+    /// The group's last member started: the group runs on this director.
+    Started,
+    /// A stop failed: nothing more is done for the group here.
+    Blocked,
+}
+
+impl ResourceAlert {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResourceAlert::Failed => "failed",
+            ResourceAlert::Restarted => "restarted",
+            ResourceAlert::GivenUp => "given_up",
+            ResourceAlert::Started => "started",
+            ResourceAlert::Blocked => "blocked",
+        }
+    }
+}
+
+/// A resource event to alert ([`Policy::handle_resource`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceTransition {
+    pub group: String,
+    pub member: Option<String>,
+    pub event: ResourceAlert,
+    /// The event as the log says it.
+    pub reason: String,
+}
+
 /// What one alert says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Alert {
-    pub service: String,
-    pub real: SocketAddr,
-    pub from: Health,
-    pub to: Health,
+    pub subject: Subject,
     pub reason: String,
     /// The daemon's status when the alert was decided.
     pub status: DaemonStatus,
@@ -107,6 +162,8 @@ struct Sinks {
 #[derive(Debug)]
 pub struct Policy {
     specs: HashMap<String, Sinks>,
+    /// Resource groups' alert settings, by group name.
+    resource_specs: HashMap<String, Sinks>,
     down: HashMap<(String, SocketAddr), Down>,
     status: DaemonStatus,
     /// `starting`/`reloading` become `running` at this time.
@@ -126,6 +183,7 @@ impl Policy {
     pub fn new() -> Self {
         Policy {
             specs: HashMap::new(),
+            resource_specs: HashMap::new(),
             down: HashMap::new(),
             status: DaemonStatus::Running,
             until: None,
@@ -143,19 +201,7 @@ impl Policy {
         specs: impl IntoIterator<Item = (String, AlertSpec)>,
         now: Instant,
     ) {
-        self.specs = specs
-            .into_iter()
-            .filter(|(_, s)| !s.is_empty())
-            .map(|(name, s)| {
-                (
-                    name,
-                    Sinks {
-                        webhook: s.webhook.map(Arc::new),
-                        email: s.email.map(Arc::new),
-                    },
-                )
-            })
-            .collect();
+        self.specs = sinks_of(specs);
         let specs = &self.specs;
         for ((service, _), d) in self.down.iter_mut() {
             d.next = repeat_of(specs, service).map(|r| {
@@ -164,6 +210,53 @@ impl Policy {
             });
         }
         self.debug_sweep();
+    }
+
+    /// The alert settings of every resource group, by name (start and
+    /// reload).
+    pub fn handle_resource_specs(&mut self, specs: impl IntoIterator<Item = (String, AlertSpec)>) {
+        self.resource_specs = sinks_of(specs);
+        self.debug_sweep();
+    }
+
+    /// A resource event: queues its alerts (the webhook always, e-mail
+    /// under the same `email_alert_status` filter as real servers) for
+    /// [`Policy::poll_action`]. Resource alerts are not repeated.
+    pub fn handle_resource(&mut self, t: ResourceTransition, now: Instant) {
+        let Some(sinks) = self.resource_specs.get(&t.group).cloned() else {
+            return;
+        };
+        let status = self.status(now);
+        let alert = Alert {
+            subject: Subject::Resource {
+                group: t.group,
+                member: t.member,
+                event: t.event,
+            },
+            reason: t.reason,
+            status,
+            repeat: 0,
+            down_for: None,
+        };
+        self.push(&sinks, alert, status);
+        self.debug_sweep();
+    }
+
+    fn push(&mut self, sinks: &Sinks, alert: Alert, status: DaemonStatus) {
+        if let Some(w) = &sinks.webhook {
+            self.actions.push_back(Action {
+                alert: alert.clone(),
+                sink: Sink::Webhook(w.clone()),
+            });
+        }
+        if let Some(e) = &sinks.email {
+            if e.status.contains(status) {
+                self.actions.push_back(Action {
+                    alert,
+                    sink: Sink::Email(e.clone()),
+                });
+            }
+        }
     }
 
     /// Forget the real servers `keep` says are gone (after a reload).
@@ -221,34 +314,23 @@ impl Policy {
                 .remove(&key)
                 .map(|d| now.saturating_duration_since(d.since)),
         };
-        let Some(sinks) = self.specs.get(&t.service) else {
+        let Some(sinks) = self.specs.get(&t.service).cloned() else {
             return;
         };
         let status = self.status(now);
         let alert = Alert {
-            service: t.service,
-            real: t.real,
-            from: t.from,
-            to: t.to,
+            subject: Subject::RealServer {
+                service: t.service,
+                real: t.real,
+                from: t.from,
+                to: t.to,
+            },
             reason: t.reason,
             status,
             repeat: 0,
             down_for,
         };
-        if let Some(w) = &sinks.webhook {
-            self.actions.push_back(Action {
-                alert: alert.clone(),
-                sink: Sink::Webhook(w.clone()),
-            });
-        }
-        if let Some(e) = &sinks.email {
-            if e.status.contains(status) {
-                self.actions.push_back(Action {
-                    alert,
-                    sink: Sink::Email(e.clone()),
-                });
-            }
-        }
+        self.push(&sinks, alert, status);
     }
 
     /// The next alert to send, oldest first.
@@ -301,10 +383,12 @@ impl Policy {
             if email.status.contains(status) {
                 self.actions.push_back(Action {
                     alert: Alert {
-                        service: service.clone(),
-                        real: *real,
-                        from: Health::Down,
-                        to: Health::Down,
+                        subject: Subject::RealServer {
+                            service: service.clone(),
+                            real: *real,
+                            from: Health::Down,
+                            to: Health::Down,
+                        },
                         reason: d.reason.clone(),
                         status,
                         repeat: d.repeats,
@@ -320,7 +404,7 @@ impl Policy {
     /// otherwise. O(services + down real servers). Debug builds call it
     /// after every input; tests may call it at any time.
     pub fn check_invariants(&self) {
-        for (service, sinks) in &self.specs {
+        for (service, sinks) in self.specs.iter().chain(&self.resource_specs) {
             assert!(
                 sinks.webhook.is_some() || sinks.email.is_some(),
                 "service {service} is kept with no alert sink"
@@ -349,6 +433,22 @@ impl Policy {
     #[cfg(not(debug_assertions))]
     #[inline(always)]
     fn debug_sweep(&self) {}
+}
+
+fn sinks_of(specs: impl IntoIterator<Item = (String, AlertSpec)>) -> HashMap<String, Sinks> {
+    specs
+        .into_iter()
+        .filter(|(_, s)| !s.is_empty())
+        .map(|(name, s)| {
+            (
+                name,
+                Sinks {
+                    webhook: s.webhook.map(Arc::new),
+                    email: s.email.map(Arc::new),
+                },
+            )
+        })
+        .collect()
 }
 
 fn repeat_of(specs: &HashMap<String, Sinks>, service: &str) -> Option<Duration> {

@@ -9,7 +9,7 @@
 //! - e-mail: lettre's tokio SMTP transport (rustls, ring; no native-tls),
 //!   STARTTLS off, opportunistic or required, optional AUTH.
 
-use crate::policy::{Action, Alert, Health, Sink};
+use crate::policy::{Action, Alert, Health, Sink, Subject};
 use crate::spec::{EmailSpec, Starttls, WebhookSpec};
 use bytes::Bytes;
 use http_body_util::Full;
@@ -126,17 +126,23 @@ impl Sender {
     }
 }
 
-/// "web: real server 192.0.2.10:80 is down (connection refused)".
+/// "web: real server 192.0.2.10:80 is down (connection refused)";
+/// for a resource event, the event as the log says it ("resource group
+/// web member nginx: monitor failed: exit 7 (not running) …").
 pub fn summary(a: &Alert) -> String {
-    let what = match (a.from, a.to, a.repeat) {
-        (_, Health::Down, r) if r > 0 => "is still down",
-        (_, Health::Down, _) => "is down",
-        (_, Health::Up, _) => "is up",
-    };
-    format!(
-        "{}: real server {} {what} ({})",
-        a.service, a.real, a.reason
-    )
+    match &a.subject {
+        Subject::RealServer {
+            service, real, to, ..
+        } => {
+            let what = match (to, a.repeat) {
+                (Health::Down, r) if r > 0 => "is still down",
+                (Health::Down, _) => "is down",
+                (Health::Up, _) => "is up",
+            };
+            format!("{service}: real server {real} {what} ({})", a.reason)
+        }
+        Subject::Resource { .. } => a.reason.clone(),
+    }
 }
 
 async fn deliver(job: &Job, director: &str, c: &Counters) {
@@ -195,14 +201,58 @@ pub struct WebhookBody<'a> {
     pub down_for_secs: Option<u64>,
 }
 
+/// The webhook's JSON body for a resource event.
+#[derive(Debug, Serialize)]
+pub struct ResourceWebhookBody<'a> {
+    /// `"resource"`.
+    pub subject: &'static str,
+    pub group: &'a str,
+    /// Absent for the group as a whole.
+    pub member: Option<&'a str>,
+    /// `failed`, `restarted`, `given_up`, `started`, `blocked`.
+    pub event: &'static str,
+    pub reason: &'a str,
+    /// RFC 3339, UTC.
+    pub time: String,
+    pub unix_time: u64,
+    pub director: &'a str,
+    pub daemon_status: &'static str,
+}
+
 /// The JSON the webhook receives for `alert`.
 pub fn webhook_body(alert: &Alert, time: SystemTime, director: &str) -> Vec<u8> {
     let unix = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (service, real, from, to) = match &alert.subject {
+        Subject::RealServer {
+            service,
+            real,
+            from,
+            to,
+        } => (service, real, from, to),
+        Subject::Resource {
+            group,
+            member,
+            event,
+        } => {
+            let body = ResourceWebhookBody {
+                subject: "resource",
+                group,
+                member: member.as_deref(),
+                event: event.as_str(),
+                reason: &alert.reason,
+                time: rfc3339(unix),
+                unix_time: unix,
+                director,
+                daemon_status: alert.status.as_str(),
+            };
+            return serde_json::to_vec(&body).unwrap_or_default();
+        }
+    };
     let body = WebhookBody {
-        service: &alert.service,
-        real_server: alert.real.to_string(),
-        old_state: alert.from.as_str(),
-        new_state: alert.to.as_str(),
+        service,
+        real_server: real.to_string(),
+        old_state: from.as_str(),
+        new_state: to.as_str(),
         reason: &alert.reason,
         time: rfc3339(unix),
         unix_time: unix,
@@ -346,16 +396,36 @@ fn tls_connector(ca_file: Option<&std::path::Path>) -> Result<tokio_rustls::TlsC
 pub fn mail_text(alert: &Alert, time: SystemTime, director: &str) -> (String, String) {
     let unix = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let subject = format!("halb on {director}: {}", summary(alert));
-    let mut body = format!(
-        "Virtual service: {}\nReal server: {}\nState: {} (was {})\nReason: {}\nTime: {}\nDirector: {director}\nDaemon status: {}\n",
-        alert.service,
-        alert.real,
-        alert.to,
-        alert.from,
-        alert.reason,
-        rfc3339(unix),
-        alert.status,
-    );
+    let mut body = match &alert.subject {
+        Subject::RealServer {
+            service,
+            real,
+            from,
+            to,
+        } => format!(
+            "Virtual service: {service}\nReal server: {real}\nState: {to} (was {from})\nReason: {}\nTime: {}\nDirector: {director}\nDaemon status: {}\n",
+            alert.reason,
+            rfc3339(unix),
+            alert.status,
+        ),
+        Subject::Resource {
+            group,
+            member,
+            event,
+        } => {
+            let member = member
+                .as_deref()
+                .map(|m| format!("Member: {m}\n"))
+                .unwrap_or_default();
+            format!(
+                "Resource group: {group}\n{member}Event: {}\nWhat happened: {}\nTime: {}\nDirector: {director}\nDaemon status: {}\n",
+                event.as_str(),
+                alert.reason,
+                rfc3339(unix),
+                alert.status,
+            )
+        }
+    };
     if let Some(d) = alert.down_for {
         body.push_str(&format!("Down for: {}s\n", d.as_secs()));
     }
@@ -453,10 +523,12 @@ mod tests {
 
     fn alert() -> Alert {
         Alert {
-            service: "web".into(),
-            real: "192.0.2.10:80".parse().unwrap(),
-            from: Health::Up,
-            to: Health::Down,
+            subject: Subject::RealServer {
+                service: "web".into(),
+                real: "192.0.2.10:80".parse().unwrap(),
+                from: Health::Up,
+                to: Health::Down,
+            },
             reason: "connection refused".into(),
             status: DaemonStatus::Running,
             repeat: 0,

@@ -95,10 +95,12 @@ async fn receiver(fail_first: usize, tls: Option<&rcgen::CertifiedKey>) -> (u16,
 fn action(url: &str, retries: u32, ca_file: Option<PathBuf>) -> Action {
     Action {
         alert: Alert {
-            service: "web".into(),
-            real: "192.0.2.10:80".parse().unwrap(),
-            from: Health::Up,
-            to: Health::Down,
+            subject: halb_alert::Subject::RealServer {
+                service: "web".into(),
+                real: "192.0.2.10:80".parse().unwrap(),
+                from: Health::Up,
+                to: Health::Down,
+            },
             reason: "connection refused".into(),
             status: DaemonStatus::Running,
             repeat: 0,

@@ -188,6 +188,9 @@ pub struct Config {
     /// The alert settings of every service that has any (its `alert`
     /// table over the global one), by service name, in file order.
     pub alerts: Vec<(String, halb_alert::AlertSpec)>,
+    /// The alert settings of every resource group that has any (its
+    /// `alert` table over the global one), by group name.
+    pub resource_alerts: Vec<(String, halb_alert::AlertSpec)>,
     /// `[[vrrp_instance]]`s, in file order.
     pub vrrp_instances: Vec<VrrpInstance>,
     /// `[[vrrp_sync_group]]`s, in file order.

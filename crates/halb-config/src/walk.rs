@@ -1229,7 +1229,7 @@ impl<'s> Cx<'s> {
                 svcs.push(self.service(tbl, span, i, &head));
             }
         }
-        self.finish(&root, head.global, &svcs)
+        self.finish(&root, head.global, &head.alert, &svcs)
     }
 
     /// The root's keys and `[global]`: everything a service inherits.
@@ -1278,14 +1278,20 @@ impl<'s> Cx<'s> {
     }
 
     /// The checks across services, the VRRP tables, and the whole config.
-    fn finish(&mut self, root: &Node, global: Global, svcs: &[Svc]) -> Config {
+    fn finish(
+        &mut self,
+        root: &Node,
+        global: Global,
+        galert: &alert::Layer,
+        svcs: &[Svc],
+    ) -> Config {
         self.cross_check(svcs);
         let (vrrp_instances, vrrp_sync_groups) = self.vrrp(root, svcs);
         self.sync_follow_check(&vrrp_instances);
-        let resource_groups = {
+        let (resource_groups, resource_alerts) = {
             let insts: Vec<&str> = vrrp_instances.iter().map(|v| v.name.as_str()).collect();
             let groups: Vec<&str> = vrrp_sync_groups.iter().map(|g| g.name.as_str()).collect();
-            self.resource_groups(root, &insts, &groups)
+            self.resource_groups(root, &insts, &groups, galert)
         };
         let mut checks = Vec::new();
         let mut services = Vec::with_capacity(svcs.len());
@@ -1307,6 +1313,7 @@ impl<'s> Cx<'s> {
             services,
             checks,
             alerts,
+            resource_alerts,
             vrrp_instances,
             vrrp_sync_groups,
             resource_groups,

@@ -70,6 +70,8 @@ managed = false
   [[resource_group.member]]
   name = "nginx"
   agent = "lsb:nginx"
+  start_on_fail = "stop"
+  stop_on_fail = "block"
 
 [[resource_group]]
 name = "db"
@@ -121,7 +123,8 @@ fn a_full_example_gives_the_exact_groups() {
     fs.start_timeout = Duration::from_secs(60);
     fs.stop_timeout = Duration::from_secs(90);
     fs.on_fail = OnFail::Block;
-    let nginx = MemberSpec::new("nginx", Agent::Lsb("nginx".into()));
+    let mut nginx = MemberSpec::new("nginx", Agent::Lsb("nginx".into()));
+    nginx.start_on_fail = Some(OnFail::Stop);
     let mut web = GroupSpec::new("web", Follows::Instance("VI_1".into()), vec![fs, nginx]);
     web.migration_threshold = 3;
     web.failure_timeout = Some(Duration::from_secs(60));
@@ -459,4 +462,64 @@ follows = "VI_1"
     );
     // Not OCF: Pacemaker's defaults.
     assert_eq!(m[2], c.resource_groups[0].members[2]);
+}
+
+#[test]
+fn on_fail_per_operation_errors_are_positioned() {
+    let src = format!(
+        "{VRRP}{}",
+        r#"
+[[resource_group]]
+name = "web"
+follows = "VI_1"
+
+  [[resource_group.member]]
+  name = "fs"
+  agent = "lsb:fs"
+  on_fail = "fence"
+  start_on_fail = "ignore"
+  stop_on_fail = "ignore"
+
+  [[resource_group.member]]
+  name = "nginx"
+  agent = "lsb:nginx"
+  on_fail = "move"
+  start_on_fail = "migrate"
+  stop_on_fail = 1
+"#
+    );
+    let e = errors(&src);
+    check(&e, &src);
+    let got: Vec<(String, usize, usize)> = e
+        .iter()
+        .map(|x| (x.key.clone(), x.line, x.column))
+        .collect();
+    let base = VRRP.lines().count();
+    let k = |i: usize, key: &str| format!("resource_group[0].member[{i}].{key}");
+    assert_eq!(
+        got,
+        [
+            (k(0, "on_fail"), base + 9, 13),
+            (k(0, "start_on_fail"), base + 10, 19),
+            (k(0, "stop_on_fail"), base + 11, 18),
+            (k(1, "start_on_fail"), base + 17, 19),
+            (k(1, "stop_on_fail"), base + 18, 18),
+        ],
+        "{}",
+        e.render()
+    );
+    let all: Vec<_> = e.iter().collect();
+    assert!(all[0].message.contains("does not fence"), "{:?}", all[0]);
+    assert!(all[0].fix.as_deref().unwrap().contains("\"standby\""));
+    assert!(
+        all[1].message.contains("unknown start_on_fail \"ignore\""),
+        "{:?}",
+        all[1]
+    );
+    assert!(all[2]
+        .expected
+        .as_deref()
+        .unwrap()
+        .contains("never started elsewhere"));
+    assert_eq!(all[3].fix.as_deref(), Some("did you mean \"move\"?"));
 }

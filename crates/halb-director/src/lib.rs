@@ -268,6 +268,49 @@ pub fn effective_table(
     table
 }
 
+/// The alert a resource event makes, if it makes one: a member failing
+/// or restarted, the group given up (banned here) or blocked, and the
+/// group started here (its last member started).
+pub fn resource_alert(
+    config: &Config,
+    e: &halb_resource::ResourceEvent,
+) -> Option<halb_alert::ResourceTransition> {
+    use halb_alert::ResourceAlert;
+    use halb_resource::EventKind;
+    let event = match &e.kind {
+        EventKind::Failed { .. } => ResourceAlert::Failed,
+        EventKind::Restarted { .. } => ResourceAlert::Restarted,
+        EventKind::Banned { .. } => ResourceAlert::GivenUp,
+        EventKind::Blocked { .. } => ResourceAlert::Blocked,
+        EventKind::Started { .. } => {
+            let last = config
+                .resource_groups
+                .iter()
+                .find(|g| g.name == e.group)
+                .and_then(|g| g.members.last())?;
+            if e.member.as_deref() != Some(last.name.as_str()) {
+                return None;
+            }
+            return Some(halb_alert::ResourceTransition {
+                group: e.group.clone(),
+                member: None,
+                event: ResourceAlert::Started,
+                reason: format!(
+                    "resource group {}: started on this director (last member {} up)",
+                    e.group, last.name
+                ),
+            });
+        }
+        _ => return None,
+    };
+    Some(halb_alert::ResourceTransition {
+        group: e.group.clone(),
+        member: e.member.clone(),
+        event,
+        reason: e.to_string(),
+    })
+}
+
 /// "health checks: 1 added, 2 changed" between two configs, if any.
 pub fn describe_check_changes(old: &Config, new: &Config) -> Option<String> {
     let key = |c: &halb_config::RealCheck| (c.service, c.real);
@@ -709,7 +752,14 @@ impl Director {
             if let Some(a) = self.resources.engine.poll_action() {
                 match a {
                     halb_resource::Action::Run { .. } => return Some(Action::RunAgent(a)),
-                    halb_resource::Action::Event(e) => return Some(Action::ResourceEvent(e)),
+                    halb_resource::Action::Event(e) => {
+                        if let Some(t) = resource_alert(&self.config, &e) {
+                            self.alerts.handle_resource(t, self.now);
+                            self.take_alerts();
+                            self.alerts_changed();
+                        }
+                        return Some(Action::ResourceEvent(e));
+                    }
                     halb_resource::Action::GroupReleased { group } => {
                         return Some(Action::ResourceReleased { group })
                     }
@@ -1005,6 +1055,8 @@ impl Director {
     fn set_alerts(&mut self, config: &Config, status: DaemonStatus) {
         let now = self.now;
         self.alerts.handle_specs(config.alerts.iter().cloned(), now);
+        self.alerts
+            .handle_resource_specs(config.resource_alerts.iter().cloned());
         // Built only when some real server is down (a reload of 100,000
         // real servers should not hash them all for nothing).
         let mut present: Option<HashSet<(&str, SocketAddr)>> = None;

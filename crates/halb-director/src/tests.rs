@@ -393,3 +393,100 @@ fn a_fault_on_a_backup_is_not_held() {
     let log = run_log(&mut d, t0, 0);
     assert_eq!(log, [format!("fault {STANDBY_FAULT}")]);
 }
+
+#[test]
+fn resource_events_are_alerted_to_the_groups_sinks() {
+    use halb_alert::{ResourceAlert, Subject};
+    let t0 = Instant::now();
+    let mut c = config_with_group();
+    c.resource_groups[0].migration_threshold = 2;
+    let hook = halb_alert::WebhookSpec {
+        url: halb_alert::WebhookUrl::parse("http://127.0.0.1:1/h").unwrap(),
+        timeout: Duration::from_secs(1),
+        retries: 0,
+        ca_file: None,
+    };
+    c.resource_alerts = vec![(
+        "web".into(),
+        halb_alert::AlertSpec {
+            webhook: Some(hook),
+            email: None,
+        },
+    )];
+    let mut d = Director::new(c, 16, t0);
+    d.handle_start(t0);
+    run_agents(&mut d, t0, |_, _| 0);
+    d.handle_vrrp_event(vrrp(halb_vrrp::State::Master), t0);
+    let events = |other: &[Action]| -> Vec<(Option<String>, ResourceAlert)> {
+        other
+            .iter()
+            .filter_map(|a| match a {
+                Action::Alert(a) => match &a.alert.subject {
+                    Subject::Resource { member, event, .. } => Some((member.clone(), *event)),
+                    Subject::RealServer { .. } => None,
+                },
+                _ => None,
+            })
+            .collect()
+    };
+    let (_, other) = run_agents(&mut d, t0, |_, _| 0);
+    assert_eq!(
+        events(&other),
+        [(None, ResourceAlert::Started)],
+        "only the last member's start makes the group's alert"
+    );
+    // nginx's monitor fails: failed, then restarted in place.
+    let t1 = t0 + Duration::from_secs(10);
+    d.handle_timeout(t1);
+    let (_, other) = run_agents(&mut d, t1, |op, m| {
+        i32::from(op == halb_resource::Op::Monitor && m == "nginx") * 7
+    });
+    let nginx = Some("nginx".to_owned());
+    assert_eq!(
+        events(&other),
+        [
+            (nginx.clone(), ResourceAlert::Failed),
+            (nginx.clone(), ResourceAlert::Restarted)
+        ],
+        "{other:?}"
+    );
+    // Again: the threshold (2) is reached, the group is given up.
+    let t2 = t1 + Duration::from_secs(10);
+    d.handle_timeout(t2);
+    let (_, other) = run_agents(&mut d, t2, |op, m| {
+        i32::from(op == halb_resource::Op::Monitor && m == "nginx") * 7
+    });
+    assert_eq!(
+        events(&other),
+        [
+            (nginx.clone(), ResourceAlert::Failed),
+            (None, ResourceAlert::GivenUp)
+        ],
+        "{other:?}"
+    );
+    // A stop that fails on the way out: blocked, alerted.
+    let mut c = config_with_group();
+    c.resource_alerts = vec![(
+        "web".into(),
+        halb_alert::AlertSpec {
+            webhook: Some(halb_alert::WebhookSpec {
+                url: halb_alert::WebhookUrl::parse("http://127.0.0.1:1/h").unwrap(),
+                timeout: Duration::from_secs(1),
+                retries: 0,
+                ca_file: None,
+            }),
+            email: None,
+        },
+    )];
+    let mut d = Director::new(c, 16, t0);
+    d.handle_start(t0);
+    run_agents(&mut d, t0, |_, _| 0);
+    d.handle_vrrp_event(vrrp(halb_vrrp::State::Master), t0);
+    run_agents(&mut d, t0, |_, _| 0);
+    d.handle_vrrp_event(vrrp(halb_vrrp::State::Backup), t1);
+    let (_, other) = run_agents(&mut d, t1, |op, _| i32::from(op == halb_resource::Op::Stop));
+    assert!(
+        events(&other).contains(&(nginx, ResourceAlert::Blocked)),
+        "{other:?}"
+    );
+}

@@ -654,7 +654,10 @@ fn alerts_say_starting_then_running_then_reloading() {
     let statuses: Vec<_> = w.nodes[0]
         .alerts
         .iter()
-        .map(|(t, a)| (*t, a.alert.real.to_string(), a.alert.to, a.alert.status))
+        .map(|(t, a)| {
+            let (real, to) = real_to(&a.alert);
+            (*t, real.to_string(), to, a.alert.status)
+        })
         .collect();
     assert!(!statuses.is_empty(), "the up transition is alerted");
     // Starting lasts the first round (interval + timeout = 1.5 s), then
@@ -686,14 +689,14 @@ fn alerts_say_starting_then_running_then_reloading() {
     w.run_until(t + Duration::from_millis(1400));
     let (t, last) = w.nodes[0].alerts.last().unwrap();
     assert!(*t < reload_at + Duration::from_millis(1500));
-    assert_eq!(last.alert.to, Health::Down);
+    assert_eq!(real_to(&last.alert).1, Health::Down);
     assert_eq!(last.alert.status, halb_alert::DaemonStatus::Reloading);
     // After the reload's first round: running again.
     w.alive.insert(REALS[0].parse().unwrap());
     let t = w.elapsed();
     w.run_until(t + Duration::from_secs(4));
     let (_, last) = w.nodes[0].alerts.last().unwrap();
-    assert_eq!(last.alert.to, Health::Up);
+    assert_eq!(real_to(&last.alert).1, Health::Up);
     assert_eq!(last.alert.status, halb_alert::DaemonStatus::Running);
     w.check_tables();
 }
@@ -838,5 +841,13 @@ proptest! {
             w.run_until(t + Duration::from_millis(ms));
             w.check_tables();
         }
+    }
+}
+
+/// A real server's alert: (the real server, its new state).
+fn real_to(a: &halb_alert::Alert) -> (std::net::SocketAddr, Health) {
+    match &a.subject {
+        halb_alert::Subject::RealServer { real, to, .. } => (*real, *to),
+        other => panic!("not a real server's alert: {other:?}"),
     }
 }

@@ -113,13 +113,12 @@ impl Drop for GroupGuard {
 }
 
 /// Reads all of `r`, keeping the first `limit` bytes.
-async fn bounded(r: Option<impl AsyncRead + Unpin>, limit: usize) -> Vec<u8> {
-    let Some(mut r) = r else { return Vec::new() };
-    let mut kept = Vec::new();
+async fn bounded(r: Option<impl AsyncRead + Unpin>, limit: usize, kept: &mut Vec<u8>) {
+    let Some(mut r) = r else { return };
     let mut buf = [0u8; 4096];
     loop {
         match r.read(&mut buf).await {
-            Ok(0) | Err(_) => return kept,
+            Ok(0) | Err(_) => return,
             Ok(n) => {
                 let room = limit.saturating_sub(kept.len());
                 kept.extend_from_slice(&buf[..n.min(room)]);
@@ -127,6 +126,10 @@ async fn bounded(r: Option<impl AsyncRead + Unpin>, limit: usize) -> Vec<u8> {
         }
     }
 }
+
+/// How long the output is still read after the program exited, when
+/// something it left behind keeps its pipes open.
+pub const READ_GRACE: Duration = Duration::from_millis(200);
 
 /// Runs `spec` to its end. See the crate documentation.
 pub async fn run(spec: &Spec) -> Outcome {
@@ -169,10 +172,34 @@ pub async fn run(spec: &Spec) -> Outcome {
     // Dropped with the future unless the program may outlive us; at the
     // deadline it fires either way.
     let mut guard = GroupGuard(if spec.outlive { None } else { pgid });
-    let out = bounded(child.stdout.take(), spec.capture);
-    let err = bounded(child.stderr.take(), spec.capture);
+    let (out_r, err_r) = (child.stdout.take(), child.stderr.take());
     let finish = async {
-        let (status, stdout, stderr) = tokio::join!(child.wait(), out, err);
+        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        let status = {
+            let mut reads = std::pin::pin!(async {
+                tokio::join!(
+                    bounded(out_r, spec.capture, &mut stdout),
+                    bounded(err_r, spec.capture, &mut stderr)
+                )
+            });
+            let mut read_all = false;
+            let status = loop {
+                tokio::select! {
+                    s = child.wait() => break s,
+                    _ = &mut reads, if !read_all => read_all = true,
+                }
+            };
+            if !read_all {
+                // It exited, but a process it left behind (a daemon
+                // started in the background without redirecting its
+                // output, as the mysql agent's runuser) may hold the
+                // pipes for as long as it runs: what comes within
+                // READ_GRACE is kept, as Pacemaker reads what is there
+                // when the agent exits.
+                let _ = tokio::time::timeout(READ_GRACE, &mut reads).await;
+            }
+            status
+        };
         (status, stdout, stderr)
     };
     let result = match spec.timeout {
@@ -218,6 +245,22 @@ mod tests {
             timeout: Some(Duration::from_secs(10)),
             ..Spec::default()
         }
+    }
+
+    #[tokio::test]
+    async fn a_child_left_holding_the_pipes_does_not_hold_the_result() {
+        // As the mysql agent's `runuser … &`: the program exits at once,
+        // its background child keeps stdout open for 30 s.
+        let mut spec = sh("sleep 30 & echo $!; exit 0");
+        spec.capture = 64;
+        let o = run(&spec).await;
+        assert_eq!(o.exit, Exit::Code(0));
+        assert!(o.elapsed < Duration::from_secs(10), "{:?}", o.elapsed);
+        // (The sleep is left running, as an agent's daemon is: end it by
+        // the PID it printed.)
+        let pid = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+        assert!(pid.parse::<u32>().is_ok(), "{pid:?}");
+        let _ = run(&sh(&format!("kill {pid}"))).await;
     }
 
     #[tokio::test]

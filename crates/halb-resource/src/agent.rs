@@ -22,7 +22,10 @@
 //!   code is ignored; standard output saying "running" or "OK" (and not
 //!   "not running") means running, anything else not running.
 //!   `start`/`stop`: exit 0 succeeded, anything else is an error (1).
-//! - **systemd**: not supported yet (an error result, a hard failure).
+//! - **systemd**: the unit through systemd's D-Bus API, as Pacemaker's
+//!   systemd class ([`crate::systemd`]): `StartUnit`/`StopUnit` with mode
+//!   `replace` waiting for the job's `JobRemoved`, `ActiveState` for the
+//!   monitor. No process is started.
 //!
 //! As with Pacemaker, an agent that does not exist (or is not a file)
 //! answers 5 (not installed), one that is not executable 4 (insufficient
@@ -63,6 +66,8 @@ pub struct Agents {
     pub rsctmp: PathBuf,
     /// Bytes of stdout and of stderr kept.
     pub capture: usize,
+    /// Where systemd is reached for `systemd:` members.
+    pub systemd_bus: crate::systemd::Bus,
 }
 
 impl Default for Agents {
@@ -73,6 +78,7 @@ impl Default for Agents {
             heartbeat_dirs: vec!["/etc/ha.d/resource.d".into(), "/etc/init.d".into()],
             rsctmp: "/run/resource-agents".into(),
             capture: CAPTURE,
+            systemd_bus: crate::systemd::Bus::default(),
         }
     }
 }
@@ -163,19 +169,20 @@ impl Agents {
         interval: Duration,
         timeout: Duration,
     ) -> AgentResult {
+        if let Agent::Systemd(unit) = &spec.agent {
+            return crate::systemd::run(&self.systemd_bus, &unit_name(unit), op, timeout).await;
+        }
         let Some(program) = self.program(&spec.agent) else {
-            return match &spec.agent {
-                Agent::Systemd(_) => AgentResult::error("systemd agents not supported yet"),
-                other => not_installed(&format!(
-                    "{group}/{}: {other} is in none of {}",
-                    spec.name,
-                    self.heartbeat_dirs
-                        .iter()
-                        .map(|d| d.display().to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )),
-            };
+            return not_installed(&format!(
+                "{group}/{}: {} is in none of {}",
+                spec.name,
+                spec.agent,
+                self.heartbeat_dirs
+                    .iter()
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
         };
         // As Pacemaker stat()s the agent first: missing or a directory is
         // "not installed", not executable "insufficient privileges".
@@ -217,7 +224,8 @@ impl Agents {
                 a.push(status_word("status").to_owned());
                 (a, Vec::new())
             }
-            Agent::Systemd(_) => return AgentResult::error("systemd agents not supported yet"),
+            // Run over D-Bus above.
+            Agent::Systemd(_) => return AgentResult::error("systemd units run over D-Bus"),
         };
         let outcome = halb_process::run(&halb_process::Spec {
             program,
@@ -292,6 +300,27 @@ impl Agents {
             )));
         }
         metadata::parse(&String::from_utf8_lossy(&o.stdout))
+    }
+}
+
+/// A unit name as systemctl reads it: without a suffix, a `.service`.
+pub fn unit_name(unit: &str) -> String {
+    const SUFFIXES: &[&str] = &[
+        "service",
+        "socket",
+        "device",
+        "mount",
+        "automount",
+        "swap",
+        "target",
+        "path",
+        "timer",
+        "slice",
+        "scope",
+    ];
+    match unit.rsplit_once('.') {
+        Some((_, s)) if SUFFIXES.contains(&s) => unit.to_owned(),
+        _ => format!("{unit}.service"),
     }
 }
 
@@ -483,11 +512,18 @@ mod tests {
 
     #[tokio::test]
     async fn systemd_and_missing_agents() {
-        let m = MemberSpec::new("web", Agent::parse("systemd:nginx.service").unwrap());
-        let r = run(&m, "g", Op::Start, Duration::ZERO, Duration::from_secs(1)).await;
-        assert_eq!(
-            r.status,
-            AgentStatus::Error("systemd agents not supported yet".into())
+        let m = MemberSpec::new("web", Agent::parse("systemd:nginx").unwrap());
+        let agents = Agents {
+            systemd_bus: crate::systemd::Bus::Address("unix:path=/nonexistent/hrs/bus".into()),
+            ..Agents::default()
+        };
+        let r = agents
+            .run(&m, "g", Op::Start, Duration::ZERO, Duration::from_secs(1))
+            .await;
+        assert!(matches!(r.status, AgentStatus::Error(_)), "{r:?}");
+        assert!(
+            r.exit_reason.unwrap().contains("systemd:nginx.service"),
+            "the unit is named as systemctl reads it"
         );
         let m = MemberSpec::new("x", Agent::parse("ocf:nonexistent:Nothing").unwrap());
         let r = run(&m, "g", Op::Probe, Duration::ZERO, Duration::from_secs(1)).await;

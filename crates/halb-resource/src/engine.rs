@@ -144,6 +144,8 @@ pub enum GiveUpReason {
     HardError,
     /// `on_fail = standby`: the director should give up all it holds.
     Standby,
+    /// `on_fail = move` of a monitor.
+    OnFail,
 }
 
 /// What the engine asks of its shell, in order.
@@ -1133,6 +1135,21 @@ impl Engine {
         let g = &self.groups[gi];
         let m = &g.members[i];
         let threshold = g.spec.migration_threshold;
+        // What this failure does: a monitor's on_fail, a start's
+        // start_on_fail (by default from start_failure_is_fatal); a
+        // probe's failure restarts.
+        let on_fail = match op {
+            Op::Monitor => m.spec.on_fail,
+            Op::Start => m
+                .spec
+                .start_on_fail
+                .unwrap_or(if g.spec.start_failure_is_fatal {
+                    OnFail::Move
+                } else {
+                    OnFail::Restart
+                }),
+            _ => OnFail::Restart,
+        };
         let ban = match r.severity() {
             Severity::Hard | Severity::Fatal => Some((
                 GiveUpReason::HardError,
@@ -1143,13 +1160,22 @@ impl Engine {
                     r.severity()
                 ),
             )),
-            Severity::Soft if op == Op::Start && g.spec.start_failure_is_fatal => Some((
+            Severity::Soft if op == Op::Start && on_fail == OnFail::Move => Some((
                 GiveUpReason::StartFailed,
                 format!(
-                    "start of {} {} (start_failure_is_fatal)",
+                    "start of {} {} ({})",
                     m.spec.name,
-                    r.describe()
+                    r.describe(),
+                    if m.spec.start_on_fail.is_some() {
+                        "start_on_fail = move"
+                    } else {
+                        "start_failure_is_fatal"
+                    }
                 ),
+            )),
+            Severity::Soft if on_fail == OnFail::Move => Some((
+                GiveUpReason::OnFail,
+                format!("{op} of {} {} (on_fail = move)", m.spec.name, r.describe()),
             )),
             Severity::Soft if threshold > 0 && m.fail_count >= threshold => Some((
                 GiveUpReason::MigrationThreshold,
@@ -1164,13 +1190,9 @@ impl Engine {
             self.ban(gi, why, reason, now);
             return;
         }
-        // A failed start (not fatal) or probe is restarted; a monitor
-        // follows its on_fail.
-        let on_fail = match op {
-            Op::Monitor => m.spec.on_fail,
-            _ => OnFail::Restart,
-        };
-        if op == Op::Monitor {
+        // A failed probe is restarted; a monitor or a start follows its
+        // on_fail.
+        if op != Op::Probe {
             self.event(gi, Some(i), EventKind::Recovery { on_fail });
         }
         let name = self.groups[gi].members[i].spec.name.clone();
@@ -1188,15 +1210,23 @@ impl Engine {
             }
             OnFail::Stop => g.hold_from = Some(g.hold_from.map_or(i, |h| h.min(i))),
             OnFail::Block => {
-                let reason = format!("monitor of {name} {} (on_fail = block)", r.describe());
+                let reason = format!("{op} of {name} {} (on_fail = block)", r.describe());
                 self.block(gi, i, reason);
             }
-            // Handled before (a failed monitor is not counted then).
-            OnFail::Ignore => {}
+            // A monitor's: handled before (a failed monitor is not counted
+            // then); a start's is refused by the config (taken as a
+            // restart here).
+            OnFail::Ignore => {
+                if op == Op::Start {
+                    g.stop_from = Some(g.stop_from.map_or(i, |s| s.min(i)));
+                }
+            }
             OnFail::Standby => {
-                let reason = format!("monitor of {name} {} (on_fail = standby)", r.describe());
+                let reason = format!("{op} of {name} {} (on_fail = standby)", r.describe());
                 self.ban_until(gi, GiveUpReason::Standby, reason, None);
             }
+            // Banned above.
+            OnFail::Move => {}
         }
     }
 
@@ -2258,6 +2288,124 @@ mod tests {
                 ..
             }]
         ));
+    }
+
+    #[test]
+    fn start_on_fail_per_operation() {
+        // nginx's start fails once (exit 1), then succeeds.
+        let run = |on_fail: Option<OnFail>| {
+            let mut g = group("web", &["fs", "nginx"]);
+            g.failure_timeout = Some(Duration::from_secs(60));
+            g.members[1].start_on_fail = on_fail;
+            let mut h = H::new(vec![g]);
+            h.role("vi_web", true);
+            h.start();
+            let mut failed = false;
+            let ops = h.settle(|m, op| match (m, op) {
+                ("nginx", Op::Start) if !failed => {
+                    failed = true;
+                    AgentResult::code(1)
+                }
+                _ => stopped_world(m, op),
+            });
+            (h, ops)
+        };
+        // restart: stopped and started again in place; no ban.
+        let (mut h, ops) = run(Some(OnFail::Restart));
+        assert_eq!(
+            ops,
+            seq("fs probe, nginx probe, fs start, nginx start, nginx stop, nginx start")
+        );
+        assert!(h.other.is_empty(), "{:?}", h.other);
+        assert_eq!(h.state(0), State::Started);
+        assert!(h.kinds().contains(&"nginx Recovery".to_owned()));
+
+        // move (also the default, start_failure_is_fatal): banned until
+        // the failure timeout, everything stopped.
+        for on_fail in [None, Some(OnFail::Move)] {
+            let (h, ops) = run(on_fail);
+            assert_eq!(
+                ops,
+                seq("fs probe, nginx probe, fs start, nginx start, nginx stop, fs stop")
+            );
+            assert!(
+                matches!(
+                    h.other[..],
+                    [Action::GiveUp {
+                        until: Some(_),
+                        reason: GiveUpReason::StartFailed,
+                        ..
+                    }]
+                ),
+                "{:?}",
+                h.other
+            );
+        }
+
+        // stop: nginx (which may have half started) is stopped and held
+        // stopped until cleanup; fs keeps running, nothing moves.
+        let (mut h, ops) = run(Some(OnFail::Stop));
+        assert_eq!(
+            ops,
+            seq("fs probe, nginx probe, fs start, nginx start, nginx stop")
+        );
+        assert!(h.other.is_empty());
+        h.advance(Duration::from_secs(100));
+        assert_eq!(
+            h.settle(running_world),
+            seq("fs monitor"),
+            "only fs's monitor"
+        );
+        assert_eq!(h.e.status(h.now)[0].held_from.as_deref(), Some("nginx"));
+
+        // block: nothing more is done for the group here.
+        let (mut h, ops) = run(Some(OnFail::Block));
+        assert_eq!(ops, seq("fs probe, nginx probe, fs start, nginx start"));
+        assert_eq!(h.state(0), State::Blocked);
+        h.advance(Duration::from_secs(100));
+        assert!(h.flying.is_empty());
+
+        // standby: banned until cleanup.
+        let (h, _) = run(Some(OnFail::Standby));
+        assert!(matches!(
+            h.other[..],
+            [Action::GiveUp {
+                until: None,
+                reason: GiveUpReason::Standby,
+                ..
+            }]
+        ));
+    }
+
+    #[test]
+    fn a_failed_monitor_with_on_fail_move_bans_until_the_failure_timeout() {
+        let mut g = group("web", &["fs", "nginx"]);
+        g.failure_timeout = Some(Duration::from_secs(60));
+        g.members[1].on_fail = OnFail::Move;
+        let mut h = H::new(vec![g]);
+        h.role("vi_web", true);
+        h.start();
+        h.settle(stopped_world);
+        h.advance(Duration::from_secs(10));
+        let ops = h.settle(|m, op| match (m, op) {
+            ("nginx", Op::Monitor) => AgentResult::code(7),
+            _ => running_world(m, op),
+        });
+        assert_eq!(ops, seq("fs monitor, nginx monitor, nginx stop, fs stop"));
+        assert!(matches!(
+            h.other[..],
+            [Action::GiveUp {
+                until: Some(_),
+                reason: GiveUpReason::OnFail,
+                ..
+            }]
+        ));
+        // The ban ends with the failure timeout.
+        h.advance(Duration::from_secs(60));
+        assert!(h
+            .other
+            .iter()
+            .any(|a| matches!(a, Action::BanLifted { .. })));
     }
 
     #[test]

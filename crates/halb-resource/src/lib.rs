@@ -57,6 +57,8 @@ pub mod engine;
 pub mod metadata;
 pub mod result;
 pub mod spec;
+#[cfg(feature = "agents")]
+pub mod systemd;
 
 pub use engine::{
     Action, BanStatus, Command, CommandError, Engine, EventKind, FailureStatus, GiveUpReason,

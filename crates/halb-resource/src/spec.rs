@@ -79,6 +79,12 @@ pub struct MemberSpec {
     pub stop_timeout: Duration,
     /// What a failed monitor does.
     pub on_fail: OnFail,
+    /// What a failed start does (`start_on_fail`); `None`: the group's
+    /// `start_failure_is_fatal` decides ([`OnFail::Move`] when set, the
+    /// default, else [`OnFail::Restart`]). A failed probe restarts; a
+    /// failed stop always blocks (data safety: nothing may start
+    /// elsewhere while it may still run here).
+    pub start_on_fail: Option<OnFail>,
 }
 
 impl MemberSpec {
@@ -93,6 +99,7 @@ impl MemberSpec {
             start_timeout: DEFAULT_TIMEOUT,
             stop_timeout: DEFAULT_TIMEOUT,
             on_fail: OnFail::default(),
+            start_on_fail: None,
         }
     }
 }
@@ -135,14 +142,29 @@ pub enum OnFail {
     /// The director gives up the group (and, in the integration, all it
     /// holds) until `cleanup`.
     Standby,
+    /// Move the group away: it is banned here until `failure_timeout`
+    /// after the failure (or `cleanup`), and the peer takes it. A failed
+    /// start's default (`start_failure_is_fatal`).
+    Move,
 }
 
 impl OnFail {
-    pub const ALL: [OnFail; 5] = [
+    pub const ALL: [OnFail; 6] = [
         OnFail::Restart,
         OnFail::Stop,
         OnFail::Block,
         OnFail::Ignore,
+        OnFail::Standby,
+        OnFail::Move,
+    ];
+
+    /// What a failed start may do (`ignore` makes no sense there: the
+    /// member did not start).
+    pub const START: [OnFail; 5] = [
+        OnFail::Move,
+        OnFail::Restart,
+        OnFail::Stop,
+        OnFail::Block,
         OnFail::Standby,
     ];
 
@@ -153,6 +175,7 @@ impl OnFail {
             OnFail::Block => "block",
             OnFail::Ignore => "ignore",
             OnFail::Standby => "standby",
+            OnFail::Move => "move",
         }
     }
 

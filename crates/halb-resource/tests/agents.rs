@@ -558,3 +558,195 @@ async fn every_debian_heartbeat_agent_meta_data_parses() {
     }
     assert_eq!(fs.timeout("start"), Some(Duration::from_secs(60)));
 }
+
+const SYSTEMD: &str = "/lib/systemd/systemd";
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().next())
+        == Some("0")
+}
+
+/// A real systemd: a user manager (`systemd --user`) in a private mount
+/// namespace where `/run/systemd/system` exists (systemd refuses to run
+/// as a user manager on a system not booted with systemd, which is what
+/// it checks), its units in `XDG_CONFIG_HOME`, its D-Bus (Debian's
+/// dbus-user-session: `dbus.socket` at `$XDG_RUNTIME_DIR/bus`, the bus
+/// daemon started by systemd on the first connection, and systemd then
+/// on it as `org.freedesktop.systemd1`). Killed by PID (SIGTERM: it
+/// stops its units and the bus, and exits) on drop.
+struct UserSystemd {
+    child: std::process::Child,
+    socket: PathBuf,
+}
+
+impl UserSystemd {
+    fn start(dir: &Path) -> UserSystemd {
+        let run = dir.join("run");
+        let units = dir.join("config/systemd/user");
+        std::fs::create_dir_all(&run).unwrap();
+        std::fs::create_dir_all(&units).unwrap();
+        std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let log = std::fs::File::create(dir.join("systemd.log")).unwrap();
+        let child = std::process::Command::new("unshare")
+            .args(["-m", "--propagation", "private", "sh", "-c"])
+            .arg(format!(
+                "mkdir -p /run/systemd && mount -t tmpfs hrs-systemd /run/systemd && \
+                 mkdir /run/systemd/system && exec {SYSTEMD} --user --log-level=info"
+            ))
+            .env("XDG_RUNTIME_DIR", &run)
+            .env("XDG_CONFIG_HOME", dir.join("config"))
+            .env_remove("DBUS_SESSION_BUS_ADDRESS")
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let socket = run.join("bus");
+        let s = UserSystemd { child, socket };
+        let end = Instant::now() + Duration::from_secs(20);
+        while !s.socket.exists() {
+            assert!(
+                Instant::now() < end,
+                "systemd --user did not start: {}",
+                std::fs::read_to_string(dir.join("systemd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        s
+    }
+
+    fn bus(&self) -> halb_resource::systemd::Bus {
+        halb_resource::systemd::Bus::Address(format!("unix:path={}", self.socket.display()))
+    }
+}
+
+impl Drop for UserSystemd {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let end = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < end {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The main PID of a unit's service, from its PID file (the unit writes
+/// it), or `None`.
+fn main_pid(pidfile: &Path) -> Option<u32> {
+    std::fs::read_to_string(pidfile).ok()?.trim().parse().ok()
+}
+
+/// Waits (bounded) for the unit's PID file to name a process other than
+/// `old`.
+fn wait_pid(pidfile: &Path, old: Option<u32>) -> u32 {
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(p) = main_pid(pidfile).filter(|p| Some(*p) != old) {
+            return p;
+        }
+        assert!(Instant::now() < end, "the unit wrote no new PID");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A `systemd:` member against a real systemd: start (StartUnit, the job
+/// awaited through JobRemoved), monitors (ActiveState), the service's
+/// process killed → the monitor finds it not running → restarted in place,
+/// then stopped (StopUnit); a unit systemd does not know is "not
+/// installed" for a probe.
+#[tokio::test]
+async fn a_systemd_unit_driven_by_the_engine_against_a_real_systemd() {
+    if !is_root() || !Path::new(SYSTEMD).exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI runs this as root with systemd installed"
+        );
+        eprintln!("SKIPPED: needs root and {SYSTEMD}");
+        return;
+    }
+    let tmp = TempDir::new("systemd");
+    let pidfile = tmp.path().join("sleep.pid");
+    let sd = UserSystemd::start(tmp.path());
+    std::fs::write(
+        tmp.path().join("config/systemd/user/hrs-sleep.service"),
+        format!(
+            // `$$$$`: systemd makes it `$$`, sh its PID.
+            "[Service]\nExecStart=/bin/sh -c 'echo $$$$ > {}.new; mv {0}.new {0}; exec sleep 1000'\n",
+            pidfile.display()
+        ),
+    )
+    .unwrap();
+    let agents = Agents {
+        systemd_bus: sd.bus(),
+        ..Agents::default()
+    };
+    // A unit systemd does not know: "not installed". The first calls also
+    // start the bus (socket activation) and wait for systemd to be on it.
+    let none = MemberSpec::new("none", Agent::parse("systemd:hrs-nothing").unwrap());
+    let end = Instant::now() + Duration::from_secs(20);
+    let r = loop {
+        let r = agents
+            .run(
+                &none,
+                "g",
+                Op::Probe,
+                Duration::ZERO,
+                Duration::from_secs(5),
+            )
+            .await;
+        if r.status == AgentStatus::Code(5) || Instant::now() > end {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(r.status, AgentStatus::Code(5), "{r:?}");
+
+    let mut m = MemberSpec::new("sleep", Agent::parse("systemd:hrs-sleep").unwrap());
+    m.monitor.interval = Duration::from_millis(200);
+    let group = GroupSpec::new("svc", Follows::Instance("vi_1".into()), vec![m]);
+    let mut l = Loop::new(Engine::new(vec![group]), agents);
+    let now = Instant::now();
+    l.engine.handle_start(now);
+    l.engine.handle_role("vi_1", true, now);
+    l.until("started", Duration::from_secs(30), |log| {
+        count(log, "sleep started") == 1
+    })
+    .await;
+    let pid = wait_pid(&pidfile, None);
+    assert!(Path::new(&format!("/proc/{pid}")).exists());
+
+    // Its process dies: the monitor sees ActiveState leave "active", the
+    // engine restarts it in place.
+    std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    l.until("restarted", Duration::from_secs(30), |log| {
+        count(log, "sleep restarted") == 1
+    })
+    .await;
+    assert_eq!(count(&l.log, "sleep failed"), 1, "{:#?}", l.log);
+    let again = wait_pid(&pidfile, Some(pid));
+    assert_eq!(l.engine.status(Instant::now())[0].state, State::Started);
+
+    // Losing the role stops it.
+    l.engine.handle_role("vi_1", false, Instant::now());
+    l.until("released", Duration::from_secs(30), |log| {
+        log.iter()
+            .any(|a| matches!(a, Action::GroupReleased { .. }))
+    })
+    .await;
+    assert_eq!(count(&l.log, "sleep stopped"), 2, "in the restart and now");
+    assert!(!Path::new(&format!("/proc/{again}")).exists(), "stopped");
+    drop(sd);
+}

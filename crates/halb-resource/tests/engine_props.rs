@@ -24,6 +24,8 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone)]
 struct MemberCfg {
     on_fail: OnFail,
+    /// `start_on_fail`; `None`: from `start_failure_is_fatal`.
+    start_on_fail: Option<OnFail>,
     interval_s: u64,
     timeout_s: u64,
 }
@@ -73,15 +75,23 @@ fn member_cfg() -> impl Strategy<Value = MemberCfg> {
             1 => Just(OnFail::Block),
             1 => Just(OnFail::Ignore),
             1 => Just(OnFail::Standby),
+            1 => Just(OnFail::Move),
+        ],
+        prop_oneof![
+            4 => Just(None),
+            1 => prop::sample::select(OnFail::START.to_vec()).prop_map(Some),
         ],
         prop_oneof![Just(0u64), 1u64..10],
         1u64..20,
     )
-        .prop_map(|(on_fail, interval_s, timeout_s)| MemberCfg {
-            on_fail,
-            interval_s,
-            timeout_s,
-        })
+        .prop_map(
+            |(on_fail, start_on_fail, interval_s, timeout_s)| MemberCfg {
+                on_fail,
+                start_on_fail,
+                interval_s,
+                timeout_s,
+            },
+        )
 }
 
 fn group_cfg() -> impl Strategy<Value = GroupCfg> {
@@ -156,6 +166,7 @@ fn specs(cfgs: &[GroupCfg]) -> Vec<GroupSpec> {
                 .map(|(mi, m)| {
                     let mut s = MemberSpec::new(format!("m{mi}"), Agent::Lsb(format!("m{mi}")));
                     s.on_fail = m.on_fail;
+                    s.start_on_fail = m.start_on_fail;
                     s.monitor.interval = Duration::from_secs(m.interval_s);
                     s.monitor.timeout = Duration::from_secs(m.timeout_s);
                     s.start_timeout = Duration::from_secs(m.timeout_s);

@@ -51,10 +51,28 @@ struct Smtp {
 
 impl Smtp {
     fn start(python: &str, dir: &Path, tls: Option<(&Path, &Path, &str, &str)>) -> Smtp {
+        Smtp::start_in(None, python, dir, tls)
+    }
+
+    /// In the network namespace `netns` (`ip netns exec` execs, so the
+    /// child is python itself).
+    fn start_in(
+        netns: Option<&str>,
+        python: &str,
+        dir: &Path,
+        tls: Option<(&Path, &Path, &str, &str)>,
+    ) -> Smtp {
         let port = free_port();
         let mail = dir.join("mail");
         std::fs::create_dir_all(&mail).unwrap();
-        let mut cmd = Command::new(python);
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, python]);
+                c
+            }
+            None => Command::new(python),
+        };
         cmd.arg(SINK).arg(&mail).arg(port.to_string());
         if let Some((cert, key, user, pass)) = tls {
             cmd.arg(cert).arg(key).arg(user).arg(pass);
@@ -552,4 +570,139 @@ fn mail_through_opensmtpd() {
     drop(halb);
     drop(smtpd);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+struct Netns(String);
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = ip(&["netns", "del", &self.0]);
+    }
+}
+
+fn ip(args: &[&str]) -> bool {
+    Command::new("ip")
+        .args(args)
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Resource events (issue 17) go to the group's alert sinks: a director
+/// in its own network namespace (root) with aiosmtpd beside it becomes
+/// VRRP master and starts a group of Debian's `ocf:heartbeat:Dummy`;
+/// its member's state vanishes twice (`migration_threshold = 2`). The
+/// mails: the group started here, the member failed, restarted, failed
+/// again, and the group given up.
+#[test]
+fn resource_events_are_mailed() {
+    const DUMMY: &str = "/usr/lib/ocf/resource.d/heartbeat/Dummy";
+    let root = nix::unistd::geteuid().is_root();
+    if !root || !Path::new(DUMMY).exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI runs this as root with resource-agents installed"
+        );
+        println!("SKIPPED: needs root and {DUMMY}");
+        return;
+    }
+    let Some(py) = aiosmtpd_python() else { return };
+    let ns = Netns(format!("hrs-alert-{}", std::process::id()));
+    assert!(ip(&["netns", "add", &ns.0]));
+    let n = ns.0.as_str();
+    assert!(ip(&[
+        "-n", n, "link", "add", "d0", "type", "veth", "peer", "name", "d1"
+    ]));
+    assert!(ip(&["-n", n, "link", "set", "d1", "up"]));
+    assert!(ip(&["-n", n, "addr", "add", "192.0.2.1/24", "dev", "d0"]));
+    assert!(ip(&["-n", n, "link", "set", "d0", "up"]));
+    assert!(ip(&["-n", n, "link", "set", "lo", "up"]));
+
+    let dir = temp_dir("resource-alerts");
+    let smtp = Smtp::start_in(Some(n), py, &dir, None);
+    let state = dir.join("a.state");
+    let member = format!("hrs-a-{}", std::process::id());
+    let file = dir.join("halb.toml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"[global.alert]
+email = "ops@example.com"
+email_from = "halb@test.example"
+smtp = "{smtp}"
+
+[[vrrp_instance]]
+name = "VI_1"
+interface = "d0"
+virtual_router_id = 51
+priority = 100
+version = 3
+advert_interval = "100ms"
+virtual_ipaddress = ["192.0.2.100/24"]
+
+[[resource_group]]
+name = "web"
+follows = "VI_1"
+migration_threshold = 2
+failure_timeout = "1h"
+
+  [[resource_group.member]]
+  name = "{member}"
+  agent = "ocf:heartbeat:Dummy"
+  params = {{ state = "{state}" }}
+  monitor = {{ interval = "500ms", timeout = "10s" }}
+"#,
+            smtp = smtp.addr,
+            state = state.display(),
+        ),
+    )
+    .unwrap();
+    let socket = dir.join("halb.sock");
+    let log = std::fs::File::create(dir.join("halb.log")).unwrap();
+    let child = Command::new("ip")
+        .args(["netns", "exec", n, common::HALB, "run", "--config"])
+        .arg(&file)
+        .arg("--socket")
+        .arg(&socket)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let mut d = Daemon::attach(child, &dir, &file, &socket);
+
+    let m = smtp.wait_mail(&[
+        "Resource group: web",
+        "Event: started",
+        "started on this director",
+    ]);
+    assert!(m.contains("halb on "), "{m}");
+    assert!(state.exists());
+
+    // The member's state vanishes: failed, restarted in place.
+    std::fs::remove_file(&state).unwrap();
+    smtp.wait_mail(&[
+        &format!("Member: {member}"),
+        "Event: failed",
+        "monitor failed",
+    ]);
+    smtp.wait_mail(&[&format!("Member: {member}"), "Event: restarted"]);
+    let restarted = poll(|| state.exists().then_some(()));
+    assert!(restarted.is_some(), "{}", d.log());
+
+    // Again: the threshold is reached, the group is given up here.
+    std::fs::remove_file(&state).unwrap();
+    let m = smtp.wait_mail(&["Resource group: web", "Event: given_up"]);
+    assert!(m.contains("migration_threshold = 2"), "{m}");
+    let failed = smtp
+        .mails()
+        .iter()
+        .filter(|m| m.contains("Event: failed"))
+        .count();
+    assert_eq!(failed, 2, "{:#?}", smtp.mails());
+
+    d.signal("-TERM");
+    let st = d.wait_exit();
+    assert!(st.success(), "{st:?}\n{}", d.log());
+    drop(smtp);
+    drop(ns);
 }

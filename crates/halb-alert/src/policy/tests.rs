@@ -60,9 +60,17 @@ fn kinds(actions: &[Action]) -> Vec<(&'static str, Health, u32)> {
                 Sink::Webhook(_) => "webhook",
                 Sink::Email(_) => "email",
             };
-            (k, a.alert.to, a.alert.repeat)
+            (k, states(&a.alert).1, a.alert.repeat)
         })
         .collect()
+}
+
+/// A real server's alert: (from, to).
+fn states(a: &Alert) -> (Health, Health) {
+    match &a.subject {
+        Subject::RealServer { from, to, .. } => (*from, *to),
+        Subject::Resource { .. } => panic!("not a real server's alert: {a:?}"),
+    }
 }
 
 /// One transition in, every alert it queued out.
@@ -95,7 +103,7 @@ fn down_up_goes_to_both_sinks_and_repeats_while_down() {
     let r = timeout(&mut p, t0 + 60 * s);
     assert_eq!(kinds(&r), [("email", Health::Down, 1)]);
     assert_eq!(r[0].alert.down_for, Some(60 * s));
-    assert_eq!(r[0].alert.from, Health::Down);
+    assert_eq!(states(&r[0].alert).0, Health::Down);
     assert_eq!(p.poll_timeout(), Some(t0 + 120 * s));
     let up = transition(&mut p, tr(Health::Down, Health::Up), t0 + 90 * s);
     assert_eq!(
@@ -256,4 +264,49 @@ proptest! {
         prop_assert_eq!(last.len(), 1 + usize::from(statuses.contains(status)));
         prop_assert_eq!(p.poll_timeout(), None);
     }
+}
+
+fn rt(group: &str, member: Option<&str>, event: ResourceAlert) -> ResourceTransition {
+    ResourceTransition {
+        group: group.into(),
+        member: member.map(str::to_owned),
+        event,
+        reason: format!("resource group {group}: {}", event.as_str()),
+    }
+}
+
+#[test]
+fn resource_events_go_to_their_groups_sinks_under_the_status_filter() {
+    let t0 = Instant::now();
+    let s = Duration::from_secs(1);
+    let mut p = Policy::new();
+    // Only the group "web" has alerts; mail only while running.
+    p.handle_resource_specs([(
+        "web".to_owned(),
+        spec(60 * s, StatusSet::NONE.with(DaemonStatus::Running)),
+    )]);
+    p.handle_status(DaemonStatus::Starting, Some(t0 + 10 * s));
+    p.handle_resource(rt("db", Some("mysql"), ResourceAlert::Failed), t0);
+    assert!(p.poll_action().is_none(), "db has no alert settings");
+    p.handle_resource(rt("web", Some("nginx"), ResourceAlert::Failed), t0);
+    let a: Vec<Action> = std::iter::from_fn(|| p.poll_action()).collect();
+    assert_eq!(a.len(), 1, "starting: the webhook only, {a:?}");
+    assert!(matches!(a[0].sink, Sink::Webhook(_)));
+    assert_eq!(
+        a[0].alert.subject,
+        Subject::Resource {
+            group: "web".into(),
+            member: Some("nginx".into()),
+            event: ResourceAlert::Failed
+        }
+    );
+    p.handle_timeout(t0 + 10 * s);
+    p.handle_resource(rt("web", None, ResourceAlert::GivenUp), t0 + 10 * s);
+    let a: Vec<Action> = std::iter::from_fn(|| p.poll_action()).collect();
+    assert_eq!(a.len(), 2, "running: both sinks, {a:?}");
+    assert!(matches!(a[1].sink, Sink::Email(_)));
+    assert_eq!(a[1].alert.status, DaemonStatus::Running);
+    // Resource alerts are never repeated.
+    assert_eq!(p.poll_timeout(), None);
+    p.check_invariants();
 }

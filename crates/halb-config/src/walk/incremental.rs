@@ -209,7 +209,7 @@ pub(crate) fn check(
         walked[i] = Some(svc?);
     }
     let svcs: Vec<Svc> = walked.into_iter().collect::<Option<_>>()?;
-    let config = cx.finish(&root, head.global, &svcs);
+    let config = cx.finish(&root, head.global, &head.alert, &svcs);
     if !cx.errors.is_empty() {
         return None;
     }

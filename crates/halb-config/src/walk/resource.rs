@@ -23,6 +23,7 @@ const GROUP_KEYS: &[&str] = &[
     "failure_timeout",
     "start_failure_is_fatal",
     "managed",
+    "alert",
     "member",
 ];
 const MEMBER_KEYS: &[&str] = &[
@@ -33,6 +34,8 @@ const MEMBER_KEYS: &[&str] = &[
     "start_timeout",
     "stop_timeout",
     "on_fail",
+    "start_on_fail",
+    "stop_on_fail",
 ];
 const MONITOR_KEYS: &[&str] = &["interval", "timeout"];
 
@@ -112,6 +115,8 @@ struct Grp {
     path: String,
     /// Each member's name and where it is written.
     members: Vec<(String, Span, String)>,
+    /// Its `alert` table over the global one.
+    alert: halb_alert::AlertSpec,
     ok: bool,
 }
 
@@ -295,20 +300,23 @@ impl Cx<'_> {
         root: &Node,
         instances: &[&str],
         sync_groups: &[&str],
-    ) -> Vec<GroupSpec> {
+        galert: &super::alert::Layer,
+    ) -> (Vec<GroupSpec>, Vec<(String, halb_alert::AlertSpec)>) {
         let Some(f) = self.field(root, "resource_group") else {
-            return Vec::new();
+            return (Vec::new(), Vec::new());
         };
         let mut groups = Vec::new();
         for (i, tbl, span) in self.tables(&f, "resource_group", "name = \"web\"") {
-            groups.push(self.resource_group(tbl, span, i, instances, sync_groups));
+            groups.push(self.resource_group(tbl, span, i, instances, sync_groups, galert));
         }
         self.resource_cross(&groups);
-        groups
-            .into_iter()
-            .filter(|g| g.ok)
-            .map(|g| g.spec)
-            .collect()
+        let groups: Vec<Grp> = groups.into_iter().filter(|g| g.ok).collect();
+        let alerts = groups
+            .iter()
+            .filter(|g| !g.alert.is_empty())
+            .map(|g| (g.spec.name.clone(), g.alert.clone()))
+            .collect();
+        (groups.into_iter().map(|g| g.spec).collect(), alerts)
     }
 
     fn resource_cross(&mut self, groups: &[Grp]) {
@@ -396,6 +404,7 @@ impl Cx<'_> {
         i: usize,
         instances: &[&str],
         sync_groups: &[&str],
+        galert: &super::alert::Layer,
     ) -> Grp {
         let n = Node {
             tbl,
@@ -431,6 +440,12 @@ impl Cx<'_> {
         }
         spec.start_failure_is_fatal = self.vrrp_bool(&n, "start_failure_is_fatal", true);
         spec.managed = self.vrrp_bool(&n, "managed", true);
+        // Resource events go to the group's `alert` table over [global.alert].
+        let galert_own = match self.field(&n, "alert") {
+            Some(f) => self.alert_table(&f),
+            None => super::alert::Layer::default(),
+        };
+        let alert = self.resolve_alert(galert, &galert_own);
         let (mut members, mut names) = (Vec::new(), Vec::new());
         let member = self.field(&n, "member");
         let mut tables = Vec::new();
@@ -466,6 +481,7 @@ impl Cx<'_> {
             name_span,
             path: n.path.clone(),
             members: names,
+            alert,
             ok,
         }
     }
@@ -599,15 +615,15 @@ impl Cx<'_> {
             }
         }
         if let Some(f) = self.field(&n, "on_fail") {
-            let choices: Vec<&'static str> = OnFail::ALL.iter().map(|o| o.as_str()).collect();
-            let synonyms = [
-                ("fence", "standby"),
-                ("restart-container", "restart"),
-                ("demote", "stop"),
-            ];
-            if let Some(c) = self.choice(&f, "on_fail", &choices, &synonyms) {
-                m.on_fail = OnFail::parse(c).unwrap_or_default();
+            if let Some(o) = self.on_fail(&f, &OnFail::ALL, "standby") {
+                m.on_fail = o;
             }
+        }
+        if let Some(f) = self.field(&n, "start_on_fail") {
+            m.start_on_fail = self.on_fail(&f, &OnFail::START, "move");
+        }
+        if let Some(f) = self.field(&n, "stop_on_fail") {
+            self.stop_on_fail(&f);
         }
         let ok = self.errors.len() == before;
         let named = match (name, name_span) {
@@ -615,6 +631,71 @@ impl Cx<'_> {
             _ => None,
         };
         (ok.then_some(m), named)
+    }
+
+    /// `on_fail` (the monitor's) or `start_on_fail`: one of `allowed`;
+    /// Pacemaker's `fence` is refused with what to write instead.
+    fn on_fail(&mut self, f: &Field, allowed: &[OnFail], instead: &str) -> Option<OnFail> {
+        if matches!(f.kind, Kind::Str("fence")) {
+            self.push(
+                Problem::new(
+                    f.span.clone(),
+                    f.path.clone(),
+                    format!("{} = \"fence\": halb does not fence (yet)", f.name),
+                )
+                .expected(format!(
+                    "one of {}",
+                    allowed
+                        .iter()
+                        .map(|o| o.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+                .fix(format!(
+                    "write {} = \"{instead}\": the group leaves this director and the peer takes it",
+                    f.name
+                )),
+            );
+            return None;
+        }
+        let choices: Vec<&'static str> = allowed.iter().map(|o| o.as_str()).collect();
+        let synonyms = [
+            ("restart-container", "restart"),
+            ("demote", "stop"),
+            ("migrate", "move"),
+            ("ban", "move"),
+        ];
+        let what = f.name.to_owned();
+        let c = self.choice(f, &what, &choices, &synonyms)?;
+        OnFail::parse(c)
+    }
+
+    /// `stop_on_fail`: only `block`. A stop that failed may have left the
+    /// member running; starting it elsewhere could run it twice (a file
+    /// system mounted on two directors), so halb blocks the group here,
+    /// alerts, and keeps the VIP (fencing, which would let the peer start
+    /// it, is not in halb yet).
+    fn stop_on_fail(&mut self, f: &Field) {
+        if matches!(f.kind, Kind::Str("block")) {
+            return;
+        }
+        let found = match f.kind {
+            Kind::Str(s) => quote(s),
+            _ => self.raw(&f.span).to_owned(),
+        };
+        self.push(
+            Problem::new(
+                f.span.clone(),
+                f.path.clone(),
+                format!("stop_on_fail = {found}: a failed stop can only block"),
+            )
+            .expected(
+                "\"block\" (the default): a member whose stop failed may still run, so nothing \
+                 is started or stopped for the group here and it is never started elsewhere \
+                 (no fencing yet); an alert goes out",
+            )
+            .fix("write stop_on_fail = \"block\", or leave it out"),
+        );
     }
 
     fn agent(&mut self, f: &Field) -> Option<Agent> {
