@@ -87,6 +87,13 @@ enum Command {
         /// it, a second daemon on the same socket is refused.
         #[arg(long)]
         takeover: bool,
+        /// Keep the listening sockets in systemd's file-descriptor store
+        /// (`FileDescriptorStoreMax=` in the unit), so that `systemctl
+        /// restart` and a restart after a crash refuse no client. Only
+        /// under systemd (NOTIFY_SOCKET); on by itself where systemd sets
+        /// $FDSTORE (systemd 254 and later).
+        #[arg(long)]
+        fd_store: bool,
     },
     /// Validate a config file: every error with file, line, column and key.
     CheckConfig {
@@ -284,7 +291,8 @@ pub fn main() -> ExitCode {
             socket,
             max_config_size,
             takeover,
-        } => daemon::run_file(&config, socket, max_config_size, takeover),
+            fd_store,
+        } => daemon::run_file(&config, socket, max_config_size, takeover, fd_store),
         Command::CheckConfig {
             file,
             config,

@@ -73,6 +73,9 @@ struct Shell {
     locks: Option<crate::listenlock::ListenLocks>,
     /// systemd (`Type=notify`): READY, RELOADING, STOPPING, WATCHDOG.
     notify: crate::systemd::Notifier,
+    /// systemd's file-descriptor store (fdstore.rs), kept equal to the
+    /// listening sockets after each reload.
+    fd_store: crate::fdstore::FdStore,
 }
 
 /// How long a reader waits for the daemon's task to publish a fresh
@@ -117,6 +120,7 @@ impl Shell {
                 let report = self.plane.apply(&table);
                 match reason {
                     ApplyReason::Reload => {
+                        self.fd_store.sync(self.plane.listener_fds());
                         let r = self.reload_report.get_or_insert_with(ApplyReport::default);
                         r.errors.extend(report.errors);
                         r.warnings.extend(report.warnings);
@@ -810,6 +814,7 @@ pub fn run_file(
     socket: Option<PathBuf>,
     max_config_size: u64,
     takeover: bool,
+    fd_store: bool,
 ) -> anyhow::Result<ExitCode> {
     let mut loader = Box::new(halb_config::Loader::with_max_size(max_config_size));
     let config = match crate::agents::load(&mut loader, path) {
@@ -828,9 +833,18 @@ pub fn run_file(
         config,
         socket,
         http,
-        takeover,
+        Start { takeover, fd_store },
         || {},
     )
+}
+
+/// How [`run`] starts: `takeover` asks the running daemon for its
+/// listening sockets (handover.rs); `fd_store` keeps them in systemd's
+/// file-descriptor store (fdstore.rs).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Start {
+    pub takeover: bool,
+    pub fd_store: bool,
 }
 
 /// The next VRRP event, or never when VRRP is not running.
@@ -853,11 +867,20 @@ pub fn run(
     mut config: Config,
     socket: Option<PathBuf>,
     http: Option<SocketAddr>,
-    takeover: bool,
+    start: Start,
     ready: impl FnOnce(),
 ) -> anyhow::Result<ExitCode> {
+    let Start { takeover, fd_store } = start;
     if let Some(s) = socket {
         config.global.control_socket = s;
+    }
+    // systemd's file-descriptor store: the sockets of this unit's previous
+    // run, taken (and the LISTEN_* variables removed) while this process
+    // has one thread.
+    let mut fd_store = crate::fdstore::FdStore::from_env(fd_store);
+    let passed = fd_store.take_passed();
+    if fd_store.enabled() {
+        tracing::info!("the listening sockets are kept in systemd's file-descriptor store");
     }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -914,12 +937,18 @@ pub fn run(
             ..ProxyOptions::default()
         })
         .context("starting the userspace data plane")?;
+        let mut inherited = passed;
         let handover = handover.map(|(stream, listeners)| {
             let n: usize = listeners.values().map(Vec::len).sum();
             tracing::info!(sockets = n, "--takeover: received the running daemon's listening sockets");
-            proxy.inherit(listeners);
+            for (k, fds) in listeners {
+                inherited.entry(k).or_default().extend(fds);
+            }
             stream
         });
+        if !inherited.is_empty() {
+            proxy.inherit(inherited);
+        }
         let mut plane = planes::Planes::new(proxy, &config.global);
         // After the data plane raised RLIMIT_NOFILE.
         let check_cap = check_concurrency(config.global.check_concurrency);
@@ -961,6 +990,7 @@ pub fn run(
             }
             anyhow::bail!("{} virtual service(s) could not start", report.errors.len());
         }
+        fd_store.sync(plane.listener_fds());
         // IPVS problems (a kernel without IPVS, a refused service) stop
         // only the services concerned: the rest runs.
         for w in &report.warnings {
@@ -1053,6 +1083,7 @@ pub fn run(
             reloads: control::ReloadStats::default(),
             locks,
             notify: crate::systemd::Notifier::from_env(),
+            fd_store,
         };
         shell.director.handle_start(Instant::now());
         shell.drain();

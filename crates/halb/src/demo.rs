@@ -62,7 +62,7 @@ pub fn run(socket: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         config,
         socket,
         Some(http),
-        false,
+        daemon::Start::default(),
         || {
             print_banner(&socket_path);
         },

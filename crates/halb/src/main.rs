@@ -13,6 +13,7 @@ mod cli;
 mod control;
 mod daemon;
 mod demo;
+mod fdstore;
 mod handover;
 mod http;
 mod import;

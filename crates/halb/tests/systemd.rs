@@ -412,7 +412,8 @@ fn unit_file_verifies() {
     .unwrap();
     for want in [
         "Type=notify",
-        "ExecStart=/usr/bin/halb run --config /etc/halb/halb.toml",
+        "ExecStart=/usr/bin/halb run --fd-store --config /etc/halb/halb.toml",
+        "FileDescriptorStoreMax=",
         "ExecReload=/usr/bin/halb reload --config /etc/halb/halb.toml",
         "WatchdogSec=",
         "RuntimeDirectory=halb",
