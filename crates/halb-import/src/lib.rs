@@ -31,6 +31,7 @@ mod heartbeat;
 mod ipvsadm;
 mod keepalived;
 mod ldirectord;
+mod pacemaker;
 pub mod report;
 
 pub use report::{Advice, Finding, Pos, Report, Severity};
@@ -49,7 +50,7 @@ pub enum Format {
     Heartbeat,
     /// `ipvsadm -S` (`ipvsadm-save`) output.
     Ipvsadm,
-    /// crm shell text or CIB XML (not implemented yet).
+    /// crm shell text (`crm configure show`) or CIB XML (`cibadmin --query`).
     Pacemaker,
 }
 
@@ -274,16 +275,7 @@ pub fn import(
         Format::Ldirectord => ldirectord::import(inputs, source, opts, &mut out, &mut report),
         Format::Heartbeat => heartbeat::import(inputs, source, opts, &mut out, &mut report),
         Format::Ipvsadm => ipvsadm::import(inputs, source, opts, &mut out, &mut report),
-        Format::Pacemaker => {
-            for i in inputs {
-                report.error(
-                    &Pos::file(&i.name),
-                    "",
-                    "importing Pacemaker configurations is not implemented yet",
-                    Advice::Fix("write the resource groups by hand (docs/resources.md)".to_owned()),
-                );
-            }
-        }
+        Format::Pacemaker => pacemaker::import(inputs, source, opts, &mut out, &mut report),
     }
     report.sort();
     if report.has_errors() {
@@ -417,7 +409,7 @@ mod tests {
     }
 
     #[test]
-    fn pacemaker_is_not_implemented_yet() {
+    fn a_cib_without_configuration_is_an_error() {
         let e = import(
             Format::Pacemaker,
             &[Input::new("cib.xml", "<cib/>")],
@@ -426,5 +418,6 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.render().contains("cib.xml:0:0: error"), "{e}");
+        assert!(e.render().contains("no <configuration>"), "{e}");
     }
 }
