@@ -180,7 +180,7 @@ fn read_crm(input: &Input, cib: &mut Cib, report: &mut Report) {
                 };
                 let mut p = Primitive {
                     id: id.clone(),
-                    agent: agent.0.clone(),
+                    agent: full_agent(&agent.0),
                     params: Vec::new(),
                     meta: Vec::new(),
                     ops: Vec::new(),
@@ -293,6 +293,18 @@ fn read_crm(input: &Input, cib: &mut Cib, report: &mut Report) {
             "fencing_topology" | "rsc_template" | "tag" | "acl_target" | "role" | "user" | "alert" | "rsc_ticket" => cib.unmapped.push((kw.clone(), id, "a Pacemaker object halb has no equivalent of".into(), Advice::NotSupported, pos)),
             other => report.error(&pos, other, format!("\"{other}\" is not a crm configure statement"), Advice::Fix("the input is `crm configure show` output: primitive, group, ms, clone, location, colocation, order, property, rsc_defaults".into())),
         }
+    }
+}
+
+/// An agent as crm writes it, in full: `Filesystem` is
+/// `ocf:heartbeat:Filesystem` (crm's default class and provider), `ocf:T`
+/// is `ocf:heartbeat:T`; `lsb:`, `systemd:`, `service:`, `stonith:` and
+/// three-part names stay as they are.
+fn full_agent(a: &str) -> String {
+    match a.split(':').collect::<Vec<_>>()[..] {
+        [t] => format!("ocf:heartbeat:{t}"),
+        ["ocf", t] => format!("ocf:heartbeat:{t}"),
+        _ => a.to_owned(),
     }
 }
 
