@@ -353,7 +353,7 @@ impl<'a> Ld<'a> {
                 } else if cols < 4 {
                     "indented by fewer than 4 columns"
                 } else {
-                    "after a blank line that ended the virtual block"
+                    "after a blank line that ended the virtual= block"
                 };
                 match virtuals.last_mut() {
                     Some(v) if self.fold => {

@@ -9,13 +9,16 @@ use crate::{Options, Source};
 use std::cell::OnceCell;
 use std::net::IpAddr;
 
+/// A services file's entries: name (or alias), port, protocol.
+type Services = Vec<(String, u16, String)>;
+
 /// The two files, read the first time a name needs them.
 pub(crate) struct Names<'a> {
     source: &'a dyn Source,
     hosts_file: String,
     services_file: String,
     hosts: OnceCell<Result<Vec<(String, IpAddr)>, String>>,
-    services: OnceCell<Result<Vec<(String, u16, String)>, String>>,
+    services: OnceCell<Result<Services, String>>,
 }
 
 impl<'a> Names<'a> {
@@ -53,7 +56,7 @@ impl<'a> Names<'a> {
         })
     }
 
-    fn services(&self) -> &Result<Vec<(String, u16, String)>, String> {
+    fn services(&self) -> &Result<Services, String> {
         self.services.get_or_init(|| {
             let text = self.source.read(&self.services_file)?;
             let mut v = Vec::new();

@@ -441,3 +441,43 @@ proptest! {
         never_panics(Format::Heartbeat, &files, &src)?;
     }
 }
+
+#[test]
+fn heartbeat_ucast_only_becomes_unicast_peers_and_short_keys_are_reported() {
+    let out = run(
+        Format::Heartbeat,
+        &[
+            (
+                "ha.cf",
+                "keepalive 500ms\nucast eth1 192.0.2.2\nnode a\nnode b\nauto_failback off\n",
+            ),
+            (
+                "haresources",
+                "b IPaddr2::192.0.2.100/24 apache::/etc/apache2/apache2.conf\n",
+            ),
+            ("authkeys", "auth 3\n3 md5 Hello!\n"),
+        ],
+        &MemorySource::default(),
+        &Options::default(),
+    )
+    .unwrap();
+    checked(&out);
+    assert!(out.toml.contains("interface = \"eth1\""), "{}", out.toml);
+    assert!(
+        out.toml.contains("unicast_peers = [\"192.0.2.2\"]"),
+        "{}",
+        out.toml
+    );
+    assert!(
+        out.toml.contains("priority = 100"),
+        "node a is this one, b preferred"
+    );
+    assert!(out.toml.contains("preempt = false"));
+    assert!(out.toml.contains("advert_interval = \"500ms\""));
+    assert!(out
+        .toml
+        .contains("agent = \"heartbeat:apache::/etc/apache2/apache2.conf\""));
+    let r = out.report.render();
+    assert!(r.contains("authkeys:2:3: unmapped: md5: heartbeat signs its packets with HMAC-MD5 and a key of 6 bytes"), "{r}");
+    assert!(!out.toml.contains("auth ="));
+}
