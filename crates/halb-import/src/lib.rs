@@ -31,6 +31,7 @@ mod heartbeat;
 mod ipvsadm;
 mod keepalived;
 mod ldirectord;
+mod names;
 mod pacemaker;
 pub mod report;
 
@@ -240,6 +241,9 @@ pub struct Options {
     /// ldirectord: import a per-virtual key found unindented into the
     /// block above it (instead of only reporting it).
     pub fold_unindented: bool,
+    /// heartbeat `--node NAME`: which node of ha.cf this director is
+    /// (its priorities follow); None: the first `node`.
+    pub node: Option<String>,
 }
 
 /// A successful import.

@@ -47,6 +47,11 @@ pub struct ImportArgs {
     /// block above it (it is reported either way).
     #[arg(long)]
     fold_unindented: bool,
+    /// heartbeat: the node of ha.cf this director is (the priorities of
+    /// the VRRP instances follow haresources' preferred nodes); default
+    /// the first `node` line.
+    #[arg(long, value_name = "NAME")]
+    node: Option<String>,
 }
 
 /// Files on disk; globs with the `glob` crate.
@@ -171,6 +176,7 @@ pub fn run(a: &ImportArgs) -> ExitCode {
         hosts_file: a.hosts.clone(),
         services_file: a.services.clone(),
         fold_unindented: a.fold_unindented,
+        node: a.node.clone(),
     };
     let imported = match halb_import::import(format, &inputs, &FsSource, &opts) {
         Ok(i) => i,
