@@ -26,6 +26,7 @@
 //! ```
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+mod corosync;
 pub mod emit;
 mod heartbeat;
 mod ipvsadm;

@@ -77,13 +77,16 @@ struct Cib {
 pub(crate) fn import(
     inputs: &[Input],
     _source: &dyn Source,
-    _opts: &Options,
+    opts: &Options,
     out: &mut Emitter,
     report: &mut Report,
 ) {
     let mut cib = Cib::default();
+    let mut coro = None;
     for input in inputs {
-        if input.text.trim_start().starts_with('<') {
+        if crate::corosync::looks_like(&input.text) {
+            coro = Some(crate::corosync::read(input, report));
+        } else if input.text.trim_start().starts_with('<') {
             read_xml(input, &mut cib, report);
         } else {
             read_crm(input, &mut cib, report);
@@ -92,7 +95,7 @@ pub(crate) fn import(
     if report.has_errors() {
         return;
     }
-    write(&cib, out, report);
+    write(&cib, coro.as_ref(), opts.node.as_deref(), out, report);
 }
 
 // ---- crm shell text -------------------------------------------------------
@@ -612,7 +615,14 @@ fn is_infinity(score: &str) -> bool {
     )
 }
 
-fn write(cib: &Cib, out: &mut Emitter, report: &mut Report) {
+fn write(
+    cib: &Cib,
+    coro: Option<&crate::corosync::Corosync>,
+    node: Option<&str>,
+    out: &mut Emitter,
+    report: &mut Report,
+) {
+    let mut first = true;
     for (kw, id, what, advice, pos) in &cib.unmapped {
         let key = if id.is_empty() {
             kw.clone()
@@ -980,6 +990,10 @@ fn write(cib: &Cib, out: &mut Emitter, report: &mut Report) {
             emit::set_bool(&mut inst, "preempt", false);
         }
         emit::set_str_array(&mut inst, "virtual_ipaddress", &vips);
+        if let Some(c) = coro {
+            c.apply(&mut inst, node, report, first);
+            first = false;
+        }
         report.note(pos, &format!("group {gid}"), format!("Pacemaker picks the node; halb elects a master per VRRP instance (virtual_router_id {vrid}, priority 100 written)"), Advice::Key("priority: higher on the director that should run the group (the other keeps 100)".into()));
         out.vrrp_instance(inst);
         if nmembers > 0 {
@@ -1140,6 +1154,51 @@ rsc_defaults rsc-options: \
         assert!(r.contains("promotable"), "{r}");
         assert!(r.contains("track_ping"), "{r}");
         crate::check(&out.toml, "halb.toml").unwrap();
+    }
+
+    #[test]
+    fn corosync_conf_gives_the_timings_and_addresses() {
+        let coro = "totem {\n version: 2\n token: 3000\n}\nnodelist {\n node {\n  name: node1\n  ring0_addr: 192.0.2.1\n }\n node {\n  name: node2\n  ring0_addr: 192.0.2.2\n }\n}\n";
+        let opts = Options {
+            node: Some("node2".into()),
+            ..Options::default()
+        };
+        let out = run(
+            Format::Pacemaker,
+            &[
+                Input::new("crm.txt", crm()),
+                Input::new("corosync.conf", coro),
+            ],
+            &MemorySource::default(),
+            &opts,
+        )
+        .unwrap();
+        let t = &out.toml;
+        assert!(t.contains("advert_interval = \"1s\""), "{t}");
+        assert!(t.contains("unicast_source = \"192.0.2.2\""), "{t}");
+        assert!(t.contains("unicast_peers = [\"192.0.2.1\"]"), "{t}");
+        assert!(
+            out.report
+                .render()
+                .contains("corosync.conf:3:2: note: totem.token"),
+            "{}",
+            out.report.render()
+        );
+        let opts = Options {
+            node: Some("node9".into()),
+            ..Options::default()
+        };
+        let e = run(
+            Format::Pacemaker,
+            &[
+                Input::new("crm.txt", crm()),
+                Input::new("corosync.conf", coro),
+            ],
+            &MemorySource::default(),
+            &opts,
+        )
+        .unwrap_err();
+        assert!(e.render().contains("node1, node2"), "{}", e.render());
     }
 
     #[test]
