@@ -4,8 +4,8 @@
 
 use halb_config::{parse, Config, ConfigErrors};
 use halb_health::{
-    ClientCert, DnsSpec, DnsType, ExternalSpec, HttpMethod, HttpSpec, InitialState, ProbeSpec,
-    RedisSpec, SmtpSpec, SqlSpec, Timing, TlsSpec, UdpSpec,
+    ClientCert, DnsSpec, DnsType, ExternalSpec, FtpSpec, HttpMethod, HttpSpec, InitialState,
+    MailSpec, ProbeSpec, RedisSpec, SimpleTcpSpec, SmtpSpec, SqlSpec, Timing, TlsSpec, UdpSpec,
 };
 use insta::assert_snapshot;
 use std::net::SocketAddr;
@@ -291,9 +291,8 @@ real_server = [
     assert_eq!(probes[1], &ProbeSpec::Smtp(SmtpSpec::default()));
     assert_eq!(
         probes[2],
-        &ProbeSpec::Smtp(SmtpSpec {
-            helo_name: "halb".into()
-        })
+        // 587 is submission: STARTTLS when offered (ldirectord).
+        &ProbeSpec::Smtp(SmtpSpec::submission())
     );
     assert_eq!(probes[3], &ProbeSpec::Dns(DnsSpec::default()));
     assert_eq!(
@@ -306,7 +305,8 @@ real_server = [
     assert_eq!(
         probes[5],
         &ProbeSpec::Smtp(SmtpSpec {
-            helo_name: "lb1.example.com".into()
+            helo_name: "lb1.example.com".into(),
+            starttls: None,
         })
     );
     assert_eq!(
@@ -530,4 +530,112 @@ real_server = [{ address = "198.51.100.1:5432" }]
     );
     assert!(matches!(probes[2], ProbeSpec::Redis(_)), "{:?}", probes[2]);
     assert!(matches!(probes[3], ProbeSpec::Pgsql(_)), "{:?}", probes[3]);
+}
+
+#[test]
+fn ldirectord_service_probes() {
+    let cfg = ok(r#"
+[global]
+check = {}
+
+[[virtual_service]]
+listen = "127.0.0.1:8080"
+real_server = [
+  { address = "127.0.0.1:21" },
+  { address = "127.0.0.1:143" },
+  { address = "127.0.0.1:993" },
+  { address = "127.0.0.1:110" },
+  { address = "127.0.0.1:995" },
+  { address = "127.0.0.1:119" },
+  { address = "127.0.0.1:7000", check = { type = "simpletcp", send = 'PING\r\n', expect_regex = "^\\+PONG" } },
+  { address = "127.0.0.1:7001", check = { send = "x", tls = true, sni = "a.example" } },
+  { address = "127.0.0.1:2121", check = { type = "ftp", username = "hc", password = "pw", retrieve = "f.txt", expect_regex = "ok" } },
+  { address = "127.0.0.1:1143", check = { type = "imaps", username = "u", password = "p" } },
+  { address = "127.0.0.1:1110", check = { type = "pop" } },
+  { address = "127.0.0.1:2587", check = { type = "submission", helo_name = "lb1" } },
+  { address = "127.0.0.2:993", check = { sni = "mail.example" } },
+]
+"#);
+    let probes: Vec<&ProbeSpec> = cfg.checks.iter().map(|c| &c.spec.probe).collect();
+    assert_eq!(probes[0], &ProbeSpec::Ftp(FtpSpec::default()));
+    assert_eq!(probes[1], &ProbeSpec::Imap(MailSpec::default()));
+    assert_eq!(probes[2], &ProbeSpec::Imap(MailSpec::tls()));
+    assert_eq!(probes[3], &ProbeSpec::Pop(MailSpec::default()));
+    assert_eq!(probes[4], &ProbeSpec::Pop(MailSpec::tls()));
+    assert_eq!(probes[5], &ProbeSpec::Nntp);
+    let ProbeSpec::SimpleTcp(t) = probes[6] else {
+        panic!("{:?}", probes[6]);
+    };
+    assert_eq!(t.send, b"PING\r\n");
+    assert_eq!(t.expect.as_ref().unwrap().as_str(), "^\\+PONG");
+    assert!(t.tls.is_none());
+    assert_eq!(
+        probes[7],
+        &ProbeSpec::SimpleTcp(SimpleTcpSpec {
+            send: b"x".to_vec(),
+            expect: None,
+            tls: Some(TlsSpec {
+                server_name: Some("a.example".into()),
+                ..TlsSpec::default()
+            }),
+        })
+    );
+    let ProbeSpec::Ftp(f) = probes[8] else {
+        panic!("{:?}", probes[8]);
+    };
+    assert_eq!(
+        (
+            f.username.as_str(),
+            f.password.as_deref(),
+            f.retrieve.as_deref()
+        ),
+        ("hc", Some("pw"), Some("f.txt"))
+    );
+    assert_eq!(
+        probes[9],
+        &ProbeSpec::Imap(MailSpec {
+            username: Some("u".into()),
+            password: Some("p".into()),
+            tls: Some(TlsSpec::default()),
+        })
+    );
+    assert_eq!(probes[10], &ProbeSpec::Pop(MailSpec::default()));
+    assert_eq!(
+        probes[11],
+        &ProbeSpec::Smtp(SmtpSpec {
+            helo_name: "lb1".into(),
+            starttls: Some(TlsSpec::default()),
+        })
+    );
+    // TLS keys on an imaps port keep imaps (not https).
+    assert!(
+        matches!(probes[12], ProbeSpec::Imap(MailSpec { tls: Some(t), .. }) if t.server_name.as_deref() == Some("mail.example")),
+        "{:?}",
+        probes[12]
+    );
+}
+
+#[test]
+fn ldirectord_service_probe_errors() {
+    let out = render(
+        r#"[[virtual_service]]
+listen = "127.0.0.1:1521"
+
+  [virtual_service.check]
+  type = "oracle"
+
+  [[virtual_service.real_server]]
+  address = "127.0.0.1:1530"
+  check = { type = "imap", username = "u" }
+
+  [[virtual_service.real_server]]
+  address = "127.0.0.1:1522"
+  check = { type = "simpletcp", send = 'a\q', expect_regex = "(", retrieve = "f" }
+
+  [[virtual_service.real_server]]
+  address = "127.0.0.1:1523"
+  check = { type = "pop", tls = true }
+"#,
+    );
+    assert_snapshot!(out);
 }

@@ -56,7 +56,42 @@ pub fn describe(spec: &CheckSpec) -> String {
         ProbeSpec::External(e) => format!("external {}", e.program.display()),
         // Never the password.
         ProbeSpec::Redis(_) => format!("redis PING {t}"),
-        ProbeSpec::Smtp(s) => format!("smtp EHLO {} {t}", s.helo_name),
+        ProbeSpec::Smtp(s) => format!(
+            "{} EHLO {} {t}",
+            if s.starttls.is_some() {
+                "submission"
+            } else {
+                "smtp"
+            },
+            s.helo_name
+        ),
+        ProbeSpec::SimpleTcp(s) => format!(
+            "simpletcp{} {t}{}",
+            if s.tls.is_some() { " over TLS" } else { "" },
+            s.expect
+                .as_ref()
+                .map(|r| format!(" expecting /{}/", r.as_str()))
+                .unwrap_or_default()
+        ),
+        // Never the password.
+        ProbeSpec::Ftp(f) => match &f.retrieve {
+            Some(file) => format!("ftp login {} {t} RETR {file}", f.username),
+            None => format!("ftp login {} {t}", f.username),
+        },
+        ProbeSpec::Imap(m) | ProbeSpec::Pop(m) => {
+            let kind = match (&spec.probe, m.tls.is_some()) {
+                (ProbeSpec::Imap(_), false) => "imap",
+                (ProbeSpec::Imap(_), true) => "imaps",
+                (_, false) => "pop",
+                (_, true) => "pops",
+            };
+            match &m.username {
+                Some(u) => format!("{kind} login {u} {t}"),
+                None => format!("{kind} greeting {t}"),
+            }
+        }
+        ProbeSpec::Nntp => format!("nntp greeting {t}"),
+        ProbeSpec::Oracle => format!("oracle {t} (not supported)"),
         ProbeSpec::Dns(d) => format!("dns {} {} {t}", d.query_name, d.query_type.as_str()),
         ProbeSpec::Udp(u) => format!(
             "udp {t}{}",

@@ -85,6 +85,23 @@ pub enum ProbeSpec {
     /// PostgreSQL: with a user, StartupMessage and login (trust, cleartext,
     /// MD5, SCRAM-SHA-256), optional query; without, an SSLRequest answered.
     Pgsql(SqlSpec),
+    /// A string sent over TCP (optionally TLS), the reply read bounded
+    /// and matched against a regular expression (ldirectord `simpletcp`).
+    SimpleTcp(SimpleTcpSpec),
+    /// FTP: 220 banner, `USER`/`PASS`, optionally `PASV` + `RETR` of a
+    /// file matched against a regular expression, `QUIT`.
+    Ftp(FtpSpec),
+    /// IMAP: `* OK` greeting (over TLS for imaps), `LOGIN` when a user is
+    /// set, `LOGOUT`.
+    Imap(MailSpec),
+    /// POP3: `+OK` greeting (over TLS for pops), `USER`/`PASS` when a user
+    /// is set, `QUIT`.
+    Pop(MailSpec),
+    /// NNTP: a 200 or 201 greeting, `QUIT`.
+    Nntp,
+    /// Oracle's TNS protocol needs Oracle's client library: refused at
+    /// config check, never built by halb-config. Probing it reports down.
+    Oracle,
     /// Forced up (ldirectord `checktype = on`); never probed.
     On,
     /// Forced down (ldirectord `checktype = off`); never probed.
@@ -94,12 +111,21 @@ pub enum ProbeSpec {
 impl ProbeSpec {
     /// The probe used when a check names no type, picked by the service
     /// port as ldirectord does: 80 → HTTP `GET /` expecting 2xx, 443 → the
-    /// same over TLS without verification, 25 and 587 → SMTP, 53 → DNS
+    /// same over TLS without verification, 25 → SMTP, 587 → SMTP with
+    /// STARTTLS when offered (submission), 21 → FTP (anonymous login),
+    /// 143/993 → IMAP/IMAPS, 110/995 → POP3/POP3S, 119 → NNTP, 53 → DNS
     /// (`. SOA`), 6379 → Redis `PING`, 3306 → MySQL handshake, 5432 →
     /// PostgreSQL, anything else → TCP connect.
     pub fn default_for_port(port: u16) -> ProbeSpec {
         match port {
-            25 | 587 => ProbeSpec::Smtp(SmtpSpec::default()),
+            25 => ProbeSpec::Smtp(SmtpSpec::default()),
+            587 => ProbeSpec::Smtp(SmtpSpec::submission()),
+            21 => ProbeSpec::Ftp(FtpSpec::default()),
+            143 => ProbeSpec::Imap(MailSpec::default()),
+            993 => ProbeSpec::Imap(MailSpec::tls()),
+            110 => ProbeSpec::Pop(MailSpec::default()),
+            995 => ProbeSpec::Pop(MailSpec::tls()),
+            119 => ProbeSpec::Nntp,
             53 => ProbeSpec::Dns(DnsSpec::default()),
             6379 => ProbeSpec::Redis(RedisSpec::default()),
             3306 => ProbeSpec::Mysql(SqlSpec::default()),
@@ -330,13 +356,121 @@ pub const DEFAULT_HELO_NAME: &str = "halb";
 pub struct SmtpSpec {
     /// Sent with `EHLO`/`HELO`.
     pub helo_name: String,
+    /// Submission: when the EHLO reply offers `STARTTLS`, upgrade with
+    /// these TLS parameters and `EHLO` again, expecting 250.
+    pub starttls: Option<TlsSpec>,
 }
 
 impl Default for SmtpSpec {
     fn default() -> Self {
         SmtpSpec {
             helo_name: DEFAULT_HELO_NAME.to_owned(),
+            starttls: None,
         }
+    }
+}
+
+impl SmtpSpec {
+    /// ldirectord `submission`: SMTP with STARTTLS when offered, any
+    /// certificate accepted.
+    pub fn submission() -> Self {
+        SmtpSpec {
+            starttls: Some(TlsSpec::default()),
+            ..SmtpSpec::default()
+        }
+    }
+}
+
+/// A `simpletcp` check: `send` written, the reply read (at most
+/// [`SIMPLETCP_MAX_REPLY`] bytes, until the regex matches or the peer
+/// closes) and matched against `expect`. Without `expect`, any reply
+/// (even none, when the peer closes cleanly after the send) is up.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct SimpleTcpSpec {
+    /// The bytes sent (may be empty: then only the reply is read).
+    pub send: Vec<u8>,
+    pub expect: Option<BodyRegex>,
+    /// Over TLS when set.
+    pub tls: Option<TlsSpec>,
+}
+
+/// Most bytes of a `simpletcp` reply that are read and matched.
+pub const SIMPLETCP_MAX_REPLY: usize = 16 * 1024;
+
+/// The FTP user ldirectord logs in as when none is set.
+pub const DEFAULT_FTP_USER: &str = "anonymous";
+
+/// ldirectord's anonymous FTP password: `ldirectord@<hostname>`.
+pub fn default_ftp_password(hostname: &str) -> String {
+    format!("ldirectord@{hostname}")
+}
+
+/// An FTP check. The password is never printed by `Debug`.
+#[derive(Clone, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct FtpSpec {
+    /// Default [`DEFAULT_FTP_USER`].
+    pub username: String,
+    /// Default [`default_ftp_password`] of this host's name, resolved by
+    /// the probe when `None`.
+    #[serde(serialize_with = "redacted")]
+    pub password: Option<String>,
+    /// A file fetched with `RETR` (passive mode), ldirectord `request`.
+    pub retrieve: Option<String>,
+    /// With `retrieve`: the file's first [`SIMPLETCP_MAX_REPLY`] bytes
+    /// must match (ldirectord `receive`).
+    pub expect: Option<BodyRegex>,
+}
+
+impl Default for FtpSpec {
+    fn default() -> Self {
+        FtpSpec {
+            username: DEFAULT_FTP_USER.to_owned(),
+            password: None,
+            retrieve: None,
+            expect: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for FtpSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FtpSpec")
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("retrieve", &self.retrieve)
+            .field("expect", &self.expect)
+            .finish()
+    }
+}
+
+/// An IMAP or POP3 check: the greeting, then a login when `username` is
+/// set, then a clean `LOGOUT`/`QUIT`. The password is never printed.
+#[derive(Clone, PartialEq, Eq, Hash, Default, serde::Serialize)]
+pub struct MailSpec {
+    pub username: Option<String>,
+    #[serde(serialize_with = "redacted")]
+    pub password: Option<String>,
+    /// imaps/pops: TLS from the first byte.
+    pub tls: Option<TlsSpec>,
+}
+
+impl MailSpec {
+    /// imaps/pops without a login, any certificate accepted.
+    pub fn tls() -> Self {
+        MailSpec {
+            tls: Some(TlsSpec::default()),
+            ..MailSpec::default()
+        }
+    }
+}
+
+impl std::fmt::Debug for MailSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MailSpec")
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("tls", &self.tls)
+            .finish()
     }
 }
 
@@ -414,6 +548,48 @@ pub struct UdpSpec {
     pub expect_reply: bool,
     /// With `expect_reply`: the reply must contain this.
     pub reply_contains: Option<Vec<u8>>,
+}
+
+/// The escapes of a `simpletcp` string (ldirectord writes `request =
+/// "GET / HTTP/1.0\\r\\n\\r\\n"` with backslashes): `\\r`, `\\n`, `\\t`,
+/// `\\0`, `\\\\` and `\\xHH`. TOML's own escapes have been applied
+/// before, so a TOML "\\r\\n" is already CR LF and stays so. `Err` names
+/// the first bad escape.
+pub fn unescape(s: &str) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut bytes = s.bytes().enumerate();
+    while let Some((i, b)) = bytes.next() {
+        if b != b'\\' {
+            out.push(b);
+            continue;
+        }
+        match bytes.next().map(|(_, c)| c) {
+            Some(b'r') => out.push(b'\r'),
+            Some(b'n') => out.push(b'\n'),
+            Some(b't') => out.push(b'\t'),
+            Some(b'0') => out.push(0),
+            Some(b'\\') => out.push(b'\\'),
+            Some(b'x') => {
+                let hex = |c: Option<(usize, u8)>| c.and_then(|(_, c)| (c as char).to_digit(16));
+                match (hex(bytes.next()), hex(bytes.next())) {
+                    (Some(h), Some(l)) => out.push(u8::try_from(h * 16 + l).unwrap_or(0)),
+                    _ => {
+                        return Err(format!(
+                            "bad \\x escape at byte {i}: two hex digits follow \\x"
+                        ))
+                    }
+                }
+            }
+            Some(c) => {
+                return Err(format!(
+                    "unknown escape \\{} at byte {i} (\\r \\n \\t \\0 \\\\ \\xHH)",
+                    char::from(c).escape_default()
+                ))
+            }
+            None => return Err(format!("a lone backslash at the end (byte {i})")),
+        }
+    }
+    Ok(out)
 }
 
 /// Timing parameters at one level (global, virtual service, real server);
@@ -567,13 +743,51 @@ mod tests {
             ProbeSpec::Redis(RedisSpec::default())
         );
         assert_eq!(
-            ProbeSpec::default_for_port(587),
+            ProbeSpec::default_for_port(25),
             ProbeSpec::Smtp(SmtpSpec::default())
         );
+        assert_eq!(
+            ProbeSpec::default_for_port(587),
+            ProbeSpec::Smtp(SmtpSpec::submission())
+        );
+        assert_eq!(
+            ProbeSpec::default_for_port(21),
+            ProbeSpec::Ftp(FtpSpec::default())
+        );
+        assert_eq!(
+            ProbeSpec::default_for_port(993),
+            ProbeSpec::Imap(MailSpec::tls())
+        );
+        assert_eq!(
+            ProbeSpec::default_for_port(110),
+            ProbeSpec::Pop(MailSpec::default())
+        );
+        assert_eq!(ProbeSpec::default_for_port(119), ProbeSpec::Nntp);
         assert_eq!(
             ProbeSpec::default_for_port(53),
             ProbeSpec::Dns(DnsSpec::default())
         );
+    }
+
+    #[test]
+    fn escapes() {
+        assert_eq!(unescape("GET /\\r\\n\\r\\n").unwrap(), b"GET /\r\n\r\n");
+        assert_eq!(unescape("a\\x41\\\\\\t\r").unwrap(), b"aA\\\t\r");
+        assert!(unescape("x\\q").unwrap_err().contains("unknown escape"));
+        assert!(unescape("x\\x4").is_err());
+        assert!(unescape("x\\").unwrap_err().contains("lone"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn unescape_never_panics(s in ".*") {
+            let _ = unescape(&s);
+        }
+
+        #[test]
+        fn plain_text_is_kept(s in "[^\\\\]*") {
+            proptest::prop_assert_eq!(unescape(&s).unwrap(), s.as_bytes());
+        }
     }
 
     #[test]

@@ -8,8 +8,9 @@ use super::{At, Cx, Field, Kind, Node, Section, Want};
 use crate::diag::Problem;
 use crate::values::quote;
 use halb_health::{
-    resolve, BodyRegex, CheckSpec, ClientCert, DnsSpec, DnsType, ExternalSpec, HttpMethod,
-    HttpSpec, InitialState, Params, ProbeSpec, RedisSpec, SmtpSpec, SqlSpec, TlsSpec, UdpSpec,
+    resolve, BodyRegex, CheckSpec, ClientCert, DnsSpec, DnsType, ExternalSpec, FtpSpec, HttpMethod,
+    HttpSpec, InitialState, MailSpec, Params, ProbeSpec, RedisSpec, SimpleTcpSpec, SmtpSpec,
+    SqlSpec, TlsSpec, UdpSpec,
 };
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
@@ -51,6 +52,10 @@ pub(super) const CHECK_KEYS: &[&str] = &[
     "payload",
     "expect_reply",
     "reply_contains",
+    "send",
+    "expect_regex",
+    "tls",
+    "retrieve",
 ];
 
 /// Keys that only an http or https check reads.
@@ -77,10 +82,36 @@ const SMTP_KEYS: &[&str] = &["helo_name"];
 const DNS_KEYS: &[&str] = &["query_name", "query_type"];
 /// Keys that only a udp check reads.
 const UDP_KEYS: &[&str] = &["payload", "expect_reply", "reply_contains"];
+/// Keys that only a simpletcp check reads.
+const SIMPLETCP_KEYS: &[&str] = &["send", "tls"];
+/// The regular expression over a reply: simpletcp, ftp (the file).
+const EXPECT_KEYS: &[&str] = &["expect_regex"];
+/// Keys that only an ftp check reads.
+const FTP_KEYS: &[&str] = &["retrieve"];
 
 const TYPES: &[&str] = &[
-    "tcp", "http", "https", "external", "redis", "smtp", "dns", "udp", "mysql", "pgsql", "icmp",
-    "on", "off",
+    "tcp",
+    "http",
+    "https",
+    "external",
+    "redis",
+    "smtp",
+    "submission",
+    "dns",
+    "udp",
+    "mysql",
+    "pgsql",
+    "icmp",
+    "simpletcp",
+    "ftp",
+    "imap",
+    "imaps",
+    "pop",
+    "pops",
+    "nntp",
+    "oracle",
+    "on",
+    "off",
 ];
 const TYPE_SYNONYMS: &[(&str, &str)] = &[
     ("connect", "tcp"),
@@ -95,7 +126,8 @@ const TYPE_SYNONYMS: &[(&str, &str)] = &[
     ("command", "external"),
     ("udp_check", "udp"),
     ("smtp_check", "smtp"),
-    ("submission", "smtp"),
+    ("pop3", "pop"),
+    ("pop3s", "pops"),
     ("domain", "dns"),
     ("ping", "icmp"),
     ("icmp_check", "icmp"),
@@ -141,7 +173,7 @@ pub(super) fn check_key_hint(k: &str) -> Option<&'static str> {
         ),
         (
             &["request", "url", "uri"],
-            "did you mean `path`? (http; for mysql and pgsql it is `query`)",
+            "did you mean `path`? (http; for mysql and pgsql it is `query`, for simpletcp `send`, for ftp `retrieve`)",
         ),
         (
             &["regex", "body_match", "receive_regex", "match"],
@@ -157,7 +189,7 @@ pub(super) fn check_key_hint(k: &str) -> Option<&'static str> {
         ),
         (
             &["receive", "expect", "body", "contains"],
-            "did you mean `body_contains`?",
+            "did you mean `body_contains`? (http; `expect_regex` for simpletcp and ftp)",
         ),
         (
             &["virtualhost", "vhost", "host_header"],
@@ -227,7 +259,7 @@ pub(super) fn check_key_hint(k: &str) -> Option<&'static str> {
             "did you mean `query_type`? (dns)",
         ),
         (
-            &["send", "data", "message"],
+            &["data", "message"],
             "did you mean `payload`? (udp)",
         ),
         (
@@ -259,6 +291,15 @@ enum Type {
     Mysql,
     Pgsql,
     Icmp,
+    SimpleTcp,
+    Ftp,
+    Imap,
+    Imaps,
+    Pop,
+    Pops,
+    Nntp,
+    Submission,
+    Oracle,
     On,
     Off,
 }
@@ -277,6 +318,15 @@ impl Type {
             Type::Mysql => "mysql",
             Type::Pgsql => "pgsql",
             Type::Icmp => "icmp",
+            Type::SimpleTcp => "simpletcp",
+            Type::Ftp => "ftp",
+            Type::Imap => "imap",
+            Type::Imaps => "imaps",
+            Type::Pop => "pop",
+            Type::Pops => "pops",
+            Type::Nntp => "nntp",
+            Type::Submission => "submission",
+            Type::Oracle => "oracle",
             Type::On => "on",
             Type::Off => "off",
         }
@@ -286,13 +336,37 @@ impl Type {
 /// Each group of type-specific keys and the types that read it.
 const KEY_GROUPS: &[(&[&str], &[Type])] = &[
     (HTTP_KEYS, &[Type::Http, Type::Https]),
-    (TLS_KEYS, &[Type::Https]),
+    (
+        TLS_KEYS,
+        &[
+            Type::Https,
+            Type::SimpleTcp,
+            Type::Imaps,
+            Type::Pops,
+            Type::Submission,
+        ],
+    ),
     (EXTERNAL_KEYS, &[Type::External]),
-    (AUTH_KEYS, &[Type::Redis, Type::Mysql, Type::Pgsql]),
+    (
+        AUTH_KEYS,
+        &[
+            Type::Redis,
+            Type::Mysql,
+            Type::Pgsql,
+            Type::Ftp,
+            Type::Imap,
+            Type::Imaps,
+            Type::Pop,
+            Type::Pops,
+        ],
+    ),
     (SQL_KEYS, &[Type::Mysql, Type::Pgsql]),
-    (SMTP_KEYS, &[Type::Smtp]),
+    (SMTP_KEYS, &[Type::Smtp, Type::Submission]),
     (DNS_KEYS, &[Type::Dns]),
     (UDP_KEYS, &[Type::Udp]),
+    (SIMPLETCP_KEYS, &[Type::SimpleTcp]),
+    (EXPECT_KEYS, &[Type::SimpleTcp, Type::Ftp]),
+    (FTP_KEYS, &[Type::Ftp]),
 ];
 
 /// `type = "http" or "https"`.
@@ -346,6 +420,10 @@ pub(super) struct Layer {
     payload: Option<Vec<u8>>,
     expect_reply: Option<bool>,
     reply_contains: Option<Vec<u8>>,
+    send: Option<Vec<u8>>,
+    expect_regex: Option<BodyRegex>,
+    tls: Option<bool>,
+    retrieve: Option<String>,
 }
 
 impl Layer {
@@ -393,6 +471,13 @@ impl Layer {
                 .reply_contains
                 .clone()
                 .or_else(|| lower.reply_contains.clone()),
+            send: self.send.clone().or_else(|| lower.send.clone()),
+            expect_regex: self
+                .expect_regex
+                .clone()
+                .or_else(|| lower.expect_regex.clone()),
+            tls: self.tls.or(lower.tls),
+            retrieve: self.retrieve.clone().or_else(|| lower.retrieve.clone()),
         }
     }
 
@@ -402,6 +487,10 @@ impl Layer {
         if self.database.is_some() || self.query.is_some() {
             // mysql or pgsql: the type must say which.
             None
+        } else if self.retrieve.is_some() {
+            Some(Type::Ftp)
+        } else if self.send.is_some() || self.expect_regex.is_some() || self.tls.is_some() {
+            Some(Type::SimpleTcp)
         } else if self.password.is_some() || self.username.is_some() {
             Some(Type::Redis)
         } else if self.helo_name.is_some() {
@@ -426,6 +515,23 @@ impl Layer {
             || self.body_contains.is_some()
             || self.body_md5.is_some()
             || self.body_regex.is_some()
+    }
+
+    /// The TLS parameters of a check with TLS other than https (there,
+    /// client certificates are checked too).
+    fn tls_spec(&self) -> TlsSpec {
+        TlsSpec {
+            server_name: self.sni.clone(),
+            verify: self.verify.unwrap_or(false),
+            ca_file: self.ca_file.clone(),
+            client_cert: match (&self.client_cert, &self.client_key) {
+                (Some(c), Some(k)) => Some(ClientCert {
+                    cert_file: c.v.clone(),
+                    key_file: k.v.clone(),
+                }),
+                _ => None,
+            },
+        }
     }
 
     fn has_tls_keys(&self) -> bool {
@@ -469,6 +575,26 @@ impl Cx<'_> {
                 Some("mysql") => Some(Type::Mysql),
                 Some("pgsql") => Some(Type::Pgsql),
                 Some("icmp") => Some(Type::Icmp),
+                Some("simpletcp") => Some(Type::SimpleTcp),
+                Some("ftp") => Some(Type::Ftp),
+                Some("imap") => Some(Type::Imap),
+                Some("imaps") => Some(Type::Imaps),
+                Some("pop") => Some(Type::Pop),
+                Some("pops") => Some(Type::Pops),
+                Some("nntp") => Some(Type::Nntp),
+                Some("submission") => Some(Type::Submission),
+                Some("oracle") => {
+                    self.push(
+                        Problem::new(
+                            t.span.clone(),
+                            t.path.clone(),
+                            "oracle checks are not supported: they need Oracle's client library",
+                        )
+                        .expected("a check type halb runs itself (Oracle's TNS login is only in Oracle's proprietary client)")
+                        .fix("use type = \"tcp\" for the listener, or type = \"external\" with command = [\"/usr/local/bin/check-oracle\"] (e.g. a sqlplus script)"),
+                    );
+                    Some(Type::Oracle)
+                }
                 Some("on") => Some(Type::On),
                 Some("off") => Some(Type::Off),
                 _ => None,
@@ -646,6 +772,7 @@ impl Cx<'_> {
         }
 
         self.protocol_keys(&node, &mut l);
+        self.stream_keys(&node, &mut l);
 
         // Keys that contradict this table's own type.
         if let Some(kind) = &l.kind {
@@ -700,7 +827,16 @@ impl Cx<'_> {
             None if m.command.is_some() => Type::External,
             // HTTP or TLS keys the operator wrote say more than a port.
             None if m.has_tls_keys()
-                && !matches!(&default, ProbeSpec::Http(h) if h.tls.is_some()) =>
+                && m.implied_type() != Some(Type::SimpleTcp)
+                && !matches!(&default, ProbeSpec::Http(h) if h.tls.is_some())
+                && !matches!(
+                    &default,
+                    ProbeSpec::Smtp(SmtpSpec {
+                        starttls: Some(_),
+                        ..
+                    }) | ProbeSpec::Imap(MailSpec { tls: Some(_), .. })
+                        | ProbeSpec::Pop(MailSpec { tls: Some(_), .. })
+                ) =>
             {
                 Type::Https
             }
@@ -709,7 +845,14 @@ impl Cx<'_> {
                 ProbeSpec::Http(h) if h.tls.is_some() => Type::Https,
                 ProbeSpec::Http(_) => Type::Http,
                 ProbeSpec::Redis(_) => Type::Redis,
+                ProbeSpec::Smtp(s) if s.starttls.is_some() => Type::Submission,
                 ProbeSpec::Smtp(_) => Type::Smtp,
+                ProbeSpec::Ftp(_) => Type::Ftp,
+                ProbeSpec::Imap(m) if m.tls.is_some() => Type::Imaps,
+                ProbeSpec::Imap(_) => Type::Imap,
+                ProbeSpec::Pop(m) if m.tls.is_some() => Type::Pops,
+                ProbeSpec::Pop(_) => Type::Pop,
+                ProbeSpec::Nntp => Type::Nntp,
                 ProbeSpec::Dns(_) => Type::Dns,
                 ProbeSpec::Mysql(_) => Type::Mysql,
                 ProbeSpec::Pgsql(_) => Type::Pgsql,
@@ -771,12 +914,58 @@ impl Cx<'_> {
                     ProbeSpec::Pgsql(spec)
                 }
             }
-            Type::Smtp => ProbeSpec::Smtp(SmtpSpec {
+            Type::Smtp | Type::Submission => ProbeSpec::Smtp(SmtpSpec {
                 helo_name: m
                     .helo_name
                     .clone()
                     .unwrap_or_else(|| halb_health::spec::DEFAULT_HELO_NAME.to_owned()),
+                starttls: (kind == Type::Submission).then(|| m.tls_spec()),
             }),
+            Type::Oracle => {
+                // Reported at the `type` key.
+                ok = false;
+                ProbeSpec::Oracle
+            }
+            Type::SimpleTcp => ProbeSpec::SimpleTcp(SimpleTcpSpec {
+                send: m.send.clone().unwrap_or_default(),
+                expect: m.expect_regex.clone(),
+                tls: (m.tls == Some(true) || (m.tls.is_none() && m.has_tls_keys()))
+                    .then(|| m.tls_spec()),
+            }),
+            Type::Ftp => ProbeSpec::Ftp(FtpSpec {
+                username: m.username.as_ref().map_or_else(
+                    || halb_health::spec::DEFAULT_FTP_USER.to_owned(),
+                    |u| u.v.clone(),
+                ),
+                password: m.password.as_ref().map(|p| p.v.clone()),
+                retrieve: m.retrieve.clone(),
+                expect: m.expect_regex.clone(),
+            }),
+            Type::Imap | Type::Imaps | Type::Pop | Type::Pops => {
+                if let Some((has, lacks, at)) = match (&m.username, &m.password) {
+                    (Some(u), None) => Some(("username", "password", u)),
+                    (None, Some(p)) => Some(("password", "username", p)),
+                    _ => None,
+                } {
+                    self.push_once(
+                        Problem::new(at.span.clone(), at.path.clone(), format!("`{has}` without `{lacks}`"))
+                            .expected(format!("username and password together ({} login), at this level or above", kind.label()))
+                            .fix(format!("add {lacks} = \"…\" next to it (or to the check table of the service or of [global]), or remove {has}")),
+                    );
+                    ok = false;
+                }
+                let spec = MailSpec {
+                    username: m.username.as_ref().map(|u| u.v.clone()),
+                    password: m.password.as_ref().map(|p| p.v.clone()),
+                    tls: matches!(kind, Type::Imaps | Type::Pops).then(|| m.tls_spec()),
+                };
+                if matches!(kind, Type::Imap | Type::Imaps) {
+                    ProbeSpec::Imap(spec)
+                } else {
+                    ProbeSpec::Pop(spec)
+                }
+            }
+            Type::Nntp => ProbeSpec::Nntp,
             Type::Dns => ProbeSpec::Dns(DnsSpec {
                 query_name: m.query_name.clone().unwrap_or_else(|| ".".to_owned()),
                 query_type: m.query_type.unwrap_or_default(),
@@ -1050,6 +1239,58 @@ impl Cx<'_> {
         }
     }
 
+    /// The keys of the simpletcp and ftp probes.
+    fn stream_keys(&mut self, node: &Node<'_>, l: &mut Layer) {
+        if let Some(f) = self.field(node, "send") {
+            let w = Want {
+                short: "a string",
+                expected: "a string sent after the connect (escapes \\r \\n \\t \\0 \\\\ \\xHH, as ldirectord's request)",
+                example: "\"PING\\r\\n\"",
+            };
+            if let Some(s) = self.string(&f, &w) {
+                match halb_health::spec::unescape(s) {
+                    Ok(bytes) => l.send = Some(bytes),
+                    Err(e) => self.push(
+                        Problem::new(
+                            f.span.clone(),
+                            f.path.clone(),
+                            format!("send {}: {e}", quote(s)),
+                        )
+                        .expected(w.expected)
+                        .fix(
+                            "write a literal backslash as \\\\ (in a TOML basic string, \\\\\\\\)",
+                        ),
+                    ),
+                }
+            }
+        }
+        if let Some(f) = self.field(node, "expect_regex") {
+            l.expect_regex = self.regex(&f);
+        }
+        if let Some(f) = self.field(node, "tls") {
+            l.tls = self.boolean(
+                &f,
+                "true (TLS right after the connect) or false (the default)",
+            );
+        }
+        if let Some(f) = self.field(node, "retrieve") {
+            let w = Want {
+                short: "a string",
+                expected: "a file name fetched with RETR (ldirectord's request for ftp)",
+                example: "\"welcome.msg\"",
+            };
+            if let Some(s) = self.string(&f, &w) {
+                let problem = (s.is_empty() || s.contains(['\r', '\n', '\0'])).then(|| {
+                    (
+                        format!("retrieve {} is empty or has CR, LF or NUL", quote(s)),
+                        "write retrieve = \"welcome.msg\"".to_owned(),
+                    )
+                });
+                l.retrieve = self.accept(&f, w.expected, problem, || s.to_owned());
+            }
+        }
+    }
+
     fn push_once(&mut self, p: Problem) {
         let key = (p.span.start, p.message.clone());
         if self.once.insert(key) {
@@ -1208,9 +1449,14 @@ impl Cx<'_> {
     }
 
     fn regex(&mut self, f: &Field) -> Option<BodyRegex> {
+        let body = f.name == "body_regex";
         let w = Want {
             short: "a string",
-            expected: "a regular expression the response body must match (Rust regex syntax)",
+            expected: if body {
+                "a regular expression the response body must match (Rust regex syntax)"
+            } else {
+                "a regular expression the reply must match (Rust regex syntax; ldirectord's receive)"
+            },
             example: "\"status: *(ok|degraded)\"",
         };
         let s = self.string(f, &w)?;
@@ -1230,10 +1476,14 @@ impl Cx<'_> {
                     Problem::new(
                         f.span.clone(),
                         f.path.clone(),
-                        format!("body_regex {} is not a valid regular expression: {what}", quote(s)),
+                        format!("{} {} is not a valid regular expression: {what}", f.name, quote(s)),
                     )
                     .expected(w.expected)
-                    .fix("fix the expression (escape literal ( ) [ ] . * + ? with a backslash), or use body_contains for plain text"),
+                    .fix(if body {
+                        "fix the expression (escape literal ( ) [ ] . * + ? with a backslash), or use body_contains for plain text"
+                    } else {
+                        "fix the expression (escape literal ( ) [ ] . * + ? with a backslash)"
+                    }),
                 );
                 None
             }

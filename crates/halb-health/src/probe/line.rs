@@ -1,4 +1,5 @@
-//! Bounded CRLF line reading for the line-based probes (redis, smtp).
+//! Bounded CRLF line reading for the line-based probes (redis, smtp,
+//! ftp, imap, pop, nntp), and [`send`] for their commands.
 
 use tokio::io::{AsyncRead, AsyncReadExt as _};
 
@@ -24,6 +25,17 @@ impl<S: AsyncRead + Unpin> LineReader<S> {
 
     pub fn get_mut(&mut self) -> &mut S {
         &mut self.stream
+    }
+
+    /// The stream back, for a TLS upgrade (STARTTLS). `Err` when the
+    /// server already sent bytes past the last line read: they would be
+    /// plaintext injected before the handshake.
+    pub fn into_inner(self) -> Result<S, String> {
+        if self.buf.is_empty() {
+            Ok(self.stream)
+        } else {
+            Err("data after the reply to STARTTLS".to_owned())
+        }
     }
 
     /// The next line, without `\r\n` (a bare `\n` is accepted too).
@@ -59,6 +71,13 @@ impl<S: AsyncRead + Unpin> LineReader<S> {
             self.buf.extend_from_slice(&chunk[..n]);
         }
     }
+}
+
+/// Writes `text` and flushes; the error names the step.
+pub async fn send<S: tokio::io::AsyncWrite + Unpin>(s: &mut S, text: &[u8]) -> Result<(), String> {
+    use tokio::io::AsyncWriteExt as _;
+    s.write_all(text).await.map_err(|e| format!("send: {e}"))?;
+    s.flush().await.map_err(|e| format!("send: {e}"))
 }
 
 /// Server text made safe for a log line: control characters replaced,

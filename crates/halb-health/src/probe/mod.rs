@@ -4,18 +4,24 @@
 //! `spec.timing.timeout`: the whole probe (connect, write, every read, a
 //! child process) sits under one `tokio::time::timeout`, reads are
 //! bounded ([`http::MAX_RESPONSE`], [`line::MAX_LINE`], one datagram,
+//! [`crate::spec::SIMPLETCP_MAX_REPLY`] for simpletcp and an FTP file,
 //! [`mysql::MAX_PACKET`], [`pgsql::MAX_MESSAGE`]), and a child process is killed with its
 //! process group when the timeout drops it. The engine enforces the same
 //! timeout on its side, so a probe that misbehaves still cannot stall it.
 
 pub mod dns;
 pub mod external;
+pub mod ftp;
 pub mod http;
 pub mod icmp;
+pub mod imap;
 pub mod line;
 pub mod mysql;
+pub mod nntp;
 pub mod pgsql;
+pub mod pop;
 pub mod redis;
+pub mod simpletcp;
 pub mod smtp;
 pub mod tcp;
 pub mod tls;
@@ -58,13 +64,21 @@ pub async fn run(spec: &CheckSpec) -> ProbeOutcome {
             ProbeSpec::Http(http) => Box::pin(http::probe(spec.target, http)).await,
             ProbeSpec::External(ext) => external::probe(spec.target, ext).await,
             ProbeSpec::Redis(r) => redis::probe(spec.target, r).await,
-            ProbeSpec::Smtp(s) => smtp::probe(spec.target, s).await,
+            ProbeSpec::Smtp(s) => Box::pin(smtp::probe(spec.target, s)).await,
             ProbeSpec::Dns(d) => dns::probe(spec.target, d).await,
             ProbeSpec::Udp(u) => udp::probe(spec.target, u, timeout).await,
             // Its own wait ends a little before the timeout, for a clear reason.
             ProbeSpec::Icmp => icmp::probe(spec.target.ip(), timeout - timeout / 20).await,
             ProbeSpec::Mysql(m) => mysql::probe(spec.target, m).await,
             ProbeSpec::Pgsql(p) => pgsql::probe(spec.target, p).await,
+            ProbeSpec::SimpleTcp(t) => Box::pin(simpletcp::probe(spec.target, t)).await,
+            ProbeSpec::Ftp(f) => ftp::probe(spec.target, f).await,
+            ProbeSpec::Imap(m) => Box::pin(imap::probe(spec.target, m)).await,
+            ProbeSpec::Pop(m) => Box::pin(pop::probe(spec.target, m)).await,
+            ProbeSpec::Nntp => nntp::probe(spec.target).await,
+            ProbeSpec::Oracle => {
+                ProbeOutcome::down("oracle is not supported: it needs Oracle's client library")
+            }
             ProbeSpec::On => ProbeOutcome::up("forced on"),
             ProbeSpec::Off => ProbeOutcome::down("forced off"),
         }

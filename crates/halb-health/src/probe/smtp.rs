@@ -1,13 +1,15 @@
 //! SMTP: the 220 greeting (multi-line `220-` accepted), `EHLO name`
 //! expecting 250, `HELO name` when EHLO gets a 5xx, then `QUIT` (sent, its
-//! reply not awaited). Replies are read bounded: at most [`MAX_LINES`]
+//! reply not awaited). Submission (ldirectord `submission`, port 587):
+//! when the EHLO reply offers `STARTTLS`, `STARTTLS` expecting 220, the
+//! TLS handshake, and `EHLO` again expecting 250. Replies are read bounded: at most [`MAX_LINES`]
 //! lines of [`super::line::MAX_LINE`] bytes each.
 
 use super::line::{printable, LineReader};
 use crate::engine::ProbeOutcome;
 use crate::spec::SmtpSpec;
 use std::net::SocketAddr;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 /// Most lines of one multi-line reply.
@@ -28,75 +30,145 @@ pub fn parse_line(line: &[u8]) -> Option<(u16, bool, &[u8])> {
     }
 }
 
-/// Reads one whole reply: its code and the text of its last line.
-async fn reply<S: AsyncRead + Unpin>(r: &mut LineReader<S>) -> Result<(u16, String), String> {
+/// One whole reply: its code, the text of its last line, and whether a
+/// line offers `STARTTLS` (an EHLO keyword).
+struct Reply {
+    code: u16,
+    text: String,
+    starttls: bool,
+}
+
+/// Reads one whole reply.
+async fn reply<S: AsyncRead + Unpin>(r: &mut LineReader<S>) -> Result<Reply, String> {
+    let mut starttls = false;
     for _ in 0..MAX_LINES {
         let line = r.line().await?;
         let (code, last, text) = parse_line(&line)
             .ok_or_else(|| format!("not an SMTP reply: {:?}", printable(&line)))?;
+        starttls |= offers_starttls(text);
         if last {
-            return Ok((code, printable(text)));
+            return Ok(Reply {
+                code,
+                text: printable(text),
+                starttls,
+            });
         }
     }
     Err(format!("reply longer than {MAX_LINES} lines"))
+}
+
+/// Whether an EHLO reply line's text is the `STARTTLS` keyword.
+pub fn offers_starttls(text: &[u8]) -> bool {
+    let word = text.split(|&b| b == b' ').next().unwrap_or(b"");
+    word.eq_ignore_ascii_case(b"STARTTLS")
 }
 
 /// Connects and checks. No timeout of its own: the caller
 /// ([`super::run`]) bounds it.
 pub async fn probe(target: SocketAddr, spec: &SmtpSpec) -> ProbeOutcome {
     match TcpStream::connect(target).await {
-        Ok(stream) => exchange(stream, spec).await,
+        Ok(stream) => exchange(stream, target, spec).await,
         Err(e) => ProbeOutcome::down(format!("connect to {target}: {e}")),
     }
 }
 
-/// The conversation over an open stream.
+/// The conversation over an open stream; `target` names the server for
+/// a STARTTLS handshake without a configured name.
 pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
+    target: SocketAddr,
     spec: &SmtpSpec,
 ) -> ProbeOutcome {
     let mut r = LineReader::new(stream);
     match reply(&mut r).await {
-        Ok((220, _)) => {}
-        Ok((code, text)) => return ProbeOutcome::down(format!("greeting {code} {text}")),
+        Ok(Reply { code: 220, .. }) => {}
+        Ok(Reply { code, text, .. }) => {
+            return ProbeOutcome::down(format!("greeting {code} {text}"))
+        }
         Err(e) => return ProbeOutcome::down(format!("greeting: {e}")),
     }
-    let mut verdict = None;
+    let (verdict, offered) = hello(&mut r, spec).await;
+    let Some(tls) = spec.starttls.as_ref().filter(|_| verdict.ok && offered) else {
+        // Polite, not awaited: the verdict is known.
+        let _ = send(r.get_mut(), "QUIT\r\n").await;
+        return verdict;
+    };
+    if let Err(e) = send(r.get_mut(), "STARTTLS\r\n").await {
+        return ProbeOutcome::down(e);
+    }
+    match reply(&mut r).await {
+        Ok(Reply { code: 220, .. }) => {}
+        Ok(Reply { code, text, .. }) => {
+            return ProbeOutcome::down(format!("STARTTLS: {code} {text}"))
+        }
+        Err(e) => return ProbeOutcome::down(format!("STARTTLS: {e}")),
+    }
+    let plain = match r.into_inner() {
+        Ok(s) => s,
+        Err(e) => return ProbeOutcome::down(e),
+    };
+    let stream = match super::tls::upgrade(plain, tls, target).await {
+        Ok(s) => s,
+        Err(e) => return ProbeOutcome::down(format!("STARTTLS: {e}")),
+    };
+    let mut r = LineReader::new(stream);
+    let (verdict, _) = hello(
+        &mut r,
+        &SmtpSpec {
+            starttls: None,
+            ..spec.clone()
+        },
+    )
+    .await;
+    let _ = send(r.get_mut(), "QUIT\r\n").await;
+    if verdict.ok {
+        ProbeOutcome::up(format!("{} after STARTTLS", verdict.reason))
+    } else {
+        ProbeOutcome::down(format!("after STARTTLS: {}", verdict.reason))
+    }
+}
+
+/// `EHLO` (then `HELO` when EHLO gets a 5xx): the verdict, and whether
+/// the EHLO reply offered STARTTLS.
+async fn hello<S: AsyncRead + AsyncWrite + Unpin>(
+    r: &mut LineReader<S>,
+    spec: &SmtpSpec,
+) -> (ProbeOutcome, bool) {
+    let mut verdict = ProbeOutcome::down("no reply");
     for verb in ["EHLO", "HELO"] {
         if let Err(e) = send(r.get_mut(), &format!("{verb} {}\r\n", spec.helo_name)).await {
-            return ProbeOutcome::down(e);
+            return (ProbeOutcome::down(e), false);
         }
-        match reply(&mut r).await {
-            Ok((250, _)) => {
-                verdict = Some(ProbeOutcome::up(format!("SMTP 250 to {verb}")));
-                break;
+        match reply(r).await {
+            Ok(Reply {
+                code: 250,
+                starttls,
+                ..
+            }) => return (ProbeOutcome::up(format!("SMTP 250 to {verb}")), starttls),
+            Ok(Reply {
+                code: code @ 500..=599,
+                text,
+                ..
+            }) if verb == "EHLO" => {
+                verdict = ProbeOutcome::down(format!("{verb}: {code} {text}"));
             }
-            Ok((code @ 500..=599, text)) if verb == "EHLO" => {
-                verdict = Some(ProbeOutcome::down(format!("{verb}: {code} {text}")));
+            Ok(Reply { code, text, .. }) => {
+                return (ProbeOutcome::down(format!("{verb}: {code} {text}")), false)
             }
-            Ok((code, text)) => {
-                verdict = Some(ProbeOutcome::down(format!("{verb}: {code} {text}")));
-                break;
-            }
-            Err(e) => return ProbeOutcome::down(format!("{verb}: {e}")),
+            Err(e) => return (ProbeOutcome::down(format!("{verb}: {e}")), false),
         }
     }
-    // Polite, not awaited: the verdict is known.
-    let _ = send(r.get_mut(), "QUIT\r\n").await;
-    verdict.unwrap_or_else(|| ProbeOutcome::down("no reply"))
+    (verdict, false)
 }
 
 async fn send<S: AsyncWrite + Unpin>(s: &mut S, text: &str) -> Result<(), String> {
-    s.write_all(text.as_bytes())
-        .await
-        .map_err(|e| format!("send: {e}"))?;
-    s.flush().await.map_err(|e| format!("send: {e}"))
+    super::line::send(s, text.as_bytes()).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::AsyncReadExt as _;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
     #[test]
     fn reply_lines() {
@@ -109,6 +181,9 @@ mod tests {
         assert_eq!(parse_line(b"25"), None);
         assert_eq!(parse_line(b"2x0 no"), None);
         assert_eq!(parse_line(b"220/x"), None);
+        assert!(offers_starttls(b"STARTTLS"));
+        assert!(offers_starttls(b"starttls"));
+        assert!(!offers_starttls(b"SIZE 1000"));
     }
 
     /// A scripted server: answers each command with the next reply.
@@ -125,7 +200,12 @@ mod tests {
             }
             let _ = server.read(&mut buf).await;
         });
-        exchange(client, &SmtpSpec::default()).await
+        exchange(
+            client,
+            SocketAddr::from(([127, 0, 0, 1], 25)),
+            &SmtpSpec::default(),
+        )
+        .await
     }
 
     #[tokio::test]

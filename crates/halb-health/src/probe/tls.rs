@@ -120,6 +120,38 @@ pub fn server_name(
     ServerName::try_from(name.clone()).map_err(|e| format!("TLS server name {name:?}: {e}"))
 }
 
+/// A byte stream a probe talks over: TCP or TLS over TCP.
+pub trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
+
+/// Connects to `target`, with TLS from the first byte when `tls` is set
+/// (imaps, pops, ldaps, simpletcp over TLS). The reason of a failure
+/// names the step.
+pub async fn connect(target: SocketAddr, tls: Option<&TlsSpec>) -> Result<Box<dyn Stream>, String> {
+    let tcp = tokio::net::TcpStream::connect(target)
+        .await
+        .map_err(|e| format!("connect to {target}: {e}"))?;
+    match tls {
+        None => Ok(Box::new(tcp)),
+        Some(spec) => Ok(Box::new(upgrade(tcp, spec, target).await?)),
+    }
+}
+
+/// A TLS handshake over an open stream (STARTTLS, or right after the
+/// connect); the server name is [`TlsSpec::server_name`] or the IP.
+pub async fn upgrade<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    stream: S,
+    spec: &TlsSpec,
+    target: SocketAddr,
+) -> Result<tokio_rustls::client::TlsStream<S>, String> {
+    let connector = connector(spec)?;
+    let name = server_name(spec, None, target)?;
+    connector
+        .connect(name, stream)
+        .await
+        .map_err(|e| format!("TLS handshake: {e}"))
+}
+
 /// `example.com:8443` → `example.com`, `[::1]:443` → `::1`.
 fn strip_port(host: &str) -> &str {
     if let Some(rest) = host.strip_prefix('[') {
