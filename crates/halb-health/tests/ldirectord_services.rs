@@ -1,0 +1,257 @@
+//! The ldirectord service probes against the real Debian daemons, started
+//! here on loopback ports with every file in a temporary directory and
+//! killed by PID on drop: vsftpd (ftp), dovecot (imap, imaps, pop, pops).
+//! A missing daemon skips the test, or fails it when `CI` is set
+//! (.ci/run installs them from .ci/packages). Each probe is up when the
+//! daemon answers right, down with the daemon's reason when it answers
+//! wrong (a bad password, a missing file), and down once it is stopped.
+#![allow(clippy::unwrap_used)]
+
+use halb_health::probe::run;
+use halb_health::{
+    BodyRegex, CheckSpec, FtpSpec, MailSpec, ProbeOutcome, ProbeSpec, Timing, TlsSpec,
+};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Daemon {
+    child: Option<Child>,
+    dir: PathBuf,
+}
+
+impl Daemon {
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn binary(path: &str, package: &str) -> Option<PathBuf> {
+    let p = PathBuf::from(path);
+    if p.exists() {
+        return Some(p);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{path} is missing: .ci/run must apt-get install {package}"
+    );
+    eprintln!("SKIPPED: {path} not found (apt-get install {package})");
+    None
+}
+
+fn temp_dir(what: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("halb-ldsvc-{what}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_port(port: u16, what: &str, log: &Path) {
+    let start = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{what} not listening on {port}: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+async fn probe(port: u16, probe: ProbeSpec) -> ProbeOutcome {
+    let spec = CheckSpec {
+        target: SocketAddr::from(([127, 0, 0, 1], port)),
+        probe,
+        timing: Timing {
+            timeout: Duration::from_secs(5),
+            ..Timing::default()
+        },
+    };
+    run(&spec).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ftp_against_vsftpd() {
+    let Some(vsftpd) = binary("/usr/sbin/vsftpd", "vsftpd") else {
+        return;
+    };
+    let dir = temp_dir("vsftpd");
+    let root = dir.join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("health.txt"), "halb ftp ok\n").unwrap();
+    let port = free_port();
+    let conf = dir.join("vsftpd.conf");
+    let log = dir.join("vsftpd.log");
+    std::fs::write(
+        &conf,
+        format!(
+            "listen=YES\nlisten_ipv6=NO\nlisten_address=127.0.0.1\nlisten_port={port}\nbackground=NO\n\
+             anonymous_enable=YES\nno_anon_password=NO\nanon_root={}\nlocal_enable=NO\nwrite_enable=NO\n\
+             seccomp_sandbox=NO\nsecure_chroot_dir=/var/run/vsftpd/empty\npasv_enable=YES\n\
+             vsftpd_log_file={}\nxferlog_enable=YES\n",
+            root.display(),
+            log.display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new(vsftpd)
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut d = Daemon {
+        child: Some(child),
+        dir: dir.clone(),
+    };
+    wait_port(port, "vsftpd", &log);
+
+    // ldirectord's defaults: anonymous / ldirectord@<hostname>.
+    let o = probe(port, ProbeSpec::Ftp(FtpSpec::default())).await;
+    assert!(o.ok, "{o:?}");
+    let file = |re: &str| {
+        ProbeSpec::Ftp(FtpSpec {
+            retrieve: Some("health.txt".into()),
+            expect: Some(BodyRegex::new(re).unwrap()),
+            ..FtpSpec::default()
+        })
+    };
+    let o = probe(port, file("^halb ftp ok")).await;
+    assert!(o.ok && o.reason.contains("RETR health.txt"), "{o:?}");
+    let o = probe(port, file("^something else")).await;
+    assert!(!o.ok && o.reason.contains("does not match"), "{o:?}");
+    let o = probe(
+        port,
+        ProbeSpec::Ftp(FtpSpec {
+            retrieve: Some("missing.txt".into()),
+            ..FtpSpec::default()
+        }),
+    )
+    .await;
+    assert!(!o.ok && o.reason.contains("550"), "{o:?}");
+    // Local users are off: a login as one is refused.
+    let o = probe(
+        port,
+        ProbeSpec::Ftp(FtpSpec {
+            username: "root".into(),
+            password: Some("x".into()),
+            ..FtpSpec::default()
+        }),
+    )
+    .await;
+    assert!(!o.ok && o.reason.contains("530"), "{o:?}");
+    d.stop();
+    let o = probe(port, ProbeSpec::Ftp(FtpSpec::default())).await;
+    assert!(!o.ok && o.reason.contains("connect"), "{o:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imap_and_pop_against_dovecot() {
+    let Some(dovecot) = binary("/usr/sbin/dovecot", "dovecot-imapd and dovecot-pop3d") else {
+        return;
+    };
+    binary("/usr/lib/dovecot/imap", "dovecot-imapd").unwrap();
+    binary("/usr/lib/dovecot/pop3", "dovecot-pop3d").unwrap();
+    let dir = temp_dir("dovecot");
+    let home = dir.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o1777)).unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    std::fs::write(dir.join("cert.pem"), cert.cert.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), cert.key_pair.serialize_pem()).unwrap();
+    let [imap, imaps, pop, pops] = [free_port(), free_port(), free_port(), free_port()];
+    let d = dir.display();
+    let log = dir.join("dovecot.log");
+    let conf = dir.join("dovecot.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "base_dir = {d}/run\nstate_dir = {d}/state\nlog_path = {d}/dovecot.log\n\
+             protocols = imap pop3\nlisten = 127.0.0.1\nssl = yes\n\
+             ssl_cert = <{d}/cert.pem\nssl_key = <{d}/key.pem\n\
+             disable_plaintext_auth = no\nauth_mechanisms = plain\n\
+             default_internal_user = dovecot\ndefault_login_user = dovenull\n\
+             passdb {{\n  driver = static\n  args = password=hc-pass-1\n}}\n\
+             userdb {{\n  driver = static\n  args = uid=65534 gid=65534 home={d}/home/%u\n}}\n\
+             mail_location = maildir:~/Maildir\n\
+             service imap-login {{\n  inet_listener imap {{\n    port = {imap}\n  }}\n  inet_listener imaps {{\n    port = {imaps}\n    ssl = yes\n  }}\n}}\n\
+             service pop3-login {{\n  inet_listener pop3 {{\n    port = {pop}\n  }}\n  inet_listener pop3s {{\n    port = {pops}\n    ssl = yes\n  }}\n}}\n"
+        ),
+    )
+    .unwrap();
+    let child = Command::new(dovecot)
+        .arg("-F")
+        .arg("-c")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut daemon = Daemon {
+        child: Some(child),
+        dir: dir.clone(),
+    };
+    for p in [imap, imaps, pop, pops] {
+        wait_port(p, "dovecot", &log);
+    }
+    let login = |password: &str, tls: bool| MailSpec {
+        username: Some("hc".into()),
+        password: Some(password.into()),
+        tls: tls.then(TlsSpec::default),
+    };
+    for (port, tls) in [(imap, false), (imaps, true)] {
+        let o = probe(
+            port,
+            ProbeSpec::Imap(MailSpec {
+                tls: tls.then(TlsSpec::default),
+                ..MailSpec::default()
+            }),
+        )
+        .await;
+        assert!(o.ok && o.reason.contains("greeting"), "{o:?}");
+        let o = probe(port, ProbeSpec::Imap(login("hc-pass-1", tls))).await;
+        assert!(
+            o.ok && o.reason.contains("LOGIN hc OK"),
+            "imap tls={tls}: {o:?}"
+        );
+        let o = probe(port, ProbeSpec::Imap(login("wrong", tls))).await;
+        assert!(
+            !o.ok && o.reason.contains("LOGIN hc"),
+            "imap tls={tls}: {o:?}"
+        );
+    }
+    for (port, tls) in [(pop, false), (pops, true)] {
+        let o = probe(port, ProbeSpec::Pop(login("hc-pass-1", tls))).await;
+        assert!(o.ok, "pop tls={tls}: {o:?}");
+        let o = probe(port, ProbeSpec::Pop(login("wrong", tls))).await;
+        assert!(!o.ok && o.reason.contains("-ERR"), "pop tls={tls}: {o:?}");
+    }
+    // Plain IMAP against the imaps port: the TLS server sends nothing.
+    let o = probe(imaps, ProbeSpec::Imap(MailSpec::default())).await;
+    assert!(!o.ok, "{o:?}");
+    // TLS against the plain port: the handshake fails, with a reason.
+    let o = probe(pop, ProbeSpec::Pop(MailSpec::tls())).await;
+    assert!(!o.ok && o.reason.contains("TLS"), "{o:?}");
+    daemon.stop();
+    let o = probe(imap, ProbeSpec::Imap(MailSpec::default())).await;
+    assert!(!o.ok && o.reason.contains("connect"), "{o:?}");
+}
