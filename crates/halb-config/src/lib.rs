@@ -30,8 +30,8 @@ pub use diag::{ConfigError, ConfigErrors, SNIPPET_WIDTH};
 pub use walk::incremental::LoadStats;
 pub use walk::resource::{check_agents, AgentLookup};
 pub use walk::vrrp::{
-    Notify, TrackPing, TrackScript, TrackService, VrrpAuth, VrrpGarp, VrrpInstance, VrrpSyncGroup,
-    VrrpVip,
+    Notify, TrackPing, TrackScript, TrackService, VrrpAuth, VrrpGarp, VrrpInstance, VrrpPath,
+    VrrpSyncGroup, VrrpVip,
 };
 
 use halb_table::{DataPlaneKind, OnDown, ServiceKey, Table, VirtualService};
