@@ -73,6 +73,44 @@ pub enum Subject {
         member: Option<String>,
         event: ResourceAlert,
     },
+    /// A redundant heartbeat path of a VRRP instance died or healed.
+    VrrpPath {
+        instance: String,
+        /// The path's interface.
+        interface: String,
+        /// The peer's address on it, if known.
+        peer: Option<std::net::IpAddr>,
+        event: PathAlert,
+    },
+}
+
+/// The path events that are alerted: a path died (silent for the
+/// master-down interval while another one carries the adverts), or a
+/// path reported dead carries them again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PathAlert {
+    Dead,
+    Alive,
+}
+
+impl PathAlert {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PathAlert::Dead => "dead",
+            PathAlert::Alive => "alive",
+        }
+    }
+}
+
+/// A path event to alert ([`Policy::handle_vrrp_path`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathTransition {
+    pub instance: String,
+    pub interface: String,
+    pub peer: Option<std::net::IpAddr>,
+    pub event: PathAlert,
+    /// The event as the log says it.
+    pub reason: String,
 }
 
 /// The resource events that are alerted (issue 17): the rest (stopped,
@@ -164,6 +202,8 @@ pub struct Policy {
     specs: HashMap<String, Sinks>,
     /// Resource groups' alert settings, by group name.
     resource_specs: HashMap<String, Sinks>,
+    /// VRRP path alerts' settings (`[global.alert]`).
+    vrrp_sinks: Option<Sinks>,
     down: HashMap<(String, SocketAddr), Down>,
     status: DaemonStatus,
     /// `starting`/`reloading` become `running` at this time.
@@ -184,6 +224,7 @@ impl Policy {
         Policy {
             specs: HashMap::new(),
             resource_specs: HashMap::new(),
+            vrrp_sinks: None,
             down: HashMap::new(),
             status: DaemonStatus::Running,
             until: None,
@@ -216,6 +257,35 @@ impl Policy {
     /// reload).
     pub fn handle_resource_specs(&mut self, specs: impl IntoIterator<Item = (String, AlertSpec)>) {
         self.resource_specs = sinks_of(specs);
+        self.debug_sweep();
+    }
+
+    /// The alert settings of VRRP path events (start and reload).
+    pub fn handle_vrrp_specs(&mut self, spec: AlertSpec) {
+        self.vrrp_sinks = sinks_of([(String::new(), spec)]).remove("");
+        self.debug_sweep();
+    }
+
+    /// A VRRP path died or healed: queues its alerts (the webhook always,
+    /// e-mail under `email_alert_status`), not repeated.
+    pub fn handle_vrrp_path(&mut self, t: PathTransition, now: Instant) {
+        let Some(sinks) = self.vrrp_sinks.clone() else {
+            return;
+        };
+        let status = self.status(now);
+        let alert = Alert {
+            subject: Subject::VrrpPath {
+                instance: t.instance,
+                interface: t.interface,
+                peer: t.peer,
+                event: t.event,
+            },
+            reason: t.reason,
+            status,
+            repeat: 0,
+            down_for: None,
+        };
+        self.push(&sinks, alert, status);
         self.debug_sweep();
     }
 

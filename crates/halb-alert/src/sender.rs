@@ -141,7 +141,7 @@ pub fn summary(a: &Alert) -> String {
             };
             format!("{service}: real server {real} {what} ({})", a.reason)
         }
-        Subject::Resource { .. } => a.reason.clone(),
+        Subject::Resource { .. } | Subject::VrrpPath { .. } => a.reason.clone(),
     }
 }
 
@@ -219,6 +219,21 @@ pub struct ResourceWebhookBody<'a> {
     pub daemon_status: &'static str,
 }
 
+/// The webhook body of a VRRP path alert.
+#[derive(serde::Serialize)]
+struct PathWebhookBody<'a> {
+    subject: &'static str,
+    instance: &'a str,
+    path: &'a str,
+    peer: Option<String>,
+    event: &'static str,
+    reason: &'a str,
+    time: String,
+    unix_time: u64,
+    director: &'a str,
+    daemon_status: &'static str,
+}
+
 /// The JSON the webhook receives for `alert`.
 pub fn webhook_body(alert: &Alert, time: SystemTime, director: &str) -> Vec<u8> {
     let unix = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
@@ -238,6 +253,26 @@ pub fn webhook_body(alert: &Alert, time: SystemTime, director: &str) -> Vec<u8> 
                 subject: "resource",
                 group,
                 member: member.as_deref(),
+                event: event.as_str(),
+                reason: &alert.reason,
+                time: rfc3339(unix),
+                unix_time: unix,
+                director,
+                daemon_status: alert.status.as_str(),
+            };
+            return serde_json::to_vec(&body).unwrap_or_default();
+        }
+        Subject::VrrpPath {
+            instance,
+            interface,
+            peer,
+            event,
+        } => {
+            let body = PathWebhookBody {
+                subject: "vrrp_path",
+                instance,
+                path: interface,
+                peer: peer.map(|p| p.to_string()),
                 event: event.as_str(),
                 reason: &alert.reason,
                 time: rfc3339(unix),
@@ -425,6 +460,19 @@ pub fn mail_text(alert: &Alert, time: SystemTime, director: &str) -> (String, St
                 alert.status,
             )
         }
+        Subject::VrrpPath {
+            instance,
+            interface,
+            peer,
+            event,
+        } => format!(
+            "VRRP instance: {instance}\nPath: {interface}{}\nEvent: {}\nWhat happened: {}\nTime: {}\nDirector: {director}\nDaemon status: {}\n",
+            peer.map(|p| format!(" to {p}")).unwrap_or_default(),
+            event.as_str(),
+            alert.reason,
+            rfc3339(unix),
+            alert.status,
+        ),
     };
     if let Some(d) = alert.down_for {
         body.push_str(&format!("Down for: {}s\n", d.as_secs()));

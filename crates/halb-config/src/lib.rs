@@ -30,8 +30,8 @@ pub use diag::{ConfigError, ConfigErrors, SNIPPET_WIDTH};
 pub use walk::incremental::LoadStats;
 pub use walk::resource::{check_agents, AgentLookup};
 pub use walk::vrrp::{
-    Notify, TrackPing, TrackScript, TrackService, VrrpAuth, VrrpGarp, VrrpInstance, VrrpSyncGroup,
-    VrrpVip,
+    Notify, TrackPing, TrackScript, TrackService, VrrpAuth, VrrpGarp, VrrpInstance, VrrpPath,
+    VrrpSyncGroup, VrrpVip,
 };
 
 use halb_table::{DataPlaneKind, OnDown, ServiceKey, Table, VirtualService};
@@ -191,6 +191,9 @@ pub struct Config {
     /// The alert settings of every resource group that has any (its
     /// `alert` table over the global one), by group name.
     pub resource_alerts: Vec<(String, halb_alert::AlertSpec)>,
+    /// Where VRRP path alerts go (a path of an instance with `paths` died
+    /// or healed): `[global.alert]`.
+    pub vrrp_alert: halb_alert::AlertSpec,
     /// `[[vrrp_instance]]`s, in file order.
     pub vrrp_instances: Vec<VrrpInstance>,
     /// `[[vrrp_sync_group]]`s, in file order.

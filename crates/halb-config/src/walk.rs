@@ -1293,6 +1293,14 @@ impl<'s> Cx<'s> {
             let groups: Vec<&str> = vrrp_sync_groups.iter().map(|g| g.name.as_str()).collect();
             self.resource_groups(root, &insts, &groups, galert)
         };
+        // VRRP path alerts go where `[global.alert]` says (only asked
+        // for with paths: a global table's own problems are reported
+        // once anyway).
+        let vrrp_alert = if vrrp_instances.iter().any(|v| !v.paths.is_empty()) {
+            self.resolve_alert(galert, &alert::Layer::default())
+        } else {
+            halb_alert::AlertSpec::default()
+        };
         let mut checks = Vec::new();
         let mut services = Vec::with_capacity(svcs.len());
         let mut alerts = Vec::new();
@@ -1314,6 +1322,7 @@ impl<'s> Cx<'s> {
             checks,
             alerts,
             resource_alerts,
+            vrrp_alert,
             vrrp_instances,
             vrrp_sync_groups,
             resource_groups,

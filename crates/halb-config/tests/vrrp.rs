@@ -238,3 +238,60 @@ fn docs_vrrp_example_parses() {
     );
     assert_eq!(c.vrrp_sync_groups[0].instances, ["VI_1"]);
 }
+
+const KEY: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+#[test]
+fn paths_parse() {
+    let src = format!(
+        r#"[[vrrp_instance]]
+name = "VI_1"
+interface = "eth0"
+virtual_router_id = 51
+virtual_ipaddress = ["192.0.2.100/24"]
+auth = {{ type = "hmac-sha256", key = "{KEY}" }}
+paths = [
+  {{ interface = "eth1", unicast_source = "198.51.100.1", unicast_peer = "198.51.100.2" }},
+  {{ interface = "eth2", unicast_peer = "203.0.113.2" }},
+]
+"#
+    );
+    let c = parse(&src, Path::new("halb.toml")).unwrap();
+    let p = &c.vrrp_instances[0].paths;
+    assert_eq!(p.len(), 2);
+    assert_eq!(p[0].interface, "eth1");
+    assert_eq!(p[0].unicast_source, Some("198.51.100.1".parse().unwrap()));
+    assert_eq!(
+        p[0].unicast_peer,
+        "198.51.100.2".parse::<std::net::IpAddr>().unwrap()
+    );
+    assert_eq!(p[1].unicast_source, None);
+    // Without `paths`: none (one path, as keepalived).
+    let c = parse(FULL, Path::new("halb.toml")).unwrap();
+    assert!(c.vrrp_instances.iter().all(|v| v.paths.is_empty()));
+}
+
+#[test]
+fn paths_errors() {
+    assert_snapshot!(render(&format!(
+        r#"[[vrrp_instance]]
+name = "VI_1"
+interface = "eth0"
+virtual_router_id = 51
+virtual_ipaddress = ["192.0.2.100/24"]
+paths = [{{ interface = "eth1", unicast_peer = "198.51.100.2" }}]
+
+[[vrrp_instance]]
+name = "VI_2"
+interface = "eth0"
+virtual_router_id = 52
+virtual_ipaddress = ["192.0.2.101/24"]
+auth = {{ type = "hmac-sha256", key = "{KEY}" }}
+paths = [
+  {{ interface = "eth0", unicast_peer = "198.51.100.2" }},
+  {{ interface = "eth1" }},
+  {{ interface = "eth2", unicast_peer = "2001:db8::2", peer = "x" }},
+]
+"#
+    )));
+}

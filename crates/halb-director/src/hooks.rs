@@ -24,6 +24,22 @@ pub struct VrrpEvent {
     pub awaiting_peer: bool,
 }
 
+/// A redundant heartbeat path of a VRRP instance changed (what the VRRP
+/// shell reports; see `halb_vrrp::router`'s redundant paths).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VrrpPathEvent {
+    /// Instance name.
+    pub instance: String,
+    /// The path's interface.
+    pub interface: String,
+    /// The peer's address on it, if known.
+    pub peer: Option<std::net::IpAddr>,
+    /// Before.
+    pub from: halb_vrrp::PathState,
+    /// Now.
+    pub to: halb_vrrp::PathState,
+}
+
 /// keepalived's state words.
 pub fn word(s: State) -> &'static str {
     match s {

@@ -35,14 +35,14 @@ pub mod tracking;
 
 pub use checks::{CheckIndex, Owner};
 pub use halb_health::Health;
-pub use hooks::{hooks_for, VrrpEvent};
+pub use hooks::{hooks_for, VrrpEvent, VrrpPathEvent};
 pub use status::{describe, RealHealth};
 
 use halb_alert::{DaemonStatus, Policy, Transition};
 use halb_config::{Config, Global, SyncRole};
 use halb_health::{CheckId, CheckSpec, Engine, ProbeId, ProbeOutcome};
 use halb_table::{OnDown, ServiceKey, Table};
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -194,6 +194,10 @@ pub struct Director {
     tracking: tracking::Tracking,
     /// Every VRRP instance's latest state.
     roles: BTreeMap<String, halb_vrrp::State>,
+    /// VRRP paths (instance, interface) alerted dead and not healed
+    /// since: their next "alive" is alerted, even after a spell as
+    /// master in between (where paths are not watched).
+    dead_paths: BTreeSet<(String, String)>,
     /// The sync daemon's role as the followed VRRP instance set it.
     sync_role: Option<SyncRole>,
     actions: VecDeque<Action>,
@@ -359,6 +363,7 @@ impl Director {
             transitions: 0,
             alert_deadline: None,
             alerts_dirty: false,
+            dead_paths: BTreeSet::new(),
             inputs: 0,
             last_health_apply: None,
             apply_cost: Duration::ZERO,
@@ -516,6 +521,52 @@ impl Director {
         }
         let config = self.config.clone();
         self.resources.sync(&config, &self.roles, now);
+        self.debug_check();
+    }
+
+    /// A redundant heartbeat path of a VRRP instance changed (the VRRP
+    /// shell logged it): a path that died is alerted, and so is its
+    /// healing.
+    pub fn handle_vrrp_path(&mut self, ev: VrrpPathEvent, now: Instant) {
+        use halb_vrrp::PathState;
+        self.advance(now);
+        let key = (ev.instance.clone(), ev.interface.clone());
+        let event = match ev.to {
+            PathState::Dead => self
+                .dead_paths
+                .insert(key)
+                .then_some(halb_alert::PathAlert::Dead),
+            PathState::Alive => self
+                .dead_paths
+                .remove(&key)
+                .then_some(halb_alert::PathAlert::Alive),
+            PathState::Unknown => None,
+        };
+        if let Some(event) = event {
+            let to = ev.peer.map(|p| format!(" to {p}")).unwrap_or_default();
+            let reason = match event {
+                halb_alert::PathAlert::Dead => format!(
+                    "VRRP instance {}: path {}{to} dead (no advert over it for the master-down interval while another path carries them)",
+                    ev.instance, ev.interface
+                ),
+                halb_alert::PathAlert::Alive => format!(
+                    "VRRP instance {}: path {}{to} alive again",
+                    ev.instance, ev.interface
+                ),
+            };
+            self.alerts.handle_vrrp_path(
+                halb_alert::PathTransition {
+                    instance: ev.instance,
+                    interface: ev.interface,
+                    peer: ev.peer,
+                    event,
+                    reason,
+                },
+                now,
+            );
+            self.take_alerts();
+            self.alerts_changed();
+        }
         self.debug_check();
     }
 
@@ -1057,6 +1108,7 @@ impl Director {
         self.alerts.handle_specs(config.alerts.iter().cloned(), now);
         self.alerts
             .handle_resource_specs(config.resource_alerts.iter().cloned());
+        self.alerts.handle_vrrp_specs(config.vrrp_alert.clone());
         // Built only when some real server is down (a reload of 100,000
         // real servers should not hash them all for nothing).
         let mut present: Option<HashSet<(&str, SocketAddr)>> = None;

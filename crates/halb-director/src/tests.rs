@@ -423,7 +423,7 @@ fn resource_events_are_alerted_to_the_groups_sinks() {
             .filter_map(|a| match a {
                 Action::Alert(a) => match &a.alert.subject {
                     Subject::Resource { member, event, .. } => Some((member.clone(), *event)),
-                    Subject::RealServer { .. } => None,
+                    Subject::RealServer { .. } | Subject::VrrpPath { .. } => None,
                 },
                 _ => None,
             })

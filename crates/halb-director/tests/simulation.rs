@@ -274,7 +274,7 @@ impl World {
                     }
                     VrrpAction::AddAddresses { .. } => n.vips = true,
                     VrrpAction::RemoveAddresses { .. } => n.vips = false,
-                    VrrpAction::SendGratuitous { .. } => {}
+                    VrrpAction::SendGratuitous { .. } | VrrpAction::PathChange { .. } => {}
                     VrrpAction::PeerReleased => {
                         let priority = n.router.priority();
                         n.director.handle_vrrp_event(

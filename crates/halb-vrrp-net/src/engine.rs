@@ -14,12 +14,32 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::sock::{Announcer, VrrpSockets};
-use crate::{state_name, Command, Error, Event, InstanceSpec, InstanceStatus, Spec, VipSpec};
+use crate::{
+    state_name, Command, Error, Event, InstanceSpec, InstanceStatus, PathEvent, PathSpec,
+    PathStatus, Spec, VipSpec,
+};
 
 struct Packet {
     id: u64,
+    /// 0: the instance's interface; 1…: its extra paths.
+    path: usize,
     header: packet::IpHeader,
     payload: Vec<u8>,
+}
+
+/// One extra path of an instance: its own sockets on its link.
+struct PathNet {
+    spec: PathSpec,
+    ifindex: u32,
+    source: IpAddr,
+    socks: Arc<VrrpSockets>,
+    recv_task: JoinHandle<()>,
+}
+
+impl Drop for PathNet {
+    fn drop(&mut self) {
+        self.recv_task.abort();
+    }
 }
 
 struct Inst {
@@ -43,6 +63,8 @@ struct Inst {
     drops: BTreeMap<String, u64>,
     /// v3 adverts whose address list differs from ours (accepted).
     address_mismatches: u64,
+    /// Extra paths (path 1, 2, …).
+    paths: Vec<PathNet>,
 }
 
 impl Drop for Inst {
@@ -86,7 +108,25 @@ fn is_link_local(a: &Ipv6Addr) -> bool {
     a.segments()[0] & 0xffc0 == 0xfe80
 }
 
-fn router_config(spec: &InstanceSpec, primary: IpAddr) -> Config {
+/// Path `k` of `inst`: its interface and peer (path 0: the instance's
+/// interface, its one unicast peer if it has exactly one).
+fn path_of(inst: &Inst, k: usize) -> (String, Option<IpAddr>) {
+    match k {
+        0 => (
+            inst.spec.interface.clone(),
+            match inst.spec.unicast_peers.as_slice() {
+                [one] => Some(*one),
+                _ => None,
+            },
+        ),
+        k => inst.paths.get(k - 1).map_or_else(
+            || (format!("path{k}"), None),
+            |p| (p.spec.interface.clone(), Some(p.spec.unicast_peer)),
+        ),
+    }
+}
+
+fn router_config(spec: &InstanceSpec, primary: IpAddr, paths: &[PathNet]) -> Config {
     let mut c = Config::new(
         spec.vrid,
         spec.priority,
@@ -101,6 +141,7 @@ fn router_config(spec: &InstanceSpec, primary: IpAddr) -> Config {
     c.accept_mode = spec.accept;
     c.unicast_peers = spec.unicast_peers.clone();
     c.auth = spec.auth.clone();
+    c.extra_paths = paths.iter().map(|p| p.source).collect();
     c.gratuitous = Gratuitous {
         repeat: spec.garp.count,
         delay: spec.garp.delay,
@@ -119,6 +160,81 @@ impl Engine {
         }
     }
 
+    /// The address adverts leave `interface` from: `given`, else its
+    /// first IPv4 address that is not a VIP (IPv6: its link-local one).
+    async fn source_address(
+        &self,
+        spec: &InstanceSpec,
+        interface: &str,
+        ifindex: u32,
+        given: Option<IpAddr>,
+    ) -> Result<IpAddr, Error> {
+        if let Some(a) = given {
+            return Ok(a);
+        }
+        let v6 = spec.vips.first().is_some_and(|v| v.address.is_ipv6());
+        let addrs = self
+            .nl
+            .addresses(Some(ifindex))
+            .await
+            .map_err(|e| Self::inst_err(&spec.name, e))?;
+        let vips: Vec<IpAddr> = spec.vips.iter().map(|v| v.address).collect();
+        addrs
+            .iter()
+            .map(|a| a.address)
+            .find(|a| match a {
+                IpAddr::V4(_) => !v6 && !vips.contains(a),
+                IpAddr::V6(x) => v6 && is_link_local(x),
+            })
+            .ok_or_else(|| {
+                Self::inst_err(
+                    &spec.name,
+                    format!(
+                        "interface {} has no {} address to send adverts from",
+                        interface,
+                        if v6 { "IPv6 link-local" } else { "IPv4" }
+                    ),
+                )
+            })
+    }
+
+    /// A receiving task: packets of socket `socks` go to the loop as
+    /// instance `id`'s, path `path`.
+    fn recv_task(
+        &self,
+        id: u64,
+        path: usize,
+        socks: Arc<VrrpSockets>,
+        name: String,
+    ) -> JoinHandle<()> {
+        let tx = self.packets.clone();
+        tokio::spawn(async move {
+            let mut buf = Vec::with_capacity(2048);
+            loop {
+                match socks.recv(&mut buf).await {
+                    Ok((header, range)) => {
+                        let payload = buf.get(range).unwrap_or_default().to_vec();
+                        if tx
+                            .send(Packet {
+                                id,
+                                path,
+                                header,
+                                payload,
+                            })
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(instance = %name, path, error = %e, "VRRP receive failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        })
+    }
+
     async fn make_inst(&mut self, spec: InstanceSpec) -> Result<(Inst, Router), Error> {
         let link = self
             .nl
@@ -126,34 +242,37 @@ impl Engine {
             .await
             .map_err(|e| Self::inst_err(&spec.name, e))?;
         let v6 = spec.vips.first().is_some_and(|v| v.address.is_ipv6());
-        let primary = match spec.unicast_source {
-            Some(a) => a,
-            None => {
-                let addrs = self
-                    .nl
-                    .addresses(Some(link.index))
-                    .await
-                    .map_err(|e| Self::inst_err(&spec.name, e))?;
-                let vips: Vec<IpAddr> = spec.vips.iter().map(|v| v.address).collect();
-                addrs
-                    .iter()
-                    .map(|a| a.address)
-                    .find(|a| match a {
-                        IpAddr::V4(_) => !v6 && !vips.contains(a),
-                        IpAddr::V6(x) => v6 && is_link_local(x),
-                    })
-                    .ok_or_else(|| {
-                        Self::inst_err(
-                            &spec.name,
-                            format!(
-                                "interface {} has no {} address to send adverts from",
-                                spec.interface,
-                                if v6 { "IPv6 link-local" } else { "IPv4" }
-                            ),
-                        )
-                    })?
-            }
-        };
+        let primary = self
+            .source_address(&spec, &spec.interface, link.index, spec.unicast_source)
+            .await?;
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut paths = Vec::new();
+        for (k, p) in spec.paths.iter().enumerate() {
+            let ifindex =
+                self.nl.link_index(&p.interface).await.map_err(|e| {
+                    Self::inst_err(&spec.name, format!("path {}: {e}", p.interface))
+                })?;
+            let source = self
+                .source_address(&spec, &p.interface, ifindex, p.unicast_source)
+                .await?;
+            let socks = Arc::new(
+                VrrpSockets::open(&p.interface, ifindex, source, false).map_err(|e| {
+                    Self::inst_err(
+                        &spec.name,
+                        format!("VRRP socket on path {}: {e}", p.interface),
+                    )
+                })?,
+            );
+            let recv_task = self.recv_task(id, k + 1, socks.clone(), spec.name.clone());
+            paths.push(PathNet {
+                spec: p.clone(),
+                ifindex,
+                source,
+                socks,
+                recv_task,
+            });
+        }
         if spec.priority == PRIORITY_OWNER {
             // Priority 255 claims the VIPs are this router's own addresses
             // (RFC 5798 §6.1): refuse a claim the interface does not back.
@@ -177,7 +296,7 @@ impl Engine {
                 ));
             }
         }
-        let router = Router::new(router_config(&spec, primary))
+        let router = Router::new(router_config(&spec, primary, &paths))
             .map_err(|e| Self::inst_err(&spec.name, e))?;
         let socks = Arc::new(
             VrrpSockets::open(
@@ -197,35 +316,7 @@ impl Engine {
             Announcer::open(&spec.interface, link.index, mac, !v6, v6)
                 .map_err(|e| Self::inst_err(&spec.name, format!("announce socket: {e}")))?,
         );
-        let id = self.next_id;
-        self.next_id += 1;
-        let tx = self.packets.clone();
-        let rs = socks.clone();
-        let name = spec.name.clone();
-        let recv_task = tokio::spawn(async move {
-            let mut buf = Vec::with_capacity(2048);
-            loop {
-                match rs.recv(&mut buf).await {
-                    Ok((header, range)) => {
-                        let payload = buf.get(range).unwrap_or_default().to_vec();
-                        if tx
-                            .send(Packet {
-                                id,
-                                header,
-                                payload,
-                            })
-                            .is_err()
-                        {
-                            return;
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(instance = %name, error = %e, "VRRP receive failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                }
-            }
-        });
+        let recv_task = self.recv_task(id, 0, socks.clone(), spec.name.clone());
         let mut faults = BTreeSet::new();
         let mut tracked = vec![spec.interface.clone()];
         tracked.extend(spec.track_interfaces.iter().cloned());
@@ -260,6 +351,7 @@ impl Engine {
                 received: 0,
                 address_mismatches: 0,
                 drops: BTreeMap::new(),
+                paths,
             },
             router,
         ))
@@ -439,11 +531,22 @@ impl Engine {
                 let Some(inst) = self.groups.get_mut(g).and_then(|gr| gr.insts.get_mut(m)) else {
                     return;
                 };
-                for dst in dsts {
-                    match adv.encode(primary, dst) {
+                // The instance's interface, then each extra path (unicast
+                // to its peer, from our address there).
+                let mut sends: Vec<(IpAddr, IpAddr, Arc<crate::sock::VrrpSockets>, u32)> = dsts
+                    .into_iter()
+                    .map(|dst| (primary, dst, socks.clone(), ifindex))
+                    .collect();
+                sends.extend(
+                    inst.paths
+                        .iter()
+                        .map(|p| (p.source, p.spec.unicast_peer, p.socks.clone(), p.ifindex)),
+                );
+                for (src, dst, socks, ifindex) in sends {
+                    match adv.encode(src, dst) {
                         Ok(mut bytes) => {
                             if let Some(s) = &mut inst.signer {
-                                s.sign(&mut bytes, primary, dst, now_us);
+                                s.sign(&mut bytes, src, dst, now_us);
                             }
                             match socks.send(&bytes, dst, ifindex) {
                                 Ok(()) => inst.sent += 1,
@@ -543,6 +646,45 @@ impl Engine {
                     priority,
                     group_settled: false,
                     awaiting_peer: false,
+                    path: None,
+                });
+            }
+            Action::PathChange { path, from, to } => {
+                let group = &self.groups[g];
+                let (interface, peer) = path_of(inst, path);
+                let state = group
+                    .sg
+                    .members()
+                    .get(m)
+                    .map_or(State::Initialize, Router::state);
+                let priority = group.sg.members().get(m).map_or(0, Router::priority);
+                match to {
+                    halb_vrrp::PathState::Dead => tracing::warn!(
+                        instance = %inst.spec.name, path = %interface, peer = ?peer,
+                        from = from.as_str(), "VRRP path dead: no advert over it for the master-down interval while another path carries them"
+                    ),
+                    halb_vrrp::PathState::Alive => tracing::info!(
+                        instance = %inst.spec.name, path = %interface, peer = ?peer,
+                        from = from.as_str(), "VRRP path alive"
+                    ),
+                    halb_vrrp::PathState::Unknown => tracing::info!(
+                        instance = %inst.spec.name, path = %interface, peer = ?peer,
+                        from = from.as_str(), state = state_name(state), "VRRP path no longer watched (only a backup hears adverts)"
+                    ),
+                }
+                let _ = self.events.send(Event {
+                    instance: inst.spec.name.clone(),
+                    group: group.name.clone(),
+                    state,
+                    priority,
+                    group_settled: false,
+                    awaiting_peer: false,
+                    path: Some(PathEvent {
+                        interface,
+                        peer,
+                        from,
+                        to,
+                    }),
                 });
             }
             Action::StateChange { from, to, reason } => {
@@ -564,6 +706,7 @@ impl Engine {
                     priority,
                     group_settled,
                     awaiting_peer,
+                    path: None,
                 });
                 let primary = inst.primary;
                 if to == State::Master {
@@ -613,6 +756,9 @@ impl Engine {
             let i = &self.groups[g].insts[m];
             (i.spec.vrid, i.spec.interface.clone())
         };
+        if p.path > 0 {
+            return self.on_path_packet(g, m, p).await;
+        }
         if let Some(v) = vrid.filter(|v| *v != own_vrid) {
             let ours = self
                 .groups
@@ -685,6 +831,59 @@ impl Engine {
         {
             group.insts[m].master = Some(p.header.src);
         }
+    }
+
+    /// A packet on extra path `p.path` of member `m` of group `g`: from
+    /// the path's peer only, HMAC always (the config requires it).
+    async fn on_path_packet(&mut self, g: usize, m: usize, p: Packet) {
+        let group = &mut self.groups[g];
+        let inst = &mut group.insts[m];
+        let Some(router) = group.sg.members().get(m) else {
+            return;
+        };
+        let Some(path) = inst.paths.get(p.path - 1) else {
+            return;
+        };
+        if p.payload.get(1).copied() != Some(inst.spec.vrid) {
+            return; // another instance's over the same link, or noise
+        }
+        if p.header.src == path.source {
+            return; // our own
+        }
+        if p.header.src != path.spec.unicast_peer {
+            *inst.drops.entry("unknown_peer".into()).or_default() += 1;
+            return;
+        }
+        let payload: &[u8] = match &mut inst.verifier {
+            Some(v) => match v.verify(&p.payload, p.header.src, p.header.dst) {
+                Ok(msg) => msg,
+                Err(e) => {
+                    *inst.drops.entry(e.reason().to_owned()).or_default() += 1;
+                    tracing::debug!(instance = %inst.spec.name, path = %path.spec.interface, src = %p.header.src, error = %e, "VRRP packet dropped");
+                    return;
+                }
+            },
+            None => {
+                // The config refuses paths without HMAC: never here.
+                *inst.drops.entry("auth".into()).or_default() += 1;
+                return;
+            }
+        };
+        let expected = router.expected();
+        let advert = match packet::decode(payload, &p.header, &expected) {
+            Ok(a) => a,
+            Err(e) => {
+                *inst.drops.entry(e.reason().to_owned()).or_default() += 1;
+                tracing::debug!(instance = %inst.spec.name, path = %path.spec.interface, src = %p.header.src, error = %e, "VRRP packet dropped");
+                return;
+            }
+        };
+        inst.received += 1;
+        let now = Instant::now();
+        group
+            .sg
+            .handle_advert_on(m, p.path, p.header.src, &advert, now);
+        self.drain(g).await;
     }
 
     async fn set_fault(&mut self, name: &str, key: String, faulty: bool) {
@@ -912,6 +1111,29 @@ impl Engine {
                     takeover: r.is_some_and(Router::takeover),
                     awaiting_peer: r.is_some_and(Router::awaiting_peer),
                     releasing: r.is_some_and(Router::releasing),
+                    paths: match r {
+                        Some(r) if !i.paths.is_empty() => {
+                            let now = Instant::now();
+                            r.paths()
+                                .enumerate()
+                                .map(|(k, (state, heard))| {
+                                    let (interface, peer) = path_of(i, k);
+                                    PathStatus {
+                                        interface,
+                                        peer,
+                                        state: state.as_str(),
+                                        last_heard_ms: heard.map(|t| {
+                                            u64::try_from(
+                                                now.saturating_duration_since(t).as_millis(),
+                                            )
+                                            .unwrap_or(u64::MAX)
+                                        }),
+                                    }
+                                })
+                                .collect()
+                        }
+                        _ => Vec::new(),
+                    },
                 });
             }
         }

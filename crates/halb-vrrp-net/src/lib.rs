@@ -22,7 +22,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use halb_vrrp::{Auth, State, Version};
+use halb_vrrp::{Auth, PathState, State, Version};
 use tokio::sync::{mpsc, oneshot};
 
 /// One virtual address and where it goes.
@@ -62,6 +62,18 @@ impl Default for GarpSpec {
     }
 }
 
+/// One more path of an instance (halb to halb): adverts also go over
+/// `interface`, unicast to `unicast_peer`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathSpec {
+    /// The link.
+    pub interface: String,
+    /// Our address on it; `None`: the interface's first of the family.
+    pub unicast_source: Option<IpAddr>,
+    /// The peer's address on it.
+    pub unicast_peer: IpAddr,
+}
+
 /// One `[[vrrp_instance]]`, resolved by the config.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstanceSpec {
@@ -92,6 +104,9 @@ pub struct InstanceSpec {
     pub unicast_source: Option<IpAddr>,
     /// Unicast mode: the peers.
     pub unicast_peers: Vec<IpAddr>,
+    /// Redundant paths besides `interface` (HMAC auth required: the
+    /// config checks it).
+    pub paths: Vec<PathSpec>,
     /// Authentication in the advert (none, or v2 PASS).
     pub auth: Auth,
     /// halb-to-halb HMAC-SHA256 trailer ([`halb_vrrp::hmac_auth`]):
@@ -167,6 +182,36 @@ pub struct Event {
     /// (`halb_vrrp::Router::awaiting_peer`); an event with the same state
     /// and `false` follows once the peer released.
     pub awaiting_peer: bool,
+    /// Not a state change but a path's: the instance's `state` is
+    /// unchanged.
+    pub path: Option<PathEvent>,
+}
+
+/// A path of an instance changed (see `halb_vrrp::router`'s redundant
+/// paths).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathEvent {
+    /// The path's interface (path 0: the instance's).
+    pub interface: String,
+    /// The peer's address on it, when configured (unicast).
+    pub peer: Option<IpAddr>,
+    /// Before.
+    pub from: PathState,
+    /// Now.
+    pub to: PathState,
+}
+
+/// One path as `halb list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathStatus {
+    /// Interface.
+    pub interface: String,
+    /// The peer's address on it (unicast), if any.
+    pub peer: Option<IpAddr>,
+    /// "alive", "dead", "unknown" (not Backup: a master hears no adverts).
+    pub state: &'static str,
+    /// Milliseconds since its last advert, in this Backup spell.
+    pub last_heard_ms: Option<u64>,
 }
 
 /// One instance as `halb list` shows it.
@@ -213,6 +258,9 @@ pub struct InstanceStatus {
     pub awaiting_peer: bool,
     /// Backup: resource groups still stop here (releasing adverts sent).
     pub releasing: bool,
+    /// With redundant paths: each path, the instance's interface first;
+    /// empty with one path.
+    pub paths: Vec<PathStatus>,
 }
 
 /// keepalived's state names.

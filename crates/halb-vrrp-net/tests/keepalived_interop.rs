@@ -230,6 +230,7 @@ fn spec(version: u8, priority: u8, advert: Duration) -> Spec {
             }],
             unicast_source: None,
             unicast_peers: vec![],
+            paths: vec![],
             auth: if version == 2 {
                 halb_vrrp::Auth::password("hvtpass")
             } else {

@@ -92,6 +92,7 @@ fn spec(priority: u8, vip: &str, prefix: u8) -> Spec {
             }],
             unicast_source: None,
             unicast_peers: vec![],
+            paths: vec![],
             auth: halb_vrrp::Auth::None,
             hmac: None,
             garp: GarpSpec::default(),

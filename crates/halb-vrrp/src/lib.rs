@@ -17,7 +17,9 @@
 //! packet [`packet::decode`] it against [`Router::expected`] and give the
 //! result to [`Router::handle_advert`]; when [`Router::poll_timeout`] is
 //! reached call [`Router::handle_timeout`]; after every input drain
-//! [`Router::poll_action`].
+//! [`Router::poll_action`]. With redundant paths (halb to halb) it sends
+//! each advert on every path and gives each received one to
+//! [`Router::handle_advert_on`] with its path.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod hmac_auth;
@@ -26,5 +28,5 @@ pub mod router;
 pub mod sync_group;
 
 pub use packet::{Addresses, Advert, Auth, DecodeError, EncodeError, Expected, IpHeader, Version};
-pub use router::{Action, Config, ConfigError, Gratuitous, Reason, Router, State};
+pub use router::{Action, Config, ConfigError, Gratuitous, PathState, Reason, Router, State};
 pub use sync_group::SyncGroup;

@@ -25,6 +25,26 @@
 //! * A master that receives a priority-0 advert sends an advert at once
 //!   (RFC 5798 §6.4.3).
 //!
+//! # Redundant paths (halb to halb)
+//!
+//! A router may hear its master over several **paths** (the LAN and a
+//! dedicated link: heartbeat's `bcast eth0` + `bcast eth1`, Corosync's two
+//! links). Path 0 is the instance's own interface; [`Config::extra_paths`]
+//! are our source addresses on the others. The shell sends every
+//! [`Action::SendAdvert`] on every path and gives each received advert to
+//! [`Router::handle_advert_on`] with its path. An advert from any path
+//! restarts Master_Down_Timer as usual, so the backup takes over only once
+//! every path was silent for Master_Down_Interval.
+//!
+//! With two paths or more a Backup also watches each one
+//! ([`Router::paths`]): a path is [`PathState::Alive`] once it carried an
+//! advert, and [`PathState::Dead`] when it has been silent for
+//! Master_Down_Interval (since its last advert, or since the router
+//! became Backup) while another path is alive. Each change is an
+//! [`Action::PathChange`]. Only the receiving side can tell: outside Backup
+//! (a master hears no adverts) every path is [`PathState::Unknown`]. With
+//! one path nothing of this exists: no path action, no path deadline.
+//!
 //! # Hand-over of resource groups (halb to halb)
 //!
 //! A director that loses MASTER (preempted, taken over) may still run
@@ -122,6 +142,9 @@ pub struct Config {
     /// groups still run becomes master again instead of the peer starting
     /// them too. Set for instances that resource groups follow.
     pub announce_at_startup: bool,
+    /// Redundant paths (halb to halb, see the module documentation): our
+    /// source address on path 1, 2, …; empty: the one path of the RFC.
+    pub extra_paths: Vec<IpAddr>,
 }
 
 impl Config {
@@ -148,6 +171,7 @@ impl Config {
             auth: Auth::None,
             gratuitous: Gratuitous::default(),
             announce_at_startup: false,
+            extra_paths: Vec::new(),
         }
     }
 
@@ -185,6 +209,7 @@ impl Config {
         let v6 = self.primary_address.is_ipv6();
         if self.virtual_addresses.iter().any(|a| a.is_ipv6() != v6)
             || self.unicast_peers.iter().any(|a| a.is_ipv6() != v6)
+            || self.extra_paths.iter().any(|a| a.is_ipv6() != v6)
         {
             return Err(ConfigError::Family);
         }
@@ -226,8 +251,8 @@ pub enum ConfigError {
     /// More than an advert carries.
     #[error("{0} virtual addresses: at most 255")]
     TooManyAddresses(usize),
-    /// Primary, virtual and peer addresses must share a family.
-    #[error("primary, virtual and peer addresses must be of one family")]
+    /// Primary, virtual, peer and path addresses must share a family.
+    #[error("primary, virtual, peer and path addresses must be of one family")]
     Family,
     /// VRRPv2 is IPv4 only.
     #[error("VRRPv2 is IPv4 only")]
@@ -235,6 +260,35 @@ pub enum ConfigError {
     /// VRRPv3 has no authentication.
     #[error("VRRPv3 has no authentication (RFC 5798 §9)")]
     V3Auth,
+}
+
+/// What a Backup knows of one path (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathState {
+    /// Not watched: not Backup, one path only, or not heard yet.
+    Unknown,
+    /// An advert came over it within Master_Down_Interval.
+    Alive,
+    /// Silent for Master_Down_Interval while another path was alive.
+    Dead,
+}
+
+impl PathState {
+    /// `unknown`, `alive`, `dead`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PathState::Unknown => "unknown",
+            PathState::Alive => "alive",
+            PathState::Dead => "dead",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct PathWatch {
+    state: PathState,
+    /// The last advert over it, in this Backup spell.
+    heard: Option<Instant>,
 }
 
 /// Instance state (RFC 5798 §6.4, plus keepalived's Fault).
@@ -317,6 +371,16 @@ pub enum Action {
         /// Why.
         reason: Reason,
     },
+    /// A Backup's view of path `path` changed (two paths or more; see
+    /// the module documentation).
+    PathChange {
+        /// 0: the instance's interface; 1…: [`Config::extra_paths`].
+        path: usize,
+        /// Before.
+        from: PathState,
+        /// Now.
+        to: PathState,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -350,6 +414,11 @@ pub struct Router {
     garp_timer: Option<(Instant, GarpPhase)>,
     preempt_after: Option<Instant>,
     last_lower_garp: Option<Instant>,
+    /// One per path (path 0 first); watched with two or more, in Backup.
+    paths: Vec<PathWatch>,
+    /// When this Backup spell began: a path never heard since is dead
+    /// Master_Down_Interval later if another one is alive.
+    backup_since: Option<Instant>,
     actions: VecDeque<Action>,
 }
 
@@ -359,6 +428,7 @@ impl Router {
         config.validate()?;
         let addresses =
             Addresses::from_ip_addrs(&config.virtual_addresses).ok_or(ConfigError::Family)?;
+        let n_paths = 1 + config.extra_paths.len();
         Ok(Router {
             master_adver_interval: config.advert_interval,
             config,
@@ -376,6 +446,14 @@ impl Router {
             garp_timer: None,
             preempt_after: None,
             last_lower_garp: None,
+            paths: vec![
+                PathWatch {
+                    state: PathState::Unknown,
+                    heard: None,
+                };
+                n_paths
+            ],
+            backup_since: None,
             actions: VecDeque::new(),
         })
     }
@@ -660,10 +738,31 @@ impl Router {
     /// Master_Down_Interval to about zero and let one hostile advert flap
     /// the VIP ([`crate::DecodeError::IntervalTooShort`] is its counter).
     pub fn handle_advert(&mut self, src: IpAddr, advert: &Advert, now: Instant) {
+        self.handle_advert_on(0, src, advert, now);
+    }
+
+    /// An advert received over path `path` (0: the instance's interface,
+    /// as [`Router::handle_advert`]; 1…: [`Config::extra_paths`]; another
+    /// index is ignored). `src` is the sender's address on that path: the
+    /// equal-priority tie-break compares it with ours on the same path.
+    pub fn handle_advert_on(&mut self, path: usize, src: IpAddr, advert: &Advert, now: Instant) {
+        self.advert_in(path, src, advert, now);
+        #[cfg(debug_assertions)]
+        self.check_invariants();
+    }
+
+    fn advert_in(&mut self, path: usize, src: IpAddr, advert: &Advert, now: Instant) {
+        let own = match path {
+            0 => self.config.primary_address,
+            p => match self.config.extra_paths.get(p - 1) {
+                Some(a) => *a,
+                None => return,
+            },
+        };
         if advert.vrid != self.config.vrid
             || advert.version != self.config.version
             || self.is_owner()
-            || src == self.config.primary_address
+            || src == own
             || advert.interval_cs < advert.version.min_interval_cs()
         {
             return;
@@ -671,6 +770,7 @@ impl Router {
         let local = self.priority();
         match self.state {
             State::Backup => {
+                self.path_heard(path, now);
                 if advert.priority == PRIORITY_RELEASE {
                     // The master released: take over after Skew_Time.
                     self.master_down_timer = Some(now + self.skew_time());
@@ -693,11 +793,10 @@ impl Router {
                     if self.awaiting_until.take().is_some() {
                         self.actions.push_back(Action::PeerReleased);
                     }
-                } else if advert.priority > local
-                    || (advert.priority == local && src > self.config.primary_address)
-                {
+                } else if advert.priority > local || (advert.priority == local && src > own) {
                     self.learn_interval(advert);
                     self.become_backup(now, Reason::HigherPriority);
+                    self.path_heard(path, now);
                 } else if self.awaiting_until.is_some() {
                     // The previous master still stops its groups.
                     self.awaiting_until = Some(now + self.master_down_interval());
@@ -722,12 +821,21 @@ impl Router {
     /// Fires the timers due at `now`: Adver_Timer (Master),
     /// Master_Down_Timer (Backup), the gratuitous ARP schedule (Master).
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.timeout(now);
+        #[cfg(debug_assertions)]
+        self.check_invariants();
+    }
+
+    fn timeout(&mut self, now: Instant) {
         match self.state {
             State::Backup => {
                 if self.master_down_timer.is_some_and(|t| t <= now) {
                     self.become_master(now, Reason::MasterDown);
-                } else if self.releasing && self.release_timer.is_some_and(|t| t <= now) {
-                    self.send_releasing(now);
+                } else {
+                    if self.releasing && self.release_timer.is_some_and(|t| t <= now) {
+                        self.send_releasing(now);
+                    }
+                    self.paths_timeout(now);
                 }
             }
             State::Master => {
@@ -770,10 +878,146 @@ impl Router {
             self.garp_timer.map(|(t, _)| t),
             self.release_timer,
             self.awaiting_until,
+            self.path_deadline(),
         ]
         .into_iter()
         .flatten()
         .min()
+    }
+
+    /// Each path's state and its last advert in this Backup spell (path 0
+    /// first; see the module documentation).
+    pub fn paths(&self) -> impl Iterator<Item = (PathState, Option<Instant>)> + '_ {
+        self.paths.iter().map(|p| (p.state, p.heard))
+    }
+
+    fn watching_paths(&self) -> bool {
+        self.paths.len() > 1 && self.state == State::Backup
+    }
+
+    /// When path `p` has been silent for Master_Down_Interval.
+    fn path_due(&self, p: &PathWatch) -> Option<Instant> {
+        p.heard
+            .or(self.backup_since)
+            .map(|t| t + self.master_down_interval())
+    }
+
+    /// The next path to time out: an alive one, or an unknown one while
+    /// another is alive (a dead one stays dead until heard).
+    fn path_deadline(&self) -> Option<Instant> {
+        if !self.watching_paths() {
+            return None;
+        }
+        let any_alive = self.paths.iter().any(|p| p.state == PathState::Alive);
+        self.paths
+            .iter()
+            .filter(|p| match p.state {
+                PathState::Alive => true,
+                PathState::Unknown => any_alive,
+                PathState::Dead => false,
+            })
+            .filter_map(|p| self.path_due(p))
+            .min()
+    }
+
+    fn path_heard(&mut self, path: usize, now: Instant) {
+        if !self.watching_paths() {
+            return;
+        }
+        if let Some(p) = self.paths.get_mut(path) {
+            p.heard = Some(now);
+            let from = p.state;
+            if from != PathState::Alive {
+                p.state = PathState::Alive;
+                self.actions.push_back(Action::PathChange {
+                    path,
+                    from,
+                    to: PathState::Alive,
+                });
+            }
+        }
+    }
+
+    /// Alive paths silent for Master_Down_Interval are dead; so are
+    /// unknown ones while another path is alive.
+    fn paths_timeout(&mut self, now: Instant) {
+        if !self.watching_paths() {
+            return;
+        }
+        let due: Vec<bool> = self
+            .paths
+            .iter()
+            .map(|p| self.path_due(p).is_some_and(|t| t <= now))
+            .collect();
+        let alive_left = self
+            .paths
+            .iter()
+            .zip(&due)
+            .any(|(p, d)| p.state == PathState::Alive && !d);
+        for (path, d) in due.into_iter().enumerate() {
+            let Some(p) = self.paths.get_mut(path) else {
+                continue;
+            };
+            let dies = d
+                && match p.state {
+                    PathState::Alive => true,
+                    PathState::Unknown => alive_left,
+                    PathState::Dead => false,
+                };
+            if dies {
+                let from = p.state;
+                p.state = PathState::Dead;
+                self.actions.push_back(Action::PathChange {
+                    path,
+                    from,
+                    to: PathState::Dead,
+                });
+            }
+        }
+    }
+
+    /// Out of Backup: nothing is watched; every known path becomes
+    /// unknown (said, so that the log and `halb list` follow).
+    fn forget_paths(&mut self) {
+        self.backup_since = None;
+        if self.paths.len() < 2 {
+            return;
+        }
+        for (path, p) in self.paths.iter_mut().enumerate() {
+            p.heard = None;
+            if p.state != PathState::Unknown {
+                let from = p.state;
+                p.state = PathState::Unknown;
+                self.actions.push_back(Action::PathChange {
+                    path,
+                    from,
+                    to: PathState::Unknown,
+                });
+            }
+        }
+    }
+
+    /// The rules of the paths (debug builds, after every input).
+    #[cfg(debug_assertions)]
+    fn check_invariants(&self) {
+        assert_eq!(self.paths.len(), 1 + self.config.extra_paths.len());
+        if !self.watching_paths() {
+            assert!(
+                self.paths
+                    .iter()
+                    .all(|p| p.state == PathState::Unknown && p.heard.is_none()),
+                "paths are watched only in Backup with two or more: {:?}",
+                self.paths
+            );
+        } else {
+            assert!(self.backup_since.is_some(), "a Backup spell has a start");
+            for p in &self.paths {
+                assert!(
+                    p.state != PathState::Alive || p.heard.is_some(),
+                    "an alive path was heard: {p:?}"
+                );
+            }
+        }
     }
 
     /// Sync group: become master now (from Backup only).
@@ -860,6 +1104,9 @@ impl Router {
             self.remove_addresses();
         }
         self.set_state(State::Backup, reason);
+        if self.backup_since.is_none() {
+            self.backup_since = Some(now);
+        }
         self.master_down_timer = Some(now + self.master_down_interval());
         self.preempt_after = Some(now + self.config.preempt_delay);
         self.last_master = None;
@@ -901,6 +1148,9 @@ impl Router {
         self.state = to;
         self.actions
             .push_back(Action::StateChange { from, to, reason });
+        if from == State::Backup && to != State::Backup {
+            self.forget_paths();
+        }
     }
 }
 

@@ -60,6 +60,22 @@ impl SyncGroup {
         self.settle(now);
     }
 
+    /// An advert for `member` over path `path` (see
+    /// [`Router::handle_advert_on`]).
+    pub fn handle_advert_on(
+        &mut self,
+        member: usize,
+        path: usize,
+        src: IpAddr,
+        advert: &Advert,
+        now: Instant,
+    ) {
+        if let Some(m) = self.members.get_mut(member) {
+            m.handle_advert_on(path, src, advert, now);
+        }
+        self.settle(now);
+    }
+
     /// `member`'s link went down.
     pub fn link_down(&mut self, member: usize, now: Instant) {
         if let Some(m) = self.members.get_mut(member) {

@@ -373,3 +373,184 @@ fn runs_are_reproducible() {
     assert_eq!(run(7), run(7));
     assert_ne!(run(7), run(8));
 }
+
+/// Two routers (150, 100), v3 1 s, joined by the LAN (path 0) and a
+/// dedicated link (path 1, 198.51.100.0/24), HMAC-style halb-to-halb.
+fn two_paths() -> Net {
+    let mut cs = configs(Flavour::V3(secs(1)), &[150, 100]);
+    for (i, c) in cs.iter_mut().enumerate() {
+        c.extra_paths = vec![ip(&format!("198.51.100.{}", i + 1))];
+    }
+    let mut net = Net::new(cs, 7);
+    net.start_all();
+    let mdi = net.nodes[0].router.master_down_interval();
+    net.run_for(mdi * 3);
+    assert_eq!(net.masters(), [0]);
+    net
+}
+
+use halb_vrrp::PathState::{Alive, Dead, Unknown};
+
+#[test]
+fn both_paths_alive_on_the_backup_unknown_on_the_master() {
+    let net = two_paths();
+    assert_eq!(net.path_states(1), [Alive, Alive]);
+    assert_eq!(net.path_states(0), [Unknown, Unknown]);
+}
+
+/// One of two paths cut (either one): no takeover, the backup reports it
+/// dead Master_Down_Interval after the last advert over it; healed, alive
+/// at the next advert.
+#[test]
+fn one_path_cut_is_reported_dead_without_takeover_and_heals() {
+    for path in 0..2 {
+        let mut net = two_paths();
+        let t_cut = net.now;
+        let mdi = net.nodes[1].router.master_down_interval();
+        net.cut_path(path);
+        net.run_for(mdi * 5);
+        assert!(net.became_master(1, t_cut).is_empty(), "path {path}");
+        assert_eq!(net.masters(), [0]);
+        let mut want = [Alive, Alive];
+        want[path] = Dead;
+        assert_eq!(net.path_states(1), want, "path {path}");
+        let died = net.path_changes(1, t_cut);
+        assert_eq!(died.len(), 1, "{died:?}");
+        assert_eq!((died[0].1, died[0].2), (path, Dead));
+        assert!(died[0].0 <= t_cut + mdi, "dead within Master_Down_Interval");
+
+        let t_heal = net.now;
+        net.heal_paths();
+        net.run_for(secs(2));
+        assert_eq!(net.path_states(1), [Alive, Alive]);
+        let healed = net.path_changes(1, t_heal);
+        assert_eq!(healed.len(), 1, "{healed:?}");
+        assert_eq!((healed[0].1, healed[0].2), (path, Alive));
+        assert!(net.became_master(1, t_cut).is_empty());
+        assert!(net.episodes.is_empty());
+    }
+}
+
+/// Both cut: the backup takes over Master_Down_Interval after the last
+/// advert it heard, on whichever path, so within Master_Down_Interval.
+#[test]
+fn both_paths_cut_take_over_within_master_down_interval() {
+    let mut net = two_paths();
+    let t_cut = net.now;
+    let mdi = net.nodes[1].router.master_down_interval();
+    let heard = net.nodes[1].last_heard.unwrap();
+    net.cut_path(0);
+    net.cut_path(1);
+    net.run_for(mdi * 2);
+    let took = net.became_master(1, t_cut);
+    assert_eq!(took, [heard + mdi]);
+    assert!(took[0] <= t_cut + mdi);
+    // A master watches no path.
+    assert_eq!(net.path_states(1), [Unknown, Unknown]);
+}
+
+/// Cut one after the other: the first is reported dead, the takeover
+/// comes Master_Down_Interval after the second went silent.
+#[test]
+fn second_path_cut_later_takes_over_after_its_silence() {
+    let mut net = two_paths();
+    let mdi = net.nodes[1].router.master_down_interval();
+    let t1 = net.now;
+    net.cut_path(1);
+    net.run_for(mdi * 2);
+    assert_eq!(net.path_states(1), [Alive, Dead]);
+    let t2 = net.now;
+    net.cut_path(0);
+    net.run_for(mdi * 2);
+    let took = net.became_master(1, t1);
+    assert_eq!(took.len(), 1);
+    assert!(took[0] > t2 && took[0] <= t2 + mdi);
+}
+
+/// A path that never carried anything since the start is dead too, once
+/// the other one has been alive for Master_Down_Interval.
+#[test]
+fn path_dead_from_the_start_is_reported() {
+    let mut cs = configs(Flavour::V3(secs(1)), &[150, 100]);
+    for (i, c) in cs.iter_mut().enumerate() {
+        c.extra_paths = vec![ip(&format!("198.51.100.{}", i + 1))];
+    }
+    let mut net = Net::new(cs, 3);
+    net.cut_path(1);
+    net.start_all();
+    let mdi = net.nodes[1].router.master_down_interval();
+    net.run_for(mdi * 4);
+    assert_eq!(net.masters(), [0]);
+    assert_eq!(net.path_states(1), [Alive, Dead]);
+}
+
+/// Adverts one way only on a path: master to backup cut on path 1 (the
+/// backup hears the LAN only: path 1 dead, no takeover), or on the LAN
+/// (the reverse); backup to master cut changes nothing.
+#[test]
+fn one_way_path_does_not_cause_a_takeover() {
+    for (path, from, to) in [(1, 0, 1), (0, 0, 1), (1, 1, 0), (0, 1, 0)] {
+        let mut net = two_paths();
+        let t = net.now;
+        net.cut_one_way(path, from, to);
+        net.run_for(secs(30));
+        assert!(net.became_master(1, t).is_empty(), "{path} {from}->{to}");
+        assert_eq!(net.masters(), [0]);
+        let mut want = [Alive, Alive];
+        if from == 0 {
+            want[path] = Dead;
+        }
+        assert_eq!(net.path_states(1), want, "{path} {from}->{to}");
+    }
+}
+
+/// Property over seeds: heavy one-way loss on one path (90 %, master to
+/// backup) for ten virtual minutes never causes a takeover while the other
+/// path works, nor two masters; the lossy path flaps between alive and
+/// dead (reported), the working one stays alive.
+#[test]
+fn asymmetric_loss_on_one_path_never_takes_over() {
+    for seed in 0..40 {
+        for path in 0..2 {
+            let mut cs = configs(Flavour::V3(ms(100)), &[150, 100]);
+            for (i, c) in cs.iter_mut().enumerate() {
+                c.extra_paths = vec![ip(&format!("198.51.100.{}", i + 1))];
+            }
+            let mut net = Net::new(cs, seed);
+            net.start_all();
+            net.run_for(secs(2));
+            assert_eq!(net.masters(), [0]);
+            let t = net.now;
+            net.path_loss.insert((path, 0, 1), 0.9);
+            net.run_for(secs(600));
+            assert!(
+                net.became_master(1, t).is_empty(),
+                "seed {seed} path {path}"
+            );
+            assert!(net.episodes.is_empty(), "seed {seed} path {path}");
+            let changes = net.path_changes(1, t);
+            assert!(
+                changes.iter().all(|c| c.1 == path),
+                "seed {seed}: {changes:?}"
+            );
+            assert!(
+                changes.iter().any(|c| c.2 == Dead),
+                "seed {seed} path {path}"
+            );
+        }
+    }
+}
+
+/// One path: no path is watched, nothing is said about paths (as before
+/// redundant paths existed), under loss and failover alike.
+#[test]
+fn one_path_says_nothing_about_paths() {
+    let mut net = Net::new(configs(Flavour::V3(ms(100)), &[150, 100]), 11);
+    net.loss = 0.2;
+    net.start_all();
+    net.run_for(secs(60));
+    net.kill(0);
+    net.run_for(secs(5));
+    assert!(net.path_history.is_empty());
+    assert_eq!(net.path_states(1), [Unknown]);
+}

@@ -192,6 +192,23 @@ pub struct VrrpStatus {
     /// adverts sent, so that the new master waits).
     #[serde(default)]
     pub releasing: bool,
+    /// Redundant heartbeat paths (halb to halb), the instance's interface
+    /// first; empty with one path.
+    #[serde(default)]
+    pub paths: Vec<VrrpPathStatus>,
+}
+
+/// One heartbeat path of a VRRP instance (heartbeat's `Link node:eth1`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VrrpPathStatus {
+    pub interface: String,
+    /// The peer's address on it (unicast), if known.
+    pub peer: Option<std::net::IpAddr>,
+    /// `alive`, `dead`, or `unknown` (not BACKUP: only a backup hears the
+    /// master's adverts).
+    pub state: String,
+    /// Milliseconds since the last advert over it (BACKUP only).
+    pub last_heard_ms: Option<u64>,
 }
 
 pub use halb_director::RealHealth;

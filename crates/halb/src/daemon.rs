@@ -1167,7 +1167,7 @@ pub fn run(
                     }
                 }
                 Some(ev) = next_event(&mut shell.vrrp_events) => {
-                    shell.director.handle_vrrp_event(vrrp::event(ev), Instant::now());
+                    vrrp::feed(&mut shell.director, ev, Instant::now());
                 }
                 Some(_) = shell.hooks.join_next(), if !shell.hooks.is_empty() => {}
                 Some(done) = shell.agents.join_next(), if !shell.agents.is_empty() => {
@@ -1215,14 +1215,14 @@ pub fn run(
                 tokio::select! {
                     () = &mut stop => break,
                     Some(ev) = next_event(&mut events) => {
-                        shell.director.handle_vrrp_event(vrrp::event(ev), Instant::now());
+                        vrrp::feed(&mut shell.director, ev, Instant::now());
                         shell.drain();
                     }
                 }
             }
             if let Some(rx) = events.as_mut() {
                 while let Ok(ev) = rx.try_recv() {
-                    shell.director.handle_vrrp_event(vrrp::event(ev), Instant::now());
+                    vrrp::feed(&mut shell.director, ev, Instant::now());
                 }
             }
         }

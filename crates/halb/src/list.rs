@@ -281,6 +281,23 @@ pub fn render_vrrp(status: &Status) -> String {
         if let Some(g) = &v.group {
             let _ = writeln!(out, "  sync group {g}");
         }
+        for p in &v.paths {
+            let _ = write!(out, "  path {}", p.interface);
+            if let Some(peer) = p.peer {
+                let _ = write!(out, " to {peer}");
+            }
+            let _ = write!(out, ": {}", p.state);
+            match (p.state.as_str(), p.last_heard_ms) {
+                (_, Some(ms)) => {
+                    let _ = write!(out, ", last advert {:.1} s ago", ms as f64 / 1000.0);
+                }
+                ("unknown", None) if v.state != "BACKUP" => {
+                    out.push_str(" (only a backup hears the master's adverts)");
+                }
+                _ => {}
+            }
+            out.push('\n');
+        }
         if !v.faults.is_empty() {
             let _ = writeln!(out, "  fault: {}", v.faults.join("; "));
         }
@@ -680,6 +697,7 @@ pub(crate) mod tests {
                 takeover: false,
                 awaiting_peer: false,
                 releasing: false,
+                paths: vec![],
                 drops: [("unknown_vrid".to_owned(), 3), ("bad_auth".to_owned(), 1)].into(),
             }],
         }

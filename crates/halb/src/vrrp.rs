@@ -64,6 +64,15 @@ fn instance_spec(v: &VrrpInstance, announce_at_startup: bool) -> anyhow::Result<
             .collect(),
         unicast_source: v.unicast_source,
         unicast_peers: v.unicast_peers.clone(),
+        paths: v
+            .paths
+            .iter()
+            .map(|p| halb_vrrp_net::PathSpec {
+                interface: p.interface.clone(),
+                unicast_source: p.unicast_source,
+                unicast_peer: p.unicast_peer,
+            })
+            .collect(),
         auth: match &v.auth {
             VrrpAuth::None => halb_vrrp::Auth::None,
             VrrpAuth::Pass(p) => halb_vrrp::Auth::password(p),
@@ -146,8 +155,36 @@ pub fn status(handle: &VrrpHandle) -> Vec<VrrpStatus> {
             awaiting_peer: s.awaiting_peer,
             releasing: s.releasing,
             drops: s.drops,
+            paths: s
+                .paths
+                .into_iter()
+                .map(|p| crate::control::VrrpPathStatus {
+                    interface: p.interface,
+                    peer: p.peer,
+                    state: p.state.to_owned(),
+                    last_heard_ms: p.last_heard_ms,
+                })
+                .collect(),
         })
         .collect()
+}
+
+/// Hands a VRRP thread event to the director: a state change, or a
+/// path's.
+pub fn feed(director: &mut halb_director::Director, ev: Event, now: std::time::Instant) {
+    match ev.path {
+        Some(p) => director.handle_vrrp_path(
+            halb_director::VrrpPathEvent {
+                instance: ev.instance,
+                interface: p.interface,
+                peer: p.peer,
+                from: p.from,
+                to: p.to,
+            },
+            now,
+        ),
+        None => director.handle_vrrp_event(event(ev), now),
+    }
 }
 
 /// The director's view of a VRRP event.

@@ -69,7 +69,9 @@ fn kinds(actions: &[Action]) -> Vec<(&'static str, Health, u32)> {
 fn states(a: &Alert) -> (Health, Health) {
     match &a.subject {
         Subject::RealServer { from, to, .. } => (*from, *to),
-        Subject::Resource { .. } => panic!("not a real server's alert: {a:?}"),
+        Subject::Resource { .. } | Subject::VrrpPath { .. } => {
+            panic!("not a real server's alert: {a:?}")
+        }
     }
 }
 

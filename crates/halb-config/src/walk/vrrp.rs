@@ -24,6 +24,7 @@ pub(super) const INSTANCE_KEYS: &[&str] = &[
     "virtual_ipaddress",
     "unicast_source",
     "unicast_peers",
+    "paths",
     "auth",
     "garp",
     "track_interface",
@@ -46,6 +47,7 @@ const GROUP_KEYS: &[&str] = &[
     "notify",
 ];
 const VIP_KEYS: &[&str] = &["address", "interface", "label"];
+const PATH_KEYS: &[&str] = &["interface", "unicast_source", "unicast_peer"];
 const AUTH_KEYS: &[&str] = &["type", "password", "key", "replay_window"];
 const GARP_KEYS: &[&str] = &["count", "interval", "delay", "refresh"];
 const TRACK_SERVICE_KEYS: &[&str] = &["service", "weight"];
@@ -76,6 +78,10 @@ const INSTANCE_HINTS: &[(&str, &str)] = &[
     ("track_interfaces", "did you mean `track_interface`?"),
     ("track_scripts", "did you mean `track_script`? write [[vrrp_instance.track_script]] tables"),
     ("dev", "did you mean `interface`?"),
+    ("extra_paths", "did you mean `paths`? paths = [{ interface = \"eth1\", unicast_peer = \"198.51.100.2\" }]"),
+    ("bcast", "heartbeat's media are `paths`: paths = [{ interface = \"eth1\", unicast_peer = \"198.51.100.2\" }]"),
+    ("ucast", "heartbeat's media are `paths`: paths = [{ interface = \"eth1\", unicast_peer = \"198.51.100.2\" }]"),
+    ("links", "Corosync's links are `paths`: paths = [{ interface = \"eth1\", unicast_peer = \"198.51.100.2\" }]"),
 ];
 
 /// A virtual address of an instance.
@@ -214,6 +220,10 @@ pub struct VrrpInstance {
     pub unicast_source: Option<IpAddr>,
     /// Unicast peers (empty: multicast).
     pub unicast_peers: Vec<IpAddr>,
+    /// Redundant heartbeat paths besides `interface` (halb to halb, HMAC
+    /// auth): the adverts go over each; the backup takes over only when
+    /// all were silent for the master-down interval.
+    pub paths: Vec<VrrpPath>,
     /// Authentication.
     pub auth: VrrpAuth,
     /// GARP.
@@ -230,6 +240,20 @@ pub struct VrrpInstance {
     pub vip_on_loopback_when_backup: bool,
     /// Hooks.
     pub notify: Notify,
+}
+
+/// One more path of an instance (`paths = [{ … }]`): a link to the peer
+/// director besides the instance's interface, as heartbeat's second
+/// `bcast`/`ucast` medium or Corosync's second link.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct VrrpPath {
+    /// The link (`eth1`, a crossover cable or a dedicated switch).
+    pub interface: String,
+    /// Our address on it; `None`: the interface's first address of the
+    /// VIPs' family.
+    pub unicast_source: Option<IpAddr>,
+    /// The peer director's address on it.
+    pub unicast_peer: IpAddr,
 }
 
 /// `[[vrrp_sync_group]]`.
@@ -1114,6 +1138,21 @@ impl Cx<'_> {
             Some(f) => self.auth(&f, version),
             None => VrrpAuth::None,
         };
+        let mut paths = Vec::new();
+        if let Some(f) = self.field(&n, "paths") {
+            match self.paths(&f, family_v6, interface.as_deref()) {
+                Some(p) => paths = p,
+                None => ok = false,
+            }
+            if !paths.is_empty() && !matches!(auth, VrrpAuth::HmacSha256 { .. }) {
+                self.push(
+                    Problem::new(f.span.clone(), f.path.clone(), "paths without HMAC authentication")
+                        .expected("auth = { type = \"hmac-sha256\", key = \"…\" }: redundant paths are halb to halb, and an advert over a second link must be authenticated like the first")
+                        .fix("add auth = { type = \"hmac-sha256\", key = \"a long shared secret\" } on both directors, or remove `paths` (with a keepalived peer, one path only)"),
+                );
+                ok = false;
+            }
+        }
         let mut garp = VrrpGarp {
             count: 5,
             interval: Duration::from_millis(10),
@@ -1282,6 +1321,7 @@ impl Cx<'_> {
                 virtual_ipaddress: vips.into_iter().map(|(v, _, _)| v).collect(),
                 unicast_source,
                 unicast_peers,
+                paths,
                 auth,
                 garp,
                 track_interface,
@@ -1302,6 +1342,119 @@ impl Cx<'_> {
             track_service_spans,
             ok,
         }
+    }
+
+    /// `paths = [{ interface, unicast_source, unicast_peer }, …]`; `None`
+    /// if any is wrong (each problem reported).
+    fn paths(
+        &mut self,
+        f: &Field,
+        family_v6: Option<bool>,
+        own_interface: Option<&str>,
+    ) -> Option<Vec<VrrpPath>> {
+        let mut out = Vec::new();
+        let mut ok = true;
+        let mut seen: Vec<String> = Vec::new();
+        let example = "interface = \"eth1\", unicast_peer = \"198.51.100.2\"";
+        for (j, t, tspan) in self.tables(f, "vrrp_instance.paths", example) {
+            let tn = Node {
+                tbl: t,
+                path: format!("{}[{j}]", f.path),
+                span: tspan.clone(),
+            };
+            self.vrrp_keys(
+                &tn,
+                PATH_KEYS,
+                "a paths key",
+                &[
+                    (
+                        "unicast_peers",
+                        "one peer per path: did you mean `unicast_peer`?",
+                    ),
+                    ("peer", "did you mean `unicast_peer`?"),
+                    ("source", "did you mean `unicast_source`?"),
+                    ("dev", "did you mean `interface`?"),
+                ],
+            );
+            let interface = match self.field(&tn, "interface") {
+                Some(x) => {
+                    let i = self.ifname(&x);
+                    if let Some(name) = &i {
+                        let again = own_interface == Some(name.as_str()) || seen.contains(name);
+                        if again {
+                            self.push(
+                                Problem::new(x.span.clone(), x.path.clone(), format!("path over {} again", quote(name)))
+                                    .expected("another link than the instance's `interface` and the other paths: a second path over the same link dies with it")
+                                    .fix("give the dedicated link's interface, e.g. \"eth1\""),
+                            );
+                            ok = false;
+                        }
+                        seen.push(name.clone());
+                    }
+                    i
+                }
+                None => {
+                    self.push(
+                        Problem::new(tspan.clone(), tn.path.clone(), "path without `interface`")
+                            .expected(
+                                "interface = \"eth1\": the dedicated link to the peer director",
+                            )
+                            .fix("add interface = \"eth1\""),
+                    );
+                    None
+                }
+            };
+            let family = |cx: &mut Self, x: &Field, a: IpAddr| {
+                if family_v6.is_some_and(|v6| v6 != a.is_ipv6()) {
+                    cx.push(
+                        Problem::new(
+                            x.span.clone(),
+                            x.path.clone(),
+                            format!("{} is not of the VIPs' family", x.name),
+                        )
+                        .expected("an address of the same family as virtual_ipaddress")
+                        .fix("use the directors' addresses on the path of the VIPs' family"),
+                    );
+                    return None;
+                }
+                Some(a)
+            };
+            let unicast_source = match self.field(&tn, "unicast_source") {
+                Some(x) => match self
+                    .ip(&x, "\"198.51.100.1\"")
+                    .and_then(|a| family(self, &x, a))
+                {
+                    Some(a) => Some(a),
+                    None => {
+                        ok = false;
+                        None
+                    }
+                },
+                None => None,
+            };
+            let unicast_peer = match self.field(&tn, "unicast_peer") {
+                Some(x) => self
+                    .ip(&x, "\"198.51.100.2\"")
+                    .and_then(|a| family(self, &x, a)),
+                None => {
+                    self.push(
+                        Problem::new(tspan.clone(), tn.path.clone(), "path without `unicast_peer`")
+                            .expected("unicast_peer = \"198.51.100.2\": the peer director's address on this link")
+                            .fix("add unicast_peer = \"198.51.100.2\""),
+                    );
+                    None
+                }
+            };
+            match (interface, unicast_peer) {
+                (Some(interface), Some(unicast_peer)) => out.push(VrrpPath {
+                    interface,
+                    unicast_source,
+                    unicast_peer,
+                }),
+                _ => ok = false,
+            }
+        }
+        ok.then_some(out)
     }
 
     fn track_ping(&mut self, f: &Field) -> Option<TrackPing> {
@@ -1624,6 +1777,7 @@ fn placeholder(name: String) -> VrrpInstance {
         virtual_ipaddress: Vec::new(),
         unicast_source: None,
         unicast_peers: Vec::new(),
+        paths: Vec::new(),
         auth: VrrpAuth::None,
         garp: VrrpGarp {
             count: 5,

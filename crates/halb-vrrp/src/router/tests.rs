@@ -386,7 +386,12 @@ mod properties {
     #[derive(Debug, Clone)]
     enum Input {
         Start,
-        Advert { prio: u8, src_last: u8, cs: u16 },
+        Advert {
+            prio: u8,
+            src_last: u8,
+            cs: u16,
+            path: usize,
+        },
         LinkDown,
         LinkUp,
         Delta(i32),
@@ -399,7 +404,7 @@ mod properties {
     fn input() -> impl Strategy<Value = Input> {
         prop_oneof![
             1 => Just(Input::Start),
-            6 => (any::<u8>(), 1u8..4, 0u16..400).prop_map(|(prio, src_last, cs)| Input::Advert { prio, src_last, cs }),
+            6 => (any::<u8>(), 1u8..4, 0u16..400, 0usize..4).prop_map(|(prio, src_last, cs, path)| Input::Advert { prio, src_last, cs, path }),
             1 => Just(Input::LinkDown),
             1 => Just(Input::LinkUp),
             1 => (-300i32..300).prop_map(Input::Delta),
@@ -415,9 +420,14 @@ mod properties {
         /// Master; a deadline exists exactly in Backup and Master, and it
         /// is never in the past after handle_timeout; every StateChange
         /// chains from the previous state; sent priorities are in range.
+        /// With redundant paths, every PathChange chains too, paths are
+        /// watched only in Backup, and one path never has any.
         #[test]
-        fn invariants_hold(prio in 1u8..=255, preempt in any::<bool>(), inputs in prop::collection::vec(input(), 1..200)) {
+        fn invariants_hold(prio in 1u8..=255, preempt in any::<bool>(), n_paths in 1usize..=3, inputs in prop::collection::vec(input(), 1..200)) {
             let mut c = cfg(prio);
+            let nets = [[192u8, 0, 2], [198, 51, 100], [203, 0, 113]];
+            c.extra_paths = nets[1..n_paths].iter().map(|n| IpAddr::from([n[0], n[1], n[2], 1])).collect();
+            let mut paths = vec![PathState::Unknown; n_paths];
             c.preempt = preempt;
             c.advert_interval = ms(100);
             c.gratuitous.refresh = Some(ms(700));
@@ -428,8 +438,15 @@ mod properties {
             for i in inputs {
                 match i {
                     Input::Start => r.start(now),
-                    Input::Advert { prio, src_last, cs } => {
-                        r.handle_advert(IpAddr::from([192, 0, 2, src_last]), &advert_from(prio, cs), now)
+                    Input::Advert { prio, src_last, cs, path } => {
+                        let n = nets[path % 3];
+                        let src = IpAddr::from([n[0], n[1], n[2], src_last]);
+                        if path == 0 {
+                            r.handle_advert(src, &advert_from(prio, cs), now)
+                        } else {
+                            // path 3: no such path, ignored.
+                            r.handle_advert_on(path, src, &advert_from(prio, cs), now)
+                        }
                     }
                     Input::LinkDown => r.link_down(now),
                     Input::LinkUp => r.link_up(now),
@@ -479,7 +496,17 @@ mod properties {
                         }
                         Action::PeerReleased => prop_assert_eq!(r.state(), State::Master),
                         Action::SendGratuitous { .. } => prop_assert!(holds),
+                        Action::PathChange { path, from, to } => {
+                            prop_assert!(n_paths > 1);
+                            prop_assert_eq!(paths[path], from);
+                            prop_assert_ne!(from, to);
+                            paths[path] = to;
+                        }
                     }
+                }
+                prop_assert_eq!(&paths, &r.paths().map(|(s, _)| s).collect::<Vec<_>>());
+                if r.state() != State::Backup {
+                    prop_assert!(paths.iter().all(|p| *p == PathState::Unknown));
                 }
                 prop_assert_eq!(state, r.state());
                 prop_assert!(!r.awaiting_peer() || r.state() == State::Master);

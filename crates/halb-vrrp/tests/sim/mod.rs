@@ -6,13 +6,18 @@
 //! next event (a packet arrival or a router deadline) is due, so ten
 //! virtual minutes take milliseconds. Loss and jitter come from a seeded
 //! splitmix64 generator: a seed reproduces a run exactly.
+//!
+//! Routers whose configs have [`Config::extra_paths`] are joined by that
+//! many more links besides the LAN (path 0): each advert goes out on every
+//! path, from the sender's address there, and a path can be cut, in one
+//! direction or both, or made lossy on its own.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use halb_vrrp::packet::{self, IpHeader, MULTICAST_V4, MULTICAST_V6, TTL};
-use halb_vrrp::{Action, Config, Reason, Router, State};
+use halb_vrrp::{Action, Config, PathState, Reason, Router, State};
 
 /// splitmix64: small, seeded, good enough for loss decisions.
 pub struct Rng(u64);
@@ -62,6 +67,7 @@ pub struct Node {
 struct InFlight {
     from: usize,
     to: usize,
+    path: usize,
     bytes: Vec<u8>,
 }
 
@@ -92,6 +98,14 @@ pub struct Net {
     pub history: Vec<(Instant, usize, State, State, Reason)>,
     pub episodes: Vec<Episode>,
     current: Option<Episode>,
+    /// Paths between the nodes (1: the LAN only).
+    pub paths: usize,
+    /// (path, from, to): adverts from `from` never reach `to` over it.
+    cut: BTreeSet<(usize, usize, usize)>,
+    /// (path, from, to): loss over it instead of [`Net::loss`].
+    pub path_loss: BTreeMap<(usize, usize, usize), f64>,
+    /// Every path change: when, node, path, from, to.
+    pub path_history: Vec<(Instant, usize, usize, PathState, PathState)>,
 }
 
 impl Net {
@@ -109,7 +123,12 @@ impl Net {
             })
             .collect();
         let n = nodes.len();
+        let paths = 1 + nodes.first().map_or(0, |n| n.config.extra_paths.len());
         Net {
+            paths,
+            cut: BTreeSet::new(),
+            path_loss: BTreeMap::new(),
+            path_history: Vec::new(),
             t0,
             now: t0,
             nodes,
@@ -189,6 +208,51 @@ impl Net {
         self.segment.iter_mut().for_each(|s| *s = 0);
     }
 
+    /// Path `path` carries nothing between any two nodes.
+    pub fn cut_path(&mut self, path: usize) {
+        for a in 0..self.nodes.len() {
+            for b in 0..self.nodes.len() {
+                if a != b {
+                    self.cut.insert((path, a, b));
+                }
+            }
+        }
+    }
+
+    /// Path `path` no longer carries adverts from `from` to `to` (the
+    /// other direction still works).
+    pub fn cut_one_way(&mut self, path: usize, from: usize, to: usize) {
+        self.cut.insert((path, from, to));
+    }
+
+    /// Every path works again.
+    pub fn heal_paths(&mut self) {
+        self.cut.clear();
+    }
+
+    /// Node `i`'s view of its paths.
+    pub fn path_states(&self, i: usize) -> Vec<PathState> {
+        self.nodes[i].router.paths().map(|(s, _)| s).collect()
+    }
+
+    /// Path changes of node `i` from `after` on: (when, path, to).
+    pub fn path_changes(&self, i: usize, after: Instant) -> Vec<(Instant, usize, PathState)> {
+        self.path_history
+            .iter()
+            .filter(|(t, n, ..)| *n == i && *t >= after)
+            .map(|(t, _, p, _, to)| (*t, *p, *to))
+            .collect()
+    }
+
+    /// Node `i`'s address on path `path`.
+    pub fn address(&self, i: usize, path: usize) -> IpAddr {
+        let c = &self.nodes[i].config;
+        match path {
+            0 => c.primary_address,
+            p => c.extra_paths[p - 1],
+        }
+    }
+
     /// Alive masters.
     pub fn masters(&self) -> Vec<usize> {
         (0..self.nodes.len())
@@ -262,8 +326,11 @@ impl Net {
         if !self.nodes[p.to].alive || self.segment[p.from] != self.segment[p.to] {
             return;
         }
+        if self.cut.contains(&(p.path, p.from, p.to)) {
+            return;
+        }
         let h = IpHeader {
-            src: self.nodes[p.from].config.primary_address,
+            src: self.address(p.from, p.path),
             dst: self.group(p.from),
             ttl: TTL,
         };
@@ -271,7 +338,13 @@ impl Net {
         match packet::decode(&p.bytes, &h, &expected) {
             Ok(a) => {
                 self.nodes[p.to].last_heard = Some(self.now);
-                self.nodes[p.to].router.handle_advert(h.src, &a, self.now);
+                if p.path == 0 {
+                    self.nodes[p.to].router.handle_advert(h.src, &a, self.now);
+                } else {
+                    self.nodes[p.to]
+                        .router
+                        .handle_advert_on(p.path, h.src, &a, self.now);
+                }
                 self.flush(p.to);
             }
             Err(_) => self.rejected += 1,
@@ -287,13 +360,20 @@ impl Net {
                     if !self.nodes[i].alive {
                         continue;
                     }
-                    let src = self.nodes[i].config.primary_address;
-                    let bytes = ad.encode(src, self.group(i)).unwrap();
-                    for j in 0..self.nodes.len() {
+                    for (path, j) in (0..self.paths)
+                        .flat_map(|path| (0..self.nodes.len()).map(move |j| (path, j)))
+                    {
                         if j == i || self.segment[i] != self.segment[j] {
                             continue;
                         }
-                        if self.rng.chance(self.loss) {
+                        let src = self.address(i, path);
+                        let bytes = ad.encode(src, self.group(i)).unwrap();
+                        let loss = self
+                            .path_loss
+                            .get(&(path, i, j))
+                            .copied()
+                            .unwrap_or(self.loss);
+                        if self.rng.chance(loss) {
                             self.lost += 1;
                             self.losses.push((self.now, i, j));
                             let both_master = self.nodes[j].router.state() == State::Master
@@ -310,7 +390,8 @@ impl Net {
                             InFlight {
                                 from: i,
                                 to: j,
-                                bytes: bytes.clone(),
+                                path,
+                                bytes,
                             },
                         );
                     }
@@ -321,6 +402,9 @@ impl Net {
                 Action::PeerReleased => {}
                 Action::StateChange { from, to, reason } => {
                     self.history.push((self.now, i, from, to, reason))
+                }
+                Action::PathChange { path, from, to } => {
+                    self.path_history.push((self.now, i, path, from, to))
                 }
             }
         }
