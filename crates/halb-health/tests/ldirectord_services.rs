@@ -1,6 +1,7 @@
 //! The ldirectord service probes against the real Debian daemons, started
 //! here on loopback ports with every file in a temporary directory and
-//! killed by PID on drop: vsftpd (ftp), dovecot (imap, imaps, pop, pops).
+//! killed by PID on drop: vsftpd (ftp), dovecot (imap, imaps, pop, pops),
+//! opensmtpd (submission), redis-server (simpletcp), and hostile servers.
 //! A missing daemon skips the test, or fails it when `CI` is set
 //! (.ci/run installs them from .ci/packages). Each probe is up when the
 //! daemon answers right, down with the daemon's reason when it answers
@@ -254,4 +255,203 @@ async fn imap_and_pop_against_dovecot() {
     daemon.stop();
     let o = probe(imap, ProbeSpec::Imap(MailSpec::default())).await;
     assert!(!o.ok && o.reason.contains("connect"), "{o:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submission_against_opensmtpd() {
+    use halb_health::SmtpSpec;
+    let Some(smtpd) = binary("/usr/sbin/smtpd", "opensmtpd") else {
+        return;
+    };
+    let dir = temp_dir("smtpd");
+    // An RSA certificate: OpenSMTPD's libtls fails the handshake with
+    // rcgen's ECDSA one ("internal error").
+    let out = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args(["-subj", "/CN=localhost", "-keyout"])
+        .arg(dir.join("key.pem"))
+        .arg("-out")
+        .arg(dir.join("cert.pem"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::set_permissions(
+        dir.join("key.pem"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let port = free_port();
+    let d = dir.display();
+    let conf = dir.join("smtpd.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "pki localhost cert \"{d}/cert.pem\"\npki localhost key \"{d}/key.pem\"\n\
+             listen on 127.0.0.1 port {port} tls pki localhost hostname localhost\n\
+             action \"relay\" relay\nmatch from local for any action \"relay\"\n"
+        ),
+    )
+    .unwrap();
+    let log = dir.join("smtpd.log");
+    let child = Command::new(smtpd)
+        .arg("-d")
+        .arg("-f")
+        .arg(&conf)
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut daemon = Daemon {
+        child: Some(child),
+        dir: dir.clone(),
+    };
+    wait_port(port, "smtpd", &log);
+    // OpenSMTPD 6.8 on Debian 12 offers STARTTLS but cannot finish any
+    // handshake with OpenSSL 3 (its privsep RSA engine: "missing private
+    // key"; `openssl s_client -starttls smtp` fails alike). The probe
+    // reaches the handshake after EHLO and STARTTLS 220, and reports it.
+    let o = probe(port, ProbeSpec::Smtp(SmtpSpec::submission())).await;
+    assert!(
+        !o.ok && o.reason.starts_with("STARTTLS: TLS handshake"),
+        "{o:?}"
+    );
+    // Plain smtp stays plain.
+    let o = probe(port, ProbeSpec::Smtp(SmtpSpec::default())).await;
+    assert!(o.ok && !o.reason.contains("STARTTLS"), "{o:?}");
+    daemon.stop();
+    let o = probe(port, ProbeSpec::Smtp(SmtpSpec::submission())).await;
+    assert!(!o.ok && o.reason.contains("connect"), "{o:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simpletcp_against_redis_server() {
+    use halb_health::SimpleTcpSpec;
+    let Some(redis) = binary("/usr/bin/redis-server", "redis-server") else {
+        return;
+    };
+    let dir = temp_dir("redis");
+    let port = free_port();
+    let child = Command::new(redis)
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
+        .arg("--dir")
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut daemon = Daemon {
+        child: Some(child),
+        dir: dir.clone(),
+    };
+    wait_port(port, "redis-server", &dir.join("none"));
+    let simple = |re: &str| {
+        ProbeSpec::SimpleTcp(SimpleTcpSpec {
+            send: halb_health::spec::unescape("PING\\r\\n").unwrap(),
+            expect: Some(BodyRegex::new(re).unwrap()),
+            tls: None,
+        })
+    };
+    let o = probe(port, simple("^\\+PONG\r\n")).await;
+    assert!(o.ok, "{o:?}");
+    // redis keeps the connection open: a wrong expectation is ended by
+    // the timeout, with its reason.
+    let spec = CheckSpec {
+        target: SocketAddr::from(([127, 0, 0, 1], port)),
+        probe: simple("^-ERR"),
+        timing: Timing {
+            timeout: Duration::from_millis(500),
+            ..Timing::default()
+        },
+    };
+    let o = run(&spec).await;
+    assert!(!o.ok && o.reason.contains("timed out"), "{o:?}");
+    daemon.stop();
+    let o = probe(port, simple("PONG")).await;
+    assert!(!o.ok && o.reason.contains("connect"), "{o:?}");
+}
+
+/// Hostile servers: garbage, an endless banner, a trickle. Every new
+/// probe ends by its timeout (or sooner) with a reason, and reads only
+/// its bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_servers_never_stall_the_new_probes() {
+    use halb_health::SimpleTcpSpec;
+    use tokio::io::AsyncWriteExt as _;
+    async fn serve(kind: u8) -> u16 {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                tokio::spawn(async move {
+                    match kind {
+                        // Garbage, then silence.
+                        0 => {
+                            let _ = s.write_all(b"\x00\xff\x1b[31mgarbage\r\n").await;
+                            std::future::pending::<()>().await;
+                        }
+                        // An endless banner line.
+                        1 => loop {
+                            if s.write_all(&[b'2'; 4096]).await.is_err() {
+                                return;
+                            }
+                        },
+                        // A trickle: one byte every 50 ms.
+                        _ => loop {
+                            if s.write_all(b"2").await.is_err() {
+                                return;
+                            }
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        },
+                    }
+                });
+            }
+        });
+        port
+    }
+    let probes = [
+        ProbeSpec::Ftp(FtpSpec::default()),
+        ProbeSpec::Imap(MailSpec::default()),
+        ProbeSpec::Pop(MailSpec::default()),
+        ProbeSpec::Nntp,
+        ProbeSpec::Smtp(halb_health::SmtpSpec::submission()),
+        ProbeSpec::SimpleTcp(SimpleTcpSpec {
+            send: b"x\r\n".to_vec(),
+            expect: Some(BodyRegex::new("^OK").unwrap()),
+            tls: None,
+        }),
+    ];
+    for kind in 0..3u8 {
+        let port = serve(kind).await;
+        for p in &probes {
+            let spec = CheckSpec {
+                target: SocketAddr::from(([127, 0, 0, 1], port)),
+                probe: p.clone(),
+                timing: Timing {
+                    timeout: Duration::from_millis(800),
+                    ..Timing::default()
+                },
+            };
+            let start = Instant::now();
+            let o = run(&spec).await;
+            assert!(!o.ok && !o.reason.is_empty(), "{kind} {p:?}: {o:?}");
+            assert!(
+                start.elapsed() < Duration::from_secs(2),
+                "{kind} {p:?} took {:?}",
+                start.elapsed()
+            );
+        }
+    }
 }
