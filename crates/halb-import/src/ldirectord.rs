@@ -91,22 +91,7 @@ const QUOTED: &[&str] = &[
 ];
 
 /// The services halb has no probe for yet.
-const UNSUPPORTED_SERVICES: &[&str] = &[
-    "ftp",
-    "http_proxy",
-    "imap",
-    "imaps",
-    "ldap",
-    "ldaps",
-    "nntp",
-    "oracle",
-    "pop",
-    "pops",
-    "radius",
-    "simpletcp",
-    "sip",
-    "submission",
-];
+const UNSUPPORTED_SERVICES: &[&str] = &["http_proxy", "ldap", "ldaps", "oracle", "radius", "sip"];
 
 const SERVICES: &[&str] = &[
     "dns",
@@ -1527,6 +1512,14 @@ impl<'a> Ld<'a> {
                 "dns" => ("dns", Some(negotiate_timeout)),
                 "mysql" | "pgsql" => ("sql", Some(negotiate_timeout)),
                 "smtp" => ("smtp", Some(negotiate_timeout)),
+                "submission" => ("submission", Some(negotiate_timeout)),
+                "ftp" => ("ftp", Some(negotiate_timeout)),
+                "imap" => ("imap", Some(negotiate_timeout)),
+                "imaps" => ("imaps", Some(negotiate_timeout)),
+                "pop" => ("pop", Some(negotiate_timeout)),
+                "pops" => ("pops", Some(negotiate_timeout)),
+                "nntp" => ("nntp", Some(negotiate_timeout)),
+                "simpletcp" => ("simpletcp", Some(negotiate_timeout)),
                 s if UNSUPPORTED_SERVICES.contains(&s) => {
                     let extra: Vec<&str> = [
                         "request",
@@ -1651,6 +1644,64 @@ impl<'a> Ld<'a> {
                     );
                 }
             }
+            "ftp" => {
+                emit::set_str(&mut t, "type", "ftp");
+                // ldirectord's defaults (anonymous, ldirectord@HOST) are
+                // halb's too.
+                if let Some(l) = take("login", used) {
+                    emit::set_str(&mut t, "username", unquote(&l.text));
+                }
+                if let Some(p) = take("passwd", used) {
+                    emit::set_str(&mut t, "password", unquote(&p.text));
+                }
+                if let Some((req, _)) = &request {
+                    let f = req.trim_start_matches('/');
+                    if !f.is_empty() {
+                        emit::set_str(&mut t, "retrieve", f);
+                    }
+                }
+                if let Some((recv, rpos)) = &receive {
+                    if t.contains_key("retrieve") {
+                        emit::set_str(&mut t, "expect_regex", recv);
+                    } else {
+                        report.unmapped(rpos, "receive", "a receive regex without a request file: ldirectord matches it against no file", Advice::None);
+                    }
+                }
+            }
+            "imap" | "imaps" | "pop" | "pops" => {
+                emit::set_str(&mut t, "type", ty);
+                if let Some(l) = take("login", used) {
+                    emit::set_str(&mut t, "username", unquote(&l.text));
+                    if let Some(p) = take("passwd", used) {
+                        emit::set_str(&mut t, "password", unquote(&p.text));
+                    }
+                }
+                for (what, v) in [("request", &request), ("receive", &receive)] {
+                    if let Some((_, p)) = v {
+                        report.unmapped(
+                            p,
+                            what,
+                            format!("ldirectord does not use {what} for service {service}"),
+                            Advice::None,
+                        );
+                    }
+                }
+            }
+            "simpletcp" => {
+                emit::set_str(&mut t, "type", "simpletcp");
+                match &request {
+                    Some((req, _)) => emit::set_str(&mut t, "send", req),
+                    None => report.note(
+                        &ct_pos,
+                        "request",
+                        "no request: ldirectord's simpletcp sends nothing and reads the reply",
+                        Advice::Key("send".into()),
+                    ),
+                }
+                if let Some((recv, _)) = &receive {
+                    emit::set_str(&mut t, "expect_regex", recv);
+                }
+            }
             other => {
                 emit::set_str(&mut t, "type", other);
                 if let Some((_, p)) = &request {
@@ -1730,6 +1781,28 @@ impl Plan {
                         Advice::None,
                     );
                     return None;
+                }
+            }
+            "simpletcp" => {
+                emit::set_str(&mut t, "send", req);
+                if !recv.is_empty() {
+                    emit::set_str(&mut t, "expect_regex", recv);
+                }
+            }
+            "ftp" => {
+                let f = req.trim_start_matches('/');
+                if f.is_empty() {
+                    report.unmapped(
+                        pos,
+                        "real",
+                        "an empty request for this real server's ftp check",
+                        Advice::None,
+                    );
+                    return None;
+                }
+                emit::set_str(&mut t, "retrieve", f);
+                if !recv.is_empty() {
+                    emit::set_str(&mut t, "expect_regex", recv);
                 }
             }
             "dns" => {
