@@ -253,3 +253,116 @@ fn keepalived_includes_from_disk_with_globs_and_conditionals() {
     );
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+#[test]
+fn ldirectord_with_hosts_file_and_fold_option() {
+    let d = tempdir("ldirectord");
+    let cf = d.join("ldirectord.cf");
+    // `real=` lines pasted without their indentation.
+    std::fs::write(
+        &cf,
+        "checkinterval=5\nvirtual=www:80\nreal=web1:80 masq\nreal=web2:80 masq 2\n\tservice=http\n",
+    )
+    .unwrap();
+    let hosts = d.join("hosts");
+    std::fs::write(
+        &hosts,
+        "192.0.2.10 www\n198.51.100.1 web1\n198.51.100.2 web2\n",
+    )
+    .unwrap();
+    let out = d.join("halb.toml");
+    let args = [
+        "import",
+        "ldirectord",
+        cf.to_str().unwrap(),
+        "--hosts",
+        hosts.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    let o = halb(&args);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(":3:1: error: real: a per-virtual directive unindented"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!out.exists());
+    let mut folded = args.to_vec();
+    folded.push("--fold-unindented");
+    let o = halb(&folded);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let toml = std::fs::read_to_string(&out).unwrap();
+    assert!(toml.contains("# www is 192.0.2.10"), "{toml}");
+    let c = halb(&["check-config", out.to_str().unwrap()]);
+    assert_eq!(c.status.code(), Some(0), "{}", stderr(&c));
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn heartbeat_files_with_their_ldirectord_config() {
+    let d = tempdir("heartbeat");
+    std::fs::write(
+        d.join("ha.cf"),
+        "keepalive 1\ndeadtime 10\nbcast eth0\nauto_failback off\nnode lb1 lb2\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("haresources"),
+        "lb2 192.0.2.10/24/eth0 ldirectord::ldirectord.cf\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("authkeys"),
+        "auth 1\n1 sha1 0123456789abcdef-secret\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("ldirectord.cf"),
+        "virtual=192.0.2.10:80\n\treal=198.51.100.1:80 gate\n\tchecktype=connect\n",
+    )
+    .unwrap();
+    let out = d.join("halb.toml");
+    let file = |n: &str| d.join(n).to_str().unwrap().to_owned();
+    let o = halb(&[
+        "import",
+        "heartbeat",
+        &file("ha.cf"),
+        &file("haresources"),
+        &file("authkeys"),
+        "--node",
+        "lb2",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains("takes over after 3 × 2770ms + skew = about 10.00s"),
+        "{e}"
+    );
+    assert!(
+        e.contains("1 virtual services, 1 real servers, 1 health checks, 1 VRRP instances"),
+        "{e}"
+    );
+    let toml = std::fs::read_to_string(&out).unwrap();
+    assert!(toml.contains("priority = 150"), "{toml}");
+    let c = halb(&["check-config", out.to_str().unwrap()]);
+    assert_eq!(c.status.code(), Some(0), "{}", stderr(&c));
+    let o = halb(&[
+        "import",
+        "heartbeat",
+        &file("ha.cf"),
+        &file("haresources"),
+        &file("authkeys"),
+        "--node",
+        "lb3",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--node lb3 is not a node of ha.cf"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::remove_dir_all(&d).unwrap();
+}
