@@ -490,3 +490,52 @@ fn resource_events_are_alerted_to_the_groups_sinks() {
         "{other:?}"
     );
 }
+
+/// A VRRP path that dies is alerted to `[global.alert]`, and so is its
+/// healing (even after a master spell where it was unknown); a path that
+/// comes alive at startup is not.
+#[test]
+fn vrrp_path_dead_and_healed_are_alerted() {
+    use halb_vrrp::PathState::{Alive, Dead, Unknown};
+    let t0 = Instant::now();
+    let mut c = config(1);
+    c.vrrp_alert = halb_alert::AlertSpec {
+        webhook: Some(halb_alert::WebhookSpec {
+            url: halb_alert::WebhookUrl::parse("http://127.0.0.1:1/h").unwrap(),
+            timeout: Duration::from_secs(1),
+            retries: 0,
+            ca_file: None,
+        }),
+        email: None,
+    };
+    let mut d = Director::new(c, 16, t0);
+    d.handle_start(t0);
+    while d.poll_action().is_some() {}
+    let path = |d: &mut Director, from, to| {
+        d.handle_vrrp_path(
+            VrrpPathEvent {
+                instance: "VI_1".into(),
+                interface: "eth1".into(),
+                peer: Some("198.51.100.2".parse().unwrap()),
+                from,
+                to,
+            },
+            t0,
+        );
+        std::iter::from_fn(|| d.poll_action())
+            .filter_map(|a| match a {
+                Action::Alert(a) => match a.alert.subject {
+                    halb_alert::Subject::VrrpPath { event, .. } => Some(event),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    assert!(path(&mut d, Unknown, Alive).is_empty());
+    assert_eq!(path(&mut d, Alive, Dead), [halb_alert::PathAlert::Dead]);
+    assert!(path(&mut d, Dead, Unknown).is_empty());
+    assert_eq!(path(&mut d, Unknown, Alive), [halb_alert::PathAlert::Alive]);
+    assert!(path(&mut d, Alive, Unknown).is_empty());
+    assert!(path(&mut d, Unknown, Alive).is_empty());
+}
