@@ -13,9 +13,8 @@
 
 mod common;
 
-use common::{free_port, temp_dir};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use common::{free_port, ok_backend, ok_request, temp_dir};
+use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -128,39 +127,6 @@ impl Drop for UserSystemd {
     }
 }
 
-/// A back end answering each connection's line with "ok\n".
-fn backend() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for s in l.incoming() {
-            let Ok(mut s) = s else { continue };
-            std::thread::spawn(move || {
-                let mut b = [0u8; 64];
-                if s.read(&mut b).is_ok_and(|n| n > 0) {
-                    let _ = s.write_all(b"ok\n");
-                }
-            });
-        }
-    });
-    addr
-}
-
-/// One request through the proxy; the error says what went wrong.
-fn request(vip: SocketAddr) -> Result<(), String> {
-    let mut s = TcpStream::connect_timeout(&vip, Duration::from_secs(10))
-        .map_err(|e| format!("connect: {e}"))?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(b"hi\n").map_err(|e| format!("write: {e}"))?;
-    let mut got = Vec::new();
-    s.read_to_end(&mut got).map_err(|e| format!("read: {e}"))?;
-    if got == b"ok\n" {
-        Ok(())
-    } else {
-        Err(format!("answer {:?}", String::from_utf8_lossy(&got)))
-    }
-}
-
 /// Requests one after another (at most 20,000, at most 60 s) until `stop`:
 /// (answered, failures).
 fn clients(vip: SocketAddr, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<(u32, Vec<String>)> {
@@ -171,7 +137,7 @@ fn clients(vip: SocketAddr, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<(u
             if stop.load(Ordering::Relaxed) || Instant::now() > end {
                 break;
             }
-            match request(vip) {
+            match ok_request(vip) {
                 Ok(()) => ok += 1,
                 Err(e) => failed.push(e),
             }
@@ -226,7 +192,7 @@ fn systemctl_restart_with_the_fd_store_refuses_no_client() {
     }
     let dir = temp_dir("fdstore");
     let sd = UserSystemd::start(&dir);
-    let real = backend();
+    let real = ok_backend();
     let (p0, p1) = (free_port(), free_port());
     let cfg = dir.join("halb.toml");
     std::fs::write(&cfg, config(&dir, &[p0, p1], real)).unwrap();
@@ -254,7 +220,7 @@ fn systemctl_restart_with_the_fd_store_refuses_no_client() {
     // With the store: two services of two workers each, four sockets held.
     let unit = "halb-fdstore.service";
     sd.systemctl(&["start", unit]);
-    assert_eq!(request(vip), Ok(()));
+    assert_eq!(ok_request(vip), Ok(()));
     assert_eq!(sd.property(unit, "NFileDescriptorStore"), "4");
     let (ok, failed, before, after) = restart_under_load(&sd, unit, vip);
     assert_ne!(before, after, "systemd restarted the daemon");
@@ -294,7 +260,7 @@ fn systemctl_restart_with_the_fd_store_refuses_no_client() {
     // Without it, the same restart refuses clients: what the store fixes.
     let unit = "halb-plain.service";
     sd.systemctl(&["start", unit]);
-    assert_eq!(request(vip), Ok(()));
+    assert_eq!(ok_request(vip), Ok(()));
     assert_eq!(sd.property(unit, "NFileDescriptorStore"), "0");
     let mut refused = 0;
     for _ in 0..3 {

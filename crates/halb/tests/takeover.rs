@@ -6,59 +6,25 @@
 
 mod common;
 
-use common::{free_port, poll, temp_dir, Daemon, HALB};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use common::{free_port, ok_backend, ok_request, poll, temp_dir, Daemon, HALB};
+use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// A back end answering each connection's line with "ok\n".
-fn backend() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for s in l.incoming() {
-            let Ok(mut s) = s else { continue };
-            std::thread::spawn(move || {
-                let mut b = [0u8; 64];
-                if s.read(&mut b).is_ok_and(|n| n > 0) {
-                    let _ = s.write_all(b"ok\n");
-                }
-            });
-        }
-    });
-    addr
-}
-
-/// One request through the proxy; the error says what went wrong.
-fn request(vip: SocketAddr) -> Result<(), String> {
-    let mut s = TcpStream::connect_timeout(&vip, Duration::from_secs(5))
-        .map_err(|e| format!("connect: {e}"))?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.write_all(b"hi\n").map_err(|e| format!("write: {e}"))?;
-    let mut got = Vec::new();
-    s.read_to_end(&mut got).map_err(|e| format!("read: {e}"))?;
-    if got == b"ok\n" {
-        Ok(())
-    } else {
-        Err(format!("answer {:?}", String::from_utf8_lossy(&got)))
-    }
-}
-
 #[test]
 fn takeover_under_load_refuses_no_client() {
     let dir = temp_dir("takeover");
     let port = free_port();
-    let real = backend();
+    let real = ok_backend();
     let config = format!(
         "[global]\nworkers = 2\n\n[[virtual_service]]\nname = \"web\"\nlisten = \"127.0.0.1:{port}\"\n\
          \n  [[virtual_service.real_server]]\n  address = \"{real}\"\n"
     );
     let mut old = Daemon::start(&dir, &config);
     let vip: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    request(vip).unwrap();
+    ok_request(vip).unwrap();
 
     // Two clients, back to back, for the whole hand-over (bounded).
     let stop = Arc::new(AtomicBool::new(false));
@@ -72,7 +38,7 @@ fn takeover_under_load_refuses_no_client() {
                     && t0.elapsed() < Duration::from_secs(60)
                     && ok < 200_000
                 {
-                    match request(vip) {
+                    match ok_request(vip) {
                         Ok(()) => ok += 1,
                         Err(e) => failed.push(e),
                     }

@@ -6,7 +6,8 @@
 //! Each test file uses a part of it, hence `dead_code` is allowed here.
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::net::{SocketAddr, TcpListener};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -225,5 +226,38 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A back end (for the seamless-restart tests) answering each connection's line with "ok\n".
+pub fn ok_backend() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            std::thread::spawn(move || {
+                let mut b = [0u8; 64];
+                if s.read(&mut b).is_ok_and(|n| n > 0) {
+                    let _ = s.write_all(b"ok\n");
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// One request through the proxy; the error says what went wrong.
+pub fn ok_request(vip: SocketAddr) -> Result<(), String> {
+    let mut s = TcpStream::connect_timeout(&vip, Duration::from_secs(10))
+        .map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"hi\n").map_err(|e| format!("write: {e}"))?;
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).map_err(|e| format!("read: {e}"))?;
+    if got == b"ok\n" {
+        Ok(())
+    } else {
+        Err(format!("answer {:?}", String::from_utf8_lossy(&got)))
     }
 }
