@@ -36,6 +36,33 @@ mod names;
 mod pacemaker;
 pub mod report;
 
+/// For the property tests of every format (unit and integration): `text`
+/// mutated by `ops` — each `(at, op)` removes a byte, inserts one of
+/// `alphabet` (the format's own punctuation), overwrites one with
+/// `alphabet[0]`, or swaps two. Not part of the API.
+#[doc(hidden)]
+pub fn mutate(text: &str, ops: &[(usize, u8)], alphabet: &[u8]) -> String {
+    let mut b: Vec<u8> = text.as_bytes().to_vec();
+    for &(at, op) in ops {
+        if b.is_empty() || alphabet.is_empty() {
+            break;
+        }
+        let i = at % b.len();
+        match op % 4 {
+            0 => {
+                b.remove(i);
+            }
+            1 => b.insert(i, alphabet[usize::from(op / 4) % alphabet.len()]),
+            2 => b[i] = alphabet[0],
+            _ => {
+                let j = (i + usize::from(op)) % b.len();
+                b.swap(i, j);
+            }
+        }
+    }
+    String::from_utf8_lossy(&b).into_owned()
+}
+
 pub use report::{Advice, Finding, Pos, Report, Severity};
 
 use std::collections::BTreeMap;

@@ -1247,28 +1247,6 @@ rsc_defaults rsc-options: \
         assert!(e.render().contains("c.xml:"), "{}", e.render());
     }
 
-    fn mutate(text: &str, ops: &[(usize, u8)]) -> String {
-        let mut b: Vec<u8> = text.as_bytes().to_vec();
-        for &(at, op) in ops {
-            if b.is_empty() {
-                break;
-            }
-            let i = at % b.len();
-            match op % 4 {
-                0 => {
-                    b.remove(i);
-                }
-                1 => b.insert(i, b"=:\"\\ \n9x<>"[usize::from(op / 4) % 10]),
-                2 => b[i] = b'=',
-                _ => {
-                    let j = (i + usize::from(op)) % b.len();
-                    b.swap(i, j);
-                }
-            }
-        }
-        String::from_utf8_lossy(&b).into_owned()
-    }
-
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig { cases: 1000, ..Default::default() })]
         /// Mutated crm text never panics; what is accepted passes halb's
@@ -1277,7 +1255,7 @@ rsc_defaults rsc-options: \
         fn mutated_crm_never_panics_and_errors_are_positioned(
             ops in proptest::collection::vec((0usize..100_000, proptest::prelude::any::<u8>()), 1..8),
         ) {
-            let text = mutate(&crm(), &ops);
+            let text = crate::mutate(&crm(), &ops, b"==:\"\\ \n9x<>");
             match run(Format::Pacemaker, &[Input::new("crm", text.as_str())], &MemorySource::default(), &Options::default()) {
                 Ok(out) => {
                     if let Err(e) = crate::check(&out.toml, "imported.toml") {

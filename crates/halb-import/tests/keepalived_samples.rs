@@ -80,28 +80,6 @@ fn every_debian_sample_imports_and_checks() {
     assert!(failed.is_empty(), "{}", failed.join("\n"));
 }
 
-fn mutate(text: &str, ops: &[(usize, u8)]) -> String {
-    let mut b: Vec<u8> = text.as_bytes().to_vec();
-    for &(at, op) in ops {
-        if b.is_empty() {
-            break;
-        }
-        let i = at % b.len();
-        match op % 4 {
-            0 => {
-                b.remove(i);
-            }
-            1 => b.insert(i, b"{}\"#$@ \n9x"[usize::from(op / 4) % 10]),
-            2 => b[i] = b'}',
-            _ => {
-                let j = (i + usize::from(op)) % b.len();
-                b.swap(i, j);
-            }
-        }
-    }
-    String::from_utf8_lossy(&b).into_owned()
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
     #[test]
@@ -111,7 +89,7 @@ proptest! {
     ) {
         let Some(samples) = samples() else { return Ok(()) };
         let (name, text) = &samples[pick % samples.len()];
-        let text = mutate(text, &ops);
+        let text = halb_import::mutate(text, &ops, b"}{\"#$@ \n9x");
         match import(Format::Keepalived, &[Input::new(name.as_str(), text.as_str())], &Fs, &Options::default()) {
             Ok(out) => {
                 // What the importer writes, halb accepts (else the binary

@@ -365,28 +365,6 @@ fn heartbeat_bad_input_is_positioned() {
     }
 }
 
-fn mutate(text: &str, ops: &[(usize, u8)]) -> String {
-    let mut b: Vec<u8> = text.as_bytes().to_vec();
-    for &(at, op) in ops {
-        if b.is_empty() {
-            break;
-        }
-        let i = at % b.len();
-        match op % 4 {
-            0 => {
-                b.remove(i);
-            }
-            1 => b.insert(i, b"=\t\"#:> \n9-"[usize::from(op / 4) % 10]),
-            2 => b[i] = b'#',
-            _ => {
-                let j = (i + usize::from(op)) % b.len();
-                b.swap(i, j);
-            }
-        }
-    }
-    String::from_utf8_lossy(&b).into_owned()
-}
-
 fn never_panics(
     format: Format,
     inputs: &[(&str, String)],
@@ -426,7 +404,7 @@ proptest! {
     ) {
         let text = [LD_SAMPLE, LD_ALL, "virtual=192.0.2.1:80\n\treal=198.51.100.1->198.51.100.3:80 masq 2 \"/x\", \"y\" l:1 u:5\n\tchecktype=negotiate\n"][pick];
         let src = MemorySource::default().with("/test/hosts", HOSTS);
-        never_panics(Format::Ldirectord, &[("ldirectord.cf", mutate(text, &ops))], &src)?;
+        never_panics(Format::Ldirectord, &[("ldirectord.cf", halb_import::mutate(text, &ops, b"#=\t\"#:> \n9-"))], &src)?;
     }
 
     #[test]
@@ -439,7 +417,7 @@ proptest! {
             ("/etc/ha.d/haresources", HARESOURCES_PAIR.to_owned()),
             ("/etc/ha.d/authkeys", AUTHKEYS_PAIR.to_owned()),
         ];
-        files[pick].1 = mutate(&files[pick].1, &ops);
+        files[pick].1 = halb_import::mutate(&files[pick].1, &ops, b"#=\t\"#:> \n9-");
         let src = MemorySource::default().with("/etc/ha.d/ldirectord.cf", LD_SAMPLE);
         never_panics(Format::Heartbeat, &files, &src)?;
     }
