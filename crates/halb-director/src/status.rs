@@ -117,6 +117,11 @@ pub fn describe(spec: &CheckSpec) -> String {
         }
         ProbeSpec::On => return "forced on".to_owned(),
         ProbeSpec::Off => return "forced off".to_owned(),
+        ProbeSpec::Sip(s) => format!(
+            "sip OPTIONS over {} {t}",
+            s.transport.as_str().to_ascii_lowercase()
+        ),
+        ProbeSpec::HttpProxy(h) => format!("http_proxy {} {} via {t}", h.method.as_str(), h.path),
     };
     format!(
         "{what} every {:?}, rise {} fall {}",

@@ -28,7 +28,7 @@ pub use engine::{Action, CheckId, CheckStatus, Engine, Health, ProbeId, ProbeOut
 #[cfg(feature = "probes")]
 pub use probe::{NetProber, Prober};
 pub use spec::{
-    encode_name, resolve, BodyRegex, CheckSpec, ClientCert, DnsSpec, DnsType, ExternalSpec,
-    FtpSpec, HttpMethod, HttpSpec, InitialState, MailSpec, Params, ProbeSpec, RedisSpec,
-    SimpleTcpSpec, SmtpSpec, SqlSpec, Timing, TlsSpec, UdpSpec,
+    encode_name, proxy_url_authority, resolve, BodyRegex, CheckSpec, ClientCert, DnsSpec, DnsType,
+    ExternalSpec, FtpSpec, HttpMethod, HttpSpec, InitialState, MailSpec, Params, ProbeSpec,
+    RedisSpec, SimpleTcpSpec, SipSpec, SipTransport, SmtpSpec, SqlSpec, Timing, TlsSpec, UdpSpec,
 };

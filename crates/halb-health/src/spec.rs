@@ -106,6 +106,13 @@ pub enum ProbeSpec {
     On,
     /// Forced down (ldirectord `checktype = off`); never probed.
     Off,
+    /// SIP: an `OPTIONS` request over UDP or TCP; up on a final response
+    /// (2xx–6xx unless narrowed) whose Call-ID and CSeq match; 1xx ignored.
+    Sip(SipSpec),
+    /// An HTTP proxy: `GET http://origin/path HTTP/1.1` sent to the real
+    /// server (the proxy), judged as [`ProbeSpec::Http`]; `path` holds the
+    /// absolute URL (ldirectord `http_proxy`).
+    HttpProxy(HttpSpec),
 }
 
 impl ProbeSpec {
@@ -115,7 +122,9 @@ impl ProbeSpec {
     /// STARTTLS when offered (submission), 21 → FTP (anonymous login),
     /// 143/993 → IMAP/IMAPS, 110/995 → POP3/POP3S, 119 → NNTP, 53 → DNS
     /// (`. SOA`), 6379 → Redis `PING`, 3306 → MySQL handshake, 5432 →
-    /// PostgreSQL, anything else → TCP connect.
+    /// PostgreSQL, 5060 → SIP `OPTIONS` over UDP, anything else → TCP
+    /// connect. (ldirectord's 3128 → http_proxy needs the URL to fetch, so
+    /// it is the config's choice when one is given, not a port default.)
     pub fn default_for_port(port: u16) -> ProbeSpec {
         match port {
             25 => ProbeSpec::Smtp(SmtpSpec::default()),
@@ -127,6 +136,7 @@ impl ProbeSpec {
             995 => ProbeSpec::Pop(MailSpec::tls()),
             119 => ProbeSpec::Nntp,
             53 => ProbeSpec::Dns(DnsSpec::default()),
+            5060 => ProbeSpec::Sip(SipSpec::default()),
             6379 => ProbeSpec::Redis(RedisSpec::default()),
             3306 => ProbeSpec::Mysql(SqlSpec::default()),
             5432 => ProbeSpec::Pgsql(SqlSpec::default()),
@@ -550,6 +560,72 @@ pub struct UdpSpec {
     pub reply_contains: Option<Vec<u8>>,
 }
 
+/// The authority (`host[:port]`) of an absolute `http://` URL, the
+/// target of an http_proxy check. `Err` says what is wrong: another
+/// scheme (a proxy checked with `https://` would need CONNECT), no host,
+/// spaces or control characters.
+pub fn proxy_url_authority(url: &str) -> Result<&str, String> {
+    let Some(rest) = url
+        .get(..7)
+        .filter(|s| s.eq_ignore_ascii_case("http://"))
+        .map(|_| &url[7..])
+    else {
+        return Err(format!("{url:?} is not an absolute http:// URL"));
+    };
+    if url.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(format!("{url:?} has spaces or control characters"));
+    }
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    if authority.is_empty() || authority.contains('@') {
+        return Err(format!("{url:?} has no host (or has user info)"));
+    }
+    Ok(authority)
+}
+
+/// How a SIP check reaches the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
+pub enum SipTransport {
+    /// One datagram, retransmitted as RFC 3261's timer A does.
+    #[default]
+    Udp,
+    Tcp,
+}
+
+impl SipTransport {
+    /// As in a Via header: `UDP`, `TCP`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SipTransport::Udp => "UDP",
+            SipTransport::Tcp => "TCP",
+        }
+    }
+}
+
+/// A SIP check: `OPTIONS` to the server (ldirectord `sip`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, serde::Serialize)]
+pub struct SipSpec {
+    pub transport: SipTransport,
+    /// The user of the Request-URI, To and From (ldirectord `login`):
+    /// `user` (at the target) or `user@domain`. `None`: the Request-URI
+    /// and To are the server itself (`sip:IP:PORT`), From `sip:halb@…`.
+    pub username: Option<String>,
+    /// Accepted final status codes; empty means any final response,
+    /// `200..=699` (the server answered). ldirectord itself wants `200`.
+    pub expect_status: Vec<RangeInclusive<u16>>,
+}
+
+impl SipSpec {
+    /// Whether a final `status` is accepted.
+    pub fn status_ok(&self, status: u16) -> bool {
+        if self.expect_status.is_empty() {
+            (200..=699).contains(&status)
+        } else {
+            self.expect_status.iter().any(|r| r.contains(&status))
+        }
+    }
+}
+
 /// The escapes of a `simpletcp` string (ldirectord writes `request =
 /// "GET / HTTP/1.0\\r\\n\\r\\n"` with backslashes): `\\r`, `\\n`, `\\t`,
 /// `\\0`, `\\\\` and `\\xHH`. TOML's own escapes have been applied
@@ -763,6 +839,21 @@ mod tests {
             ProbeSpec::Pop(MailSpec::default())
         );
         assert_eq!(ProbeSpec::default_for_port(119), ProbeSpec::Nntp);
+        assert_eq!(
+            ProbeSpec::default_for_port(5060),
+            ProbeSpec::Sip(SipSpec::default())
+        );
+        assert_eq!(ProbeSpec::default_for_port(3128), ProbeSpec::Tcp);
+        assert_eq!(
+            proxy_url_authority("http://o.example:81/x"),
+            Ok("o.example:81")
+        );
+        assert_eq!(proxy_url_authority("HTTP://o?q"), Ok("o"));
+        assert!(proxy_url_authority("/x").is_err());
+        assert!(proxy_url_authority("http:///x").is_err());
+        assert!(proxy_url_authority("http://a b/").is_err());
+        assert!(proxy_url_authority("http://u@o/").is_err());
+        assert!(SipSpec::default().status_ok(404) && !SipSpec::default().status_ok(180));
         assert_eq!(
             ProbeSpec::default_for_port(53),
             ProbeSpec::Dns(DnsSpec::default())

@@ -1,7 +1,8 @@
 //! The ldirectord service probes against the real Debian daemons, started
 //! here on loopback ports with every file in a temporary directory and
 //! killed by PID on drop: vsftpd (ftp), dovecot (imap, imaps, pop, pops),
-//! opensmtpd (submission), redis-server (simpletcp), and hostile servers.
+//! opensmtpd (submission), redis-server (simpletcp), kamailio (sip),
+//! squid (http_proxy) and hostile servers.
 //! A missing daemon skips the test, or fails it when `CI` is set
 //! (.ci/run installs them from .ci/packages). Each probe is up when the
 //! daemon answers right, down with the daemon's reason when it answers
@@ -454,4 +455,209 @@ async fn hostile_servers_never_stall_the_new_probes() {
             );
         }
     }
+}
+
+/// SIGTERM by PID (kamailio then stops its children too), SIGKILL
+/// after 10 s.
+fn terminate(d: &mut Daemon) {
+    if let Some(c) = d.child.as_mut() {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if c.try_wait().ok().flatten().is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    d.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sip_against_kamailio() {
+    use halb_health::{SipSpec, SipTransport};
+    let Some(kamailio) = binary("/usr/sbin/kamailio", "kamailio") else {
+        return;
+    };
+    let dir = temp_dir("kamailio");
+    let port = free_port();
+    let conf = dir.join("kamailio.cfg");
+    std::fs::write(
+        &conf,
+        format!(
+            "#!KAMAILIO\ndebug=2\nlog_stderror=yes\nchildren=1\nauto_aliases=no\n\
+             listen=udp:127.0.0.1:{port}\nlisten=tcp:127.0.0.1:{port}\n\
+             mpath=\"/usr/lib/x86_64-linux-gnu/kamailio/modules/\"\nloadmodule \"sl.so\"\nloadmodule \"pv.so\"\n\
+             request_route {{\n  if (method==\"OPTIONS\") {{\n    if ($rU==\"busy\") {{ sl_send_reply(\"486\", \"Busy Here\"); exit; }}\n\
+             sl_send_reply(\"200\", \"Keepalive\");\n    exit;\n  }}\n  sl_send_reply(\"405\", \"Method Not Allowed\");\n}}\n"
+        ),
+    )
+    .unwrap();
+    let log = dir.join("kamailio.log");
+    let child = Command::new(kamailio)
+        .args(["-DD", "-E", "-f"])
+        .arg(&conf)
+        .arg("-P")
+        .arg(dir.join("kamailio.pid"))
+        .arg("-Y")
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut d = Daemon {
+        child: Some(child),
+        dir: dir.clone(),
+    };
+    wait_port(port, "kamailio", &log);
+    let sip = |transport, user: Option<&str>, expect: Vec<std::ops::RangeInclusive<u16>>| {
+        ProbeSpec::Sip(SipSpec {
+            transport,
+            username: user.map(str::to_owned),
+            expect_status: expect,
+        })
+    };
+    for transport in [SipTransport::Udp, SipTransport::Tcp] {
+        let o = probe(port, sip(transport, None, vec![])).await;
+        assert!(
+            o.ok && o.reason == "SIP 200 Keepalive",
+            "{transport:?} {o:?}"
+        );
+        // Any final response is alive; ldirectord's 200 only is not.
+        let o = probe(port, sip(transport, Some("busy"), vec![])).await;
+        assert!(
+            o.ok && o.reason == "SIP 486 Busy Here",
+            "{transport:?} {o:?}"
+        );
+        let o = probe(port, sip(transport, Some("busy"), vec![200..=200])).await;
+        assert!(
+            !o.ok && o.reason == "SIP 486 Busy Here",
+            "{transport:?} {o:?}"
+        );
+        let o = probe(
+            port,
+            sip(transport, Some("ldirectord@lb1"), vec![200..=200]),
+        )
+        .await;
+        assert!(o.ok, "{transport:?} {o:?}");
+    }
+    terminate(&mut d);
+    let o = probe(port, sip(SipTransport::Udp, None, vec![])).await;
+    assert!(!o.ok && o.reason.contains("port unreachable"), "{o:?}");
+    let o = probe(port, sip(SipTransport::Tcp, None, vec![])).await;
+    assert!(!o.ok && o.reason.contains("connect"), "{o:?}");
+}
+
+/// A loopback HTTP origin answering every request with `body`, until
+/// dropped (then its port refuses).
+struct Origin {
+    port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Origin {
+    fn start(body: &'static str) -> Origin {
+        use std::io::{Read as _, Write as _};
+        use std::sync::atomic::Ordering;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            // Bounded: at most 1000 connections.
+            for conn in listener.incoming().take(1000) {
+                if flag.load(Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(mut c) = conn else { continue };
+                let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut buf = [0u8; 4096];
+                let _ = c.read(&mut buf);
+                let _ = write!(
+                    c,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        Origin {
+            port,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn stop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Origin {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_proxy_against_squid() {
+    use halb_health::HttpSpec;
+    let Some(squid) = binary("/usr/sbin/squid", "squid") else {
+        return;
+    };
+    let dir = temp_dir("squid");
+    // squid drops to user proxy: its logs and pid file must be writable.
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let port = free_port();
+    let d = dir.display();
+    let conf = dir.join("squid.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "http_port 127.0.0.1:{port}\nhttp_access allow all\ncache deny all\n\
+             pid_filename {d}/squid.pid\naccess_log {d}/access.log\ncache_log {d}/cache.log\n\
+             cache_store_log none\ncoredump_dir {d}\nnetdb_filename none\n\
+             shutdown_lifetime 0 seconds\ndns_nameservers 127.0.0.1\n"
+        ),
+    )
+    .unwrap();
+    let log = dir.join("squid.out");
+    let child = Command::new(squid)
+        .args(["-N", "-d", "1", "-f"])
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut daemon = Daemon {
+        child: Some(child),
+        dir: dir.clone(),
+    };
+    wait_port(port, "squid", &log);
+    let mut origin = Origin::start("halb origin ok\n");
+    let url = format!("http://127.0.0.1:{}/health", origin.port);
+    let check = |re: Option<&str>| {
+        ProbeSpec::HttpProxy(HttpSpec {
+            body_regex: re.map(|r| halb_health::BodyRegex::new(r).unwrap()),
+            ..HttpSpec::get(url.clone())
+        })
+    };
+    let o = probe(port, check(Some("^halb origin ok"))).await;
+    assert!(o.ok && o.reason.starts_with("HTTP 200"), "{o:?}");
+    let o = probe(port, check(Some("^nope"))).await;
+    assert!(!o.ok && o.reason.contains("does not match"), "{o:?}");
+    origin.stop();
+    // The proxy is up, its origin is not: squid answers 503.
+    let o = probe(port, check(None)).await;
+    assert!(!o.ok && o.reason.starts_with("HTTP 503"), "{o:?}");
+    terminate(&mut daemon);
+    let o = probe(port, check(None)).await;
+    assert!(!o.ok && o.reason.contains("connect to proxy"), "{o:?}");
 }

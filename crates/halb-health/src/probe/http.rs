@@ -64,15 +64,24 @@ pub async fn probe(target: SocketAddr, spec: &HttpSpec) -> ProbeOutcome {
     }
 }
 
-/// One request and its response over `stream`, read at most
-/// [`MAX_RESPONSE`] + 1 bytes. A TLS peer that closes without
-/// `close_notify` ends the body like a plain close (many servers do).
 async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
-    mut stream: S,
+    stream: S,
     target: SocketAddr,
     spec: &HttpSpec,
 ) -> ProbeOutcome {
-    if let Err(e) = stream.write_all(request(target, spec).as_bytes()).await {
+    send_and_judge(stream, &request(target, spec), spec).await
+}
+
+/// One request and its response over `stream`, read at most
+/// [`MAX_RESPONSE`] + 1 bytes and judged by [`judge`]. A TLS peer that
+/// closes without `close_notify` ends the body like a plain close (many
+/// servers do).
+pub async fn send_and_judge<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    request: &str,
+    spec: &HttpSpec,
+) -> ProbeOutcome {
+    if let Err(e) = stream.write_all(request.as_bytes()).await {
         return ProbeOutcome::down(format!("send request: {e}"));
     }
     if let Err(e) = stream.flush().await {

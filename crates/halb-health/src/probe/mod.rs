@@ -13,6 +13,7 @@ pub mod dns;
 pub mod external;
 pub mod ftp;
 pub mod http;
+pub mod http_proxy;
 pub mod icmp;
 pub mod imap;
 pub mod line;
@@ -22,6 +23,7 @@ pub mod pgsql;
 pub mod pop;
 pub mod redis;
 pub mod simpletcp;
+pub mod sip;
 pub mod smtp;
 pub mod tcp;
 pub mod tls;
@@ -81,6 +83,8 @@ pub async fn run(spec: &CheckSpec) -> ProbeOutcome {
             }
             ProbeSpec::On => ProbeOutcome::up("forced on"),
             ProbeSpec::Off => ProbeOutcome::down("forced off"),
+            ProbeSpec::Sip(s) => sip::probe(spec.target, s).await,
+            ProbeSpec::HttpProxy(h) => Box::pin(http_proxy::probe(spec.target, h)).await,
         }
     };
     match tokio::time::timeout(timeout, probe).await {
