@@ -639,3 +639,74 @@ listen = "127.0.0.1:1521"
     );
     assert_snapshot!(out);
 }
+
+#[test]
+fn sip_and_http_proxy_probes() {
+    use halb_health::{SipSpec, SipTransport};
+    let cfg = ok(r#"
+[global]
+check = {}
+
+[[virtual_service]]
+listen = "127.0.0.1:8080"
+real_server = [
+  { address = "127.0.0.1:5060" },
+  { address = "127.0.0.1:5061", check = { type = "sip", transport = "tcp", username = "ldirectord@lb1", expect_status = 200 } },
+  { address = "127.0.0.1:5062", check = { transport = "udp" } },
+  { address = "127.0.0.1:3128", check = { url = "http://www.example.com/health", body_regex = "ok" } },
+  { address = "127.0.0.1:3129", check = { type = "http_proxy", url = "http://192.0.2.80:81/", expect_status = "200-399", method = "HEAD" } },
+  { address = "127.0.0.2:3128" },
+]
+"#);
+    let probes: Vec<&ProbeSpec> = cfg.checks.iter().map(|c| &c.spec.probe).collect();
+    assert_eq!(probes[0], &ProbeSpec::Sip(SipSpec::default()));
+    assert_eq!(
+        probes[1],
+        &ProbeSpec::Sip(SipSpec {
+            transport: SipTransport::Tcp,
+            username: Some("ldirectord@lb1".into()),
+            expect_status: vec![200..=200],
+        })
+    );
+    assert_eq!(probes[2], &ProbeSpec::Sip(SipSpec::default()));
+    let ProbeSpec::HttpProxy(h) = probes[3] else {
+        panic!("{:?}", probes[3]);
+    };
+    assert_eq!(h.path, "http://www.example.com/health");
+    assert_eq!(h.body_regex.as_ref().unwrap().as_str(), "ok");
+    let ProbeSpec::HttpProxy(h) = probes[4] else {
+        panic!("{:?}", probes[4]);
+    };
+    assert_eq!(
+        (h.method, h.expect_status.clone()),
+        (HttpMethod::Head, vec![200..=399])
+    );
+    // Port 3128 without a URL stays a connect: there is nothing to fetch.
+    assert_eq!(probes[5], &ProbeSpec::Tcp);
+}
+
+#[test]
+fn sip_and_http_proxy_errors() {
+    let out = render(
+        r#"[[virtual_service]]
+listen = "127.0.0.1:3128"
+
+  [[virtual_service.real_server]]
+  address = "127.0.0.1:3130"
+  check = { type = "http_proxy" }
+
+  [[virtual_service.real_server]]
+  address = "127.0.0.1:3131"
+  check = { type = "http_proxy", url = "https://www.example.com/", path = "/x" }
+
+  [[virtual_service.real_server]]
+  address = "127.0.0.1:5060"
+  check = { type = "sip", transport = "sctp", password = "pw" }
+
+  [[virtual_service.real_server]]
+  address = "127.0.0.1:80"
+  check = { type = "http", url = "http://a/" }
+"#,
+    );
+    assert_snapshot!(out);
+}

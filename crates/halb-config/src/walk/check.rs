@@ -9,8 +9,8 @@ use crate::diag::Problem;
 use crate::values::quote;
 use halb_health::{
     resolve, BodyRegex, CheckSpec, ClientCert, DnsSpec, DnsType, ExternalSpec, FtpSpec, HttpMethod,
-    HttpSpec, InitialState, MailSpec, Params, ProbeSpec, RedisSpec, SimpleTcpSpec, SmtpSpec,
-    SqlSpec, TlsSpec, UdpSpec,
+    HttpSpec, InitialState, MailSpec, Params, ProbeSpec, RedisSpec, SimpleTcpSpec, SipSpec,
+    SipTransport, SmtpSpec, SqlSpec, TlsSpec, UdpSpec,
 };
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
@@ -56,24 +56,24 @@ pub(super) const CHECK_KEYS: &[&str] = &[
     "expect_regex",
     "tls",
     "retrieve",
+    "transport",
+    "url",
 ];
 
+/// Keys that an http, https or http_proxy check reads.
+const HTTP_KEYS: &[&str] = &["method", "host", "body_contains", "body_md5", "body_regex"];
 /// Keys that only an http or https check reads.
-const HTTP_KEYS: &[&str] = &[
-    "method",
-    "path",
-    "host",
-    "expect_status",
-    "body_contains",
-    "body_md5",
-    "body_regex",
-];
+const PATH_KEYS: &[&str] = &["path"];
+/// Accepted status codes: http, https, http_proxy, sip.
+const STATUS_KEYS: &[&str] = &["expect_status"];
 /// Keys that only an https check reads.
 const TLS_KEYS: &[&str] = &["sni", "verify", "ca_file", "client_cert", "client_key"];
 /// Keys that only an external check reads.
 const EXTERNAL_KEYS: &[&str] = &["command", "dynamic_weight"];
-/// Login keys: redis, mysql and pgsql checks read them.
-const AUTH_KEYS: &[&str] = &["password", "username"];
+/// Login keys: redis, mysql, pgsql, ftp, imap and pop checks read them.
+const AUTH_KEYS: &[&str] = &["password"];
+/// The user: the login checks, and sip (its URI's user).
+const USER_KEYS: &[&str] = &["username"];
 /// Keys that only a mysql or pgsql check reads.
 const SQL_KEYS: &[&str] = &["database", "query"];
 /// Keys that only an smtp check reads.
@@ -88,6 +88,10 @@ const SIMPLETCP_KEYS: &[&str] = &["send", "tls"];
 const EXPECT_KEYS: &[&str] = &["expect_regex"];
 /// Keys that only an ftp check reads.
 const FTP_KEYS: &[&str] = &["retrieve"];
+/// Keys that only a sip check reads.
+const SIP_KEYS: &[&str] = &["transport"];
+/// Keys that only an http_proxy check reads.
+const PROXY_KEYS: &[&str] = &["url"];
 
 const TYPES: &[&str] = &[
     "tcp",
@@ -112,6 +116,8 @@ const TYPES: &[&str] = &[
     "oracle",
     "on",
     "off",
+    "sip",
+    "http_proxy",
 ];
 const TYPE_SYNONYMS: &[(&str, &str)] = &[
     ("connect", "tcp"),
@@ -141,7 +147,12 @@ const TYPE_SYNONYMS: &[(&str, &str)] = &[
     ("forced_down", "off"),
     ("down", "off"),
     ("disabled", "off"),
+    ("sip_options", "sip"),
+    ("proxy", "http_proxy"),
+    ("httpproxy", "http_proxy"),
 ];
+const TRANSPORTS: &[&str] = &["udp", "tcp"];
+const TRANSPORT_SYNONYMS: &[(&str, &str)] = &[("UDP", "udp"), ("TCP", "tcp")];
 const INITIAL: &[&str] = &["up", "down", "fully_up", "fully_down"];
 const INITIAL_SYNONYMS: &[(&str, &str)] = &[("alpha", "fully_down")];
 const METHODS: &[&str] = &["GET", "HEAD"];
@@ -172,8 +183,8 @@ pub(super) fn check_key_hint(k: &str) -> Option<&'static str> {
             "did you mean `address`? address = \"192.0.2.10:8080\"",
         ),
         (
-            &["request", "url", "uri"],
-            "did you mean `path`? (http; for mysql and pgsql it is `query`, for simpletcp `send`, for ftp `retrieve`)",
+            &["request", "uri"],
+            "did you mean `path`? (http; for mysql and pgsql it is `query`, for simpletcp `send`, for ftp `retrieve`, for http_proxy `url`)",
         ),
         (
             &["regex", "body_match", "receive_regex", "match"],
@@ -302,6 +313,8 @@ enum Type {
     Oracle,
     On,
     Off,
+    Sip,
+    HttpProxy,
 }
 
 impl Type {
@@ -329,13 +342,20 @@ impl Type {
             Type::Oracle => "oracle",
             Type::On => "on",
             Type::Off => "off",
+            Type::Sip => "sip",
+            Type::HttpProxy => "http_proxy",
         }
     }
 }
 
 /// Each group of type-specific keys and the types that read it.
 const KEY_GROUPS: &[(&[&str], &[Type])] = &[
-    (HTTP_KEYS, &[Type::Http, Type::Https]),
+    (HTTP_KEYS, &[Type::Http, Type::Https, Type::HttpProxy]),
+    (PATH_KEYS, &[Type::Http, Type::Https]),
+    (
+        STATUS_KEYS,
+        &[Type::Http, Type::Https, Type::HttpProxy, Type::Sip],
+    ),
     (
         TLS_KEYS,
         &[
@@ -360,6 +380,20 @@ const KEY_GROUPS: &[(&[&str], &[Type])] = &[
             Type::Pops,
         ],
     ),
+    (
+        USER_KEYS,
+        &[
+            Type::Redis,
+            Type::Mysql,
+            Type::Pgsql,
+            Type::Ftp,
+            Type::Imap,
+            Type::Imaps,
+            Type::Pop,
+            Type::Pops,
+            Type::Sip,
+        ],
+    ),
     (SQL_KEYS, &[Type::Mysql, Type::Pgsql]),
     (SMTP_KEYS, &[Type::Smtp, Type::Submission]),
     (DNS_KEYS, &[Type::Dns]),
@@ -367,6 +401,8 @@ const KEY_GROUPS: &[(&[&str], &[Type])] = &[
     (SIMPLETCP_KEYS, &[Type::SimpleTcp]),
     (EXPECT_KEYS, &[Type::SimpleTcp, Type::Ftp]),
     (FTP_KEYS, &[Type::Ftp]),
+    (SIP_KEYS, &[Type::Sip]),
+    (PROXY_KEYS, &[Type::HttpProxy]),
 ];
 
 /// `type = "http" or "https"`.
@@ -424,6 +460,8 @@ pub(super) struct Layer {
     expect_regex: Option<BodyRegex>,
     tls: Option<bool>,
     retrieve: Option<String>,
+    transport: Option<SipTransport>,
+    url: Option<String>,
 }
 
 impl Layer {
@@ -478,6 +516,8 @@ impl Layer {
                 .or_else(|| lower.expect_regex.clone()),
             tls: self.tls.or(lower.tls),
             retrieve: self.retrieve.clone().or_else(|| lower.retrieve.clone()),
+            transport: self.transport.or(lower.transport),
+            url: self.url.clone().or_else(|| lower.url.clone()),
         }
     }
 
@@ -487,6 +527,10 @@ impl Layer {
         if self.database.is_some() || self.query.is_some() {
             // mysql or pgsql: the type must say which.
             None
+        } else if self.url.is_some() {
+            Some(Type::HttpProxy)
+        } else if self.transport.is_some() {
+            Some(Type::Sip)
         } else if self.retrieve.is_some() {
             Some(Type::Ftp)
         } else if self.send.is_some() || self.expect_regex.is_some() || self.tls.is_some() {
@@ -597,6 +641,8 @@ impl Cx<'_> {
                 }
                 Some("on") => Some(Type::On),
                 Some("off") => Some(Type::Off),
+                Some("sip") => Some(Type::Sip),
+                Some("http_proxy") => Some(Type::HttpProxy),
                 _ => None,
             };
             l.kind = kind.map(|v| At {
@@ -825,6 +871,8 @@ impl Cx<'_> {
         let kind = match &m.kind {
             Some(k) => k.v,
             None if m.command.is_some() => Type::External,
+            // The URL fetched through the real server says http_proxy.
+            None if m.url.is_some() => Type::HttpProxy,
             // HTTP or TLS keys the operator wrote say more than a port.
             None if m.has_tls_keys()
                 && m.implied_type() != Some(Type::SimpleTcp)
@@ -853,6 +901,7 @@ impl Cx<'_> {
                 ProbeSpec::Pop(m) if m.tls.is_some() => Type::Pops,
                 ProbeSpec::Pop(_) => Type::Pop,
                 ProbeSpec::Nntp => Type::Nntp,
+                ProbeSpec::Sip(_) => Type::Sip,
                 ProbeSpec::Dns(_) => Type::Dns,
                 ProbeSpec::Mysql(_) => Type::Mysql,
                 ProbeSpec::Pgsql(_) => Type::Pgsql,
@@ -966,6 +1015,38 @@ impl Cx<'_> {
                 }
             }
             Type::Nntp => ProbeSpec::Nntp,
+            Type::Sip => ProbeSpec::Sip(SipSpec {
+                transport: m.transport.unwrap_or_default(),
+                username: m.username.as_ref().map(|u| u.v.clone()),
+                expect_status: m.expect_status.clone().unwrap_or_default(),
+            }),
+            Type::HttpProxy => match &m.url {
+                Some(url) => ProbeSpec::HttpProxy(HttpSpec {
+                    method: m.method.as_ref().map(|x| x.v).unwrap_or_default(),
+                    path: url.clone(),
+                    host: m.host.clone(),
+                    expect_status: m.expect_status.clone().unwrap_or_default(),
+                    body_contains: m.body_contains.clone(),
+                    body_md5: m.body_md5,
+                    body_regex: m.body_regex.clone(),
+                    tls: None,
+                }),
+                None => {
+                    if let Some(k) = &m.kind {
+                        self.push_once(
+                            Problem::new(
+                                k.span.clone(),
+                                k.path.clone(),
+                                "an http_proxy check without a `url`",
+                            )
+                            .expected("url = \"http://ORIGIN/PATH\": the absolute URL fetched through the real server (ldirectord's request)")
+                            .fix("add url = \"http://www.example.com/\" to this check table (or to a check table of the service or of [global])"),
+                        );
+                    }
+                    ok = false;
+                    ProbeSpec::Tcp
+                }
+            },
             Type::Dns => ProbeSpec::Dns(DnsSpec {
                 query_name: m.query_name.clone().unwrap_or_else(|| ".".to_owned()),
                 query_type: m.query_type.unwrap_or_default(),
@@ -1272,6 +1353,29 @@ impl Cx<'_> {
                 &f,
                 "true (TLS right after the connect) or false (the default)",
             );
+        }
+        if let Some(f) = self.field(node, "transport") {
+            l.transport = match self.choice(&f, "SIP transport", TRANSPORTS, TRANSPORT_SYNONYMS) {
+                Some("udp") => Some(SipTransport::Udp),
+                Some("tcp") => Some(SipTransport::Tcp),
+                _ => None,
+            };
+        }
+        if let Some(f) = self.field(node, "url") {
+            let w = Want {
+                short: "a string",
+                expected: "an absolute http:// URL fetched through the proxy (ldirectord's request for http_proxy)",
+                example: "\"http://www.example.com/health\"",
+            };
+            if let Some(s) = self.string(&f, &w) {
+                let problem = halb_health::proxy_url_authority(s).err().map(|e| {
+                    (
+                        format!("url {e}"),
+                        "write url = \"http://www.example.com/health\" (scheme http, a host, then the path)".to_owned(),
+                    )
+                });
+                l.url = self.accept(&f, w.expected, problem, || s.to_owned());
+            }
         }
         if let Some(f) = self.field(node, "retrieve") {
             let w = Want {
