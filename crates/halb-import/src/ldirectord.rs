@@ -91,7 +91,7 @@ const QUOTED: &[&str] = &[
 ];
 
 /// The services halb has no probe for yet.
-const UNSUPPORTED_SERVICES: &[&str] = &["http_proxy", "ldap", "ldaps", "oracle", "radius", "sip"];
+const UNSUPPORTED_SERVICES: &[&str] = &["ldap", "ldaps", "oracle", "radius"];
 
 const SERVICES: &[&str] = &[
     "dns",
@@ -1520,6 +1520,8 @@ impl<'a> Ld<'a> {
                 "pops" => ("pops", Some(negotiate_timeout)),
                 "nntp" => ("nntp", Some(negotiate_timeout)),
                 "simpletcp" => ("simpletcp", Some(negotiate_timeout)),
+                "sip" => ("sip", Some(negotiate_timeout)),
+                "http_proxy" => ("http_proxy", Some(negotiate_timeout)),
                 s if UNSUPPORTED_SERVICES.contains(&s) => {
                     let extra: Vec<&str> = [
                         "request",
@@ -1700,6 +1702,87 @@ impl<'a> Ld<'a> {
                 }
                 if let Some((recv, _)) = &receive {
                     emit::set_str(&mut t, "expect_regex", recv);
+                }
+            }
+            "sip" => {
+                emit::set_str(&mut t, "type", "sip");
+                // ldirectord's check_sip opens the service's protocol.
+                emit::set_str(
+                    &mut t,
+                    "transport",
+                    if protocol == "udp" { "udp" } else { "tcp" },
+                );
+                match take("login", used) {
+                    Some(l) => emit::set_str(&mut t, "username", unquote(&l.text)),
+                    None => report.note(&ct_pos, "login", "no login: ldirectord asks for sip:ldirectord@<its hostname>; halb asks the server itself (sip:IP:PORT)", Advice::Key("username".into())),
+                }
+                // ldirectord is up only on "SIP/2.0 200 OK".
+                emit::set_int(&mut t, "expect_status", 200);
+                for (what, v) in [("request", &request), ("receive", &receive)] {
+                    if let Some((_, p)) = v {
+                        report.unmapped(
+                            p,
+                            what,
+                            format!("ldirectord does not use {what} for service sip"),
+                            Advice::None,
+                        );
+                    }
+                }
+                if let Some(p) = take("passwd", used) {
+                    report.unmapped(
+                        &p.pos,
+                        "passwd",
+                        "ldirectord does not use passwd for service sip",
+                        Advice::None,
+                    );
+                }
+            }
+            "http_proxy" => {
+                let url = request
+                    .as_ref()
+                    .map(|(r, p)| (r.trim_start_matches('/'), p));
+                match url {
+                    // What halb's url key takes (halb-config checks it again).
+                    Some((u, _))
+                        if u.get(..7)
+                            .is_some_and(|x| x.eq_ignore_ascii_case("http://"))
+                            && !u[7..].is_empty()
+                            && !u[7..].starts_with(['/', '?', '#', '@'])
+                            && !u.contains(|c: char| c.is_whitespace() || c.is_control()) =>
+                    {
+                        emit::set_str(&mut t, "type", "http_proxy");
+                        emit::set_str(&mut t, "url", u);
+                    }
+                    Some((u, p)) => {
+                        report.unmapped(p, "request", format!("http_proxy needs an absolute http:// URL to fetch through the proxy, not {u:?} (ldirectord's check then always fails); the check was left out (real servers not checked)"), Advice::Fix("request=\"http://www.example.com/\"".into()));
+                        plan.why_unused = "service http_proxy without an absolute URL".into();
+                        return plan;
+                    }
+                    None => {
+                        report.unmapped(&ct_pos, "request", "http_proxy without a request URL (ldirectord's check then always fails); the check was left out (real servers not checked)", Advice::Fix("request=\"http://www.example.com/\"".into()));
+                        plan.why_unused = "service http_proxy without a request".into();
+                        return plan;
+                    }
+                }
+                if let Some(m) = take("httpmethod", used) {
+                    if unquote(&m.text).eq_ignore_ascii_case("HEAD") {
+                        emit::set_str(&mut t, "method", "HEAD");
+                    }
+                }
+                if let Some((recv, rpos)) = &receive {
+                    if t.get("method").and_then(|m| m.as_str()) == Some("HEAD") {
+                        report.unmapped(rpos, "receive", "a receive regex with httpmethod=HEAD (ldirectord: leave receive unset with HEAD)", Advice::Fix("halb checks only the status with HEAD: the regex was left out".into()));
+                    } else {
+                        emit::set_str(&mut t, "body_regex", recv);
+                    }
+                }
+                if let Some(h) = take("virtualhost", used) {
+                    report.unmapped(
+                        &h.pos,
+                        "virtualhost",
+                        "ldirectord sends no virtualhost through a proxy (the Host is the URL's)",
+                        Advice::None,
+                    );
                 }
             }
             other => {

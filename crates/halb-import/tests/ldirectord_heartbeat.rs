@@ -70,7 +70,7 @@ fn debian_ldirectord_sample_every_block_uncommented() {
     insta::assert_snapshot!("ldirectord.cf.all.report", out.report.render());
     insta::assert_snapshot!("ldirectord.cf.all.toml", out.toml);
     // No service halb cannot check was given a weaker check.
-    for s in ["ldap", "radius", "sip", "oracle"] {
+    for s in ["ldap", "radius", "oracle"] {
         assert!(
             out.report
                 .render()
@@ -79,7 +79,7 @@ fn debian_ldirectord_sample_every_block_uncommented() {
         );
     }
     // Those halb has a probe for (issue 23) get it, with their settings.
-    for t in ["ftp", "imap", "pop", "nntp", "submission"] {
+    for t in ["ftp", "imap", "pop", "nntp", "submission", "sip"] {
         assert!(
             out.toml.contains(&format!("type = \"{t}\"")),
             "{t}: {}",
@@ -90,6 +90,31 @@ fn debian_ldirectord_sample_every_block_uncommented() {
         out.toml.contains("retrieve = \"welcome.msg\""),
         "{}",
         out.toml
+    );
+}
+
+#[test]
+fn sip_and_http_proxy_map_to_their_probes() {
+    let text = "virtual=192.0.2.1:3128\n\treal=198.51.100.1:3128 gate\n\tservice=http_proxy\n\tchecktype=negotiate\n\trequest=\"http://www.example.com/health\"\n\treceive=\"ok\"\n\nvirtual=192.0.2.1:5060\n\treal=198.51.100.1:5060 gate\n\tchecktype=negotiate\n\tlogin=\"probe@lb1\"\n\nvirtual=192.0.2.2:3128\n\treal=198.51.100.2:3128 gate\n\tchecktype=negotiate\n\trequest=\"/health\"\n";
+    let out = ld(text).unwrap();
+    checked(&out);
+    let toml = &out.toml;
+    for want in [
+        "type = \"http_proxy\"",
+        "url = \"http://www.example.com/health\"",
+        "body_regex = \"ok\"",
+        "type = \"sip\"",
+        "transport = \"tcp\"",
+        "username = \"probe@lb1\"",
+        "expect_status = 200",
+    ] {
+        assert!(toml.contains(want), "{want} in {toml}");
+    }
+    // A relative request cannot go through a proxy: left out, said so.
+    let report = out.report.render();
+    assert!(
+        report.contains("http_proxy needs an absolute http:// URL"),
+        "{report}"
     );
 }
 
