@@ -2,7 +2,8 @@
 //! here on loopback ports with every file in a temporary directory and
 //! killed by PID on drop: vsftpd (ftp), dovecot (imap, imaps, pop, pops),
 //! opensmtpd (submission), redis-server (simpletcp), kamailio (sip),
-//! squid (http_proxy) and hostile servers.
+//! squid (http_proxy), leafnode (nntp, behind a listener of the test) and
+//! hostile servers.
 //! A missing daemon skips the test, or fails it when `CI` is set
 //! (.ci/run installs them from .ci/packages). Each probe is up when the
 //! daemon answers right, down with the daemon's reason when it answers
@@ -660,4 +661,100 @@ async fn http_proxy_against_squid() {
     terminate(&mut daemon);
     let o = probe(port, check(None)).await;
     assert!(!o.ok && o.reason.contains("connect to proxy"), "{o:?}");
+}
+
+/// An inetd of our own for leafnode (an NNTP server run on its stdin):
+/// a loopback listener; each connection gets one leafnode, in a UTS
+/// namespace of its own whose host name is `hostname` (leafnode refuses
+/// to serve without a unique fully-qualified one). Children are killed by
+/// PID on stop.
+struct Inetd {
+    port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<Vec<Child>>>,
+}
+
+impl Inetd {
+    fn start(leafnode: &Path, config: &Path, hostname: &'static str) -> Inetd {
+        use std::sync::atomic::Ordering;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let script = format!(
+            "hostname {hostname} && exec {} -F {}",
+            leafnode.display(),
+            config.display()
+        );
+        let thread = std::thread::spawn(move || {
+            let mut children = Vec::new();
+            // Bounded: at most 100 connections.
+            for conn in listener.incoming().take(100) {
+                if flag.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let Ok(out) = conn.try_clone() else { continue };
+                let child = Command::new("unshare")
+                    .args(["--uts", "sh", "-c", &script])
+                    .stdin(std::os::fd::OwnedFd::from(conn))
+                    .stdout(std::os::fd::OwnedFd::from(out))
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("unshare --uts (needs root) to run leafnode");
+                children.push(child);
+            }
+            children
+        });
+        Inetd {
+            port,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn stop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(t) = self.thread.take() {
+            for mut c in t.join().unwrap_or_default() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
+impl Drop for Inetd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nntp_against_leafnode() {
+    let Some(leafnode) = binary("/usr/sbin/leafnode", "leafnode") else {
+        return;
+    };
+    let dir = temp_dir("leafnode");
+    let config = dir.join("config");
+    std::fs::write(&config, "server = news.invalid\nexpire = 20\n").unwrap();
+    let mut good = Inetd::start(&leafnode, &config, "news.halb-test.net");
+    let o = probe(good.port, ProbeSpec::Nntp).await;
+    assert!(
+        o.ok && o.reason.starts_with("NNTP 200 Leafnode NNTP Daemon"),
+        "{o:?}"
+    );
+    // leafnode without a unique host name answers 503: down, its reason shown.
+    let mut bad = Inetd::start(&leafnode, &config, "localhost");
+    let o = probe(bad.port, ProbeSpec::Nntp).await;
+    assert!(
+        !o.ok && o.reason.starts_with("greeting 503 Leafnode must have"),
+        "{o:?}"
+    );
+    bad.stop();
+    good.stop();
+    let o = probe(good.port, ProbeSpec::Nntp).await;
+    assert!(!o.ok && o.reason.contains("connect"), "{o:?}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
