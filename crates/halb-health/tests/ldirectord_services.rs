@@ -318,14 +318,15 @@ async fn submission_against_opensmtpd() {
     // handshake with OpenSSL 3 (its privsep RSA engine: "missing private
     // key"; `openssl s_client -starttls smtp` fails alike). The probe
     // reaches the handshake after EHLO and STARTTLS 220, and reports it.
+    // Plain smtp stays plain. Asked first: after its failed handshake
+    // smtpd sometimes resets the next connection.
+    let o = probe(port, ProbeSpec::Smtp(SmtpSpec::default())).await;
+    assert!(o.ok && !o.reason.contains("STARTTLS"), "{o:?}");
     let o = probe(port, ProbeSpec::Smtp(SmtpSpec::submission())).await;
     assert!(
         !o.ok && o.reason.starts_with("STARTTLS: TLS handshake"),
         "{o:?}"
     );
-    // Plain smtp stays plain.
-    let o = probe(port, ProbeSpec::Smtp(SmtpSpec::default())).await;
-    assert!(o.ok && !o.reason.contains("STARTTLS"), "{o:?}");
     daemon.stop();
     let o = probe(port, ProbeSpec::Smtp(SmtpSpec::submission())).await;
     assert!(!o.ok && o.reason.contains("connect"), "{o:?}");
@@ -757,4 +758,124 @@ async fn nntp_against_leafnode() {
     let o = probe(good.port, ProbeSpec::Nntp).await;
     assert!(!o.ok && o.reason.contains("connect"), "{o:?}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Submission with a STARTTLS that succeeds, against a real submission
+/// server: Debian 12's OpenSMTPD 6.8 cannot finish any TLS handshake with
+/// OpenSSL 3 (OpenSMTPD issues #1171 and #1239, fixed upstream in 7.x:
+/// "missing private key" in its privsep signer, RSA and ECDSA alike; see
+/// `submission_against_opensmtpd`), so dovecot's submission service
+/// (dovecot-submissiond) is the peer here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submission_starttls_against_dovecot_submission() {
+    use halb_health::SmtpSpec;
+    let Some(dovecot) = binary("/usr/sbin/dovecot", "dovecot-core") else {
+        return;
+    };
+    if binary("/usr/lib/dovecot/submission", "dovecot-submissiond").is_none() {
+        return;
+    }
+    let dir = temp_dir("dovecot-submission");
+    let out = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args([
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost",
+        ])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .arg("-keyout")
+        .arg(dir.join("key.pem"))
+        .arg("-out")
+        .arg(dir.join("cert.pem"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let port = free_port();
+    let d = dir.display();
+    let conf = dir.join("dovecot.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "base_dir = {d}/run\nstate_dir = {d}/state\nlog_path = {d}/dovecot.log\n\
+             protocols = submission\nlisten = 127.0.0.1\nssl = yes\nhostname = localhost\n\
+             ssl_cert = <{d}/cert.pem\nssl_key = <{d}/key.pem\n\
+             submission_relay_host = 127.0.0.1\nsubmission_relay_port = 9\n\
+             default_internal_user = dovecot\ndefault_login_user = dovenull\n\
+             passdb {{\n  driver = static\n  args = password=unused-1\n}}\n\
+             userdb {{\n  driver = static\n  args = uid=65534 gid=65534 home={d}/home/%u\n}}\n\
+             service submission-login {{\n  inet_listener submission {{\n    port = {port}\n  }}\n}}\n"
+        ),
+    )
+    .unwrap();
+    let log = dir.join("dovecot.log");
+    let child = Command::new(dovecot)
+        .arg("-F")
+        .arg("-c")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut daemon = Daemon {
+        child: Some(child),
+        dir: dir.clone(),
+    };
+    wait_port(port, "dovecot submission", &log);
+    let submission = |tls: TlsSpec| {
+        ProbeSpec::Smtp(SmtpSpec {
+            starttls: Some(tls),
+            ..SmtpSpec::default()
+        })
+    };
+    // ldirectord's submission: any certificate.
+    let o = probe(port, ProbeSpec::Smtp(SmtpSpec::submission())).await;
+    assert_eq!(
+        (o.ok, o.reason.as_str()),
+        (true, "SMTP 250 to EHLO after STARTTLS"),
+        "{o:?}"
+    );
+    // Verified against its CA and name.
+    let verified = |name: &str| TlsSpec {
+        server_name: Some(name.to_owned()),
+        verify: true,
+        ca_file: Some(dir.join("cert.pem")),
+        ..TlsSpec::default()
+    };
+    let o = probe(port, submission(verified("localhost"))).await;
+    assert!(o.ok, "{o:?}");
+    // A certificate for another name, or one no trusted CA signed: down,
+    // with the handshake's reason.
+    let o = probe(port, submission(verified("mail.example.net"))).await;
+    assert!(
+        !o.ok
+            && o.reason.starts_with("STARTTLS: TLS handshake")
+            && o.reason.contains("not valid for name"),
+        "{o:?}"
+    );
+    let o = probe(
+        port,
+        submission(TlsSpec {
+            verify: true,
+            server_name: Some("localhost".into()),
+            ..TlsSpec::default()
+        }),
+    )
+    .await;
+    assert!(
+        !o.ok
+            && o.reason.starts_with("STARTTLS: TLS handshake")
+            && o.reason.contains("UnknownIssuer"),
+        "{o:?}"
+    );
+    terminate(&mut daemon);
+    let o = probe(port, ProbeSpec::Smtp(SmtpSpec::submission())).await;
+    assert!(!o.ok && o.reason.contains("connect"), "{o:?}");
 }
