@@ -462,6 +462,8 @@ pub(super) struct Layer {
     retrieve: Option<String>,
     transport: Option<SipTransport>,
     url: Option<String>,
+    /// A `url` key is written (even if invalid, so no follow-up error).
+    url_written: bool,
 }
 
 impl Layer {
@@ -518,6 +520,7 @@ impl Layer {
             retrieve: self.retrieve.clone().or_else(|| lower.retrieve.clone()),
             transport: self.transport.or(lower.transport),
             url: self.url.clone().or_else(|| lower.url.clone()),
+            url_written: self.url_written || lower.url_written,
         }
     }
 
@@ -1032,7 +1035,7 @@ impl Cx<'_> {
                     tls: None,
                 }),
                 None => {
-                    if let Some(k) = &m.kind {
+                    if let Some(k) = m.kind.as_ref().filter(|_| !m.url_written) {
                         self.push_once(
                             Problem::new(
                                 k.span.clone(),
@@ -1362,6 +1365,7 @@ impl Cx<'_> {
             };
         }
         if let Some(f) = self.field(node, "url") {
+            l.url_written = true;
             let w = Want {
                 short: "a string",
                 expected: "an absolute http:// URL fetched through the proxy (ldirectord's request for http_proxy)",

@@ -531,6 +531,51 @@ mod tests {
         assert!(!o.ok && o.reason.contains("exceeds"), "{o:?}");
     }
 
+    /// Hostile UDP peers: endless 1xx, garbage, and a reply to another
+    /// transaction never make the probe wait past its bound of messages.
+    #[tokio::test]
+    async fn udp_hostile_peers_end() {
+        for kind in 0..3u8 {
+            let server = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let target = server.local_addr().unwrap();
+            tokio::spawn(async move {
+                let mut b = vec![0u8; 65536];
+                let Ok((n, from)) = server.recv_from(&mut b).await else {
+                    return;
+                };
+                let req = String::from_utf8_lossy(&b[..n]).into_owned();
+                let header = |name: &str| {
+                    req.lines()
+                        .find_map(|l| l.strip_prefix(name))
+                        .unwrap_or("")
+                        .trim()
+                        .to_owned()
+                };
+                let (call_id, cseq) = (header("Call-ID:"), header("CSeq:"));
+                for _ in 0..MAX_MESSAGES + 4 {
+                    let msg = match kind {
+                        0 => format!(
+                            "SIP/2.0 100 Trying\r\nCall-ID: {call_id}\r\nCSeq: {cseq}\r\n\r\n"
+                        ),
+                        1 => "\x00\x01garbage".to_owned(),
+                        _ => {
+                            format!("SIP/2.0 200 OK\r\nCall-ID: x{call_id}\r\nCSeq: {cseq}\r\n\r\n")
+                        }
+                    };
+                    let _ = server.send_to(msg.as_bytes(), from).await;
+                }
+            });
+            let o =
+                tokio::time::timeout(Duration::from_secs(10), probe(target, &SipSpec::default()))
+                    .await
+                    .unwrap();
+            assert!(
+                !o.ok && o.reason.contains("without a final response"),
+                "{kind}: {o:?}"
+            );
+        }
+    }
+
     proptest::proptest! {
         #[test]
         fn parse_and_judge_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400)) {
