@@ -80,6 +80,29 @@ fn wait_port(port: u16, what: &str, log: &Path) {
     }
 }
 
+/// Waits (at most 20 s) until a connection to `port` gets a greeting
+/// line starting `220`.
+fn wait_greeting(port: u16, what: &str, log: &Path) {
+    use std::io::Read as _;
+    let start = Instant::now();
+    loop {
+        let mut buf = [0u8; 64];
+        let got = TcpStream::connect(("127.0.0.1", port)).and_then(|mut c| {
+            c.set_read_timeout(Some(Duration::from_secs(2)))?;
+            c.read(&mut buf)
+        });
+        if matches!(got, Ok(n) if buf[..n].starts_with(b"220")) {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{what} on {port} gives no 220 greeting: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 async fn probe(port: u16, probe: ProbeSpec) -> ProbeOutcome {
     let spec = CheckSpec {
         target: SocketAddr::from(([127, 0, 0, 1], port)),
@@ -318,8 +341,10 @@ async fn submission_against_opensmtpd() {
     // handshake with OpenSSL 3 (its privsep RSA engine: "missing private
     // key"; `openssl s_client -starttls smtp` fails alike). The probe
     // reaches the handshake after EHLO and STARTTLS 220, and reports it.
-    // Plain smtp stays plain. Asked first: after its failed handshake
-    // smtpd sometimes resets the next connection.
+    // Listening is not ready: until its privsep processes are up, smtpd
+    // may reset a connection it accepted. Ready is a 220 greeting.
+    wait_greeting(port, "smtpd", &log);
+    // Plain smtp stays plain.
     let o = probe(port, ProbeSpec::Smtp(SmtpSpec::default())).await;
     assert!(o.ok && !o.reason.contains("STARTTLS"), "{o:?}");
     let o = probe(port, ProbeSpec::Smtp(SmtpSpec::submission())).await;
@@ -327,7 +352,9 @@ async fn submission_against_opensmtpd() {
         !o.ok && o.reason.starts_with("STARTTLS: TLS handshake"),
         "{o:?}"
     );
-    daemon.stop();
+    // SIGTERM: smtpd stops its privsep children (a SIGKILL leaves the
+    // one holding the listener to reset connections a moment longer).
+    terminate(&mut daemon);
     let o = probe(port, ProbeSpec::Smtp(SmtpSpec::submission())).await;
     assert!(!o.ok && o.reason.contains("connect"), "{o:?}");
 }
