@@ -5,7 +5,7 @@
 //! child process) sits under one `tokio::time::timeout`, reads are
 //! bounded ([`http::MAX_RESPONSE`], [`line::MAX_LINE`], one datagram,
 //! [`crate::spec::SIMPLETCP_MAX_REPLY`] for simpletcp and an FTP file,
-//! [`mysql::MAX_PACKET`], [`pgsql::MAX_MESSAGE`]), and a child process is killed with its
+//! [`mysql::MAX_PACKET`], [`pgsql::MAX_MESSAGE`], [`ldap::MAX_MESSAGE`]), and a child process is killed with its
 //! process group when the timeout drops it. The engine enforces the same
 //! timeout on its side, so a probe that misbehaves still cannot stall it.
 
@@ -15,6 +15,7 @@ pub mod ftp;
 pub mod http;
 pub mod icmp;
 pub mod imap;
+pub mod ldap;
 pub mod line;
 pub mod mysql;
 pub mod nntp;
@@ -76,6 +77,8 @@ pub async fn run(spec: &CheckSpec) -> ProbeOutcome {
             ProbeSpec::Imap(m) => Box::pin(imap::probe(spec.target, m)).await,
             ProbeSpec::Pop(m) => Box::pin(pop::probe(spec.target, m)).await,
             ProbeSpec::Nntp => nntp::probe(spec.target).await,
+            ProbeSpec::Ldap(l) => Box::pin(ldap::probe(spec.target, l)).await,
+            ProbeSpec::Radius(_) => ProbeOutcome::down("radius: not built yet"),
             ProbeSpec::Oracle => {
                 ProbeOutcome::down("oracle is not supported: it needs Oracle's client library")
             }
