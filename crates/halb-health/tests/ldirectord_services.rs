@@ -532,6 +532,128 @@ async fn ldap_and_ldaps_against_slapd() {
     assert!(!o.ok && o.reason.contains("connect"), "{o:?}");
 }
 
+/// freeradius -X with a radiusd.conf, a client 127.0.0.1 (secret
+/// `testing123`) and a users file (`hc` / `hc-pass-1`) in a temporary
+/// directory, on a loopback port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn radius_against_freeradius() {
+    use halb_health::RadiusSpec;
+    let Some(freeradius) = binary("/usr/sbin/freeradius", "freeradius") else {
+        return;
+    };
+    let dir = temp_dir("freeradius");
+    let d = dir.display();
+    // The UDP port: free for TCP says little, so one bound and released.
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::write(
+        dir.join("radiusd.conf"),
+        format!(
+            "prefix = /usr\nexec_prefix = /usr\nsysconfdir = {d}\nlocalstatedir = {d}\n\
+             sbindir = /usr/sbin\nlogdir = {d}\nraddbdir = {d}\nradacctdir = {d}\n\
+             name = freeradius\nconfdir = {d}\nrun_dir = {d}\nlibdir = /usr/lib/freeradius\n\
+             pidfile = {d}/radiusd.pid\nmax_request_time = 5\ncleanup_delay = 1\n\
+             max_requests = 256\nhostname_lookups = no\nlog {{\n destination = stderr\n}}\n\
+             security {{\n allow_core_dumps = no\n allow_vulnerable_openssl = yes\n}}\n\
+             client local {{\n ipaddr = 127.0.0.1\n secret = testing123\n}}\n\
+             modules {{\n files {{\n  filename = {d}/users\n }}\n pap {{\n }}\n}}\n\
+             server default {{\n listen {{\n  type = auth\n  ipaddr = 127.0.0.1\n  port = {port}\n }}\n\
+             authorize {{\n  files\n  pap\n }}\n authenticate {{\n  pap\n }}\n}}\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("users"),
+        "hc Cleartext-Password := \"hc-pass-1\"\n  Reply-Message := \"Hello hc\"\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("dictionary"), "").unwrap();
+    let log = dir.join("freeradius.log");
+    let child = Command::new(freeradius)
+        .arg("-X")
+        .arg("-d")
+        .arg(&dir)
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+    let mut daemon = Daemon {
+        child: Some(child),
+        dir: dir.clone(),
+    };
+    let start = Instant::now();
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("Ready to process requests")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "freeradius did not start: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let check = |user: &str, password: &str, secret: &str, require_accept: bool| {
+        ProbeSpec::Radius(RadiusSpec {
+            username: user.into(),
+            password: Some(password.into()),
+            secret: secret.into(),
+            require_accept,
+        })
+    };
+    let o = probe(port, check("hc", "hc-pass-1", "testing123", true)).await;
+    assert_eq!(o.reason, "Access-Accept for hc: Hello hc", "{o:?}");
+    assert!(o.ok);
+    // A wrong password: Access-Reject, alive as ldirectord reads it,
+    // down when an Accept is required.
+    let o = probe(port, check("hc", "wrong", "testing123", false)).await;
+    assert!(
+        o.ok && o.reason.starts_with("Access-Reject for hc"),
+        "{o:?}"
+    );
+    let o = probe(port, check("hc", "wrong", "testing123", true)).await;
+    assert!(!o.ok && o.reason.contains("require_accept"), "{o:?}");
+    // ldirectord's default: no password, the server still answers.
+    let o = probe(port, ProbeSpec::Radius(RadiusSpec::new("testing123"))).await;
+    assert!(
+        o.ok && o.reason.starts_with("Access-Reject for halb"),
+        "{o:?}"
+    );
+    // A wrong secret: FreeRADIUS drops a request whose
+    // Message-Authenticator it cannot verify; the probe says so.
+    let spec = |probe: ProbeSpec, timeout_ms: u64| CheckSpec {
+        target: SocketAddr::from(([127, 0, 0, 1], port)),
+        probe,
+        timing: Timing {
+            timeout: Duration::from_millis(timeout_ms),
+            ..Timing::default()
+        },
+    };
+    let o = run(&spec(check("hc", "hc-pass-1", "wrong-secret", false), 900)).await;
+    assert!(
+        !o.ok && o.reason.starts_with("no reply to 3 Access-Requests"),
+        "{o:?}"
+    );
+    assert!(
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("Message-Authenticator"),
+        "freeradius did not report the bad Message-Authenticator"
+    );
+    // A hung server (SIGSTOP): no reply, bounded by the timeout.
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    let o = run(&spec(check("hc", "hc-pass-1", "testing123", false), 600)).await;
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+    assert!(!o.ok && o.reason.starts_with("no reply"), "{o:?}");
+    daemon.stop();
+    let o = run(&spec(check("hc", "hc-pass-1", "testing123", false), 900)).await;
+    assert!(!o.ok && o.reason.contains("port unreachable"), "{o:?}");
+}
+
 /// Hostile servers: garbage, an endless banner, a trickle. Every new
 /// probe ends by its timeout (or sooner) with a reason, and reads only
 /// its bound.
