@@ -29,6 +29,6 @@ pub use engine::{Action, CheckId, CheckStatus, Engine, Health, ProbeId, ProbeOut
 pub use probe::{NetProber, Prober};
 pub use spec::{
     encode_name, resolve, BodyRegex, CheckSpec, ClientCert, DnsSpec, DnsType, ExternalSpec,
-    FtpSpec, HttpMethod, HttpSpec, InitialState, MailSpec, Params, ProbeSpec, RedisSpec,
-    SimpleTcpSpec, SmtpSpec, SqlSpec, Timing, TlsSpec, UdpSpec,
+    FtpSpec, HttpMethod, HttpSpec, InitialState, LdapSpec, MailSpec, Params, ProbeSpec, RadiusSpec,
+    RedisSpec, SimpleTcpSpec, SmtpSpec, SqlSpec, Timing, TlsSpec, UdpSpec,
 };

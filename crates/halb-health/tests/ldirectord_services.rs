@@ -1,7 +1,8 @@
 //! The ldirectord service probes against the real Debian daemons, started
 //! here on loopback ports with every file in a temporary directory and
 //! killed by PID on drop: vsftpd (ftp), dovecot (imap, imaps, pop, pops),
-//! opensmtpd (submission), redis-server (simpletcp), and hostile servers.
+//! opensmtpd (submission), redis-server (simpletcp), slapd (ldap, ldaps),
+//! freeradius (radius), and hostile servers.
 //! A missing daemon skips the test, or fails it when `CI` is set
 //! (.ci/run installs them from .ci/packages). Each probe is up when the
 //! daemon answers right, down with the daemon's reason when it answers
@@ -10,7 +11,7 @@
 
 use halb_health::probe::run;
 use halb_health::{
-    BodyRegex, CheckSpec, FtpSpec, MailSpec, ProbeOutcome, ProbeSpec, Timing, TlsSpec,
+    BodyRegex, CheckSpec, FtpSpec, LdapSpec, MailSpec, ProbeOutcome, ProbeSpec, Timing, TlsSpec,
 };
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -383,6 +384,276 @@ async fn simpletcp_against_redis_server() {
     assert!(!o.ok && o.reason.contains("connect"), "{o:?}");
 }
 
+/// slapd with a `dc=example,dc=org` database (rootdn `cn=admin` /
+/// `hc-pass-1`, an `ou=health` entry) on a plain and an ldaps listener,
+/// from a slapd.conf and a slapadd'ed database in a temporary directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ldap_and_ldaps_against_slapd() {
+    let Some(slapd) = binary("/usr/sbin/slapd", "slapd") else {
+        return;
+    };
+    let slapadd = binary("/usr/sbin/slapadd", "slapd").unwrap();
+    let dir = temp_dir("slapd");
+    let d = dir.display();
+    std::fs::create_dir_all(dir.join("db")).unwrap();
+    let out = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args(["-subj", "/CN=localhost", "-keyout"])
+        .arg(dir.join("key.pem"))
+        .arg("-out")
+        .arg(dir.join("cert.pem"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let conf = dir.join("slapd.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "include /etc/ldap/schema/core.schema\npidfile {d}/slapd.pid\n\
+             TLSCertificateFile {d}/cert.pem\nTLSCertificateKeyFile {d}/key.pem\n\
+             modulepath /usr/lib/ldap\nmoduleload back_mdb\n\
+             database mdb\nsuffix \"dc=example,dc=org\"\n\
+             rootdn \"cn=admin,dc=example,dc=org\"\nrootpw hc-pass-1\ndirectory {d}/db\n"
+        ),
+    )
+    .unwrap();
+    let ldif = dir.join("base.ldif");
+    std::fs::write(
+        &ldif,
+        "dn: dc=example,dc=org\nobjectClass: dcObject\nobjectClass: organization\ndc: example\no: Example\n\n\
+         dn: ou=health,dc=example,dc=org\nobjectClass: organizationalUnit\nou: health\n",
+    )
+    .unwrap();
+    let out = Command::new(slapadd)
+        .arg("-f")
+        .arg(&conf)
+        .arg("-l")
+        .arg(&ldif)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "slapadd: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (plain, tls) = (free_port(), free_port());
+    let log = dir.join("slapd.log");
+    let child = Command::new(slapd)
+        .args(["-d", "0", "-f"])
+        .arg(&conf)
+        .arg("-h")
+        .arg(format!(
+            "ldap://127.0.0.1:{plain}/ ldaps://127.0.0.1:{tls}/"
+        ))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+    let mut daemon = Daemon {
+        child: Some(child),
+        dir: dir.clone(),
+    };
+    wait_port(plain, "slapd", &log);
+    wait_port(tls, "slapd", &log);
+    let admin = |password: &str, base: Option<&str>| LdapSpec {
+        bind_dn: Some("cn=admin,dc=example,dc=org".into()),
+        password: Some(password.into()),
+        search_base: base.map(str::to_owned),
+        ..LdapSpec::default()
+    };
+    // ldirectord's default: anonymous, the root DSE.
+    let o = probe(plain, ProbeSpec::Ldap(LdapSpec::root_dse())).await;
+    assert!(o.ok && o.reason.contains("(root DSE)"), "{o:?}");
+    let o = probe(plain, ProbeSpec::Ldap(LdapSpec::default())).await;
+    assert!(o.ok && o.reason == "LDAP bind (anonymous) OK", "{o:?}");
+    let o = probe(tls, ProbeSpec::Ldap(LdapSpec::tls())).await;
+    assert!(o.ok, "{o:?}");
+    let o = probe(
+        plain,
+        ProbeSpec::Ldap(admin("hc-pass-1", Some("ou=health,dc=example,dc=org"))),
+    )
+    .await;
+    assert!(o.ok, "{o:?}");
+    // receive matched against the entry's DN.
+    let matching = |re: &str| {
+        ProbeSpec::Ldap(LdapSpec {
+            expect: Some(BodyRegex::new(re).unwrap()),
+            tls: Some(TlsSpec::default()),
+            ..admin("hc-pass-1", Some("ou=health,dc=example,dc=org"))
+        })
+    };
+    let o = probe(tls, matching("^ou=health,")).await;
+    assert!(o.ok, "{o:?}");
+    let o = probe(tls, matching("^ou=sales,")).await;
+    assert!(
+        !o.ok && o.reason.contains("does not match /^ou=sales,/"),
+        "{o:?}"
+    );
+    // The server's own reasons.
+    let o = probe(plain, ProbeSpec::Ldap(admin("wrong", None))).await;
+    assert_eq!(
+        o.reason, "bind cn=admin,dc=example,dc=org: invalidCredentials (49)",
+        "{o:?}"
+    );
+    let o = probe(
+        plain,
+        ProbeSpec::Ldap(admin("hc-pass-1", Some("ou=missing,dc=example,dc=org"))),
+    )
+    .await;
+    assert!(!o.ok && o.reason.contains("noSuchObject (32)"), "{o:?}");
+    // Plain LDAP against the ldaps port, TLS against the plain one.
+    let o = probe(tls, ProbeSpec::Ldap(LdapSpec::default())).await;
+    assert!(!o.ok, "{o:?}");
+    let o = probe(plain, ProbeSpec::Ldap(LdapSpec::tls())).await;
+    assert!(!o.ok && o.reason.contains("TLS"), "{o:?}");
+    // A hung slapd (SIGSTOP): the kernel accepts, nothing answers; the
+    // probe ends by its timeout with the reason.
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    let spec = CheckSpec {
+        target: SocketAddr::from(([127, 0, 0, 1], plain)),
+        probe: ProbeSpec::Ldap(LdapSpec::root_dse()),
+        timing: Timing {
+            timeout: Duration::from_millis(500),
+            ..Timing::default()
+        },
+    };
+    let o = run(&spec).await;
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+    assert!(!o.ok && o.reason.contains("timed out"), "{o:?}");
+    daemon.stop();
+    let o = probe(plain, ProbeSpec::Ldap(LdapSpec::root_dse())).await;
+    assert!(!o.ok && o.reason.contains("connect"), "{o:?}");
+}
+
+/// freeradius -X with a radiusd.conf, a client 127.0.0.1 (secret
+/// `testing123`) and a users file (`hc` / `hc-pass-1`) in a temporary
+/// directory, on a loopback port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn radius_against_freeradius() {
+    use halb_health::RadiusSpec;
+    let Some(freeradius) = binary("/usr/sbin/freeradius", "freeradius") else {
+        return;
+    };
+    let dir = temp_dir("freeradius");
+    let d = dir.display();
+    // The UDP port: free for TCP says little, so one bound and released.
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::write(
+        dir.join("radiusd.conf"),
+        format!(
+            "prefix = /usr\nexec_prefix = /usr\nsysconfdir = {d}\nlocalstatedir = {d}\n\
+             sbindir = /usr/sbin\nlogdir = {d}\nraddbdir = {d}\nradacctdir = {d}\n\
+             name = freeradius\nconfdir = {d}\nrun_dir = {d}\nlibdir = /usr/lib/freeradius\n\
+             pidfile = {d}/radiusd.pid\nmax_request_time = 5\ncleanup_delay = 1\n\
+             max_requests = 256\nhostname_lookups = no\nlog {{\n destination = stderr\n}}\n\
+             security {{\n allow_core_dumps = no\n allow_vulnerable_openssl = yes\n}}\n\
+             client local {{\n ipaddr = 127.0.0.1\n secret = testing123\n}}\n\
+             modules {{\n files {{\n  filename = {d}/users\n }}\n pap {{\n }}\n}}\n\
+             server default {{\n listen {{\n  type = auth\n  ipaddr = 127.0.0.1\n  port = {port}\n }}\n\
+             authorize {{\n  files\n  pap\n }}\n authenticate {{\n  pap\n }}\n}}\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("users"),
+        "hc Cleartext-Password := \"hc-pass-1\"\n  Reply-Message := \"Hello hc\"\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("dictionary"), "").unwrap();
+    let log = dir.join("freeradius.log");
+    let child = Command::new(freeradius)
+        .arg("-X")
+        .arg("-d")
+        .arg(&dir)
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+    let mut daemon = Daemon {
+        child: Some(child),
+        dir: dir.clone(),
+    };
+    let start = Instant::now();
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("Ready to process requests")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "freeradius did not start: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let check = |user: &str, password: &str, secret: &str, require_accept: bool| {
+        ProbeSpec::Radius(RadiusSpec {
+            username: user.into(),
+            password: Some(password.into()),
+            secret: secret.into(),
+            require_accept,
+        })
+    };
+    let o = probe(port, check("hc", "hc-pass-1", "testing123", true)).await;
+    assert_eq!(o.reason, "Access-Accept for hc: Hello hc", "{o:?}");
+    assert!(o.ok);
+    // A wrong password: Access-Reject, alive as ldirectord reads it,
+    // down when an Accept is required.
+    let o = probe(port, check("hc", "wrong", "testing123", false)).await;
+    assert!(
+        o.ok && o.reason.starts_with("Access-Reject for hc"),
+        "{o:?}"
+    );
+    let o = probe(port, check("hc", "wrong", "testing123", true)).await;
+    assert!(!o.ok && o.reason.contains("require_accept"), "{o:?}");
+    // ldirectord's default: no password, the server still answers.
+    let o = probe(port, ProbeSpec::Radius(RadiusSpec::new("testing123"))).await;
+    assert!(
+        o.ok && o.reason.starts_with("Access-Reject for halb"),
+        "{o:?}"
+    );
+    // A wrong secret: FreeRADIUS drops a request whose
+    // Message-Authenticator it cannot verify; the probe says so.
+    let spec = |probe: ProbeSpec, timeout_ms: u64| CheckSpec {
+        target: SocketAddr::from(([127, 0, 0, 1], port)),
+        probe,
+        timing: Timing {
+            timeout: Duration::from_millis(timeout_ms),
+            ..Timing::default()
+        },
+    };
+    let o = run(&spec(check("hc", "hc-pass-1", "wrong-secret", false), 900)).await;
+    assert!(
+        !o.ok && o.reason.starts_with("no reply to 3 Access-Requests"),
+        "{o:?}"
+    );
+    assert!(
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("Message-Authenticator"),
+        "freeradius did not report the bad Message-Authenticator"
+    );
+    // A hung server (SIGSTOP): no reply, bounded by the timeout.
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    let o = run(&spec(check("hc", "hc-pass-1", "testing123", false), 600)).await;
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+    assert!(!o.ok && o.reason.starts_with("no reply"), "{o:?}");
+    daemon.stop();
+    let o = run(&spec(check("hc", "hc-pass-1", "testing123", false), 900)).await;
+    assert!(!o.ok && o.reason.contains("port unreachable"), "{o:?}");
+}
+
 /// Hostile servers: garbage, an endless banner, a trickle. Every new
 /// probe ends by its timeout (or sooner) with a reason, and reads only
 /// its bound.
@@ -426,6 +697,7 @@ async fn hostile_servers_never_stall_the_new_probes() {
         ProbeSpec::Imap(MailSpec::default()),
         ProbeSpec::Pop(MailSpec::default()),
         ProbeSpec::Nntp,
+        ProbeSpec::Ldap(LdapSpec::root_dse()),
         ProbeSpec::Smtp(halb_health::SmtpSpec::submission()),
         ProbeSpec::SimpleTcp(SimpleTcpSpec {
             send: b"x\r\n".to_vec(),
