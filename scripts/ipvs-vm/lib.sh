@@ -162,16 +162,33 @@ halb_wait_ipvs() { wait_for "$1" "$2" 100; }
 # defines rs_start K / rs_kill K (start / kill real server rK's servers),
 # starts them all, then calls `equiv DAEMON FILE K`: the daemon programs IPVS
 # from FILE; its `ipvsadm -S -n` (sorted) is taken once it settles with all
-# real servers healthy, and again after rK's servers are killed; the daemon
+# real servers healthy, and again after rK's servers are killed (once every
+# line of rK's has changed: removed or weight 0); the daemon
 # stops, the table is cleared, rK starts again; halb runs the imported TOML
 # and must reach the same two tables.
 
 IMPORT_DIR=/halbvm/import
 
+# equiv_serve K PORT [HTTP_PORT]: rK answers "rK" on PORT (without nc's
+# complaints about the checkers' connections closed early), and serves
+# /health ("ok") over HTTP on HTTP_PORT (busybox httpd)
+equiv_serve() {
+  $IP netns exec "r$1" nc -ll -p "$2" -e /bin/echo "r$1" 2>/dev/null &
+  wait_for "r$1 listening on $2" "nsx r$1 netstat -ltn | grep -q ':$2 '"
+  [ -n "${3:-}" ] || return 0
+  mkdir -p "/tmp/case/www$1"; echo ok > "/tmp/case/www$1/health"
+  $IP netns exec "r$1" httpd -f -p "$3" -h "/tmp/case/www$1" &
+  wait_for "r$1's HTTP server on $3" "nsx r$1 netstat -ltn | grep -q ':$3 '"
+}
+rs_kill() { local p; for p in $($IP netns pids "r$1"); do kill "$p"; done; }
+
 ipvs_dump() { ipvsadm -S -n | sort; }
 
 # dump_settled SECONDS: wait until the dump is unchanged for SECONDS (at most
-# 60 s), then print it
+# 60 s), then print it. The daemons' checks run every second in these
+# files, so two seconds unchanged is two rounds of checks that changed
+# nothing. (A dump taken mid-change cannot make a case pass: halb must
+# then reach that very table.)
 dump_settled() {
   local want=$(($1 * 10)) same=0 i=0 prev cur
   prev=$(ipvs_dump)
@@ -216,8 +233,11 @@ daemon_stop() {
   wait_for "the daemon to exit" "! kill -0 $DAEMON_PID" 150
 }
 
+# tnote MSG: a note with the guest's uptime
+tnote() { note "[$(cut -d' ' -f1 /proc/uptime)s] $*"; }
+
 show_dump() { # TITLE DUMP
-  note "$1:"
+  tnote "$1:"
   echo "$2" | sed 's/^/#   /'
 }
 
@@ -245,18 +265,18 @@ equiv() { # DAEMON FILE K
   local file=$2 k=$3 addr healthy degraded
   addr=$(real_addr "$k")
   imported "$file"
-  note "$DAEMON programs IPVS from $file"
+  tnote "$DAEMON programs IPVS from $file"
   daemon_start "$DAEMON" "$file"
   wait_for "$DAEMON's services in the table" "[ -n \"\$(ipvsadm -S -n)\" ]" 200
-  healthy=$(dump_settled 4)
+  healthy=$(dump_settled 2)
   show_dump "$DAEMON, all real servers healthy" "$healthy"
   echo "$healthy" | grep -q -- "-r $addr:" || fail "$DAEMON's table has no real server $addr"
-  note "killing r$k's servers"
+  tnote "killing r$k's servers"
   echo "$healthy" | grep -- "-r $addr:" > /tmp/case/r-lines
   rs_kill "$k"
   # Every line of rK's in the healthy table changes (removed, or weight 0).
   wait_for "$DAEMON to see r$k down" "! ipvs_dump | grep -qxF -f /tmp/case/r-lines" 600
-  degraded=$(dump_settled 4)
+  degraded=$(dump_settled 2)
   show_dump "$DAEMON, r$k down" "$degraded"
   [ "$degraded" != "$healthy" ] || fail "$DAEMON's table did not change with r$k down"
   daemon_stop
@@ -264,7 +284,7 @@ equiv() { # DAEMON FILE K
   ipvsadm -C
   rs_start "$k"
   HALB_CONF=$(cat /tmp/case/imported)
-  note "halb programs IPVS from the imported $HALB_CONF"
+  tnote "halb programs IPVS from the imported $HALB_CONF"
   halb_start
   same_table "all real servers healthy" "$healthy"
   rs_kill "$k"

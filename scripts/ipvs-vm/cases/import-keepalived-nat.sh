@@ -6,12 +6,6 @@
 # import: keepalived keepalived-nat.conf
 topo_nat 2
 mkdir -p /tmp/case
-rs_start() { # K: TCP on 80, HTTP on 8080 (/health)
-  serve_one "$1" 80
-  mkdir -p "/tmp/case/www$1"; echo ok > "/tmp/case/www$1/health"
-  $IP netns exec "r$1" httpd -f -p 8080 -h "/tmp/case/www$1" &
-  wait_for "r$1's HTTP server" "nsx r$1 netstat -ltn | grep -q ':8080 '"
-}
-rs_kill() { for p in $($IP netns pids "r$1"); do kill "$p"; done; }
+rs_start() { equiv_serve "$1" 80 8080; } # TCP on 80, HTTP on 8080
 rs_start 1; rs_start 2
 equiv keepalived keepalived-nat.conf 2
