@@ -787,6 +787,9 @@ impl<'a> Ld<'a> {
             }
         }
         let quiescent = get("quiescent");
+        if v.keys.contains_key("quiescent") {
+            used.insert("quiescent");
+        }
         let on_down = match quiescent.map(|q| unquote(&q.text)) {
             Some("yes") => "quiescent",
             Some("no") | None => "remove",

@@ -462,3 +462,22 @@ fn heartbeat_ucast_only_becomes_unicast_peers_and_short_keys_are_reported() {
     assert!(r.contains("authkeys:2:3: unmapped: md5: heartbeat signs its packets with HMAC-MD5 and a key of 6 bytes"), "{r}");
     assert!(!out.toml.contains("auth ="));
 }
+
+#[test]
+fn a_blocks_own_quiescent_is_read_not_reported_unused() {
+    // As real ldirectord does in the IPVS VM (scripts/ipvs-vm/cases/
+    // import-ldirectord-masq.sh): the block's quiescent overrides the global.
+    let out = ld("quiescent=no\nvirtual=192.0.2.1:80\n\treal=198.51.100.1:80 masq\n\tchecktype=connect\n\tquiescent=yes\nvirtual=192.0.2.1:81\n\treal=198.51.100.1:81 masq\n\tchecktype=connect\n").unwrap();
+    checked(&out);
+    let r = out.report.render();
+    assert!(!r.contains("quiescent"), "{r}");
+    let first = out
+        .toml
+        .find("on_down = \"quiescent\"")
+        .expect("the block's quiescent=yes");
+    let second = out
+        .toml
+        .find("on_down = \"remove\"")
+        .expect("the global quiescent=no");
+    assert!(first < second, "{}", out.toml);
+}
