@@ -1679,16 +1679,7 @@ impl<'a> Ld<'a> {
                         emit::set_str(&mut t, "password", unquote(&p.text));
                     }
                 }
-                for (what, v) in [("request", &request), ("receive", &receive)] {
-                    if let Some((_, p)) = v {
-                        report.unmapped(
-                            p,
-                            what,
-                            format!("ldirectord does not use {what} for service {service}"),
-                            Advice::None,
-                        );
-                    }
-                }
+                unused_request_receive(report, &service, &request, &receive);
             }
             "ldap" | "ldaps" => {
                 emit::set_str(&mut t, "type", ty);
@@ -1734,16 +1725,7 @@ impl<'a> Ld<'a> {
                 if let Some(p) = take("passwd", used) {
                     emit::set_str(&mut t, "password", unquote(&p.text));
                 }
-                for (what, v) in [("request", &request), ("receive", &receive)] {
-                    if let Some((_, p)) = v {
-                        report.unmapped(
-                            p,
-                            what,
-                            format!("ldirectord does not use {what} for service radius"),
-                            Advice::None,
-                        );
-                    }
-                }
+                unused_request_receive(report, "radius", &request, &receive);
             }
             "simpletcp" => {
                 emit::set_str(&mut t, "type", "simpletcp");
@@ -1796,6 +1778,26 @@ impl<'a> Ld<'a> {
         plan.ty = ty;
         plan.table = Some(t);
         plan
+    }
+}
+
+/// Reports `request` and `receive` where ldirectord's check of `service`
+/// does not use them.
+fn unused_request_receive(
+    report: &mut Report,
+    service: &str,
+    request: &Option<(String, Pos)>,
+    receive: &Option<(String, Pos)>,
+) {
+    for (what, v) in [("request", request), ("receive", receive)] {
+        if let Some((_, p)) = v {
+            report.unmapped(
+                p,
+                what,
+                format!("ldirectord does not use {what} for service {service}"),
+                Advice::None,
+            );
+        }
     }
 }
 
