@@ -14,6 +14,7 @@ use halb_health::{
     BodyRegex, CheckSpec, FtpSpec, LdapSpec, MailSpec, ProbeOutcome, ProbeSpec, Timing, TlsSpec,
 };
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -24,8 +25,15 @@ struct Daemon {
 }
 
 impl Daemon {
+    /// Kills the daemon and, when it was started as a process group's
+    /// leader (`process_group(0)`), its group: OpenSMTPD's privsep
+    /// children otherwise keep the listening socket open a while.
     fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
+            let pid = nix::unistd::Pid::from_raw(i32::try_from(c.id()).unwrap());
+            if nix::unistd::getpgid(Some(pid)) == Ok(pid) {
+                let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
+            }
             let _ = c.kill();
             let _ = c.wait();
         }
@@ -76,6 +84,29 @@ fn wait_port(port: u16, what: &str, log: &Path) {
             std::fs::read_to_string(log).unwrap_or_default()
         );
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// SIGSTOP, then waits (bounded) until every thread of the process is
+/// stopped: the signal is only sent when `kill` returns.
+fn freeze(pid: nix::unistd::Pid) {
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    let start = Instant::now();
+    let stopped = || {
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+        tasks.flatten().all(|t| {
+            let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+            // The state follows the ")" that ends the command name.
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with(['T', 't']))
+        })
+    };
+    while !stopped() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{pid} did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -301,6 +332,7 @@ async fn submission_against_opensmtpd() {
     .unwrap();
     let log = dir.join("smtpd.log");
     let child = Command::new(smtpd)
+        .process_group(0)
         .arg("-d")
         .arg("-f")
         .arg(&conf)
@@ -326,6 +358,15 @@ async fn submission_against_opensmtpd() {
     let o = probe(port, ProbeSpec::Smtp(SmtpSpec::default())).await;
     assert!(o.ok && !o.reason.contains("STARTTLS"), "{o:?}");
     daemon.stop();
+    // Its privsep children close the listening socket as they die.
+    let start = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "smtpd still listening"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let o = probe(port, ProbeSpec::Smtp(SmtpSpec::submission())).await;
     assert!(!o.ok && o.reason.contains("connect"), "{o:?}");
 }
@@ -515,7 +556,7 @@ async fn ldap_and_ldaps_against_slapd() {
     assert!(!o.ok && o.reason.contains("TLS"), "{o:?}");
     // A hung slapd (SIGSTOP): the kernel accepts, nothing answers; the
     // probe ends by its timeout with the reason.
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    freeze(pid);
     let spec = CheckSpec {
         target: SocketAddr::from(([127, 0, 0, 1], plain)),
         probe: ProbeSpec::Ldap(LdapSpec::root_dse()),
@@ -645,7 +686,7 @@ async fn radius_against_freeradius() {
         "freeradius did not report the bad Message-Authenticator"
     );
     // A hung server (SIGSTOP): no reply, bounded by the timeout.
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    freeze(pid);
     let o = run(&spec(check("hc", "hc-pass-1", "testing123", false), 600)).await;
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
     assert!(!o.ok && o.reason.starts_with("no reply"), "{o:?}");
