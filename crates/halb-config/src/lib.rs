@@ -95,6 +95,40 @@ pub struct Global {
     pub data_plane: DataPlaneKind,
     /// `[global.ipvs]`: kernel-wide IPVS settings.
     pub ipvs: IpvsGlobal,
+    /// `[global.sync]`: the config digest and `halb config diff`/`push`
+    /// between the directors of a pair (halb-sync).
+    pub sync: Option<SyncConfig>,
+}
+
+/// `[global.sync]`: where this director's sync channel listens, its
+/// peers, and the shared key of the channel.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SyncConfig {
+    /// This director's name as its peers show it (default: the host name).
+    pub name: Option<String>,
+    /// Where the channel listens (TCP).
+    pub listen: std::net::SocketAddr,
+    /// The shared key (64 hex digits as 32 bytes, or a passphrase of 16
+    /// bytes or more), the same on every director; never serialized.
+    #[serde(serialize_with = "secret")]
+    pub key: Vec<u8>,
+    pub peers: Vec<SyncPeer>,
+    /// How often each peer is asked for its digest.
+    pub interval: Duration,
+}
+
+/// One peer of `[global.sync]`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SyncPeer {
+    pub name: String,
+    pub address: std::net::SocketAddr,
+}
+
+/// The default `[global.sync] interval`.
+pub const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_secs(5);
+
+fn secret<S: serde::Serializer>(_: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str("(secret)")
 }
 
 /// What halb does with IPVS services it does not manage.
@@ -171,6 +205,7 @@ impl Default for Global {
             on_down: OnDown::Quiescent,
             data_plane: DataPlaneKind::Proxy,
             ipvs: IpvsGlobal::default(),
+            sync: None,
         }
     }
 }
