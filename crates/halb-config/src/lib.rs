@@ -319,6 +319,11 @@ impl Default for Loader {
 }
 
 impl Loader {
+    /// The largest file this loader reads.
+    pub fn max_size(&self) -> u64 {
+        self.max_size
+    }
+
     /// A loader that refuses files larger than `max_size` bytes.
     pub fn with_max_size(max_size: u64) -> Self {
         Loader {

@@ -196,6 +196,18 @@ fn replace(t: &mut dyn TableLike, key: &str, kept: Option<Item>) {
     }
 }
 
+/// A document of `text`'s `[global.sync]` alone (`None` when there is
+/// none, or `text` is not TOML): what `halb config push` reads its peers
+/// from when the rest of the file does not validate.
+pub fn sync_table_only(text: &str) -> Option<String> {
+    let doc = parse(text).ok()?;
+    let sync = get_path(doc.as_table(), &["global", "sync"])?.clone();
+    let mut out = DocumentMut::new();
+    let t = table_at(out.as_table_mut(), &["global"], true)?;
+    t.insert("sync", sync);
+    Some(out.to_string())
+}
+
 fn get_path<'a>(t: &'a dyn TableLike, path: &[&str]) -> Option<&'a Item> {
     let (first, rest) = path.split_first()?;
     let item = t.get(first)?;
@@ -351,6 +363,15 @@ virtual_ipaddress = ["192.0.2.100/24"]
         let out = keep_local(D1, local).expect("toml");
         assert!(!out.contains("[global.sync]"), "{out}");
         assert!(out.contains("priority = 150"));
+    }
+
+    #[test]
+    fn the_sync_table_alone() {
+        let only = sync_table_only(D1).expect("a sync table");
+        assert!(only.contains("listen = \"192.0.2.1:7947\""), "{only}");
+        assert!(!only.contains("virtual_service"), "{only}");
+        assert_eq!(sync_table_only("[global]\nworkers = 1\n"), None);
+        assert_eq!(sync_table_only("[global"), None);
     }
 
     proptest! {
