@@ -1,8 +1,8 @@
 //! The config's digest, and the keys each director keeps for itself.
 //!
 //! Two directors of a pair run one file, except for a few keys that say
-//! which director this is: its sync address and peers, its VRRP priority
-//! and initial state, its unicast addresses. Those are [`NODE_LOCAL`]:
+//! which director this is: its sync address and peers, its dashboard's
+//! address, its VRRP priority and initial state, its unicast addresses. Those are [`NODE_LOCAL`]:
 //! they are left out of the digest (a pair is in sync when everything
 //! else is equal) and a push keeps the receiver's own ([`keep_local`]).
 //!
@@ -22,6 +22,7 @@ use toml_edit::{DocumentMut, Item, TableLike, Value};
 /// (of tables). They are not compared, and a push does not change them.
 pub const NODE_LOCAL: &[&[&str]] = &[
     &["global", "sync"],
+    &["global", "http_listen"],
     &["global", "ipvs", "sync_daemon", "state"],
     &["vrrp_instance", "*", "priority"],
     &["vrrp_instance", "*", "state"],
