@@ -226,8 +226,9 @@ pub struct Config {
     /// The alert settings of every resource group that has any (its
     /// `alert` table over the global one), by group name.
     pub resource_alerts: Vec<(String, halb_alert::AlertSpec)>,
-    /// Where VRRP path alerts go (a path of an instance with `paths` died
-    /// or healed): `[global.alert]`.
+    /// Where VRRP path alerts (a path of an instance with `paths` died
+    /// or healed) and config sync alerts (`[global.sync]`) go:
+    /// `[global.alert]`.
     pub vrrp_alert: halb_alert::AlertSpec,
     /// `[[vrrp_instance]]`s, in file order.
     pub vrrp_instances: Vec<VrrpInstance>,

@@ -1314,14 +1314,16 @@ impl<'s> Cx<'s> {
             let groups: Vec<&str> = vrrp_sync_groups.iter().map(|g| g.name.as_str()).collect();
             self.resource_groups(root, &insts, &groups, galert)
         };
-        // VRRP path alerts go where `[global.alert]` says (only asked
-        // for with paths: a global table's own problems are reported
-        // once anyway).
-        let vrrp_alert = if vrrp_instances.iter().any(|v| !v.paths.is_empty()) {
-            self.resolve_alert(galert, &alert::Layer::default())
-        } else {
-            halb_alert::AlertSpec::default()
-        };
+        // VRRP path alerts and config sync alerts go where
+        // `[global.alert]` says (only asked for with paths or
+        // `[global.sync]`: a global table's own problems are reported once
+        // anyway).
+        let vrrp_alert =
+            if global.sync.is_some() || vrrp_instances.iter().any(|v| !v.paths.is_empty()) {
+                self.resolve_alert(galert, &alert::Layer::default())
+            } else {
+                halb_alert::AlertSpec::default()
+            };
         let mut checks = Vec::new();
         let mut services = Vec::with_capacity(svcs.len());
         let mut alerts = Vec::new();
