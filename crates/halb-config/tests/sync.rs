@@ -104,3 +104,17 @@ interval = "10ms"
         render("[global]\nsync = \"192.0.2.2\"\n")
     );
 }
+
+#[test]
+fn docs_sync_example_is_valid() {
+    let doc = include_str!("../../../docs/configuration.md");
+    let at = doc
+        .find("### Membership: one config on both directors")
+        .unwrap();
+    let start = at + doc[at..].find("```toml\n").unwrap() + "```toml\n".len();
+    let end = start + doc[start..].find("```").unwrap();
+    let c = parse(&doc[start..end], Path::new("halb.toml")).unwrap();
+    let s = c.global.sync.unwrap();
+    assert_eq!(s.peers[0].name, "lvs2");
+    assert_eq!(s.interval, halb_config::DEFAULT_SYNC_INTERVAL);
+}
