@@ -82,6 +82,36 @@ pub enum Subject {
         peer: Option<std::net::IpAddr>,
         event: PathAlert,
     },
+    /// The running config of a peer director differs from ours
+    /// (`[global.sync]`), or is equal again.
+    ConfigSync { peer: String, event: SyncAlert },
+}
+
+/// The config sync events that are alerted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SyncAlert {
+    /// The peer's config digest differs from ours.
+    Differs,
+    /// It is equal again.
+    InSync,
+}
+
+impl SyncAlert {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncAlert::Differs => "differs",
+            SyncAlert::InSync => "in_sync",
+        }
+    }
+}
+
+/// A config sync event to alert ([`Policy::handle_config_sync`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncTransition {
+    pub peer: String,
+    pub event: SyncAlert,
+    /// The event as the log says it.
+    pub reason: String,
 }
 
 /// The path events that are alerted: a path died (silent for the
@@ -277,6 +307,28 @@ impl Policy {
             subject: Subject::VrrpPath {
                 instance: t.instance,
                 interface: t.interface,
+                peer: t.peer,
+                event: t.event,
+            },
+            reason: t.reason,
+            status,
+            repeat: 0,
+            down_for: None,
+        };
+        self.push(&sinks, alert, status);
+        self.debug_sweep();
+    }
+
+    /// A peer's config began or stopped differing from ours: queued to
+    /// `[global.alert]` (the webhook always, e-mail under its
+    /// `email_alert_status`), not repeated.
+    pub fn handle_config_sync(&mut self, t: SyncTransition, now: Instant) {
+        let Some(sinks) = self.vrrp_sinks.clone() else {
+            return;
+        };
+        let status = self.status(now);
+        let alert = Alert {
+            subject: Subject::ConfigSync {
                 peer: t.peer,
                 event: t.event,
             },

@@ -21,6 +21,7 @@ mod check;
 pub(crate) mod incremental;
 mod ipvs;
 pub(crate) mod resource;
+mod sync;
 pub(crate) mod vrrp;
 
 type Span = Range<usize>;
@@ -62,6 +63,7 @@ const GLOBAL_KEYS: &[&str] = &[
     "alert",
     "data_plane",
     "ipvs",
+    "sync",
 ];
 const SERVICE_KEYS: &[&str] = &[
     "name",
@@ -162,6 +164,8 @@ enum Section {
     Alert,
     Ipvs,
     SyncDaemon,
+    Sync,
+    SyncPeer,
 }
 
 impl Section {
@@ -176,6 +180,8 @@ impl Section {
             Section::Alert => alert::ALERT_KEYS,
             Section::Ipvs => ipvs::IPVS_KEYS,
             Section::SyncDaemon => ipvs::SYNC_KEYS,
+            Section::Sync => sync::SYNC_KEYS,
+            Section::SyncPeer => sync::PEER_KEYS,
         }
     }
 
@@ -190,6 +196,8 @@ impl Section {
             Section::Alert => ("an alert key", alert::ALERT_KEYS),
             Section::Ipvs => ("a [global.ipvs] key", ipvs::IPVS_KEYS),
             Section::SyncDaemon => ("a [global.ipvs.sync_daemon] key", ipvs::SYNC_KEYS),
+            Section::Sync => ("a [global.sync] key", sync::SYNC_KEYS),
+            Section::SyncPeer => ("a [global.sync] peers key", sync::PEER_KEYS),
         };
         format!("{what}: {}", keys.join(", "))
     }
@@ -248,7 +256,20 @@ fn key_hint_of(section: Section, key: &str) -> Option<String> {
     };
     let hint = match section {
         Section::Alert => return alert::alert_key_hint(key).map(str::to_owned),
-        Section::Ipvs | Section::SyncDaemon => return None,
+        Section::Ipvs | Section::SyncDaemon | Section::SyncPeer => return None,
+        Section::Sync => {
+            if is(&["peer", "peer_address", "remote", "remotes"]) {
+                "did you mean `peers`? peers = [{ name = \"d2\", address = \"192.0.2.2:7947\" }]"
+                    .to_owned()
+            } else if is(&["secret", "password", "psk", "auth"]) {
+                "did you mean `key`? key = \"…\" (64 hex digits or a passphrase of 16+ bytes)"
+                    .to_owned()
+            } else if is(&["address", "bind", "port"]) {
+                "did you mean `listen`? listen = \"192.0.2.1:7947\"".to_owned()
+            } else {
+                return None;
+            }
+        }
         Section::Check => {
             if let Some(h) = check::check_key_hint(key) {
                 h.to_owned()
@@ -1293,14 +1314,16 @@ impl<'s> Cx<'s> {
             let groups: Vec<&str> = vrrp_sync_groups.iter().map(|g| g.name.as_str()).collect();
             self.resource_groups(root, &insts, &groups, galert)
         };
-        // VRRP path alerts go where `[global.alert]` says (only asked
-        // for with paths: a global table's own problems are reported
-        // once anyway).
-        let vrrp_alert = if vrrp_instances.iter().any(|v| !v.paths.is_empty()) {
-            self.resolve_alert(galert, &alert::Layer::default())
-        } else {
-            halb_alert::AlertSpec::default()
-        };
+        // VRRP path alerts and config sync alerts go where
+        // `[global.alert]` says (only asked for with paths or
+        // `[global.sync]`: a global table's own problems are reported once
+        // anyway).
+        let vrrp_alert =
+            if global.sync.is_some() || vrrp_instances.iter().any(|v| !v.paths.is_empty()) {
+                self.resolve_alert(galert, &alert::Layer::default())
+            } else {
+                halb_alert::AlertSpec::default()
+            };
         let mut checks = Vec::new();
         let mut services = Vec::with_capacity(svcs.len());
         let mut alerts = Vec::new();
@@ -1451,6 +1474,9 @@ impl<'s> Cx<'s> {
             }
         }
         self.ipvs_global(&n, &mut g);
+        if let Some(f) = self.field(&n, "sync") {
+            g.sync = self.sync(&f);
+        }
         g
     }
 

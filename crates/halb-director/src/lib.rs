@@ -198,6 +198,8 @@ pub struct Director {
     /// since: their next "alive" is alerted, even after a spell as
     /// master in between (where paths are not watched).
     dead_paths: BTreeSet<(String, String)>,
+    /// The sync peers whose config was last alerted as differing.
+    drifted_peers: BTreeSet<String>,
     /// The sync daemon's role as the followed VRRP instance set it.
     sync_role: Option<SyncRole>,
     actions: VecDeque<Action>,
@@ -364,6 +366,7 @@ impl Director {
             alert_deadline: None,
             alerts_dirty: false,
             dead_paths: BTreeSet::new(),
+            drifted_peers: BTreeSet::new(),
             inputs: 0,
             last_health_apply: None,
             apply_cost: Duration::ZERO,
@@ -570,6 +573,36 @@ impl Director {
         self.debug_check();
     }
 
+    /// A sync peer's config digest was compared with ours
+    /// (halb-sync's tracker): `in_sync` or not, `reason` as the log says
+    /// it. The first difference is alerted, and so is the return to the
+    /// same config after one; nothing is repeated.
+    pub fn handle_config_sync(&mut self, peer: &str, in_sync: bool, reason: String, now: Instant) {
+        self.advance(now);
+        let event = if in_sync {
+            self.drifted_peers
+                .remove(peer)
+                .then_some(halb_alert::SyncAlert::InSync)
+        } else {
+            self.drifted_peers
+                .insert(peer.to_owned())
+                .then_some(halb_alert::SyncAlert::Differs)
+        };
+        if let Some(event) = event {
+            self.alerts.handle_config_sync(
+                halb_alert::SyncTransition {
+                    peer: peer.to_owned(),
+                    event,
+                    reason,
+                },
+                now,
+            );
+            self.take_alerts();
+            self.alerts_changed();
+        }
+        self.debug_check();
+    }
+
     /// A new, valid config (the shell read and validated it; a config
     /// that does not validate never reaches the director, so a rejected
     /// reload changes nothing). Returns what changes; the actions that
@@ -598,6 +631,9 @@ impl Director {
         }
         if new.global.check_concurrency != old.global.check_concurrency {
             plan.at_restart.push("check_concurrency");
+        }
+        if new.global.sync != old.global.sync {
+            plan.at_restart.push("[global.sync]");
         }
         plan.changes = diff::describe(&old.to_table(), &new.to_table());
         if let Some(c) = describe_check_changes(&old, &new) {

@@ -423,7 +423,9 @@ fn resource_events_are_alerted_to_the_groups_sinks() {
             .filter_map(|a| match a {
                 Action::Alert(a) => match &a.alert.subject {
                     Subject::Resource { member, event, .. } => Some((member.clone(), *event)),
-                    Subject::RealServer { .. } | Subject::VrrpPath { .. } => None,
+                    Subject::RealServer { .. }
+                    | Subject::VrrpPath { .. }
+                    | Subject::ConfigSync { .. } => None,
                 },
                 _ => None,
             })
@@ -538,4 +540,44 @@ fn vrrp_path_dead_and_healed_are_alerted() {
     assert_eq!(path(&mut d, Unknown, Alive), [halb_alert::PathAlert::Alive]);
     assert!(path(&mut d, Alive, Unknown).is_empty());
     assert!(path(&mut d, Unknown, Alive).is_empty());
+}
+
+/// A sync peer's config differing is alerted once, and its return to the
+/// same config once; an unchanged state is not alerted again.
+#[test]
+fn config_drift_and_its_end_are_alerted_once() {
+    let t0 = Instant::now();
+    let mut c = config(1);
+    c.vrrp_alert = halb_alert::AlertSpec {
+        webhook: Some(halb_alert::WebhookSpec {
+            url: halb_alert::WebhookUrl::parse("http://127.0.0.1:1/h").unwrap(),
+            timeout: Duration::from_secs(1),
+            retries: 0,
+            ca_file: None,
+        }),
+        email: None,
+    };
+    let mut d = Director::new(c, 16, t0);
+    d.handle_start(t0);
+    while d.poll_action().is_some() {}
+    let sync = |d: &mut Director, in_sync: bool| {
+        d.handle_config_sync("d2", in_sync, "config differs from d2".into(), t0);
+        std::iter::from_fn(|| d.poll_action())
+            .filter_map(|a| match a {
+                Action::Alert(a) => match a.alert.subject {
+                    halb_alert::Subject::ConfigSync { event, peer } => {
+                        assert_eq!(peer, "d2");
+                        Some(event)
+                    }
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    assert!(sync(&mut d, true).is_empty());
+    assert_eq!(sync(&mut d, false), [halb_alert::SyncAlert::Differs]);
+    assert!(sync(&mut d, false).is_empty());
+    assert_eq!(sync(&mut d, true), [halb_alert::SyncAlert::InSync]);
+    assert!(sync(&mut d, true).is_empty());
 }
