@@ -72,6 +72,7 @@ const SERVICE_KEYS: &[&str] = &[
     "scheduler",
     "scheduler_flags",
     "fallback",
+    "fallback_forward",
     "on_down",
     "proxy_protocol",
     "connect_timeout",

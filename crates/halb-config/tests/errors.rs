@@ -738,3 +738,32 @@ fn a_short_token_is_refused_and_never_quoted() {
     );
     assert!(!out2.contains("short1"), "the token is quoted: {out2}");
 }
+
+#[test]
+fn fallback_forward_errors() {
+    // Without fallback; on a proxy service; an unknown method.
+    assert_snapshot!(render(
+        r#"[[virtual_service]]
+data_plane = "ipvs"
+listen = "192.0.2.10:80"
+fallback_forward = "masq"
+  [[virtual_service.real_server]]
+  address = "198.51.100.1:80"
+
+[[virtual_service]]
+listen = "192.0.2.10:81"
+fallback = "198.51.100.9:81"
+fallback_forward = "route"
+  [[virtual_service.real_server]]
+  address = "198.51.100.1:81"
+
+[[virtual_service]]
+data_plane = "ipvs"
+listen = "192.0.2.10:82"
+fallback = "198.51.100.9:82"
+fallback_forward = "nat!"
+  [[virtual_service.real_server]]
+  address = "198.51.100.1:82"
+"#
+    ));
+}

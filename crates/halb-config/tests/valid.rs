@@ -62,6 +62,7 @@ fn docs_example_parses_to_the_model() {
             prefix_v6: 64,
         }),
         fallback: Some(addr("127.0.0.1:9999")),
+        fallback_forward: Forward::Proxy,
         on_down: OnDown::Remove,
         proxy_protocol: Some(ProxyProtocol::V2),
         connect_timeout: Duration::from_secs(1),

@@ -41,7 +41,7 @@ pub use status::{describe, RealHealth};
 use halb_alert::{DaemonStatus, Policy, Transition};
 use halb_config::{Config, Global, SyncRole};
 use halb_health::{CheckId, CheckSpec, Engine, ProbeId, ProbeOutcome};
-use halb_table::{OnDown, ServiceKey, Table};
+use halb_table::{DataPlaneKind, OnDown, RealServer, ServiceKey, Table};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -245,7 +245,11 @@ pub fn first_round(config: &Config) -> Duration {
 /// gets. `health(service, real)` is the state of a real server's check
 /// and the weight its dynamic check reported; `None`: unchecked (always
 /// up, configured weight). A Down real server gets weight 0 (`on_down =
-/// "quiescent"`) or leaves the table (`"remove"`).
+/// "quiescent"`) or leaves the table (`"remove"`). An IPVS service's
+/// `fallback` joins the table, weight 1, while none of its real servers is
+/// up (as keepalived's `sorry_server` and ldirectord's `fallback`: a
+/// quiescent real server at weight 0 is not up); the proxy uses its
+/// fallback itself.
 pub fn effective_table(
     config: &Config,
     health: impl Fn(ServiceKey, SocketAddr) -> Option<(Health, Option<u32>)>,
@@ -254,12 +258,17 @@ pub fn effective_table(
     for vs in &mut table.services {
         let key = vs.key();
         let on_down = vs.on_down;
+        let mut any_up = false;
         vs.reals.retain_mut(|r| match health(key, r.addr) {
-            None => true,
+            None => {
+                any_up = true;
+                true
+            }
             Some((Health::Up, weight)) => {
                 if let Some(w) = weight {
                     r.weight = w;
                 }
+                any_up = true;
                 true
             }
             Some((Health::Down, _)) => match on_down {
@@ -270,6 +279,13 @@ pub fn effective_table(
                 OnDown::Remove => false,
             },
         });
+        if let (DataPlaneKind::Ipvs, Some(addr), false) = (vs.data_plane, vs.fallback, any_up) {
+            if !vs.reals.iter().any(|r| r.addr == addr) {
+                let mut fb = RealServer::new(addr, 1);
+                fb.forward = vs.fallback_forward;
+                vs.reals.push(fb);
+            }
+        }
     }
     table
 }

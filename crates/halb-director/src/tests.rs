@@ -581,3 +581,60 @@ fn config_drift_and_its_end_are_alerted_once() {
     assert_eq!(sync(&mut d, true), [halb_alert::SyncAlert::InSync]);
     assert!(sync(&mut d, true).is_empty());
 }
+
+#[test]
+fn an_ipvs_fallback_joins_the_table_while_no_real_server_is_up() {
+    let src = r#"
+[[virtual_service]]
+name = "mail"
+data_plane = "ipvs"
+listen = "192.0.2.100:25"
+on_down = "quiescent"
+fallback = "198.51.100.50:25"
+fallback_forward = "masq"
+  [[virtual_service.real_server]]
+  address = "198.51.100.21:25"
+  forward = "masq"
+  [[virtual_service.real_server]]
+  address = "198.51.100.22:25"
+  forward = "masq"
+[[virtual_service]]
+name = "web"
+listen = "192.0.2.100:80"
+fallback = "198.51.100.50:80"
+  [[virtual_service.real_server]]
+  address = "198.51.100.21:80"
+"#;
+    let c = halb_config::parse(src, Path::new("t.toml")).unwrap();
+    let r21: SocketAddr = "198.51.100.21:25".parse().unwrap();
+    let fb: SocketAddr = "198.51.100.50:25".parse().unwrap();
+    let reals = |t: &Table, i: usize| -> Vec<(SocketAddr, u32, halb_table::Forward)> {
+        t.services[i]
+            .reals
+            .iter()
+            .map(|r| (r.addr, r.weight, r.forward))
+            .collect()
+    };
+    // One up: no fallback.
+    let t = effective_table(&c, |_, a| {
+        Some((if a == r21 { Health::Up } else { Health::Down }, None))
+    });
+    assert!(
+        !reals(&t, 0).iter().any(|r| r.0 == fb),
+        "{:?}",
+        reals(&t, 0)
+    );
+    // All down (quiescent, at weight 0): the fallback, weight 1, masq.
+    let t = effective_table(&c, |_, _| Some((Health::Down, None)));
+    let r = reals(&t, 0);
+    assert_eq!(r.len(), 3, "{r:?}");
+    assert!(r.contains(&(fb, 1, halb_table::Forward::Masq)), "{r:?}");
+    assert!(r.iter().filter(|x| x.0 != fb).all(|x| x.1 == 0), "{r:?}");
+    // The proxy service keeps its fallback to itself.
+    let fb80: SocketAddr = "198.51.100.50:80".parse().unwrap();
+    assert!(
+        !reals(&t, 1).iter().any(|r| r.0 == fb80),
+        "{:?}",
+        reals(&t, 1)
+    );
+}

@@ -894,7 +894,10 @@ impl<'a> Ld<'a> {
         });
         if let Some(f) = fb {
             used.insert("fallback");
-            report.unmapped(&f.pos, "fallback", format!("{}: a server added to {ctx} while none of its real servers is up", unquote(&f.text)), Advice::Feature("`fallback` does this for data_plane = \"proxy\" services; IPVS services have no fallback yet".into()));
+            if let Some((addr, forward)) = self.fallback(f, v.v6, vport, report) {
+                emit::set_str(&mut svc, "fallback", addr.to_string());
+                emit::set_str(&mut svc, "fallback_forward", forward);
+            }
         }
         for k in ["fallbackcommand", "monitorfile", "cleanstop", "load"] {
             if let Some(x) = v.keys.get(k) {
@@ -1024,6 +1027,74 @@ impl<'a> Ld<'a> {
         }
         out.virtual_service(svc);
         true
+    }
+
+    /// `fallback=HOST[:PORT] [gate|masq|ipip]` as ldirectord reads it: the
+    /// port defaults to the virtual service's, the method to gate; it is
+    /// added with weight 1 while no real server is up.
+    fn fallback(
+        &self,
+        f: &Val,
+        v6: bool,
+        vport: Option<u16>,
+        report: &mut Report,
+    ) -> Option<(SocketAddr, &'static str)> {
+        let text = unquote(&f.text).trim();
+        let (spec, method) = match text.split_once(char::is_whitespace) {
+            Some((a, m)) => (a, m.trim()),
+            None => (text, ""),
+        };
+        let forward = match method {
+            "" | "gate" => "route",
+            "masq" => "masq",
+            "ipip" => "tunnel",
+            other => {
+                report.error(&f.pos, "fallback", format!("the forwarding method must be gate, masq or ipip, not {other:?} (ldirectord refuses this)"), Advice::Fix("fallback=127.0.0.1:80 gate".into()));
+                return None;
+            }
+        };
+        // [v6]:port, host:port, or a host alone.
+        let (host, port) = match spec.strip_prefix('[') {
+            Some(rest) => match rest.split_once(']') {
+                Some((a, tail)) => (a, tail.strip_prefix(':')),
+                None => (spec, None),
+            },
+            None => match spec.rsplit_once(':') {
+                Some((a, p)) if !a.contains(':') => (a, Some(p)),
+                _ => (spec, None),
+            },
+        };
+        let ip = match self.names.host(host, v6) {
+            Ok((ip, _)) => ip,
+            Err(e) => {
+                report.error(
+                    &f.pos,
+                    "fallback",
+                    e,
+                    Advice::Fix(
+                        "write the address, add the name to the hosts file, or pass --hosts FILE"
+                            .into(),
+                    ),
+                );
+                return None;
+            }
+        };
+        let port = match port {
+            Some(p) => match self.names.port(p, "") {
+                Ok((p, _)) => p,
+                Err(e) => {
+                    report.error(
+                        &f.pos,
+                        "fallback",
+                        e,
+                        Advice::Fix("write the port number, or pass --services FILE".into()),
+                    );
+                    return None;
+                }
+            },
+            None => vport.unwrap_or(0),
+        };
+        Some((SocketAddr::new(ip, port), forward))
     }
 
     /// The real servers of one `real=` line (several with a range): the
