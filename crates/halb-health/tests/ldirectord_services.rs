@@ -466,6 +466,34 @@ async fn ldap_and_ldaps_against_slapd() {
     };
     let o = probe(tls, matching("^ou=health,")).await;
     assert!(o.ok, "{o:?}");
+    // Verified against the server's own certificate, by name.
+    let verified = |name: Option<&str>| {
+        ProbeSpec::Ldap(LdapSpec {
+            tls: Some(TlsSpec {
+                verify: true,
+                ca_file: Some(daemon.dir().join("cert.pem")),
+                server_name: name.map(str::to_owned),
+                ..TlsSpec::default()
+            }),
+            ..LdapSpec::root_dse()
+        })
+    };
+    let o = probe(tls, verified(Some("localhost"))).await;
+    assert!(o.ok, "{o:?}");
+    let o = probe(tls, verified(Some("other.example"))).await;
+    assert!(!o.ok && o.reason.starts_with("TLS handshake"), "{o:?}");
+    let o = probe(
+        tls,
+        ProbeSpec::Ldap(LdapSpec {
+            tls: Some(TlsSpec {
+                verify: true,
+                ..TlsSpec::default()
+            }),
+            ..LdapSpec::root_dse()
+        }),
+    )
+    .await;
+    assert!(!o.ok && o.reason.contains("UnknownIssuer"), "{o:?}");
     let o = probe(tls, matching("^ou=sales,")).await;
     assert!(
         !o.ok && o.reason.contains("does not match /^ou=sales,/"),

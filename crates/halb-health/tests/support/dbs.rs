@@ -42,6 +42,11 @@ impl Server {
 
     /// A clean shutdown first (postgres: SIGINT = fast shutdown; mariadbd:
     /// SIGTERM), then SIGKILL after 10 s; reaped by PID.
+    /// Its temporary directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// The server process's PID while it runs.
     pub fn pid(&self) -> Option<nix::unistd::Pid> {
         let id = self.child.as_ref()?.id();
@@ -306,8 +311,9 @@ pub fn start_postgres() -> Option<Server> {
 /// `cn=admin,dc=example,dc=org` / `hc-pass-1`, an entry
 /// `ou=health,dc=example,dc=org`) from a slapd.conf and a slapadd'ed
 /// database in a temporary directory, on a plain listener (the server's
-/// `addr`) and an ldaps one (the port returned; an RSA certificate from
-/// openssl, CN localhost).
+/// `addr`) and an ldaps one (the port returned; a self-signed RSA
+/// certificate from openssl for `localhost`, in the directory as
+/// `cert.pem`, see [`Server::dir`]).
 pub fn start_slapd() -> Option<(Server, u16)> {
     let slapd = binary("/usr/sbin/slapd", "slapd")?;
     let slapadd = binary("/usr/sbin/slapadd", "slapd")?;
@@ -319,7 +325,10 @@ pub fn start_slapd() -> Option<(Server, u16)> {
             .args([
                 "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
             ])
-            .args(["-subj", "/CN=localhost", "-keyout"])
+            .args(["-subj", "/CN=localhost"])
+            .args(["-addext", "subjectAltName=DNS:localhost"])
+            .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+            .arg("-keyout")
             .arg(dir.join("key.pem"))
             .arg("-out")
             .arg(dir.join("cert.pem")),
