@@ -674,6 +674,20 @@ mod tests {
             o.reason.contains("not an LDAP message: first byte 0x32"),
             "{o:?}"
         );
+        // A bind answered, then search entries without end.
+        let (client, mut server) = tokio::io::duplex(8192);
+        tokio::spawn(async move {
+            let _ = server
+                .write_all(&openldap(1, &result_op(BIND_RESPONSE, 0, "")))
+                .await;
+            let entry = openldap(2, &tlv(SEARCH_ENTRY, &tlv(OCTET_STRING, b"dc=x")));
+            while server.write_all(&entry).await.is_ok() {}
+        });
+        let o = exchange(client, &LdapSpec::root_dse()).await;
+        assert_eq!(
+            o.reason,
+            format!("search (root DSE): no SearchResultDone within {MAX_MESSAGES} messages")
+        );
     }
 
     proptest::proptest! {
