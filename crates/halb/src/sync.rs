@@ -550,18 +550,7 @@ pub fn run_cli(args: &ConfigArgs) -> std::process::ExitCode {
                             1
                         }
                     }
-                    Ok(Reply::Error { message }) => {
-                        eprintln!("halb: {}: {message}", p.name);
-                        1
-                    }
-                    Ok(other) => {
-                        eprintln!("halb: {}: unexpected answer {other:?}", p.name);
-                        1
-                    }
-                    Err(e) => {
-                        eprintln!("halb: {}: {e}", p.name);
-                        1
-                    }
+                    other => failed(&p.name, other),
                 }
             }
             ConfigAction::Push { .. } => {
@@ -597,24 +586,24 @@ pub fn run_cli(args: &ConfigArgs) -> std::process::ExitCode {
                         }
                         crate::cli::EXIT_CONFIG
                     }
-                    Ok(Reply::Error { message }) => {
-                        eprintln!("halb: {}: {message}", p.name);
-                        1
-                    }
-                    Ok(other) => {
-                        eprintln!("halb: {}: unexpected answer {other:?}", p.name);
-                        1
-                    }
-                    Err(e) => {
-                        eprintln!("halb: {}: {e}", p.name);
-                        1
-                    }
+                    other => failed(&p.name, other),
                 }
             }
         };
         status = status.max(code);
     }
     ExitCode::from(status)
+}
+
+/// A peer's answer that is not the one asked for, or no answer: said,
+/// and exit status 1.
+fn failed(peer: &str, r: Result<Reply, String>) -> u8 {
+    match r {
+        Ok(Reply::Error { message }) => eprintln!("halb: {peer}: {message}"),
+        Ok(other) => eprintln!("halb: {peer}: unexpected answer {other:?}"),
+        Err(e) => eprintln!("halb: {peer}: {e}"),
+    }
+    1
 }
 
 /// A unified diff of two files ("" when equal).
