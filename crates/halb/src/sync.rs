@@ -76,26 +76,43 @@ async fn next_event(s: &mut Session, stream: &mut TcpStream) -> Result<Event, St
             return Err(if s.is_established() {
                 "the peer closed the connection".to_owned()
             } else {
-                "the peer closed the connection during the handshake (a wrong sync key?)".to_owned()
+                "the peer closed the connection during the handshake (a wrong sync key, or this address is not among its [global.sync] peers)".to_owned()
             });
         }
         s.handle_input(&buf[..n]).map_err(|e| e.to_string())?;
     }
 }
 
-/// One request to the peer at `addr`, its reply. Fails on a connect
-/// error, a wrong key (either side's), a timeout or a bad reply.
+/// Connects to `addr` from `source` (this director's `[global.sync]
+/// listen` address: the one its peers let in).
+async fn connect(addr: SocketAddr, source: std::net::IpAddr) -> Result<TcpStream, String> {
+    let sock = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+    .map_err(|e| e.to_string())?;
+    sock.bind(SocketAddr::new(source, 0)).map_err(|e| {
+        format!("binding to {source}, this director's [global.sync] listen address: {e} (run halb config on the director itself)")
+    })?;
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, sock.connect(addr))
+        .await
+        .map_err(|_| format!("connecting to {addr}: timed out"))?
+        .map_err(|e| format!("connecting to {addr}: {e}"))
+}
+
+/// One request to the peer at `addr`, from `source`, its reply. Fails on
+/// a connect error, a wrong key (either side's), a timeout or a bad
+/// reply.
 pub async fn ask(
     addr: SocketAddr,
+    source: std::net::IpAddr,
     key: &[u8],
     req: &Request,
     timeout: Duration,
 ) -> Result<Reply, String> {
     let run = async {
-        let mut stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, TcpStream::connect(addr))
-            .await
-            .map_err(|_| format!("connecting to {addr}: timed out"))?
-            .map_err(|e| format!("connecting to {addr}: {e}"))?;
+        let mut stream = connect(addr, source).await?;
         let _ = stream.set_nodelay(true);
         let mut s = Session::client(key, nonce().map_err(|e| e.to_string())?);
         match tokio::time::timeout(HANDSHAKE_TIMEOUT, next_event(&mut s, &mut stream)).await {
@@ -121,14 +138,19 @@ pub async fn ask(
     }
 }
 
-/// Serves the channel on `listener` until the task is aborted.
+/// Serves the channel on `listener` until the task is aborted. Only the
+/// peers' addresses (`allowed`) get as far as the handshake: another
+/// host cannot take the connection slots.
 pub async fn serve(
     listener: TcpListener,
+    allowed: Vec<std::net::IpAddr>,
     key: Arc<Vec<u8>>,
     local: Arc<Mutex<Local>>,
     pushes: mpsc::Sender<Push>,
 ) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    // Each stranger is logged once (at debug level after that).
+    let mut strangers: std::collections::HashSet<std::net::IpAddr> = Default::default();
     loop {
         let Ok(permit) = slots.clone().acquire_owned().await else {
             return;
@@ -141,6 +163,15 @@ pub async fn serve(
                 continue;
             }
         };
+        let from = peer.ip().to_canonical();
+        if !allowed.contains(&from) {
+            if strangers.len() < 1024 && strangers.insert(from) {
+                tracing::warn!("config sync: connection from {peer} refused: not a [global.sync] peer address (logged once per address)");
+            } else {
+                tracing::debug!("config sync: connection from {peer} refused: not a peer");
+            }
+            continue;
+        }
         let key = key.clone();
         let local = local.clone();
         let pushes = pushes.clone();
@@ -259,6 +290,8 @@ pub struct Running {
     pub name: String,
     pub key: Arc<Vec<u8>>,
     pub peers: Vec<halb_config::SyncPeer>,
+    /// Where questions leave from (the listen address).
+    pub source: std::net::IpAddr,
     pub tracker: halb_sync::Tracker,
     pub local: Arc<Mutex<Local>>,
     pub asks: tokio::task::JoinSet<(usize, Result<Reply, String>)>,
@@ -309,7 +342,12 @@ impl Running {
             max_size,
         }));
         let key = Arc::new(c.key.clone());
-        let server = tokio::spawn(serve(listener, key.clone(), local.clone(), pushes));
+        let allowed = c
+            .peers
+            .iter()
+            .map(|p| p.address.ip().to_canonical())
+            .collect();
+        let server = tokio::spawn(serve(listener, allowed, key.clone(), local.clone(), pushes));
         tracing::info!(
             "config sync: {name} listens on {}, {} peer(s), running config {}",
             c.listen,
@@ -320,6 +358,7 @@ impl Running {
             name,
             key,
             peers: c.peers.clone(),
+            source: c.listen.ip(),
             tracker: halb_sync::Tracker::new(
                 c.peers.len(),
                 digest,
@@ -353,8 +392,9 @@ impl Running {
             from: self.name.clone(),
         };
         let timeout = self.tracker.ask_timeout();
+        let source = self.source;
         self.asks
-            .spawn(async move { (peer, ask(addr, &key, &req, timeout).await) });
+            .spawn(async move { (peer, ask(addr, source, &key, &req, timeout).await) });
     }
 
     /// The rows of `halb list`.
@@ -524,7 +564,13 @@ pub fn run_cli(args: &ConfigArgs) -> std::process::ExitCode {
         let code = match &args.action {
             ConfigAction::Diff { raw, .. } => {
                 let req = Request::File { from: me.clone() };
-                match rt.block_on(ask(p.address, &sync.key, &req, DIFF_TIMEOUT)) {
+                match rt.block_on(ask(
+                    p.address,
+                    sync.listen.ip(),
+                    &sync.key,
+                    &req,
+                    DIFF_TIMEOUT,
+                )) {
                     Ok(Reply::File {
                         name,
                         path: theirs,
@@ -565,7 +611,13 @@ pub fn run_cli(args: &ConfigArgs) -> std::process::ExitCode {
                     from: me.clone(),
                     text: text.clone(),
                 };
-                match rt.block_on(ask(p.address, &sync.key, &req, PUSH_TIMEOUT)) {
+                match rt.block_on(ask(
+                    p.address,
+                    sync.listen.ip(),
+                    &sync.key,
+                    &req,
+                    PUSH_TIMEOUT,
+                )) {
                     Ok(Reply::Pushed {
                         name,
                         applied: true,
