@@ -46,8 +46,17 @@ pub fn digest(text: &str) -> Result<String, NotToml> {
     let doc = parse(text)?;
     let mut out = String::new();
     canonical_table(doc.as_table(), &[], &mut out);
-    let h = Sha256::digest(out.as_bytes());
-    Ok(h.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hex(&Sha256::digest(out.as_bytes())))
+}
+
+/// [`digest`], or for a text that is not TOML (a running config always
+/// is) the digest of its bytes.
+pub fn digest_or_bytes(text: &str) -> String {
+    digest(text).unwrap_or_else(|_| hex(&Sha256::digest(text.as_bytes())))
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The first 12 hex digits, as `halb list` shows a digest.
@@ -341,6 +350,8 @@ virtual_ipaddress = ["192.0.2.100/24"]
             digest(&D1.replace("virtual_router_id = 51", "virtual_router_id = 52")).expect("toml");
         assert_ne!(a, c);
         assert!(digest("[global").is_err());
+        assert_eq!(digest_or_bytes("[global").len(), 64);
+        assert_ne!(digest_or_bytes("[global"), digest_or_bytes("[globa"));
     }
 
     #[test]

@@ -307,14 +307,6 @@ impl Drop for Running {
     }
 }
 
-/// The digest of a running config's text (the text of a file that
-/// parsed: never an error in practice; its bytes' digest otherwise).
-pub fn digest_of(text: &str) -> String {
-    halb_sync::digest(text).unwrap_or_else(|_| {
-        halb_sync::digest(&format!("not_toml = {:?}", text)).unwrap_or_default()
-    })
-}
-
 pub fn unix_now() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -334,7 +326,7 @@ impl Running {
     ) -> anyhow::Result<Running> {
         let listener = crate::daemon::bind_retrying(c.listen, takeover, "config sync").await?;
         let name = own_name(c);
-        let digest = digest_of(text);
+        let digest = halb_sync::digest_or_bytes(text);
         let local = Arc::new(Mutex::new(Local {
             name: name.clone(),
             digest: digest.clone(),
@@ -374,7 +366,7 @@ impl Running {
 
     /// The running config changed.
     pub fn set_text(&mut self, text: &str) {
-        let d = digest_of(text);
+        let d = halb_sync::digest_or_bytes(text);
         if let Ok(mut l) = self.local.lock() {
             l.digest = d.clone();
         }
