@@ -299,18 +299,25 @@ impl Policy {
     /// A VRRP path died or healed: queues its alerts (the webhook always,
     /// e-mail under `email_alert_status`), not repeated.
     pub fn handle_vrrp_path(&mut self, t: PathTransition, now: Instant) {
+        let subject = Subject::VrrpPath {
+            instance: t.instance,
+            interface: t.interface,
+            peer: t.peer,
+            event: t.event,
+        };
+        self.push_global(subject, t.reason, now);
+    }
+
+    /// An alert to `[global.alert]` (VRRP paths, config sync), not
+    /// repeated.
+    fn push_global(&mut self, subject: Subject, reason: String, now: Instant) {
         let Some(sinks) = self.vrrp_sinks.clone() else {
             return;
         };
         let status = self.status(now);
         let alert = Alert {
-            subject: Subject::VrrpPath {
-                instance: t.instance,
-                interface: t.interface,
-                peer: t.peer,
-                event: t.event,
-            },
-            reason: t.reason,
+            subject,
+            reason,
             status,
             repeat: 0,
             down_for: None,
@@ -323,22 +330,11 @@ impl Policy {
     /// `[global.alert]` (the webhook always, e-mail under its
     /// `email_alert_status`), not repeated.
     pub fn handle_config_sync(&mut self, t: SyncTransition, now: Instant) {
-        let Some(sinks) = self.vrrp_sinks.clone() else {
-            return;
+        let subject = Subject::ConfigSync {
+            peer: t.peer,
+            event: t.event,
         };
-        let status = self.status(now);
-        let alert = Alert {
-            subject: Subject::ConfigSync {
-                peer: t.peer,
-                event: t.event,
-            },
-            reason: t.reason,
-            status,
-            repeat: 0,
-            down_for: None,
-        };
-        self.push(&sinks, alert, status);
-        self.debug_sweep();
+        self.push_global(subject, t.reason, now);
     }
 
     /// A resource event: queues its alerts (the webhook always, e-mail

@@ -767,3 +767,30 @@ fallback_forward = "nat!"
 "#
     ));
 }
+
+/// `[global.sync]`: each key checked, with a fix.
+#[test]
+fn sync_errors() {
+    assert_snapshot!(render(
+        r#"[global.sync]
+name = "d 1"
+listen = 7947
+key = "short"
+peer = "192.0.2.2"
+peers = [
+  { name = "d2", address = "192.0.2.2:7947" },
+  { name = "d2", address = "192.0.2.3" },
+  { address = "192.0.2.4:7947", port = 1 },
+]
+interval = "10ms"
+"#
+    ));
+    assert_snapshot!(
+        "sync_missing_keys",
+        render("[global]\nsync = { peers = [] }\n")
+    );
+    assert_snapshot!(
+        "sync_not_a_table",
+        render("[global]\nsync = \"192.0.2.2\"\n")
+    );
+}

@@ -493,13 +493,9 @@ fn resource_events_are_alerted_to_the_groups_sinks() {
     );
 }
 
-/// A VRRP path that dies is alerted to `[global.alert]`, and so is its
-/// healing (even after a master spell where it was unknown); a path that
-/// comes alive at startup is not.
-#[test]
-fn vrrp_path_dead_and_healed_are_alerted() {
-    use halb_vrrp::PathState::{Alive, Dead, Unknown};
-    let t0 = Instant::now();
+/// A started director whose `[global.alert]` has a webhook, its start's
+/// actions drained.
+fn with_global_webhook(t0: Instant) -> Director {
     let mut c = config(1);
     c.vrrp_alert = halb_alert::AlertSpec {
         webhook: Some(halb_alert::WebhookSpec {
@@ -513,6 +509,17 @@ fn vrrp_path_dead_and_healed_are_alerted() {
     let mut d = Director::new(c, 16, t0);
     d.handle_start(t0);
     while d.poll_action().is_some() {}
+    d
+}
+
+/// A VRRP path that dies is alerted to `[global.alert]`, and so is its
+/// healing (even after a master spell where it was unknown); a path that
+/// comes alive at startup is not.
+#[test]
+fn vrrp_path_dead_and_healed_are_alerted() {
+    use halb_vrrp::PathState::{Alive, Dead, Unknown};
+    let t0 = Instant::now();
+    let mut d = with_global_webhook(t0);
     let path = |d: &mut Director, from, to| {
         d.handle_vrrp_path(
             VrrpPathEvent {
@@ -547,19 +554,7 @@ fn vrrp_path_dead_and_healed_are_alerted() {
 #[test]
 fn config_drift_and_its_end_are_alerted_once() {
     let t0 = Instant::now();
-    let mut c = config(1);
-    c.vrrp_alert = halb_alert::AlertSpec {
-        webhook: Some(halb_alert::WebhookSpec {
-            url: halb_alert::WebhookUrl::parse("http://127.0.0.1:1/h").unwrap(),
-            timeout: Duration::from_secs(1),
-            retries: 0,
-            ca_file: None,
-        }),
-        email: None,
-    };
-    let mut d = Director::new(c, 16, t0);
-    d.handle_start(t0);
-    while d.poll_action().is_some() {}
+    let mut d = with_global_webhook(t0);
     let sync = |d: &mut Director, in_sync: bool| {
         d.handle_config_sync("d2", in_sync, "config differs from d2".into(), t0);
         std::iter::from_fn(|| d.poll_action())

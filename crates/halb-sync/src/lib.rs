@@ -21,7 +21,7 @@ pub mod msg;
 pub mod session;
 pub mod tracker;
 
-pub use digest::{digest, keep_local, short, NODE_LOCAL};
+pub use digest::{digest, digest_or_bytes, keep_local, short, NODE_LOCAL};
 pub use msg::{Reply, Request};
 pub use session::{Error, Event, Role, Session};
 pub use tracker::{Action, PeerState, Tracker};

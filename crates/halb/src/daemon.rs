@@ -592,8 +592,11 @@ impl Shell {
                     let Some(name) = s.peers.get(peer).map(|p| p.name.clone()) else {
                         continue;
                     };
-                    if let Some(t) = s.since_unix.get_mut(peer) {
-                        *t = Some(crate::sync::unix_now());
+                    // A new reason of an unreachable peer is not a new state.
+                    if std::mem::discriminant(&from) != std::mem::discriminant(&to) {
+                        if let Some(t) = s.since_unix.get_mut(peer) {
+                            *t = Some(crate::sync::unix_now());
+                        }
                     }
                     let ours = halb_sync::short(s.tracker.ours()).to_owned();
                     match to {

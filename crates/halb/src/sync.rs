@@ -76,26 +76,43 @@ async fn next_event(s: &mut Session, stream: &mut TcpStream) -> Result<Event, St
             return Err(if s.is_established() {
                 "the peer closed the connection".to_owned()
             } else {
-                "the peer closed the connection during the handshake (a wrong sync key?)".to_owned()
+                "the peer closed the connection during the handshake (a wrong sync key, or this address is not among its [global.sync] peers)".to_owned()
             });
         }
         s.handle_input(&buf[..n]).map_err(|e| e.to_string())?;
     }
 }
 
-/// One request to the peer at `addr`, its reply. Fails on a connect
-/// error, a wrong key (either side's), a timeout or a bad reply.
+/// Connects to `addr` from `source` (this director's `[global.sync]
+/// listen` address: the one its peers let in).
+async fn connect(addr: SocketAddr, source: std::net::IpAddr) -> Result<TcpStream, String> {
+    let sock = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+    .map_err(|e| e.to_string())?;
+    sock.bind(SocketAddr::new(source, 0)).map_err(|e| {
+        format!("binding to {source}, this director's [global.sync] listen address: {e} (run halb config on the director itself)")
+    })?;
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, sock.connect(addr))
+        .await
+        .map_err(|_| format!("connecting to {addr}: timed out"))?
+        .map_err(|e| format!("connecting to {addr}: {e}"))
+}
+
+/// One request to the peer at `addr`, from `source`, its reply. Fails on
+/// a connect error, a wrong key (either side's), a timeout or a bad
+/// reply.
 pub async fn ask(
     addr: SocketAddr,
+    source: std::net::IpAddr,
     key: &[u8],
     req: &Request,
     timeout: Duration,
 ) -> Result<Reply, String> {
     let run = async {
-        let mut stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, TcpStream::connect(addr))
-            .await
-            .map_err(|_| format!("connecting to {addr}: timed out"))?
-            .map_err(|e| format!("connecting to {addr}: {e}"))?;
+        let mut stream = connect(addr, source).await?;
         let _ = stream.set_nodelay(true);
         let mut s = Session::client(key, nonce().map_err(|e| e.to_string())?);
         match tokio::time::timeout(HANDSHAKE_TIMEOUT, next_event(&mut s, &mut stream)).await {
@@ -121,14 +138,19 @@ pub async fn ask(
     }
 }
 
-/// Serves the channel on `listener` until the task is aborted.
+/// Serves the channel on `listener` until the task is aborted. Only the
+/// peers' addresses (`allowed`) get as far as the handshake: another
+/// host cannot take the connection slots.
 pub async fn serve(
     listener: TcpListener,
+    allowed: Vec<std::net::IpAddr>,
     key: Arc<Vec<u8>>,
     local: Arc<Mutex<Local>>,
     pushes: mpsc::Sender<Push>,
 ) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    // Each stranger is logged once (at debug level after that).
+    let mut strangers: std::collections::HashSet<std::net::IpAddr> = Default::default();
     loop {
         let Ok(permit) = slots.clone().acquire_owned().await else {
             return;
@@ -141,6 +163,15 @@ pub async fn serve(
                 continue;
             }
         };
+        let from = peer.ip().to_canonical();
+        if !allowed.contains(&from) {
+            if strangers.len() < 1024 && strangers.insert(from) {
+                tracing::warn!("config sync: connection from {peer} refused: not a [global.sync] peer address (logged once per address)");
+            } else {
+                tracing::debug!("config sync: connection from {peer} refused: not a peer");
+            }
+            continue;
+        }
         let key = key.clone();
         let local = local.clone();
         let pushes = pushes.clone();
@@ -259,6 +290,8 @@ pub struct Running {
     pub name: String,
     pub key: Arc<Vec<u8>>,
     pub peers: Vec<halb_config::SyncPeer>,
+    /// Where questions leave from (the listen address).
+    pub source: std::net::IpAddr,
     pub tracker: halb_sync::Tracker,
     pub local: Arc<Mutex<Local>>,
     pub asks: tokio::task::JoinSet<(usize, Result<Reply, String>)>,
@@ -272,14 +305,6 @@ impl Drop for Running {
         self.server.abort();
         self.asks.abort_all();
     }
-}
-
-/// The digest of a running config's text (the text of a file that
-/// parsed: never an error in practice; its bytes' digest otherwise).
-pub fn digest_of(text: &str) -> String {
-    halb_sync::digest(text).unwrap_or_else(|_| {
-        halb_sync::digest(&format!("not_toml = {:?}", text)).unwrap_or_default()
-    })
 }
 
 pub fn unix_now() -> f64 {
@@ -301,7 +326,7 @@ impl Running {
     ) -> anyhow::Result<Running> {
         let listener = crate::daemon::bind_retrying(c.listen, takeover, "config sync").await?;
         let name = own_name(c);
-        let digest = digest_of(text);
+        let digest = halb_sync::digest_or_bytes(text);
         let local = Arc::new(Mutex::new(Local {
             name: name.clone(),
             digest: digest.clone(),
@@ -309,7 +334,12 @@ impl Running {
             max_size,
         }));
         let key = Arc::new(c.key.clone());
-        let server = tokio::spawn(serve(listener, key.clone(), local.clone(), pushes));
+        let allowed = c
+            .peers
+            .iter()
+            .map(|p| p.address.ip().to_canonical())
+            .collect();
+        let server = tokio::spawn(serve(listener, allowed, key.clone(), local.clone(), pushes));
         tracing::info!(
             "config sync: {name} listens on {}, {} peer(s), running config {}",
             c.listen,
@@ -320,6 +350,7 @@ impl Running {
             name,
             key,
             peers: c.peers.clone(),
+            source: c.listen.ip(),
             tracker: halb_sync::Tracker::new(
                 c.peers.len(),
                 digest,
@@ -335,7 +366,7 @@ impl Running {
 
     /// The running config changed.
     pub fn set_text(&mut self, text: &str) {
-        let d = digest_of(text);
+        let d = halb_sync::digest_or_bytes(text);
         if let Ok(mut l) = self.local.lock() {
             l.digest = d.clone();
         }
@@ -353,8 +384,9 @@ impl Running {
             from: self.name.clone(),
         };
         let timeout = self.tracker.ask_timeout();
+        let source = self.source;
         self.asks
-            .spawn(async move { (peer, ask(addr, &key, &req, timeout).await) });
+            .spawn(async move { (peer, ask(addr, source, &key, &req, timeout).await) });
     }
 
     /// The rows of `halb list`.
@@ -524,7 +556,13 @@ pub fn run_cli(args: &ConfigArgs) -> std::process::ExitCode {
         let code = match &args.action {
             ConfigAction::Diff { raw, .. } => {
                 let req = Request::File { from: me.clone() };
-                match rt.block_on(ask(p.address, &sync.key, &req, DIFF_TIMEOUT)) {
+                match rt.block_on(ask(
+                    p.address,
+                    sync.listen.ip(),
+                    &sync.key,
+                    &req,
+                    DIFF_TIMEOUT,
+                )) {
                     Ok(Reply::File {
                         name,
                         path: theirs,
@@ -550,18 +588,7 @@ pub fn run_cli(args: &ConfigArgs) -> std::process::ExitCode {
                             1
                         }
                     }
-                    Ok(Reply::Error { message }) => {
-                        eprintln!("halb: {}: {message}", p.name);
-                        1
-                    }
-                    Ok(other) => {
-                        eprintln!("halb: {}: unexpected answer {other:?}", p.name);
-                        1
-                    }
-                    Err(e) => {
-                        eprintln!("halb: {}: {e}", p.name);
-                        1
-                    }
+                    other => failed(&p.name, other),
                 }
             }
             ConfigAction::Push { .. } => {
@@ -576,7 +603,13 @@ pub fn run_cli(args: &ConfigArgs) -> std::process::ExitCode {
                     from: me.clone(),
                     text: text.clone(),
                 };
-                match rt.block_on(ask(p.address, &sync.key, &req, PUSH_TIMEOUT)) {
+                match rt.block_on(ask(
+                    p.address,
+                    sync.listen.ip(),
+                    &sync.key,
+                    &req,
+                    PUSH_TIMEOUT,
+                )) {
                     Ok(Reply::Pushed {
                         name,
                         applied: true,
@@ -597,24 +630,24 @@ pub fn run_cli(args: &ConfigArgs) -> std::process::ExitCode {
                         }
                         crate::cli::EXIT_CONFIG
                     }
-                    Ok(Reply::Error { message }) => {
-                        eprintln!("halb: {}: {message}", p.name);
-                        1
-                    }
-                    Ok(other) => {
-                        eprintln!("halb: {}: unexpected answer {other:?}", p.name);
-                        1
-                    }
-                    Err(e) => {
-                        eprintln!("halb: {}: {e}", p.name);
-                        1
-                    }
+                    other => failed(&p.name, other),
                 }
             }
         };
         status = status.max(code);
     }
     ExitCode::from(status)
+}
+
+/// A peer's answer that is not the one asked for, or no answer: said,
+/// and exit status 1.
+fn failed(peer: &str, r: Result<Reply, String>) -> u8 {
+    match r {
+        Ok(Reply::Error { message }) => eprintln!("halb: {peer}: {message}"),
+        Ok(other) => eprintln!("halb: {peer}: unexpected answer {other:?}"),
+        Err(e) => eprintln!("halb: {peer}: {e}"),
+    }
+    1
 }
 
 /// A unified diff of two files ("" when equal).

@@ -250,4 +250,28 @@ fn a_peer_with_another_key_is_unreachable() {
         assert_eq!(sync_state(d, peer).as_deref(), Some("unreachable"));
     }
     assert_eq!(poll(|| metric(h1, "d2")), Some(0.0));
+    // Bytes that are no greeting (an HTTP request, 256 KiB of noise) are
+    // refused and closed; d2 goes on answering.
+    for junk in [
+        b"GET / HTTP/1.0\r\n\r\n".to_vec(),
+        (0..256 * 1024).map(|i| (i * 7 % 251) as u8).collect(),
+    ] {
+        let mut s = TcpStream::connect(("127.0.0.1", p2)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let _ = s.write_all(&junk);
+        let mut rest = Vec::new();
+        let _ = s.take(1 << 20).read_to_end(&mut rest);
+        assert!(
+            rest.is_empty(),
+            "d2 answered junk with {} bytes",
+            rest.len()
+        );
+    }
+    let refused = poll(|| {
+        d2.log()
+            .contains("not a halb sync peer (bad greeting)")
+            .then_some(())
+    });
+    assert!(refused.is_some(), "{}", d2.log());
+    assert!(d2.status().is_some(), "d2 stopped answering:\n{}", d2.log());
 }
