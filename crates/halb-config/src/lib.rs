@@ -95,6 +95,9 @@ pub struct Global {
     pub data_plane: DataPlaneKind,
     /// `[global.ipvs]`: kernel-wide IPVS settings.
     pub ipvs: IpvsGlobal,
+    /// `[global.quorum]`: quorum from Corosync for three directors or
+    /// more (None: VRRP alone decides).
+    pub quorum: Option<halb_quorum::Settings>,
 }
 
 /// What halb does with IPVS services it does not manage.
@@ -171,6 +174,7 @@ impl Default for Global {
             on_down: OnDown::Quiescent,
             data_plane: DataPlaneKind::Proxy,
             ipvs: IpvsGlobal::default(),
+            quorum: None,
         }
     }
 }

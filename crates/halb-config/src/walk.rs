@@ -20,6 +20,7 @@ mod alert;
 mod check;
 pub(crate) mod incremental;
 mod ipvs;
+mod quorum;
 pub(crate) mod resource;
 pub(crate) mod vrrp;
 
@@ -62,6 +63,7 @@ const GLOBAL_KEYS: &[&str] = &[
     "alert",
     "data_plane",
     "ipvs",
+    "quorum",
 ];
 const SERVICE_KEYS: &[&str] = &[
     "name",
@@ -162,6 +164,7 @@ enum Section {
     Alert,
     Ipvs,
     SyncDaemon,
+    Quorum,
 }
 
 impl Section {
@@ -176,6 +179,7 @@ impl Section {
             Section::Alert => alert::ALERT_KEYS,
             Section::Ipvs => ipvs::IPVS_KEYS,
             Section::SyncDaemon => ipvs::SYNC_KEYS,
+            Section::Quorum => quorum::QUORUM_KEYS,
         }
     }
 
@@ -190,6 +194,7 @@ impl Section {
             Section::Alert => ("an alert key", alert::ALERT_KEYS),
             Section::Ipvs => ("a [global.ipvs] key", ipvs::IPVS_KEYS),
             Section::SyncDaemon => ("a [global.ipvs.sync_daemon] key", ipvs::SYNC_KEYS),
+            Section::Quorum => ("a [global.quorum] key", quorum::QUORUM_KEYS),
         };
         format!("{what}: {}", keys.join(", "))
     }
@@ -248,7 +253,7 @@ fn key_hint_of(section: Section, key: &str) -> Option<String> {
     };
     let hint = match section {
         Section::Alert => return alert::alert_key_hint(key).map(str::to_owned),
-        Section::Ipvs | Section::SyncDaemon => return None,
+        Section::Ipvs | Section::SyncDaemon | Section::Quorum => return None,
         Section::Check => {
             if let Some(h) = check::check_key_hint(key) {
                 h.to_owned()
@@ -611,6 +616,9 @@ struct Cx<'s> {
     /// `[global.ipvs.sync_daemon] vrrp_instance`, checked once the VRRP
     /// instances are known.
     sync_follow: Option<(Span, String)>,
+    /// Where `[global.quorum]` is, checked once the VRRP instances are
+    /// known.
+    quorum_at: Option<Span>,
 }
 
 /// Parse and check a whole file.
@@ -643,6 +651,7 @@ impl<'s> Cx<'s> {
             errors: Vec::new(),
             once: HashSet::new(),
             sync_follow: None,
+            quorum_at: None,
         }
     }
 
@@ -1288,6 +1297,7 @@ impl<'s> Cx<'s> {
         self.cross_check(svcs);
         let (vrrp_instances, vrrp_sync_groups) = self.vrrp(root, svcs);
         self.sync_follow_check(&vrrp_instances);
+        self.quorum_check(&vrrp_instances);
         let (resource_groups, resource_alerts) = {
             let insts: Vec<&str> = vrrp_instances.iter().map(|v| v.name.as_str()).collect();
             let groups: Vec<&str> = vrrp_sync_groups.iter().map(|g| g.name.as_str()).collect();
@@ -1451,6 +1461,7 @@ impl<'s> Cx<'s> {
             }
         }
         self.ipvs_global(&n, &mut g);
+        self.quorum_global(&n, &mut g);
         g
     }
 
