@@ -82,6 +82,26 @@ pub enum Subject {
         peer: Option<std::net::IpAddr>,
         event: PathAlert,
     },
+    /// This director's partition lost or regained quorum (`[global.quorum]`).
+    Quorum { event: QuorumAlert },
+}
+
+/// The quorum events that are alerted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum QuorumAlert {
+    /// Not quorate (or the provider lost): the groups and VIPs are given up.
+    Lost,
+    /// Quorate again for the settle time: groups and VIPs may be held.
+    Regained,
+}
+
+impl QuorumAlert {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QuorumAlert::Lost => "lost",
+            QuorumAlert::Regained => "regained",
+        }
+    }
 }
 
 /// The path events that are alerted: a path died (silent for the
@@ -281,6 +301,24 @@ impl Policy {
                 event: t.event,
             },
             reason: t.reason,
+            status,
+            repeat: 0,
+            down_for: None,
+        };
+        self.push(&sinks, alert, status);
+        self.debug_sweep();
+    }
+
+    /// Quorum lost or regained: alerted to the global sinks, as the paths
+    /// are.
+    pub fn handle_quorum(&mut self, event: QuorumAlert, reason: String, now: Instant) {
+        let Some(sinks) = self.vrrp_sinks.clone() else {
+            return;
+        };
+        let status = self.status(now);
+        let alert = Alert {
+            subject: Subject::Quorum { event },
+            reason,
             status,
             repeat: 0,
             down_for: None,

@@ -141,7 +141,9 @@ pub fn summary(a: &Alert) -> String {
             };
             format!("{service}: real server {real} {what} ({})", a.reason)
         }
-        Subject::Resource { .. } | Subject::VrrpPath { .. } => a.reason.clone(),
+        Subject::Resource { .. } | Subject::VrrpPath { .. } | Subject::Quorum { .. } => {
+            a.reason.clone()
+        }
     }
 }
 
@@ -234,6 +236,17 @@ struct PathWebhookBody<'a> {
     daemon_status: &'static str,
 }
 
+#[derive(serde::Serialize)]
+struct QuorumWebhookBody<'a> {
+    subject: &'static str,
+    event: &'static str,
+    reason: &'a str,
+    time: String,
+    unix_time: u64,
+    director: &'a str,
+    daemon_status: &'static str,
+}
+
 /// The JSON the webhook receives for `alert`.
 pub fn webhook_body(alert: &Alert, time: SystemTime, director: &str) -> Vec<u8> {
     let unix = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
@@ -273,6 +286,18 @@ pub fn webhook_body(alert: &Alert, time: SystemTime, director: &str) -> Vec<u8> 
                 instance,
                 path: interface,
                 peer: peer.map(|p| p.to_string()),
+                event: event.as_str(),
+                reason: &alert.reason,
+                time: rfc3339(unix),
+                unix_time: unix,
+                director,
+                daemon_status: alert.status.as_str(),
+            };
+            return serde_json::to_vec(&body).unwrap_or_default();
+        }
+        Subject::Quorum { event } => {
+            let body = QuorumWebhookBody {
+                subject: "quorum",
                 event: event.as_str(),
                 reason: &alert.reason,
                 time: rfc3339(unix),
@@ -468,6 +493,13 @@ pub fn mail_text(alert: &Alert, time: SystemTime, director: &str) -> (String, St
         } => format!(
             "VRRP instance: {instance}\nPath: {interface}{}\nEvent: {}\nWhat happened: {}\nTime: {}\nDirector: {director}\nDaemon status: {}\n",
             peer.map(|p| format!(" to {p}")).unwrap_or_default(),
+            event.as_str(),
+            alert.reason,
+            rfc3339(unix),
+            alert.status,
+        ),
+        Subject::Quorum { event } => format!(
+            "Quorum: {}\nWhat happened: {}\nTime: {}\nDirector: {director}\nDaemon status: {}\n",
             event.as_str(),
             alert.reason,
             rfc3339(unix),

@@ -69,7 +69,7 @@ fn kinds(actions: &[Action]) -> Vec<(&'static str, Health, u32)> {
 fn states(a: &Alert) -> (Health, Health) {
     match &a.subject {
         Subject::RealServer { from, to, .. } => (*from, *to),
-        Subject::Resource { .. } | Subject::VrrpPath { .. } => {
+        Subject::Resource { .. } | Subject::VrrpPath { .. } | Subject::Quorum { .. } => {
             panic!("not a real server's alert: {a:?}")
         }
     }
