@@ -50,7 +50,7 @@ pub const DEFAULT_SETTLE: Duration = Duration::from_secs(2);
 pub const MAX_SETTLE: Duration = Duration::from_secs(300);
 
 /// Where membership and quorum come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Provider {
     /// Corosync 3's quorum service (votequorum), through its libraries.
@@ -67,7 +67,7 @@ impl Provider {
 }
 
 /// What a director does without quorum (Pacemaker's `no-quorum-policy`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NoQuorumPolicy {
     /// Stop every resource group and give up every VRRP instance (its
@@ -90,7 +90,7 @@ impl NoQuorumPolicy {
 }
 
 /// `[global.quorum]`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Settings {
     pub provider: Provider,
     /// How long regained quorum must hold before groups may run again.
@@ -110,14 +110,14 @@ impl Settings {
 }
 
 /// A ring (membership) id: the node that formed it and its sequence.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Ring {
     pub node: u32,
     pub seq: u64,
 }
 
 /// The votes behind a notification, as votequorum counts them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Votes {
     /// The votes of the members of this partition.
     pub have: u32,
@@ -128,7 +128,7 @@ pub struct Votes {
 }
 
 /// One quorum notification from the provider.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Notification {
     pub quorate: bool,
     pub ring: Option<Ring>,
@@ -160,7 +160,7 @@ pub enum Action {
 }
 
 /// The tracker's state, for `halb list`, `--json` and `/metrics`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Status {
     pub provider: Provider,
     pub no_quorum_policy: NoQuorumPolicy,

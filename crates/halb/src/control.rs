@@ -114,6 +114,9 @@ pub struct Status {
     /// Every real server's weight as configured (checked or not).
     #[serde(default)]
     pub configured_weights: Vec<ConfiguredWeight>,
+    /// Quorum (`[global.quorum]`; None without it).
+    #[serde(default)]
+    pub quorum: Option<halb_quorum::Status>,
 }
 
 /// Reloads since the daemon started.

@@ -259,6 +259,26 @@ pub fn render_table(status: &Status) -> String {
 /// The VRRP section (keepalived has no `list`: this is halb's own).
 pub fn render_vrrp(status: &Status) -> String {
     let mut out = String::new();
+    if let Some(q) = &status.quorum {
+        let _ = write!(out, "\nQuorum: {}", q.summary);
+        if !q.members.is_empty() {
+            let m: Vec<String> = q.members.iter().map(u32::to_string).collect();
+            let _ = write!(out, ", members {}", m.join(","));
+        }
+        if let Some(r) = q.ring {
+            let _ = write!(out, ", ring {}/{}", r.node, r.seq);
+        }
+        match (q.may_hold, q.no_quorum_policy) {
+            (true, _) => {}
+            (false, halb_quorum::NoQuorumPolicy::Stop) => {
+                out.push_str(": resource groups stopped, every VRRP instance in FAULT")
+            }
+            (false, halb_quorum::NoQuorumPolicy::Ignore) => {
+                out.push_str(" (no_quorum_policy = \"ignore\": nothing given up)")
+            }
+        }
+        out.push('\n');
+    }
     if status.vrrp.is_empty() {
         return out;
     }
@@ -678,6 +698,7 @@ pub(crate) mod tests {
             reloads: Default::default(),
             sync_daemon: None,
             configured_weights: Vec::new(),
+            quorum: None,
             vrrp: vec![crate::control::VrrpStatus {
                 name: "VI_1".into(),
                 interface: "eth0".into(),
