@@ -730,6 +730,34 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn quorum_line() {
+        let mut st = status();
+        let t0 = std::time::Instant::now();
+        let mut t = halb_quorum::Tracker::new(halb_quorum::Settings::corosync(), t0);
+        t.handle_event(
+            halb_quorum::Event::Notification(halb_quorum::Notification {
+                quorate: false,
+                ring: Some(halb_quorum::Ring { node: 1, seq: 36 }),
+                members: vec![1],
+                votes: Some(halb_quorum::Votes {
+                    have: 1,
+                    expected: 3,
+                    needed: 2,
+                }),
+            }),
+            t0,
+        );
+        st.quorum = Some(t.status());
+        let out = render_vrrp(&st);
+        assert!(
+            out.starts_with(
+                "\nQuorum: no quorum (corosync: 1 of 3 votes), members 1, ring 1/36: resource groups stopped, every VRRP instance in FAULT\n"
+            ),
+            "{out}"
+        );
+    }
+
+    #[test]
     fn stats_layout() {
         insta::assert_snapshot!(render_stats(&status()));
     }
