@@ -85,6 +85,8 @@ pub enum Subject {
     /// The running config of a peer director differs from ours
     /// (`[global.sync]`), or is equal again.
     ConfigSync { peer: String, event: SyncAlert },
+    /// This director's partition lost or regained quorum (`[global.quorum]`).
+    Quorum { event: QuorumAlert },
 }
 
 /// The config sync events that are alerted.
@@ -112,6 +114,24 @@ pub struct SyncTransition {
     pub event: SyncAlert,
     /// The event as the log says it.
     pub reason: String,
+}
+
+/// The quorum events that are alerted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum QuorumAlert {
+    /// Not quorate (or the provider lost): the groups and VIPs are given up.
+    Lost,
+    /// Quorate again for the settle time: groups and VIPs may be held.
+    Regained,
+}
+
+impl QuorumAlert {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QuorumAlert::Lost => "lost",
+            QuorumAlert::Regained => "regained",
+        }
+    }
 }
 
 /// The path events that are alerted: a path died (silent for the
@@ -335,6 +355,12 @@ impl Policy {
             event: t.event,
         };
         self.push_global(subject, t.reason, now);
+    }
+
+    /// Quorum lost or regained: alerted to the global sinks, as the paths
+    /// are.
+    pub fn handle_quorum(&mut self, event: QuorumAlert, reason: String, now: Instant) {
+        self.push_global(Subject::Quorum { event }, reason, now);
     }
 
     /// A resource event: queues its alerts (the webhook always, e-mail

@@ -141,9 +141,10 @@ pub fn summary(a: &Alert) -> String {
             };
             format!("{service}: real server {real} {what} ({})", a.reason)
         }
-        Subject::Resource { .. } | Subject::VrrpPath { .. } | Subject::ConfigSync { .. } => {
-            a.reason.clone()
-        }
+        Subject::Resource { .. }
+        | Subject::VrrpPath { .. }
+        | Subject::ConfigSync { .. }
+        | Subject::Quorum { .. } => a.reason.clone(),
     }
 }
 
@@ -264,6 +265,14 @@ struct SyncWebhookBody<'a> {
     tail: EventTail<'a>,
 }
 
+#[derive(serde::Serialize)]
+struct QuorumWebhookBody<'a> {
+    subject: &'static str,
+    event: &'static str,
+    #[serde(flatten)]
+    tail: EventTail<'a>,
+}
+
 /// The JSON the webhook receives for `alert`.
 pub fn webhook_body(alert: &Alert, time: SystemTime, director: &str) -> Vec<u8> {
     let unix = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
@@ -312,6 +321,14 @@ pub fn webhook_body(alert: &Alert, time: SystemTime, director: &str) -> Vec<u8> 
             let body = SyncWebhookBody {
                 subject: "config_sync",
                 peer,
+                event: event.as_str(),
+                tail: EventTail::of(alert, unix, director),
+            };
+            return serde_json::to_vec(&body).unwrap_or_default();
+        }
+        Subject::Quorum { event } => {
+            let body = QuorumWebhookBody {
+                subject: "quorum",
                 event: event.as_str(),
                 tail: EventTail::of(alert, unix, director),
             };
@@ -510,6 +527,13 @@ pub fn mail_text(alert: &Alert, time: SystemTime, director: &str) -> (String, St
         ),
         Subject::ConfigSync { peer, event } => format!(
             "Peer director: {peer}\nEvent: config {}\nWhat happened: {}\nTime: {}\nDirector: {director}\nDaemon status: {}\n",
+            event.as_str(),
+            alert.reason,
+            rfc3339(unix),
+            alert.status,
+        ),
+        Subject::Quorum { event } => format!(
+            "Quorum: {}\nWhat happened: {}\nTime: {}\nDirector: {director}\nDaemon status: {}\n",
             event.as_str(),
             alert.reason,
             rfc3339(unix),

@@ -98,6 +98,9 @@ pub struct Global {
     /// `[global.sync]`: the config digest and `halb config diff`/`push`
     /// between the directors of a pair (halb-sync).
     pub sync: Option<SyncConfig>,
+    /// `[global.quorum]`: quorum from Corosync for three directors or
+    /// more (None: VRRP alone decides).
+    pub quorum: Option<halb_quorum::Settings>,
 }
 
 /// `[global.sync]`: where this director's sync channel listens, its
@@ -206,6 +209,7 @@ impl Default for Global {
             data_plane: DataPlaneKind::Proxy,
             ipvs: IpvsGlobal::default(),
             sync: None,
+            quorum: None,
         }
     }
 }

@@ -20,6 +20,7 @@ mod alert;
 mod check;
 pub(crate) mod incremental;
 mod ipvs;
+mod quorum;
 pub(crate) mod resource;
 mod sync;
 pub(crate) mod vrrp;
@@ -64,6 +65,7 @@ const GLOBAL_KEYS: &[&str] = &[
     "data_plane",
     "ipvs",
     "sync",
+    "quorum",
 ];
 const SERVICE_KEYS: &[&str] = &[
     "name",
@@ -167,6 +169,7 @@ enum Section {
     SyncDaemon,
     Sync,
     SyncPeer,
+    Quorum,
 }
 
 impl Section {
@@ -183,6 +186,7 @@ impl Section {
             Section::SyncDaemon => ipvs::SYNC_KEYS,
             Section::Sync => sync::SYNC_KEYS,
             Section::SyncPeer => sync::PEER_KEYS,
+            Section::Quorum => quorum::QUORUM_KEYS,
         }
     }
 
@@ -199,6 +203,7 @@ impl Section {
             Section::SyncDaemon => ("a [global.ipvs.sync_daemon] key", ipvs::SYNC_KEYS),
             Section::Sync => ("a [global.sync] key", sync::SYNC_KEYS),
             Section::SyncPeer => ("a [global.sync] peers key", sync::PEER_KEYS),
+            Section::Quorum => ("a [global.quorum] key", quorum::QUORUM_KEYS),
         };
         format!("{what}: {}", keys.join(", "))
     }
@@ -257,7 +262,7 @@ fn key_hint_of(section: Section, key: &str) -> Option<String> {
     };
     let hint = match section {
         Section::Alert => return alert::alert_key_hint(key).map(str::to_owned),
-        Section::Ipvs | Section::SyncDaemon | Section::SyncPeer => return None,
+        Section::Ipvs | Section::SyncDaemon | Section::SyncPeer | Section::Quorum => return None,
         Section::Sync => {
             if is(&["peer", "peer_address", "remote", "remotes"]) {
                 "did you mean `peers`? peers = [{ name = \"d2\", address = \"192.0.2.2:7947\" }]"
@@ -633,6 +638,9 @@ struct Cx<'s> {
     /// `[global.ipvs.sync_daemon] vrrp_instance`, checked once the VRRP
     /// instances are known.
     sync_follow: Option<(Span, String)>,
+    /// Where `[global.quorum]` is, checked once the VRRP instances are
+    /// known.
+    quorum_at: Option<Span>,
 }
 
 /// Parse and check a whole file.
@@ -665,6 +673,7 @@ impl<'s> Cx<'s> {
             errors: Vec::new(),
             once: HashSet::new(),
             sync_follow: None,
+            quorum_at: None,
         }
     }
 
@@ -1310,6 +1319,7 @@ impl<'s> Cx<'s> {
         self.cross_check(svcs);
         let (vrrp_instances, vrrp_sync_groups) = self.vrrp(root, svcs);
         self.sync_follow_check(&vrrp_instances);
+        self.quorum_check(&vrrp_instances);
         let (resource_groups, resource_alerts) = {
             let insts: Vec<&str> = vrrp_instances.iter().map(|v| v.name.as_str()).collect();
             let groups: Vec<&str> = vrrp_sync_groups.iter().map(|g| g.name.as_str()).collect();
@@ -1478,6 +1488,7 @@ impl<'s> Cx<'s> {
         if let Some(f) = self.field(&n, "sync") {
             g.sync = self.sync(&f);
         }
+        self.quorum_global(&n, &mut g);
         g
     }
 

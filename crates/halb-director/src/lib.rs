@@ -28,6 +28,7 @@ pub mod checks;
 pub mod diff;
 pub mod hooks;
 pub mod overrides;
+pub mod quorum;
 pub mod resources;
 pub mod role_override;
 pub mod status;
@@ -169,6 +170,7 @@ impl std::fmt::Display for CommandError {
 
 impl std::error::Error for CommandError {}
 
+pub use quorum::QUORUM_FAULT;
 pub use role_override::STANDBY_FAULT;
 
 /// What a reload changes, decided by the director before anything is
@@ -227,6 +229,8 @@ pub struct Director {
     role_override: role_override::RoleOverride,
     /// Operators' real-server overrides.
     overrides: overrides::Overrides,
+    /// `[global.quorum]`: the tracker and the fault sent to VRRP.
+    quorum: quorum::Quorum,
     now: Instant,
 }
 
@@ -365,6 +369,7 @@ impl Director {
         engine.handle_checks(set, now);
         let resources = resources::Resources::new(&config, now);
         let mut d = Director {
+            quorum: quorum::Quorum::new(&config, now),
             resources,
             role_override: role_override::RoleOverride::default(),
             overrides: overrides::Overrides::default(),
@@ -407,6 +412,8 @@ impl Director {
         self.resources.sync(&config, &self.roles, now);
         // Standby and takeover restored from the state file.
         self.role_override.resend(&config, &mut self.actions);
+        // Without quorum (none known yet at a start), nothing is held.
+        self.quorum.sync(&config, true, &mut self.actions);
         self.debug_check();
     }
 
@@ -514,7 +521,57 @@ impl Director {
         self.resources.engine.handle_timeout(now);
         let config = self.config.clone();
         self.resources.sync(&config, &self.roles, now);
+        let changes = self.quorum.handle_timeout(now);
+        self.quorum_changed(changes);
         self.debug_check();
+    }
+
+    /// An event of the quorum provider's shell (`[global.quorum]`): a
+    /// notification, a connect, the connection lost. Without quorum every
+    /// VRRP instance gets the fault [`QUORUM_FAULT`] (the resource groups
+    /// stop first); quorate for the settle time, it is cleared.
+    pub fn handle_quorum(&mut self, ev: halb_quorum::Event, now: Instant) {
+        self.advance(now);
+        let changes = self.quorum.handle_event(ev, now);
+        self.quorum_changed(changes);
+        self.debug_check();
+    }
+
+    /// The quorum's state (None: no `[global.quorum]`).
+    pub fn quorum_status(&self) -> Option<halb_quorum::Status> {
+        self.quorum.tracker().map(halb_quorum::Tracker::status)
+    }
+
+    fn quorum_changed(&mut self, changes: Vec<quorum::Change>) {
+        if changes.is_empty() {
+            return;
+        }
+        for c in changes {
+            let (event, what) = if c.lost {
+                (halb_alert::QuorumAlert::Lost, "quorum lost")
+            } else {
+                (halb_alert::QuorumAlert::Regained, "quorum regained")
+            };
+            let policy = self.quorum.tracker().map(|t| t.settings().no_quorum_policy);
+            let then = match (c.lost, policy) {
+                (_, Some(halb_quorum::NoQuorumPolicy::Ignore)) => {
+                    "no_quorum_policy = \"ignore\": nothing changes"
+                }
+                (true, _) => "stopping the resource groups, then giving up every VRRP instance",
+                (false, _) => "VRRP instances and resource groups may run here again",
+            };
+            let reason = format!("{what}: {}; {then}", c.reason);
+            if c.lost {
+                tracing::warn!("{reason}");
+            } else {
+                tracing::info!("{reason}");
+            }
+            self.alerts.handle_quorum(event, reason, self.now);
+            self.take_alerts();
+            self.alerts_changed();
+        }
+        let config = self.config.clone();
+        self.quorum.sync(&config, false, &mut self.actions);
     }
 
     /// A VRRP instance changed state: its notify hooks run, and the IPVS
@@ -705,6 +762,12 @@ impl Director {
         // too.
         self.role_override
             .reload(&new, plan.vrrp, &mut self.actions);
+        // So does the quorum fault; the settle time and the policy apply
+        // at once.
+        if self.quorum.reload(&new, now) {
+            plan.at_restart.push("global.quorum");
+        }
+        self.quorum.sync(&new, plan.vrrp, &mut self.actions);
         self.tracking_due = true;
         self.resources.sync(&new, &self.roles, now);
         self.debug_check();
@@ -932,6 +995,7 @@ impl Director {
             self.engine.poll_timeout(),
             self.alert_deadline,
             self.resources.poll_timeout(&self.config, self.now),
+            self.quorum.poll_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -1034,6 +1098,7 @@ impl Director {
         self.engine.check_invariants();
         self.alerts.check_invariants();
         self.resources.check_invariants();
+        self.quorum.check_invariants();
         self.role_override.check();
         assert_eq!(
             self.index.len(),

@@ -425,7 +425,8 @@ fn resource_events_are_alerted_to_the_groups_sinks() {
                     Subject::Resource { member, event, .. } => Some((member.clone(), *event)),
                     Subject::RealServer { .. }
                     | Subject::VrrpPath { .. }
-                    | Subject::ConfigSync { .. } => None,
+                    | Subject::ConfigSync { .. }
+                    | Subject::Quorum { .. } => None,
                 },
                 _ => None,
             })
@@ -631,5 +632,151 @@ fallback = "198.51.100.50:80"
         !reals(&t, 1).iter().any(|r| r.0 == fb80),
         "{:?}",
         reals(&t, 1)
+    );
+}
+
+fn with_quorum(settle_ms: u64, policy: halb_quorum::NoQuorumPolicy) -> Config {
+    let mut c = config_with_group();
+    c.global.quorum = Some(halb_quorum::Settings {
+        settle: Duration::from_millis(settle_ms),
+        no_quorum_policy: policy,
+        ..halb_quorum::Settings::corosync()
+    });
+    c
+}
+
+fn quorate(q: bool, members: &[u32]) -> halb_quorum::Event {
+    let n = members.len() as u32;
+    halb_quorum::Event::Notification(halb_quorum::Notification {
+        quorate: q,
+        ring: Some(halb_quorum::Ring { node: 1, seq: 4 }),
+        members: members.to_vec(),
+        votes: Some(halb_quorum::Votes {
+            have: n,
+            expected: 3,
+            needed: 2,
+        }),
+    })
+}
+
+#[test]
+fn without_quorum_the_groups_stop_then_every_instance_faults() {
+    use halb_quorum::NoQuorumPolicy;
+    let t0 = Instant::now();
+    let mut d = Director::new(with_quorum(0, NoQuorumPolicy::Stop), 16, t0);
+    d.handle_start(t0);
+    // Nothing is known at the start: the fault goes out with the start.
+    let log = run_log(&mut d, t0, 0);
+    assert!(log.contains(&format!("fault {QUORUM_FAULT}")), "{log:?}");
+    assert_eq!(
+        d.quorum_status().unwrap().summary,
+        "no quorum (corosync: not connected yet)"
+    );
+    d.handle_quorum(halb_quorum::Event::Connected, t0);
+    d.handle_quorum(quorate(true, &[1, 2, 3]), t0);
+    assert_eq!(run_log(&mut d, t0, 0), [format!("clear {QUORUM_FAULT}")]);
+    d.handle_vrrp_event(vrrp(halb_vrrp::State::Master), t0);
+    let log = run_log(&mut d, t0, 0);
+    assert!(
+        log.ends_with(&["start fs".to_owned(), "start nginx".to_owned()]),
+        "{log:?}"
+    );
+    // Cut off alone: the stops first, then the fault (priority 0, VIP
+    // removed) once nothing runs.
+    d.handle_quorum(quorate(false, &[1]), t0);
+    let log = run_log(&mut d, t0, 0);
+    assert_eq!(
+        log,
+        ["stop nginx", "stop fs", &format!("fault {QUORUM_FAULT}")]
+    );
+    let s = d.quorum_status().unwrap();
+    assert_eq!(s.summary, "no quorum (corosync: 1 of 3 votes)");
+    assert!(!s.may_hold);
+    // Healed: the fault clears, nothing else.
+    d.handle_vrrp_event(vrrp(halb_vrrp::State::Fault), t0);
+    d.handle_quorum(quorate(true, &[1, 2, 3]), t0);
+    assert_eq!(run_log(&mut d, t0, 0), [format!("clear {QUORUM_FAULT}")]);
+}
+
+#[test]
+fn regained_quorum_waits_for_the_settle_time() {
+    use halb_quorum::NoQuorumPolicy;
+    let t0 = Instant::now();
+    let mut d = Director::new(with_quorum(2000, NoQuorumPolicy::Stop), 16, t0);
+    d.handle_start(t0);
+    run_log(&mut d, t0, 0);
+    d.handle_quorum(quorate(true, &[1, 2]), t0);
+    assert!(run_log(&mut d, t0, 0).is_empty());
+    assert!(d.poll_timeout().unwrap() <= t0 + Duration::from_secs(2));
+    assert!(d
+        .quorum_status()
+        .unwrap()
+        .summary
+        .starts_with("quorate, settling for 2s"));
+    // Lost again before it settled: nothing was cleared, nothing to set.
+    d.handle_quorum(quorate(false, &[1]), t0 + Duration::from_secs(1));
+    assert!(run_log(&mut d, t0, 0).is_empty());
+    d.handle_quorum(quorate(true, &[1, 2]), t0 + Duration::from_secs(3));
+    d.handle_timeout(t0 + Duration::from_secs(5));
+    assert_eq!(
+        run_log(&mut d, t0 + Duration::from_secs(5), 0),
+        [format!("clear {QUORUM_FAULT}")]
+    );
+}
+
+#[test]
+fn quorum_changes_are_alerted_and_ignore_sets_no_fault() {
+    use halb_quorum::NoQuorumPolicy;
+    let t0 = Instant::now();
+    let mut c = with_quorum(0, NoQuorumPolicy::Ignore);
+    c.vrrp_alert = halb_alert::AlertSpec {
+        webhook: Some(halb_alert::WebhookSpec {
+            url: halb_alert::WebhookUrl::parse("http://127.0.0.1:1/h").unwrap(),
+            timeout: Duration::from_secs(1),
+            retries: 0,
+            ca_file: None,
+        }),
+        email: None,
+    };
+    let mut d = Director::new(c, 16, t0);
+    d.handle_start(t0);
+    let mut events = Vec::new();
+    let mut faults = 0;
+    let mut drain = |d: &mut Director, events: &mut Vec<_>| {
+        while let Some(a) = d.poll_action() {
+            match a {
+                Action::Alert(a) => {
+                    if let halb_alert::Subject::Quorum { event } = a.alert.subject {
+                        events.push((event, a.alert.reason));
+                    }
+                }
+                Action::SetFault { key, .. } if key == QUORUM_FAULT => faults += 1,
+                _ => {}
+            }
+        }
+    };
+    drain(&mut d, &mut events);
+    d.handle_quorum(quorate(true, &[1, 2, 3]), t0);
+    d.handle_quorum(
+        halb_quorum::Event::Lost {
+            reason: "corosync connection lost".into(),
+        },
+        t0,
+    );
+    drain(&mut d, &mut events);
+    assert_eq!(faults, 0);
+    let kinds: Vec<_> = events.iter().map(|(e, _)| *e).collect();
+    assert_eq!(
+        kinds,
+        [
+            halb_alert::QuorumAlert::Regained,
+            halb_alert::QuorumAlert::Lost
+        ]
+    );
+    assert!(
+        events[1]
+            .1
+            .contains("not connected: corosync connection lost"),
+        "{events:?}"
     );
 }

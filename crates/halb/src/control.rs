@@ -117,6 +117,9 @@ pub struct Status {
     /// `[global.sync]`: how each peer's config compares with ours.
     #[serde(default)]
     pub config_sync: Vec<ConfigSyncStatus>,
+    /// Quorum (`[global.quorum]`; None without it).
+    #[serde(default)]
+    pub quorum: Option<halb_quorum::Status>,
 }
 
 /// One sync peer (`[global.sync]`): its config compared with ours.

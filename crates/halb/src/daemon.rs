@@ -45,6 +45,9 @@ struct Shell {
     sender: halb_alert::Sender,
     vrrp: Option<vrrp::Running>,
     vrrp_events: Option<mpsc::UnboundedReceiver<halb_vrrp_net::Event>>,
+    /// The quorum provider's events (`[global.quorum]`: the Corosync
+    /// thread of `halb_quorum::corosync`).
+    quorum_events: Option<mpsc::Receiver<halb_quorum::Event>>,
     probes: JoinSet<(ProbeId, ProbeOutcome)>,
     prober: Arc<NetProber>,
     /// Notify hooks still running (reaped as they end).
@@ -271,6 +274,7 @@ impl Shell {
             }),
             configured_weights: self.configured_weights(),
             config_sync: self.sync.as_ref().map(|s| s.status()).unwrap_or_default(),
+            quorum: self.director.quorum_status(),
         }
     }
 
@@ -1021,6 +1025,38 @@ pub struct Start {
 }
 
 /// The next VRRP event, or never when VRRP is not running.
+async fn next_quorum(
+    events: &mut Option<mpsc::Receiver<halb_quorum::Event>>,
+) -> Option<halb_quorum::Event> {
+    match events {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Starts the quorum provider's thread when the config asks for one.
+fn start_quorum(
+    config: &halb_config::Config,
+) -> anyhow::Result<Option<mpsc::Receiver<halb_quorum::Event>>> {
+    let Some(q) = &config.global.quorum else {
+        return Ok(None);
+    };
+    let (tx, rx) = mpsc::channel(64);
+    match q.provider {
+        halb_quorum::Provider::Corosync => {
+            halb_quorum::corosync::spawn(move |ev| tx.blocking_send(ev).is_ok())
+                .context("starting the corosync quorum thread")?;
+        }
+    }
+    tracing::info!(
+        "quorum from {} (settle {:?}, no_quorum_policy = {}): nothing is held until the partition is quorate",
+        q.provider.name(),
+        q.settle,
+        q.no_quorum_policy.name()
+    );
+    Ok(Some(rx))
+}
+
 async fn next_event(
     events: &mut Option<mpsc::UnboundedReceiver<halb_vrrp_net::Event>>,
 ) -> Option<halb_vrrp_net::Event> {
@@ -1249,6 +1285,7 @@ pub fn run(
             (None, _) => None,
         };
         let mut push_rx = sync.as_ref().map(|_| push_rx);
+        let quorum_events = start_quorum(director.config())?;
         let mut shell = Shell {
             sync,
             source,
@@ -1257,6 +1294,7 @@ pub fn run(
             sender,
             vrrp,
             vrrp_events,
+            quorum_events,
             probes: JoinSet::new(),
             prober: Arc::new(NetProber),
             hooks: JoinSet::new(),
@@ -1364,6 +1402,9 @@ pub fn run(
                 }
                 Some(ev) = next_event(&mut shell.vrrp_events) => {
                     vrrp::feed(&mut shell.director, ev, Instant::now());
+                }
+                Some(ev) = next_quorum(&mut shell.quorum_events) => {
+                    shell.director.handle_quorum(ev, Instant::now());
                 }
                 Some(_) = shell.hooks.join_next(), if !shell.hooks.is_empty() => {}
                 Some(done) = shell.agents.join_next(), if !shell.agents.is_empty() => {

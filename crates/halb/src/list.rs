@@ -260,6 +260,26 @@ pub fn render_table(status: &Status) -> String {
 /// The VRRP section (keepalived has no `list`: this is halb's own).
 pub fn render_vrrp(status: &Status) -> String {
     let mut out = String::new();
+    if let Some(q) = &status.quorum {
+        let _ = write!(out, "\nQuorum: {}", q.summary);
+        if !q.members.is_empty() {
+            let m: Vec<String> = q.members.iter().map(u32::to_string).collect();
+            let _ = write!(out, ", members {}", m.join(","));
+        }
+        if let Some(r) = q.ring {
+            let _ = write!(out, ", ring {}/{}", r.node, r.seq);
+        }
+        match (q.may_hold, q.no_quorum_policy) {
+            (true, _) => {}
+            (false, halb_quorum::NoQuorumPolicy::Stop) => {
+                out.push_str(": resource groups stopped, every VRRP instance in FAULT")
+            }
+            (false, halb_quorum::NoQuorumPolicy::Ignore) => {
+                out.push_str(" (no_quorum_policy = \"ignore\": nothing given up)")
+            }
+        }
+        out.push('\n');
+    }
     if status.vrrp.is_empty() {
         return out;
     }
@@ -728,6 +748,7 @@ pub(crate) mod tests {
             sync_daemon: None,
             configured_weights: Vec::new(),
             config_sync: Vec::new(),
+            quorum: None,
             vrrp: vec![crate::control::VrrpStatus {
                 name: "VI_1".into(),
                 interface: "eth0".into(),
@@ -780,6 +801,34 @@ pub(crate) mod tests {
         insta::assert_snapshot!(render_config_sync(&st, 1_796_688_222.0));
         assert!(render_table(&st).contains("config differs from d2 since "));
         assert_eq!(ago(3 * 3600 + 5 * 60), "3h05m");
+    }
+
+    #[test]
+    fn quorum_line() {
+        let mut st = status();
+        let t0 = std::time::Instant::now();
+        let mut t = halb_quorum::Tracker::new(halb_quorum::Settings::corosync(), t0);
+        t.handle_event(
+            halb_quorum::Event::Notification(halb_quorum::Notification {
+                quorate: false,
+                ring: Some(halb_quorum::Ring { node: 1, seq: 36 }),
+                members: vec![1],
+                votes: Some(halb_quorum::Votes {
+                    have: 1,
+                    expected: 3,
+                    needed: 2,
+                }),
+            }),
+            t0,
+        );
+        st.quorum = Some(t.status());
+        let out = render_vrrp(&st);
+        assert!(
+            out.starts_with(
+                "\nQuorum: no quorum (corosync: 1 of 3 votes), members 1, ring 1/36: resource groups stopped, every VRRP instance in FAULT\n"
+            ),
+            "{out}"
+        );
     }
 
     #[test]

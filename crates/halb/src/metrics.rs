@@ -263,6 +263,13 @@ fn registry(st: &Status) -> Reg {
             );
         }
     }
+    let quorum = r.gauge(
+        "halb_quorum",
+        "1 while this director's partition is quorate (for the settle time) and may hold resource groups and VIPs, 0 otherwise; absent without [global.quorum].",
+    );
+    if let Some(q) = &st.quorum {
+        set(&quorum, &Labels::new(), i64::from(q.may_hold));
+    }
 
     add(
         &r.counter(
@@ -915,5 +922,28 @@ mod tests {
         assert_eq!(sample(&t, "halb_reloads_total", &[]), Some(0.0));
         assert_eq!(sample(&t, "halb_backend_up", &[]), None);
         assert_eq!(sample(&t, "halb_ipvs_sync_daemon_state", &[]), None);
+        assert_eq!(sample(&t, "halb_quorum", &[]), None);
+    }
+
+    #[test]
+    fn quorum_is_a_gauge() {
+        let mut st = Status::default();
+        let mut t =
+            halb_quorum::Tracker::new(halb_quorum::Settings::corosync(), std::time::Instant::now());
+        st.quorum = Some(t.status());
+        assert_eq!(sample(&render_text(&st), "halb_quorum", &[]), Some(0.0));
+        let now = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        t.handle_event(
+            halb_quorum::Event::Notification(halb_quorum::Notification {
+                quorate: true,
+                ring: None,
+                members: vec![1, 2],
+                votes: None,
+            }),
+            now,
+        );
+        t.handle_timeout(now + halb_quorum::DEFAULT_SETTLE);
+        st.quorum = Some(t.status());
+        assert_eq!(sample(&render_text(&st), "halb_quorum", &[]), Some(1.0));
     }
 }
