@@ -249,6 +249,9 @@ pub struct RealCheck {
     pub service: ServiceKey,
     pub real: std::net::SocketAddr,
     pub spec: halb_health::CheckSpec,
+    /// The real server's own `on_down`, over its service's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_down: Option<halb_table::OnDown>,
 }
 
 impl Config {

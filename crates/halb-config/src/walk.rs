@@ -103,6 +103,7 @@ const REAL_KEYS: &[&str] = &[
     "tunnel_type",
     "tunnel_port",
     "tunnel_checksum",
+    "on_down",
 ];
 
 const SCHEDULER_SYNONYMS: &[(&str, &str)] = &[
@@ -607,6 +608,9 @@ struct Defaults {
     data_plane: halb_table::DataPlaneKind,
 }
 
+/// A checked real server's check, and its own on_down (over its service's).
+type CheckedReal = (halb_health::CheckSpec, Option<OnDown>);
+
 /// What the cross-service checks need to know of one service.
 #[derive(Clone)]
 struct Svc {
@@ -621,7 +625,7 @@ struct Svc {
     key_span: Option<Span>,
     label: String,
     /// The health check of each real server that has one.
-    checks: Vec<(SocketAddr, halb_health::CheckSpec)>,
+    checks: Vec<(SocketAddr, CheckedReal)>,
     /// Its alert settings (its `alert` table over the global one).
     alert: halb_alert::AlertSpec,
     ok: bool,
@@ -1343,11 +1347,16 @@ impl<'s> Cx<'s> {
             if !s.alert.is_empty() {
                 alerts.push((s.vs.name.clone(), s.alert.clone()));
             }
-            checks.extend(s.checks.iter().map(|(real, spec)| crate::RealCheck {
-                service: key,
-                real: *real,
-                spec: spec.clone(),
-            }));
+            checks.extend(
+                s.checks
+                    .iter()
+                    .map(|(real, (spec, on_down))| crate::RealCheck {
+                        service: key,
+                        real: *real,
+                        spec: spec.clone(),
+                        on_down: *on_down,
+                    }),
+            );
             services.push(s.vs.clone());
         }
         Config {
@@ -2056,7 +2065,7 @@ impl<'s> Cx<'s> {
         above: (&check::Layer, &check::Layer),
         // The service's data plane, and whether it is a firewall mark's.
         (plane, fwmark): (halb_table::DataPlaneKind, bool),
-    ) -> Option<(RealServer, Span, Option<halb_health::CheckSpec>)> {
+    ) -> Option<(RealServer, Span, Option<CheckedReal>)> {
         let node = Node { tbl, path, span };
         self.check_keys(&node, Section::Real);
         let before = self.errors.len();
@@ -2177,6 +2186,28 @@ impl<'s> Cx<'s> {
                 );
             }
         }
+        // This real server's own on_down (keepalived's inhibit_on_failure
+        // on one real server): only a checked real server goes down.
+        let mut on_down = None;
+        if let Some(f) = self.field(&node, "on_down") {
+            match self.choice(
+                &f,
+                "on_down value",
+                &["quiescent", "remove"],
+                ON_DOWN_SYNONYMS,
+            ) {
+                Some("remove") => on_down = Some(OnDown::Remove),
+                Some(_) => on_down = Some(OnDown::Quiescent),
+                None => {}
+            }
+            if check.is_none() {
+                self.push(
+                    Problem::new(f.span.clone(), f.path.clone(), "on_down on a real server without a health check")
+                        .expected("on_down on a real server that has a check (its own, its service's or [global.check])")
+                        .fix("add a check to this real server or its service, or remove on_down (an unchecked real server is never down)"),
+                );
+            }
+        }
         if self.errors.len() != before {
             return None;
         }
@@ -2190,7 +2221,7 @@ impl<'s> Cx<'s> {
             tunnel_port,
             tunnel_checksum,
         };
-        Some((real, aspan, check))
+        Some((real, aspan, check.map(|c| (c, on_down))))
     }
 
     /// Checks across services: unique names, unique protocol + listen.

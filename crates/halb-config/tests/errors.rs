@@ -794,3 +794,26 @@ interval = "10ms"
         render("[global]\nsync = \"192.0.2.2\"\n")
     );
 }
+
+#[test]
+fn real_server_on_down_errors() {
+    // Without a check anywhere; an unknown value.
+    assert_snapshot!(render(
+        r#"[[virtual_service]]
+data_plane = "ipvs"
+listen = "192.0.2.10:80"
+  [[virtual_service.real_server]]
+  address = "198.51.100.1:80"
+  on_down = "quiescent"
+
+[[virtual_service]]
+data_plane = "ipvs"
+listen = "192.0.2.10:81"
+  [virtual_service.check]
+  type = "tcp"
+  [[virtual_service.real_server]]
+  address = "198.51.100.1:81"
+  on_down = "drop"
+"#
+    ));
+}

@@ -249,7 +249,8 @@ pub fn first_round(config: &Config) -> Duration {
 /// gets. `health(service, real)` is the state of a real server's check
 /// and the weight its dynamic check reported; `None`: unchecked (always
 /// up, configured weight). A Down real server gets weight 0 (`on_down =
-/// "quiescent"`) or leaves the table (`"remove"`). An IPVS service's
+/// "quiescent"`) or leaves the table (`"remove"`): the real server's own
+/// `on_down` if it has one, else its service's. An IPVS service's
 /// `fallback` joins the table, weight 1, while none of its real servers is
 /// up (as keepalived's `sorry_server` and ldirectord's `fallback`: a
 /// quiescent real server at weight 0 is not up); the proxy uses its
@@ -259,9 +260,15 @@ pub fn effective_table(
     health: impl Fn(ServiceKey, SocketAddr) -> Option<(Health, Option<u32>)>,
 ) -> Table {
     let mut table = config.to_table();
+    // Real servers with an on_down of their own (usually none).
+    let own: HashMap<(ServiceKey, SocketAddr), OnDown> = config
+        .checks
+        .iter()
+        .filter_map(|c| c.on_down.map(|o| ((c.service, c.real), o)))
+        .collect();
     for vs in &mut table.services {
         let key = vs.key();
-        let on_down = vs.on_down;
+        let service_on_down = vs.on_down;
         let mut any_up = false;
         vs.reals.retain_mut(|r| match health(key, r.addr) {
             None => {
@@ -275,13 +282,15 @@ pub fn effective_table(
                 any_up = true;
                 true
             }
-            Some((Health::Down, _)) => match on_down {
-                OnDown::Quiescent => {
-                    r.weight = 0;
-                    true
+            Some((Health::Down, _)) => {
+                match own.get(&(key, r.addr)).copied().unwrap_or(service_on_down) {
+                    OnDown::Quiescent => {
+                        r.weight = 0;
+                        true
+                    }
+                    OnDown::Remove => false,
                 }
-                OnDown::Remove => false,
-            },
+            }
         });
         if let (DataPlaneKind::Ipvs, Some(addr), false) = (vs.data_plane, vs.fallback, any_up) {
             if !vs.reals.iter().any(|r| r.addr == addr) {
@@ -1082,7 +1091,7 @@ impl Director {
                         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
                     configured_weight: r.weight,
                     dynamic_weight: st.weight,
-                    on_down: vs.on_down,
+                    on_down: check.on_down.unwrap_or(vs.on_down),
                     check: describe(&check.spec),
                 });
             }

@@ -780,3 +780,31 @@ fn quorum_changes_are_alerted_and_ignore_sets_no_fault() {
         "{events:?}"
     );
 }
+
+#[test]
+fn a_real_servers_own_on_down_wins_over_its_services() {
+    let src = r#"
+[[virtual_service]]
+name = "web"
+data_plane = "ipvs"
+listen = "192.0.2.100:80"
+on_down = "remove"
+  [virtual_service.check]
+  type = "tcp"
+  [[virtual_service.real_server]]
+  address = "198.51.100.21:80"
+  forward = "masq"
+  [[virtual_service.real_server]]
+  address = "198.51.100.22:80"
+  forward = "masq"
+  on_down = "quiescent"
+"#;
+    let c = halb_config::parse(src, Path::new("t.toml")).unwrap();
+    let t = effective_table(&c, |_, _| Some((Health::Down, None)));
+    let r: Vec<(String, u32)> = t.services[0]
+        .reals
+        .iter()
+        .map(|r| (r.addr.to_string(), r.weight))
+        .collect();
+    assert_eq!(r, vec![("198.51.100.22:80".to_owned(), 0)]);
+}

@@ -1759,6 +1759,7 @@ impl Mapper<'_> {
         let mut d = vd.clone();
         let mut fwd = fwd;
         let mut checkers: Vec<&Node> = Vec::new();
+        let mut inhibit: Option<&Node> = None;
         for n in b.children() {
             if self.defaults_key(n, &ctx, &mut d) {
                 continue;
@@ -1785,12 +1786,7 @@ impl Mapper<'_> {
                     Some("TUN") => fwd = "tunnel",
                     _ => self.bad(n, 0, &ctx, "NAT, DR or TUN"),
                 },
-                "inhibit_on_failure" => self.report.unmapped(
-                    n.pos(),
-                    &join_path(&ctx, "inhibit_on_failure"),
-                    "weight 0 instead of removal for this real server only",
-                    Advice::Key("on_down = \"quiescent\" on the whole service".into()),
-                ),
+                "inhibit_on_failure" => inhibit = Some(n),
                 k if checker_type(k) => checkers.push(n),
                 _ => self.unmapped(n, &ctx),
             }
@@ -1826,6 +1822,19 @@ impl Mapper<'_> {
                 }
                 emit::set_sub_table(&mut t, "check", check);
                 first = false;
+            }
+        }
+        if let Some(n) = inhibit {
+            if t.contains_key("check") {
+                // Weight 0 instead of removal, for this real server only.
+                emit::set_str(&mut t, "on_down", "quiescent");
+            } else {
+                self.report.unmapped(
+                    n.pos(),
+                    &join_path(&ctx, "inhibit_on_failure"),
+                    "weight 0 instead of removal when the checker fails: this real server has no checker halb imported",
+                    Advice::None,
+                );
             }
         }
         Some(t)
