@@ -154,3 +154,140 @@ halb_reload() { run halb reload --socket "$HALB_SOCK"; }
 
 # halb_wait_ipvs WHAT CMD: wait (10 s at most) for halb to program the kernel
 halb_wait_ipvs() { wait_for "$1" "$2" 100; }
+
+# Equivalence with the daemons halb replaces (cases import-*) ---------------
+#
+# A case names its daemon ("# needs: keepalived") and its config ("# import:
+# keepalived FILE", imported on the host: /halbvm/import/FILE.toml). It
+# defines rs_start K / rs_kill K (start / kill real server rK's servers),
+# starts them all, then calls `equiv DAEMON FILE K`: the daemon programs IPVS
+# from FILE; its `ipvsadm -S -n` (sorted) is taken once it settles with all
+# real servers healthy, and again after rK's servers are killed (once every
+# line of rK's has changed: removed or weight 0); the daemon
+# stops, the table is cleared, rK starts again; halb runs the imported TOML
+# and must reach the same two tables.
+
+IMPORT_DIR=/halbvm/import
+
+# equiv_serve K PORT [HTTP_PORT]: rK answers "rK" on PORT (without nc's
+# complaints about the checkers' connections closed early), and serves
+# /health ("ok") over HTTP on HTTP_PORT (busybox httpd)
+equiv_serve() {
+  $IP netns exec "r$1" nc -ll -p "$2" -e /bin/echo "r$1" 2>/dev/null &
+  wait_for "r$1 listening on $2" "nsx r$1 netstat -ltn | grep -q ':$2 '"
+  [ -n "${3:-}" ] || return 0
+  mkdir -p "/tmp/case/www$1"; echo ok > "/tmp/case/www$1/health"
+  $IP netns exec "r$1" httpd -f -p "$3" -h "/tmp/case/www$1" &
+  wait_for "r$1's HTTP server on $3" "nsx r$1 netstat -ltn | grep -q ':$3 '"
+}
+rs_kill() { local p; for p in $($IP netns pids "r$1"); do kill "$p"; done; }
+
+ipvs_dump() { ipvsadm -S -n | sort; }
+
+# dump_settled SECONDS: wait until the dump is unchanged for SECONDS (at most
+# 60 s), then print it. The daemons' checks run every second in these
+# files, so two seconds unchanged is two rounds of checks that changed
+# nothing. (A dump taken mid-change cannot make a case pass: halb must
+# then reach that very table.)
+dump_settled() {
+  local want=$(($1 * 10)) same=0 i=0 prev cur
+  prev=$(ipvs_dump)
+  while [ $same -lt $want ]; do
+    sleep 0.1
+    cur=$(ipvs_dump)
+    if [ "$cur" = "$prev" ]; then same=$((same + 1)); else same=0; prev=$cur; fi
+    i=$((i + 1))
+    [ $i -lt 600 ] || fail "the IPVS table did not settle in 60 s"
+  done
+  echo "$prev"
+}
+
+# imported FILE: the imported TOML's path (fails the case if the import failed)
+imported() {
+  local f=$IMPORT_DIR/$1
+  note "halb import report for $1 (exit status $(cat $f.rc)):"
+  sed 's/^/#   /' "$f.report"
+  [ "$(cat $f.rc)" = 0 ] && [ -f "$f.toml" ] || fail "halb import of $1 failed (exit status $(cat $f.rc))"
+  echo "$f.toml" > /tmp/case/imported
+}
+
+daemon_start() { # DAEMON FILE
+  case "$1" in
+    keepalived)
+      # Checker process only (these files have no vrrp_instance), in the
+      # foreground, logging to the console.
+      keepalived --dont-fork --log-console --log-detail --no-syslog --check \
+        --pid /run/keepalived.pid --checkers_pid /run/keepalived-check.pid \
+        --use-file "$IMPORT_DIR/$2" >/tmp/case/daemon.log 2>&1 &
+      DAEMON_PID=$! ;;
+    ldirectord)
+      # ldirectord -d: debug, stays in the foreground.
+      perl /usr/sbin/ldirectord -d "$IMPORT_DIR/$2" start >/tmp/case/daemon.log 2>&1 &
+      DAEMON_PID=$! ;;
+    *) fail "daemon_start: unknown daemon $1" ;;
+  esac
+}
+
+daemon_stop() {
+  kill "$DAEMON_PID" 2>/dev/null
+  wait_for "the daemon to exit" "! kill -0 $DAEMON_PID" 150
+}
+
+# tnote MSG: a note with the guest's uptime
+tnote() { note "[$(cut -d' ' -f1 /proc/uptime)s] $*"; }
+
+show_dump() { # TITLE DUMP
+  tnote "$1:"
+  echo "$2" | sed 's/^/#   /'
+}
+
+# same_table WHAT WANT: wait (30 s at most) until halb's table is WANT;
+# on a timeout, fail with both tables
+same_table() {
+  local i=0 got
+  while :; do
+    got=$(ipvs_dump)
+    [ "$got" = "$2" ] && { show_dump "halb, $1 (equal)" "$got"; return 0; }
+    i=$((i + 1))
+    if [ $i -ge 300 ]; then
+      show_dump "$DAEMON, $1" "$2"
+      show_dump "halb, $1" "$got"
+      echo "$2" > /tmp/case/want; echo "$got" > /tmp/case/got
+      diff /tmp/case/want /tmp/case/got | sed 's/^/#   /'
+      fail "halb's table differs from $DAEMON's ($1)"
+    fi
+    sleep 0.1
+  done
+}
+
+equiv() { # DAEMON FILE K
+  DAEMON=$1
+  local file=$2 k=$3 addr healthy degraded
+  addr=$(real_addr "$k")
+  imported "$file"
+  tnote "$DAEMON programs IPVS from $file"
+  daemon_start "$DAEMON" "$file"
+  wait_for "$DAEMON's services in the table" "[ -n \"\$(ipvsadm -S -n)\" ]" 200
+  healthy=$(dump_settled 2)
+  show_dump "$DAEMON, all real servers healthy" "$healthy"
+  echo "$healthy" | grep -q -- "-r $addr:" || fail "$DAEMON's table has no real server $addr"
+  tnote "killing r$k's servers"
+  echo "$healthy" | grep -- "-r $addr:" > /tmp/case/r-lines
+  rs_kill "$k"
+  # Every line of rK's in the healthy table changes (removed, or weight 0).
+  wait_for "$DAEMON to see r$k down" "! ipvs_dump | grep -qxF -f /tmp/case/r-lines" 600
+  degraded=$(dump_settled 2)
+  show_dump "$DAEMON, r$k down" "$degraded"
+  [ "$degraded" != "$healthy" ] || fail "$DAEMON's table did not change with r$k down"
+  daemon_stop
+  note "$DAEMON's table after it stopped:"; ipvs_dump | sed 's/^/#   /'
+  ipvsadm -C
+  rs_start "$k"
+  HALB_CONF=$(cat /tmp/case/imported)
+  tnote "halb programs IPVS from the imported $HALB_CONF"
+  halb_start
+  same_table "all real servers healthy" "$healthy"
+  rs_kill "$k"
+  same_table "r$k down" "$degraded"
+  kill $HALB_PID
+}

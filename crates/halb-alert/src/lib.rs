@@ -20,8 +20,8 @@ pub mod sender;
 pub mod spec;
 
 pub use policy::{
-    Action, Alert, Health, PathAlert, PathTransition, Policy, ResourceAlert, ResourceTransition,
-    Sink, Subject, Transition,
+    Action, Alert, Health, PathAlert, PathTransition, Policy, QuorumAlert, ResourceAlert,
+    ResourceTransition, Sink, Subject, SyncAlert, SyncTransition, Transition,
 };
 #[cfg(feature = "sender")]
 pub use sender::{director_name, AlertStats, Sender};

@@ -5,7 +5,8 @@
 use halb_config::{parse, Config, ConfigErrors};
 use halb_health::{
     ClientCert, DnsSpec, DnsType, ExternalSpec, FtpSpec, HttpMethod, HttpSpec, InitialState,
-    MailSpec, ProbeSpec, RedisSpec, SimpleTcpSpec, SmtpSpec, SqlSpec, Timing, TlsSpec, UdpSpec,
+    LdapSpec, MailSpec, ProbeSpec, RadiusSpec, RedisSpec, SimpleTcpSpec, SmtpSpec, SqlSpec, Timing,
+    TlsSpec, UdpSpec,
 };
 use insta::assert_snapshot;
 use std::net::SocketAddr;
@@ -706,6 +707,115 @@ listen = "127.0.0.1:3128"
   [[virtual_service.real_server]]
   address = "127.0.0.1:80"
   check = { type = "http", url = "http://a/" }
+"#,
+    );
+    assert_snapshot!(out);
+}
+
+#[test]
+fn ldap_and_radius_checks() {
+    let cfg = ok(r#"
+[global]
+check = {}
+
+[[virtual_service]]
+listen = "127.0.0.1:8080"
+real_server = [
+  { address = "127.0.0.1:389" },
+  { address = "127.0.0.1:636" },
+  { address = "127.0.0.1:1812", check = { secret = "testing123" } },
+  { address = "127.0.0.1:3389", check = { type = "ldap", bind_dn = "cn=Directory Manager,dc=example,dc=org", password = "pw", search_base = "ou=health,dc=example,dc=org", expect_regex = "^ou=health" } },
+  { address = "127.0.0.1:3636", check = { type = "ldaps", sni = "ldap.example", verify = true } },
+  { address = "127.0.0.1:3390", check = { search_base = "dc=example,dc=org" } },
+  { address = "127.0.0.1:11812", check = { type = "radius", secret = "s", username = "hc", password = "p", require_accept = true } },
+]
+"#);
+    let probes: Vec<&ProbeSpec> = cfg.checks.iter().map(|c| &c.spec.probe).collect();
+    // ldirectord's defaults by port: an anonymous bind and a root DSE
+    // search; radius with the secret given.
+    assert_eq!(probes[0], &ProbeSpec::Ldap(LdapSpec::root_dse()));
+    assert_eq!(probes[1], &ProbeSpec::Ldap(LdapSpec::tls()));
+    assert_eq!(probes[2], &ProbeSpec::Radius(RadiusSpec::new("testing123")));
+    let ProbeSpec::Ldap(l) = probes[3] else {
+        panic!("{:?}", probes[3]);
+    };
+    assert_eq!(
+        (
+            l.bind_dn.as_deref(),
+            l.password.as_deref(),
+            l.search_base.as_deref(),
+            l.expect.as_ref().map(|e| e.as_str()),
+            l.tls.is_none()
+        ),
+        (
+            Some("cn=Directory Manager,dc=example,dc=org"),
+            Some("pw"),
+            Some("ou=health,dc=example,dc=org"),
+            Some("^ou=health"),
+            true
+        )
+    );
+    assert_eq!(
+        probes[4],
+        &ProbeSpec::Ldap(LdapSpec {
+            tls: Some(TlsSpec {
+                server_name: Some("ldap.example".into()),
+                verify: true,
+                ..TlsSpec::default()
+            }),
+            ..LdapSpec::root_dse()
+        })
+    );
+    // search_base alone implies ldap.
+    assert_eq!(
+        probes[5],
+        &ProbeSpec::Ldap(LdapSpec {
+            search_base: Some("dc=example,dc=org".into()),
+            ..LdapSpec::default()
+        })
+    );
+    assert_eq!(
+        probes[6],
+        &ProbeSpec::Radius(RadiusSpec {
+            username: "hc".into(),
+            password: Some("p".into()),
+            secret: "s".into(),
+            require_accept: true,
+        })
+    );
+    // Never the secret or password in the JSON of the config.
+    let json = serde_json::to_string(&cfg.checks[6].spec).unwrap();
+    assert!(
+        json.contains("<redacted>") && !json.contains("\"s\""),
+        "{json}"
+    );
+}
+
+#[test]
+fn ldap_and_radius_check_errors() {
+    let out = render(
+        r#"[[virtual_service]]
+listen = "127.0.0.1:8080"
+
+  [[virtual_service.real_server]]
+  address = "127.0.0.1:1812"
+  check = { interval = "2s" }
+
+  [[virtual_service.real_server]]
+  address = "127.0.0.1:1813"
+  check = { type = "radius", password = "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", secret = "", require_accept = "yes" }
+
+  [[virtual_service.real_server]]
+  address = "127.0.0.1:1814"
+  check = { type = "ldap", password = "p", secret = "s", sni = "a.example" }
+
+  [[virtual_service.real_server]]
+  address = "127.0.0.1:1815"
+  check = { type = "ldaps", bind_dn = "", search_base = "dc=a\ndc=b" }
+
+  [[virtual_service.real_server]]
+  address = "127.0.0.1:1816"
+  check = { type = "imap", bind_dn = "cn=x", shared_secret = "s" }
 "#,
     );
     assert_snapshot!(out);

@@ -28,6 +28,7 @@ pub mod checks;
 pub mod diff;
 pub mod hooks;
 pub mod overrides;
+pub mod quorum;
 pub mod resources;
 pub mod role_override;
 pub mod status;
@@ -41,7 +42,7 @@ pub use status::{describe, RealHealth};
 use halb_alert::{DaemonStatus, Policy, Transition};
 use halb_config::{Config, Global, SyncRole};
 use halb_health::{CheckId, CheckSpec, Engine, ProbeId, ProbeOutcome};
-use halb_table::{OnDown, ServiceKey, Table};
+use halb_table::{DataPlaneKind, OnDown, RealServer, ServiceKey, Table};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -169,6 +170,7 @@ impl std::fmt::Display for CommandError {
 
 impl std::error::Error for CommandError {}
 
+pub use quorum::QUORUM_FAULT;
 pub use role_override::STANDBY_FAULT;
 
 /// What a reload changes, decided by the director before anything is
@@ -198,6 +200,8 @@ pub struct Director {
     /// since: their next "alive" is alerted, even after a spell as
     /// master in between (where paths are not watched).
     dead_paths: BTreeSet<(String, String)>,
+    /// The sync peers whose config was last alerted as differing.
+    drifted_peers: BTreeSet<String>,
     /// The sync daemon's role as the followed VRRP instance set it.
     sync_role: Option<SyncRole>,
     actions: VecDeque<Action>,
@@ -225,6 +229,8 @@ pub struct Director {
     role_override: role_override::RoleOverride,
     /// Operators' real-server overrides.
     overrides: overrides::Overrides,
+    /// `[global.quorum]`: the tracker and the fault sent to VRRP.
+    quorum: quorum::Quorum,
     now: Instant,
 }
 
@@ -243,31 +249,56 @@ pub fn first_round(config: &Config) -> Duration {
 /// gets. `health(service, real)` is the state of a real server's check
 /// and the weight its dynamic check reported; `None`: unchecked (always
 /// up, configured weight). A Down real server gets weight 0 (`on_down =
-/// "quiescent"`) or leaves the table (`"remove"`).
+/// "quiescent"`) or leaves the table (`"remove"`): the real server's own
+/// `on_down` if it has one, else its service's. An IPVS service's
+/// `fallback` joins the table, weight 1, while none of its real servers is
+/// up (as keepalived's `sorry_server` and ldirectord's `fallback`: a
+/// quiescent real server at weight 0 is not up); the proxy uses its
+/// fallback itself.
 pub fn effective_table(
     config: &Config,
     health: impl Fn(ServiceKey, SocketAddr) -> Option<(Health, Option<u32>)>,
 ) -> Table {
     let mut table = config.to_table();
+    // Real servers with an on_down of their own (usually none).
+    let own: HashMap<(ServiceKey, SocketAddr), OnDown> = config
+        .checks
+        .iter()
+        .filter_map(|c| c.on_down.map(|o| ((c.service, c.real), o)))
+        .collect();
     for vs in &mut table.services {
         let key = vs.key();
-        let on_down = vs.on_down;
+        let service_on_down = vs.on_down;
+        let mut any_up = false;
         vs.reals.retain_mut(|r| match health(key, r.addr) {
-            None => true,
+            None => {
+                any_up = true;
+                true
+            }
             Some((Health::Up, weight)) => {
                 if let Some(w) = weight {
                     r.weight = w;
                 }
+                any_up = true;
                 true
             }
-            Some((Health::Down, _)) => match on_down {
-                OnDown::Quiescent => {
-                    r.weight = 0;
-                    true
+            Some((Health::Down, _)) => {
+                match own.get(&(key, r.addr)).copied().unwrap_or(service_on_down) {
+                    OnDown::Quiescent => {
+                        r.weight = 0;
+                        true
+                    }
+                    OnDown::Remove => false,
                 }
-                OnDown::Remove => false,
-            },
+            }
         });
+        if let (DataPlaneKind::Ipvs, Some(addr), false) = (vs.data_plane, vs.fallback, any_up) {
+            if !vs.reals.iter().any(|r| r.addr == addr) {
+                let mut fb = RealServer::new(addr, 1);
+                fb.forward = vs.fallback_forward;
+                vs.reals.push(fb);
+            }
+        }
     }
     table
 }
@@ -347,6 +378,7 @@ impl Director {
         engine.handle_checks(set, now);
         let resources = resources::Resources::new(&config, now);
         let mut d = Director {
+            quorum: quorum::Quorum::new(&config, now),
             resources,
             role_override: role_override::RoleOverride::default(),
             overrides: overrides::Overrides::default(),
@@ -364,6 +396,7 @@ impl Director {
             alert_deadline: None,
             alerts_dirty: false,
             dead_paths: BTreeSet::new(),
+            drifted_peers: BTreeSet::new(),
             inputs: 0,
             last_health_apply: None,
             apply_cost: Duration::ZERO,
@@ -388,6 +421,8 @@ impl Director {
         self.resources.sync(&config, &self.roles, now);
         // Standby and takeover restored from the state file.
         self.role_override.resend(&config, &mut self.actions);
+        // Without quorum (none known yet at a start), nothing is held.
+        self.quorum.sync(&config, true, &mut self.actions);
         self.debug_check();
     }
 
@@ -495,7 +530,57 @@ impl Director {
         self.resources.engine.handle_timeout(now);
         let config = self.config.clone();
         self.resources.sync(&config, &self.roles, now);
+        let changes = self.quorum.handle_timeout(now);
+        self.quorum_changed(changes);
         self.debug_check();
+    }
+
+    /// An event of the quorum provider's shell (`[global.quorum]`): a
+    /// notification, a connect, the connection lost. Without quorum every
+    /// VRRP instance gets the fault [`QUORUM_FAULT`] (the resource groups
+    /// stop first); quorate for the settle time, it is cleared.
+    pub fn handle_quorum(&mut self, ev: halb_quorum::Event, now: Instant) {
+        self.advance(now);
+        let changes = self.quorum.handle_event(ev, now);
+        self.quorum_changed(changes);
+        self.debug_check();
+    }
+
+    /// The quorum's state (None: no `[global.quorum]`).
+    pub fn quorum_status(&self) -> Option<halb_quorum::Status> {
+        self.quorum.tracker().map(halb_quorum::Tracker::status)
+    }
+
+    fn quorum_changed(&mut self, changes: Vec<quorum::Change>) {
+        if changes.is_empty() {
+            return;
+        }
+        for c in changes {
+            let (event, what) = if c.lost {
+                (halb_alert::QuorumAlert::Lost, "quorum lost")
+            } else {
+                (halb_alert::QuorumAlert::Regained, "quorum regained")
+            };
+            let policy = self.quorum.tracker().map(|t| t.settings().no_quorum_policy);
+            let then = match (c.lost, policy) {
+                (_, Some(halb_quorum::NoQuorumPolicy::Ignore)) => {
+                    "no_quorum_policy = \"ignore\": nothing changes"
+                }
+                (true, _) => "stopping the resource groups, then giving up every VRRP instance",
+                (false, _) => "VRRP instances and resource groups may run here again",
+            };
+            let reason = format!("{what}: {}; {then}", c.reason);
+            if c.lost {
+                tracing::warn!("{reason}");
+            } else {
+                tracing::info!("{reason}");
+            }
+            self.alerts.handle_quorum(event, reason, self.now);
+            self.take_alerts();
+            self.alerts_changed();
+        }
+        let config = self.config.clone();
+        self.quorum.sync(&config, false, &mut self.actions);
     }
 
     /// A VRRP instance changed state: its notify hooks run, and the IPVS
@@ -570,6 +655,36 @@ impl Director {
         self.debug_check();
     }
 
+    /// A sync peer's config digest was compared with ours
+    /// (halb-sync's tracker): `in_sync` or not, `reason` as the log says
+    /// it. The first difference is alerted, and so is the return to the
+    /// same config after one; nothing is repeated.
+    pub fn handle_config_sync(&mut self, peer: &str, in_sync: bool, reason: String, now: Instant) {
+        self.advance(now);
+        let event = if in_sync {
+            self.drifted_peers
+                .remove(peer)
+                .then_some(halb_alert::SyncAlert::InSync)
+        } else {
+            self.drifted_peers
+                .insert(peer.to_owned())
+                .then_some(halb_alert::SyncAlert::Differs)
+        };
+        if let Some(event) = event {
+            self.alerts.handle_config_sync(
+                halb_alert::SyncTransition {
+                    peer: peer.to_owned(),
+                    event,
+                    reason,
+                },
+                now,
+            );
+            self.take_alerts();
+            self.alerts_changed();
+        }
+        self.debug_check();
+    }
+
     /// A new, valid config (the shell read and validated it; a config
     /// that does not validate never reaches the director, so a rejected
     /// reload changes nothing). Returns what changes; the actions that
@@ -598,6 +713,9 @@ impl Director {
         }
         if new.global.check_concurrency != old.global.check_concurrency {
             plan.at_restart.push("check_concurrency");
+        }
+        if new.global.sync != old.global.sync {
+            plan.at_restart.push("[global.sync]");
         }
         plan.changes = diff::describe(&old.to_table(), &new.to_table());
         if let Some(c) = describe_check_changes(&old, &new) {
@@ -653,6 +771,12 @@ impl Director {
         // too.
         self.role_override
             .reload(&new, plan.vrrp, &mut self.actions);
+        // So does the quorum fault; the settle time and the policy apply
+        // at once.
+        if self.quorum.reload(&new, now) {
+            plan.at_restart.push("global.quorum");
+        }
+        self.quorum.sync(&new, plan.vrrp, &mut self.actions);
         self.tracking_due = true;
         self.resources.sync(&new, &self.roles, now);
         self.debug_check();
@@ -880,6 +1004,7 @@ impl Director {
             self.engine.poll_timeout(),
             self.alert_deadline,
             self.resources.poll_timeout(&self.config, self.now),
+            self.quorum.poll_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -966,7 +1091,7 @@ impl Director {
                         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
                     configured_weight: r.weight,
                     dynamic_weight: st.weight,
-                    on_down: vs.on_down,
+                    on_down: check.on_down.unwrap_or(vs.on_down),
                     check: describe(&check.spec),
                 });
             }
@@ -982,6 +1107,7 @@ impl Director {
         self.engine.check_invariants();
         self.alerts.check_invariants();
         self.resources.check_invariants();
+        self.quorum.check_invariants();
         self.role_override.check();
         assert_eq!(
             self.index.len(),

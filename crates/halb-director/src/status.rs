@@ -91,6 +91,26 @@ pub fn describe(spec: &CheckSpec) -> String {
             }
         }
         ProbeSpec::Nntp => format!("nntp greeting {t}"),
+        // Never the password.
+        ProbeSpec::Ldap(l) => {
+            let kind = if l.tls.is_some() { "ldaps" } else { "ldap" };
+            let who = l.bind_dn.as_deref().unwrap_or("(anonymous)");
+            match &l.search_base {
+                Some(b) if b.is_empty() => format!("{kind} bind {who} {t} search (root DSE)"),
+                Some(b) => format!("{kind} bind {who} {t} search {b}"),
+                None => format!("{kind} bind {who} {t}"),
+            }
+        }
+        // Never the secret or the password.
+        ProbeSpec::Radius(r) => format!(
+            "radius Access-Request {} {t}{}",
+            r.username,
+            if r.require_accept {
+                " expecting Accept"
+            } else {
+                ""
+            }
+        ),
         ProbeSpec::Oracle => format!("oracle {t} (not supported)"),
         ProbeSpec::Dns(d) => format!("dns {} {} {t}", d.query_name, d.query_type.as_str()),
         ProbeSpec::Udp(u) => format!(

@@ -423,7 +423,10 @@ fn resource_events_are_alerted_to_the_groups_sinks() {
             .filter_map(|a| match a {
                 Action::Alert(a) => match &a.alert.subject {
                     Subject::Resource { member, event, .. } => Some((member.clone(), *event)),
-                    Subject::RealServer { .. } | Subject::VrrpPath { .. } => None,
+                    Subject::RealServer { .. }
+                    | Subject::VrrpPath { .. }
+                    | Subject::ConfigSync { .. }
+                    | Subject::Quorum { .. } => None,
                 },
                 _ => None,
             })
@@ -491,13 +494,9 @@ fn resource_events_are_alerted_to_the_groups_sinks() {
     );
 }
 
-/// A VRRP path that dies is alerted to `[global.alert]`, and so is its
-/// healing (even after a master spell where it was unknown); a path that
-/// comes alive at startup is not.
-#[test]
-fn vrrp_path_dead_and_healed_are_alerted() {
-    use halb_vrrp::PathState::{Alive, Dead, Unknown};
-    let t0 = Instant::now();
+/// A started director whose `[global.alert]` has a webhook, its start's
+/// actions drained.
+fn with_global_webhook(t0: Instant) -> Director {
     let mut c = config(1);
     c.vrrp_alert = halb_alert::AlertSpec {
         webhook: Some(halb_alert::WebhookSpec {
@@ -511,6 +510,17 @@ fn vrrp_path_dead_and_healed_are_alerted() {
     let mut d = Director::new(c, 16, t0);
     d.handle_start(t0);
     while d.poll_action().is_some() {}
+    d
+}
+
+/// A VRRP path that dies is alerted to `[global.alert]`, and so is its
+/// healing (even after a master spell where it was unknown); a path that
+/// comes alive at startup is not.
+#[test]
+fn vrrp_path_dead_and_healed_are_alerted() {
+    use halb_vrrp::PathState::{Alive, Dead, Unknown};
+    let t0 = Instant::now();
+    let mut d = with_global_webhook(t0);
     let path = |d: &mut Director, from, to| {
         d.handle_vrrp_path(
             VrrpPathEvent {
@@ -538,4 +548,263 @@ fn vrrp_path_dead_and_healed_are_alerted() {
     assert_eq!(path(&mut d, Unknown, Alive), [halb_alert::PathAlert::Alive]);
     assert!(path(&mut d, Alive, Unknown).is_empty());
     assert!(path(&mut d, Unknown, Alive).is_empty());
+}
+
+/// A sync peer's config differing is alerted once, and its return to the
+/// same config once; an unchanged state is not alerted again.
+#[test]
+fn config_drift_and_its_end_are_alerted_once() {
+    let t0 = Instant::now();
+    let mut d = with_global_webhook(t0);
+    let sync = |d: &mut Director, in_sync: bool| {
+        d.handle_config_sync("d2", in_sync, "config differs from d2".into(), t0);
+        std::iter::from_fn(|| d.poll_action())
+            .filter_map(|a| match a {
+                Action::Alert(a) => match a.alert.subject {
+                    halb_alert::Subject::ConfigSync { event, peer } => {
+                        assert_eq!(peer, "d2");
+                        Some(event)
+                    }
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    assert!(sync(&mut d, true).is_empty());
+    assert_eq!(sync(&mut d, false), [halb_alert::SyncAlert::Differs]);
+    assert!(sync(&mut d, false).is_empty());
+    assert_eq!(sync(&mut d, true), [halb_alert::SyncAlert::InSync]);
+    assert!(sync(&mut d, true).is_empty());
+}
+
+#[test]
+fn an_ipvs_fallback_joins_the_table_while_no_real_server_is_up() {
+    let src = r#"
+[[virtual_service]]
+name = "mail"
+data_plane = "ipvs"
+listen = "192.0.2.100:25"
+on_down = "quiescent"
+fallback = "198.51.100.50:25"
+fallback_forward = "masq"
+  [[virtual_service.real_server]]
+  address = "198.51.100.21:25"
+  forward = "masq"
+  [[virtual_service.real_server]]
+  address = "198.51.100.22:25"
+  forward = "masq"
+[[virtual_service]]
+name = "web"
+listen = "192.0.2.100:80"
+fallback = "198.51.100.50:80"
+  [[virtual_service.real_server]]
+  address = "198.51.100.21:80"
+"#;
+    let c = halb_config::parse(src, Path::new("t.toml")).unwrap();
+    let r21: SocketAddr = "198.51.100.21:25".parse().unwrap();
+    let fb: SocketAddr = "198.51.100.50:25".parse().unwrap();
+    let reals = |t: &Table, i: usize| -> Vec<(SocketAddr, u32, halb_table::Forward)> {
+        t.services[i]
+            .reals
+            .iter()
+            .map(|r| (r.addr, r.weight, r.forward))
+            .collect()
+    };
+    // One up: no fallback.
+    let t = effective_table(&c, |_, a| {
+        Some((if a == r21 { Health::Up } else { Health::Down }, None))
+    });
+    assert!(
+        !reals(&t, 0).iter().any(|r| r.0 == fb),
+        "{:?}",
+        reals(&t, 0)
+    );
+    // All down (quiescent, at weight 0): the fallback, weight 1, masq.
+    let t = effective_table(&c, |_, _| Some((Health::Down, None)));
+    let r = reals(&t, 0);
+    assert_eq!(r.len(), 3, "{r:?}");
+    assert!(r.contains(&(fb, 1, halb_table::Forward::Masq)), "{r:?}");
+    assert!(r.iter().filter(|x| x.0 != fb).all(|x| x.1 == 0), "{r:?}");
+    // The proxy service keeps its fallback to itself.
+    let fb80: SocketAddr = "198.51.100.50:80".parse().unwrap();
+    assert!(
+        !reals(&t, 1).iter().any(|r| r.0 == fb80),
+        "{:?}",
+        reals(&t, 1)
+    );
+}
+
+fn with_quorum(settle_ms: u64, policy: halb_quorum::NoQuorumPolicy) -> Config {
+    let mut c = config_with_group();
+    c.global.quorum = Some(halb_quorum::Settings {
+        settle: Duration::from_millis(settle_ms),
+        no_quorum_policy: policy,
+        ..halb_quorum::Settings::corosync()
+    });
+    c
+}
+
+fn quorate(q: bool, members: &[u32]) -> halb_quorum::Event {
+    let n = members.len() as u32;
+    halb_quorum::Event::Notification(halb_quorum::Notification {
+        quorate: q,
+        ring: Some(halb_quorum::Ring { node: 1, seq: 4 }),
+        members: members.to_vec(),
+        votes: Some(halb_quorum::Votes {
+            have: n,
+            expected: 3,
+            needed: 2,
+        }),
+    })
+}
+
+#[test]
+fn without_quorum_the_groups_stop_then_every_instance_faults() {
+    use halb_quorum::NoQuorumPolicy;
+    let t0 = Instant::now();
+    let mut d = Director::new(with_quorum(0, NoQuorumPolicy::Stop), 16, t0);
+    d.handle_start(t0);
+    // Nothing is known at the start: the fault goes out with the start.
+    let log = run_log(&mut d, t0, 0);
+    assert!(log.contains(&format!("fault {QUORUM_FAULT}")), "{log:?}");
+    assert_eq!(
+        d.quorum_status().unwrap().summary,
+        "no quorum (corosync: not connected yet)"
+    );
+    d.handle_quorum(halb_quorum::Event::Connected, t0);
+    d.handle_quorum(quorate(true, &[1, 2, 3]), t0);
+    assert_eq!(run_log(&mut d, t0, 0), [format!("clear {QUORUM_FAULT}")]);
+    d.handle_vrrp_event(vrrp(halb_vrrp::State::Master), t0);
+    let log = run_log(&mut d, t0, 0);
+    assert!(
+        log.ends_with(&["start fs".to_owned(), "start nginx".to_owned()]),
+        "{log:?}"
+    );
+    // Cut off alone: the stops first, then the fault (priority 0, VIP
+    // removed) once nothing runs.
+    d.handle_quorum(quorate(false, &[1]), t0);
+    let log = run_log(&mut d, t0, 0);
+    assert_eq!(
+        log,
+        ["stop nginx", "stop fs", &format!("fault {QUORUM_FAULT}")]
+    );
+    let s = d.quorum_status().unwrap();
+    assert_eq!(s.summary, "no quorum (corosync: 1 of 3 votes)");
+    assert!(!s.may_hold);
+    // Healed: the fault clears, nothing else.
+    d.handle_vrrp_event(vrrp(halb_vrrp::State::Fault), t0);
+    d.handle_quorum(quorate(true, &[1, 2, 3]), t0);
+    assert_eq!(run_log(&mut d, t0, 0), [format!("clear {QUORUM_FAULT}")]);
+}
+
+#[test]
+fn regained_quorum_waits_for_the_settle_time() {
+    use halb_quorum::NoQuorumPolicy;
+    let t0 = Instant::now();
+    let mut d = Director::new(with_quorum(2000, NoQuorumPolicy::Stop), 16, t0);
+    d.handle_start(t0);
+    run_log(&mut d, t0, 0);
+    d.handle_quorum(quorate(true, &[1, 2]), t0);
+    assert!(run_log(&mut d, t0, 0).is_empty());
+    assert!(d.poll_timeout().unwrap() <= t0 + Duration::from_secs(2));
+    assert!(d
+        .quorum_status()
+        .unwrap()
+        .summary
+        .starts_with("quorate, settling for 2s"));
+    // Lost again before it settled: nothing was cleared, nothing to set.
+    d.handle_quorum(quorate(false, &[1]), t0 + Duration::from_secs(1));
+    assert!(run_log(&mut d, t0, 0).is_empty());
+    d.handle_quorum(quorate(true, &[1, 2]), t0 + Duration::from_secs(3));
+    d.handle_timeout(t0 + Duration::from_secs(5));
+    assert_eq!(
+        run_log(&mut d, t0 + Duration::from_secs(5), 0),
+        [format!("clear {QUORUM_FAULT}")]
+    );
+}
+
+#[test]
+fn quorum_changes_are_alerted_and_ignore_sets_no_fault() {
+    use halb_quorum::NoQuorumPolicy;
+    let t0 = Instant::now();
+    let mut c = with_quorum(0, NoQuorumPolicy::Ignore);
+    c.vrrp_alert = halb_alert::AlertSpec {
+        webhook: Some(halb_alert::WebhookSpec {
+            url: halb_alert::WebhookUrl::parse("http://127.0.0.1:1/h").unwrap(),
+            timeout: Duration::from_secs(1),
+            retries: 0,
+            ca_file: None,
+        }),
+        email: None,
+    };
+    let mut d = Director::new(c, 16, t0);
+    d.handle_start(t0);
+    let mut events = Vec::new();
+    let mut faults = 0;
+    let mut drain = |d: &mut Director, events: &mut Vec<_>| {
+        while let Some(a) = d.poll_action() {
+            match a {
+                Action::Alert(a) => {
+                    if let halb_alert::Subject::Quorum { event } = a.alert.subject {
+                        events.push((event, a.alert.reason));
+                    }
+                }
+                Action::SetFault { key, .. } if key == QUORUM_FAULT => faults += 1,
+                _ => {}
+            }
+        }
+    };
+    drain(&mut d, &mut events);
+    d.handle_quorum(quorate(true, &[1, 2, 3]), t0);
+    d.handle_quorum(
+        halb_quorum::Event::Lost {
+            reason: "corosync connection lost".into(),
+        },
+        t0,
+    );
+    drain(&mut d, &mut events);
+    assert_eq!(faults, 0);
+    let kinds: Vec<_> = events.iter().map(|(e, _)| *e).collect();
+    assert_eq!(
+        kinds,
+        [
+            halb_alert::QuorumAlert::Regained,
+            halb_alert::QuorumAlert::Lost
+        ]
+    );
+    assert!(
+        events[1]
+            .1
+            .contains("not connected: corosync connection lost"),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn a_real_servers_own_on_down_wins_over_its_services() {
+    let src = r#"
+[[virtual_service]]
+name = "web"
+data_plane = "ipvs"
+listen = "192.0.2.100:80"
+on_down = "remove"
+  [virtual_service.check]
+  type = "tcp"
+  [[virtual_service.real_server]]
+  address = "198.51.100.21:80"
+  forward = "masq"
+  [[virtual_service.real_server]]
+  address = "198.51.100.22:80"
+  forward = "masq"
+  on_down = "quiescent"
+"#;
+    let c = halb_config::parse(src, Path::new("t.toml")).unwrap();
+    let t = effective_table(&c, |_, _| Some((Health::Down, None)));
+    let r: Vec<(String, u32)> = t.services[0]
+        .reals
+        .iter()
+        .map(|r| (r.addr.to_string(), r.weight))
+        .collect();
+    assert_eq!(r, vec![("198.51.100.22:80".to_owned(), 0)]);
 }

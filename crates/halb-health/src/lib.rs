@@ -6,7 +6,9 @@
 //! - [`engine`]: the sans-IO check engine: scheduling with spread, shared
 //!   probes, timeouts, rise/fall. No I/O, no clock: time comes in as `now`.
 //! - [`probe`]: the I/O shell's probes (tokio): tcp, http, external
-//!   command, redis, smtp, dns, udp, icmp, mysql, pgsql, behind the [`Prober`] trait; https with rustls.
+//!   command, redis, smtp, dns, udp, icmp, mysql, pgsql, the ldirectord
+//!   services (simpletcp, ftp, imap, pop, nntp, ldap, radius), behind the
+//!   [`Prober`] trait; https, imaps, pops and ldaps with rustls.
 //! - [`driver`]: the tokio loop that runs the engine with a prober and
 //!   reports [`Event`]s; what the daemon embeds.
 //!
@@ -29,6 +31,7 @@ pub use engine::{Action, CheckId, CheckStatus, Engine, Health, ProbeId, ProbeOut
 pub use probe::{NetProber, Prober};
 pub use spec::{
     encode_name, proxy_url_authority, resolve, BodyRegex, CheckSpec, ClientCert, DnsSpec, DnsType,
-    ExternalSpec, FtpSpec, HttpMethod, HttpSpec, InitialState, MailSpec, Params, ProbeSpec,
-    RedisSpec, SimpleTcpSpec, SipSpec, SipTransport, SmtpSpec, SqlSpec, Timing, TlsSpec, UdpSpec,
+    ExternalSpec, FtpSpec, HttpMethod, HttpSpec, InitialState, LdapSpec, MailSpec, Params,
+    ProbeSpec, RadiusSpec, RedisSpec, SimpleTcpSpec, SipSpec, SipTransport, SmtpSpec, SqlSpec,
+    Timing, TlsSpec, UdpSpec,
 };

@@ -99,6 +99,14 @@ pub enum ProbeSpec {
     Pop(MailSpec),
     /// NNTP: a 200 or 201 greeting, `QUIT`.
     Nntp,
+    /// LDAPv3 (over TLS for ldaps): a simple bind (anonymous without a
+    /// DN), optionally a base-object search whose entry's DN is matched,
+    /// then an unbind.
+    Ldap(LdapSpec),
+    /// RADIUS (RFC 2865) over UDP: an Access-Request hidden with the
+    /// shared secret; an Access-Accept (or, unless required otherwise, an
+    /// Access-Reject) with a valid response authenticator is up.
+    Radius(RadiusSpec),
     /// Oracle's TNS protocol needs Oracle's client library: refused at
     /// config check, never built by halb-config. Probing it reports down.
     Oracle,
@@ -120,11 +128,13 @@ impl ProbeSpec {
     /// port as ldirectord does: 80 → HTTP `GET /` expecting 2xx, 443 → the
     /// same over TLS without verification, 25 → SMTP, 587 → SMTP with
     /// STARTTLS when offered (submission), 21 → FTP (anonymous login),
-    /// 143/993 → IMAP/IMAPS, 110/995 → POP3/POP3S, 119 → NNTP, 53 → DNS
-    /// (`. SOA`), 6379 → Redis `PING`, 3306 → MySQL handshake, 5432 →
-    /// PostgreSQL, 5060 → SIP `OPTIONS` over UDP, anything else → TCP
-    /// connect. (ldirectord's 3128 → http_proxy needs the URL to fetch, so
-    /// it is the config's choice when one is given, not a port default.)
+    /// 143/993 → IMAP/IMAPS, 110/995 → POP3/POP3S, 119 → NNTP, 389/636 →
+    /// LDAP/LDAPS (an anonymous bind and a search of the root DSE), 53 →
+    /// DNS (`. SOA`), 6379 → Redis `PING`, 3306 → MySQL handshake, 5432 →
+    /// PostgreSQL, 1812 → RADIUS with an empty secret (halb-config then
+    /// asks for `secret`), 5060 → SIP `OPTIONS` over UDP, anything else →
+    /// TCP connect. (ldirectord's 3128 → http_proxy needs the URL to fetch,
+    /// so it is the config's choice when one is given, not a port default.)
     pub fn default_for_port(port: u16) -> ProbeSpec {
         match port {
             25 => ProbeSpec::Smtp(SmtpSpec::default()),
@@ -135,6 +145,9 @@ impl ProbeSpec {
             110 => ProbeSpec::Pop(MailSpec::default()),
             995 => ProbeSpec::Pop(MailSpec::tls()),
             119 => ProbeSpec::Nntp,
+            389 => ProbeSpec::Ldap(LdapSpec::root_dse()),
+            1812 => ProbeSpec::Radius(RadiusSpec::new("")),
+            636 => ProbeSpec::Ldap(LdapSpec::tls()),
             53 => ProbeSpec::Dns(DnsSpec::default()),
             5060 => ProbeSpec::Sip(SipSpec::default()),
             6379 => ProbeSpec::Redis(RedisSpec::default()),
@@ -482,6 +495,108 @@ impl std::fmt::Debug for MailSpec {
             .field("tls", &self.tls)
             .finish()
     }
+}
+
+/// An LDAP check (ldirectord `ldap`, `ldaps`): a simple bind as
+/// `bind_dn` with `password` (anonymous when `bind_dn` is `None`), then,
+/// with `search_base`, a base-object search of that DN (filter
+/// `(objectClass=*)`, no attributes asked) that must return exactly one
+/// entry, whose DN must match `expect` when set (ldirectord's `receive`).
+/// The password is never printed by `Debug`.
+#[derive(Clone, PartialEq, Eq, Hash, Default, serde::Serialize)]
+pub struct LdapSpec {
+    pub bind_dn: Option<String>,
+    #[serde(serialize_with = "redacted")]
+    pub password: Option<String>,
+    /// The DN searched with a base scope; `""` is the root DSE.
+    pub search_base: Option<String>,
+    pub expect: Option<BodyRegex>,
+    /// ldaps: TLS from the first byte.
+    pub tls: Option<TlsSpec>,
+}
+
+impl LdapSpec {
+    /// ldirectord's ldap check without login or request: an anonymous
+    /// bind and a search of the root DSE (`request` defaults to `/`).
+    pub fn root_dse() -> Self {
+        LdapSpec {
+            search_base: Some(String::new()),
+            ..LdapSpec::default()
+        }
+    }
+
+    /// The same for ldaps, any certificate accepted.
+    pub fn tls() -> Self {
+        LdapSpec {
+            tls: Some(TlsSpec::default()),
+            ..LdapSpec::root_dse()
+        }
+    }
+}
+
+impl std::fmt::Debug for LdapSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LdapSpec")
+            .field("bind_dn", &self.bind_dn)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("search_base", &self.search_base)
+            .field("expect", &self.expect)
+            .field("tls", &self.tls)
+            .finish()
+    }
+}
+
+/// The User-Name a RADIUS check sends when none is configured.
+pub const DEFAULT_RADIUS_USER: &str = "halb";
+
+/// Longest RADIUS User-Password (RFC 2865 §5.2: 128 octets).
+pub const RADIUS_MAX_PASSWORD: usize = 128;
+
+/// A RADIUS check (ldirectord `radius`): an Access-Request with
+/// User-Name, User-Password hidden with `secret`, NAS-IP-Address and a
+/// Message-Authenticator. The secret and password are never printed by
+/// `Debug`.
+#[derive(Clone, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct RadiusSpec {
+    /// Default [`DEFAULT_RADIUS_USER`].
+    pub username: String,
+    /// At most [`RADIUS_MAX_PASSWORD`] bytes; `None` sends an empty one.
+    #[serde(serialize_with = "redacted")]
+    pub password: Option<String>,
+    /// The shared secret (non-empty).
+    #[serde(serialize_with = "redacted_str")]
+    pub secret: String,
+    /// Only an Access-Accept is up; otherwise an Access-Reject is too
+    /// (the server answered, as ldirectord reads it).
+    pub require_accept: bool,
+}
+
+impl RadiusSpec {
+    /// A check with `secret`, the default user, no password, Reject is up.
+    pub fn new(secret: impl Into<String>) -> Self {
+        RadiusSpec {
+            username: DEFAULT_RADIUS_USER.to_owned(),
+            password: None,
+            secret: secret.into(),
+            require_accept: false,
+        }
+    }
+}
+
+impl std::fmt::Debug for RadiusSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RadiusSpec")
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("secret", &"<redacted>")
+            .field("require_accept", &self.require_accept)
+            .finish()
+    }
+}
+
+/// Serializes a secret string as `"<redacted>"`.
+pub fn redacted_str<S: serde::Serializer>(_: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str("<redacted>")
 }
 
 /// The record types a DNS check can ask for.

@@ -1,9 +1,9 @@
 //! The ldirectord service probes against the real Debian daemons, started
 //! here on loopback ports with every file in a temporary directory and
 //! killed by PID on drop: vsftpd (ftp), dovecot (imap, imaps, pop, pops),
-//! opensmtpd (submission), redis-server (simpletcp), kamailio (sip),
-//! squid (http_proxy), leafnode (nntp, behind a listener of the test) and
-//! hostile servers.
+//! opensmtpd (submission), redis-server (simpletcp), slapd (ldap, ldaps),
+//! freeradius (radius), kamailio (sip), squid (http_proxy), leafnode
+//! (nntp, behind a listener of the test) and hostile servers.
 //! A missing daemon skips the test, or fails it when `CI` is set
 //! (.ci/run installs them from .ci/packages). Each probe is up when the
 //! daemon answers right, down with the daemon's reason when it answers
@@ -12,9 +12,10 @@
 
 use halb_health::probe::run;
 use halb_health::{
-    BodyRegex, CheckSpec, FtpSpec, MailSpec, ProbeOutcome, ProbeSpec, Timing, TlsSpec,
+    BodyRegex, CheckSpec, FtpSpec, LdapSpec, MailSpec, ProbeOutcome, ProbeSpec, Timing, TlsSpec,
 };
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -25,8 +26,15 @@ struct Daemon {
 }
 
 impl Daemon {
+    /// Kills the daemon and, when it was started as a process group's
+    /// leader (`process_group(0)`), its group: OpenSMTPD's privsep
+    /// children otherwise keep the listening socket open a while.
     fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
+            let pid = nix::unistd::Pid::from_raw(i32::try_from(c.id()).unwrap());
+            if nix::unistd::getpgid(Some(pid)) == Ok(pid) {
+                let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
+            }
             let _ = c.kill();
             let _ = c.wait();
         }
@@ -101,6 +109,33 @@ fn wait_greeting(port: u16, what: &str, log: &Path) {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// SIGSTOP, then waits (bounded) until every thread of the process is
+/// stopped: the signal is only sent when `kill` returns.
+fn freeze(pid: nix::unistd::Pid) {
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    let start = Instant::now();
+    let stopped = || {
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+        tasks.flatten().all(|t| {
+            let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+            // The state follows the ")" that ends the command name.
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with(['T', 't']))
+        })
+    };
+    while !stopped() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{pid} did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+mod support {
+    pub mod dbs;
 }
 
 async fn probe(port: u16, probe: ProbeSpec) -> ProbeOutcome {
@@ -325,6 +360,7 @@ async fn submission_against_opensmtpd() {
     .unwrap();
     let log = dir.join("smtpd.log");
     let child = Command::new(smtpd)
+        .process_group(0)
         .arg("-d")
         .arg("-f")
         .arg(&conf)
@@ -352,6 +388,9 @@ async fn submission_against_opensmtpd() {
         !o.ok && o.reason.starts_with("STARTTLS: TLS handshake"),
         "{o:?}"
     );
+    // Plain smtp stays plain.
+    let o = probe(port, ProbeSpec::Smtp(SmtpSpec::default())).await;
+    assert!(o.ok && !o.reason.contains("STARTTLS"), "{o:?}");
     // SIGTERM: smtpd stops its privsep children (a SIGKILL leaves the
     // one holding the listener to reset connections a moment longer).
     terminate(&mut daemon);
@@ -413,6 +452,177 @@ async fn simpletcp_against_redis_server() {
     assert!(!o.ok && o.reason.contains("connect"), "{o:?}");
 }
 
+/// slapd (support/dbs.rs) on a plain and an ldaps listener.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ldap_and_ldaps_against_slapd() {
+    let Some((mut daemon, tls)) = support::dbs::start_slapd() else {
+        return;
+    };
+    let plain = daemon.addr.port();
+    let pid = daemon.pid().unwrap();
+    let admin = |password: &str, base: Option<&str>| LdapSpec {
+        bind_dn: Some("cn=admin,dc=example,dc=org".into()),
+        password: Some(password.into()),
+        search_base: base.map(str::to_owned),
+        ..LdapSpec::default()
+    };
+    // ldirectord's default: anonymous, the root DSE.
+    let o = probe(plain, ProbeSpec::Ldap(LdapSpec::root_dse())).await;
+    assert!(o.ok && o.reason.contains("(root DSE)"), "{o:?}");
+    let o = probe(plain, ProbeSpec::Ldap(LdapSpec::default())).await;
+    assert!(o.ok && o.reason == "LDAP bind (anonymous) OK", "{o:?}");
+    let o = probe(tls, ProbeSpec::Ldap(LdapSpec::tls())).await;
+    assert!(o.ok, "{o:?}");
+    let o = probe(
+        plain,
+        ProbeSpec::Ldap(admin("hc-pass-1", Some("ou=health,dc=example,dc=org"))),
+    )
+    .await;
+    assert!(o.ok, "{o:?}");
+    // receive matched against the entry's DN.
+    let matching = |re: &str| {
+        ProbeSpec::Ldap(LdapSpec {
+            expect: Some(BodyRegex::new(re).unwrap()),
+            tls: Some(TlsSpec::default()),
+            ..admin("hc-pass-1", Some("ou=health,dc=example,dc=org"))
+        })
+    };
+    let o = probe(tls, matching("^ou=health,")).await;
+    assert!(o.ok, "{o:?}");
+    // Verified against the server's own certificate, by name.
+    let verified = |name: Option<&str>| {
+        ProbeSpec::Ldap(LdapSpec {
+            tls: Some(TlsSpec {
+                verify: true,
+                ca_file: Some(daemon.dir().join("cert.pem")),
+                server_name: name.map(str::to_owned),
+                ..TlsSpec::default()
+            }),
+            ..LdapSpec::root_dse()
+        })
+    };
+    let o = probe(tls, verified(Some("localhost"))).await;
+    assert!(o.ok, "{o:?}");
+    let o = probe(tls, verified(Some("other.example"))).await;
+    assert!(!o.ok && o.reason.starts_with("TLS handshake"), "{o:?}");
+    let o = probe(
+        tls,
+        ProbeSpec::Ldap(LdapSpec {
+            tls: Some(TlsSpec {
+                verify: true,
+                ..TlsSpec::default()
+            }),
+            ..LdapSpec::root_dse()
+        }),
+    )
+    .await;
+    assert!(!o.ok && o.reason.contains("UnknownIssuer"), "{o:?}");
+    let o = probe(tls, matching("^ou=sales,")).await;
+    assert!(
+        !o.ok && o.reason.contains("does not match /^ou=sales,/"),
+        "{o:?}"
+    );
+    // The server's own reasons.
+    let o = probe(plain, ProbeSpec::Ldap(admin("wrong", None))).await;
+    assert_eq!(
+        o.reason, "bind cn=admin,dc=example,dc=org: invalidCredentials (49)",
+        "{o:?}"
+    );
+    let o = probe(
+        plain,
+        ProbeSpec::Ldap(admin("hc-pass-1", Some("ou=missing,dc=example,dc=org"))),
+    )
+    .await;
+    assert!(!o.ok && o.reason.contains("noSuchObject (32)"), "{o:?}");
+    // Plain LDAP against the ldaps port, TLS against the plain one.
+    let o = probe(tls, ProbeSpec::Ldap(LdapSpec::default())).await;
+    assert!(!o.ok, "{o:?}");
+    let o = probe(plain, ProbeSpec::Ldap(LdapSpec::tls())).await;
+    assert!(!o.ok && o.reason.contains("TLS"), "{o:?}");
+    // A hung slapd (SIGSTOP): the kernel accepts, nothing answers; the
+    // probe ends by its timeout with the reason.
+    freeze(pid);
+    let spec = CheckSpec {
+        target: SocketAddr::from(([127, 0, 0, 1], plain)),
+        probe: ProbeSpec::Ldap(LdapSpec::root_dse()),
+        timing: Timing {
+            timeout: Duration::from_millis(500),
+            ..Timing::default()
+        },
+    };
+    let o = run(&spec).await;
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+    assert!(!o.ok && o.reason.contains("timed out"), "{o:?}");
+    daemon.stop();
+    let o = probe(plain, ProbeSpec::Ldap(LdapSpec::root_dse())).await;
+    assert!(!o.ok && o.reason.contains("connect"), "{o:?}");
+}
+
+/// freeradius -X (support/dbs.rs): client 127.0.0.1 with secret
+/// `testing123`, user `hc` / `hc-pass-1`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn radius_against_freeradius() {
+    use halb_health::RadiusSpec;
+    let Some(mut daemon) = support::dbs::start_freeradius() else {
+        return;
+    };
+    let port = daemon.addr.port();
+    let pid = daemon.pid().unwrap();
+    let check = |user: &str, password: &str, secret: &str, require_accept: bool| {
+        ProbeSpec::Radius(RadiusSpec {
+            username: user.into(),
+            password: Some(password.into()),
+            secret: secret.into(),
+            require_accept,
+        })
+    };
+    let o = probe(port, check("hc", "hc-pass-1", "testing123", true)).await;
+    assert_eq!(o.reason, "Access-Accept for hc: Hello hc", "{o:?}");
+    assert!(o.ok);
+    // A wrong password: Access-Reject, alive as ldirectord reads it,
+    // down when an Accept is required.
+    let o = probe(port, check("hc", "wrong", "testing123", false)).await;
+    assert!(
+        o.ok && o.reason.starts_with("Access-Reject for hc"),
+        "{o:?}"
+    );
+    let o = probe(port, check("hc", "wrong", "testing123", true)).await;
+    assert!(!o.ok && o.reason.contains("require_accept"), "{o:?}");
+    // ldirectord's default: no password, the server still answers.
+    let o = probe(port, ProbeSpec::Radius(RadiusSpec::new("testing123"))).await;
+    assert!(
+        o.ok && o.reason.starts_with("Access-Reject for halb"),
+        "{o:?}"
+    );
+    // A wrong secret: FreeRADIUS drops a request whose
+    // Message-Authenticator it cannot verify; the probe says so.
+    let spec = |probe: ProbeSpec, timeout_ms: u64| CheckSpec {
+        target: SocketAddr::from(([127, 0, 0, 1], port)),
+        probe,
+        timing: Timing {
+            timeout: Duration::from_millis(timeout_ms),
+            ..Timing::default()
+        },
+    };
+    let o = run(&spec(check("hc", "hc-pass-1", "wrong-secret", false), 900)).await;
+    assert!(
+        !o.ok && o.reason.starts_with("no reply to 3 Access-Requests"),
+        "{o:?}"
+    );
+    assert!(
+        support::dbs::radius_log(&daemon).contains("Message-Authenticator"),
+        "freeradius did not report the bad Message-Authenticator"
+    );
+    // A hung server (SIGSTOP): no reply, bounded by the timeout.
+    freeze(pid);
+    let o = run(&spec(check("hc", "hc-pass-1", "testing123", false), 600)).await;
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+    assert!(!o.ok && o.reason.starts_with("no reply"), "{o:?}");
+    daemon.stop();
+    let o = run(&spec(check("hc", "hc-pass-1", "testing123", false), 900)).await;
+    assert!(!o.ok && o.reason.contains("port unreachable"), "{o:?}");
+}
+
 /// Hostile servers: garbage, an endless banner, a trickle. Every new
 /// probe ends by its timeout (or sooner) with a reason, and reads only
 /// its bound.
@@ -456,6 +666,7 @@ async fn hostile_servers_never_stall_the_new_probes() {
         ProbeSpec::Imap(MailSpec::default()),
         ProbeSpec::Pop(MailSpec::default()),
         ProbeSpec::Nntp,
+        ProbeSpec::Ldap(LdapSpec::root_dse()),
         ProbeSpec::Smtp(halb_health::SmtpSpec::submission()),
         ProbeSpec::SimpleTcp(SimpleTcpSpec {
             send: b"x\r\n".to_vec(),

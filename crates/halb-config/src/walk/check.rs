@@ -9,8 +9,8 @@ use crate::diag::Problem;
 use crate::values::quote;
 use halb_health::{
     resolve, BodyRegex, CheckSpec, ClientCert, DnsSpec, DnsType, ExternalSpec, FtpSpec, HttpMethod,
-    HttpSpec, InitialState, MailSpec, Params, ProbeSpec, RedisSpec, SimpleTcpSpec, SipSpec,
-    SipTransport, SmtpSpec, SqlSpec, TlsSpec, UdpSpec,
+    HttpSpec, InitialState, LdapSpec, MailSpec, Params, ProbeSpec, RadiusSpec, RedisSpec,
+    SimpleTcpSpec, SipSpec, SipTransport, SmtpSpec, SqlSpec, TlsSpec, UdpSpec,
 };
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
@@ -58,6 +58,10 @@ pub(super) const CHECK_KEYS: &[&str] = &[
     "retrieve",
     "transport",
     "url",
+    "bind_dn",
+    "search_base",
+    "secret",
+    "require_accept",
 ];
 
 /// Keys that an http, https or http_proxy check reads.
@@ -70,10 +74,11 @@ const STATUS_KEYS: &[&str] = &["expect_status"];
 const TLS_KEYS: &[&str] = &["sni", "verify", "ca_file", "client_cert", "client_key"];
 /// Keys that only an external check reads.
 const EXTERNAL_KEYS: &[&str] = &["command", "dynamic_weight"];
-/// Login keys: redis, mysql, pgsql, ftp, imap and pop checks read them.
-const AUTH_KEYS: &[&str] = &["password"];
-/// The user: the login checks, and sip (its URI's user).
+/// The login's user: redis, mysql, pgsql, ftp, imap, pop and radius
+/// checks read it, and sip (its URI's user).
 const USER_KEYS: &[&str] = &["username"];
+/// The password: the login checks but sip, and ldap.
+const PASSWORD_KEYS: &[&str] = &["password"];
 /// Keys that only a mysql or pgsql check reads.
 const SQL_KEYS: &[&str] = &["database", "query"];
 /// Keys that only an smtp check reads.
@@ -88,6 +93,10 @@ const SIMPLETCP_KEYS: &[&str] = &["send", "tls"];
 const EXPECT_KEYS: &[&str] = &["expect_regex"];
 /// Keys that only an ftp check reads.
 const FTP_KEYS: &[&str] = &["retrieve"];
+/// Keys that only an ldap or ldaps check reads.
+const LDAP_KEYS: &[&str] = &["bind_dn", "search_base"];
+/// Keys that only a radius check reads.
+const RADIUS_KEYS: &[&str] = &["secret", "require_accept"];
 /// Keys that only a sip check reads.
 const SIP_KEYS: &[&str] = &["transport"];
 /// Keys that only an http_proxy check reads.
@@ -113,6 +122,9 @@ const TYPES: &[&str] = &[
     "pop",
     "pops",
     "nntp",
+    "ldap",
+    "ldaps",
+    "radius",
     "oracle",
     "on",
     "off",
@@ -184,7 +196,7 @@ pub(super) fn check_key_hint(k: &str) -> Option<&'static str> {
         ),
         (
             &["request", "uri"],
-            "did you mean `path`? (http; for mysql and pgsql it is `query`, for simpletcp `send`, for ftp `retrieve`, for http_proxy `url`)",
+            "did you mean `path`? (http; for mysql and pgsql it is `query`, for simpletcp `send`, for ftp `retrieve`, for ldap `search_base`, for http_proxy `url`)",
         ),
         (
             &["regex", "body_match", "receive_regex", "match"],
@@ -200,7 +212,7 @@ pub(super) fn check_key_hint(k: &str) -> Option<&'static str> {
         ),
         (
             &["receive", "expect", "body", "contains"],
-            "did you mean `body_contains`? (http; `expect_regex` for simpletcp and ftp)",
+            "did you mean `body_contains`? (http; `expect_regex` for simpletcp, ftp and ldap)",
         ),
         (
             &["virtualhost", "vhost", "host_header"],
@@ -250,12 +262,28 @@ pub(super) fn check_key_hint(k: &str) -> Option<&'static str> {
         (&["cert", "certificate"], "did you mean `client_cert`?"),
         (&["key"], "did you mean `client_key`?"),
         (
-            &["requirepass", "passwd", "pass", "auth", "secret"],
-            "did you mean `password`? (redis, mysql, pgsql)",
+            &["requirepass", "passwd", "pass", "auth"],
+            "did you mean `password`? (redis, mysql, pgsql, ftp, imap, pop, ldap, radius)",
         ),
         (
             &["user", "login", "acl_user"],
-            "did you mean `username`? (redis, mysql, pgsql)",
+            "did you mean `username`? (redis, mysql, pgsql, ftp, imap, pop, radius; `bind_dn` for ldap)",
+        ),
+        (
+            &["binddn", "bind", "dn", "bind_user"],
+            "did you mean `bind_dn`? (ldap)",
+        ),
+        (
+            &["base", "base_dn", "basedn", "search"],
+            "did you mean `search_base`? (ldap)",
+        ),
+        (
+            &["shared_secret", "radius_secret", "nas_secret"],
+            "did you mean `secret`? (radius)",
+        ),
+        (
+            &["accept", "require_access_accept", "accept_only"],
+            "did you mean `require_accept`? (radius)",
         ),
         (
             &["helo", "ehlo", "ehlo_name"],
@@ -309,6 +337,9 @@ enum Type {
     Pop,
     Pops,
     Nntp,
+    Ldap,
+    Ldaps,
+    Radius,
     Submission,
     Oracle,
     On,
@@ -338,6 +369,9 @@ impl Type {
             Type::Pop => "pop",
             Type::Pops => "pops",
             Type::Nntp => "nntp",
+            Type::Ldap => "ldap",
+            Type::Ldaps => "ldaps",
+            Type::Radius => "radius",
             Type::Submission => "submission",
             Type::Oracle => "oracle",
             Type::On => "on",
@@ -364,22 +398,10 @@ const KEY_GROUPS: &[(&[&str], &[Type])] = &[
             Type::Imaps,
             Type::Pops,
             Type::Submission,
+            Type::Ldaps,
         ],
     ),
     (EXTERNAL_KEYS, &[Type::External]),
-    (
-        AUTH_KEYS,
-        &[
-            Type::Redis,
-            Type::Mysql,
-            Type::Pgsql,
-            Type::Ftp,
-            Type::Imap,
-            Type::Imaps,
-            Type::Pop,
-            Type::Pops,
-        ],
-    ),
     (
         USER_KEYS,
         &[
@@ -391,7 +413,24 @@ const KEY_GROUPS: &[(&[&str], &[Type])] = &[
             Type::Imaps,
             Type::Pop,
             Type::Pops,
+            Type::Radius,
             Type::Sip,
+        ],
+    ),
+    (
+        PASSWORD_KEYS,
+        &[
+            Type::Redis,
+            Type::Mysql,
+            Type::Pgsql,
+            Type::Ftp,
+            Type::Imap,
+            Type::Imaps,
+            Type::Pop,
+            Type::Pops,
+            Type::Ldap,
+            Type::Ldaps,
+            Type::Radius,
         ],
     ),
     (SQL_KEYS, &[Type::Mysql, Type::Pgsql]),
@@ -399,10 +438,15 @@ const KEY_GROUPS: &[(&[&str], &[Type])] = &[
     (DNS_KEYS, &[Type::Dns]),
     (UDP_KEYS, &[Type::Udp]),
     (SIMPLETCP_KEYS, &[Type::SimpleTcp]),
-    (EXPECT_KEYS, &[Type::SimpleTcp, Type::Ftp]),
+    (
+        EXPECT_KEYS,
+        &[Type::SimpleTcp, Type::Ftp, Type::Ldap, Type::Ldaps],
+    ),
     (FTP_KEYS, &[Type::Ftp]),
     (SIP_KEYS, &[Type::Sip]),
     (PROXY_KEYS, &[Type::HttpProxy]),
+    (LDAP_KEYS, &[Type::Ldap, Type::Ldaps]),
+    (RADIUS_KEYS, &[Type::Radius]),
 ];
 
 /// `type = "http" or "https"`.
@@ -464,6 +508,15 @@ pub(super) struct Layer {
     url: Option<String>,
     /// A `url` key is written (even if invalid, so no follow-up error).
     url_written: bool,
+    bind_dn: Option<At<String>>,
+    search_base: Option<String>,
+    secret: Option<String>,
+    /// A `secret` key is written (even if invalid, so no follow-up error).
+    secret_written: bool,
+    require_accept: Option<bool>,
+    /// Where the most specific check table is (for an error about a
+    /// check whose type comes from the port).
+    table: Option<At<()>>,
 }
 
 impl Layer {
@@ -521,6 +574,15 @@ impl Layer {
             transport: self.transport.or(lower.transport),
             url: self.url.clone().or_else(|| lower.url.clone()),
             url_written: self.url_written || lower.url_written,
+            bind_dn: self.bind_dn.clone().or_else(|| lower.bind_dn.clone()),
+            search_base: self
+                .search_base
+                .clone()
+                .or_else(|| lower.search_base.clone()),
+            secret: self.secret.clone().or_else(|| lower.secret.clone()),
+            secret_written: self.secret_written || lower.secret_written,
+            require_accept: self.require_accept.or(lower.require_accept),
+            table: self.table.clone().or_else(|| lower.table.clone()),
         }
     }
 
@@ -536,6 +598,10 @@ impl Layer {
             Some(Type::Sip)
         } else if self.retrieve.is_some() {
             Some(Type::Ftp)
+        } else if self.bind_dn.is_some() || self.search_base.is_some() {
+            Some(Type::Ldap)
+        } else if self.secret.is_some() || self.require_accept.is_some() {
+            Some(Type::Radius)
         } else if self.send.is_some() || self.expect_regex.is_some() || self.tls.is_some() {
             Some(Type::SimpleTcp)
         } else if self.password.is_some() || self.username.is_some() {
@@ -605,6 +671,11 @@ impl Cx<'_> {
         self.check_keys(&node, Section::Check);
         let mut l = Layer {
             present: true,
+            table: Some(At {
+                v: (),
+                span: f.key_span.clone(),
+                path: f.path.clone(),
+            }),
             ..Layer::default()
         };
 
@@ -629,6 +700,9 @@ impl Cx<'_> {
                 Some("pop") => Some(Type::Pop),
                 Some("pops") => Some(Type::Pops),
                 Some("nntp") => Some(Type::Nntp),
+                Some("ldap") => Some(Type::Ldap),
+                Some("ldaps") => Some(Type::Ldaps),
+                Some("radius") => Some(Type::Radius),
                 Some("submission") => Some(Type::Submission),
                 Some("oracle") => {
                     self.push(
@@ -822,6 +896,7 @@ impl Cx<'_> {
 
         self.protocol_keys(&node, &mut l);
         self.stream_keys(&node, &mut l);
+        self.directory_keys(&node, &mut l);
 
         // Keys that contradict this table's own type.
         if let Some(kind) = &l.kind {
@@ -887,6 +962,7 @@ impl Cx<'_> {
                         ..
                     }) | ProbeSpec::Imap(MailSpec { tls: Some(_), .. })
                         | ProbeSpec::Pop(MailSpec { tls: Some(_), .. })
+                        | ProbeSpec::Ldap(LdapSpec { tls: Some(_), .. })
                 ) =>
             {
                 Type::Https
@@ -904,6 +980,9 @@ impl Cx<'_> {
                 ProbeSpec::Pop(m) if m.tls.is_some() => Type::Pops,
                 ProbeSpec::Pop(_) => Type::Pop,
                 ProbeSpec::Nntp => Type::Nntp,
+                ProbeSpec::Ldap(l) if l.tls.is_some() => Type::Ldaps,
+                ProbeSpec::Ldap(_) => Type::Ldap,
+                ProbeSpec::Radius(_) => Type::Radius,
                 ProbeSpec::Sip(_) => Type::Sip,
                 ProbeSpec::Dns(_) => Type::Dns,
                 ProbeSpec::Mysql(_) => Type::Mysql,
@@ -1050,6 +1129,87 @@ impl Cx<'_> {
                     ProbeSpec::Tcp
                 }
             },
+            Type::Ldap | Type::Ldaps => {
+                if let Some((has, lacks, at)) = match (&m.bind_dn, &m.password) {
+                    (Some(u), None) => Some(("bind_dn", "password", u)),
+                    (None, Some(p)) => Some(("password", "bind_dn", p)),
+                    _ => None,
+                } {
+                    self.push_once(
+                        Problem::new(at.span.clone(), at.path.clone(), format!("`{has}` without `{lacks}`"))
+                            .expected("bind_dn and password together (a simple bind, ldirectord's login and passwd); without both the bind is anonymous")
+                            .fix(format!("add {lacks} = \"…\" next to it (or to the check table of the service or of [global]), or remove {has}")),
+                    );
+                    ok = false;
+                }
+                ProbeSpec::Ldap(LdapSpec {
+                    bind_dn: m.bind_dn.as_ref().map(|d| d.v.clone()),
+                    password: m.password.as_ref().map(|p| p.v.clone()),
+                    // ldirectord searches its request, "/" (the root DSE)
+                    // by default.
+                    search_base: Some(m.search_base.clone().unwrap_or_default()),
+                    expect: m.expect_regex.clone(),
+                    tls: (kind == Type::Ldaps).then(|| m.tls_spec()),
+                })
+            }
+            Type::Radius => {
+                if let Some(p) = m
+                    .password
+                    .as_ref()
+                    .filter(|p| p.v.len() > halb_health::spec::RADIUS_MAX_PASSWORD)
+                {
+                    self.push_once(
+                        Problem::new(
+                            p.span.clone(),
+                            p.path.clone(),
+                            format!("a radius password of {} bytes", p.v.len()),
+                        )
+                        .expected(format!(
+                            "at most {} bytes (RFC 2865 User-Password)",
+                            halb_health::spec::RADIUS_MAX_PASSWORD
+                        ))
+                        .fix("use a shorter password for the health-check user"),
+                    );
+                    ok = false;
+                }
+                let secret = match &m.secret {
+                    Some(s) => s.clone(),
+                    None if m.secret_written => {
+                        ok = false;
+                        String::new()
+                    }
+                    None => {
+                        if let Some(at) = m
+                            .kind
+                            .as_ref()
+                            .map(|k| (k.span.clone(), k.path.clone()))
+                            .or_else(|| m.table.as_ref().map(|t| (t.span.clone(), t.path.clone())))
+                        {
+                            let why = if m.kind.is_some() {
+                                "a radius check without a `secret`"
+                            } else {
+                                "a radius check (port 1812) without a `secret`"
+                            };
+                            self.push_once(
+                                Problem::new(at.0, at.1, why)
+                                    .expected("secret = \"…\": the shared secret of this client in the RADIUS server's clients.conf")
+                                    .fix("add secret = \"…\" to this check table (or to a check table of the service or of [global]), or type = \"udp\" for a bare datagram"),
+                            );
+                        }
+                        ok = false;
+                        String::new()
+                    }
+                };
+                ProbeSpec::Radius(RadiusSpec {
+                    username: m.username.as_ref().map_or_else(
+                        || halb_health::spec::DEFAULT_RADIUS_USER.to_owned(),
+                        |u| u.v.clone(),
+                    ),
+                    password: m.password.as_ref().map(|p| p.v.clone()),
+                    secret,
+                    require_accept: m.require_accept.unwrap_or(false),
+                })
+            }
             Type::Dns => ProbeSpec::Dns(DnsSpec {
                 query_name: m.query_name.clone().unwrap_or_else(|| ".".to_owned()),
                 query_type: m.query_type.unwrap_or_default(),
@@ -1396,6 +1556,74 @@ impl Cx<'_> {
                 });
                 l.retrieve = self.accept(&f, w.expected, problem, || s.to_owned());
             }
+        }
+    }
+
+    /// The keys of the ldap and radius probes.
+    fn directory_keys(&mut self, node: &Node<'_>, l: &mut Layer) {
+        for key in ["bind_dn", "search_base"] {
+            let Some(f) = self.field(node, key) else {
+                continue;
+            };
+            let (expected, example) = if key == "bind_dn" {
+                (
+                    "the DN of a simple bind (ldirectord's login), with password",
+                    "\"cn=monitor,dc=example,dc=org\"",
+                )
+            } else {
+                (
+                    "the DN searched with a base scope (ldirectord's request without its /); \"\" is the root DSE, the default",
+                    "\"dc=example,dc=org\"",
+                )
+            };
+            let w = Want {
+                short: "a string",
+                expected,
+                example,
+            };
+            let Some(s) = self.string(&f, &w) else {
+                continue;
+            };
+            let empty = key == "bind_dn" && s.is_empty();
+            let problem = (empty || s.chars().any(char::is_control)).then(|| {
+                (
+                    format!("{key} {} is empty or has control characters", quote(s)),
+                    format!("write {key} = {example}"),
+                )
+            });
+            if key == "bind_dn" {
+                l.bind_dn = self.accept(&f, expected, problem, || At {
+                    v: s.to_owned(),
+                    span: f.key_span.clone(),
+                    path: f.path.clone(),
+                });
+            } else {
+                l.search_base = self.accept(&f, expected, problem, || s.to_owned());
+            }
+        }
+        if let Some(f) = self.field(node, "secret") {
+            l.secret_written = true;
+            let w = Want {
+                short: "a string",
+                expected:
+                    "the RADIUS shared secret (this client's secret in the server's clients.conf)",
+                example: "\"testing123\"",
+            };
+            if let Some(s) = self.string(&f, &w) {
+                let problem = (s.is_empty() || s.contains('\0')).then(|| {
+                    (
+                        "secret is empty or contains NUL".to_owned(),
+                        "give the shared secret from the RADIUS server's clients.conf".to_owned(),
+                    )
+                });
+                l.secret = self.accept(&f, w.expected, problem, || s.to_owned());
+            }
+        }
+        if let Some(f) = self.field(node, "require_accept") {
+            l.require_accept = self.boolean(
+                &f,
+                "true (only Access-Accept is up) or false (Access-Reject is up too: the server answers; the default, as ldirectord)",
+            );
         }
     }
 

@@ -3,9 +3,9 @@
 //! [`run`] runs one probe for a [`CheckSpec`] and always returns by
 //! `spec.timing.timeout`: the whole probe (connect, write, every read, a
 //! child process) sits under one `tokio::time::timeout`, reads are
-//! bounded ([`http::MAX_RESPONSE`], [`line::MAX_LINE`], one datagram,
+//! bounded ([`http::MAX_RESPONSE`], [`line::MAX_LINE`], one datagram (a RADIUS one: [`radius::MAX_PACKET`]),
 //! [`crate::spec::SIMPLETCP_MAX_REPLY`] for simpletcp and an FTP file,
-//! [`mysql::MAX_PACKET`], [`pgsql::MAX_MESSAGE`]), and a child process is killed with its
+//! [`mysql::MAX_PACKET`], [`pgsql::MAX_MESSAGE`], [`ldap::MAX_MESSAGE`]), and a child process is killed with its
 //! process group when the timeout drops it. The engine enforces the same
 //! timeout on its side, so a probe that misbehaves still cannot stall it.
 
@@ -16,11 +16,13 @@ pub mod http;
 pub mod http_proxy;
 pub mod icmp;
 pub mod imap;
+pub mod ldap;
 pub mod line;
 pub mod mysql;
 pub mod nntp;
 pub mod pgsql;
 pub mod pop;
+pub mod radius;
 pub mod redis;
 pub mod simpletcp;
 pub mod sip;
@@ -78,6 +80,9 @@ pub async fn run(spec: &CheckSpec) -> ProbeOutcome {
             ProbeSpec::Imap(m) => Box::pin(imap::probe(spec.target, m)).await,
             ProbeSpec::Pop(m) => Box::pin(pop::probe(spec.target, m)).await,
             ProbeSpec::Nntp => nntp::probe(spec.target).await,
+            ProbeSpec::Ldap(l) => Box::pin(ldap::probe(spec.target, l)).await,
+            // Its attempts end a little before the timeout, for a clear reason.
+            ProbeSpec::Radius(r) => radius::probe(spec.target, r, timeout).await,
             ProbeSpec::Oracle => {
                 ProbeOutcome::down("oracle is not supported: it needs Oracle's client library")
             }
