@@ -182,7 +182,10 @@ pub(crate) fn read(input: &Input, report: &mut Report) -> Corosync {
                     "{} nodes: quorum among three or more directors",
                     c.nodes.len()
                 ),
-                Advice::NotSupported,
+                Advice::Feature(
+                    "[global.quorum] provider = \"corosync\", with this corosync.conf still running on every director"
+                        .into(),
+                ),
             );
         }
     }
