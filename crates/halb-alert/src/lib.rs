@@ -21,7 +21,7 @@ pub mod spec;
 
 pub use policy::{
     Action, Alert, Health, PathAlert, PathTransition, Policy, QuorumAlert, ResourceAlert,
-    ResourceTransition, Sink, Subject, Transition,
+    ResourceTransition, Sink, Subject, SyncAlert, SyncTransition, Transition,
 };
 #[cfg(feature = "sender")]
 pub use sender::{director_name, AlertStats, Sender};

@@ -82,8 +82,38 @@ pub enum Subject {
         peer: Option<std::net::IpAddr>,
         event: PathAlert,
     },
+    /// The running config of a peer director differs from ours
+    /// (`[global.sync]`), or is equal again.
+    ConfigSync { peer: String, event: SyncAlert },
     /// This director's partition lost or regained quorum (`[global.quorum]`).
     Quorum { event: QuorumAlert },
+}
+
+/// The config sync events that are alerted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SyncAlert {
+    /// The peer's config digest differs from ours.
+    Differs,
+    /// It is equal again.
+    InSync,
+}
+
+impl SyncAlert {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncAlert::Differs => "differs",
+            SyncAlert::InSync => "in_sync",
+        }
+    }
+}
+
+/// A config sync event to alert ([`Policy::handle_config_sync`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncTransition {
+    pub peer: String,
+    pub event: SyncAlert,
+    /// The event as the log says it.
+    pub reason: String,
 }
 
 /// The quorum events that are alerted.
@@ -289,18 +319,25 @@ impl Policy {
     /// A VRRP path died or healed: queues its alerts (the webhook always,
     /// e-mail under `email_alert_status`), not repeated.
     pub fn handle_vrrp_path(&mut self, t: PathTransition, now: Instant) {
+        let subject = Subject::VrrpPath {
+            instance: t.instance,
+            interface: t.interface,
+            peer: t.peer,
+            event: t.event,
+        };
+        self.push_global(subject, t.reason, now);
+    }
+
+    /// An alert to `[global.alert]` (VRRP paths, config sync), not
+    /// repeated.
+    fn push_global(&mut self, subject: Subject, reason: String, now: Instant) {
         let Some(sinks) = self.vrrp_sinks.clone() else {
             return;
         };
         let status = self.status(now);
         let alert = Alert {
-            subject: Subject::VrrpPath {
-                instance: t.instance,
-                interface: t.interface,
-                peer: t.peer,
-                event: t.event,
-            },
-            reason: t.reason,
+            subject,
+            reason,
             status,
             repeat: 0,
             down_for: None,
@@ -309,22 +346,21 @@ impl Policy {
         self.debug_sweep();
     }
 
+    /// A peer's config began or stopped differing from ours: queued to
+    /// `[global.alert]` (the webhook always, e-mail under its
+    /// `email_alert_status`), not repeated.
+    pub fn handle_config_sync(&mut self, t: SyncTransition, now: Instant) {
+        let subject = Subject::ConfigSync {
+            peer: t.peer,
+            event: t.event,
+        };
+        self.push_global(subject, t.reason, now);
+    }
+
     /// Quorum lost or regained: alerted to the global sinks, as the paths
     /// are.
     pub fn handle_quorum(&mut self, event: QuorumAlert, reason: String, now: Instant) {
-        let Some(sinks) = self.vrrp_sinks.clone() else {
-            return;
-        };
-        let status = self.status(now);
-        let alert = Alert {
-            subject: Subject::Quorum { event },
-            reason,
-            status,
-            repeat: 0,
-            down_for: None,
-        };
-        self.push(&sinks, alert, status);
-        self.debug_sweep();
+        self.push_global(Subject::Quorum { event }, reason, now);
     }
 
     /// A resource event: queues its alerts (the webhook always, e-mail

@@ -141,9 +141,10 @@ pub fn summary(a: &Alert) -> String {
             };
             format!("{service}: real server {real} {what} ({})", a.reason)
         }
-        Subject::Resource { .. } | Subject::VrrpPath { .. } | Subject::Quorum { .. } => {
-            a.reason.clone()
-        }
+        Subject::Resource { .. }
+        | Subject::VrrpPath { .. }
+        | Subject::ConfigSync { .. }
+        | Subject::Quorum { .. } => a.reason.clone(),
     }
 }
 
@@ -229,6 +230,13 @@ struct PathWebhookBody<'a> {
     path: &'a str,
     peer: Option<String>,
     event: &'static str,
+    #[serde(flatten)]
+    tail: EventTail<'a>,
+}
+
+/// What every event's webhook body ends with.
+#[derive(serde::Serialize)]
+struct EventTail<'a> {
     reason: &'a str,
     time: String,
     unix_time: u64,
@@ -236,15 +244,33 @@ struct PathWebhookBody<'a> {
     daemon_status: &'static str,
 }
 
+impl<'a> EventTail<'a> {
+    fn of(alert: &'a Alert, unix: u64, director: &'a str) -> Self {
+        EventTail {
+            reason: &alert.reason,
+            time: rfc3339(unix),
+            unix_time: unix,
+            director,
+            daemon_status: alert.status.as_str(),
+        }
+    }
+}
+
+#[derive(serde::Serialize)]
+struct SyncWebhookBody<'a> {
+    subject: &'static str,
+    peer: &'a str,
+    event: &'static str,
+    #[serde(flatten)]
+    tail: EventTail<'a>,
+}
+
 #[derive(serde::Serialize)]
 struct QuorumWebhookBody<'a> {
     subject: &'static str,
     event: &'static str,
-    reason: &'a str,
-    time: String,
-    unix_time: u64,
-    director: &'a str,
-    daemon_status: &'static str,
+    #[serde(flatten)]
+    tail: EventTail<'a>,
 }
 
 /// The JSON the webhook receives for `alert`.
@@ -287,11 +313,16 @@ pub fn webhook_body(alert: &Alert, time: SystemTime, director: &str) -> Vec<u8> 
                 path: interface,
                 peer: peer.map(|p| p.to_string()),
                 event: event.as_str(),
-                reason: &alert.reason,
-                time: rfc3339(unix),
-                unix_time: unix,
-                director,
-                daemon_status: alert.status.as_str(),
+                tail: EventTail::of(alert, unix, director),
+            };
+            return serde_json::to_vec(&body).unwrap_or_default();
+        }
+        Subject::ConfigSync { peer, event } => {
+            let body = SyncWebhookBody {
+                subject: "config_sync",
+                peer,
+                event: event.as_str(),
+                tail: EventTail::of(alert, unix, director),
             };
             return serde_json::to_vec(&body).unwrap_or_default();
         }
@@ -299,11 +330,7 @@ pub fn webhook_body(alert: &Alert, time: SystemTime, director: &str) -> Vec<u8> 
             let body = QuorumWebhookBody {
                 subject: "quorum",
                 event: event.as_str(),
-                reason: &alert.reason,
-                time: rfc3339(unix),
-                unix_time: unix,
-                director,
-                daemon_status: alert.status.as_str(),
+                tail: EventTail::of(alert, unix, director),
             };
             return serde_json::to_vec(&body).unwrap_or_default();
         }
@@ -498,6 +525,13 @@ pub fn mail_text(alert: &Alert, time: SystemTime, director: &str) -> (String, St
             rfc3339(unix),
             alert.status,
         ),
+        Subject::ConfigSync { peer, event } => format!(
+            "Peer director: {peer}\nEvent: config {}\nWhat happened: {}\nTime: {}\nDirector: {director}\nDaemon status: {}\n",
+            event.as_str(),
+            alert.reason,
+            rfc3339(unix),
+            alert.status,
+        ),
         Subject::Quorum { event } => format!(
             "Quorum: {}\nWhat happened: {}\nTime: {}\nDirector: {director}\nDaemon status: {}\n",
             event.as_str(),
@@ -621,6 +655,41 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339(1_795_323_808), "2026-11-22T05:03:28Z");
+    }
+
+    #[test]
+    fn config_sync_and_path_bodies() {
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_323_808);
+        let mut a = alert();
+        a.subject = Subject::ConfigSync {
+            peer: "d2".into(),
+            event: crate::SyncAlert::Differs,
+        };
+        a.reason = "config sync: config differs from d2".into();
+        let v: serde_json::Value = serde_json::from_slice(&webhook_body(&a, t, "d1")).unwrap();
+        assert_eq!(v["subject"], "config_sync");
+        assert_eq!(v["peer"], "d2");
+        assert_eq!(v["event"], "differs");
+        assert_eq!(v["reason"], "config sync: config differs from d2");
+        assert_eq!(v["director"], "d1");
+        assert_eq!(v["time"], "2026-11-22T05:03:28Z");
+        let (subject, body) = mail_text(&a, t, "d1");
+        assert!(subject.contains("config differs from d2"), "{subject}");
+        assert!(
+            body.contains("Peer director: d2\nEvent: config differs\n"),
+            "{body}"
+        );
+        a.subject = Subject::VrrpPath {
+            instance: "VI_1".into(),
+            interface: "eth1".into(),
+            peer: None,
+            event: crate::PathAlert::Dead,
+        };
+        let v: serde_json::Value = serde_json::from_slice(&webhook_body(&a, t, "d1")).unwrap();
+        assert_eq!(v["subject"], "vrrp_path");
+        assert_eq!(v["path"], "eth1");
+        assert_eq!(v["unix_time"], 1_795_323_808u64);
+        assert_eq!(v["daemon_status"], "running");
     }
 
     #[test]

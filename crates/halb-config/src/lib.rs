@@ -95,9 +95,43 @@ pub struct Global {
     pub data_plane: DataPlaneKind,
     /// `[global.ipvs]`: kernel-wide IPVS settings.
     pub ipvs: IpvsGlobal,
+    /// `[global.sync]`: the config digest and `halb config diff`/`push`
+    /// between the directors of a pair (halb-sync).
+    pub sync: Option<SyncConfig>,
     /// `[global.quorum]`: quorum from Corosync for three directors or
     /// more (None: VRRP alone decides).
     pub quorum: Option<halb_quorum::Settings>,
+}
+
+/// `[global.sync]`: where this director's sync channel listens, its
+/// peers, and the shared key of the channel.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SyncConfig {
+    /// This director's name as its peers show it (default: the host name).
+    pub name: Option<String>,
+    /// Where the channel listens (TCP).
+    pub listen: std::net::SocketAddr,
+    /// The shared key (64 hex digits as 32 bytes, or a passphrase of 16
+    /// bytes or more), the same on every director; never serialized.
+    #[serde(serialize_with = "secret")]
+    pub key: Vec<u8>,
+    pub peers: Vec<SyncPeer>,
+    /// How often each peer is asked for its digest.
+    pub interval: Duration,
+}
+
+/// One peer of `[global.sync]`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SyncPeer {
+    pub name: String,
+    pub address: std::net::SocketAddr,
+}
+
+/// The default `[global.sync] interval`.
+pub const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_secs(5);
+
+fn secret<S: serde::Serializer>(_: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str("(secret)")
 }
 
 /// What halb does with IPVS services it does not manage.
@@ -174,6 +208,7 @@ impl Default for Global {
             on_down: OnDown::Quiescent,
             data_plane: DataPlaneKind::Proxy,
             ipvs: IpvsGlobal::default(),
+            sync: None,
             quorum: None,
         }
     }
@@ -195,8 +230,9 @@ pub struct Config {
     /// The alert settings of every resource group that has any (its
     /// `alert` table over the global one), by group name.
     pub resource_alerts: Vec<(String, halb_alert::AlertSpec)>,
-    /// Where VRRP path alerts go (a path of an instance with `paths` died
-    /// or healed): `[global.alert]`.
+    /// Where VRRP path alerts (a path of an instance with `paths` died
+    /// or healed) and config sync alerts (`[global.sync]`) go:
+    /// `[global.alert]`.
     pub vrrp_alert: halb_alert::AlertSpec,
     /// `[[vrrp_instance]]`s, in file order.
     pub vrrp_instances: Vec<VrrpInstance>,
@@ -213,6 +249,9 @@ pub struct RealCheck {
     pub service: ServiceKey,
     pub real: std::net::SocketAddr,
     pub spec: halb_health::CheckSpec,
+    /// The real server's own `on_down`, over its service's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_down: Option<halb_table::OnDown>,
 }
 
 impl Config {
@@ -288,6 +327,11 @@ impl Default for Loader {
 }
 
 impl Loader {
+    /// The largest file this loader reads.
+    pub fn max_size(&self) -> u64 {
+        self.max_size
+    }
+
     /// A loader that refuses files larger than `max_size` bytes.
     pub fn with_max_size(max_size: u64) -> Self {
         Loader {

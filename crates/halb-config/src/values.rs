@@ -480,6 +480,19 @@ pub(crate) fn parse_netmask(s: &str) -> Result<u8, Diag> {
     Ok(ones as u8)
 }
 
+/// A shared key as written: 64 hex digits are 32 bytes, anything else is
+/// a passphrase taken as its bytes (VRRP's hmac-sha256 `key`,
+/// `[global.sync] key`).
+pub(crate) fn key_bytes(k: &str) -> Vec<u8> {
+    if k.len() == 64 && k.bytes().all(|b| b.is_ascii_hexdigit()) {
+        (0..32)
+            .filter_map(|i| u8::from_str_radix(k.get(2 * i..2 * i + 2).unwrap_or("0"), 16).ok())
+            .collect()
+    } else {
+        k.as_bytes().to_vec()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

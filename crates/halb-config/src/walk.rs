@@ -22,6 +22,7 @@ pub(crate) mod incremental;
 mod ipvs;
 mod quorum;
 pub(crate) mod resource;
+mod sync;
 pub(crate) mod vrrp;
 
 type Span = Range<usize>;
@@ -63,6 +64,7 @@ const GLOBAL_KEYS: &[&str] = &[
     "alert",
     "data_plane",
     "ipvs",
+    "sync",
     "quorum",
 ];
 const SERVICE_KEYS: &[&str] = &[
@@ -72,6 +74,7 @@ const SERVICE_KEYS: &[&str] = &[
     "scheduler",
     "scheduler_flags",
     "fallback",
+    "fallback_forward",
     "on_down",
     "proxy_protocol",
     "connect_timeout",
@@ -100,6 +103,7 @@ const REAL_KEYS: &[&str] = &[
     "tunnel_type",
     "tunnel_port",
     "tunnel_checksum",
+    "on_down",
 ];
 
 const SCHEDULER_SYNONYMS: &[(&str, &str)] = &[
@@ -164,6 +168,8 @@ enum Section {
     Alert,
     Ipvs,
     SyncDaemon,
+    Sync,
+    SyncPeer,
     Quorum,
 }
 
@@ -179,6 +185,8 @@ impl Section {
             Section::Alert => alert::ALERT_KEYS,
             Section::Ipvs => ipvs::IPVS_KEYS,
             Section::SyncDaemon => ipvs::SYNC_KEYS,
+            Section::Sync => sync::SYNC_KEYS,
+            Section::SyncPeer => sync::PEER_KEYS,
             Section::Quorum => quorum::QUORUM_KEYS,
         }
     }
@@ -194,6 +202,8 @@ impl Section {
             Section::Alert => ("an alert key", alert::ALERT_KEYS),
             Section::Ipvs => ("a [global.ipvs] key", ipvs::IPVS_KEYS),
             Section::SyncDaemon => ("a [global.ipvs.sync_daemon] key", ipvs::SYNC_KEYS),
+            Section::Sync => ("a [global.sync] key", sync::SYNC_KEYS),
+            Section::SyncPeer => ("a [global.sync] peers key", sync::PEER_KEYS),
             Section::Quorum => ("a [global.quorum] key", quorum::QUORUM_KEYS),
         };
         format!("{what}: {}", keys.join(", "))
@@ -253,7 +263,20 @@ fn key_hint_of(section: Section, key: &str) -> Option<String> {
     };
     let hint = match section {
         Section::Alert => return alert::alert_key_hint(key).map(str::to_owned),
-        Section::Ipvs | Section::SyncDaemon | Section::Quorum => return None,
+        Section::Ipvs | Section::SyncDaemon | Section::SyncPeer | Section::Quorum => return None,
+        Section::Sync => {
+            if is(&["peer", "peer_address", "remote", "remotes"]) {
+                "did you mean `peers`? peers = [{ name = \"d2\", address = \"192.0.2.2:7947\" }]"
+                    .to_owned()
+            } else if is(&["secret", "password", "psk", "auth"]) {
+                "did you mean `key`? key = \"…\" (64 hex digits or a passphrase of 16+ bytes)"
+                    .to_owned()
+            } else if is(&["address", "bind", "port"]) {
+                "did you mean `listen`? listen = \"192.0.2.1:7947\"".to_owned()
+            } else {
+                return None;
+            }
+        }
         Section::Check => {
             if let Some(h) = check::check_key_hint(key) {
                 h.to_owned()
@@ -585,6 +608,9 @@ struct Defaults {
     data_plane: halb_table::DataPlaneKind,
 }
 
+/// A checked real server's check, and its own on_down (over its service's).
+type CheckedReal = (halb_health::CheckSpec, Option<OnDown>);
+
 /// What the cross-service checks need to know of one service.
 #[derive(Clone)]
 struct Svc {
@@ -599,7 +625,7 @@ struct Svc {
     key_span: Option<Span>,
     label: String,
     /// The health check of each real server that has one.
-    checks: Vec<(SocketAddr, halb_health::CheckSpec)>,
+    checks: Vec<(SocketAddr, CheckedReal)>,
     /// Its alert settings (its `alert` table over the global one).
     alert: halb_alert::AlertSpec,
     ok: bool,
@@ -1303,14 +1329,16 @@ impl<'s> Cx<'s> {
             let groups: Vec<&str> = vrrp_sync_groups.iter().map(|g| g.name.as_str()).collect();
             self.resource_groups(root, &insts, &groups, galert)
         };
-        // VRRP path alerts go where `[global.alert]` says (only asked
-        // for with paths: a global table's own problems are reported
-        // once anyway).
-        let vrrp_alert = if vrrp_instances.iter().any(|v| !v.paths.is_empty()) {
-            self.resolve_alert(galert, &alert::Layer::default())
-        } else {
-            halb_alert::AlertSpec::default()
-        };
+        // VRRP path alerts and config sync alerts go where
+        // `[global.alert]` says (only asked for with paths or
+        // `[global.sync]`: a global table's own problems are reported once
+        // anyway).
+        let vrrp_alert =
+            if global.sync.is_some() || vrrp_instances.iter().any(|v| !v.paths.is_empty()) {
+                self.resolve_alert(galert, &alert::Layer::default())
+            } else {
+                halb_alert::AlertSpec::default()
+            };
         let mut checks = Vec::new();
         let mut services = Vec::with_capacity(svcs.len());
         let mut alerts = Vec::new();
@@ -1319,11 +1347,16 @@ impl<'s> Cx<'s> {
             if !s.alert.is_empty() {
                 alerts.push((s.vs.name.clone(), s.alert.clone()));
             }
-            checks.extend(s.checks.iter().map(|(real, spec)| crate::RealCheck {
-                service: key,
-                real: *real,
-                spec: spec.clone(),
-            }));
+            checks.extend(
+                s.checks
+                    .iter()
+                    .map(|(real, (spec, on_down))| crate::RealCheck {
+                        service: key,
+                        real: *real,
+                        spec: spec.clone(),
+                        on_down: *on_down,
+                    }),
+            );
             services.push(s.vs.clone());
         }
         Config {
@@ -1461,6 +1494,9 @@ impl<'s> Cx<'s> {
             }
         }
         self.ipvs_global(&n, &mut g);
+        if let Some(f) = self.field(&n, "sync") {
+            g.sync = self.sync(&f);
+        }
         self.quorum_global(&n, &mut g);
         g
     }
@@ -2029,7 +2065,7 @@ impl<'s> Cx<'s> {
         above: (&check::Layer, &check::Layer),
         // The service's data plane, and whether it is a firewall mark's.
         (plane, fwmark): (halb_table::DataPlaneKind, bool),
-    ) -> Option<(RealServer, Span, Option<halb_health::CheckSpec>)> {
+    ) -> Option<(RealServer, Span, Option<CheckedReal>)> {
         let node = Node { tbl, path, span };
         self.check_keys(&node, Section::Real);
         let before = self.errors.len();
@@ -2150,6 +2186,28 @@ impl<'s> Cx<'s> {
                 );
             }
         }
+        // This real server's own on_down (keepalived's inhibit_on_failure
+        // on one real server): only a checked real server goes down.
+        let mut on_down = None;
+        if let Some(f) = self.field(&node, "on_down") {
+            match self.choice(
+                &f,
+                "on_down value",
+                &["quiescent", "remove"],
+                ON_DOWN_SYNONYMS,
+            ) {
+                Some("remove") => on_down = Some(OnDown::Remove),
+                Some(_) => on_down = Some(OnDown::Quiescent),
+                None => {}
+            }
+            if check.is_none() {
+                self.push(
+                    Problem::new(f.span.clone(), f.path.clone(), "on_down on a real server without a health check")
+                        .expected("on_down on a real server that has a check (its own, its service's or [global.check])")
+                        .fix("add a check to this real server or its service, or remove on_down (an unchecked real server is never down)"),
+                );
+            }
+        }
         if self.errors.len() != before {
             return None;
         }
@@ -2163,7 +2221,7 @@ impl<'s> Cx<'s> {
             tunnel_port,
             tunnel_checksum,
         };
-        Some((real, aspan, check))
+        Some((real, aspan, check.map(|c| (c, on_down))))
     }
 
     /// Checks across services: unique names, unique protocol + listen.

@@ -738,3 +738,82 @@ fn a_short_token_is_refused_and_never_quoted() {
     );
     assert!(!out2.contains("short1"), "the token is quoted: {out2}");
 }
+
+#[test]
+fn fallback_forward_errors() {
+    // Without fallback; on a proxy service; an unknown method.
+    assert_snapshot!(render(
+        r#"[[virtual_service]]
+data_plane = "ipvs"
+listen = "192.0.2.10:80"
+fallback_forward = "masq"
+  [[virtual_service.real_server]]
+  address = "198.51.100.1:80"
+
+[[virtual_service]]
+listen = "192.0.2.10:81"
+fallback = "198.51.100.9:81"
+fallback_forward = "route"
+  [[virtual_service.real_server]]
+  address = "198.51.100.1:81"
+
+[[virtual_service]]
+data_plane = "ipvs"
+listen = "192.0.2.10:82"
+fallback = "198.51.100.9:82"
+fallback_forward = "nat!"
+  [[virtual_service.real_server]]
+  address = "198.51.100.1:82"
+"#
+    ));
+}
+
+/// `[global.sync]`: each key checked, with a fix.
+#[test]
+fn sync_errors() {
+    assert_snapshot!(render(
+        r#"[global.sync]
+name = "d 1"
+listen = 7947
+key = "short"
+peer = "192.0.2.2"
+peers = [
+  { name = "d2", address = "192.0.2.2:7947" },
+  { name = "d2", address = "192.0.2.3" },
+  { address = "192.0.2.4:7947", port = 1 },
+]
+interval = "10ms"
+"#
+    ));
+    assert_snapshot!(
+        "sync_missing_keys",
+        render("[global]\nsync = { peers = [] }\n")
+    );
+    assert_snapshot!(
+        "sync_not_a_table",
+        render("[global]\nsync = \"192.0.2.2\"\n")
+    );
+}
+
+#[test]
+fn real_server_on_down_errors() {
+    // Without a check anywhere; an unknown value.
+    assert_snapshot!(render(
+        r#"[[virtual_service]]
+data_plane = "ipvs"
+listen = "192.0.2.10:80"
+  [[virtual_service.real_server]]
+  address = "198.51.100.1:80"
+  on_down = "quiescent"
+
+[[virtual_service]]
+data_plane = "ipvs"
+listen = "192.0.2.10:81"
+  [virtual_service.check]
+  type = "tcp"
+  [[virtual_service.real_server]]
+  address = "198.51.100.1:81"
+  on_down = "drop"
+"#
+    ));
+}

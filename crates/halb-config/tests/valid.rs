@@ -62,6 +62,7 @@ fn docs_example_parses_to_the_model() {
             prefix_v6: 64,
         }),
         fallback: Some(addr("127.0.0.1:9999")),
+        fallback_forward: Forward::Proxy,
         on_down: OnDown::Remove,
         proxy_protocol: Some(ProxyProtocol::V2),
         connect_timeout: Duration::from_secs(1),
@@ -500,4 +501,76 @@ real_server = [{ address = "127.0.0.1:18081" }]
     .unwrap();
     assert_eq!(d.global.drain_timeout, halb_config::DEFAULT_DRAIN_TIMEOUT);
     assert_eq!(d.services[0].max_fails, 1);
+}
+
+const SYNC_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+/// `[global.sync]`: the model, the key never serialized, its alerts.
+#[test]
+fn sync_parses() {
+    let c = parse(
+        &format!(
+            r#"[global.sync]
+name = "d1"
+listen = "192.0.2.1:7947"
+key = "{SYNC_KEY}"
+peers = [{{ name = "d2", address = "192.0.2.2:7947" }}]
+interval = "2s"
+"#
+        ),
+        Path::new("halb.toml"),
+    )
+    .unwrap();
+    let s = c.global.sync.clone().unwrap();
+    assert_eq!(s.name.as_deref(), Some("d1"));
+    assert_eq!(s.listen, "192.0.2.1:7947".parse().unwrap());
+    assert_eq!(s.key.len(), 32);
+    assert_eq!(s.key[1], 0x11);
+    assert_eq!(
+        s.peers,
+        [halb_config::SyncPeer {
+            name: "d2".into(),
+            address: "192.0.2.2:7947".parse().unwrap()
+        }]
+    );
+    assert_eq!(s.interval, Duration::from_secs(2));
+    // The key is never in check-config --json.
+    let json = serde_json::to_string(&c.global).unwrap();
+    assert!(!json.contains("00112233"), "{json}");
+    assert!(json.contains("(secret)"), "{json}");
+    // A passphrase, the default interval, no name.
+    let c = parse(
+        r#"[global.sync]
+listen = "192.0.2.1:7947"
+key = "a passphrase of some length"
+[[global.sync.peers]]
+name = "d2"
+address = "192.0.2.2:7947"
+"#,
+        Path::new("halb.toml"),
+    )
+    .unwrap();
+    let s = c.global.sync.unwrap();
+    assert_eq!(s.key, b"a passphrase of some length");
+    assert_eq!(s.interval, halb_config::DEFAULT_SYNC_INTERVAL);
+    assert_eq!(s.name, None);
+    assert!(parse("", Path::new("halb.toml"))
+        .unwrap()
+        .global
+        .sync
+        .is_none());
+}
+
+#[test]
+fn docs_sync_example_is_valid() {
+    let doc = include_str!("../../../docs/configuration.md");
+    let at = doc
+        .find("### Membership: one config on both directors")
+        .unwrap();
+    let start = at + doc[at..].find("```toml\n").unwrap() + "```toml\n".len();
+    let end = start + doc[start..].find("```").unwrap();
+    let c = parse(&doc[start..end], Path::new("halb.toml")).unwrap();
+    let s = c.global.sync.unwrap();
+    assert_eq!(s.peers[0].name, "lvs2");
+    assert_eq!(s.interval, halb_config::DEFAULT_SYNC_INTERVAL);
 }

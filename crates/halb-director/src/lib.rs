@@ -42,7 +42,7 @@ pub use status::{describe, RealHealth};
 use halb_alert::{DaemonStatus, Policy, Transition};
 use halb_config::{Config, Global, SyncRole};
 use halb_health::{CheckId, CheckSpec, Engine, ProbeId, ProbeOutcome};
-use halb_table::{OnDown, ServiceKey, Table};
+use halb_table::{DataPlaneKind, OnDown, RealServer, ServiceKey, Table};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -200,6 +200,8 @@ pub struct Director {
     /// since: their next "alive" is alerted, even after a spell as
     /// master in between (where paths are not watched).
     dead_paths: BTreeSet<(String, String)>,
+    /// The sync peers whose config was last alerted as differing.
+    drifted_peers: BTreeSet<String>,
     /// The sync daemon's role as the followed VRRP instance set it.
     sync_role: Option<SyncRole>,
     actions: VecDeque<Action>,
@@ -247,31 +249,56 @@ pub fn first_round(config: &Config) -> Duration {
 /// gets. `health(service, real)` is the state of a real server's check
 /// and the weight its dynamic check reported; `None`: unchecked (always
 /// up, configured weight). A Down real server gets weight 0 (`on_down =
-/// "quiescent"`) or leaves the table (`"remove"`).
+/// "quiescent"`) or leaves the table (`"remove"`): the real server's own
+/// `on_down` if it has one, else its service's. An IPVS service's
+/// `fallback` joins the table, weight 1, while none of its real servers is
+/// up (as keepalived's `sorry_server` and ldirectord's `fallback`: a
+/// quiescent real server at weight 0 is not up); the proxy uses its
+/// fallback itself.
 pub fn effective_table(
     config: &Config,
     health: impl Fn(ServiceKey, SocketAddr) -> Option<(Health, Option<u32>)>,
 ) -> Table {
     let mut table = config.to_table();
+    // Real servers with an on_down of their own (usually none).
+    let own: HashMap<(ServiceKey, SocketAddr), OnDown> = config
+        .checks
+        .iter()
+        .filter_map(|c| c.on_down.map(|o| ((c.service, c.real), o)))
+        .collect();
     for vs in &mut table.services {
         let key = vs.key();
-        let on_down = vs.on_down;
+        let service_on_down = vs.on_down;
+        let mut any_up = false;
         vs.reals.retain_mut(|r| match health(key, r.addr) {
-            None => true,
+            None => {
+                any_up = true;
+                true
+            }
             Some((Health::Up, weight)) => {
                 if let Some(w) = weight {
                     r.weight = w;
                 }
+                any_up = true;
                 true
             }
-            Some((Health::Down, _)) => match on_down {
-                OnDown::Quiescent => {
-                    r.weight = 0;
-                    true
+            Some((Health::Down, _)) => {
+                match own.get(&(key, r.addr)).copied().unwrap_or(service_on_down) {
+                    OnDown::Quiescent => {
+                        r.weight = 0;
+                        true
+                    }
+                    OnDown::Remove => false,
                 }
-                OnDown::Remove => false,
-            },
+            }
         });
+        if let (DataPlaneKind::Ipvs, Some(addr), false) = (vs.data_plane, vs.fallback, any_up) {
+            if !vs.reals.iter().any(|r| r.addr == addr) {
+                let mut fb = RealServer::new(addr, 1);
+                fb.forward = vs.fallback_forward;
+                vs.reals.push(fb);
+            }
+        }
     }
     table
 }
@@ -369,6 +396,7 @@ impl Director {
             alert_deadline: None,
             alerts_dirty: false,
             dead_paths: BTreeSet::new(),
+            drifted_peers: BTreeSet::new(),
             inputs: 0,
             last_health_apply: None,
             apply_cost: Duration::ZERO,
@@ -627,6 +655,36 @@ impl Director {
         self.debug_check();
     }
 
+    /// A sync peer's config digest was compared with ours
+    /// (halb-sync's tracker): `in_sync` or not, `reason` as the log says
+    /// it. The first difference is alerted, and so is the return to the
+    /// same config after one; nothing is repeated.
+    pub fn handle_config_sync(&mut self, peer: &str, in_sync: bool, reason: String, now: Instant) {
+        self.advance(now);
+        let event = if in_sync {
+            self.drifted_peers
+                .remove(peer)
+                .then_some(halb_alert::SyncAlert::InSync)
+        } else {
+            self.drifted_peers
+                .insert(peer.to_owned())
+                .then_some(halb_alert::SyncAlert::Differs)
+        };
+        if let Some(event) = event {
+            self.alerts.handle_config_sync(
+                halb_alert::SyncTransition {
+                    peer: peer.to_owned(),
+                    event,
+                    reason,
+                },
+                now,
+            );
+            self.take_alerts();
+            self.alerts_changed();
+        }
+        self.debug_check();
+    }
+
     /// A new, valid config (the shell read and validated it; a config
     /// that does not validate never reaches the director, so a rejected
     /// reload changes nothing). Returns what changes; the actions that
@@ -655,6 +713,9 @@ impl Director {
         }
         if new.global.check_concurrency != old.global.check_concurrency {
             plan.at_restart.push("check_concurrency");
+        }
+        if new.global.sync != old.global.sync {
+            plan.at_restart.push("[global.sync]");
         }
         plan.changes = diff::describe(&old.to_table(), &new.to_table());
         if let Some(c) = describe_check_changes(&old, &new) {
@@ -1030,7 +1091,7 @@ impl Director {
                         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
                     configured_weight: r.weight,
                     dynamic_weight: st.weight,
-                    on_down: vs.on_down,
+                    on_down: check.on_down.unwrap_or(vs.on_down),
                     check: describe(&check.spec),
                 });
             }

@@ -425,6 +425,7 @@ fn resource_events_are_alerted_to_the_groups_sinks() {
                     Subject::Resource { member, event, .. } => Some((member.clone(), *event)),
                     Subject::RealServer { .. }
                     | Subject::VrrpPath { .. }
+                    | Subject::ConfigSync { .. }
                     | Subject::Quorum { .. } => None,
                 },
                 _ => None,
@@ -493,13 +494,9 @@ fn resource_events_are_alerted_to_the_groups_sinks() {
     );
 }
 
-/// A VRRP path that dies is alerted to `[global.alert]`, and so is its
-/// healing (even after a master spell where it was unknown); a path that
-/// comes alive at startup is not.
-#[test]
-fn vrrp_path_dead_and_healed_are_alerted() {
-    use halb_vrrp::PathState::{Alive, Dead, Unknown};
-    let t0 = Instant::now();
+/// A started director whose `[global.alert]` has a webhook, its start's
+/// actions drained.
+fn with_global_webhook(t0: Instant) -> Director {
     let mut c = config(1);
     c.vrrp_alert = halb_alert::AlertSpec {
         webhook: Some(halb_alert::WebhookSpec {
@@ -513,6 +510,17 @@ fn vrrp_path_dead_and_healed_are_alerted() {
     let mut d = Director::new(c, 16, t0);
     d.handle_start(t0);
     while d.poll_action().is_some() {}
+    d
+}
+
+/// A VRRP path that dies is alerted to `[global.alert]`, and so is its
+/// healing (even after a master spell where it was unknown); a path that
+/// comes alive at startup is not.
+#[test]
+fn vrrp_path_dead_and_healed_are_alerted() {
+    use halb_vrrp::PathState::{Alive, Dead, Unknown};
+    let t0 = Instant::now();
+    let mut d = with_global_webhook(t0);
     let path = |d: &mut Director, from, to| {
         d.handle_vrrp_path(
             VrrpPathEvent {
@@ -540,6 +548,91 @@ fn vrrp_path_dead_and_healed_are_alerted() {
     assert_eq!(path(&mut d, Unknown, Alive), [halb_alert::PathAlert::Alive]);
     assert!(path(&mut d, Alive, Unknown).is_empty());
     assert!(path(&mut d, Unknown, Alive).is_empty());
+}
+
+/// A sync peer's config differing is alerted once, and its return to the
+/// same config once; an unchanged state is not alerted again.
+#[test]
+fn config_drift_and_its_end_are_alerted_once() {
+    let t0 = Instant::now();
+    let mut d = with_global_webhook(t0);
+    let sync = |d: &mut Director, in_sync: bool| {
+        d.handle_config_sync("d2", in_sync, "config differs from d2".into(), t0);
+        std::iter::from_fn(|| d.poll_action())
+            .filter_map(|a| match a {
+                Action::Alert(a) => match a.alert.subject {
+                    halb_alert::Subject::ConfigSync { event, peer } => {
+                        assert_eq!(peer, "d2");
+                        Some(event)
+                    }
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    assert!(sync(&mut d, true).is_empty());
+    assert_eq!(sync(&mut d, false), [halb_alert::SyncAlert::Differs]);
+    assert!(sync(&mut d, false).is_empty());
+    assert_eq!(sync(&mut d, true), [halb_alert::SyncAlert::InSync]);
+    assert!(sync(&mut d, true).is_empty());
+}
+
+#[test]
+fn an_ipvs_fallback_joins_the_table_while_no_real_server_is_up() {
+    let src = r#"
+[[virtual_service]]
+name = "mail"
+data_plane = "ipvs"
+listen = "192.0.2.100:25"
+on_down = "quiescent"
+fallback = "198.51.100.50:25"
+fallback_forward = "masq"
+  [[virtual_service.real_server]]
+  address = "198.51.100.21:25"
+  forward = "masq"
+  [[virtual_service.real_server]]
+  address = "198.51.100.22:25"
+  forward = "masq"
+[[virtual_service]]
+name = "web"
+listen = "192.0.2.100:80"
+fallback = "198.51.100.50:80"
+  [[virtual_service.real_server]]
+  address = "198.51.100.21:80"
+"#;
+    let c = halb_config::parse(src, Path::new("t.toml")).unwrap();
+    let r21: SocketAddr = "198.51.100.21:25".parse().unwrap();
+    let fb: SocketAddr = "198.51.100.50:25".parse().unwrap();
+    let reals = |t: &Table, i: usize| -> Vec<(SocketAddr, u32, halb_table::Forward)> {
+        t.services[i]
+            .reals
+            .iter()
+            .map(|r| (r.addr, r.weight, r.forward))
+            .collect()
+    };
+    // One up: no fallback.
+    let t = effective_table(&c, |_, a| {
+        Some((if a == r21 { Health::Up } else { Health::Down }, None))
+    });
+    assert!(
+        !reals(&t, 0).iter().any(|r| r.0 == fb),
+        "{:?}",
+        reals(&t, 0)
+    );
+    // All down (quiescent, at weight 0): the fallback, weight 1, masq.
+    let t = effective_table(&c, |_, _| Some((Health::Down, None)));
+    let r = reals(&t, 0);
+    assert_eq!(r.len(), 3, "{r:?}");
+    assert!(r.contains(&(fb, 1, halb_table::Forward::Masq)), "{r:?}");
+    assert!(r.iter().filter(|x| x.0 != fb).all(|x| x.1 == 0), "{r:?}");
+    // The proxy service keeps its fallback to itself.
+    let fb80: SocketAddr = "198.51.100.50:80".parse().unwrap();
+    assert!(
+        !reals(&t, 1).iter().any(|r| r.0 == fb80),
+        "{:?}",
+        reals(&t, 1)
+    );
 }
 
 fn with_quorum(settle_ms: u64, policy: halb_quorum::NoQuorumPolicy) -> Config {
@@ -686,4 +779,32 @@ fn quorum_changes_are_alerted_and_ignore_sets_no_fault() {
             .contains("not connected: corosync connection lost"),
         "{events:?}"
     );
+}
+
+#[test]
+fn a_real_servers_own_on_down_wins_over_its_services() {
+    let src = r#"
+[[virtual_service]]
+name = "web"
+data_plane = "ipvs"
+listen = "192.0.2.100:80"
+on_down = "remove"
+  [virtual_service.check]
+  type = "tcp"
+  [[virtual_service.real_server]]
+  address = "198.51.100.21:80"
+  forward = "masq"
+  [[virtual_service.real_server]]
+  address = "198.51.100.22:80"
+  forward = "masq"
+  on_down = "quiescent"
+"#;
+    let c = halb_config::parse(src, Path::new("t.toml")).unwrap();
+    let t = effective_table(&c, |_, _| Some((Health::Down, None)));
+    let r: Vec<(String, u32)> = t.services[0]
+        .reals
+        .iter()
+        .map(|r| (r.addr.to_string(), r.weight))
+        .collect();
+    assert_eq!(r, vec![("198.51.100.22:80".to_owned(), 0)]);
 }

@@ -6,7 +6,9 @@
 //! - [`engine`]: the sans-IO check engine: scheduling with spread, shared
 //!   probes, timeouts, rise/fall. No I/O, no clock: time comes in as `now`.
 //! - [`probe`]: the I/O shell's probes (tokio): tcp, http, external
-//!   command, redis, smtp, dns, udp, icmp, mysql, pgsql, behind the [`Prober`] trait; https with rustls.
+//!   command, redis, smtp, dns, udp, icmp, mysql, pgsql, the ldirectord
+//!   services (simpletcp, ftp, imap, pop, nntp, ldap, radius), behind the
+//!   [`Prober`] trait; https, imaps, pops and ldaps with rustls.
 //! - [`driver`]: the tokio loop that runs the engine with a prober and
 //!   reports [`Event`]s; what the daemon embeds.
 //!

@@ -14,6 +14,7 @@ use halb_health::{
     BodyRegex, CheckSpec, FtpSpec, LdapSpec, MailSpec, ProbeOutcome, ProbeSpec, Timing, TlsSpec,
 };
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -24,8 +25,15 @@ struct Daemon {
 }
 
 impl Daemon {
+    /// Kills the daemon and, when it was started as a process group's
+    /// leader (`process_group(0)`), its group: OpenSMTPD's privsep
+    /// children otherwise keep the listening socket open a while.
     fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
+            let pid = nix::unistd::Pid::from_raw(i32::try_from(c.id()).unwrap());
+            if nix::unistd::getpgid(Some(pid)) == Ok(pid) {
+                let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
+            }
             let _ = c.kill();
             let _ = c.wait();
         }
@@ -77,6 +85,33 @@ fn wait_port(port: u16, what: &str, log: &Path) {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// SIGSTOP, then waits (bounded) until every thread of the process is
+/// stopped: the signal is only sent when `kill` returns.
+fn freeze(pid: nix::unistd::Pid) {
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    let start = Instant::now();
+    let stopped = || {
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+        tasks.flatten().all(|t| {
+            let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+            // The state follows the ")" that ends the command name.
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with(['T', 't']))
+        })
+    };
+    while !stopped() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{pid} did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+mod support {
+    pub mod dbs;
 }
 
 async fn probe(port: u16, probe: ProbeSpec) -> ProbeOutcome {
@@ -301,6 +336,7 @@ async fn submission_against_opensmtpd() {
     .unwrap();
     let log = dir.join("smtpd.log");
     let child = Command::new(smtpd)
+        .process_group(0)
         .arg("-d")
         .arg("-f")
         .arg(&conf)
@@ -326,6 +362,15 @@ async fn submission_against_opensmtpd() {
     let o = probe(port, ProbeSpec::Smtp(SmtpSpec::default())).await;
     assert!(o.ok && !o.reason.contains("STARTTLS"), "{o:?}");
     daemon.stop();
+    // Its privsep children close the listening socket as they die.
+    let start = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "smtpd still listening"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let o = probe(port, ProbeSpec::Smtp(SmtpSpec::submission())).await;
     assert!(!o.ok && o.reason.contains("connect"), "{o:?}");
 }
@@ -384,84 +429,14 @@ async fn simpletcp_against_redis_server() {
     assert!(!o.ok && o.reason.contains("connect"), "{o:?}");
 }
 
-/// slapd with a `dc=example,dc=org` database (rootdn `cn=admin` /
-/// `hc-pass-1`, an `ou=health` entry) on a plain and an ldaps listener,
-/// from a slapd.conf and a slapadd'ed database in a temporary directory.
+/// slapd (support/dbs.rs) on a plain and an ldaps listener.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ldap_and_ldaps_against_slapd() {
-    let Some(slapd) = binary("/usr/sbin/slapd", "slapd") else {
+    let Some((mut daemon, tls)) = support::dbs::start_slapd() else {
         return;
     };
-    let slapadd = binary("/usr/sbin/slapadd", "slapd").unwrap();
-    let dir = temp_dir("slapd");
-    let d = dir.display();
-    std::fs::create_dir_all(dir.join("db")).unwrap();
-    let out = Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-        ])
-        .args(["-subj", "/CN=localhost", "-keyout"])
-        .arg(dir.join("key.pem"))
-        .arg("-out")
-        .arg(dir.join("cert.pem"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let conf = dir.join("slapd.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "include /etc/ldap/schema/core.schema\npidfile {d}/slapd.pid\n\
-             TLSCertificateFile {d}/cert.pem\nTLSCertificateKeyFile {d}/key.pem\n\
-             modulepath /usr/lib/ldap\nmoduleload back_mdb\n\
-             database mdb\nsuffix \"dc=example,dc=org\"\n\
-             rootdn \"cn=admin,dc=example,dc=org\"\nrootpw hc-pass-1\ndirectory {d}/db\n"
-        ),
-    )
-    .unwrap();
-    let ldif = dir.join("base.ldif");
-    std::fs::write(
-        &ldif,
-        "dn: dc=example,dc=org\nobjectClass: dcObject\nobjectClass: organization\ndc: example\no: Example\n\n\
-         dn: ou=health,dc=example,dc=org\nobjectClass: organizationalUnit\nou: health\n",
-    )
-    .unwrap();
-    let out = Command::new(slapadd)
-        .arg("-f")
-        .arg(&conf)
-        .arg("-l")
-        .arg(&ldif)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "slapadd: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let (plain, tls) = (free_port(), free_port());
-    let log = dir.join("slapd.log");
-    let child = Command::new(slapd)
-        .args(["-d", "0", "-f"])
-        .arg(&conf)
-        .arg("-h")
-        .arg(format!(
-            "ldap://127.0.0.1:{plain}/ ldaps://127.0.0.1:{tls}/"
-        ))
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
-    let mut daemon = Daemon {
-        child: Some(child),
-        dir: dir.clone(),
-    };
-    wait_port(plain, "slapd", &log);
-    wait_port(tls, "slapd", &log);
+    let plain = daemon.addr.port();
+    let pid = daemon.pid().unwrap();
     let admin = |password: &str, base: Option<&str>| LdapSpec {
         bind_dn: Some("cn=admin,dc=example,dc=org".into()),
         password: Some(password.into()),
@@ -491,6 +466,34 @@ async fn ldap_and_ldaps_against_slapd() {
     };
     let o = probe(tls, matching("^ou=health,")).await;
     assert!(o.ok, "{o:?}");
+    // Verified against the server's own certificate, by name.
+    let verified = |name: Option<&str>| {
+        ProbeSpec::Ldap(LdapSpec {
+            tls: Some(TlsSpec {
+                verify: true,
+                ca_file: Some(daemon.dir().join("cert.pem")),
+                server_name: name.map(str::to_owned),
+                ..TlsSpec::default()
+            }),
+            ..LdapSpec::root_dse()
+        })
+    };
+    let o = probe(tls, verified(Some("localhost"))).await;
+    assert!(o.ok, "{o:?}");
+    let o = probe(tls, verified(Some("other.example"))).await;
+    assert!(!o.ok && o.reason.starts_with("TLS handshake"), "{o:?}");
+    let o = probe(
+        tls,
+        ProbeSpec::Ldap(LdapSpec {
+            tls: Some(TlsSpec {
+                verify: true,
+                ..TlsSpec::default()
+            }),
+            ..LdapSpec::root_dse()
+        }),
+    )
+    .await;
+    assert!(!o.ok && o.reason.contains("UnknownIssuer"), "{o:?}");
     let o = probe(tls, matching("^ou=sales,")).await;
     assert!(
         !o.ok && o.reason.contains("does not match /^ou=sales,/"),
@@ -515,7 +518,7 @@ async fn ldap_and_ldaps_against_slapd() {
     assert!(!o.ok && o.reason.contains("TLS"), "{o:?}");
     // A hung slapd (SIGSTOP): the kernel accepts, nothing answers; the
     // probe ends by its timeout with the reason.
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    freeze(pid);
     let spec = CheckSpec {
         target: SocketAddr::from(([127, 0, 0, 1], plain)),
         probe: ProbeSpec::Ldap(LdapSpec::root_dse()),
@@ -532,71 +535,16 @@ async fn ldap_and_ldaps_against_slapd() {
     assert!(!o.ok && o.reason.contains("connect"), "{o:?}");
 }
 
-/// freeradius -X with a radiusd.conf, a client 127.0.0.1 (secret
-/// `testing123`) and a users file (`hc` / `hc-pass-1`) in a temporary
-/// directory, on a loopback port.
+/// freeradius -X (support/dbs.rs): client 127.0.0.1 with secret
+/// `testing123`, user `hc` / `hc-pass-1`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn radius_against_freeradius() {
     use halb_health::RadiusSpec;
-    let Some(freeradius) = binary("/usr/sbin/freeradius", "freeradius") else {
+    let Some(mut daemon) = support::dbs::start_freeradius() else {
         return;
     };
-    let dir = temp_dir("freeradius");
-    let d = dir.display();
-    // The UDP port: free for TCP says little, so one bound and released.
-    let port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    std::fs::write(
-        dir.join("radiusd.conf"),
-        format!(
-            "prefix = /usr\nexec_prefix = /usr\nsysconfdir = {d}\nlocalstatedir = {d}\n\
-             sbindir = /usr/sbin\nlogdir = {d}\nraddbdir = {d}\nradacctdir = {d}\n\
-             name = freeradius\nconfdir = {d}\nrun_dir = {d}\nlibdir = /usr/lib/freeradius\n\
-             pidfile = {d}/radiusd.pid\nmax_request_time = 5\ncleanup_delay = 1\n\
-             max_requests = 256\nhostname_lookups = no\nlog {{\n destination = stderr\n}}\n\
-             security {{\n allow_core_dumps = no\n allow_vulnerable_openssl = yes\n}}\n\
-             client local {{\n ipaddr = 127.0.0.1\n secret = testing123\n}}\n\
-             modules {{\n files {{\n  filename = {d}/users\n }}\n pap {{\n }}\n}}\n\
-             server default {{\n listen {{\n  type = auth\n  ipaddr = 127.0.0.1\n  port = {port}\n }}\n\
-             authorize {{\n  files\n  pap\n }}\n authenticate {{\n  pap\n }}\n}}\n"
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("users"),
-        "hc Cleartext-Password := \"hc-pass-1\"\n  Reply-Message := \"Hello hc\"\n",
-    )
-    .unwrap();
-    std::fs::write(dir.join("dictionary"), "").unwrap();
-    let log = dir.join("freeradius.log");
-    let child = Command::new(freeradius)
-        .arg("-X")
-        .arg("-d")
-        .arg(&dir)
-        .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
-    let mut daemon = Daemon {
-        child: Some(child),
-        dir: dir.clone(),
-    };
-    let start = Instant::now();
-    while !std::fs::read_to_string(&log)
-        .unwrap_or_default()
-        .contains("Ready to process requests")
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "freeradius did not start: {}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let port = daemon.addr.port();
+    let pid = daemon.pid().unwrap();
     let check = |user: &str, password: &str, secret: &str, require_accept: bool| {
         ProbeSpec::Radius(RadiusSpec {
             username: user.into(),
@@ -639,13 +587,11 @@ async fn radius_against_freeradius() {
         "{o:?}"
     );
     assert!(
-        std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .contains("Message-Authenticator"),
+        support::dbs::radius_log(&daemon).contains("Message-Authenticator"),
         "freeradius did not report the bad Message-Authenticator"
     );
     // A hung server (SIGSTOP): no reply, bounded by the timeout.
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    freeze(pid);
     let o = run(&spec(check("hc", "hc-pass-1", "testing123", false), 600)).await;
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
     assert!(!o.ok && o.reason.starts_with("no reply"), "{o:?}");

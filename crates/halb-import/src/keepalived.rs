@@ -532,7 +532,7 @@ fn known_unmapped(key: &str) -> Option<(&'static str, Advice)> {
         "quorum" | "quorum_up" | "quorum_down" | "hysteresis" => ("the service's quorum of live weight, with scripts on crossing it", ns),
         "omega" => ("runs quorum_down when keepalived stops", ns),
         "ha_suspend" => ("checks only while VRRP is master", ns),
-        "sorry_server_inhibit" | "sorry_server_lvs_method" => ("how the sorry server is added", ns),
+        "sorry_server_inhibit" => ("the sorry server kept at weight 0 while real servers are alive", ns),
         "persistence_engine" => ("a persistence engine (sip)", ns),
         "notify_up" | "notify_down" => ("a script on a real server's change", f("alerts: [global.alert] webhook (a JSON POST) or email")),
         "bindto" | "bind_port" | "bind_if" => ("the source address of the check", ns),
@@ -1545,6 +1545,8 @@ impl Mapper<'_> {
         let mut persistence: Option<Table> = None;
         let mut granularity: Option<String> = None;
         let mut protocol = "tcp";
+        let mut sorry: Option<String> = None;
+        let mut sorry_fwd = "";
         for n in b.children() {
             let k = n.k();
             if self.defaults_key(n, &ctx, &mut d) {
@@ -1587,17 +1589,48 @@ impl Mapper<'_> {
                 },
                 "ops" => emit::set_bool(&mut svc, "one_packet", true),
                 "inhibit_on_failure" => on_down = "quiescent",
-                "sorry_server" => self.report.unmapped(n.pos(), &join_path(&ctx, k), "a server added while no real server is alive", Advice::Feature("`fallback` does this for data_plane = \"proxy\" services; IPVS services have no fallback yet".into())),
+                "sorry_server" => {
+                    let port = n.arg(1).unwrap_or("0");
+                    match n.arg(0).and_then(|ip| sockaddr(ip, port)) {
+                        Some(a) => sorry = Some(a),
+                        None => self.report.error(
+                            n.pos(),
+                            &join_path(&ctx, k),
+                            "not an IP address and a port",
+                            Advice::Fix("sorry_server 192.0.2.50 80".into()),
+                        ),
+                    }
+                }
+                "sorry_server_lvs_method" => match n.arg(0) {
+                    Some("NAT") => sorry_fwd = "masq",
+                    Some("DR") => sorry_fwd = "route",
+                    Some("TUN") => sorry_fwd = "tunnel",
+                    _ => self.bad(n, 0, &ctx, "NAT, DR or TUN"),
+                },
                 "real_server" => reals.push(n),
-                "smtp_alert" => self.report.note(n.pos(), &join_path(&ctx, k), "mails this service's changes", Advice::Feature("[global.alert] (written from global_defs) mails every service's changes".into())),
-                "lvs_flags" | "hashed" | "flag-1" | "flag-2" | "flag-3" | "sh-port" | "sh-fallback" | "mh-port" | "mh-fallback" => {
+                "smtp_alert" => self.report.note(
+                    n.pos(),
+                    &join_path(&ctx, k),
+                    "mails this service's changes",
+                    Advice::Feature(
+                        "[global.alert] (written from global_defs) mails every service's changes"
+                            .into(),
+                    ),
+                ),
+                "lvs_flags" | "hashed" | "flag-1" | "flag-2" | "flag-3" | "sh-port"
+                | "sh-fallback" | "mh-port" | "mh-fallback" => {
                     let mut flags = Vec::new();
                     for w in std::iter::once(k).chain(n.args.iter().map(|t| t.text.as_str())) {
                         match w {
                             "sh-port" | "mh-port" | "flag-2" => flags.push("port"),
                             "sh-fallback" | "mh-fallback" | "flag-1" => flags.push("fallback"),
                             "lvs_flags" => {}
-                            o => self.report.unmapped(n.pos(), &join_path(&ctx, o), "a scheduler flag", Advice::NotSupported),
+                            o => self.report.unmapped(
+                                n.pos(),
+                                &join_path(&ctx, o),
+                                "a scheduler flag",
+                                Advice::NotSupported,
+                            ),
                         }
                     }
                     if !flags.is_empty() {
@@ -1623,6 +1656,16 @@ impl Mapper<'_> {
             }
         }
         emit::set_str(&mut svc, "on_down", on_down);
+        if let Some(a) = &sorry {
+            // keepalived adds it (weight 1) while no real server is alive,
+            // by the service's lb_kind unless sorry_server_lvs_method says.
+            emit::set_str(&mut svc, "fallback", a);
+            emit::set_str(
+                &mut svc,
+                "fallback_forward",
+                if sorry_fwd.is_empty() { fwd } else { sorry_fwd },
+            );
+        }
         if !svc.contains_key("scheduler") {
             emit::set_str(&mut svc, "scheduler", "wlc");
         }
@@ -1716,6 +1759,7 @@ impl Mapper<'_> {
         let mut d = vd.clone();
         let mut fwd = fwd;
         let mut checkers: Vec<&Node> = Vec::new();
+        let mut inhibit: Option<&Node> = None;
         for n in b.children() {
             if self.defaults_key(n, &ctx, &mut d) {
                 continue;
@@ -1742,12 +1786,7 @@ impl Mapper<'_> {
                     Some("TUN") => fwd = "tunnel",
                     _ => self.bad(n, 0, &ctx, "NAT, DR or TUN"),
                 },
-                "inhibit_on_failure" => self.report.unmapped(
-                    n.pos(),
-                    &join_path(&ctx, "inhibit_on_failure"),
-                    "weight 0 instead of removal for this real server only",
-                    Advice::Key("on_down = \"quiescent\" on the whole service".into()),
-                ),
+                "inhibit_on_failure" => inhibit = Some(n),
                 k if checker_type(k) => checkers.push(n),
                 _ => self.unmapped(n, &ctx),
             }
@@ -1783,6 +1822,19 @@ impl Mapper<'_> {
                 }
                 emit::set_sub_table(&mut t, "check", check);
                 first = false;
+            }
+        }
+        if let Some(n) = inhibit {
+            if t.contains_key("check") {
+                // Weight 0 instead of removal, for this real server only.
+                emit::set_str(&mut t, "on_down", "quiescent");
+            } else {
+                self.report.unmapped(
+                    n.pos(),
+                    &join_path(&ctx, "inhibit_on_failure"),
+                    "weight 0 instead of removal when the checker fails: this real server has no checker halb imported",
+                    Advice::None,
+                );
             }
         }
         Some(t)

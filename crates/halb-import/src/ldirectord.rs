@@ -91,7 +91,7 @@ const QUOTED: &[&str] = &[
 ];
 
 /// The services halb has no probe for yet.
-const UNSUPPORTED_SERVICES: &[&str] = &["http_proxy", "ldap", "ldaps", "oracle", "radius", "sip"];
+const UNSUPPORTED_SERVICES: &[&str] = &["http_proxy", "oracle", "sip"];
 
 const SERVICES: &[&str] = &[
     "dns",
@@ -894,7 +894,10 @@ impl<'a> Ld<'a> {
         });
         if let Some(f) = fb {
             used.insert("fallback");
-            report.unmapped(&f.pos, "fallback", format!("{}: a server added to {ctx} while none of its real servers is up", unquote(&f.text)), Advice::Feature("`fallback` does this for data_plane = \"proxy\" services; IPVS services have no fallback yet".into()));
+            if let Some((addr, forward)) = self.fallback(f, v.v6, vport, report) {
+                emit::set_str(&mut svc, "fallback", addr.to_string());
+                emit::set_str(&mut svc, "fallback_forward", forward);
+            }
         }
         for k in ["fallbackcommand", "monitorfile", "cleanstop", "load"] {
             if let Some(x) = v.keys.get(k) {
@@ -1024,6 +1027,74 @@ impl<'a> Ld<'a> {
         }
         out.virtual_service(svc);
         true
+    }
+
+    /// `fallback=HOST[:PORT] [gate|masq|ipip]` as ldirectord reads it: the
+    /// port defaults to the virtual service's, the method to gate; it is
+    /// added with weight 1 while no real server is up.
+    fn fallback(
+        &self,
+        f: &Val,
+        v6: bool,
+        vport: Option<u16>,
+        report: &mut Report,
+    ) -> Option<(SocketAddr, &'static str)> {
+        let text = unquote(&f.text).trim();
+        let (spec, method) = match text.split_once(char::is_whitespace) {
+            Some((a, m)) => (a, m.trim()),
+            None => (text, ""),
+        };
+        let forward = match method {
+            "" | "gate" => "route",
+            "masq" => "masq",
+            "ipip" => "tunnel",
+            other => {
+                report.error(&f.pos, "fallback", format!("the forwarding method must be gate, masq or ipip, not {other:?} (ldirectord refuses this)"), Advice::Fix("fallback=127.0.0.1:80 gate".into()));
+                return None;
+            }
+        };
+        // [v6]:port, host:port, or a host alone.
+        let (host, port) = match spec.strip_prefix('[') {
+            Some(rest) => match rest.split_once(']') {
+                Some((a, tail)) => (a, tail.strip_prefix(':')),
+                None => (spec, None),
+            },
+            None => match spec.rsplit_once(':') {
+                Some((a, p)) if !a.contains(':') => (a, Some(p)),
+                _ => (spec, None),
+            },
+        };
+        let ip = match self.names.host(host, v6) {
+            Ok((ip, _)) => ip,
+            Err(e) => {
+                report.error(
+                    &f.pos,
+                    "fallback",
+                    e,
+                    Advice::Fix(
+                        "write the address, add the name to the hosts file, or pass --hosts FILE"
+                            .into(),
+                    ),
+                );
+                return None;
+            }
+        };
+        let port = match port {
+            Some(p) => match self.names.port(p, "") {
+                Ok((p, _)) => p,
+                Err(e) => {
+                    report.error(
+                        &f.pos,
+                        "fallback",
+                        e,
+                        Advice::Fix("write the port number, or pass --services FILE".into()),
+                    );
+                    return None;
+                }
+            },
+            None => vport.unwrap_or(0),
+        };
+        Some((SocketAddr::new(ip, port), forward))
     }
 
     /// The real servers of one `real=` line (several with a range): the
@@ -1522,6 +1593,9 @@ impl<'a> Ld<'a> {
                 "pop" => ("pop", Some(negotiate_timeout)),
                 "pops" => ("pops", Some(negotiate_timeout)),
                 "nntp" => ("nntp", Some(negotiate_timeout)),
+                "ldap" => ("ldap", Some(negotiate_timeout)),
+                "ldaps" => ("ldaps", Some(negotiate_timeout)),
+                "radius" => ("radius", Some(negotiate_timeout)),
                 "simpletcp" => ("simpletcp", Some(negotiate_timeout)),
                 s if UNSUPPORTED_SERVICES.contains(&s) => {
                     let extra: Vec<&str> = [
@@ -1679,16 +1753,53 @@ impl<'a> Ld<'a> {
                         emit::set_str(&mut t, "password", unquote(&p.text));
                     }
                 }
-                for (what, v) in [("request", &request), ("receive", &receive)] {
-                    if let Some((_, p)) = v {
-                        report.unmapped(
-                            p,
-                            what,
-                            format!("ldirectord does not use {what} for service {service}"),
-                            Advice::None,
-                        );
+                unused_request_receive(report, &service, &request, &receive);
+            }
+            "ldap" | "ldaps" => {
+                emit::set_str(&mut t, "type", ty);
+                // ldirectord binds as login only when passwd is set too.
+                match (take("login", used), take("passwd", used)) {
+                    (Some(l), Some(p)) => {
+                        emit::set_str(&mut t, "bind_dn", unquote(&l.text));
+                        emit::set_str(&mut t, "password", unquote(&p.text));
+                    }
+                    (Some(x), None) | (None, Some(x)) => report.note(
+                        &x.pos,
+                        "login",
+                        "login and passwd are used together only: ldirectord binds anonymously here, and so does halb",
+                        Advice::Key("bind_dn and password".into()),
+                    ),
+                    (None, None) => {}
+                }
+                // ldirectord searches `request` less its leading "/",
+                // "/" (the root DSE) by default, as halb does.
+                if let Some((req, _)) = &request {
+                    emit::set_str(&mut t, "search_base", ldap_base(req));
+                }
+                if let Some((recv, _)) = receive.as_ref().filter(|(r, _)| !r.is_empty()) {
+                    emit::set_str(&mut t, "expect_regex", recv);
+                }
+            }
+            "radius" => {
+                emit::set_str(&mut t, "type", "radius");
+                match take("secret", used) {
+                    Some(sec) if !unquote(&sec.text).is_empty() => {
+                        emit::set_str(&mut t, "secret", unquote(&sec.text));
+                    }
+                    other => {
+                        let p = other.map(|x| x.pos.clone()).unwrap_or(ct_pos.clone());
+                        report.unmapped(&p, "secret", format!("ldirectord's radius check of {ctx} without a secret: no RADIUS server answers it, so the check was left out (real servers not checked)"), Advice::Fix("secret=\"…\" (the client's secret in the server's clients.conf)".into()));
+                        plan.why_unused = "service radius without a secret".into();
+                        return plan;
                     }
                 }
+                if let Some(l) = take("login", used) {
+                    emit::set_str(&mut t, "username", unquote(&l.text));
+                }
+                if let Some(p) = take("passwd", used) {
+                    emit::set_str(&mut t, "password", unquote(&p.text));
+                }
+                unused_request_receive(report, "radius", &request, &receive);
             }
             "simpletcp" => {
                 emit::set_str(&mut t, "type", "simpletcp");
@@ -1744,6 +1855,32 @@ impl<'a> Ld<'a> {
     }
 }
 
+/// Reports `request` and `receive` where ldirectord's check of `service`
+/// does not use them.
+fn unused_request_receive(
+    report: &mut Report,
+    service: &str,
+    request: &Option<(String, Pos)>,
+    receive: &Option<(String, Pos)>,
+) {
+    for (what, v) in [("request", request), ("receive", receive)] {
+        if let Some((_, p)) = v {
+            report.unmapped(
+                p,
+                what,
+                format!("ldirectord does not use {what} for service {service}"),
+                Advice::None,
+            );
+        }
+    }
+}
+
+/// The DN ldirectord's ldap check searches: the request less its first
+/// "/" (the parser adds one when it is missing).
+fn ldap_base(request: &str) -> &str {
+    request.strip_prefix('/').unwrap_or(request)
+}
+
 /// The check a service gets, and how a real server's own request and
 /// receive strings change it.
 struct Plan {
@@ -1784,6 +1921,12 @@ impl Plan {
                         Advice::None,
                     );
                     return None;
+                }
+            }
+            "ldap" | "ldaps" => {
+                emit::set_str(&mut t, "search_base", ldap_base(req));
+                if !recv.is_empty() {
+                    emit::set_str(&mut t, "expect_regex", recv);
                 }
             }
             "simpletcp" => {

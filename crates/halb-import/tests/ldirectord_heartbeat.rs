@@ -70,7 +70,7 @@ fn debian_ldirectord_sample_every_block_uncommented() {
     insta::assert_snapshot!("ldirectord.cf.all.report", out.report.render());
     insta::assert_snapshot!("ldirectord.cf.all.toml", out.toml);
     // No service halb cannot check was given a weaker check.
-    for s in ["ldap", "radius", "sip", "oracle"] {
+    for s in ["sip", "oracle"] {
         assert!(
             out.report
                 .render()
@@ -79,7 +79,7 @@ fn debian_ldirectord_sample_every_block_uncommented() {
         );
     }
     // Those halb has a probe for (issue 23) get it, with their settings.
-    for t in ["ftp", "imap", "pop", "nntp", "submission"] {
+    for t in ["ftp", "imap", "pop", "nntp", "submission", "ldap", "radius"] {
         assert!(
             out.toml.contains(&format!("type = \"{t}\"")),
             "{t}: {}",
@@ -91,6 +91,61 @@ fn debian_ldirectord_sample_every_block_uncommented() {
         "{}",
         out.toml
     );
+    // ldap: request (less its "/") is the base searched, receive matches
+    // the DN; radius: the secret and the login.
+    for line in [
+        "search_base = \"dc=upmc, dc=fr\"",
+        "expect_regex = \"dc=upmc, dc=fr\"",
+        "secret = \"somesecret\"",
+        "username = \"readuser\"",
+    ] {
+        assert!(out.toml.contains(line), "{line}: {}", out.toml);
+    }
+    // halb-config builds both probes from the imported file.
+    let probes: Vec<String> = cfg
+        .checks
+        .iter()
+        .map(|c| format!("{:?}", c.spec.probe))
+        .collect();
+    assert!(probes.iter().any(|p| p.starts_with("Ldap(")), "{probes:?}");
+    assert!(
+        probes
+            .iter()
+            .any(|p| p.starts_with("Radius(") && p.contains("readuser")),
+        "{probes:?}"
+    );
+}
+
+#[test]
+fn ldap_and_radius_map_as_ldirectord_reads_them() {
+    let text = "virtual=192.0.2.1:636\n\treal=198.51.100.1:636 masq\n\tservice=ldaps\n\tlogin=\"cn=mon,dc=example,dc=org\"\n\tpasswd=\"pw\"\n\
+virtual=192.0.2.1:389\n\treal=198.51.100.1:389 masq \"ou=a,dc=example,dc=org\", \"^ou=a\"\n\tlogin=\"cn=mon\"\n\
+virtual=192.0.2.1:1812\n\treal=198.51.100.1:1812 masq\n\tprotocol=udp\n";
+    let out = ld(text).unwrap();
+    checked(&out);
+    let report = out.report.render();
+    // ldaps with both: a simple bind, the root DSE searched.
+    assert!(
+        out.toml.contains(
+            "type = \"ldaps\"\nbind_dn = \"cn=mon,dc=example,dc=org\"\npassword = \"pw\""
+        ),
+        "{}",
+        out.toml
+    );
+    // The port picks ldap; a login without passwd binds anonymously.
+    assert!(
+        report.contains("ldirectord binds anonymously here"),
+        "{report}"
+    );
+    assert!(
+        out.toml
+            .contains("search_base = \"ou=a,dc=example,dc=org\"\nexpect_regex = \"^ou=a\""),
+        "{}",
+        out.toml
+    );
+    // radius without a secret: left out, said so.
+    assert!(report.contains("without a secret"), "{report}");
+    assert!(!out.toml.contains("type = \"radius\""), "{}", out.toml);
 }
 
 #[test]

@@ -296,8 +296,13 @@ pub struct VirtualService {
     pub scheduler: SchedulerKind,
     pub flags: SchedulerFlags,
     pub persistence: Option<Persistence>,
-    /// Used only while no real server can take a connection.
+    /// Used only while no real server can take a connection. IPVS: added
+    /// to the kernel's table (weight 1) while no real server is up, as
+    /// keepalived's `sorry_server` and ldirectord's `fallback`.
     pub fallback: Option<SocketAddr>,
+    /// IPVS: how the fallback server is reached.
+    #[serde(default)]
+    pub fallback_forward: Forward,
     pub on_down: OnDown,
     pub proxy_protocol: Option<ProxyProtocol>,
     /// TCP: how long one connect attempt to a real server may take.
@@ -354,6 +359,7 @@ impl VirtualService {
             flags: SchedulerFlags::default(),
             persistence: None,
             fallback: None,
+            fallback_forward: Forward::Proxy,
             on_down: OnDown::default(),
             proxy_protocol: None,
             connect_timeout: Duration::from_secs(3),

@@ -15,11 +15,20 @@ use std::path::{Path, PathBuf};
 /// ([`check`]): what `halb check-config`, the daemon's start and its
 /// reloads accept.
 pub fn load(loader: &mut halb_config::Loader, path: &Path) -> Result<Config, ConfigErrors> {
+    load_with_text(loader, path).map(|(c, _)| c)
+}
+
+/// [`load`], with the text it read (the running config's digest, for
+/// `[global.sync]`).
+pub fn load_with_text(
+    loader: &mut halb_config::Loader,
+    path: &Path,
+) -> Result<(Config, String), ConfigErrors> {
     let (config, src) = loader.load_with_source(path)?;
     if config.resource_groups.is_empty() {
-        return Ok(config);
+        return Ok((config, src));
     }
-    check(&src, path, &config)
+    check(&src, path, &config).map(|c| (c, src))
 }
 
 /// Checks the agents of `config` (parsed from `src`, read from `file`)

@@ -225,6 +225,11 @@ enum Command {
         #[arg(long, default_value = realserver::DEFAULT_STATE)]
         state: PathBuf,
     },
+    /// The config shared with the peer director ([global.sync]): `halb
+    /// config diff [PEER]` shows what differs, `halb config push [PEER]`
+    /// sends this director's file (the peer checks it and reloads only if
+    /// it is valid). Over the authenticated, encrypted sync channel.
+    Config(crate::sync::ConfigArgs),
     /// Print the shell completion script for SHELL (bash, zsh, fish,
     /// elvish, powershell) on stdout.
     Completions {
@@ -305,6 +310,7 @@ pub fn main() -> ExitCode {
             return check_config(&file, max_config_size, json);
         }
         Command::Import(args) => return crate::import::run(&args),
+        Command::Config(args) => return crate::sync::run_cli(&args),
         Command::List(args) => list::run(&args),
         Command::Reload { target } => reload(&target),
         Command::Resource { action, target } => {

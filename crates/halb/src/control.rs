@@ -114,9 +114,31 @@ pub struct Status {
     /// Every real server's weight as configured (checked or not).
     #[serde(default)]
     pub configured_weights: Vec<ConfiguredWeight>,
+    /// `[global.sync]`: how each peer's config compares with ours.
+    #[serde(default)]
+    pub config_sync: Vec<ConfigSyncStatus>,
     /// Quorum (`[global.quorum]`; None without it).
     #[serde(default)]
     pub quorum: Option<halb_quorum::Status>,
+}
+
+/// One sync peer (`[global.sync]`): its config compared with ours.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConfigSyncStatus {
+    pub peer: String,
+    pub address: std::net::SocketAddr,
+    /// "in_sync", "differs", "unreachable", or "unknown" (not asked yet).
+    pub state: String,
+    /// When this state began (seconds since the Unix epoch).
+    #[serde(default)]
+    pub since_unix: Option<f64>,
+    /// Our running config's digest, and the peer's last one.
+    pub ours: String,
+    #[serde(default)]
+    pub theirs: Option<String>,
+    /// Why the peer is unreachable.
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 /// Reloads since the daemon started.

@@ -30,8 +30,9 @@ use tokio::task::JoinSet;
 /// Where the running config came from, so a reload can read it again.
 #[derive(Debug)]
 pub enum Source {
-    /// A file, and what its last load can give the next one.
-    File(PathBuf, Box<halb_config::Loader>),
+    /// A file, what its last load can give the next one, and the text
+    /// running (its digest is what `[global.sync]` compares).
+    File(PathBuf, Box<halb_config::Loader>, String),
     /// An embedded config (`halb demo`): reload has nothing to re-read.
     Embedded(&'static str),
 }
@@ -79,6 +80,8 @@ struct Shell {
     /// systemd's file-descriptor store (fdstore.rs), kept equal to the
     /// listening sockets after each reload.
     fd_store: crate::fdstore::FdStore,
+    /// `[global.sync]`: the channel's server, the drift tracker.
+    sync: Option<crate::sync::Running>,
 }
 
 /// How long a reader waits for the daemon's task to publish a fresh
@@ -240,7 +243,7 @@ impl Shell {
             version: env!("CARGO_PKG_VERSION").to_string(),
             dataplane: self.plane.name().to_string(),
             config: match &self.source {
-                Source::File(p, _) => Some(p.clone()),
+                Source::File(p, ..) => Some(p.clone()),
                 Source::Embedded(_) => None,
             },
             uptime_secs: 0,
@@ -270,6 +273,7 @@ impl Shell {
                 .to_owned()
             }),
             configured_weights: self.configured_weights(),
+            config_sync: self.sync.as_ref().map(|s| s.status()).unwrap_or_default(),
             quorum: self.director.quorum_status(),
         }
     }
@@ -579,6 +583,143 @@ impl Shell {
         response
     }
 
+    /// Carries out what the sync tracker decided: questions to the
+    /// peers, and each peer's change (logged; a difference and its end
+    /// alerted by the director).
+    fn sync_drain(&mut self) {
+        use halb_sync::{Action as A, PeerState as S};
+        let Some(s) = &mut self.sync else { return };
+        while let Some(a) = s.tracker.poll_action() {
+            match a {
+                A::Ask { peer } => s.ask_digest(peer),
+                A::Changed { peer, from, to } => {
+                    let Some(name) = s.peers.get(peer).map(|p| p.name.clone()) else {
+                        continue;
+                    };
+                    // A new reason of an unreachable peer is not a new state.
+                    if std::mem::discriminant(&from) != std::mem::discriminant(&to) {
+                        if let Some(t) = s.since_unix.get_mut(peer) {
+                            *t = Some(crate::sync::unix_now());
+                        }
+                    }
+                    let ours = halb_sync::short(s.tracker.ours()).to_owned();
+                    match to {
+                        S::InSync { .. } => {
+                            let reason = format!(
+                                "config sync: {name} runs the same config as {} ({ours})",
+                                s.name
+                            );
+                            if matches!(from, S::Differs { .. }) {
+                                tracing::info!("{reason} again");
+                            } else {
+                                tracing::info!("{reason}");
+                            }
+                            self.director
+                                .handle_config_sync(&name, true, reason, Instant::now());
+                        }
+                        S::Differs { theirs, .. } => {
+                            let reason = format!(
+                                "config sync: config differs from {name} (ours {ours}, {name}'s {}): `halb config diff {name}` shows the lines, `halb config push {name}` sends ours",
+                                halb_sync::short(&theirs)
+                            );
+                            tracing::warn!("{reason}");
+                            self.director
+                                .handle_config_sync(&name, false, reason, Instant::now());
+                        }
+                        S::Unreachable { reason, .. } => {
+                            tracing::warn!(
+                                "config sync: cannot compare the config with {name}: {reason}"
+                            );
+                        }
+                        S::Unknown => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// A peer answered the tracker's question (or did not).
+    fn sync_answer(&mut self, peer: usize, answer: Result<halb_sync::Reply, String>) {
+        let Some(s) = &mut self.sync else { return };
+        let now = Instant::now();
+        match answer {
+            Ok(halb_sync::Reply::Digest { digest, .. }) => {
+                s.tracker.handle_digest(peer, digest, now)
+            }
+            Ok(halb_sync::Reply::Error { message }) => s.tracker.handle_failure(peer, message, now),
+            Ok(_) => s
+                .tracker
+                .handle_failure(peer, "an answer that is not a digest".into(), now),
+            Err(e) => s.tracker.handle_failure(peer, e, now),
+        }
+    }
+
+    /// `halb config push` from a peer: the pushed file with this
+    /// director's own keys (halb_sync::keep_local), checked as
+    /// `halb check-config` does; written and reloaded only if valid.
+    fn push(&mut self, from: &str, text: String) -> halb_sync::Reply {
+        let name = self
+            .sync
+            .as_ref()
+            .map(|s| s.name.clone())
+            .unwrap_or_default();
+        let refused = |message: String| halb_sync::Reply::Pushed {
+            name: name.clone(),
+            applied: false,
+            message,
+        };
+        let Source::File(path, loader, running) = &self.source else {
+            return refused("this director runs an embedded config, not a file".into());
+        };
+        let path = path.clone();
+        if text.len() as u64 > loader.max_size() {
+            return refused(format!(
+                "{} bytes, over this director's --max-config-size",
+                text.len()
+            ));
+        }
+        // What is on disk is what this director keeps its own keys from
+        // (the running text if the file cannot be read).
+        let local =
+            crate::sync::read_bounded(&path, loader.max_size()).unwrap_or_else(|_| running.clone());
+        let merged = halb_sync::keep_local(&text, &local).unwrap_or(text);
+        let checked = halb_config::parse(&merged, &path)
+            .and_then(|c| crate::agents::check(&merged, &path, &c));
+        if let Err(errors) = checked {
+            let outcome = format!("{name} keeps its running config");
+            tracing::error!(
+                "config sync: push from {from} refused, the running config stays:\n{}",
+                errors.render()
+            );
+            return refused(errors.render_with_outcome(&outcome));
+        }
+        if let Err(e) = write_config(&path, &merged) {
+            tracing::error!(
+                "config sync: push from {from}: writing {}: {e}",
+                path.display()
+            );
+            return refused(format!(
+                "halb: writing {}: {e}; {name} keeps its running config\n",
+                path.display()
+            ));
+        }
+        tracing::info!(
+            "config sync: push from {from} written to {}: reloading",
+            path.display()
+        );
+        let r = self.reload();
+        self.count_reload(&r);
+        match r {
+            Response::Reloaded { summary } => halb_sync::Reply::Pushed {
+                name,
+                applied: true,
+                message: summary,
+            },
+            Response::Rejected { message } | Response::Error { message } => refused(message),
+            other => refused(format!("{other:?}")),
+        }
+    }
+
     /// Counts a reload's outcome for the status and /metrics.
     fn count_reload(&mut self, r: &Response) {
         self.reloads.total += 1;
@@ -596,11 +737,11 @@ impl Shell {
     /// change; carry it out. A config that does not validate changes
     /// nothing.
     fn reload_config(&mut self) -> Response {
-        let new = match &mut self.source {
-            Source::File(path, loader) => match crate::agents::load(loader, path) {
-                Ok(c) => {
+        let (new, text) = match &mut self.source {
+            Source::File(path, loader, _) => match crate::agents::load_with_text(loader, path) {
+                Ok((c, text)) => {
                     log_load(loader);
-                    c
+                    (c, text)
                 }
                 Err(errors) => {
                     tracing::error!(
@@ -631,6 +772,12 @@ impl Shell {
         }
         let instances = new.vrrp_instances.len();
         let plan = self.director.handle_config(new, Instant::now());
+        if let Source::File(_, _, running) = &mut self.source {
+            if let Some(s) = &mut self.sync {
+                s.set_text(&text);
+            }
+            *running = text;
+        }
         if !plan.at_restart.is_empty() {
             tracing::warn!(
                 "{} changes take effect at the next restart",
@@ -779,6 +926,32 @@ fn write_private(path: &Path, body: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
+/// Writes a pushed config over `path`: a new file beside it (the old
+/// one's mode) renamed over it, so the daemon never reads half a file.
+fn write_config(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mode = std::fs::metadata(path).map_or(0o600, |m| m.permissions().mode() & 0o7777);
+    let tmp = path.with_extension(format!("push.{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&tmp)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+/// The largest file this daemon reads (`--max-config-size`).
+fn max_file(source: &Source) -> u64 {
+    match source {
+        Source::File(_, loader, _) => loader.max_size(),
+        Source::Embedded(_) => halb_config::DEFAULT_MAX_SIZE,
+    }
+}
+
 /// Each change of a reload at info level, the first [`LOGGED_CHANGES`] of
 /// them (a reload of 1,000 weights is not 1,000 lines); the rest at debug.
 fn log_changes(changes: &[String]) {
@@ -821,7 +994,7 @@ pub fn run_file(
     fd_store: bool,
 ) -> anyhow::Result<ExitCode> {
     let mut loader = Box::new(halb_config::Loader::with_max_size(max_config_size));
-    let config = match crate::agents::load(&mut loader, path) {
+    let (config, text) = match crate::agents::load_with_text(&mut loader, path) {
         Ok(c) => {
             log_load(&loader);
             c
@@ -833,7 +1006,7 @@ pub fn run_file(
     };
     let http = config.global.http_listen;
     run(
-        Source::File(path.to_path_buf(), loader),
+        Source::File(path.to_path_buf(), loader, text),
         config,
         socket,
         http,
@@ -1070,7 +1243,7 @@ pub fn run(
             anyhow::bail!("no control socket");
         };
         let http_listener = match http {
-            Some(addr) => Some(bind_dashboard(addr, takeover).await?),
+            Some(addr) => Some(bind_retrying(addr, takeover, "dashboard").await?),
             None => None,
         };
         // The control socket appears once the table is applied.
@@ -1098,8 +1271,23 @@ pub fn run(
             vrrp: vrrp_slot.clone(),
             started: Instant::now(),
         });
+        // [global.sync]: the channel listens once the table is applied.
+        let (push_tx, push_rx) = mpsc::channel::<crate::sync::Push>(1);
+        let sync = match (&director.config().global.sync, &source) {
+            (Some(c), Source::File(path, _, text)) => Some(
+                crate::sync::Running::start(c, text, Some(path.clone()), max_file(&source), takeover, push_tx.clone())
+                    .await?,
+            ),
+            (Some(_), Source::Embedded(name)) => {
+                tracing::warn!("config sync: the embedded {name} config has no file to compare");
+                None
+            }
+            (None, _) => None,
+        };
+        let mut push_rx = sync.as_ref().map(|_| push_rx);
         let quorum_events = start_quorum(director.config())?;
         let mut shell = Shell {
+            sync,
             source,
             director,
             plane,
@@ -1158,8 +1346,16 @@ pub fn run(
         });
 
         loop {
+            shell.sync_drain();
             shell.drain();
             let wake = shell.director.poll_timeout();
+            let sync_wake = shell.sync.as_ref().and_then(|s| s.tracker.poll_timeout());
+            let sync_timer = async {
+                match sync_wake {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
             let timer = async {
                 match wake {
                     Some(at) => tokio::time::sleep_until(at.into()).await,
@@ -1217,6 +1413,21 @@ pub fn run(
                     }
                 }
                 () = timer => shell.director.handle_timeout(Instant::now()),
+                () = sync_timer => {
+                    if let Some(s) = &mut shell.sync {
+                        s.tracker.handle_timeout(Instant::now());
+                    }
+                }
+                Some((peer, answer)) = crate::sync::next_answer(&mut shell.sync) => {
+                    shell.sync_answer(peer, answer);
+                    shell.publish();
+                }
+                Some(push) = crate::sync::next_push(&mut push_rx) => {
+                    let reply = shell.push(&push.from, push.text);
+                    let _ = push.reply.send(reply);
+                    shell.publish();
+                    shell.after_reply();
+                }
                 _ = tick(&mut watchdog_tick) => {
                     watchdog.tick(&shell.notify, shell.vrrp.as_ref().map(|v| &*v.handle));
                 }
@@ -1321,9 +1532,10 @@ async fn tick(interval: &mut Option<tokio::time::Interval>) {
 
 /// The dashboard's listener. After a hand-over the predecessor closes its
 /// own a moment later: retried for [`crate::handover::STEP`] then.
-async fn bind_dashboard(
+pub(crate) async fn bind_retrying(
     addr: SocketAddr,
     takeover: bool,
+    what: &str,
 ) -> anyhow::Result<tokio::net::TcpListener> {
     let until = Instant::now() + crate::handover::STEP;
     loop {
@@ -1337,9 +1549,7 @@ async fn bind_dashboard(
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             Err(e) => {
-                return Err(
-                    anyhow::Error::new(e).context(format!("dashboard cannot listen on {addr}"))
-                )
+                return Err(anyhow::Error::new(e).context(format!("{what} cannot listen on {addr}")))
             }
         }
     }

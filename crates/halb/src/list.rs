@@ -251,6 +251,7 @@ pub fn render_table(status: &Status) -> String {
     }
     out.push_str(&render_vrrp(status));
     out.push_str(&render_resources(status));
+    out.push_str(&render_config_sync(status, crate::sync::unix_now()));
     out.lines()
         .map(|l| l.trim_end().to_string() + "\n")
         .collect()
@@ -372,6 +373,54 @@ pub fn render_vrrp(status: &Status) -> String {
         }
     }
     out
+}
+
+/// `[global.sync]`: one line per peer, "config differs from d2 since …".
+pub fn render_config_sync(status: &Status, now_unix: f64) -> String {
+    let mut out = String::new();
+    if status.config_sync.is_empty() {
+        return out;
+    }
+    out.push('\n');
+    for p in &status.config_sync {
+        let since = p.since_unix.map_or_else(String::new, |t| {
+            let ago = (now_unix - t).max(0.0) as u64;
+            format!(
+                " since {} ({} ago)",
+                halb_alert::sender::rfc3339(t as u64),
+                crate::list::ago(ago)
+            )
+        });
+        let ours = halb_sync::short(&p.ours);
+        let theirs = p.theirs.as_deref().map_or("-", halb_sync::short);
+        let _ = match p.state.as_str() {
+            "in_sync" => writeln!(out, "config in sync with {}{since} ({ours})", p.peer),
+            "differs" => writeln!(
+                out,
+                "config differs from {}{since} (ours {ours}, theirs {theirs}; `halb config diff {}`)",
+                p.peer, p.peer
+            ),
+            "unreachable" => writeln!(
+                out,
+                "config not compared with {} at {}{since}: {}",
+                p.peer,
+                p.address,
+                p.reason.as_deref().unwrap_or("unreachable")
+            ),
+            _ => writeln!(out, "config not compared with {} yet", p.peer),
+        };
+    }
+    out
+}
+
+/// A duration in seconds as "42s", "3m12s", "2h05m", "3d04h".
+pub fn ago(s: u64) -> String {
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
+        3600..=86399 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d{:02}h", s / 86400, s % 86400 / 3600),
+    }
 }
 
 /// The resource groups (Pacemaker's `crm_mon` in a few lines): group,
@@ -698,6 +747,7 @@ pub(crate) mod tests {
             reloads: Default::default(),
             sync_daemon: None,
             configured_weights: Vec::new(),
+            config_sync: Vec::new(),
             quorum: None,
             vrrp: vec![crate::control::VrrpStatus {
                 name: "VI_1".into(),
@@ -727,6 +777,30 @@ pub(crate) mod tests {
     #[test]
     fn table_layout() {
         insta::assert_snapshot!(render_table(&status()));
+    }
+
+    #[test]
+    fn config_sync_lines() {
+        let mut st = status();
+        let row = |peer: &str, state: &str, theirs: Option<&str>, reason: Option<&str>| {
+            crate::control::ConfigSyncStatus {
+                peer: peer.into(),
+                address: "192.0.2.2:7947".parse().unwrap(),
+                state: state.into(),
+                since_unix: Some(1_796_688_000.0),
+                ours: "f0af5b28c37d884f".into(),
+                theirs: theirs.map(Into::into),
+                reason: reason.map(Into::into),
+            }
+        };
+        st.config_sync = vec![
+            row("d2", "differs", Some("8a04d2d87d1b0000"), None),
+            row("d3", "in_sync", Some("f0af5b28c37d884f"), None),
+            row("d4", "unreachable", None, Some("authentication failed")),
+        ];
+        insta::assert_snapshot!(render_config_sync(&st, 1_796_688_222.0));
+        assert!(render_table(&st).contains("config differs from d2 since "));
+        assert_eq!(ago(3 * 3600 + 5 * 60), "3h05m");
     }
 
     #[test]

@@ -23,6 +23,7 @@ mod logging;
 mod metrics;
 mod planes;
 mod realserver;
+mod sync;
 mod systemd;
 mod vrrp;
 

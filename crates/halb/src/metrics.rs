@@ -250,6 +250,19 @@ fn registry(st: &Status) -> Reg {
         }
     }
 
+    let in_sync = r.gauge(
+        "halb_config_in_sync",
+        "1 while the peer director's running config has the same digest as ours ([global.sync]), 0 while it differs or cannot be asked; absent before the first answer.",
+    );
+    for p in &st.config_sync {
+        if p.state != "unknown" {
+            set(
+                &in_sync,
+                &l(&[("peer", p.peer.clone())]),
+                i64::from(p.state == "in_sync"),
+            );
+        }
+    }
     let quorum = r.gauge(
         "halb_quorum",
         "1 while this director's partition is quorate (for the settle time) and may hold resource groups and VIPs, 0 otherwise; absent without [global.quorum].",
@@ -670,6 +683,19 @@ mod tests {
             last_success_unix: Some(1_700_000_000.5),
         };
         st.sync_daemon = Some("backup".into());
+        st.config_sync = ["in_sync", "differs", "unknown"]
+            .into_iter()
+            .enumerate()
+            .map(|(i, state)| crate::control::ConfigSyncStatus {
+                peer: format!("d{}", i + 2),
+                address: ([192, 0, 2, 2], 7947).into(),
+                state: state.into(),
+                since_unix: None,
+                ours: "a".into(),
+                theirs: None,
+                reason: None,
+            })
+            .collect();
         st.configured_weights = [18081, 18082, 18083, 18084]
             .into_iter()
             .map(|port| ConfiguredWeight {
@@ -816,6 +842,9 @@ mod tests {
             one("halb_ipvs_sync_daemon_state", &["state=\"master\""]),
             Some(0.0)
         );
+        assert_eq!(one("halb_config_in_sync", &["peer=\"d2\""]), Some(1.0));
+        assert_eq!(one("halb_config_in_sync", &["peer=\"d3\""]), Some(0.0));
+        assert_eq!(one("halb_config_in_sync", &["peer=\"d4\""]), None);
         assert_eq!(one("halb_reloads_total", &[]), Some(3.0));
         assert_eq!(one("halb_reload_failures_total", &[]), Some(1.0));
         assert_eq!(

@@ -2,7 +2,8 @@
 # IPVS table: masq with weights; wrr with an HTTP negotiate check and
 # quiescent=no (a failed real server leaves the table: halb's on_down =
 # "remove"); rr with a connect check and quiescent=yes (weight 0:
-# "quiescent").
+# "quiescent"); a fallback server (halb: fallback, fallback_forward) added,
+# weight 1, when a service's only real server fails.
 # needs: ldirectord
 # import: ldirectord ldirectord-masq.cf
 topo_nat 2

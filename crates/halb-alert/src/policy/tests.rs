@@ -69,7 +69,10 @@ fn kinds(actions: &[Action]) -> Vec<(&'static str, Health, u32)> {
 fn states(a: &Alert) -> (Health, Health) {
     match &a.subject {
         Subject::RealServer { from, to, .. } => (*from, *to),
-        Subject::Resource { .. } | Subject::VrrpPath { .. } | Subject::Quorum { .. } => {
+        Subject::Resource { .. }
+        | Subject::VrrpPath { .. }
+        | Subject::ConfigSync { .. }
+        | Subject::Quorum { .. } => {
             panic!("not a real server's alert: {a:?}")
         }
     }

@@ -412,20 +412,42 @@ impl Cx<'_> {
                 }
             }
         }
+        if let Some(f) = self.field(node, "fallback_forward") {
+            let choice = self.choice(
+                &f,
+                "forwarding method",
+                &["route", "masq", "tunnel"],
+                FORWARD_SYNONYMS,
+            );
+            if plane != DataPlaneKind::Ipvs {
+                self.push(
+                    Problem::new(f.span.clone(), f.path.clone(), "fallback_forward needs the IPVS data plane")
+                        .expected("data_plane = \"ipvs\" on the virtual service, or no fallback_forward")
+                        .fix("remove fallback_forward: the proxy opens its own connection to the fallback"),
+                );
+            } else if self.field(node, "fallback").is_none() {
+                self.push(
+                    Problem::new(f.span.clone(), f.path.clone(), "fallback_forward without fallback")
+                        .expected("fallback = \"IP:PORT\" with fallback_forward")
+                        .fix("add fallback = \"IP:PORT\" (the server used while no real server is up), or remove fallback_forward"),
+                );
+            }
+            match choice {
+                Some("masq") => vs.fallback_forward = Forward::Masq,
+                Some("tunnel") => vs.fallback_forward = Forward::Tunnel,
+                _ => vs.fallback_forward = Forward::Route,
+            }
+        } else if plane == DataPlaneKind::Ipvs {
+            // As a real server's `forward`.
+            vs.fallback_forward = Forward::Route;
+        }
         if plane == DataPlaneKind::Ipvs {
-            for key in ["proxy_protocol", "fallback"] {
-                if let Some(f) = self.field(node, key) {
-                    let why = if key == "fallback" {
-                        "the kernel has no fallback server; give it a real server with a low weight and lower_threshold, or use data_plane = \"proxy\""
-                    } else {
-                        "the kernel forwards packets and cannot add a PROXY header: remove it, or use data_plane = \"proxy\""
-                    };
-                    self.push(
-                        Problem::new(f.span.clone(), f.path.clone(), format!("{key} is a userspace-proxy setting, and this service uses the IPVS data plane"))
-                            .expected("no proxy_protocol or fallback with data_plane = \"ipvs\"")
-                            .fix(why),
-                    );
-                }
+            if let Some(f) = self.field(node, "proxy_protocol") {
+                self.push(
+                    Problem::new(f.span.clone(), f.path.clone(), "proxy_protocol is a userspace-proxy setting, and this service uses the IPVS data plane")
+                        .expected("no proxy_protocol with data_plane = \"ipvs\"")
+                        .fix("the kernel forwards packets and cannot add a PROXY header: remove it, or use data_plane = \"proxy\""),
+                );
             }
             for key in ["max_fails", "fail_timeout"] {
                 if let Some(f) = self.field(node, key) {

@@ -773,15 +773,7 @@ impl Cx<'_> {
                 else {
                     return VrrpAuth::None;
                 };
-                let key = if k.len() == 64 && k.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    (0..32)
-                        .filter_map(|i| {
-                            u8::from_str_radix(k.get(2 * i..2 * i + 2).unwrap_or("0"), 16).ok()
-                        })
-                        .collect()
-                } else {
-                    k.as_bytes().to_vec()
-                };
+                let key = crate::values::key_bytes(k);
                 let problem = (key.len() < 16).then(|| {
                     (
                         format!("key is only {} bytes", key.len()),

@@ -646,6 +646,50 @@ mod tests {
         assert!(r.message().await.unwrap_err().contains("more than"));
     }
 
+    /// A server that announces a long message and streams it without end:
+    /// the reader stops at the announced length (under the bound) and
+    /// judges it; a conversation with a mute or garbage server ends.
+    #[tokio::test]
+    async fn hostile_streams_end() {
+        use tokio::io::AsyncWriteExt as _;
+        let (client, mut server) = tokio::io::duplex(8192);
+        tokio::spawn(async move {
+            let _ = server
+                .write_all(&[0x30, 0x84, 0x00, 0x00, 0xea, 0x60])
+                .await;
+            let zeros = [0u8; 4096];
+            while server.write_all(&zeros).await.is_ok() {}
+        });
+        let o = exchange(client, &LdapSpec::root_dse()).await;
+        assert!(
+            !o.ok && o.reason.starts_with("bind (anonymous): messageID"),
+            "{o:?}"
+        );
+        let (client, mut server) = tokio::io::duplex(8192);
+        tokio::spawn(async move {
+            let _ = server.write_all(b"220 smtp.example ESMTP\r\n").await;
+        });
+        let o = exchange(client, &LdapSpec::default()).await;
+        assert!(
+            o.reason.contains("not an LDAP message: first byte 0x32"),
+            "{o:?}"
+        );
+        // A bind answered, then search entries without end.
+        let (client, mut server) = tokio::io::duplex(8192);
+        tokio::spawn(async move {
+            let _ = server
+                .write_all(&openldap(1, &result_op(BIND_RESPONSE, 0, "")))
+                .await;
+            let entry = openldap(2, &tlv(SEARCH_ENTRY, &tlv(OCTET_STRING, b"dc=x")));
+            while server.write_all(&entry).await.is_ok() {}
+        });
+        let o = exchange(client, &LdapSpec::root_dse()).await;
+        assert_eq!(
+            o.reason,
+            format!("search (root DSE): no SearchResultDone within {MAX_MESSAGES} messages")
+        );
+    }
+
     proptest::proptest! {
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400)) {

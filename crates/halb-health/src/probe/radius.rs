@@ -478,6 +478,26 @@ mod tests {
             o.reason,
             "Access-Reject for halb: no such user (the server answers)"
         );
+        // A server with another secret: its reply does not verify.
+        let other = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let other_addr = other.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 4096];
+            while let Ok((n, from)) = other.recv_from(&mut buf).await {
+                if n < 20 {
+                    continue;
+                }
+                let mut auth = [0u8; 16];
+                auth.copy_from_slice(&buf[4..20]);
+                let r = reply(ACCESS_ACCEPT, buf[1], &auth, b"not-the-secret", "");
+                let _ = other.send_to(&r, from).await;
+            }
+        });
+        let o = probe(other_addr, &spec(), Duration::from_secs(3)).await;
+        assert!(
+            !o.ok && o.reason.starts_with("response authenticator mismatch"),
+            "{o:?}"
+        );
         let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let o = probe(
             silent.local_addr().unwrap(),

@@ -11,6 +11,8 @@
 //! PostgreSQL: `md5user` / `md5-pass-1` (pg_hba md5, MD5-stored),
 //! `scramuser` / `scram-pass-1` (scram-sha-256, owns database `app`),
 //! `trustuser` (trust).
+//! Beside them, the directory and AAA servers of the ldap and radius
+//! checks: slapd ([`start_slapd`]) and freeradius ([`start_freeradius`]).
 #![allow(dead_code)]
 
 use std::net::{SocketAddr, TcpListener};
@@ -40,6 +42,17 @@ impl Server {
 
     /// A clean shutdown first (postgres: SIGINT = fast shutdown; mariadbd:
     /// SIGTERM), then SIGKILL after 10 s; reaped by PID.
+    /// Its temporary directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The server process's PID while it runs.
+    pub fn pid(&self) -> Option<nix::unistd::Pid> {
+        let id = self.child.as_ref()?.id();
+        Some(nix::unistd::Pid::from_raw(i32::try_from(id).ok()?))
+    }
+
     pub fn stop(&mut self) {
         use nix::sys::signal::{kill, Signal};
         let Some(mut child) = self.child.take() else {
@@ -290,4 +303,146 @@ pub fn start_postgres() -> Option<Server> {
         String::from_utf8_lossy(&out.stderr)
     );
     Some(server)
+}
+
+// ---------------------------------------------------------------- slapd
+
+/// slapd with a `dc=example,dc=org` database (rootdn
+/// `cn=admin,dc=example,dc=org` / `hc-pass-1`, an entry
+/// `ou=health,dc=example,dc=org`) from a slapd.conf and a slapadd'ed
+/// database in a temporary directory, on a plain listener (the server's
+/// `addr`) and an ldaps one (the port returned; a self-signed RSA
+/// certificate from openssl for `localhost`, in the directory as
+/// `cert.pem`, see [`Server::dir`]).
+pub fn start_slapd() -> Option<(Server, u16)> {
+    let slapd = binary("/usr/sbin/slapd", "slapd")?;
+    let slapadd = binary("/usr/sbin/slapadd", "slapd")?;
+    let dir = temp_dir("slapd");
+    let d = dir.display();
+    std::fs::create_dir_all(dir.join("db")).unwrap();
+    output_ok(
+        Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            ])
+            .args(["-subj", "/CN=localhost"])
+            .args(["-addext", "subjectAltName=DNS:localhost"])
+            .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+            .arg("-keyout")
+            .arg(dir.join("key.pem"))
+            .arg("-out")
+            .arg(dir.join("cert.pem")),
+        "openssl req",
+    );
+    let conf = dir.join("slapd.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "include /etc/ldap/schema/core.schema\npidfile {d}/slapd.pid\n\
+             TLSCertificateFile {d}/cert.pem\nTLSCertificateKeyFile {d}/key.pem\n\
+             modulepath /usr/lib/ldap\nmoduleload back_mdb\n\
+             database mdb\nsuffix \"dc=example,dc=org\"\n\
+             rootdn \"cn=admin,dc=example,dc=org\"\nrootpw hc-pass-1\ndirectory {d}/db\n"
+        ),
+    )
+    .unwrap();
+    let ldif = dir.join("base.ldif");
+    std::fs::write(
+        &ldif,
+        "dn: dc=example,dc=org\nobjectClass: dcObject\nobjectClass: organization\ndc: example\no: Example\n\n\
+         dn: ou=health,dc=example,dc=org\nobjectClass: organizationalUnit\nou: health\n",
+    )
+    .unwrap();
+    output_ok(
+        Command::new(slapadd)
+            .arg("-f")
+            .arg(&conf)
+            .arg("-l")
+            .arg(&ldif),
+        "slapadd",
+    );
+    let (plain, tls) = (free_port(), free_port());
+    let log = dir.join("slapd.log");
+    let spawn = move || {
+        Command::new(&slapd)
+            .args(["-d", "0", "-f"])
+            .arg(&conf)
+            .arg("-h")
+            .arg(format!(
+                "ldap://127.0.0.1:{plain}/ ldaps://127.0.0.1:{tls}/"
+            ))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap()
+    };
+    let server = Server::new(&dir, plain, Box::new(spawn));
+    wait_for(Duration::from_secs(20), "slapd", || {
+        [plain, tls]
+            .iter()
+            .all(|p| std::net::TcpStream::connect(("127.0.0.1", *p)).is_ok())
+    });
+    Some((server, tls))
+}
+
+// ---------------------------------------------------------------- freeradius
+
+/// freeradius -X with a radiusd.conf, a client 127.0.0.1 (secret
+/// `testing123`) and a users file (`hc` / `hc-pass-1`, Reply-Message
+/// `Hello hc`) in a temporary directory; `addr` is its UDP port. Its log
+/// (`-X` output) is [`radius_log`].
+pub fn start_freeradius() -> Option<Server> {
+    let freeradius = binary("/usr/sbin/freeradius", "freeradius")?;
+    let dir = temp_dir("freeradius");
+    let d = dir.display();
+    // A UDP port: one bound and released.
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::write(
+        dir.join("radiusd.conf"),
+        format!(
+            "prefix = /usr\nexec_prefix = /usr\nsysconfdir = {d}\nlocalstatedir = {d}\n\
+             sbindir = /usr/sbin\nlogdir = {d}\nraddbdir = {d}\nradacctdir = {d}\n\
+             name = freeradius\nconfdir = {d}\nrun_dir = {d}\nlibdir = /usr/lib/freeradius\n\
+             pidfile = {d}/radiusd.pid\nmax_request_time = 5\ncleanup_delay = 1\n\
+             max_requests = 256\nhostname_lookups = no\nlog {{\n destination = stderr\n}}\n\
+             security {{\n allow_core_dumps = no\n allow_vulnerable_openssl = yes\n}}\n\
+             client local {{\n ipaddr = 127.0.0.1\n secret = testing123\n}}\n\
+             modules {{\n files {{\n  filename = {d}/users\n }}\n pap {{\n }}\n}}\n\
+             server default {{\n listen {{\n  type = auth\n  ipaddr = 127.0.0.1\n  port = {port}\n }}\n\
+             authorize {{\n  files\n  pap\n }}\n authenticate {{\n  pap\n }}\n}}\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("users"),
+        "hc Cleartext-Password := \"hc-pass-1\"\n  Reply-Message := \"Hello hc\"\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("dictionary"), "").unwrap();
+    let log = dir.join("freeradius.log");
+    let (conf_dir, log_file) = (dir.clone(), log.clone());
+    let spawn = move || {
+        Command::new(&freeradius)
+            .arg("-X")
+            .arg("-d")
+            .arg(&conf_dir)
+            .stdout(std::fs::File::create(&log_file).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let server = Server::new(&dir, port, Box::new(spawn));
+    wait_for(Duration::from_secs(20), "freeradius", || {
+        radius_log(&server).contains("Ready to process requests")
+    });
+    Some(server)
+}
+
+/// freeradius' `-X` output so far.
+pub fn radius_log(server: &Server) -> String {
+    std::fs::read_to_string(server.dir.join("freeradius.log")).unwrap_or_default()
 }
