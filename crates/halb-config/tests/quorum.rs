@@ -82,3 +82,19 @@ fn quorum_needs_a_provider_and_an_instance() {
 fn quorum_must_be_a_table() {
     assert_snapshot!(render(&format!("[global]\nquorum = \"corosync\"\n{VRRP}")));
 }
+
+#[test]
+fn docs_quorum_example_parses() {
+    let doc = include_str!("../../../docs/configuration.md");
+    let from = doc.find("### Membership: quorum from Corosync").unwrap();
+    let start = from + doc[from..].find("```toml\n").unwrap() + "```toml\n".len();
+    let end = start + doc[start..].find("```").unwrap();
+    let c = parse(
+        &format!("{}{VRRP}", &doc[start..end]),
+        Path::new("doc.toml"),
+    )
+    .unwrap();
+    let q = c.global.quorum.unwrap();
+    assert_eq!(q.settle, Duration::from_secs(2));
+    assert_eq!(q.no_quorum_policy, NoQuorumPolicy::Stop);
+}

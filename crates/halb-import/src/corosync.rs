@@ -182,7 +182,10 @@ pub(crate) fn read(input: &Input, report: &mut Report) -> Corosync {
                     "{} nodes: quorum among three or more directors",
                     c.nodes.len()
                 ),
-                Advice::NotSupported,
+                Advice::Feature(
+                    "[global.quorum] provider = \"corosync\", with this corosync.conf still running on every director"
+                        .into(),
+                ),
             );
         }
     }
@@ -310,5 +313,19 @@ mod tests {
         let out = r.render();
         assert!(out.contains("c:2:2: error"), "{out}");
         assert!(out.contains("not closed"), "{out}");
+    }
+
+    #[test]
+    fn three_nodes_point_to_global_quorum() {
+        let mut r = Report::default();
+        let conf = "nodelist {\n node {\n  nodeid: 1\n  ring0_addr: 192.0.2.1\n }\n node {\n  nodeid: 2\n  ring0_addr: 192.0.2.2\n }\n node {\n  nodeid: 3\n  ring0_addr: 192.0.2.3\n }\n}\n";
+        let c = read(&Input::new("corosync.conf", conf), &mut r);
+        assert_eq!(c.nodes.len(), 3);
+        let out = r.render();
+        assert!(
+            out.contains("3 nodes: quorum among three or more directors")
+                && out.contains("[global.quorum] provider = \"corosync\""),
+            "{out}"
+        );
     }
 }

@@ -319,7 +319,10 @@ fn property(a: &Attr, cib: &mut Cib) {
         ),
         "no-quorum-policy" => (
             "what a node without quorum does",
-            Advice::Feature("two directors: VRRP decides; track_ping as the tie-breaker".into()),
+            Advice::Feature(
+                "[global.quorum] no_quorum_policy (\"stop\" or \"ignore\") with three directors or more; two directors: VRRP decides, track_ping as the tie-breaker"
+                    .into(),
+            ),
         ),
         "symmetric-cluster"
         | "default-resource-stickiness"
